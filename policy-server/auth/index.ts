@@ -1,0 +1,144 @@
+/**
+ * Authentication and authorization for the policy server.
+ *
+ * Takes in: an incoming HTTP request (its `Authorization` header or session cookie) and an
+ * operation's {@link Access} rule. Gives out: an {@link Identity} (or `null` for anonymous),
+ * an `allow | unauthenticated | forbidden` decision, and the `x-kea-*` identity headers for
+ * the upstream.
+ *
+ * Two ways in (see docs/adr/0003-sessions-and-tokens.md):
+ * - Browsers: OpenID Connect authorization code flow with PKCE, state and nonce
+ *   (OIDC Core 1.0 §3.1, RFC 7636) via `openid-client`, ending in an encrypted session cookie
+ *   (JWE `dir` + `A256GCM`, RFC 7516) valid for every service behind the gateway (`Path=/`).
+ * - Scripts: `Authorization: Bearer <JWT>` (RFC 6750) verified with `jose` against the issuer's
+ *   JWKS (RFC 7517/7519, JWT access tokens per RFC 9068), cached by token hash until `exp`.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Router } from 'express';
+import type { Access } from '../../lib/api/types.js';
+
+/** Who is calling, once authenticated. */
+export interface Identity {
+  /** The `sub` claim (for client-credentials tokens without `sub`: the `client_id`). */
+  subject: string;
+  /** All claims: the access token's payload (bearer) or the ID token's claims (session). */
+  claims: Record<string, unknown>;
+  /** How the caller authenticated. */
+  via: 'session' | 'bearer';
+  /**
+   * A `Set-Cookie` header value the caller MUST append to the response: set when the session
+   * was refreshed transparently (new tokens from the IdP, re-sealed cookie). Absent otherwise.
+   * Never present on bearer identities, which are shared across requests through the cache.
+   */
+  setCookie?: string;
+}
+
+/** Stable error codes of {@link AuthError}. */
+export type AuthErrorCode =
+  | 'invalid_token' // bearer token malformed, bad signature, wrong iss/aud/alg, unknown kid, ...
+  | 'expired_token' // bearer token past exp (or before nbf: code 'invalid_token')
+  | 'invalid_session' // session cookie cannot be decrypted / is malformed
+  | 'expired_session' // session past its absolute lifetime, or refresh was refused by the IdP
+  | 'invalid_request'; // malformed Authorization header
+
+/**
+ * Credentials were presented but are not acceptable. Always HTTP 401. Map it once, at the
+ * boundary, to `application/problem+json` and add {@link AuthError.wwwAuthenticate} as the
+ * `WWW-Authenticate` header (RFC 6750 §3). If {@link AuthError.setCookie} is set (a dead
+ * session), append it as `Set-Cookie` so the browser drops the cookie.
+ */
+export class AuthError extends Error {
+  readonly status = 401 as const;
+  constructor(
+    readonly code: AuthErrorCode,
+    message: string,
+    /** `Set-Cookie` value clearing a dead session cookie, when there was one. */
+    readonly setCookie?: string,
+  ) {
+    super(message);
+    this.name = 'AuthError';
+  }
+  /** `WWW-Authenticate` header value (RFC 6750 §3), e.g. `Bearer realm="kea", error="invalid_token"`. */
+  get wwwAuthenticate(): string {
+    const err = this.code === 'invalid_request' ? 'invalid_request' : 'invalid_token';
+    const desc = this.message.replace(/["\\\r\n]/g, ' ').slice(0, 200);
+    return `Bearer realm="kea", error="${err}", error_description="${desc}"`;
+  }
+}
+
+/** Authentication front end: one per policy server process. */
+export interface Authenticator {
+  /**
+   * Authenticates a request. Bearer token first (if an `Authorization: Bearer` header is
+   * present), else the session cookie.
+   * @returns the identity, or `null` if the request carries no credentials (anonymous).
+   * @throws {AuthError} (401) if credentials are present but invalid or expired.
+   * Hot path: a cached bearer token costs one SHA-256 of the token and a map lookup.
+   */
+  authenticate(req: IncomingMessage): Promise<Identity | null>;
+  /**
+   * Express router with `GET /auth/login?returnTo=`, `GET /auth/callback`,
+   * `GET|POST /auth/logout` and `GET /auth/me`. Paths are absolute: mount it at the root,
+   * `app.use(auth.router())`.
+   */
+  router(): Router;
+  /** Relative URL that starts a browser login and comes back to `returnTo` (a path or an allowed absolute URL). */
+  loginUrl(returnTo: string): string;
+  /** Releases timers and caches. */
+  close(): Promise<void>;
+}
+
+/** Configuration of {@link createAuthenticator}. */
+export interface AuthConfig {
+  /** OpenID Provider issuer URL (OIDC Discovery 1.0). `http:` is accepted only for loopback hosts unless {@link AuthConfig.allowHttpIssuer}. */
+  issuer: string;
+  /** OAuth client of the gateway (confidential client for the code flow). */
+  clientId: string;
+  clientSecret?: string;
+  /** Gateway URL + `/auth/callback`, registered at the IdP. Its host is always an allowed return-to host. */
+  redirectUri: string;
+  /** Expected `aud` of bearer JWT access tokens (the gateway's resource indicator, RFC 8707). */
+  audience: string | string[];
+  /** Resource indicator requested in the browser flow (RFC 8707). Default: the first audience. `null`: do not send one. */
+  resource?: string | null;
+  /** Allowed JWS algorithms. Default `['RS256', 'ES256', 'PS256', 'EdDSA']`. Never `none` or HS*. */
+  algorithms?: string[];
+  /** Session cookie secrets, each ≥ 32 characters. The first one seals; all unseal (key rotation). */
+  sessionSecrets: string[];
+  /** Extra hosts (`host` or `host:port`) that absolute return-to URLs may point at. */
+  allowedReturnHosts?: string[];
+  /** Session cookie name. Default `__Host-kea_session` when Secure, else `kea_session`. */
+  cookieName?: string;
+  /** `Secure` cookie attribute. Default true. May be false only when redirectUri is `http://localhost|127.0.0.1` (dev). */
+  cookieSecure?: boolean;
+  /** Absolute session lifetime in seconds. Default 28800 (8 h). */
+  sessionTtlSeconds?: number;
+  /** Scopes requested at login. Default `openid profile email offline_access`. */
+  scope?: string;
+  /** Where the IdP sends the browser after RP-initiated logout. Default: the gateway root. */
+  postLogoutRedirectUri?: string;
+  /** Allowed clock skew in seconds for exp/nbf/iat. Default 5. */
+  clockToleranceSeconds?: number;
+  /** Refresh the session this many seconds before its access token expires. Default 60. */
+  refreshSkewSeconds?: number;
+  /** Maximum number of verified bearer tokens cached. Default 10000. */
+  tokenCacheMax?: number;
+  /** Accept an `http:` issuer on a non-loopback host (in-cluster dev IdP only). Default false. */
+  allowHttpIssuer?: boolean;
+  /** Minimum time in ms between JWKS refetches (unknown `kid`). Default 30000. */
+  jwksCooldownMs?: number;
+}
+
+/** Claim paths used by {@link authorize} and {@link identityHeaders} (dot-separated, e.g. `realm_access.roles`). */
+export interface ClaimPaths {
+  /** Default `roles`. */
+  rolesClaim?: string;
+  /** Default `groups`. */
+  groupsClaim?: string;
+  /** Default `scope` (space-separated string or array). */
+  scopesClaim?: string;
+}
+
+export { authorize, identityHeaders, IDENTITY_HEADERS, readClaim, claimStrings } from './authorize.js';
+export { safeReturnTo } from './redirect.js';
+export { createAuthenticator } from './authenticator.js';
