@@ -1,0 +1,239 @@
+/**
+ * A thin JSON REST client for the Kubernetes API, built on `@kubernetes/client-node`'s
+ * KubeConfig authentication (client certificates, tokens, exec plugins) and the same undici
+ * `fetch` its `Watch` uses.
+ *
+ * Why not `KubernetesObjectApi`: it round-trips every body through the generated
+ * `ObjectSerializer`, which turns timestamps into `Date`s and drops fields unknown to the
+ * typed models. KEA hashes desired objects and compares live copies field for field, so it
+ * needs the API server's JSON exactly as served. This module only builds URLs and maps HTTP
+ * errors; authentication stays in client-node.
+ */
+import { HttpMethod, RequestContext, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { fetch, type Dispatcher } from 'undici';
+
+/** Where a kind lives in the REST API. */
+export interface ResourceRef {
+  /** `v1`, `apps/v1`, `gateway.networking.k8s.io/v1`, ... */
+  apiVersion: string;
+  kind: string;
+  /** Lower-case plural resource name, e.g. `httproutes`. */
+  plural: string;
+  namespaced: boolean;
+}
+
+/** Kinds KEA reads or writes. Unknown kinds are resolved by API discovery. */
+export const RESOURCES: Record<string, ResourceRef> = Object.fromEntries(
+  (
+    [
+      ['kea.dev/v1alpha1', 'ApiSchema', 'apischemas', true],
+      ['kea.dev/v1alpha1', 'MLService', 'mlservices', true],
+      ['v1', 'Service', 'services', true],
+      ['v1', 'ConfigMap', 'configmaps', true],
+      ['v1', 'Secret', 'secrets', true],
+      ['v1', 'Namespace', 'namespaces', false],
+      ['v1', 'Event', 'events', true],
+      ['apps/v1', 'Deployment', 'deployments', true],
+      ['gateway.networking.k8s.io/v1', 'HTTPRoute', 'httproutes', true],
+      ['gateway.networking.k8s.io/v1', 'Gateway', 'gateways', true],
+      ['gateway.networking.k8s.io/v1beta1', 'ReferenceGrant', 'referencegrants', true],
+      ['coordination.k8s.io/v1', 'Lease', 'leases', true],
+      ['policy/v1', 'PodDisruptionBudget', 'poddisruptionbudgets', true],
+    ] as Array<[string, string, string, boolean]>
+  ).map(([apiVersion, kind, plural, namespaced]) => [`${apiVersion}/${kind}`, { apiVersion, kind, plural, namespaced }]),
+);
+
+/** An HTTP error from the API server, carrying its `Status` reason and message. */
+export class KubeError extends Error {
+  constructor(
+    /** HTTP status code (404, 409, 410, 422, 500, ...); 0 for a transport error. */
+    readonly statusCode: number,
+    /** metav1.Status reason, e.g. `NotFound`, `AlreadyExists`, `Conflict`, `Invalid`. */
+    readonly reason: string,
+    message: string,
+    readonly body?: unknown,
+  ) {
+    super(message);
+    this.name = 'KubeError';
+  }
+}
+
+/** A list response with its resourceVersion (for starting a watch). */
+export interface ObjectList<T = KubernetesObject> {
+  items: T[];
+  metadata: { resourceVersion?: string; continue?: string };
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  /** Content-Type of the body; default application/json. */
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+/** Counts requests by verb, for metrics and tests. */
+export type RequestObserver = (method: string, path: string, status: number, ms: number) => void;
+
+/**
+ * JSON client for one cluster. All methods throw {@link KubeError} on a non-2xx answer or a
+ * transport failure (statusCode 0).
+ */
+export class KubeClient {
+  private discovered = new Map<string, ResourceRef>();
+  private server: string;
+  observer?: RequestObserver;
+
+  constructor(readonly kc: KubeConfig) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.server = cluster.server.replace(/\/$/, '');
+  }
+
+  /** Sends one request; returns the parsed JSON body (or undefined for an empty body). */
+  async request<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, opts: RequestOptions = {}): Promise<T> {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const ctx = new RequestContext(url.toString(), HttpMethod[method as keyof typeof HttpMethod]);
+    await this.kc.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+      headers['content-type'] = opts.contentType ?? 'application/json';
+    }
+    const started = performance.now();
+    let res;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        body,
+        dispatcher: ctx.getDispatcher() as Dispatcher | undefined,
+        signal: opts.signal ?? AbortSignal.timeout(30_000),
+      });
+    } catch (err) {
+      this.observer?.(method, path, 0, performance.now() - started);
+      const cause = (err as { cause?: { code?: string } }).cause?.code;
+      throw new KubeError(0, 'Transport', `${method} ${path}: ${(err as Error).message}${cause ? ` (${cause})` : ''}`);
+    }
+    const text = await res.text();
+    this.observer?.(method, path, res.status, performance.now() - started);
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = text;
+    }
+    if (res.status < 200 || res.status > 299) {
+      const st = (json ?? {}) as { reason?: string; message?: string };
+      throw new KubeError(res.status, st.reason ?? 'Unknown', `${method} ${path}: ${res.status} ${st.message ?? text.slice(0, 500)}`, json);
+    }
+    return json as T;
+  }
+
+  /** Resolves where a kind lives; uses the static table, then API discovery (cached). */
+  async resource(apiVersion: string, kind: string): Promise<ResourceRef> {
+    const key = `${apiVersion}/${kind}`;
+    const known = RESOURCES[key] ?? this.discovered.get(key);
+    if (known) return known;
+    const list = await this.request<{ resources: Array<{ name: string; kind: string; namespaced: boolean }> }>('GET', groupPath(apiVersion));
+    const r = list.resources.find((x) => x.kind === kind && !x.name.includes('/'));
+    if (!r) throw new KubeError(404, 'NotFound', `no resource for ${key}`);
+    const ref = { apiVersion, kind, plural: r.name, namespaced: r.namespaced };
+    this.discovered.set(key, ref);
+    return ref;
+  }
+
+  /** Collection path, e.g. `/apis/apps/v1/namespaces/x/deployments` (all namespaces when ns is undefined). */
+  collectionPath(ref: ResourceRef, namespace?: string): string {
+    const ns = ref.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+    return `${groupPath(ref.apiVersion)}${ns}/${ref.plural}`;
+  }
+
+  /** Object path, optionally with a subresource (`status`). */
+  objectPath(ref: ResourceRef, namespace: string | undefined, name: string, sub?: string): string {
+    return `${this.collectionPath(ref, namespace)}/${encodeURIComponent(name)}${sub ? `/${sub}` : ''}`;
+  }
+
+  /**
+   * Lists every object of a kind (following `continue` pages of `pageSize`), returning the
+   * items and the list's resourceVersion.
+   */
+  async list(ref: ResourceRef, opts: { namespace?: string; labelSelector?: string; pageSize?: number } = {}): Promise<ObjectList> {
+    const items: KubernetesObject[] = [];
+    let cont: string | undefined;
+    let rv: string | undefined;
+    do {
+      const page = await this.request<ObjectList>('GET', this.collectionPath(ref, opts.namespace), {
+        query: { labelSelector: opts.labelSelector, limit: opts.pageSize ?? 500, continue: cont },
+      });
+      for (const it of page.items ?? []) {
+        // List items carry no apiVersion/kind; watch events do. Make both alike.
+        it.apiVersion = ref.apiVersion;
+        it.kind = ref.kind;
+        items.push(it);
+      }
+      cont = page.metadata?.continue || undefined;
+      rv = page.metadata?.resourceVersion;
+    } while (cont);
+    return { items, metadata: { resourceVersion: rv } };
+  }
+
+  async get<T = KubernetesObject>(ref: ResourceRef, namespace: string | undefined, name: string): Promise<T> {
+    return this.request<T>('GET', this.objectPath(ref, namespace, name));
+  }
+
+  /**
+   * Server-side apply (Kubernetes "Server-Side Apply", PATCH application/apply-patch+yaml;
+   * JSON is valid YAML) with the given field manager, `force=true`.
+   */
+  async apply<T = KubernetesObject>(obj: KubernetesObject, fieldManager: string): Promise<T> {
+    const ref = await this.resource(obj.apiVersion!, obj.kind!);
+    return this.request<T>('PATCH', this.objectPath(ref, obj.metadata?.namespace, obj.metadata!.name!), {
+      query: { fieldManager, force: true },
+      body: obj,
+      contentType: 'application/apply-patch+yaml',
+    });
+  }
+
+  /** Replaces `.status` via the status subresource (JSON Patch `add /status`). */
+  async replaceStatus<T = KubernetesObject>(ref: ResourceRef, namespace: string, name: string, status: unknown, fieldManager: string): Promise<T> {
+    return this.request<T>('PATCH', this.objectPath(ref, namespace, name, 'status'), {
+      query: { fieldManager },
+      body: [{ op: 'add', path: '/status', value: status }],
+      contentType: 'application/json-patch+json',
+    });
+  }
+
+  /** Deletes an object; a 404 is not an error. Background propagation. */
+  async delete(ref: ResourceRef, namespace: string | undefined, name: string, opts: { uid?: string } = {}): Promise<void> {
+    try {
+      await this.request('DELETE', this.objectPath(ref, namespace, name), {
+        body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: 'Background', ...(opts.uid ? { preconditions: { uid: opts.uid } } : {}) },
+      });
+    } catch (err) {
+      if (err instanceof KubeError && err.statusCode === 404) return;
+      throw err;
+    }
+  }
+
+  async create<T = KubernetesObject>(obj: KubernetesObject, fieldManager?: string): Promise<T> {
+    const ref = await this.resource(obj.apiVersion!, obj.kind!);
+    return this.request<T>('POST', this.collectionPath(ref, obj.metadata?.namespace), { query: { fieldManager }, body: obj });
+  }
+
+  async replace<T = KubernetesObject>(obj: KubernetesObject, fieldManager?: string): Promise<T> {
+    const ref = await this.resource(obj.apiVersion!, obj.kind!);
+    return this.request<T>('PUT', this.objectPath(ref, obj.metadata?.namespace, obj.metadata!.name!), { query: { fieldManager }, body: obj });
+  }
+}
+
+function groupPath(apiVersion: string): string {
+  return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+}
+
+/** `apiVersion/kind/namespace/name`: the identity of an object across KEA's caches. */
+export function objectKey(o: { apiVersion?: string; kind?: string; metadata?: { namespace?: string; name?: string } }): string {
+  return `${o.apiVersion}/${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
+}

@@ -1,0 +1,291 @@
+/**
+ * KEA's custom resources, `kea.dev/v1alpha1` `ApiSchema` and `MLService`, as TypeScript
+ * types. These mirror the CRDs in `manifests/crds/` field for field: the CRD (structural
+ * schema + CEL) is the admission contract, these types are the in-process contract shared by
+ * the controller pipeline, the policy server and the CLI.
+ *
+ * Units: durations are Gateway API Duration strings (GEP-2257, e.g. `"5s"`, `"500ms"`),
+ * weights are integer percent (0–100), sizes are bytes.
+ */
+
+/** API group and version of KEA's resources. */
+export const GROUP = 'kea.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Standard Kubernetes object metadata subset used by KEA. */
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+}
+
+/** A status condition (metav1.Condition, KEP-1623). */
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+  lastTransitionTime?: string;
+}
+
+/** JSON Schema (OpenAPI 3.0 Schema Object dialect) kept verbatim from the resource. */
+export type JsonSchema = Record<string, unknown>;
+
+/* ------------------------------------------------------------------ MLService */
+
+/** Runtimes KEA knows how to deploy. `custom` means "run spec.revisions[].image as is". */
+export type Framework = 'sklearn' | 'pytorch' | 'tensorflow' | 'onnx' | 'custom';
+
+/** Kubernetes ResourceRequirements (core/v1), quantities as strings. */
+export interface ResourceRequirements {
+  requests?: Record<string, string>;
+  limits?: Record<string, string>;
+}
+
+/** One deployable revision of a model. */
+export interface Revision {
+  /** DNS label, unique within the MLService, e.g. `v1`. */
+  name: string;
+  /** Container image. Required for `custom`; defaults to the framework's runtime image. */
+  image?: string;
+  /** Where the runtime loads the model from (`s3://`, `gs://`, `pvc://`, `file://`). */
+  modelUri?: string;
+  /** Pod replicas (default 1). */
+  replicas?: number;
+  /** Container port the model serves HTTP on (default spec.port, else 8080). */
+  port?: number;
+  /** Share of traffic in percent (0–100). Weights of all revisions sum to 100. */
+  weight: number;
+  resources?: ResourceRequirements;
+  env?: Array<{ name: string; value: string }>;
+  args?: string[];
+  /** Name of the ApiSchema (same namespace) describing this revision's API, for contract checks. */
+  apiSchema?: string;
+}
+
+export interface MLServiceSpec {
+  framework: Framework;
+  /** Default container port for revisions (default 8080). */
+  port?: number;
+  /** HTTP path of the readiness/liveness probe (default `/healthz` for custom, runtime's own otherwise). */
+  healthPath?: string;
+  revisions: Revision[];
+  /** Allow a canary whose API change is breaking (see docs/api-diff.md). Default false. */
+  allowBreakingChanges?: boolean;
+}
+
+export interface MLServiceStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  /** Weights currently routed, per revision, in percent. */
+  traffic?: Array<{ revision: string; weight: number }>;
+  /** In-cluster URL of the internal route for this service. */
+  url?: string;
+}
+
+export interface MLService {
+  apiVersion: typeof API_VERSION;
+  kind: 'MLService';
+  metadata: ObjectMeta;
+  spec: MLServiceSpec;
+  status?: MLServiceStatus;
+}
+
+/* ------------------------------------------------------------------ ApiSchema */
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD' | 'OPTIONS';
+
+/** Who may call an operation. `restricted` requires any of the roles/groups or all scopes. */
+export interface Access {
+  mode: 'public' | 'authenticated' | 'restricted';
+  roles?: string[];
+  groups?: string[];
+  scopes?: string[];
+}
+
+/** Response caching for an operation (opt-in). */
+export interface CachePolicy {
+  /** Time to live in seconds (1–86400). */
+  ttlSeconds: number;
+  /** `shared`: one entry for all callers; `identity`: one entry per authenticated subject. */
+  scope: 'shared' | 'identity';
+}
+
+/** An OpenAPI 3.0 Parameter Object subset (OpenAPI 3.0.3 §4.7.12). */
+export interface Parameter {
+  name: string;
+  in: 'path' | 'query' | 'header';
+  required?: boolean;
+  description?: string;
+  schema?: JsonSchema;
+  example?: unknown;
+}
+
+export interface RequestBody {
+  required?: boolean;
+  description?: string;
+  /** Media type, default `application/json`. */
+  contentType?: string;
+  schema: JsonSchema;
+  example?: unknown;
+}
+
+export interface ResponseSpec {
+  description: string;
+  contentType?: string;
+  schema?: JsonSchema;
+  example?: unknown;
+}
+
+export interface Operation {
+  /** Unique within the ApiSchema; becomes the OpenAPI operationId. */
+  operationId: string;
+  method: HttpMethod;
+  /** Path template relative to spec.basePath, e.g. `/items/{id}` (OpenAPI §4.7.9). */
+  path: string;
+  summary?: string;
+  description?: string;
+  tags?: string[];
+  deprecated?: boolean;
+  parameters?: Parameter[];
+  requestBody?: RequestBody;
+  /** Keyed by status code (`"200"`) or `default`. */
+  responses?: Record<string, ResponseSpec>;
+  /** Default: spec.defaults.access, else `authenticated`. */
+  access?: Access;
+  cache?: CachePolicy;
+  /** Upstream timeout (Duration), default spec.defaults.timeout, else `5s`. */
+  timeout?: string;
+  /** Check model responses against `responses`: off (default), log, enforce. */
+  responseValidation?: 'off' | 'log' | 'enforce';
+  /** Body limit in bytes, default spec.defaults.maxBodyBytes, else 1 MiB. */
+  maxBodyBytes?: number;
+}
+
+/** A declared tensor (Open Inference Protocol v2 / TF Serving), e.g. FP32 [-1, 4]. */
+export interface TensorSpec {
+  name: string;
+  /** OIP v2 datatype: BOOL, UINT8..64, INT8..64, FP16, FP32, FP64, BYTES. */
+  datatype: string;
+  /** Dimensions; -1 means variable. */
+  shape: number[];
+  description?: string;
+}
+
+/** Predefined-runtime inference signature; KEA derives typed operations from it. */
+export interface InferenceSignature {
+  protocol: 'v2' | 'tfserving';
+  /** Model name in the runtime's URLs (default: the MLService name). */
+  modelName?: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+/** What the API fronts: an MLService, or an existing Service (hand-written APIs). */
+export interface Target {
+  mlService?: { name: string; namespace?: string };
+  service?: { name: string; namespace?: string; port: number };
+}
+
+/** Where operations come from when they are not (only) inline. */
+export interface SchemaSource {
+  /** Import from the OpenAPI document the target serves, e.g. FastAPI's `/openapi.json`. */
+  openapi?: {
+    /** Path on the target (default `/openapi.json`). */
+    path?: string;
+    /** Keep the schema current by refetching periodically. */
+    refresh?: boolean;
+    /** Refresh period in seconds (default 60). */
+    intervalSeconds?: number;
+  };
+}
+
+export interface ApiSchemaSpec {
+  target: Target;
+  /** Public path prefix at the gateway, e.g. `/iris`. Unique per gateway. */
+  basePath: string;
+  info: { title: string; version: string; description?: string };
+  /** `enforce` (default): traffic goes through the policy server. `passthrough`: policy off. */
+  policy?: { mode: 'enforce' | 'passthrough' };
+  defaults?: {
+    access?: Access;
+    timeout?: string;
+    maxBodyBytes?: number;
+  };
+  /** Claim paths for authorization (dot-separated), defaults from the policy server config. */
+  authorization?: { rolesClaim?: string; groupsClaim?: string; scopesClaim?: string };
+  inference?: InferenceSignature;
+  source?: SchemaSource;
+  /** Shared OpenAPI components (`schemas` only), referenced as `#/components/schemas/X`. */
+  components?: { schemas?: Record<string, JsonSchema> };
+  operations?: Operation[];
+}
+
+/** One entry of an ApiSchema's published version history. */
+export interface PublishedVersion {
+  version: string;
+  /** sha256 of the canonical OpenAPI document, hex. */
+  digest: string;
+  publishedAt: string;
+}
+
+export interface ApiDiffSummary {
+  from: string;
+  to: string;
+  breaking: boolean;
+  changes: Array<{ kind: string; breaking: boolean; path: string; message: string }>;
+}
+
+export interface ApiSchemaStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  docsUrl?: string;
+  openapiUrl?: string;
+  /** A curl command that calls the first operation through the gateway. */
+  curlExample?: string;
+  operationCount?: number;
+  versions?: PublishedVersion[];
+  lastDiff?: ApiDiffSummary;
+  /** Operations found in an imported document that cannot be routed, with the reason. */
+  unroutable?: string[];
+}
+
+export interface ApiSchema {
+  apiVersion: typeof API_VERSION;
+  kind: 'ApiSchema';
+  metadata: ObjectMeta;
+  spec: ApiSchemaSpec;
+  status?: ApiSchemaStatus;
+}
+
+/* ------------------------------------------------------------------ shared names */
+
+/** Labels KEA puts on everything it emits; pruning selects on `kea.dev/managed-by`. */
+export const LABELS = {
+  managedBy: 'kea.dev/managed-by',
+  owner: 'kea.dev/owner',
+  ownerKind: 'kea.dev/owner-kind',
+  revision: 'kea.dev/revision',
+  component: 'kea.dev/component',
+} as const;
+
+/** The one server-side apply field manager KEA writes with. */
+export const FIELD_MANAGER = 'kea-controller';
+export const MANAGED_BY_VALUE = 'kea';
+
+/** Condition types used on both resources. */
+export const CONDITIONS = {
+  accepted: 'Accepted',
+  resolvedRefs: 'ResolvedRefs',
+  programmed: 'Programmed',
+  ready: 'Ready',
+  published: 'Published',
+} as const;

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything KEA's main job and its tests need, idempotently and cached:
+#   Debian packages, npm packages, Go-built upstream binaries (kube-apiserver, etcd, NGF)
+#   and the Python virtual environment of examples/. Binaries and the venv live in
+#   $KEA_CACHE (default ~/.cache/kea), outside git. A warm run takes a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KEA_CACHE="${KEA_CACHE:-$HOME/.cache/kea}"
+mkdir -p "$KEA_CACHE"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# 1. Debian packages (only the missing ones; apt-get update once per machine).
+APT_PKGS=(nginx libnginx-mod-http-js libnginx-mod-stream iproute2 openssl curl wrk chromium psmisc util-linux)
+missing=()
+for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  flock /tmp/kea-apt.lock bash -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null"
+  # Debian starts nginx as a service on install; KEA runs its own instances.
+  (systemctl disable --now nginx 2>/dev/null || service nginx stop 2>/dev/null || pkill -x nginx || true) >/dev/null 2>&1
+fi
+
+# 2. npm packages (pinned by package-lock.json; reinstalled when the lock changes).
+lock_sum=$(sha256sum package-lock.json | cut -c1-16)
+if [[ ! -f node_modules/.kea-lock-$lock_sum ]]; then
+  log "npm ci"
+  flock /tmp/kea-npm.lock npm ci --no-audit --no-fund --loglevel=error
+  touch "node_modules/.kea-lock-$lock_sum"
+fi
+
+# 3. Go-built upstream components, cached by version.
+bash scripts/build-controlplane.sh all
+if [[ -f scripts/build-ngf.sh ]]; then bash scripts/build-ngf.sh; fi
+
+# 4. Python environment for the example ML services.
+if [[ -f examples/requirements.txt ]]; then
+  req_sum=$(sha256sum examples/requirements.txt | cut -c1-16)
+  venv="$KEA_CACHE/venv-$req_sum"
+  if [[ ! -x "$venv/bin/python" || ! -f "$venv/.complete" ]]; then
+    log "python venv $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r examples/requirements.txt
+    touch "$venv/.complete"
+  fi
+  ln -sfn "$venv" "$KEA_CACHE/venv"
+fi
+log "ready"
