@@ -31,7 +31,12 @@ const levelFromEnv = (): string => {
 const leanJson = winston.format((info) => {
   const rec = info as Record<string | symbol, unknown>;
   rec.time = new Date().toISOString();
-  rec[MESSAGE] = JSON.stringify(info);
+  try {
+    rec[MESSAGE] = JSON.stringify(info);
+  } catch (err) {
+    // Circular or BigInt metadata: keep the record, drop the metadata.
+    rec[MESSAGE] = JSON.stringify({ level: info.level, message: String(info.message), time: rec.time, logError: String(err) });
+  }
   return info;
 });
 
