@@ -49,8 +49,11 @@ class BatchingStreamTransport extends winston.Transport {
   private scheduled = false;
   private readonly flushBound = (): void => this.flush();
 
-  constructor(private readonly out: NodeJS.WritableStream) {
+  private readonly out: NodeJS.WritableStream;
+
+  constructor(out: NodeJS.WritableStream) {
     super();
+    this.out = out;
     flushers.add(this.flushBound);
   }
 
