@@ -22,10 +22,12 @@ const run = promisify(execFile);
 /** Pinned versions; keep in sync with scripts/build-controlplane.sh. */
 export const KUBE_VERSION = process.env.KUBE_VERSION ?? 'v1.34.4';
 export const ETCD_VERSION = process.env.ETCD_VERSION ?? 'v3.6.16';
-/** Gateway API release matching NGF v1.6.2 (field notes §3). */
-export const GATEWAY_API_VERSION = 'v1.2.1';
-export const NGF_VERSION = 'v1.6.2';
-export const NGF_MODULE = 'github.com/nginx/nginx-gateway-fabric';
+/**
+ * Gateway API release whose CRDs are installed: the one Traefik v3.7 (the local stack's
+ * gateway, docs/adr/0004-gateway-implementation.md) is built against. It still serves
+ * ReferenceGrant v1beta1 and HTTPRoute v1, which is all KEA emits, as NGF 1.6.2 (v1.2.1) does.
+ */
+export const GATEWAY_API_VERSION = 'v1.6.1';
 
 /** Root of the repository (this file is dev/controlplane.ts or dist/dev/controlplane.js). */
 export const REPO_ROOT = (() => {
@@ -293,24 +295,16 @@ async function yamlFiles(dir: string): Promise<string[]> {
 }
 
 /**
- * Installs, with server-side apply, the Gateway API standard CRDs (v1.2.1, from the
- * sigs.k8s.io/gateway-api Go module), NGF v1.6.2's CRDs (from its Go module's
- * config/crd/bases) and KEA's CRDs (manifests/crds), then waits until all are Established.
+ * Installs, with server-side apply, the Gateway API standard CRDs ({@link GATEWAY_API_VERSION},
+ * from the sigs.k8s.io/gateway-api Go module) and KEA's CRDs (manifests/crds), then waits
+ * until all are Established. (NGF's own CRDs are not installed: its Go module cannot be
+ * fetched here, see docs/adr/0004-gateway-implementation.md.)
  * @throws Error with kubectl's stderr when an apply fails.
  */
 export async function installCrds(kubeconfig: string): Promise<void> {
   const gw = await goModuleDir('sigs.k8s.io/gateway-api', GATEWAY_API_VERSION);
-  const ngf = await goModuleDir(NGF_MODULE, NGF_VERSION);
-  const files = [
-    ...(await yamlFiles(join(gw, 'config/crd/standard'))),
-    ...(await yamlFiles(join(ngf, 'config/crd/bases'))),
-  ];
-  const keaCrds = join(REPO_ROOT, 'manifests', 'crds');
-  try {
-    files.push(...(await yamlFiles(keaCrds)));
-  } catch {
-    /* KEA CRDs not written yet */
-  }
+  const files = await yamlFiles(join(gw, 'config/crd/standard'));
+  files.push(...(await yamlFiles(join(REPO_ROOT, 'manifests', 'crds'))));
   const args = ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--force-conflicts', '--field-manager=kea-setup'];
   for (const f of files) args.push('-f', f);
   await run('kubectl', args, { maxBuffer: 16 << 20 });
