@@ -49,14 +49,14 @@ export type AuthErrorCode =
  */
 export class AuthError extends Error {
   readonly status = 401 as const;
-  constructor(
-    readonly code: AuthErrorCode,
-    message: string,
-    /** `Set-Cookie` value clearing a dead session cookie, when there was one. */
-    readonly setCookie?: string,
-  ) {
+  readonly code: AuthErrorCode;
+  /** `Set-Cookie` value clearing a dead session cookie, when there was one. */
+  readonly setCookie?: string;
+  constructor(code: AuthErrorCode, message: string, setCookie?: string) {
     super(message);
     this.name = 'AuthError';
+    this.code = code;
+    if (setCookie !== undefined) this.setCookie = setCookie;
   }
   /** `WWW-Authenticate` header value (RFC 6750 §3), e.g. `Bearer realm="kea", error="invalid_token"`. */
   get wwwAuthenticate(): string {
