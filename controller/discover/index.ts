@@ -1,0 +1,168 @@
+/**
+ * Stage: discover (a side input of batch).
+ *
+ * Takes in: the ApiSchemas whose `spec.source.openapi` is set (hand-written services that
+ * already serve an OpenAPI document, e.g. FastAPI's `/openapi.json`).
+ * Gives out: the documents their targets serve, keyed `<namespace>/<name>`, for the
+ * {@link ClusterSnapshot}; calls `onChange` whenever a document (by digest) or an error changes,
+ * so that batch schedules a reconcile.
+ *
+ * Fetches go through the gateway's internal listener (the same internal HTTPRoute the policy
+ * server forwards to), so they work the same in a cluster and in the local stack. A schema is
+ * fetched once per generation, then every `intervalSeconds` (default 60) when `refresh` is on.
+ * Failures retry with exponential backoff from 1 s up to the interval.
+ */
+import { createHash } from 'node:crypto';
+import { request } from 'undici';
+import type { ApiSchema } from '../../lib/api/types.js';
+
+/** The latest result of fetching one ApiSchema's served OpenAPI document. */
+export interface DiscoveredDoc {
+  /** RFC 3339 time of the last attempt. */
+  fetchedAt: string;
+  /** The parsed document (OpenAPI 3.0 or 3.1), when the last successful fetch had one. */
+  doc?: unknown;
+  /** sha256 (hex) of the document's JSON text. */
+  digest?: string;
+  /** Why the last attempt failed; absent after a success. */
+  error?: string;
+}
+
+/** Fetches the OpenAPI document an ApiSchema's target serves. Rejects with a readable Error. */
+export type DocFetcher = (schema: ApiSchema) => Promise<unknown>;
+
+export interface DiscoveryOptions {
+  fetchDoc: DocFetcher;
+  onChange: () => void;
+  /** First retry delay after a failure, ms (default 1000). */
+  minBackoffMs?: number;
+}
+
+interface Entry {
+  generation: number;
+  timer?: NodeJS.Timeout;
+  failures: number;
+  result?: DiscoveredDoc;
+  stopped: boolean;
+}
+
+const keyOf = (s: ApiSchema) => `${s.metadata.namespace ?? 'default'}/${s.metadata.name}`;
+
+/** Keeps one fetch loop per ApiSchema with `spec.source.openapi`. */
+export class OpenApiDiscovery {
+  private readonly entries = new Map<string, Entry>();
+  private readonly schemas = new Map<string, ApiSchema>();
+  constructor(private readonly opts: DiscoveryOptions) {}
+
+  /** Starts loops for new or changed (by generation) schemas and stops loops of removed ones. */
+  sync(all: ApiSchema[]): void {
+    const wanted = new Map(all.filter((s) => s.spec.source?.openapi).map((s) => [keyOf(s), s]));
+    for (const [key, entry] of this.entries) {
+      if (!wanted.has(key)) {
+        this.stopEntry(entry);
+        this.entries.delete(key);
+        this.schemas.delete(key);
+      }
+    }
+    for (const [key, schema] of wanted) {
+      this.schemas.set(key, schema);
+      const generation = schema.metadata.generation ?? 0;
+      const entry = this.entries.get(key);
+      if (entry && entry.generation === generation) continue;
+      if (entry) this.stopEntry(entry);
+      const fresh: Entry = { generation, failures: 0, result: entry?.result, stopped: false };
+      this.entries.set(key, fresh);
+      void this.fetchNow(key, fresh);
+    }
+  }
+
+  /** The current results, keyed `<namespace>/<name>`. */
+  snapshot(): Record<string, DiscoveredDoc> {
+    const out: Record<string, DiscoveredDoc> = {};
+    for (const [key, entry] of [...this.entries].sort(([a], [b]) => a.localeCompare(b))) {
+      if (entry.result) out[key] = entry.result;
+    }
+    return out;
+  }
+
+  /** Stops every loop. */
+  stop(): void {
+    for (const entry of this.entries.values()) this.stopEntry(entry);
+    this.entries.clear();
+  }
+
+  private stopEntry(entry: Entry): void {
+    entry.stopped = true;
+    if (entry.timer) clearTimeout(entry.timer);
+  }
+
+  private async fetchNow(key: string, entry: Entry): Promise<void> {
+    const schema = this.schemas.get(key);
+    if (!schema || entry.stopped) return;
+    const source = schema.spec.source!.openapi!;
+    const intervalMs = Math.max(1, source.intervalSeconds ?? 60) * 1000;
+    let next: DiscoveredDoc;
+    try {
+      const doc = await this.opts.fetchDoc(schema);
+      const digest = createHash('sha256').update(JSON.stringify(doc)).digest('hex');
+      next = { fetchedAt: new Date().toISOString(), doc, digest };
+      entry.failures = 0;
+    } catch (e) {
+      entry.failures++;
+      next = { fetchedAt: new Date().toISOString(), error: (e as Error).message, doc: entry.result?.doc, digest: entry.result?.digest };
+    }
+    if (entry.stopped) return;
+    const changed = next.digest !== entry.result?.digest || next.error !== entry.result?.error;
+    entry.result = next;
+    if (changed) this.opts.onChange();
+    const backoff = Math.min(intervalMs, (this.opts.minBackoffMs ?? 1000) * 2 ** Math.min(entry.failures - 1, 16));
+    const delay = entry.failures > 0 ? backoff : source.refresh ? intervalMs : undefined;
+    if (delay !== undefined) entry.timer = setTimeout(() => void this.fetchNow(key, entry), delay);
+  }
+}
+
+export interface GatewayFetcherOptions {
+  /** Base URL of the gateway's internal listener, e.g. `http://127.0.0.1:8081`. */
+  internalGatewayUrl: string;
+  /** Value of the `x-kea-internal-token` header the internal HTTPRoutes require. */
+  internalToken: string;
+  /** The internal hostname that selects the schema's internal HTTPRoute. */
+  hostFor: (schema: ApiSchema) => string;
+  /** Per-request timeout, ms (default 5000, the seeds' inner-network timeout). */
+  timeoutMs?: number;
+}
+
+/**
+ * A {@link DocFetcher} that GETs `spec.source.openapi.path` (default `/openapi.json`) through the
+ * gateway's internal listener with the schema's internal Host header.
+ * @throws Error naming the URL and HTTP status, or the network error.
+ */
+export function gatewayFetcher(opts: GatewayFetcherOptions): DocFetcher {
+  return async (schema) => {
+    const path = schema.spec.source?.openapi?.path ?? '/openapi.json';
+    const url = new URL(path, opts.internalGatewayUrl).toString();
+    const host = opts.hostFor(schema);
+    // undici's request, not fetch: fetch drops a caller-set Host header (a forbidden header name).
+    const res = await request(url, {
+      headers: { host, 'x-kea-internal-token': opts.internalToken, accept: 'application/json' },
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 5000),
+    }).catch((e: Error) => {
+      throw new Error(`GET ${path} on ${host}: ${describeCause(e)}`);
+    });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      throw new Error(`GET ${path} on ${host}: HTTP ${res.statusCode}`);
+    }
+    try {
+      return await res.body.json();
+    } catch {
+      throw new Error(`GET ${path} on ${host}: the response is not JSON`);
+    }
+  };
+}
+
+/** The most specific message of a fetch failure (undici wraps the socket error in `cause`). */
+function describeCause(e: Error): string {
+  const cause = e.cause as { message?: string; code?: string; errors?: Array<{ message?: string }> } | undefined;
+  return cause?.errors?.[0]?.message ?? cause?.message ?? cause?.code ?? e.message;
+}
