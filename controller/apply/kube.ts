@@ -45,16 +45,18 @@ export const RESOURCES: Record<string, ResourceRef> = Object.fromEntries(
 
 /** An HTTP error from the API server, carrying its `Status` reason and message. */
 export class KubeError extends Error {
-  constructor(
-    /** HTTP status code (404, 409, 410, 422, 500, ...); 0 for a transport error. */
-    readonly statusCode: number,
-    /** metav1.Status reason, e.g. `NotFound`, `AlreadyExists`, `Conflict`, `Invalid`. */
-    readonly reason: string,
-    message: string,
-    readonly body?: unknown,
-  ) {
+  /** HTTP status code (404, 409, 410, 422, 500, ...); 0 for a transport error. */
+  readonly statusCode: number;
+  /** metav1.Status reason, e.g. `NotFound`, `AlreadyExists`, `Conflict`, `Invalid`. */
+  readonly reason: string;
+  readonly body?: unknown;
+
+  constructor(statusCode: number, reason: string, message: string, body?: unknown) {
     super(message);
     this.name = 'KubeError';
+    this.statusCode = statusCode;
+    this.reason = reason;
+    this.body = body;
   }
 }
 
@@ -82,9 +84,11 @@ export type RequestObserver = (method: string, path: string, status: number, ms:
 export class KubeClient {
   private discovered = new Map<string, ResourceRef>();
   private server: string;
+  readonly kc: KubeConfig;
   observer?: RequestObserver;
 
-  constructor(readonly kc: KubeConfig) {
+  constructor(kc: KubeConfig) {
+    this.kc = kc;
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     this.server = cluster.server.replace(/\/$/, '');
@@ -233,7 +237,9 @@ function groupPath(apiVersion: string): string {
   return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
 }
 
-/** `apiVersion/kind/namespace/name`: the identity of an object across KEA's caches. */
+/** `group/kind/namespace/name` (version-free): the identity of an object across KEA's caches. */
 export function objectKey(o: { apiVersion?: string; kind?: string; metadata?: { namespace?: string; name?: string } }): string {
-  return `${o.apiVersion}/${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
+  const av = o.apiVersion ?? 'v1';
+  const group = av.includes('/') ? av.slice(0, av.indexOf('/')) : 'core';
+  return `${group}/${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
 }

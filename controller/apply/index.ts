@@ -1,0 +1,316 @@
+/**
+ * Stage `apply`.
+ *
+ * Takes in: a {@link RenderOutput} (desired objects, statuses, events) and a {@link LiveView}
+ * (the watch stage's caches: live owned objects and live ApiSchemas/MLServices).
+ * Gives out: writes to the API server, and an {@link ApplyResult} counting them:
+ *  - server-side apply (PATCH `application/apply-patch+yaml`, field manager `kea-controller`,
+ *    `force=true`) of every desired object whose live copy does not already carry the same
+ *    `kea.dev/applied-hash` annotation (sha256 of the desired object's canonical JSON), or that
+ *    changed since KEA last wrote it (drift: generation, else resourceVersion, moved on);
+ *  - deletion of owned objects (label `kea.dev/managed-by=kea`) no longer desired, except
+ *    version-history ConfigMaps (`kea.dev/component=api-version`) whose owning ApiSchema
+ *    still exists;
+ *  - status writes through the status subresource, only when the status changed (a
+ *    condition whose status did not change keeps its previous lastTransitionTime);
+ *  - core/v1 Events, deduplicated by a deterministic name (a repeat is a 409, not a write).
+ * At most `concurrency` requests are in flight. Once converged it sends no write at all.
+ */
+import { createHash } from 'node:crypto';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { FIELD_MANAGER, LABELS, API_VERSION, type Condition } from '../../lib/api/types.js';
+import { COMPONENT_API_VERSION } from '../../lib/policy/config.js';
+import { ownerLabelValue, type EventRecord, type RenderOutput, type StatusUpdate } from '../model.js';
+import { KubeError, RESOURCES, objectKey, type KubeClient } from './kube.js';
+
+export { KubeClient, KubeError, RESOURCES, objectKey, type ResourceRef } from './kube.js';
+
+/** Annotation carrying the sha256 (hex) of the desired object KEA last applied. */
+export const APPLIED_HASH = 'kea.dev/applied-hash';
+
+/** What apply reads from the watch stage. */
+export interface LiveView {
+  /** Live owned objects by {@link objectKey}. */
+  ownedIndex(): Map<string, KubernetesObject>;
+  /** Live ApiSchema / MLService, or undefined when it does not exist (anymore). */
+  getResource(kind: 'ApiSchema' | 'MLService', namespace: string, name: string): KubernetesObject | undefined;
+  /** Every live ApiSchema (to decide whether a version ConfigMap's owner is gone). */
+  apiSchemas(): KubernetesObject[];
+}
+
+export type WriteVerb = 'apply' | 'delete' | 'status' | 'event';
+
+export interface ApplyResult {
+  applied: number;
+  /** Desired objects skipped because the live copy is current. */
+  unchanged: number;
+  pruned: number;
+  statusWrites: number;
+  events: number;
+  /** One line per failed request: `<verb> <key>: <message>`. */
+  errors: string[];
+}
+
+export interface ApplierOptions {
+  fieldManager?: string;
+  /** Maximum requests in flight (default 16). */
+  concurrency?: number;
+  /** Reported as the Event's reportingInstance. */
+  identity?: string;
+  /** Called for every successful write (metrics). */
+  onWrite?: (verb: WriteVerb, kind: string) => void;
+  /** Clock (epoch ms), for tests. */
+  now?: () => number;
+}
+
+/** JSON with object keys sorted: equal values give equal strings. */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(sortKeys(v));
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object' && !(v instanceof Date)) {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v as object).sort()) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== undefined) out[k] = sortKeys(x);
+    }
+    return out;
+  }
+  return v;
+}
+
+/** sha256 (hex) of an object's canonical JSON, ignoring any existing applied-hash annotation. */
+export function desiredHash(obj: KubernetesObject): string {
+  const c = structuredClone(obj);
+  if (c.metadata?.annotations) {
+    delete c.metadata.annotations[APPLIED_HASH];
+    if (Object.keys(c.metadata.annotations).length === 0) delete c.metadata.annotations;
+  }
+  return createHash('sha256').update(canonicalJson(c)).digest('hex');
+}
+
+/** RFC 3339 timestamp with second precision (metav1.Time). */
+export function rfc3339(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * Carries over lastTransitionTime from the live conditions when a condition's status did not
+ * change (KEP-1623 semantics); new or flipped conditions get `now`.
+ */
+export function mergeStatus(desired: StatusUpdate['status'], live: { conditions?: Condition[] } | undefined, nowMs: number): StatusUpdate['status'] {
+  const out = structuredClone(desired) as { conditions?: Condition[] };
+  const prev = new Map((live?.conditions ?? []).map((c) => [c.type, c]));
+  for (const c of out.conditions ?? []) {
+    const p = prev.get(c.type);
+    if (p && p.status === c.status && p.lastTransitionTime) c.lastTransitionTime = p.lastTransitionTime;
+    else c.lastTransitionTime = c.lastTransitionTime && !p ? c.lastTransitionTime : rfc3339(nowMs);
+  }
+  return out as StatusUpdate['status'];
+}
+
+/** Compares opaque resourceVersions/generations; numeric when both are integers. */
+function isNewer(a: string, b: string): boolean {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) > BigInt(b);
+  return false;
+}
+
+function marker(o: KubernetesObject): string {
+  const md = o.metadata ?? {};
+  return md.generation !== undefined ? `g${md.generation}` : `r${md.resourceVersion ?? ''}`;
+}
+
+function markerNewer(recorded: string, live: string): boolean {
+  return recorded[0] === live[0] && isNewer(recorded.slice(1), live.slice(1));
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+export async function pool<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (i < items.length) {
+      const t = items[i++];
+      await fn(t);
+    }
+  });
+  await Promise.all(workers);
+}
+
+const KIND_ORDER = ['ConfigMap', 'Secret', 'Service', 'Deployment', 'ReferenceGrant', 'HTTPRoute'];
+const kindRank = (k?: string) => {
+  const i = KIND_ORDER.indexOf(k ?? '');
+  return i < 0 ? KIND_ORDER.length : i;
+};
+
+/** Makes the cluster match a RenderOutput. One instance per controller process. */
+export class Applier {
+  private readonly client: KubeClient;
+  private readonly fieldManager: string;
+  private readonly concurrency: number;
+  private readonly identity: string;
+  private readonly onWrite: (verb: WriteVerb, kind: string) => void;
+  private readonly now: () => number;
+  /** What KEA last wrote, per object key: the desired hash and the live marker it produced. */
+  private readonly written = new Map<string, { hash: string; marker: string }>();
+  /** Event names known to exist. */
+  private readonly eventsSeen = new Set<string>();
+
+  constructor(client: KubeClient, opts: ApplierOptions = {}) {
+    this.client = client;
+    this.fieldManager = opts.fieldManager ?? FIELD_MANAGER;
+    this.concurrency = opts.concurrency ?? 16;
+    this.identity = opts.identity ?? 'kea-controller';
+    this.onWrite = opts.onWrite ?? (() => {});
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Applies desired objects, prunes, writes statuses and events.
+   * Never throws for a failed request: failures are listed in `errors` (the caller retries).
+   */
+  async apply(out: RenderOutput, live: LiveView): Promise<ApplyResult> {
+    const res: ApplyResult = { applied: 0, unchanged: 0, pruned: 0, statusWrites: 0, events: 0, errors: [] };
+    const liveIdx = live.ownedIndex();
+
+    // 1. Server-side apply, dependencies first (ConfigMaps/Services before Deployments/routes).
+    const desired = out.objects
+      .map((o) => {
+        const obj = structuredClone(o);
+        const hash = desiredHash(obj);
+        obj.metadata = { ...obj.metadata, annotations: { ...(obj.metadata?.annotations ?? {}), [APPLIED_HASH]: hash } };
+        return { key: objectKey(obj), obj, hash };
+      })
+      .sort((a, b) => kindRank(a.obj.kind) - kindRank(b.obj.kind));
+    const desiredKeys = new Set(desired.map((d) => d.key));
+    const byRank = new Map<number, typeof desired>();
+    for (const d of desired) {
+      const r = kindRank(d.obj.kind);
+      byRank.set(r, [...(byRank.get(r) ?? []), d]);
+    }
+    for (const group of byRank.values()) {
+      await pool(group, this.concurrency, async ({ key, obj, hash }) => {
+        const cur = liveIdx.get(key);
+        if (cur && this.upToDate(key, cur, hash)) {
+          res.unchanged++;
+          return;
+        }
+        try {
+          const got = await this.client.apply(obj, this.fieldManager);
+          this.written.set(key, { hash, marker: marker(got) });
+          res.applied++;
+          this.onWrite('apply', obj.kind ?? '');
+        } catch (err) {
+          res.errors.push(`apply ${key}: ${(err as Error).message}`);
+        }
+      });
+    }
+
+    // 2. Prune owned objects no longer desired.
+    const schemaOwners = new Set(
+      live.apiSchemas().map((s) => ownerLabelValue('ApiSchema', s.metadata?.namespace ?? '', s.metadata?.name ?? '')),
+    );
+    const doomed = [...liveIdx.entries()].filter(([key, o]) => {
+      if (desiredKeys.has(key) || o.metadata?.deletionTimestamp) return false;
+      const labels = o.metadata?.labels ?? {};
+      if (o.kind === 'ConfigMap' && labels[LABELS.component] === COMPONENT_API_VERSION) {
+        // Version history: kept while its ApiSchema exists (or when the owner is unknown).
+        const owner = labels[LABELS.owner];
+        return owner !== undefined && owner.startsWith('ApiSchema.') && !schemaOwners.has(owner);
+      }
+      return true;
+    });
+    await pool(doomed, this.concurrency, async ([key, o]) => {
+      try {
+        const ref = await this.client.resource(o.apiVersion!, o.kind!);
+        await this.client.delete(ref, o.metadata?.namespace, o.metadata!.name!, { uid: o.metadata?.uid });
+        this.written.delete(key);
+        res.pruned++;
+        this.onWrite('delete', o.kind ?? '');
+      } catch (err) {
+        if (err instanceof KubeError && err.statusCode === 409) return; // uid precondition: already replaced
+        res.errors.push(`delete ${key}: ${(err as Error).message}`);
+      }
+    });
+
+    // 3. Status, only when changed.
+    await pool(out.statuses, this.concurrency, async (s) => {
+      const cur = live.getResource(s.kind, s.namespace, s.name) as (KubernetesObject & { status?: { conditions?: Condition[] } }) | undefined;
+      if (!cur || cur.metadata?.deletionTimestamp) return;
+      const merged = mergeStatus(s.status, cur.status, this.now());
+      if (canonicalJson(merged) === canonicalJson(cur.status ?? {})) return;
+      try {
+        await this.client.replaceStatus(RESOURCES[`${API_VERSION}/${s.kind}`], s.namespace, s.name, merged, this.fieldManager);
+        res.statusWrites++;
+        this.onWrite('status', s.kind);
+      } catch (err) {
+        if (err instanceof KubeError && err.statusCode === 404) return; // deleted meanwhile
+        res.errors.push(`status ${s.kind}/${s.namespace}/${s.name}: ${(err as Error).message}`);
+      }
+    });
+
+    // 4. Events, deduplicated.
+    await pool(out.events, this.concurrency, async (e) => {
+      const ev = this.eventObject(e, live);
+      const name = ev.metadata!.name!;
+      if (this.eventsSeen.has(name)) return;
+      try {
+        await this.client.create(ev);
+        res.events++;
+        this.onWrite('event', e.regarding.kind);
+        this.eventsSeen.add(name);
+      } catch (err) {
+        if (err instanceof KubeError && err.statusCode === 409) {
+          this.eventsSeen.add(name);
+          return;
+        }
+        res.errors.push(`event ${name}: ${(err as Error).message}`);
+      }
+    });
+    if (this.eventsSeen.size > 50_000) this.eventsSeen.clear();
+    return res;
+  }
+
+  /** True when the live copy carries `hash` and nobody changed it since KEA wrote it. */
+  private upToDate(key: string, cur: KubernetesObject, hash: string): boolean {
+    const rec = this.written.get(key);
+    const liveHash = cur.metadata?.annotations?.[APPLIED_HASH];
+    const m = marker(cur);
+    if (rec && rec.hash === hash && markerNewer(rec.marker, m)) return true; // cache lags our own write
+    if (liveHash !== hash) return false;
+    if (!rec || rec.hash !== hash) {
+      // First sight (e.g. after a restart): trust the annotation, remember the marker.
+      this.written.set(key, { hash, marker: m });
+      return true;
+    }
+    if (rec.marker === m) return true;
+    // Changed by someone else since our write: re-apply (a no-op at the server if only
+    // fields KEA does not own moved) and remember the new marker.
+    return false;
+  }
+
+  private eventObject(e: EventRecord, live: LiveView): KubernetesObject {
+    const r = e.regarding;
+    const uid = r.uid ?? (r.kind === 'ApiSchema' || r.kind === 'MLService' ? live.getResource(r.kind, r.namespace, r.name)?.metadata?.uid : undefined);
+    const digest = createHash('sha256').update(canonicalJson({ r: { ...r, uid }, t: e.type, reason: e.reason, m: e.message })).digest('hex').slice(0, 16);
+    const apiVersion = r.kind === 'ApiSchema' || r.kind === 'MLService' ? API_VERSION : Object.values(RESOURCES).find((x) => x.kind === r.kind)?.apiVersion ?? 'v1';
+    const ts = rfc3339(this.now());
+    const base = r.name.slice(0, 253 - 17).replace(/[^a-z0-9.-]/g, '-');
+    return {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: `${base}.${digest}`, namespace: r.namespace },
+      involvedObject: { apiVersion, kind: r.kind, name: r.name, namespace: r.namespace, ...(uid ? { uid } : {}) },
+      type: e.type,
+      reason: e.reason,
+      message: e.message.slice(0, 1024),
+      source: { component: this.fieldManager },
+      reportingComponent: this.fieldManager,
+      reportingInstance: this.identity.slice(0, 128),
+      firstTimestamp: ts,
+      lastTimestamp: ts,
+      count: 1,
+    } as KubernetesObject;
+  }
+}

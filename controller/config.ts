@@ -1,0 +1,137 @@
+/**
+ * Controller configuration from command-line flags and environment variables (flags win),
+ * parsed with commander. Produces the static {@link ControllerConfig} the pure stages read
+ * plus the runtime options of the watch/batch/apply/leader machinery.
+ *
+ * Every flag has an environment variable (`KEA_` + upper snake case), e.g.
+ * `--system-namespace` ⇔ `KEA_SYSTEM_NAMESPACE`. Run `node dist/controller/main.js --help`.
+ */
+import { Command, Option, InvalidArgumentError } from 'commander';
+import { hostname } from 'node:os';
+import type { ControllerConfig } from './model.js';
+
+/** Runtime options (not seen by the pure stages). */
+export interface RuntimeOptions {
+  /** Path of a kubeconfig; undefined = KUBECONFIG env, then in-cluster, then ~/.kube/config. */
+  kubeconfig?: string;
+  /** Port of the /healthz, /readyz, /metrics HTTP server (0 = ephemeral; the bound port is logged). */
+  httpPort: number;
+  /** Address the HTTP server binds to. */
+  httpHost: string;
+  leaderElection: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  /** This replica's identity in the Lease (default: hostname_pid). */
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  /** Batch debounce and max delay, in ms. */
+  debounceMs: number;
+  maxDelayMs: number;
+  /** Full relist period of every informer, in ms. */
+  relistMs: number;
+  /** Maximum API requests in flight during apply. */
+  concurrency: number;
+  /** /healthz fails when an informer has been failing for longer than this, in ms. */
+  staleAfterMs: number;
+}
+
+export interface LoadedConfig {
+  config: ControllerConfig;
+  runtime: RuntimeOptions;
+}
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got "${v}"`);
+    return n;
+  };
+}
+
+function bool(v: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new InvalidArgumentError(`expected true/false, got "${v}"`);
+}
+
+/**
+ * Parses `argv` (including the node and script entries, as `process.argv`) and `process.env`.
+ * @throws commander's CommanderError (exitOverride) on an unknown flag or an invalid value;
+ *   the message names the flag.
+ */
+export function loadConfig(argv: string[] = process.argv): LoadedConfig {
+  const opt = (flags: string, description: string, envName: string, def?: string | number | boolean) => {
+    const o = new Option(flags, description).env(envName);
+    if (def !== undefined) o.default(def);
+    return o;
+  };
+  const cmd = new Command('kea-controller')
+    .description('KEA controller: reconciles ApiSchema and MLService into Gateway API objects')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .addOption(opt('--kubeconfig <path>', 'kubeconfig file (default: KUBECONFIG, in-cluster, ~/.kube/config)', 'KUBECONFIG'))
+    .addOption(opt('--system-namespace <ns>', 'namespace of KEA components', 'KEA_SYSTEM_NAMESPACE', 'kea-system'))
+    .addOption(opt('--gateway-namespace <ns>', 'namespace of the Gateway routes attach to (default: system namespace)', 'KEA_GATEWAY_NAMESPACE'))
+    .addOption(opt('--gateway-name <name>', 'name of the Gateway', 'KEA_GATEWAY_NAME', 'kea'))
+    .addOption(opt('--public-listener <name>', 'Gateway listener (sectionName) of public routes', 'KEA_PUBLIC_LISTENER', 'public'))
+    .addOption(opt('--internal-listener <name>', 'Gateway listener (sectionName) of internal routes', 'KEA_INTERNAL_LISTENER', 'internal'))
+    .addOption(opt('--policy-service <name>', 'policy server Service name (in the system namespace)', 'KEA_POLICY_SERVICE', 'kea-policy'))
+    .addOption(opt('--policy-port <port>', 'policy server Service port', 'KEA_POLICY_PORT', 8000).argParser(int('--policy-port')))
+    .addOption(opt('--internal-token <secret>', 'shared secret internal routes require in x-kea-internal-token', 'KEA_INTERNAL_TOKEN'))
+    .addOption(opt('--gateway-url <url>', 'public base URL of the gateway (docs links, curl examples)', 'KEA_GATEWAY_URL', 'http://localhost:8080'))
+    .addOption(opt('--internal-domain <domain>', 'suffix of internal hostnames', 'KEA_INTERNAL_DOMAIN', 'kea.internal'))
+    .addOption(opt('--http-port <port>', 'port of /healthz, /readyz, /metrics (0 = ephemeral)', 'KEA_HTTP_PORT', 8081).argParser(int('--http-port')))
+    .addOption(opt('--http-host <addr>', 'bind address of the HTTP server', 'KEA_HTTP_HOST', '0.0.0.0'))
+    .addOption(opt('--leader-election <bool>', 'elect a leader with a Lease; only the leader writes', 'KEA_LEADER_ELECTION', true).argParser(bool))
+    .addOption(opt('--lease-name <name>', 'Lease name', 'KEA_LEASE_NAME', 'kea-controller'))
+    .addOption(opt('--lease-namespace <ns>', 'Lease namespace (default: system namespace)', 'KEA_LEASE_NAMESPACE'))
+    .addOption(opt('--identity <id>', 'this replica in the Lease (default: hostname_pid)', 'KEA_IDENTITY'))
+    .addOption(opt('--lease-duration-ms <ms>', 'Lease duration', 'KEA_LEASE_DURATION_MS', 15000).argParser(int('--lease-duration-ms')))
+    .addOption(opt('--renew-deadline-ms <ms>', 'leader gives up after failing to renew this long', 'KEA_RENEW_DEADLINE_MS', 10000).argParser(int('--renew-deadline-ms')))
+    .addOption(opt('--retry-period-ms <ms>', 'election/renew period', 'KEA_RETRY_PERIOD_MS', 2000).argParser(int('--retry-period-ms')))
+    .addOption(opt('--debounce-ms <ms>', 'batch: quiet time before reconciling', 'KEA_DEBOUNCE_MS', 100).argParser(int('--debounce-ms')))
+    .addOption(opt('--max-delay-ms <ms>', 'batch: longest delay of a burst', 'KEA_MAX_DELAY_MS', 1000).argParser(int('--max-delay-ms')))
+    .addOption(opt('--relist-ms <ms>', 'informer full relist period (0 = off)', 'KEA_RELIST_MS', 300000).argParser(int('--relist-ms')))
+    .addOption(opt('--concurrency <n>', 'max API requests in flight during apply', 'KEA_CONCURRENCY', 16).argParser(int('--concurrency')))
+    .addOption(opt('--stale-after-ms <ms>', '/healthz fails when an informer fails this long', 'KEA_STALE_AFTER_MS', 120000).argParser(int('--stale-after-ms')));
+  cmd.parse(argv, { from: 'node' });
+  const o = cmd.opts() as Record<string, string | number | boolean | undefined>;
+  const systemNamespace = String(o.systemNamespace);
+  const token = o.internalToken as string | undefined;
+  if (!token) {
+    throw new InvalidArgumentError('--internal-token (KEA_INTERNAL_TOKEN) is required: the secret internal HTTPRoutes match on');
+  }
+  const config: ControllerConfig = {
+    systemNamespace,
+    gateway: {
+      namespace: (o.gatewayNamespace as string | undefined) ?? systemNamespace,
+      name: String(o.gatewayName),
+      publicListener: String(o.publicListener),
+      internalListener: String(o.internalListener),
+    },
+    policyServer: { name: String(o.policyService), port: Number(o.policyPort) },
+    internalToken: token,
+    gatewayUrl: String(o.gatewayUrl).replace(/\/$/, ''),
+    internalDomain: String(o.internalDomain),
+  };
+  const runtime: RuntimeOptions = {
+    kubeconfig: o.kubeconfig as string | undefined,
+    httpPort: Number(o.httpPort),
+    httpHost: String(o.httpHost),
+    leaderElection: Boolean(o.leaderElection),
+    leaseNamespace: (o.leaseNamespace as string | undefined) ?? systemNamespace,
+    leaseName: String(o.leaseName),
+    identity: (o.identity as string | undefined) ?? `${hostname()}_${process.pid}`,
+    leaseDurationMs: Number(o.leaseDurationMs),
+    renewDeadlineMs: Number(o.renewDeadlineMs),
+    retryPeriodMs: Number(o.retryPeriodMs),
+    debounceMs: Number(o.debounceMs),
+    maxDelayMs: Number(o.maxDelayMs),
+    relistMs: Number(o.relistMs),
+    concurrency: Math.max(1, Number(o.concurrency)),
+    staleAfterMs: Number(o.staleAfterMs),
+  };
+  return { config, runtime };
+}
