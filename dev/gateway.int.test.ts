@@ -1,0 +1,237 @@
+/**
+ * Proves the local stack's gateway: a real Traefik (kubernetesGateway provider) programmed only
+ * through standard Gateway API objects in a real kube-apiserver, sending real traffic to backends
+ * in network namespaces registered by Service + EndpointSlice (dev/netns.ts).
+ *
+ * Needs root (ip netns) and the Traefik binary (scripts/build-gateway.sh); KUBECONFIG comes from
+ * the integration project's global setup (test/global-setup.ts).
+ */
+import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { startGateway, applyGateway, type RunningGateway } from './gateway.js';
+import { createBridge, createHost, deleteBridge, listNetns, registerService, spawnInNetns, type Bridge, type NetnsHost } from './netns.js';
+
+const ECHO = `
+const http = require('node:http');
+const name = process.argv[1];
+http.createServer((req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ backend: name, path: req.url, operation: req.headers['x-kea-operation'] ?? null }));
+}).listen(8080, '0.0.0.0', () => console.log('listening'));
+`;
+
+const FM = 'kea-gateway-test';
+const suffix = Math.random().toString(36).slice(2, 7);
+const APPS = `gwt-apps-${suffix}`;
+const OTHER = `gwt-other-${suffix}`;
+
+let kc: KubeConfig;
+let api: KubernetesObjectApi;
+let gw: RunningGateway;
+let bridge: Bridge;
+let stateDir: string;
+const hosts: NetnsHost[] = [];
+const procs: ChildProcess[] = [];
+
+const apply = (o: KubernetesObject) => api.patch(o, undefined, undefined, FM, true, PatchStrategy.ServerSideApply);
+
+async function startEcho(name: string): Promise<NetnsHost> {
+  const host = await createHost(bridge, name);
+  hosts.push(host);
+  const p = spawnInNetns(host, process.execPath, ['-e', ECHO, name], { stdio: ['ignore', 'pipe', 'inherit'] });
+  procs.push(p);
+  await new Promise<void>((res, rej) => {
+    p.stdout!.once('data', () => res());
+    p.once('exit', (c) => rej(new Error(`echo ${name} exited ${c}`)));
+  });
+  return host;
+}
+
+interface Reply {
+  status: number;
+  backend?: string;
+  operation?: string | null;
+}
+
+async function get(url: string, headers: Record<string, string> = {}): Promise<Reply> {
+  const r = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+  const text = await r.text();
+  if (r.status !== 200) return { status: r.status };
+  const body = JSON.parse(text) as { backend: string; operation: string | null };
+  return { status: 200, backend: body.backend, operation: body.operation };
+}
+
+/** Sends n GETs, `concurrency` at a time; returns counts by backend (or by `status:<code>`). */
+async function split(url: string, n: number, concurrency = 8): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  let sent = 0;
+  const worker = async () => {
+    while (sent < n) {
+      sent++;
+      const r = await get(url);
+      const key = r.status === 200 ? r.backend! : `status:${r.status}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return counts;
+}
+
+async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what}: not true after ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+function route(name: string, namespace: string, weights: [number, number], extra: Record<string, unknown> = {}): KubernetesObject {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name, namespace },
+    spec: {
+      parentRefs: [{ name: 'kea', namespace: 'kea-system', sectionName: 'public' }],
+      rules: [
+        {
+          matches: [{ path: { type: 'PathPrefix', value: `/${name}` } }],
+          filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-kea-operation', value: `${namespace}/${name}/op` }] } }],
+          backendRefs: [
+            { name: 'echo-v1', namespace: APPS, port: 80, weight: weights[0] },
+            { name: 'echo-v2', namespace: APPS, port: 80, weight: weights[1] },
+          ],
+        },
+      ],
+      ...extra,
+    },
+  } as KubernetesObject;
+}
+
+beforeAll(async () => {
+  kc = new KubeConfig();
+  kc.loadFromFile(process.env.KUBECONFIG!);
+  api = KubernetesObjectApi.makeApiClient(kc);
+  stateDir = await mkdtemp(join(tmpdir(), 'kea-gw-'));
+  bridge = await createBridge();
+  const [v1, v2] = [await startEcho('v1'), await startEcho('v2')];
+  await registerService(kc, { namespace: APPS, name: 'echo-v1', port: 80, targetPort: 8080, addresses: [v1.address] });
+  await registerService(kc, { namespace: APPS, name: 'echo-v2', port: 80, targetPort: 8080, addresses: [v2.address] });
+  await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: OTHER } });
+  gw = await startGateway({ kubeconfig: process.env.KUBECONFIG!, stateDir });
+  await applyGateway(kc, { publicPort: gw.publicPort, internalPort: gw.internalPort });
+}, 120000);
+
+afterAll(async () => {
+  await gw?.stop();
+  for (const p of procs) p.kill('SIGTERM');
+  if (bridge) await deleteBridge(bridge);
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+});
+
+describe('Traefik as the local Gateway API implementation', () => {
+  test('weighted backendRefs 80/20 split 1000 requests within ±5%', async () => {
+    await apply(route('split', APPS, [80, 20]));
+    await until('route served', 10000, async () => ((await get(`${gw.publicUrl}/split`)).status === 200 ? true : undefined));
+    const counts = await split(`${gw.publicUrl}/split`, 1000);
+    process.stdout.write(`80/20 split over 1000 requests: ${JSON.stringify(counts)}\n`);
+    expect((counts.v1 ?? 0) + (counts.v2 ?? 0)).toBe(1000);
+    expect(counts.v1).toBeGreaterThanOrEqual(750);
+    expect(counts.v1).toBeLessThanOrEqual(850);
+    // The RequestHeaderModifier filter reached the backend.
+    expect((await get(`${gw.publicUrl}/split`)).operation).toBe(`${APPS}/split/op`);
+  });
+
+  test('a weight change by server-side apply shows in traffic within 5 s', async () => {
+    const t0 = Date.now();
+    await apply(route('split', APPS, [20, 80]));
+    // New split visible: 100 consecutive requests with v2's share within 80% ± 10%.
+    await until('new split', 5000, async () => {
+      const c = await split(`${gw.publicUrl}/split`, 100, 4);
+      return (c.v2 ?? 0) >= 70 && (c.v2 ?? 0) <= 90 ? c : undefined;
+    });
+    const ms = Date.now() - t0;
+    process.stdout.write(`weight change 80/20 -> 20/80 visible in traffic after ${ms} ms\n`);
+    expect(ms).toBeLessThanOrEqual(5000);
+    const counts = await split(`${gw.publicUrl}/split`, 1000);
+    expect(counts.v2).toBeGreaterThanOrEqual(750);
+    expect(counts.v2).toBeLessThanOrEqual(850);
+  });
+
+  test('a cross-namespace backendRef needs a ReferenceGrant', async () => {
+    await apply(route('xns', OTHER, [1, 0]));
+    // Without a grant the route is refused with ResolvedRefs=False/RefNotPermitted and no traffic reaches the backend.
+    const cond = await until('ResolvedRefs=False', 10000, async () => {
+      const r = (await api.read({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'xns', namespace: OTHER } })) as KubernetesObject & {
+        status?: { parents?: { conditions?: { type: string; status: string; reason: string }[] }[] };
+      };
+      const c = r.status?.parents?.[0]?.conditions?.find((x) => x.type === 'ResolvedRefs');
+      return c?.status === 'False' ? c : undefined;
+    });
+    expect(cond.reason).toBe('RefNotPermitted');
+    expect((await get(`${gw.publicUrl}/xns`)).status).not.toBe(200);
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1beta1',
+      kind: 'ReferenceGrant',
+      metadata: { name: 'allow-other', namespace: APPS },
+      spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: OTHER }], to: [{ group: '', kind: 'Service' }] },
+    } as KubernetesObject);
+    const r = await until('served after grant', 5000, async () => {
+      const x = await get(`${gw.publicUrl}/xns`);
+      return x.status === 200 ? x : undefined;
+    });
+    expect(r.backend).toBe('v1');
+  });
+
+  test('internal listener: hostname + header match', async () => {
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'internal', namespace: APPS },
+      spec: {
+        parentRefs: [{ name: 'kea', namespace: 'kea-system', sectionName: 'internal' }],
+        hostnames: ['echo.apps.kea.internal'],
+        rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [{ name: 'x-kea-internal-token', value: 's3cret' }] }], backendRefs: [{ name: 'echo-v2', port: 80 }] }],
+      },
+    } as KubernetesObject);
+    const ok = await until('internal route', 5000, async () => {
+      const x = await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': 's3cret' });
+      return x.status === 200 ? x : undefined;
+    });
+    expect(ok.backend).toBe('v2');
+    expect((await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal' })).status).toBe(404);
+    expect((await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': 'wrong' })).status).toBe(404);
+    expect((await get(`${gw.internalUrl}/predict`, { host: 'other.kea.internal', 'x-kea-internal-token': 's3cret' })).status).toBe(404);
+    // The public listener does not serve internal routes.
+    expect((await get(`${gw.publicUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': 's3cret' })).status).toBe(404);
+  });
+
+  test('deleting the route makes it answer 404', async () => {
+    expect((await get(`${gw.publicUrl}/split`)).status).toBe(200);
+    const t0 = Date.now();
+    await api.delete({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'split', namespace: APPS } });
+    await until('404 after delete', 5000, async () => ((await get(`${gw.publicUrl}/split`)).status === 404 ? true : undefined));
+    process.stdout.write(`route deletion visible after ${Date.now() - t0} ms\n`);
+  });
+
+  test('stop() and deleteBridge leave no process or namespace behind', async () => {
+    const pid = gw.pid;
+    await gw.stop();
+    expect(() => process.kill(pid, 0)).toThrow();
+    await deleteBridge(bridge);
+    expect(await listNetns(bridge)).toEqual([]);
+    expect(() => execFileSync('ip', ['link', 'show', 'dev', bridge.name], { stdio: 'ignore' })).toThrow();
+    for (const p of procs) expect(p.exitCode !== null || p.signalCode !== null).toBe(true);
+    const log = await readFile(gw.logPath, 'utf8');
+    expect(log).not.toMatch(/level=fatal|"level":"fatal"/i);
+  });
+});
