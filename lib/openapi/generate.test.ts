@@ -2,13 +2,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import type { ApiSchema } from '../api/types.js';
-import { apiSchemaId, buildCatalog, generateOpenApi, listMethods, toOas30Schema, type OpenAPIObject } from './generate.js';
+import { apiSchemaId, buildCatalog, generateOpenApi, listMethods, toOas30Schema, type GenerateOptions, type OpenAPIObject } from './generate.js';
 import { scalarSchema } from './inference.js';
 import { api, irisV1, VARIED } from './testdata/fixtures.js';
 import { requestValidator, responseValidator, validateOpenApi } from './testdata/validate.js';
 
 const OPTS = { gatewayUrl: 'https://gw.example.com/', issuerUrl: 'https://idp.example.com/realms/kea' };
-const gen = (s: ApiSchema, o = OPTS) => generateOpenApi(s, o);
+const gen = (s: ApiSchema, o: GenerateOptions = OPTS) => generateOpenApi(s, o);
 
 describe('every generated document passes the OpenAPI 3.0 validator', () => {
   test('there are at least 20 varied fixtures', () => {

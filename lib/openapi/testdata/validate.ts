@@ -22,7 +22,7 @@ function newAjv(): Ajv {
 export async function validateOpenApi(doc: OpenAPIObject): Promise<string[]> {
   const problems: string[] = [];
   const validator = new Validator();
-  const res = await validator.validate(structuredClone(doc) as Record<string, unknown>);
+  const res = await validator.validate(structuredClone(doc) as unknown as Record<string, unknown>);
   if (!res.valid) {
     problems.push(`schema: ${typeof res.errors === 'string' ? res.errors : JSON.stringify(res.errors?.slice(0, 5))}`);
     return problems;
@@ -67,7 +67,7 @@ export async function validateOpenApi(doc: OpenAPIObject): Promise<string[]> {
 /** Compiles the (dereferenced) schema of an operation's JSON request body, for value-level tests. */
 export async function requestValidator(doc: OpenAPIObject, method: string, path: string): Promise<(v: unknown) => boolean> {
   const validator = new Validator();
-  await validator.validate(structuredClone(doc) as Record<string, unknown>);
+  await validator.validate(structuredClone(doc) as unknown as Record<string, unknown>);
   const resolved = validator.resolveRefs() as any;
   const schema = resolved.paths[path][method.toLowerCase()].requestBody.content['application/json'].schema;
   const v = newAjv().compile(oas30ToJsonSchema(schema) as object);
@@ -76,7 +76,7 @@ export async function requestValidator(doc: OpenAPIObject, method: string, path:
 
 export async function responseValidator(doc: OpenAPIObject, method: string, path: string, code = '200'): Promise<(v: unknown) => boolean> {
   const validator = new Validator();
-  await validator.validate(structuredClone(doc) as Record<string, unknown>);
+  await validator.validate(structuredClone(doc) as unknown as Record<string, unknown>);
   const resolved = validator.resolveRefs() as any;
   const schema = resolved.paths[path][method.toLowerCase()].responses[code].content['application/json'].schema;
   const v = newAjv().compile(oas30ToJsonSchema(schema) as object);
