@@ -75,6 +75,9 @@ function sessionClaims(tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointRe
  */
 export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticator> {
   const issuerUrl = new URL(cfg.issuer);
+  for (const a of cfg.algorithms ?? []) {
+    if (a === 'none' || /^HS/i.test(a)) throw new Error(`auth: algorithm ${a} is not allowed for bearer tokens (asymmetric only)`);
+  }
   const redirectUri = new URL(cfg.redirectUri);
   if (issuerUrl.protocol === 'http:' && !LOOPBACK.has(issuerUrl.hostname) && !cfg.allowHttpIssuer) {
     throw new Error(`auth: issuer ${cfg.issuer} uses http on a non-loopback host; set allowHttpIssuer for an in-cluster dev IdP`);
