@@ -4,6 +4,7 @@
  * watch/batch produce a {@link ClusterSnapshot}; graph+IR+render are pure functions of
  * (snapshot, config) and produce a {@link RenderOutput}; apply makes the cluster match it.
  */
+import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, ApiSchemaStatus, MLService, MLServiceStatus } from '../lib/api/types.js';
 
@@ -21,6 +22,10 @@ export interface ControllerConfig {
   gatewayUrl: string;
   /** Suffix of internal hostnames, e.g. `kea.internal` → `iris.models.kea.internal`. */
   internalDomain: string;
+  /** Port of the Gateway's internal listener, for MLService `status.url` (default 8081). */
+  internalPort?: number;
+  /** OIDC issuer URL, for the openIdConnect security scheme of generated OpenAPI documents. */
+  issuerUrl?: string;
 }
 
 /** Everything the pure stages read. Lists are in any order; stages sort. */
@@ -33,6 +38,11 @@ export interface ClusterSnapshot {
   referenceGrants: KubernetesObject[];
   /** ConfigMaps labelled kea.dev/component=api-version (published version history). */
   publishedVersions: KubernetesObject[];
+  /**
+   * apps/v1 Deployments KEA manages (label kea.dev/managed-by=kea), read only for their
+   * `status` (MLService `Ready` condition). Optional: when absent, `Ready` is `Unknown`.
+   */
+  deployments?: KubernetesObject[];
 }
 
 export interface StatusUpdate {
@@ -55,4 +65,20 @@ export interface RenderOutput {
   objects: KubernetesObject[];
   statuses: StatusUpdate[];
   events: EventRecord[];
+}
+
+/**
+ * Value of the `kea.dev/owner` label for objects owned by `<kind>/<namespace>/<name>`:
+ * `<kind>.<namespace>.<name>` (e.g. `ApiSchema.models.iris`). Label values are limited to 63
+ * characters (Kubernetes label syntax); a longer value is cut to 52 characters and suffixed
+ * with `-` and the first 10 hex digits of the sha256 of the full value, so it stays unique and
+ * stable. Shared objects not owned by one resource use a pseudo-owner, e.g.
+ * `Gateway.kea-system.kea` (the portal route) or `Namespace.kea-system.models` (the
+ * ReferenceGrant letting routes of namespace `models` reach the policy server).
+ */
+export function ownerLabelValue(kind: string, namespace: string, name: string): string {
+  const full = `${kind}.${namespace}.${name}`;
+  if (full.length <= 63) return full;
+  const digest = createHash('sha256').update(full).digest('hex').slice(0, 10);
+  return `${full.slice(0, 52).replace(/[^A-Za-z0-9]+$/, '')}-${digest}`;
 }

@@ -1,0 +1,62 @@
+/**
+ * Stable names of everything the controller emits, shared by graph (grant checks), IR and
+ * render. A name depends only on the owning resource's namespace/name (and revision), never
+ * on list order, so re-rendering the same input yields the same objects.
+ */
+import type { ControllerConfig } from '../model.js';
+
+/** `<namespace>/<name>`. */
+export function key(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/** Deployment and Service of one MLService revision: `<mls>-<revision>` (≤ 63 chars by CRD rule). */
+export function revisionObjectName(mlService: string, revision: string): string {
+  return `${mlService}-${revision}`;
+}
+
+/** Internal HTTPRoute of an MLService (in its namespace). */
+export function mlServiceRouteName(mlService: string): string {
+  return `${mlService}-internal`;
+}
+
+/**
+ * Public HTTPRoute(s) of an ApiSchema (in its namespace). Gateway API limits a route to 16
+ * rules, so operations are split in chunks: chunk 0 is `kea-api-<name>`, chunk i ≥ 1 is
+ * `kea-api-<name>-<i+1>`.
+ */
+export function publicRouteName(apiSchema: string, chunk = 0): string {
+  return chunk === 0 ? `kea-api-${apiSchema}` : `kea-api-${apiSchema}-${chunk + 1}`;
+}
+
+/** Internal HTTPRoute of an ApiSchema whose target is a hand-written Service. */
+export function serviceTargetRouteName(apiSchema: string): string {
+  return `kea-api-${apiSchema}-internal`;
+}
+
+/** ReferenceGrant in the system namespace letting HTTPRoutes of `fromNamespace` reach the policy server. */
+export function policyGrantName(fromNamespace: string): string {
+  return `kea-policy-from-${fromNamespace}`;
+}
+
+/** Gateway-level HTTPRoute (in the system namespace) for /docs, /openapi, /auth, ... */
+export const PORTAL_ROUTE_NAME = 'kea-portal';
+
+/** Internal hostname of an MLService: `<mls>.<ns>.<internalDomain>`. */
+export function mlServiceHost(config: ControllerConfig, namespace: string, name: string): string {
+  return `${name}.${namespace}.${config.internalDomain}`;
+}
+
+/**
+ * Internal hostname of an ApiSchema fronting a hand-written Service:
+ * `<schema>.<ns>.api.<internalDomain>` (one label more than MLService hosts, so the two
+ * never collide).
+ */
+export function serviceTargetHost(config: ControllerConfig, namespace: string, name: string): string {
+  return `${name}.${namespace}.api.${config.internalDomain}`;
+}
+
+/** Gateway paths served by the policy server itself; an ApiSchema basePath must not fall under them. */
+export const PORTAL_PATH_PREFIXES = ['/docs', '/openapi', '/auth', '/services', '/router', '/logs', '/methods'] as const;
+/** Exact gateway paths served by the policy server. */
+export const PORTAL_EXACT_PATHS = ['/openapi.json'] as const;

@@ -1,0 +1,432 @@
+/**
+ * Stage 5 of the controller pipeline: **render**.
+ *
+ * Takes in: an {@link IR} (desired state), the {@link ControllerConfig}, the existing statuses
+ * (inside the IR's resources, for condition lastTransitionTime) and the time `now`.
+ * Gives out: a {@link RenderOutput}: every Kubernetes object KEA wants to exist, the status of
+ * every ApiSchema and MLService, and Events for errors. Plain JSON objects:
+ *   - per MLService revision: an apps/v1 Deployment and a v1 Service `<mls>-<revision>`;
+ *   - per MLService: an internal HTTPRoute `<mls>-internal` (hostname
+ *     `<mls>.<ns>.<internalDomain>`, listener `internal`, header match `x-kea-internal-token`)
+ *     whose backendRefs split traffic by weight in percent (weight-0 revisions kept at 0);
+ *   - per ApiSchema in `enforce` mode: public HTTPRoute(s) `kea-api-<name>` (listener `public`),
+ *     one rule per operation (method + path match, see graph/paths.ts), a RequestHeaderModifier
+ *     setting `x-kea-operation: <ns>/<name>/<operationId>`, backendRef the policy server; at
+ *     most 16 rules per route (Gateway API limit), further rules in `kea-api-<name>-2`, ...;
+ *     in `passthrough` mode one rule PathPrefix basePath with a URLRewrite (ReplacePrefixMatch
+ *     `/`) and the weighted backendRefs of the target itself;
+ *   - per ApiSchema with a hand-written Service target: an internal HTTPRoute
+ *     `kea-api-<name>-internal` (`<name>.<ns>.api.<internalDomain>`) with one backendRef;
+ *   - per ApiSchema: a ConfigMap `kea-api-<ns>-<name>` in the system namespace with
+ *     `policy.json` (canonical JSON of the PolicyService) and `openapi.json`
+ *     (lib/openapi/generate.ts);
+ *   - per namespace with enforce-mode public routes: a ReferenceGrant
+ *     `kea-policy-from-<ns>` in the system namespace (HTTPRoutes of that namespace → the
+ *     policy server Service);
+ *   - the gateway-level HTTPRoute `kea-portal` (system namespace): /docs, /openapi,
+ *     /openapi.json, /auth, /services, /router, /logs, /methods → policy server.
+ * Every object is labelled `kea.dev/managed-by=kea`, `kea.dev/owner=<Kind>.<ns>.<name>` and
+ * `kea.dev/owner-kind`; objects in the owner's namespace also carry an ownerReference to it
+ * (cross-namespace ownerReferences are not allowed by Kubernetes, so those get labels only).
+ * Objects are sorted by kind (ConfigMap, Service, Deployment, ReferenceGrant, HTTPRoute),
+ * namespace and name. Pure and deterministic; no I/O.
+ */
+import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment, V1OwnerReference, V1Service, V1Volume } from '@kubernetes/client-node';
+import type { IHTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1';
+import type { IReferenceGrant } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1beta1';
+import { API_VERSION, LABELS, MANAGED_BY_VALUE, type ApiSchemaStatus, type Condition, type MLServiceStatus } from '../../lib/api/types.js';
+import { generateOpenApi } from '../../lib/openapi/generate.js';
+import { COMPONENT_API_CONFIG, INTERNAL_TOKEN_HEADER, OPENAPI_KEY, OPERATION_HEADER, POLICY_CONFIG_KEY, apiConfigMapName } from '../../lib/policy/config.js';
+import { type ControllerConfig, type EventRecord, type RenderOutput, type StatusUpdate, ownerLabelValue } from '../model.js';
+import {
+  PORTAL_EXACT_PATHS,
+  PORTAL_PATH_PREFIXES,
+  PORTAL_ROUTE_NAME,
+  mlServiceRouteName,
+  policyGrantName,
+  publicRouteName,
+  serviceTargetRouteName,
+} from '../graph/index.js';
+import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, canonicalJson } from '../ir/index.js';
+import { MODEL_MOUNT, PVC_MOUNT, STORAGE_INITIALIZER_IMAGE } from '../ir/runtimes.js';
+
+/** Gateway API limit on rules per HTTPRoute (v1.2.1 CRD `maxItems: 16`). */
+export const MAX_RULES_PER_ROUTE = 16;
+/** ConfigMap data limit (1 MiB, etcd object limit), minus headroom for metadata. */
+export const MAX_CONFIGMAP_BYTES = 1_000_000;
+/** Default port of the Gateway's internal listener (Topology). */
+export const DEFAULT_INTERNAL_PORT = 8081;
+
+interface Owner {
+  kind: string;
+  namespace: string;
+  name: string;
+  uid?: string;
+  apiVersion?: string;
+}
+
+/* ------------------------------------------------------------ metadata */
+
+function metadata(name: string, namespace: string, owner: Owner, extraLabels: Record<string, string> = {}, annotations?: Record<string, string>) {
+  const labels: Record<string, string> = {
+    [LABELS.managedBy]: MANAGED_BY_VALUE,
+    [LABELS.owner]: ownerLabelValue(owner.kind, owner.namespace, owner.name),
+    [LABELS.ownerKind]: owner.kind,
+    ...extraLabels,
+  };
+  const ownerReferences: V1OwnerReference[] | undefined =
+    owner.uid && owner.namespace === namespace
+      ? [{ apiVersion: owner.apiVersion ?? API_VERSION, kind: owner.kind, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true }]
+      : undefined;
+  return { name, namespace, labels, ...(annotations ? { annotations } : {}), ...(ownerReferences ? { ownerReferences } : {}) };
+}
+
+const mlsOwner = (m: MLServiceIR): Owner => ({ kind: 'MLService', namespace: m.namespace, name: m.name, uid: m.uid });
+const apiOwner = (a: ApiSchemaIR): Owner => ({ kind: 'ApiSchema', namespace: a.namespace, name: a.name, uid: a.uid });
+
+function parentRef(config: ControllerConfig, section: 'public' | 'internal') {
+  return {
+    group: 'gateway.networking.k8s.io',
+    kind: 'Gateway',
+    namespace: config.gateway.namespace,
+    name: config.gateway.name,
+    sectionName: section === 'public' ? config.gateway.publicListener : config.gateway.internalListener,
+  };
+}
+
+/** A backendRef with Gateway API defaults spelled out (so a live object compares equal). */
+function backendRef(b: BackendIR, routeNamespace: string) {
+  return { group: '', kind: 'Service', name: b.name, ...(b.namespace !== routeNamespace ? { namespace: b.namespace } : {}), port: b.port, weight: b.weight };
+}
+
+/* ------------------------------------------------------------ MLService objects */
+
+function selector(m: MLServiceIR, r: RevisionIR): Record<string, string> {
+  return { [LABELS.owner]: ownerLabelValue('MLService', m.namespace, m.name), [LABELS.revision]: r.name };
+}
+
+function probe(path: string, kind: 'readiness' | 'liveness') {
+  return {
+    httpGet: { path, port: 'http', scheme: 'HTTP' },
+    initialDelaySeconds: kind === 'readiness' ? 5 : 30,
+    periodSeconds: kind === 'readiness' ? 5 : 10,
+    timeoutSeconds: 2,
+    successThreshold: 1,
+    failureThreshold: kind === 'readiness' ? 3 : 6,
+  };
+}
+
+function deployment(m: MLServiceIR, r: RevisionIR): V1Deployment {
+  const sel = selector(m, r);
+  const volumes: V1Volume[] = [];
+  const mounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> = [];
+  const initContainers: V1Container[] = [];
+  if (r.model?.download) {
+    volumes.push({ name: 'kea-model', emptyDir: {} });
+    mounts.push({ name: 'kea-model', mountPath: MODEL_MOUNT, readOnly: true });
+    initContainers.push({
+      name: 'storage-initializer',
+      image: STORAGE_INITIALIZER_IMAGE,
+      args: [r.model.download.uri, MODEL_MOUNT],
+      volumeMounts: [{ name: 'kea-model', mountPath: MODEL_MOUNT }],
+    });
+  } else if (r.model?.pvcClaim) {
+    volumes.push({ name: 'kea-model', persistentVolumeClaim: { claimName: r.model.pvcClaim, readOnly: true } });
+    mounts.push({ name: 'kea-model', mountPath: PVC_MOUNT, readOnly: true });
+  }
+  const container: V1Container = {
+    name: 'model',
+    image: r.image,
+    ...(r.command ? { command: r.command } : {}),
+    ...(r.args.length ? { args: r.args } : {}),
+    ports: [{ name: 'http', containerPort: r.port, protocol: 'TCP' }],
+    ...(r.env.length ? { env: r.env } : {}),
+    ...(r.resources ? { resources: r.resources } : {}),
+    readinessProbe: probe(r.readinessPath, 'readiness'),
+    livenessProbe: probe(r.livenessPath, 'liveness'),
+    ...(mounts.length ? { volumeMounts: mounts } : {}),
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: metadata(r.objectName, m.namespace, mlsOwner(m), { [LABELS.revision]: r.name }),
+    spec: {
+      replicas: r.replicas,
+      selector: { matchLabels: sel },
+      template: {
+        metadata: { labels: { ...sel, 'app.kubernetes.io/name': m.name, 'app.kubernetes.io/instance': r.objectName } },
+        spec: {
+          ...(initContainers.length ? { initContainers } : {}),
+          containers: [container],
+          ...(volumes.length ? { volumes } : {}),
+        },
+      },
+    },
+  };
+}
+
+function service(m: MLServiceIR, r: RevisionIR): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: metadata(r.objectName, m.namespace, mlsOwner(m), { [LABELS.revision]: r.name }),
+    spec: {
+      type: 'ClusterIP',
+      selector: selector(m, r),
+      ports: [{ name: 'http', port: r.port, targetPort: 'http' as unknown as number, protocol: 'TCP' }],
+    },
+  };
+}
+
+function internalRoute(name: string, namespace: string, owner: Owner, host: string, backends: BackendIR[], config: ControllerConfig): IHTTPRoute {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: metadata(name, namespace, owner),
+    spec: {
+      parentRefs: [parentRef(config, 'internal')],
+      hostnames: [host],
+      rules: [
+        {
+          matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [{ type: 'Exact', name: INTERNAL_TOKEN_HEADER, value: config.internalToken }] }],
+          backendRefs: backends.map((b) => backendRef(b, namespace)),
+        },
+      ],
+    },
+  };
+}
+
+/* ------------------------------------------------------------ ApiSchema objects */
+
+function policyBackend(config: ControllerConfig): BackendIR {
+  return { namespace: config.systemNamespace, name: config.policyServer.name, port: config.policyServer.port, weight: 1 };
+}
+
+function publicRoutes(a: ApiSchemaIR, config: ControllerConfig): IHTTPRoute[] {
+  if (a.mode === 'passthrough') {
+    return [
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: metadata(publicRouteName(a.name), a.namespace, apiOwner(a)),
+        spec: {
+          parentRefs: [parentRef(config, 'public')],
+          rules: [
+            {
+              matches: [{ path: { type: 'PathPrefix', value: a.basePath } }],
+              filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }],
+              backendRefs: a.passthroughBackends.map((b) => backendRef(b, a.namespace)),
+            },
+          ],
+        },
+      },
+    ];
+  }
+  const rules = a.routes.map((r) => ({
+    matches: [{ path: { type: r.match.type, value: r.match.value }, method: r.method as 'GET' }],
+    filters: [{ type: 'RequestHeaderModifier' as const, requestHeaderModifier: { set: [{ name: OPERATION_HEADER, value: r.headerValue }] } }],
+    backendRefs: [backendRef(policyBackend(config), a.namespace)],
+  }));
+  const out: IHTTPRoute[] = [];
+  for (let i = 0; i * MAX_RULES_PER_ROUTE < rules.length; i++) {
+    out.push({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: metadata(publicRouteName(a.name, i), a.namespace, apiOwner(a)),
+      spec: { parentRefs: [parentRef(config, 'public')], rules: rules.slice(i * MAX_RULES_PER_ROUTE, (i + 1) * MAX_RULES_PER_ROUTE) },
+    });
+  }
+  return out;
+}
+
+function configMap(a: ApiSchemaIR, config: ControllerConfig, openapi: unknown): V1ConfigMap {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: metadata(apiConfigMapName(a.namespace, a.name), config.systemNamespace, apiOwner(a), { [LABELS.component]: COMPONENT_API_CONFIG }, {
+      'kea.dev/api-schema': a.key,
+      'kea.dev/config-version': a.policy!.configVersion,
+    }),
+    data: {
+      [OPENAPI_KEY]: `${JSON.stringify(openapi, null, 2)}\n`,
+      [POLICY_CONFIG_KEY]: `${canonicalJson(a.policy, 2)}\n`,
+    },
+  };
+}
+
+function policyGrant(ns: string, config: ControllerConfig): IReferenceGrant {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1beta1',
+    kind: 'ReferenceGrant',
+    metadata: metadata(policyGrantName(ns), config.systemNamespace, { kind: 'Namespace', namespace: config.systemNamespace, name: ns }),
+    spec: {
+      from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: ns }],
+      to: [{ group: '', kind: 'Service', name: config.policyServer.name }],
+    },
+  };
+}
+
+function portalRoute(config: ControllerConfig): IHTTPRoute {
+  const sys = config.systemNamespace;
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: metadata(PORTAL_ROUTE_NAME, sys, { kind: 'Gateway', namespace: config.gateway.namespace, name: config.gateway.name }),
+    spec: {
+      parentRefs: [parentRef(config, 'public')],
+      rules: [
+        {
+          matches: [
+            ...PORTAL_PATH_PREFIXES.map((p) => ({ path: { type: 'PathPrefix' as const, value: p } })),
+            ...PORTAL_EXACT_PATHS.map((p) => ({ path: { type: 'Exact' as const, value: p } })),
+          ],
+          backendRefs: [backendRef(policyBackend(config), sys)],
+        },
+      ],
+    },
+  };
+}
+
+/* ------------------------------------------------------------ statuses */
+
+function conditions(conds: ConditionIR[], existing: Condition[] | undefined, generation: number | undefined, now: string): Condition[] {
+  return conds.map((c) => {
+    const prev = existing?.find((e) => e.type === c.type);
+    return {
+      type: c.type,
+      status: c.status,
+      reason: c.reason,
+      message: c.message,
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      lastTransitionTime: prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : now,
+    };
+  });
+}
+
+/** Conditions that are errors worth an Event (not consequences of another error). */
+function errorEvents(kind: 'ApiSchema' | 'MLService', ns: string, name: string, uid: string | undefined, conds: ConditionIR[]): EventRecord[] {
+  return conds
+    .filter((c) => c.status === 'False' && c.type !== 'Ready' && !(c.type === 'Programmed' && (c.reason === 'Invalid' || c.reason === 'RefsNotResolved')))
+    .map((c) => ({ regarding: { kind, namespace: ns, name, ...(uid ? { uid } : {}) }, type: 'Warning' as const, reason: c.reason, message: `${c.type}: ${c.message}` }));
+}
+
+/* ------------------------------------------------------------ render */
+
+const KIND_ORDER = ['ConfigMap', 'Service', 'Deployment', 'ReferenceGrant', 'HTTPRoute'];
+
+function objectKey(o: KubernetesObject): string {
+  return `${o.apiVersion}/${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+}
+
+function compareObjects(a: KubernetesObject, b: KubernetesObject): number {
+  const ka = KIND_ORDER.indexOf(a.kind ?? '');
+  const kb = KIND_ORDER.indexOf(b.kind ?? '');
+  if (ka !== kb) return ka - kb;
+  const na = `${a.metadata?.namespace ?? ''}/${a.metadata?.name ?? ''}`;
+  const nb = `${b.metadata?.namespace ?? ''}/${b.metadata?.name ?? ''}`;
+  return na < nb ? -1 : na > nb ? 1 : 0;
+}
+
+/**
+ * Render the IR into objects, statuses and events.
+ * @param now RFC 3339 time used as lastTransitionTime of conditions whose status changed.
+ */
+export function render(ir: IR, config: ControllerConfig, now: string): RenderOutput {
+  const objects: KubernetesObject[] = [];
+  const statuses: StatusUpdate[] = [];
+  const events: EventRecord[] = [];
+  const gw = config.gatewayUrl.replace(/\/+$/, '');
+
+  for (const m of ir.mlServices) {
+    if (m.accepted) {
+      for (const r of m.revisions) objects.push(service(m, r) as KubernetesObject, deployment(m, r) as KubernetesObject);
+      objects.push(
+        internalRoute(
+          mlServiceRouteName(m.name),
+          m.namespace,
+          mlsOwner(m),
+          m.host,
+          m.revisions.map((r) => ({ namespace: m.namespace, name: r.objectName, port: r.port, weight: r.weight })),
+          config,
+        ) as KubernetesObject,
+      );
+    }
+    const status: MLServiceStatus = {
+      ...(m.generation !== undefined ? { observedGeneration: m.generation } : {}),
+      conditions: conditions(m.conditions, m.resource.status?.conditions, m.generation, now),
+      traffic: m.traffic,
+      ...(m.accepted ? { url: `http://${m.host}:${config.internalPort ?? DEFAULT_INTERNAL_PORT}` } : {}),
+    };
+    statuses.push({ kind: 'MLService', namespace: m.namespace, name: m.name, status });
+    events.push(...errorEvents('MLService', m.namespace, m.name, m.uid, m.conditions));
+  }
+
+  for (const a of ir.apiSchemas) {
+    let conds = a.conditions;
+    let programmed = a.programmed;
+    if (programmed) {
+      let rendered: KubernetesObject[] = [];
+      try {
+        const doc = generateOpenApi(a.resource, { gatewayUrl: gw, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) });
+        const cm = configMap(a, config, doc);
+        const bytes = Object.values(cm.data ?? {}).reduce((s, v) => s + Buffer.byteLength(v), 0);
+        if (bytes > MAX_CONFIGMAP_BYTES) throw new Error(`its policy.json and openapi.json take ${bytes} bytes, over the ConfigMap limit of ${MAX_CONFIGMAP_BYTES}`);
+        rendered.push(cm as KubernetesObject, ...(publicRoutes(a, config) as KubernetesObject[]));
+        if (a.serviceTarget) {
+          rendered.push(internalRoute(serviceTargetRouteName(a.name), a.namespace, apiOwner(a), a.upstreamHost!, [a.serviceTarget], config) as KubernetesObject);
+        }
+      } catch (e) {
+        rendered = [];
+        programmed = false;
+        conds = conds.map((c) => (c.type === 'Programmed' ? { type: c.type, status: 'False', reason: 'RenderFailed', message: `nothing is routed: ${(e as Error).message}` } : c));
+      }
+      objects.push(...rendered);
+    }
+    const status: ApiSchemaStatus = {
+      ...(a.generation !== undefined ? { observedGeneration: a.generation } : {}),
+      conditions: conditions(conds, a.resource.status?.conditions, a.generation, now),
+      operationCount: a.operations.length,
+      ...(programmed
+        ? {
+            docsUrl: `${gw}/docs/${a.namespace}/${a.name}`,
+            openapiUrl: `${gw}/openapi/${a.namespace}/${a.name}.json`,
+            ...(a.curlExample ? { curlExample: a.curlExample } : {}),
+          }
+        : {}),
+    };
+    statuses.push({ kind: 'ApiSchema', namespace: a.namespace, name: a.name, status });
+    events.push(...errorEvents('ApiSchema', a.namespace, a.name, a.uid, conds));
+  }
+
+  for (const ns of ir.policyGrantNamespaces) objects.push(policyGrant(ns, config) as KubernetesObject);
+  objects.push(portalRoute(config) as KubernetesObject);
+
+  // Two owners rendering the same object (e.g. MLService "a" revision "b-c" and MLService "a-b"
+  // revision "c"): the first (in sorted owner order) keeps it; the other owner gets an Event.
+  const seen = new Map<string, KubernetesObject>();
+  const unique: KubernetesObject[] = [];
+  for (const o of objects) {
+    const k = objectKey(o);
+    const prev = seen.get(k);
+    if (prev) {
+      const owner = o.metadata?.labels?.[LABELS.owner] ?? '?';
+      events.push({
+        regarding: { kind: o.metadata?.labels?.[LABELS.ownerKind] ?? 'Unknown', namespace: o.metadata?.namespace ?? '', name: owner.split('.').slice(2).join('.') },
+        type: 'Warning',
+        reason: 'NameConflict',
+        message: `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name} is already rendered for ${prev.metadata?.labels?.[LABELS.owner]}; not rendered for ${owner}`,
+      });
+      continue;
+    }
+    seen.set(k, o);
+    unique.push(o);
+  }
+  unique.sort(compareObjects);
+  statuses.sort((x, y) => (`${x.kind}/${x.namespace}/${x.name}` < `${y.kind}/${y.namespace}/${y.name}` ? -1 : 1));
+  events.sort((x, y) => {
+    const kx = `${x.regarding.kind}/${x.regarding.namespace}/${x.regarding.name}/${x.reason}/${x.message}`;
+    const ky = `${y.regarding.kind}/${y.regarding.namespace}/${y.regarding.name}/${y.reason}/${y.message}`;
+    return kx < ky ? -1 : kx > ky ? 1 : 0;
+  });
+  return { objects: unique, statuses, events };
+}
