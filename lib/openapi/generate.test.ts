@@ -75,7 +75,7 @@ describe('document contents', () => {
     expect(codes('get', '/me', grades)).toEqual(['200', '401', '502', '504']);
     expect((doc.paths['/predict'].post!.responses['413'] as any).$ref).toBe('#/components/responses/PayloadTooLarge');
     const problem = doc.components!.schemas!.Problem as any;
-    expect(problem.properties.errors.items.required).toEqual(['pointer', 'message']);
+    expect(problem.properties.errors.items.required).toEqual(['in', 'pointer', 'message']);
     expect(doc.components!.responses!.BadRequest).toMatchObject({ content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
     // an operation's own status wins over the gateway's
     const legacy = gen(VARIED.find((s) => s.metadata.name === 'legacy')!);

@@ -59,16 +59,28 @@ export const CACHE_EXT = 'x-kea-cache';
 /** Names of the security schemes in generated documents. */
 export const SECURITY_SCHEMES = { oidc: 'oidc', bearer: 'bearerAuth' } as const;
 
-/** The problem+json error responses the gateway adds, by status code (RFC 9457 bodies). */
-export const GATEWAY_ERRORS: Record<string, { name: string; description: string; title: string; detail: string }> = {
-  '400': { name: 'BadRequest', title: 'Bad Request', description: 'The request failed validation against this schema (see `errors`).', detail: 'request body does not match the schema' },
-  '401': { name: 'Unauthorized', title: 'Unauthorized', description: 'No valid session or bearer token.', detail: 'authentication required' },
-  '403': { name: 'Forbidden', title: 'Forbidden', description: 'Authenticated, but the roles, groups or scopes do not allow this operation.', detail: 'missing required role' },
-  '413': { name: 'PayloadTooLarge', title: 'Content Too Large', description: 'The request body exceeds the operation\'s size limit.', detail: 'request body exceeds 1048576 bytes' },
-  '415': { name: 'UnsupportedMediaType', title: 'Unsupported Media Type', description: 'The request body\'s Content-Type is not the one documented.', detail: 'expected application/json' },
-  '502': { name: 'BadGateway', title: 'Bad Gateway', description: 'The model service could not be reached or answered invalidly.', detail: 'upstream connection failed' },
-  '504': { name: 'GatewayTimeout', title: 'Gateway Timeout', description: 'The model service did not answer within the operation\'s timeout.', detail: 'upstream timed out after 5000 ms' },
+/**
+ * The problem+json error responses the gateway adds, by status code. Bodies follow RFC 9457
+ * as the policy server writes them (policy-server/datapath/problem.ts): `type`
+ * `https://kea.dev/problems/<code>`, `title`, `status`, `detail`, stable `code`, `requestId`,
+ * and for validation failures `errors[{in, pointer, message}]`.
+ */
+export const GATEWAY_ERRORS: Record<string, { name: string; code: string; description: string; title: string; detail: string }> = {
+  '400': { name: 'BadRequest', code: 'validation-failed', title: 'Request validation failed', description: 'The request failed validation against this schema; `errors` lists each failing field.', detail: '1 validation error' },
+  '401': { name: 'Unauthorized', code: 'unauthenticated', title: 'Authentication required', description: 'No valid SSO session or bearer token.', detail: 'sign in or send a bearer token' },
+  '403': { name: 'Forbidden', code: 'forbidden', title: 'Forbidden', description: 'Authenticated, but the roles, groups or scopes do not allow this operation.', detail: 'missing a required role' },
+  '413': { name: 'PayloadTooLarge', code: 'payload-too-large', title: 'Request body too large', description: 'The request body exceeds the operation\'s size limit.', detail: 'request body exceeds 1048576 bytes' },
+  '415': { name: 'UnsupportedMediaType', code: 'unsupported-media-type', title: 'Unsupported media type', description: 'The request body\'s Content-Type is not the documented one.', detail: 'expected application/json' },
+  '502': { name: 'BadGateway', code: 'upstream-unavailable', title: 'Upstream unavailable', description: 'The model service could not be reached, or its response broke the schema.', detail: 'upstream connection failed' },
+  '504': { name: 'GatewayTimeout', code: 'upstream-timeout', title: 'Upstream timeout', description: 'The model service did not answer within the operation\'s timeout.', detail: 'upstream timed out after 5000 ms' },
 };
+
+/** Stable problem codes the policy server uses (the last segment of a problem's `type`). */
+export const PROBLEM_CODES = [
+  'validation-failed', 'unsupported-media-type', 'payload-too-large', 'unauthenticated', 'forbidden', 'not-found',
+  'method-not-allowed', 'upstream-unavailable', 'upstream-timeout', 'invalid-upstream-response', 'auth-unavailable',
+  'shutting-down', 'internal',
+];
 
 const METHOD_ORDER: HttpMethod[] = ['GET', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'HEAD', 'PATCH'];
 
@@ -222,26 +234,29 @@ function problemSchema(): SchemaObject {
   return {
     type: 'object',
     description: 'Problem Details for HTTP APIs (RFC 9457), as the KEA gateway returns them.',
+    required: ['type', 'title', 'status'],
     properties: {
-      type: { type: 'string', format: 'uri-reference', default: 'about:blank', description: 'URI identifying the problem type.' },
+      type: { type: 'string', format: 'uri-reference', description: 'URI identifying the problem type: `https://kea.dev/problems/<code>`.' },
       title: { type: 'string', description: 'Short summary of the problem type.' },
       status: { type: 'integer', minimum: 100, maximum: 599, description: 'HTTP status code.' },
       detail: { type: 'string', description: 'Explanation specific to this occurrence.' },
       instance: { type: 'string', format: 'uri-reference' },
+      code: { type: 'string', enum: [...PROBLEM_CODES], description: 'Stable machine-readable code.' },
+      requestId: { type: 'string', description: 'The request ID, also in every log line of this request.' },
       errors: {
         type: 'array',
-        description: 'Each failing field: a JSON Pointer (RFC 6901) into the request and a message.',
+        description: 'Each failing field: where (`in`), an RFC 6901 JSON Pointer into that value, and a message.',
         items: {
           type: 'object',
-          required: ['pointer', 'message'],
+          required: ['in', 'pointer', 'message'],
           properties: {
-            pointer: { type: 'string', description: 'JSON Pointer, e.g. `/features/0` or `#/query/limit`.' },
+            in: { type: 'string', enum: ['body', 'path', 'query', 'header', 'response'] },
+            pointer: { type: 'string', description: 'JSON Pointer, e.g. `/features/0` (empty = the whole value).' },
             message: { type: 'string' },
           },
         },
       },
     },
-    required: ['title', 'status'],
     additionalProperties: true,
   };
 }
@@ -364,7 +379,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
     const e = GATEWAY_ERRORS[code];
     responseNames.push(e.name);
   }
-  const byName = Object.fromEntries(Object.entries(GATEWAY_ERRORS).map(([code, e]) => [e.name, { code, ...e }]));
+  const byName = Object.fromEntries(Object.entries(GATEWAY_ERRORS).map(([status, e]) => [e.name, { status, problem: e.code, ...e }]));
   for (const name of [...responseNames].sort()) {
     const e = byName[name];
     builder.addResponse(name, {
@@ -373,11 +388,13 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
         'application/problem+json': {
           schema: { $ref: `#/components/schemas/${problemName}` },
           example: {
-            type: 'about:blank',
+            type: `https://kea.dev/problems/${e.problem}`,
             title: e.title,
-            status: Number(e.code),
+            status: Number(e.status),
             detail: e.detail,
-            ...(e.code === '400' ? { errors: [{ pointer: '/features/0', message: 'must be number' }] } : {}),
+            code: e.problem,
+            requestId: '3f2c9a1e7b5d4c60',
+            ...(e.status === '400' ? { errors: [{ in: 'body', pointer: '/features/0/1', message: 'must be number' }] } : {}),
           },
         },
       },
