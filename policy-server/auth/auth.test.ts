@@ -508,6 +508,16 @@ describe('session refresh and lifetime (IdP with 4 s access tokens)', () => {
       await short.close();
     }
   });
+
+  test('IdP unreachable at refresh time: the session is kept (no cookie change), retried later', async () => {
+    const { jar } = await loginAs('teacher', '/docs', new CookieJar(), gw2.url);
+    const cookie = jar.get('kea_session')!;
+    await idp2.stop(); // the IdP goes away (this is the last test of this IdP)
+    await sleep(2300);
+    const id = await auth2.authenticate(req({ cookie: `kea_session=${cookie}` }));
+    expect(id?.subject).toBe('teacher');
+    expect(id?.setCookie).toBeUndefined();
+  });
 });
 
 export type { Identity };
