@@ -2,7 +2,7 @@
  * Authentication and authorization for the policy server.
  *
  * Takes in: an incoming HTTP request (its `Authorization` header or session cookie) and an
- * operation's {@link Access} rule. Gives out: an {@link Identity} (or `null` for anonymous),
+ * operation's `Access` rule (lib/api/types.ts). Gives out: an {@link Identity} (or `null` for anonymous),
  * an `allow | unauthenticated | forbidden` decision, and the `x-kea-*` identity headers for
  * the upstream.
  *
@@ -15,7 +15,6 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Router } from 'express';
-import type { Access } from '../../lib/api/types.js';
 
 /** Who is calling, once authenticated. */
 export interface Identity {
