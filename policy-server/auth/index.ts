@@ -110,3 +110,4 @@ export interface ClaimPaths {
 export { authorize, identityHeaders, IDENTITY_HEADERS, readClaim, claimStrings } from './authorize.js';
 export { safeReturnTo } from './redirect.js';
 export { createAuthenticator } from './authenticator.js';
+export { authConfigFromEnv } from './config.js';
