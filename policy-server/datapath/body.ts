@@ -1,0 +1,158 @@
+/**
+ * Request body handling for the data path: bounded reading, a pre-parse structural guard, and
+ * canonical JSON for cache keys.
+ */
+import type { IncomingMessage } from 'node:http';
+
+/** Why reading a body failed. */
+export class BodyError extends Error {
+  readonly reason: 'too-large' | 'aborted';
+  constructor(reason: 'too-large' | 'aborted', message: string) {
+    super(message);
+    this.reason = reason;
+    this.name = 'BodyError';
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Reads the whole request body, refusing more than `limit` bytes.
+ * A declared `Content-Length` over the limit is refused before reading any byte; a chunked
+ * body is refused as soon as the running total exceeds the limit (reading stops; the caller
+ * answers 413 with `Connection: close`).
+ * @param limit - maximum body size in bytes.
+ * @throws {BodyError} `too-large` or `aborted`.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const cl = req.headers['content-length'];
+  if (cl !== undefined) {
+    const n = Number(cl);
+    if (n > limit) return Promise.reject(new BodyError('too-large', `body of ${n} bytes exceeds the limit of ${limit} bytes`));
+    if (n === 0) return Promise.resolve(EMPTY);
+  } else if (req.headers['transfer-encoding'] === undefined) {
+    return Promise.resolve(EMPTY);
+  }
+  return new Promise<Buffer>((resolve, reject) => {
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
+    let total = 0;
+    const onData = (c: Buffer): void => {
+      total += c.length;
+      if (total > limit) {
+        cleanup();
+        req.pause();
+        reject(new BodyError('too-large', `body exceeds the limit of ${limit} bytes`));
+        return;
+      }
+      if (first === undefined) first = c;
+      else (chunks ??= [first]).push(c);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks ? Buffer.concat(chunks, total) : (first ?? EMPTY));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      reject(new BodyError('aborted', 'client closed the connection while sending the body'));
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onAbort);
+      req.off('aborted', onAbort);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onAbort);
+    req.on('aborted', onAbort);
+  });
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJ = 0x7b;
+const OPEN_ARR = 0x5b;
+const CLOSE_OBJ = 0x7d;
+const CLOSE_ARR = 0x5d;
+
+/**
+ * Measures the maximum nesting depth of JSON text without parsing it (string-aware, so
+ * brackets inside strings do not count). Stops early once `max` is exceeded.
+ * @returns the depth (an object or array at the top level is depth 1), or `max + 1`.
+ */
+export function jsonDepth(buf: Buffer, max: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0, n = buf.length; i < n; i++) {
+    const c = buf[i];
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) inString = true;
+    else if (c === OPEN_OBJ || c === OPEN_ARR) {
+      if (++depth > deepest) {
+        deepest = depth;
+        if (deepest > max) return max + 1;
+      }
+    } else if (c === CLOSE_OBJ || c === CLOSE_ARR) depth--;
+  }
+  return deepest;
+}
+
+const PROTO = Buffer.from('__proto__');
+const CONSTRUCTOR = Buffer.from('constructor');
+const PROTOTYPE = Buffer.from('prototype');
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/**
+ * Finds prototype-pollution shapes in parsed JSON: any `__proto__` key, or a `constructor` /
+ * `prototype` key whose value is an object (`{"constructor": {"prototype": {...}}}`).
+ * A quick byte search of the raw text skips the walk for the common clean body.
+ * @returns the RFC 6901 pointer of the first offending key, or undefined.
+ */
+export function findPollution(raw: Buffer, value: unknown): string | undefined {
+  if (raw.indexOf(PROTO) < 0 && raw.indexOf(CONSTRUCTOR) < 0 && raw.indexOf(PROTOTYPE) < 0) return undefined;
+  const stack: Array<[unknown, string]> = [[value, '']];
+  while (stack.length) {
+    const [v, ptr] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push([v[i], `${ptr}/${i}`]);
+      continue;
+    }
+    for (const k of Object.keys(v)) {
+      const child = (v as Record<string, unknown>)[k];
+      const p = `${ptr}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      if (k === '__proto__') return p;
+      if ((k === 'constructor' || k === 'prototype') && child !== null && typeof child === 'object') return p;
+      stack.push([child, p]);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Canonical JSON (keys sorted by UTF-16 code units, no whitespace; arrays keep order), so two
+ * bodies that differ only in key order or spacing give the same cache key. Recursion depth is
+ * bounded by the caller's {@link jsonDepth} guard.
+ */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) {
+    let s = '[';
+    for (let i = 0; i < v.length; i++) s += (i ? ',' : '') + canonicalJson(v[i]);
+    return s + ']';
+  }
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o).sort();
+  let s = '{';
+  let first = true;
+  for (const k of keys) {
+    if (!hasOwn.call(o, k)) continue;
+    s += (first ? '' : ',') + JSON.stringify(k) + ':' + canonicalJson(o[k]);
+    first = false;
+  }
+  return s + '}';
+}

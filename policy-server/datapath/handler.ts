@@ -1,0 +1,599 @@
+/**
+ * The data path (hot path): one request for one configured operation.
+ *
+ * Takes in: a raw `node:http` request already matched to a {@link CompiledOperation} (by the
+ * `x-kea-operation` header or by method + path template) and its raw path parameters.
+ * Gives out: the upstream's response (streamed, or buffered when it must be cached or
+ * validated), or an RFC 9457 problem.
+ *
+ * Order of checks: authenticate (skipped for public operations without credentials) →
+ * authorize → parameters (400) → content type (415) → body size (413) → JSON depth,
+ * prototype-pollution keys and schema (400) → cache lookup → forward through an undici Pool
+ * to the gateway's internal listener (Host = the service's internal hostname, plus
+ * `x-kea-internal-token`) → optional response validation → cache store → audit record.
+ *
+ * Per request it allocates one {@link Exchange} (which is also the undici dispatch handler),
+ * the upstream header list, and the body buffer; no express, no streams for small bodies, no
+ * per-request closures on the forwarding path.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Dispatcher } from 'undici';
+import { AuthError, authorize, identityHeaders, type ClaimPaths, type Identity } from '../auth/index.js';
+import { INTERNAL_TOKEN_HEADER } from '../../lib/policy/config.js';
+import type { AuditLog, AuditRecord } from '../audit.js';
+import type { Metrics } from '../metrics.js';
+import { isJsonMediaType, mediaTypeOf, type CompiledOperation, type CompiledService } from '../snapshot/build.js';
+import { renderTemplate } from '../snapshot/path-router.js';
+import { BodyError, canonicalJson, findPollution, jsonDepth, readBody } from './body.js';
+import type { CachedResponse, ResponseCache } from './cache.js';
+import { acceptRequestId, clientHeaders, upstreamHeaders } from './headers.js';
+import { DecodeError, extractParams, mapAjvErrors } from './params.js';
+import { problem, sendProblem, type FieldError, type ProblemBody } from './problem.js';
+
+/** The part of the auth module the data path needs (see `policy-server/auth/index.ts`). */
+export interface RequestAuthenticator {
+  authenticate(req: IncomingMessage): Promise<Identity | null>;
+  loginUrl(returnTo: string): string;
+}
+
+/** Something that can dispatch to the internal gateway (an undici Pool). */
+export interface Upstream {
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+}
+
+/** Options of {@link DataPath}. */
+export interface DataPathOptions {
+  auth: RequestAuthenticator;
+  upstream: Upstream;
+  cache: ResponseCache;
+  audit: AuditLog;
+  metrics: Metrics;
+  /** Shared secret the internal HTTPRoutes require (`x-kea-internal-token`). */
+  internalToken: string;
+  /** Claim paths used when a service does not set its own. */
+  claimDefaults?: ClaimPaths;
+  /** Forward the client's `Authorization` and `Cookie` headers upstream (default false). */
+  forwardCredentials?: boolean;
+  /** Maximum JSON nesting depth of request bodies (default 64). */
+  maxJsonDepth?: number;
+  /** Largest upstream response buffered for caching or response validation, bytes (default 4 MiB). */
+  maxBufferedResponseBytes?: number;
+}
+
+const EMPTY_BUF = Buffer.alloc(0);
+
+/** Maps an undici error to a problem code. */
+function upstreamProblem(err: Error & { code?: string }): { body: ProblemBody; outcome: string } {
+  const code = err.code ?? '';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return { body: problem('upstream-timeout', 'the service did not answer in time'), outcome: 'upstream_timeout' };
+  }
+  return { body: problem('upstream-unavailable', 'the service could not be reached'), outcome: 'upstream_error' };
+}
+
+function hasNoCache(req: IncomingMessage): boolean {
+  const cc = req.headers['cache-control'];
+  if (cc !== undefined && /(?:^|[\s,])no-(?:cache|store)\b/i.test(cc)) return true;
+  return req.headers.pragma === 'no-cache';
+}
+
+function responseCacheable(headers: Record<string, string | string[] | undefined>): boolean {
+  if (headers['set-cookie'] !== undefined) return false;
+  const cc = headers['cache-control'];
+  return !(typeof cc === 'string' && /(?:^|[\s,])(?:no-store|private)\b/i.test(cc));
+}
+
+/**
+ * One request/response exchange; also the undici dispatch handler of its upstream request
+ * (OnRequestStart/OnResponseStart/Data/End/Error, undici ≥ 7 handler API).
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly dp: DataPath;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly op: CompiledOperation;
+  readonly requestId: string;
+  readonly t0: number;
+  readonly path: string;
+  identity: Identity | null = null;
+  cacheKey?: string;
+  controller?: Dispatcher.DispatchController;
+  status = 0;
+  buffering = false;
+  chunks?: Buffer[];
+  bytes = 0;
+  headersOut?: string[];
+  revision?: string;
+  contentType?: string;
+  /** The parsed JSON request body, once validated. */
+  parsed?: unknown;
+  done = false;
+  clientGone = false;
+  upstreamStarted = false;
+
+  constructor(dp: DataPath, req: IncomingMessage, res: ServerResponse, op: CompiledOperation, requestId: string, path: string) {
+    this.dp = dp;
+    this.req = req;
+    this.res = res;
+    this.op = op;
+    this.requestId = requestId;
+    this.path = path;
+    this.t0 = performance.now();
+  }
+
+  /** Response headers KEA adds for the client (flat list). */
+  extraHeaders(cache: 'HIT' | 'MISS' | undefined): string[] {
+    const h = ['x-request-id', this.requestId];
+    if (cache) h.push('x-cache', cache);
+    if (this.identity?.setCookie) h.push('set-cookie', this.identity.setCookie);
+    return h;
+  }
+
+  /** Ends with a problem response and writes the audit record. */
+  fail(body: ProblemBody, outcome: string, extra?: { headers?: string[]; close?: boolean; validation?: FieldError[]; error?: string }): void {
+    body.requestId = this.requestId;
+    const h = this.extraHeaders(undefined);
+    if (extra?.headers) for (const x of extra.headers) h.push(x);
+    sendProblem(this.res, body, h, extra?.close);
+    this.finish(body.status, outcome, undefined, extra?.validation, extra?.error);
+  }
+
+  finish(status: number, outcome: string, cache?: 'HIT' | 'MISS', validation?: FieldError[], error?: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.dp.inflight--;
+    const latencyMs = performance.now() - this.t0;
+    const op = this.op;
+    this.dp.metrics.observe(op.key, outcome, status, latencyMs / 1000);
+    const rec: AuditRecord = {
+      requestId: this.requestId,
+      user: this.identity ? this.identity.subject : null,
+      operation: op.key,
+      service: op.service.id,
+      revision: this.revision,
+      method: op.method,
+      path: this.path,
+      status,
+      latencyMs: Math.round(latencyMs * 1000) / 1000,
+      cache,
+      outcome,
+      validation,
+      error,
+    };
+    this.dp.audit.end(rec);
+  }
+
+  // ---- undici DispatchHandler -------------------------------------------------------------
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    this.upstreamStarted = true;
+    if (this.clientGone) controller.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    this.status = statusCode;
+    const rev = headers['x-kea-revision'];
+    if (typeof rev === 'string') this.revision = rev;
+    const ct = headers['content-type'];
+    this.contentType = typeof ct === 'string' ? ct : undefined;
+    const out = clientHeaders(headers);
+    const op = this.op;
+    const cl = headers['content-length'];
+    const small = !(typeof cl === 'string' && Number(cl) > this.dp.maxBufferedResponseBytes);
+    const validate =
+      op.responseValidators !== undefined && this.contentType !== undefined && isJsonMediaType(mediaTypeOf(this.contentType)) && this.req.method !== 'HEAD';
+    if (this.cacheKey !== undefined && (statusCode !== 200 || !responseCacheable(headers))) this.cacheKey = undefined;
+    this.buffering = small && (this.cacheKey !== undefined || validate);
+    if (this.buffering) {
+      this.headersOut = out;
+      this.chunks = [];
+      return;
+    }
+    if (this.clientGone) return;
+    for (const x of this.extraHeaders(op.cache ? 'MISS' : undefined)) out.push(x);
+    this.res.writeHead(statusCode, out);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.clientGone) return;
+    if (this.buffering) {
+      this.bytes += chunk.length;
+      this.chunks!.push(chunk);
+      if (this.bytes > this.dp.maxBufferedResponseBytes) this.stopBuffering();
+      return;
+    }
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
+  }
+
+  /** A response grew past the buffer limit: send what we have and stream the rest. */
+  private stopBuffering(): void {
+    this.buffering = false;
+    this.cacheKey = undefined;
+    if (this.op.responseValidators) {
+      this.dp.audit.logger.warn('response too large to validate; streamed unvalidated', { requestId: this.requestId, operation: this.op.key });
+    }
+    const out = this.headersOut!;
+    for (const x of this.extraHeaders(this.op.cache ? 'MISS' : undefined)) out.push(x);
+    this.res.writeHead(this.status, out);
+    for (const c of this.chunks!) this.res.write(c);
+    this.chunks = undefined;
+  }
+
+  onResponseEnd(): void {
+    if (this.clientGone) {
+      this.finish(499, 'client_closed');
+      return;
+    }
+    if (!this.buffering) {
+      this.res.end();
+      this.finish(this.status, 'forwarded', this.op.cache ? 'MISS' : undefined);
+      return;
+    }
+    const chunks = this.chunks!;
+    const body = chunks.length === 1 ? chunks[0] : chunks.length === 0 ? EMPTY_BUF : Buffer.concat(chunks, this.bytes);
+    let validation: FieldError[] | undefined;
+    const validators = this.op.responseValidators;
+    if (validators && this.contentType && isJsonMediaType(mediaTypeOf(this.contentType))) {
+      const s = String(this.status);
+      const v = validators.get(s) ?? validators.get(`${s[0]}XX`) ?? validators.get('DEFAULT');
+      if (v) {
+        let ok: boolean;
+        try {
+          ok = v(JSON.parse(body.toString('utf8'))) as boolean;
+          if (!ok) validation = mapAjvErrors(v.errors, 'response');
+        } catch {
+          ok = false;
+          validation = [{ in: 'response', pointer: '', message: 'is not valid JSON' }];
+        }
+        if (!ok) {
+          this.dp.metrics.validation(this.op.key, validation!);
+          this.dp.audit.logger.warn('upstream response does not match the schema', {
+            requestId: this.requestId,
+            operation: this.op.key,
+            revision: this.revision,
+            status: this.status,
+            errors: validation,
+          });
+          if (this.op.def.responseValidation === 'enforce') {
+            this.fail(problem('invalid-upstream-response', 'the service answered with a body that does not match its documented response', { errors: validation }), 'response_invalid', {
+              validation,
+            });
+            return;
+          }
+        }
+      }
+    }
+    if (this.cacheKey !== undefined && validation === undefined) {
+      const entry: CachedResponse = {
+        status: this.status,
+        headers: this.headersOut!,
+        body,
+        revision: this.revision,
+        storedAt: Date.now(),
+        serviceId: this.op.service.id,
+      };
+      this.dp.cache.set(this.cacheKey, entry, this.op.cache!.ttlSeconds);
+    }
+    const out = this.headersOut!.slice();
+    for (const x of this.extraHeaders(this.op.cache ? 'MISS' : undefined)) out.push(x);
+    this.res.writeHead(this.status, out);
+    this.res.end(body);
+    this.finish(this.status, validation ? 'forwarded_invalid_response' : 'forwarded', this.op.cache ? 'MISS' : undefined, validation);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+    if (this.clientGone) {
+      this.finish(499, 'client_closed');
+      return;
+    }
+    if (this.res.headersSent) {
+      // Mid-stream failure: the status is already out; cut the connection so the client sees it.
+      this.res.destroy(err);
+      this.finish(this.status, 'upstream_error', undefined, undefined, (err as { code?: string }).code ?? err.message);
+      return;
+    }
+    const { body, outcome } = upstreamProblem(err);
+    this.fail(body, outcome, { error: (err as { code?: string }).code ?? err.message });
+  }
+}
+
+/** The per-request data path. One per server. */
+export class DataPath {
+  readonly auth: RequestAuthenticator;
+  readonly upstream: Upstream;
+  readonly cache: ResponseCache;
+  readonly audit: AuditLog;
+  readonly metrics: Metrics;
+  readonly internalToken: string;
+  readonly forwardCredentials: boolean;
+  readonly maxJsonDepth: number;
+  readonly maxBufferedResponseBytes: number;
+  private readonly claimDefaults: ClaimPaths;
+  private readonly claimMemo = new WeakMap<CompiledService, ClaimPaths>();
+  /** Requests currently in the data path (for graceful drain). */
+  inflight = 0;
+
+  constructor(opts: DataPathOptions) {
+    this.auth = opts.auth;
+    this.upstream = opts.upstream;
+    this.cache = opts.cache;
+    this.audit = opts.audit;
+    this.metrics = opts.metrics;
+    this.internalToken = opts.internalToken;
+    this.forwardCredentials = opts.forwardCredentials ?? false;
+    this.maxJsonDepth = opts.maxJsonDepth ?? 64;
+    this.maxBufferedResponseBytes = opts.maxBufferedResponseBytes ?? 4 * 1024 * 1024;
+    this.claimDefaults = opts.claimDefaults ?? {};
+  }
+
+  /** Claim paths of a service, falling back to the server defaults (memoised per compiled service). */
+  claimsFor(svc: CompiledService): ClaimPaths {
+    let c = this.claimMemo.get(svc);
+    if (!c) {
+      const a = svc.def.authorization ?? {};
+      c = {
+        rolesClaim: a.rolesClaim || this.claimDefaults.rolesClaim,
+        groupsClaim: a.groupsClaim || this.claimDefaults.groupsClaim,
+        scopesClaim: a.scopesClaim || this.claimDefaults.scopesClaim,
+      };
+      this.claimMemo.set(svc, c);
+    }
+    return c;
+  }
+
+  /** Generates or accepts the request id. */
+  static requestId(req: IncomingMessage): string {
+    return acceptRequestId(req.headers['x-request-id']) ?? randomUUID();
+  }
+
+  /**
+   * Handles one request for `op`. Never throws; every failure becomes a problem response.
+   * @param rawPathParams - raw values of the operation's path template parameters, in order.
+   * @param rawQuery - the raw query string (without `?`).
+   * @param path - the request path without query (for the audit record).
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, op: CompiledOperation, rawPathParams: readonly string[], rawQuery: string, path: string): Promise<void> {
+    this.inflight++;
+    const x = new Exchange(this, req, res, op, DataPath.requestId(req), path);
+    if (this.audit.debug) this.audit.start(x.requestId, req.method ?? '', path, op.key);
+    try {
+      await this.run(x, rawPathParams, rawQuery);
+    } catch (err) {
+      this.audit.logger.error('data path failure', { requestId: x.requestId, operation: op.key, error: (err as Error).stack ?? String(err) });
+      if (!x.done) x.fail(problem('internal', 'unexpected error'), 'internal_error', { close: true });
+    }
+  }
+
+  private async run(x: Exchange, rawPathParams: readonly string[], rawQuery: string): Promise<void> {
+    const { req, res, op } = x;
+    const svc = op.service;
+    res.once('close', () => {
+      if (!res.writableFinished) {
+        x.clientGone = true;
+        if (x.controller) x.controller.abort(new Error('client closed the connection'));
+        else if (!x.upstreamStarted && !x.done) x.finish(499, 'client_closed');
+      }
+    });
+
+    // 1. Authentication and authorization.
+    const access = op.def.access;
+    const h = req.headers;
+    const needAuth = access.mode !== 'public' || h.authorization !== undefined || h.cookie !== undefined;
+    if (needAuth) {
+      try {
+        x.identity = await this.auth.authenticate(req);
+      } catch (err) {
+        if (err instanceof AuthError || (err as Error)?.name === 'AuthError') {
+          const ae = err as AuthError;
+          if (access.mode !== 'public') {
+            const hdrs = ['www-authenticate', ae.wwwAuthenticate];
+            if (ae.setCookie) hdrs.push('set-cookie', ae.setCookie);
+            x.fail(problem('unauthenticated', ae.message, { authError: ae.code }), 'unauthenticated', { headers: hdrs });
+            return;
+          }
+          // Public operation: bad credentials are ignored; the caller is anonymous.
+        } else {
+          this.audit.logger.error('authentication backend failure', { requestId: x.requestId, error: (err as Error)?.message });
+          x.fail(problem('auth-unavailable', 'credentials could not be checked right now'), 'auth_unavailable', { headers: ['retry-after', '1'] });
+          return;
+        }
+      }
+      if (x.done) return;
+      const decision = authorize(x.identity, access, this.claimsFor(svc));
+      if (decision === 'unauthenticated') {
+        const accept = h.accept;
+        if (req.method === 'GET' && typeof accept === 'string' && accept.includes('text/html')) {
+          x.identity = null;
+          res.writeHead(302, ['location', this.auth.loginUrl(req.url ?? '/'), 'cache-control', 'no-store', 'x-request-id', x.requestId, 'content-length', '0']);
+          res.end();
+          x.finish(302, 'login_redirect');
+          return;
+        }
+        x.fail(problem('unauthenticated', 'this operation requires authentication'), 'unauthenticated', { headers: ['www-authenticate', 'Bearer realm="kea"'] });
+        return;
+      }
+      if (decision === 'forbidden') {
+        x.fail(problem('forbidden', 'your identity lacks the role, group or scope this operation requires'), 'forbidden');
+        return;
+      }
+    }
+
+    // 2. Parameters.
+    const values: Record<string, string> | undefined = op.pathParamNames.length > 0 ? Object.create(null) : undefined;
+    for (let i = 0; i < op.pathParamNames.length; i++) {
+      const raw = rawPathParams[i] ?? '';
+      if (raw === '.' || raw === '..' || /^(?:%2e|\.){1,2}$/i.test(raw)) {
+        const errors: FieldError[] = [{ in: 'path', pointer: `/${op.pathParamNames[i]}`, message: 'must not be a dot segment' }];
+        this.metrics.validation(op.key, errors);
+        x.fail(problem('validation-failed', 'invalid path parameter', { errors }), 'invalid_request', { validation: errors });
+        return;
+      }
+      values![op.pathParamNames[i]] = raw;
+    }
+    if (op.validateParams) {
+      let params;
+      try {
+        params = extractParams(op, rawPathParams, rawQuery, h);
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
+        const errors: FieldError[] = [{ in: err.where, pointer: `/${err.param}`, message: 'is not valid percent-encoding' }];
+        this.metrics.validation(op.key, errors);
+        x.fail(problem('validation-failed', err.message, { errors }), 'invalid_request', { validation: errors });
+        return;
+      }
+      if (!op.validateParams(params)) {
+        const errors = mapAjvErrors(op.validateParams.errors, 'params');
+        this.metrics.validation(op.key, errors);
+        x.fail(problem('validation-failed', `${errors.length} parameter error(s)`, { errors }), 'invalid_request', { validation: errors });
+        return;
+      }
+    }
+
+    // 3. Body: content type, size, structure, schema.
+    const spec = op.body;
+    const hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined;
+    if (spec && hasBody) {
+      const ct = h['content-type'];
+      const mt = ct ? mediaTypeOf(ct) : '';
+      if (!(mt === spec.mediaType || (spec.isJson && isJsonMediaType(mt)))) {
+        x.fail(problem('unsupported-media-type', `expected Content-Type ${spec.mediaType}${ct ? `, got ${mt}` : ''}`, { accept: spec.mediaType }), 'unsupported_media_type', {
+          headers: ['accept-post', spec.mediaType],
+          close: true,
+        });
+        return;
+      }
+      const ce = h['content-encoding'];
+      if (ce !== undefined && ce.toLowerCase() !== 'identity' && spec.validate) {
+        x.fail(problem('unsupported-media-type', `Content-Encoding ${ce} is not accepted for validated bodies`), 'unsupported_media_type', { close: true });
+        return;
+      }
+    }
+    let body: Buffer = EMPTY_BUF;
+    if (hasBody) {
+      try {
+        body = await readBody(req, op.maxBodyBytes);
+      } catch (err) {
+        if (err instanceof BodyError && err.reason === 'too-large') {
+          x.fail(problem('payload-too-large', err.message, { limit: op.maxBodyBytes }), 'payload_too_large', { close: true });
+          return;
+        }
+        if (!x.done) x.finish(499, 'client_closed');
+        return;
+      }
+      if (x.done) return;
+    }
+    let parsed: unknown;
+    let isParsed = false;
+    if (spec) {
+      if (body.length === 0) {
+        if (spec.required) {
+          const errors: FieldError[] = [{ in: 'body', pointer: '', message: 'is required' }];
+          this.metrics.validation(op.key, errors);
+          x.fail(problem('validation-failed', 'a request body is required', { errors }), 'invalid_request', { validation: errors });
+          return;
+        }
+      } else if (spec.isJson) {
+        const errors = this.checkJson(x, body);
+        if (errors) {
+          this.metrics.validation(op.key, errors);
+          x.fail(problem('validation-failed', errors[0].message === 'is not valid JSON' ? 'the body is not valid JSON' : `${errors.length} body error(s)`, { errors }), 'invalid_request', {
+            validation: errors,
+          });
+          return;
+        }
+        parsed = x.parsed;
+        isParsed = true;
+      }
+    }
+
+    // 4. Cache lookup.
+    const cachePolicy = op.cache;
+    if (cachePolicy) {
+      const canonical = isParsed ? canonicalJson(parsed) : body.toString('latin1');
+      const subject = cachePolicy.scope === 'identity' ? (x.identity ? `${x.identity.via === 'session' ? 's' : 'b'}:${x.identity.subject}` : '') : undefined;
+      const key = this.cache.key(svc.id, op.def.operationId, svc.def.configVersion, canonical, rawQuery, subject);
+      if (hasNoCache(req)) {
+        this.cache.countBypass(svc.id);
+        this.metrics.cache(false);
+      } else {
+        const hit = this.cache.get(key, svc.id);
+        this.metrics.cache(hit !== undefined);
+        if (hit) {
+          x.revision = hit.revision;
+          const out = hit.headers.slice();
+          out.push('age', String(Math.floor((Date.now() - hit.storedAt) / 1000)));
+          for (const e of x.extraHeaders('HIT')) out.push(e);
+          res.writeHead(hit.status, out);
+          res.end(hit.body);
+          x.finish(hit.status, 'cache_hit', 'HIT');
+          return;
+        }
+      }
+      if (req.method !== 'HEAD') x.cacheKey = key;
+    }
+
+    // 5. Forward.
+    const headers = upstreamHeaders(h, this.forwardCredentials);
+    const xff = h['x-forwarded-for'];
+    const remote = req.socket.remoteAddress ?? '';
+    headers.push(
+      'host',
+      svc.def.upstream.host,
+      INTERNAL_TOKEN_HEADER,
+      this.internalToken,
+      'x-request-id',
+      x.requestId,
+      'x-forwarded-for',
+      xff ? `${xff}, ${remote}` : remote,
+    );
+    if (x.identity) {
+      const ih = identityHeaders(x.identity, this.claimsFor(svc));
+      for (const k in ih) headers.push(k, ih[k]);
+    }
+    const upstreamPath = (values ? renderTemplate(op.upstream, values) : renderTemplate(op.upstream, {})) + (rawQuery ? `?${rawQuery}` : '');
+    if (x.clientGone) {
+      if (!x.done) x.finish(499, 'client_closed');
+      return;
+    }
+    this.upstream.dispatch(
+      {
+        path: upstreamPath,
+        method: op.method as Dispatcher.HttpMethod,
+        headers,
+        body: body.length > 0 ? body : null,
+        headersTimeout: op.timeoutMs,
+        bodyTimeout: op.timeoutMs,
+      },
+      x,
+    );
+  }
+
+  /**
+   * Depth guard, parse, prototype-pollution guard, schema. Stores the parsed value on the
+   * exchange.
+   * @returns the field errors, or undefined when the body is acceptable.
+   */
+  private checkJson(x: Exchange, body: Buffer): FieldError[] | undefined {
+    if (jsonDepth(body, this.maxJsonDepth) > this.maxJsonDepth) {
+      return [{ in: 'body', pointer: '', message: `nesting deeper than ${this.maxJsonDepth} levels` }];
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(body.toString('utf8'));
+    } catch {
+      return [{ in: 'body', pointer: '', message: 'is not valid JSON' }];
+    }
+    const polluted = findPollution(body, value);
+    if (polluted !== undefined) return [{ in: 'body', pointer: polluted, message: 'is a forbidden key (prototype pollution)' }];
+    const validate = x.op.body!.validate;
+    if (validate && !validate(value)) return mapAjvErrors(validate.errors, 'body');
+    x.parsed = value;
+    return undefined;
+  }
+}

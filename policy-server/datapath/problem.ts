@@ -1,0 +1,122 @@
+/**
+ * Problem Details for HTTP APIs (RFC 9457), the one error format of the policy server.
+ *
+ * Every error leaves the server through {@link sendProblem}: `application/problem+json` with
+ * `type` (`https://kea.dev/problems/<code>`), `title`, `status`, `detail`, the stable `code`,
+ * the `requestId`, and for validation failures `errors: [{ in, pointer, message }]` (one entry
+ * per failing JSON pointer; RFC 9457 §3 allows such extension members). `pointer` is an RFC
+ * 6901 JSON pointer into the request body (`in: "body"`), into the named parameter's value
+ * (`in: "path" | "query" | "header"`, e.g. `/limit`), or into the response body
+ * (`in: "response"`).
+ */
+import type { ServerResponse } from 'node:http';
+
+/** Stable problem codes (the last segment of `type`). */
+export type ProblemCode =
+  | 'validation-failed'
+  | 'unsupported-media-type'
+  | 'payload-too-large'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not-found'
+  | 'method-not-allowed'
+  | 'upstream-unavailable'
+  | 'upstream-timeout'
+  | 'invalid-upstream-response'
+  | 'auth-unavailable'
+  | 'shutting-down'
+  | 'internal';
+
+/** One failing location. */
+export interface FieldError {
+  in: 'body' | 'path' | 'query' | 'header' | 'response';
+  /** RFC 6901 JSON pointer (empty string = the whole value). */
+  pointer: string;
+  message: string;
+}
+
+const TITLES: Record<ProblemCode, string> = {
+  'validation-failed': 'Request validation failed',
+  'unsupported-media-type': 'Unsupported media type',
+  'payload-too-large': 'Request body too large',
+  unauthenticated: 'Authentication required',
+  forbidden: 'Forbidden',
+  'not-found': 'Not found',
+  'method-not-allowed': 'Method not allowed',
+  'upstream-unavailable': 'Upstream unavailable',
+  'upstream-timeout': 'Upstream timeout',
+  'invalid-upstream-response': 'Upstream response does not match the API schema',
+  'auth-unavailable': 'Authentication temporarily unavailable',
+  'shutting-down': 'Server is shutting down',
+  internal: 'Internal error',
+};
+
+/** HTTP status for each code. */
+export const PROBLEM_STATUS: Record<ProblemCode, number> = {
+  'validation-failed': 400,
+  'unsupported-media-type': 415,
+  'payload-too-large': 413,
+  unauthenticated: 401,
+  forbidden: 403,
+  'not-found': 404,
+  'method-not-allowed': 405,
+  'upstream-unavailable': 502,
+  'upstream-timeout': 504,
+  'invalid-upstream-response': 502,
+  'auth-unavailable': 503,
+  'shutting-down': 503,
+  internal: 500,
+};
+
+/** The JSON body of a problem response. */
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  code: ProblemCode;
+  requestId?: string;
+  errors?: FieldError[];
+  [k: string]: unknown;
+}
+
+/** Builds a problem body. */
+export function problem(code: ProblemCode, detail?: string, extra?: Record<string, unknown>): ProblemBody {
+  return { type: `https://kea.dev/problems/${code}`, title: TITLES[code], status: PROBLEM_STATUS[code], detail, code, ...extra };
+}
+
+/**
+ * Writes a problem response and ends it. Safe to call when headers were already sent (then
+ * the response is destroyed instead).
+ * @param headers - extra headers as a flat `[name, value, ...]` list (e.g. WWW-Authenticate).
+ * @param close - add `Connection: close` (used when the request body was not consumed).
+ */
+export function sendProblem(
+  res: ServerResponse,
+  body: ProblemBody,
+  headers?: readonly string[],
+  close = false,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const json = JSON.stringify(body);
+  const h: string[] = [
+    'content-type',
+    'application/problem+json',
+    'content-length',
+    String(Buffer.byteLength(json)),
+    'cache-control',
+    'no-store',
+  ];
+  if (headers) for (const x of headers) h.push(x);
+  if (close) h.push('connection', 'close');
+  res.writeHead(body.status, h);
+  res.end(json);
+}
+
+/** Escapes one RFC 6901 reference token. */
+export function pointerToken(s: string): string {
+  return s.includes('~') || s.includes('/') ? s.replace(/~/g, '~0').replace(/\//g, '~1') : s;
+}

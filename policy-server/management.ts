@@ -1,0 +1,243 @@
+/**
+ * The management API of seed 003, served with express (off the data path):
+ *
+ * | method + path | who | what |
+ * |---|---|---|
+ * | `GET /services` | authenticated | every API: id, title, version, basePath, mode, operation count, docs/openapi URLs |
+ * | `GET /services/{ns}/{name}` | authenticated | one API: operations (method, path, access, cache, timeout), traffic, published versions |
+ * | `POST /router/validate` | authenticated | dry-run `{operation: "<ns>/<name>/<opId>", body?, params?: {path?, query?, header?}}` → `{valid, errors}` |
+ * | `GET /router/loadbalancer[/{ns}/{name}]` | authenticated | current weighted split per revision, in percent |
+ * | `GET /router/cache` | admin | cache statistics, per service |
+ * | `DELETE /router/cache[/{ns}/{name}]` | admin | purge all, or one service's entries |
+ * | `GET /logs/{ns}/{name}?limit=` | admin | newest audit records of a service |
+ * | `GET /healthz`, `GET /readyz`, `GET /metrics` | anyone | liveness, readiness (a snapshot is served), Prometheus text |
+ *
+ * `/services/{ns}/{name}/predict` is part of the data path (see server.ts), not of this router.
+ * "admin" means the role `adminRole` (default `admin`) in the roles claim. Errors are RFC 9457
+ * problems, like the data path's.
+ */
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { IncomingMessage } from 'node:http';
+import { AuthError, authorize, type ClaimPaths, type Identity } from './auth/index.js';
+import type { AuditLog } from './audit.js';
+import { canonicalJson, findPollution, jsonDepth } from './datapath/body.js';
+import type { ResponseCache } from './datapath/cache.js';
+import { DecodeError, extractParams, mapAjvErrors } from './datapath/params.js';
+import { problem, type FieldError, type ProblemBody } from './datapath/problem.js';
+import type { Metrics } from './metrics.js';
+import type { CompiledOperation, Snapshot } from './snapshot/build.js';
+import type { SnapshotStore } from './snapshot/store.js';
+import type { SourceHealth } from './sources/types.js';
+
+/** What the management router needs. */
+export interface ManagementDeps {
+  store: SnapshotStore;
+  auth: { authenticate(req: IncomingMessage): Promise<Identity | null>; loginUrl(returnTo: string): string };
+  cache: ResponseCache;
+  audit: AuditLog;
+  metrics: Metrics;
+  claimDefaults?: ClaimPaths;
+  /** Role that may see caches and logs (default `admin`). */
+  adminRole?: string;
+  /** Source health for /readyz. */
+  sourceHealth?: () => SourceHealth | undefined;
+  /** Readiness extra check (e.g. not shutting down). */
+  accepting?: () => boolean;
+}
+
+type Level = 'authenticated' | 'admin';
+
+function send(res: Response, body: ProblemBody, headers: Record<string, string> = {}): void {
+  res.status(body.status).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...headers }).send(JSON.stringify(body));
+}
+
+function serviceSummary(snap: Snapshot, id: string) {
+  const s = snap.services.get(id)!;
+  const d = s.def;
+  return {
+    id,
+    namespace: d.namespace,
+    name: d.name,
+    title: d.title,
+    version: d.version,
+    basePath: d.basePath,
+    mode: d.mode,
+    configVersion: d.configVersion,
+    operations: s.operations.size,
+    defaultOperationId: s.defaultOperation?.def.operationId,
+    docsUrl: `/docs/${d.namespace}/${d.name}`,
+    openapiUrl: `/openapi/${d.namespace}/${d.name}`,
+  };
+}
+
+/** Builds the express router. Mount at the root. */
+export function managementRouter(deps: ManagementDeps): Router {
+  const r = express.Router();
+  const adminRole = deps.adminRole ?? 'admin';
+
+  const guard =
+    (level: Level) =>
+    async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+      let identity: Identity | null;
+      try {
+        identity = await deps.auth.authenticate(req);
+      } catch (err) {
+        if (err instanceof AuthError || (err as Error)?.name === 'AuthError') {
+          const ae = err as AuthError;
+          send(res, problem('unauthenticated', ae.message, { authError: ae.code }), { 'www-authenticate': ae.wwwAuthenticate });
+          return;
+        }
+        send(res, problem('auth-unavailable', 'credentials could not be checked right now'));
+        return;
+      }
+      const decision = authorize(identity, level === 'admin' ? { mode: 'restricted', roles: [adminRole] } : { mode: 'authenticated' }, deps.claimDefaults);
+      if (decision === 'unauthenticated') {
+        if (req.method === 'GET' && (req.headers.accept ?? '').includes('text/html')) {
+          res.redirect(302, deps.auth.loginUrl(req.originalUrl));
+          return;
+        }
+        send(res, problem('unauthenticated', 'this endpoint requires authentication'), { 'www-authenticate': 'Bearer realm="kea"' });
+        return;
+      }
+      if (decision === 'forbidden') {
+        send(res, problem('forbidden', `this endpoint requires the role "${adminRole}"`));
+        return;
+      }
+      res.locals.identity = identity;
+      next();
+    };
+
+  r.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  r.get('/readyz', (_req, res) => {
+    const store = deps.store;
+    const snap = store.current;
+    const source = deps.sourceHealth?.();
+    const accepting = deps.accepting?.() ?? true;
+    const ready = store.ready && accepting;
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : 'not ready',
+      snapshot: { origin: store.origin, generation: snap.generation, builtAt: new Date(snap.builtAt).toISOString(), services: snap.services.size, operations: snap.operations.size },
+      source,
+      configErrors: snap.errors,
+      accepting,
+    });
+  });
+
+  r.get('/metrics', async (_req, res) => {
+    const snap = deps.store.current;
+    deps.metrics.configGeneration.set(snap.generation);
+    deps.metrics.configErrors.set(snap.errors.length);
+    deps.metrics.configServices.set(snap.services.size);
+    res.set('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  r.get('/services', guard('authenticated'), (_req, res) => {
+    const snap = deps.store.current;
+    res.json({ services: [...snap.services.keys()].sort().map((id) => serviceSummary(snap, id)) });
+  });
+
+  r.get('/services/:ns/:name', guard('authenticated'), (req, res) => {
+    const snap = deps.store.current;
+    const id = `${req.params.ns}/${req.params.name}`;
+    const s = snap.services.get(id);
+    if (!s) return send(res, problem('not-found', `no API ${id}`));
+    res.json({
+      ...serviceSummary(snap, id),
+      upstream: s.def.upstream,
+      traffic: s.def.traffic ?? [],
+      authorization: s.def.authorization ?? {},
+      operations: [...s.operations.values()].map((o) => ({
+        operationId: o.def.operationId,
+        method: o.method,
+        path: o.def.path,
+        access: o.def.access,
+        cache: o.cache,
+        timeoutMs: o.timeoutMs,
+        maxBodyBytes: o.maxBodyBytes,
+        responseValidation: o.def.responseValidation ?? 'off',
+      })),
+      versions: (snap.versions.get(id) ?? []).map((v) => ({ version: v.version, digest: v.digest, publishedAt: v.publishedAt })),
+    });
+  });
+
+  const lb = (snap: Snapshot, id: string) => {
+    const s = snap.services.get(id)!;
+    return { service: id, configVersion: s.def.configVersion, upstream: s.def.upstream.host, traffic: s.def.traffic ?? [] };
+  };
+  r.get('/router/loadbalancer', guard('authenticated'), (_req, res) => {
+    const snap = deps.store.current;
+    res.json({ services: [...snap.services.keys()].sort().map((id) => lb(snap, id)) });
+  });
+  r.get('/router/loadbalancer/:ns/:name', guard('authenticated'), (req, res) => {
+    const snap = deps.store.current;
+    const id = `${req.params.ns}/${req.params.name}`;
+    if (!snap.services.has(id)) return send(res, problem('not-found', `no API ${id}`));
+    res.json(lb(snap, id));
+  });
+
+  r.post('/router/validate', guard('authenticated'), express.json({ limit: '2mb' }), (req, res) => {
+    const snap = deps.store.current;
+    const b = (req.body ?? {}) as { operation?: unknown; service?: unknown; operationId?: unknown; body?: unknown; params?: unknown };
+    let key = typeof b.operation === 'string' ? b.operation : undefined;
+    if (!key && typeof b.service === 'string') {
+      const svc = snap.services.get(b.service);
+      key = typeof b.operationId === 'string' ? `${b.service}/${b.operationId}` : svc?.defaultOperation?.key;
+    }
+    const op: CompiledOperation | undefined = key ? snap.operations.get(key) : undefined;
+    if (!op) {
+      return send(res, problem('not-found', 'give "operation": "<ns>/<name>/<operationId>" (or "service" and optional "operationId") of a configured operation'));
+    }
+    const errors: FieldError[] = [];
+    const p = (b.params && typeof b.params === 'object' ? b.params : {}) as { path?: Record<string, string>; query?: Record<string, string>; header?: Record<string, string> };
+    if (op.validateParams) {
+      const rawPath = op.pathParamNames.map((n) => encodeURIComponent(String(p.path?.[n] ?? '')));
+      const rawQuery = Object.entries(p.query ?? {})
+        .flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => `${encodeURIComponent(k)}=${encodeURIComponent(String(x))}`))
+        .join('&');
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(p.header ?? {})) headers[k.toLowerCase()] = String(v);
+      try {
+        const params = extractParams(op, rawPath, rawQuery, headers);
+        if (!op.validateParams(params)) errors.push(...mapAjvErrors(op.validateParams.errors, 'params'));
+      } catch (err) {
+        if (err instanceof DecodeError) errors.push({ in: err.where, pointer: `/${err.param}`, message: 'is not valid percent-encoding' });
+        else throw err;
+      }
+    }
+    if (op.body) {
+      if (b.body === undefined) {
+        if (op.body.required) errors.push({ in: 'body', pointer: '', message: 'is required' });
+      } else if (op.body.isJson) {
+        const raw = Buffer.from(canonicalJson(b.body));
+        const polluted = findPollution(raw, b.body);
+        if (polluted !== undefined) errors.push({ in: 'body', pointer: polluted, message: 'is a forbidden key (prototype pollution)' });
+        else if (jsonDepth(raw, 64) > 64) errors.push({ in: 'body', pointer: '', message: 'nesting deeper than 64 levels' });
+        else if (op.body.validate && !op.body.validate(b.body)) errors.push(...mapAjvErrors(op.body.validate.errors, 'body'));
+      }
+    }
+    res.json({ operation: op.key, valid: errors.length === 0, errors });
+  });
+
+  r.get('/router/cache', guard('admin'), (_req, res) => {
+    res.json(deps.cache.stats());
+  });
+  r.delete('/router/cache', guard('admin'), (_req, res) => {
+    res.json({ purged: deps.cache.purgeAll() });
+  });
+  r.delete('/router/cache/:ns/:name', guard('admin'), (req, res) => {
+    const id = `${req.params.ns}/${req.params.name}`;
+    res.json({ service: id, purged: deps.cache.purgeService(id) });
+  });
+
+  r.get('/logs/:ns/:name', guard('admin'), (req, res) => {
+    const id = `${req.params.ns}/${req.params.name}`;
+    const limit = Math.max(1, Math.min(1000, Number(req.query.limit ?? 100) || 100));
+    if (!deps.store.current.services.has(id) && deps.audit.recent(id, 1).length === 0) return send(res, problem('not-found', `no API ${id}`));
+    res.json({ service: id, records: deps.audit.recent(id, limit) });
+  });
+
+  return r;
+}

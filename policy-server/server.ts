@@ -1,0 +1,299 @@
+/**
+ * The policy server's HTTP front: one raw `node:http` server whose request listener routes
+ * data-path traffic to {@link DataPath} directly and everything else to an express app.
+ *
+ * Routing, in order (all on `store.current`, read once per request):
+ * 1. `x-kea-operation: <ns>/<name>/<operationId>` (set by the public HTTPRoute) → that
+ *    operation, provided the method and path match its template (else 404).
+ * 2. `POST /services/{ns}/{name}/predict` → the service's default operation.
+ * 3. `/auth`, `/docs`, `/openapi`, `/methods`, `/services`, `/router`, `/logs`, `/healthz`,
+ *    `/readyz`, `/metrics` → express (auth router, portal router, management router).
+ * 4. Method + path template of any configured operation (direct calls, tests, benches).
+ * 5. Anything else → express (404 problem). A path that is routed for another method → 405.
+ *
+ * express never sees a data-path request: measured, express halves a Node hot path's
+ * throughput (field notes §1).
+ *
+ * Forwarding goes through one undici `Pool` (keep-alive) to the gateway's internal listener.
+ * Graceful shutdown ({@link PolicyServer.close}): stop accepting, mark `/readyz` 503, answer
+ * requests on open keep-alive connections with `Connection: close`, wait for in-flight
+ * exchanges (up to `drainTimeoutMs`), then close the pool.
+ */
+import express, { type ErrorRequestHandler, type Router } from 'express';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Pool } from 'undici';
+import { OPERATION_HEADER } from '../lib/policy/config.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { AuditLog } from './audit.js';
+import type { ClaimPaths } from './auth/index.js';
+import { ResponseCache } from './datapath/cache.js';
+import { DataPath, type RequestAuthenticator, type Upstream } from './datapath/handler.js';
+import { problem, sendProblem } from './datapath/problem.js';
+import { managementRouter } from './management.js';
+import { Metrics } from './metrics.js';
+import type { CompiledOperation, Snapshot } from './snapshot/build.js';
+import type { SnapshotStore } from './snapshot/store.js';
+import type { SourceHealth } from './sources/types.js';
+
+/** Options of {@link createPolicyServer}. */
+export interface PolicyServerOptions {
+  store: SnapshotStore;
+  /** The authenticator (policy-server/auth). Its `router()` is mounted if present. */
+  auth: RequestAuthenticator & { router?: () => Router };
+  /** Base URL of the gateway's internal listener, e.g. `http://kea-nginx.kea-system:8081`. */
+  upstreamUrl: string;
+  /** Shared secret the internal HTTPRoutes require. */
+  internalToken: string;
+  /** A dispatcher to use instead of creating a Pool on `upstreamUrl` (tests). */
+  upstream?: Upstream & { close?: () => Promise<void> };
+  /** Keep-alive connections to the internal listener (default 128). */
+  upstreamConnections?: number;
+  claimDefaults?: ClaimPaths;
+  adminRole?: string;
+  forwardCredentials?: boolean;
+  cache?: { maxBytes?: number; maxEntryBytes?: number };
+  maxJsonDepth?: number;
+  logger?: Logger;
+  /** Audit ring size per service (default 200). */
+  auditRingSize?: number;
+  /** Extra express routers mounted before the management API (e.g. the portal at /docs). */
+  routers?: Router[];
+  /** Health of the configuration source, for /readyz and metrics. */
+  sourceHealth?: () => SourceHealth | undefined;
+  /** Maximum time to wait for in-flight requests on close, ms (default 10000). */
+  drainTimeoutMs?: number;
+}
+
+/** A running (or ready to run) policy server. */
+export interface PolicyServer {
+  server: Server;
+  dataPath: DataPath;
+  cache: ResponseCache;
+  metrics: Metrics;
+  audit: AuditLog;
+  app: express.Express;
+  /** Starts listening. @returns the bound port. */
+  listen(port: number, host?: string): Promise<number>;
+  /** Graceful shutdown (see module doc). Idempotent. */
+  close(): Promise<void>;
+}
+
+const NON_DATA_PREFIXES = ['/auth', '/docs', '/openapi', '/methods', '/services', '/router', '/logs', '/healthz', '/readyz', '/metrics'];
+
+function isNonData(path: string): boolean {
+  for (const p of NON_DATA_PREFIXES) {
+    if (path.startsWith(p) && (path.length === p.length || path.charCodeAt(p.length) === 47 /* / */)) return true;
+  }
+  return false;
+}
+
+/**
+ * Matches `path` against one operation's template.
+ * @returns the raw path parameter values, or undefined if it does not match.
+ */
+export function matchOperationPath(op: CompiledOperation, path: string): string[] | undefined {
+  const segs = op.pathSegments;
+  const params: string[] = [];
+  let pos = 1; // skip leading '/'
+  if (path.charCodeAt(0) !== 47) return undefined;
+  for (let i = 0; i < segs.length; i++) {
+    let end = path.indexOf('/', pos);
+    if (end < 0) end = path.length;
+    else if (i === segs.length - 1) return undefined; // more segments than the template
+    const seg = path.slice(pos, end);
+    const want = segs[i];
+    if (want === null) {
+      if (seg.length === 0) return undefined;
+      params.push(seg);
+    } else if (seg !== want) return undefined;
+    pos = end + 1;
+    if (end === path.length && i < segs.length - 1) return undefined;
+  }
+  return params;
+}
+
+/** Creates the server (not yet listening). */
+export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
+  const logger = opts.logger ?? createLogger('policy-server');
+  const store = opts.store;
+  const cache = new ResponseCache(opts.cache);
+  const metrics = new Metrics(
+    () => cache.stats(),
+    () => {
+      const h = opts.sourceHealth?.();
+      return { up: h?.connected ?? store.ready, lastSyncAt: h?.lastSyncAt ?? 0 };
+    },
+  );
+  const audit = new AuditLog({ logger, ringSize: opts.auditRingSize });
+  const pool =
+    opts.upstream ??
+    new Pool(opts.upstreamUrl, {
+      connections: opts.upstreamConnections ?? 128,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 300_000,
+      headersTimeout: 5_000,
+      bodyTimeout: 5_000,
+      connect: { timeout: 2_000 },
+    });
+  const dataPath = new DataPath({
+    auth: opts.auth,
+    upstream: pool,
+    cache,
+    audit,
+    metrics,
+    internalToken: opts.internalToken,
+    claimDefaults: opts.claimDefaults,
+    forwardCredentials: opts.forwardCredentials,
+    maxJsonDepth: opts.maxJsonDepth,
+  });
+
+  // Drop a service's cache entries when its configuration (or traffic split) changes.
+  store.onSwap((next: Snapshot, prev: Snapshot) => {
+    for (const [id, svc] of prev.services) {
+      const now = next.services.get(id);
+      if (!now || now.def.configVersion !== svc.def.configVersion) {
+        const n = cache.purgeService(id);
+        if (n) logger.info('cache entries dropped after config change', { service: id, entries: n });
+      }
+    }
+    metrics.configGeneration.set(next.generation);
+    metrics.configErrors.set(next.errors.length);
+    metrics.configServices.set(next.services.size);
+  });
+
+  let shuttingDown = false;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  if (opts.auth.router) app.use(opts.auth.router());
+  for (const r of opts.routers ?? []) app.use(r);
+  app.use(
+    managementRouter({
+      store,
+      auth: opts.auth,
+      cache,
+      audit,
+      metrics,
+      claimDefaults: opts.claimDefaults,
+      adminRole: opts.adminRole,
+      sourceHealth: opts.sourceHealth,
+      accepting: () => !shuttingDown,
+    }),
+  );
+  app.use((req, res) => {
+    const body = problem('not-found', `nothing at ${req.method} ${req.path}`);
+    res.status(404).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' }).send(JSON.stringify(body));
+  });
+  const onError: ErrorRequestHandler = (err: { status?: number; statusCode?: number; type?: string; message?: string }, req, res, next) => {
+    if (res.headersSent) return next(err);
+    const status = err.status ?? err.statusCode ?? 500;
+    const body =
+      status === 413
+        ? problem('payload-too-large', err.message)
+        : status === 415
+          ? problem('unsupported-media-type', err.message)
+          : status >= 400 && status < 500
+            ? problem('validation-failed', err.type === 'entity.parse.failed' ? 'the body is not valid JSON' : (err.message ?? 'bad request'), {
+                errors: [{ in: 'body', pointer: '', message: err.type === 'entity.parse.failed' ? 'is not valid JSON' : (err.message ?? 'is invalid') }],
+              })
+            : problem('internal', 'unexpected error');
+    if (body.status >= 500) logger.error('management request failed', { path: req.path, error: String(err.message ?? err) });
+    res.status(body.status).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' }).send(JSON.stringify(body));
+  };
+  app.use(onError);
+
+  const notFound = (res: ServerResponse, detail: string): void => sendProblem(res, problem('not-found', detail));
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (shuttingDown) res.shouldKeepAlive = false;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const query = q < 0 ? '' : url.slice(q + 1);
+    const snap = store.current;
+    const method = req.method ?? 'GET';
+    const opHeader = req.headers[OPERATION_HEADER];
+    if (opHeader !== undefined) {
+      const op = typeof opHeader === 'string' ? snap.operations.get(opHeader) : undefined;
+      if (!op) return notFound(res, 'the operation named by x-kea-operation is not configured');
+      const params = method === op.method || (method === 'HEAD' && op.method === 'GET') ? matchOperationPath(op, path) : undefined;
+      if (!params) return notFound(res, 'the request does not match the operation named by x-kea-operation');
+      void dataPath.handle(req, res, op, params, query, path);
+      return;
+    }
+    if (path.startsWith('/services/') && path.endsWith('/predict')) {
+      const parts = path.split('/');
+      if (parts.length === 5) {
+        let id: string;
+        try {
+          id = `${decodeURIComponent(parts[2])}/${decodeURIComponent(parts[3])}`;
+        } catch {
+          return notFound(res, 'malformed service id');
+        }
+        const svc = snap.services.get(id);
+        const op = svc?.defaultOperation;
+        if (!op) return notFound(res, `no API ${id} with a default (predict) operation`);
+        if (op.pathParamNames.length > 0) return notFound(res, `the default operation of ${id} needs path parameters; call ${op.def.path}`);
+        if (method !== op.method) return sendProblem(res, problem('method-not-allowed', `use ${op.method}`), ['allow', op.method]);
+        void dataPath.handle(req, res, op, [], query, path);
+        return;
+      }
+    }
+    if (!isNonData(path)) {
+      const m = snap.router.match(method === 'HEAD' ? 'GET' : method, path) ?? snap.router.match(method, path);
+      if (m) {
+        void dataPath.handle(req, res, m.value, m.params, query, path);
+        return;
+      }
+      if (snap.router.hasPath(path)) return sendProblem(res, problem('method-not-allowed', `${method} is not configured for ${path}`));
+    }
+    app(req, res);
+  };
+
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 60_000, headersTimeout: 20_000 }, onRequest);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (socket.writable && !socket.destroyed) {
+      const body = JSON.stringify(problem('validation-failed', 'malformed HTTP request'));
+      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    } else socket.destroy();
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      shuttingDown = true;
+      logger.info('shutting down: draining in-flight requests', { inflight: dataPath.inflight });
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const deadline = Date.now() + (opts.drainTimeoutMs ?? 10_000);
+      while (dataPath.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      if (dataPath.inflight > 0) logger.warn('drain timeout; closing remaining connections', { inflight: dataPath.inflight });
+      server.closeIdleConnections();
+      // Give responses just ended a moment to flush, then cut whatever is left.
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 500))]);
+      server.closeAllConnections();
+      await closed;
+      if ('close' in pool && typeof pool.close === 'function') await pool.close().catch(() => undefined);
+      logger.info('shutdown complete');
+    })());
+
+  return {
+    server,
+    dataPath,
+    cache,
+    metrics,
+    audit,
+    app,
+    listen: (port, host) =>
+      new Promise<number>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve((server.address() as AddressInfo).port);
+        });
+      }),
+    close,
+  };
+}
