@@ -19,12 +19,14 @@ import { ClusterWatcher } from './watch/index.js';
 import { Batcher } from './batch/index.js';
 import { Applier, KubeClient, type ApplyResult } from './apply/index.js';
 import { LeaderElector } from './leader/index.js';
+import { reconcile } from './reconcile.js';
 
 /** The pure stages: graph → IR → render. */
 export type ReconcileFn = (snapshot: ClusterSnapshot, config: ControllerConfig) => RenderOutput;
 
 export interface ControllerDeps {
-  reconcile: ReconcileFn;
+  /** The pure stages; default: controller/reconcile.ts. */
+  reconcile?: ReconcileFn;
   logger?: Logger;
   /** Use this KubeConfig instead of loading one. */
   kubeConfig?: KubeConfig;
@@ -57,7 +59,7 @@ export function loadKubeConfig(path?: string): KubeConfig {
  * Starts the controller. Resolves once the HTTP server listens (informers sync in the
  * background; `/readyz` turns 200 when they have).
  */
-export async function startController(loaded: LoadedConfig, deps: ControllerDeps): Promise<ControllerHandle> {
+export async function startController(loaded: LoadedConfig, deps: ControllerDeps = {}): Promise<ControllerHandle> {
   const { config, runtime } = loaded;
   const log = deps.logger ?? createLogger('controller');
   const kc = deps.kubeConfig ?? loadKubeConfig(runtime.kubeconfig);
@@ -94,7 +96,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     if (stopping || !watcher.synced) return; // the last informer's sync triggers again
     const snapshot = watcher.snapshot();
     const t0 = performance.now();
-    const out = deps.reconcile(snapshot, config);
+    const out = (deps.reconcile ?? reconcile)(snapshot, config);
     const renderMs = performance.now() - t0;
     m.renderSeconds.observe(renderMs / 1000);
     m.desired.set(out.objects.length);
@@ -263,13 +265,6 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
   };
 }
 
-/** Loads the pure stages (controller/reconcile.ts). */
-export async function loadReconcile(): Promise<ReconcileFn> {
-  // Specifier in a variable until controller/reconcile.ts lands (typecheck stays green).
-  const spec = './reconcile.js';
-  const mod = (await import(spec)) as { reconcile: ReconcileFn };
-  return mod.reconcile;
-}
 
 async function main(): Promise<void> {
   const log = createLogger('controller');
@@ -283,7 +278,7 @@ async function main(): Promise<void> {
     flushLogs();
     process.exit(2);
   }
-  const handle = await startController(loaded, { reconcile: await loadReconcile(), logger: log });
+  const handle = await startController(loaded, { reconcile, logger: log });
   let signalled = false;
   const onSignal = (sig: string) => {
     if (signalled) return;

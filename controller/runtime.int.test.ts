@@ -146,7 +146,7 @@ test('change weights → route updated; condition kept lastTransitionTime', asyn
   const mls = samples().find((o) => o.kind === 'MLService') as MLService;
   mls.spec.revisions[0].weight = 50;
   mls.spec.revisions[1].weight = 50;
-  await applyAll(client, [mls], NS);
+  await applyAll(client, [mls as unknown as KubernetesObject], NS);
   await waitFor('weights 50/50', async () => {
     const r = await getRoute('kea-iris');
     return r.spec.rules[0].backendRefs.map((b) => b.weight).join() === '50,50';
@@ -160,7 +160,7 @@ test('invalid reference → Accepted=False with message, one Warning event (dedu
   bad.metadata.name = 'orphan';
   bad.spec.basePath = '/orphan';
   bad.spec.target = { mlService: { name: 'nope' } };
-  await applyAll(client, [bad], NS);
+  await applyAll(client, [bad as unknown as KubernetesObject], NS);
   const s = await waitFor('orphan status', async () => {
     const x = await getSchema('orphan');
     return x.status?.conditions?.[0]?.status === 'False' ? x : undefined;
@@ -198,7 +198,7 @@ test('drift is repaired: a foreign edit of an owned route is undone', async () =
 test('version ConfigMaps survive a version bump; everything of a deleted ApiSchema is pruned', async () => {
   const schema = samples().find((o) => o.kind === 'ApiSchema') as ApiSchema;
   schema.spec.info.version = '2.0.0';
-  await applyAll(client, [schema], NS);
+  await applyAll(client, [schema as unknown as KubernetesObject], NS);
   const owner = ownerLabelValue('ApiSchema', NS, 'iris');
   const versions = async () =>
     (await client.list(CM, { namespace: SYS, labelSelector: `${LABELS.component}=${COMPONENT_API_VERSION}` })).items
