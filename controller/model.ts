@@ -65,6 +65,13 @@ export interface RenderOutput {
   objects: KubernetesObject[];
   statuses: StatusUpdate[];
   events: EventRecord[];
+  /**
+   * `kea.dev/owner` label values of resources whose own spec became invalid (`Accepted=False`
+   * reason `Invalid`), or that front such a resource. Nothing is rendered for them; apply must
+   * leave their existing objects as they are (neither update nor prune them), so a bad edit
+   * loses nothing that already runs. Sorted. Optional for compatibility; absent = none.
+   */
+  retainOwners?: string[];
 }
 
 /**

@@ -303,10 +303,11 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
       }
       n.target = { kind: 'MLService', namespace: tns, name: t.mlService.name, node: target };
       if (!isAccepted(target)) {
+        const why = target.problems.filter((p) => p.condition === 'Accepted');
         n.problems.push({
           condition: 'ResolvedRefs',
-          reason: 'BackendNotFound',
-          message: `spec.target.mlService: MLService ${target.key} is not accepted: ${target.problems.filter((p) => p.condition === 'Accepted').map((p) => p.message).join('; ')}`,
+          reason: 'BackendNotAccepted',
+          message: `spec.target.mlService: MLService ${target.key} is not accepted (${why.length} problem(s), see its Accepted condition), first: ${why[0].message}`,
         });
         continue;
       }

@@ -124,6 +124,8 @@ export interface ApiSchemaIR {
   resolved: boolean;
   /** True when routes and the policy ConfigMap are rendered. */
   programmed: boolean;
+  /** Nothing rendered, but existing objects must be kept (see RenderOutput.retainOwners). */
+  retain: boolean;
   /** Enforce-mode rules (one per distinct method + match). */
   routes: OperationRouteIR[];
   /** Passthrough-mode backends of the public route (model revisions or the Service). */
@@ -139,7 +141,10 @@ export interface ApiSchemaIR {
 export interface IR {
   mlServices: MLServiceIR[];
   apiSchemas: ApiSchemaIR[];
-  /** Namespaces (other than the system namespace) with programmed enforce-mode public routes. */
+  /**
+   * Namespaces (other than the system namespace) with enforce-mode public routes, or with
+   * retained ApiSchemas (whose existing routes may still point at the policy server).
+   */
   policyGrantNamespaces: string[];
 }
 
@@ -224,7 +229,7 @@ function problemConditions(problems: Problem[], type: 'Accepted' | 'ResolvedRefs
 type DeploymentStatus = { replicas?: number; availableReplicas?: number; observedGeneration?: number };
 
 function readyCondition(node: MLServiceNode, revisions: RevisionIR[], deployments: Map<string, KubernetesObject> | undefined): ConditionIR {
-  if (!isAccepted(node)) return { type: 'Ready', status: 'False', reason: 'Invalid', message: 'the MLService is not accepted; nothing is deployed' };
+  if (!isAccepted(node)) return { type: 'Ready', status: 'False', reason: 'Invalid', message: 'the spec is not accepted (see Accepted); Deployments of an earlier accepted generation, if any, are kept unchanged' };
   if (!deployments) return { type: 'Ready', status: 'Unknown', reason: 'Pending', message: 'Deployment status not observed yet' };
   const ns = node.resource.metadata.namespace ?? '';
   const serving = revisions.filter((r) => r.weight > 0);
@@ -262,7 +267,7 @@ function mlServiceIR(node: MLServiceNode, config: ControllerConfig, graph: Graph
     accepted,
     host: mlServiceHost(config, ns, m.metadata.name),
     revisions,
-    traffic: (m.spec.revisions ?? []).map((r) => ({ revision: r.name, weight: r.weight })),
+    traffic: accepted ? m.spec.revisions.map((r) => ({ revision: r.name, weight: r.weight })) : [],
     conditions,
   };
 }
@@ -339,6 +344,18 @@ export function curlExample(gatewayUrl: string, op: PolicyOperation, mode: 'enfo
   return parts.join(' ');
 }
 
+/**
+ * Whether an ApiSchema that is not programmed keeps its existing objects: yes when its own
+ * spec is invalid (a bad edit must not take a working API down) or its MLService's is; no when
+ * it lost a conflict, or a reference is missing or no longer permitted (a revoked
+ * ReferenceGrant must stop traffic).
+ */
+function retainObjects(node: ApiSchemaNode): boolean {
+  if (node.problems.some((p) => p.condition === 'Accepted' && p.reason !== 'Invalid')) return false;
+  if (node.problems.some((p) => p.condition === 'ResolvedRefs' && p.reason !== 'BackendNotAccepted')) return false;
+  return node.problems.length > 0;
+}
+
 function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<string, MLServiceIR>): ApiSchemaIR {
   const a = node.resource;
   const ns = a.metadata.namespace ?? '';
@@ -363,13 +380,17 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
     accepted,
     resolved,
     programmed: false,
+    retain: false,
     routes: [],
     passthroughBackends: [],
     conditions,
   };
   if (!accepted || !resolved || !node.target) {
+    const retained = retainObjects(node);
     const why = !accepted ? 'the ApiSchema is not accepted' : 'references are not resolved';
-    conditions.push({ type: 'Programmed', status: 'False', reason: !accepted ? 'Invalid' : 'RefsNotResolved', message: `nothing is routed: ${why}` });
+    const keep = retained ? '; objects of an earlier accepted generation, if any, are kept unchanged' : '';
+    conditions.push({ type: 'Programmed', status: 'False', reason: !accepted ? 'Invalid' : 'RefsNotResolved', message: `nothing new is routed: ${why}${keep}` });
+    base.retain = retained;
     return base;
   }
   if (ops.length === 0 && mode === 'enforce') {
@@ -453,7 +474,11 @@ export function buildIR(graph: Graph, config: ControllerConfig): IR {
   const byKey = new Map(mlServices.map((m) => [m.key, m]));
   const apiSchemas = graph.apiSchemas.map((n) => apiSchemaIR(n, config, byKey));
   const policyGrantNamespaces = [
-    ...new Set(apiSchemas.filter((a) => a.programmed && a.mode === 'enforce' && a.namespace !== config.systemNamespace).map((a) => a.namespace)),
+    ...new Set(
+      apiSchemas
+        .filter((a) => ((a.programmed && a.mode === 'enforce') || a.retain) && a.namespace !== config.systemNamespace)
+        .map((a) => a.namespace),
+    ),
   ].sort();
   return { mlServices, apiSchemas, policyGrantNamespaces };
 }

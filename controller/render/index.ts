@@ -428,5 +428,9 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
     const ky = `${y.regarding.kind}/${y.regarding.namespace}/${y.regarding.name}/${y.reason}/${y.message}`;
     return kx < ky ? -1 : kx > ky ? 1 : 0;
   });
-  return { objects: unique, statuses, events };
+  const retainOwners = [
+    ...ir.mlServices.filter((m) => !m.accepted).map((m) => ownerLabelValue('MLService', m.namespace, m.name)),
+    ...ir.apiSchemas.filter((a) => a.retain).map((a) => ownerLabelValue('ApiSchema', a.namespace, a.name)),
+  ].sort();
+  return { objects: unique, statuses, events, retainOwners };
 }
