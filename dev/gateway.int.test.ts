@@ -10,6 +10,7 @@ import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { startGateway, applyGateway, type RunningGateway } from './gateway.js';
 import { createBridge, createHost, deleteBridge, listNetns, registerService, spawnInNetns, type Bridge, type NetnsHost } from './netns.js';
@@ -56,12 +57,24 @@ interface Reply {
   operation?: string | null;
 }
 
-async function get(url: string, headers: Record<string, string> = {}): Promise<Reply> {
-  const r = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
-  const text = await r.text();
-  if (r.status !== 200) return { status: r.status };
-  const body = JSON.parse(text) as { backend: string; operation: string | null };
-  return { status: 200, backend: body.backend, operation: body.operation };
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+/** GET through node:http (fetch would not let a test set the Host header). */
+function get(url: string, headers: Record<string, string> = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers, agent, timeout: 5000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return resolve({ status: res.statusCode ?? 0 });
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { backend: string; operation: string | null };
+        resolve({ status: 200, backend: body.backend, operation: body.operation });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timeout`)));
+    req.on('error', reject);
+  });
 }
 
 /** Sends n GETs, `concurrency` at a time; returns counts by backend (or by `status:<code>`). */
@@ -132,6 +145,7 @@ beforeAll(async () => {
 }, 120000);
 
 afterAll(async () => {
+  agent.destroy();
   await gw?.stop();
   for (const p of procs) p.kill('SIGTERM');
   if (bridge) await deleteBridge(bridge);
