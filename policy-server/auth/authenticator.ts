@@ -241,13 +241,15 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
   async function authenticate(req: IncomingMessage): Promise<Identity | null> {
     const authz = req.headers.authorization;
     if (authz !== undefined) {
-      // RFC 7235: the scheme is case-insensitive.
-      if (authz.length > 7 && authz.charCodeAt(6) === 32 && authz.slice(0, 6).toLowerCase() === 'bearer') {
+      // RFC 7235: the scheme is case-insensitive ("Bearer" is the common spelling: checked first).
+      if (authz.length > 7 && (authz.startsWith('Bearer ') || (authz.charCodeAt(6) === 32 && authz.slice(0, 6).toLowerCase() === 'bearer'))) {
         const token = authz.slice(7).trim();
-        if (!token || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/.test(token)) {
-          throw new AuthError('invalid_token', 'bearer token is not a compact JWS');
-        }
-        if (!bearer) {
+        if (!token) throw new AuthError('invalid_request', 'empty bearer token');
+        if (bearer) {
+          // Hot path: a cached token costs one hash and one lookup, no parsing.
+          const hit = bearer.lookup(token);
+          if (hit) return hit;
+        } else {
           try {
             await ready();
           } catch {

@@ -17,6 +17,8 @@ export const DEFAULT_ALGORITHMS = ['RS256', 'ES256', 'PS256', 'EdDSA'];
 const MAX_CACHE_TTL_MS = 10 * 60 * 1000;
 /** Tokens longer than this are rejected before any parsing (bytes). */
 const MAX_TOKEN_LENGTH = 16 * 1024;
+/** Compact JWS shape (RFC 7515 §7.1): three base64url segments; the signature may be empty (then rejected by jose). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
 interface Entry {
   identity: Identity;
@@ -83,17 +85,12 @@ export class BearerVerifier {
    * @throws {AuthError} `expired_token` or `invalid_token`.
    */
   async verify(token: string): Promise<Identity> {
-    const key = hash('sha256', token, 'base64url');
-    const hit = this.cache.get(key);
-    if (hit !== undefined) {
-      if (hit.expMs > Date.now()) {
-        this.stats.hits++;
-        return hit.identity;
-      }
-      this.cache.delete(key);
-    }
+    const hit = this.lookup(token);
+    if (hit) return hit;
     this.stats.misses++;
     if (token.length > MAX_TOKEN_LENGTH) throw this.fail('invalid_token', 'token too long');
+    if (!COMPACT_JWS.test(token)) throw this.fail('invalid_token', 'bearer token is not a compact JWS');
+    const key = hash('sha256', token, 'base64url');
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.jwks, {
@@ -119,6 +116,22 @@ export class BearerVerifier {
     const ttl = Math.min(expMs - Date.now(), MAX_CACHE_TTL_MS);
     if (ttl > 0) this.cache.set(key, { identity, expMs: Date.now() + ttl });
     return identity;
+  }
+
+  /**
+   * Synchronous cache lookup: one SHA-256 of the token, one LRU get, one clock read.
+   * @returns the cached identity if the token was verified before and has not expired, else `undefined`.
+   */
+  lookup(token: string): Identity | undefined {
+    const key = hash('sha256', token, 'base64url');
+    const hit = this.cache.get(key);
+    if (hit === undefined) return undefined;
+    if (hit.expMs > Date.now()) {
+      this.stats.hits++;
+      return hit.identity;
+    }
+    this.cache.delete(key);
+    return undefined;
   }
 
   /** Number of cached tokens. */
