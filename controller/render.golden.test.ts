@@ -161,9 +161,15 @@ describe('controller golden files (graph → IR → render)', () => {
           JSON.parse((o as unknown as { data: Record<string, string> }).data['openapi.json']);
         }
       }
-      // Every CR gets exactly one status, with observedGeneration = metadata.generation.
+      // Every live CR gets exactly one status, with observedGeneration = metadata.generation.
       for (const r of [...snapshot.apiSchemas, ...snapshot.mlServices]) {
         const st = out.statuses.filter((s) => s.kind === r.kind && s.namespace === r.metadata.namespace && s.name === r.metadata.name);
+        if (r.metadata.deletionTimestamp) {
+          // Being deleted: no status, no objects.
+          expect(st).toHaveLength(0);
+          expect(out.objects.filter((o) => o.metadata?.labels?.['kea.dev/owner'] === `${r.kind}.${r.metadata.namespace}.${r.metadata.name}`)).toHaveLength(0);
+          continue;
+        }
         expect(st).toHaveLength(1);
         expect(st[0].status.observedGeneration).toBe(r.metadata.generation);
         for (const c of st[0].status.conditions ?? []) expect(c.observedGeneration).toBe(r.metadata.generation);

@@ -270,10 +270,16 @@ function createdAt(a: ApiSchema): string {
  * Never throws on bad input: every problem ends up in a {@link Problem}.
  */
 export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig): Graph {
-  const live = <T extends { metadata?: { deletionTimestamp?: string } }>(xs: T[]): T[] => xs.filter((x) => !x.metadata?.deletionTimestamp);
+  const live = <T extends { metadata?: object }>(xs: T[]): T[] => xs.filter((x) => !(x.metadata as { deletionTimestamp?: unknown } | undefined)?.deletionTimestamp);
+  const deleting = new Set(
+    [...snapshot.mlServices, ...snapshot.services]
+      .filter((x) => x.metadata?.deletionTimestamp)
+      .map((x) => `${x.kind}/${key(x.metadata?.namespace ?? '', x.metadata?.name ?? '')}`),
+  );
+  const gone = (kind: string, k: string): string => (deleting.has(`${kind}/${k}`) ? ' (it is being deleted)' : '');
   const mlResources = live([...snapshot.mlServices]).sort(byKey);
   const apiResources = live([...snapshot.apiSchemas]).sort(byKey);
-  const services = new Map(snapshot.services.map((s) => [key(s.metadata?.namespace ?? '', s.metadata?.name ?? ''), s]));
+  const services = new Map(live([...snapshot.services]).map((s) => [key(s.metadata?.namespace ?? '', s.metadata?.name ?? ''), s]));
   const grants = [...snapshot.referenceGrants].sort(byKey);
 
   const mlServices: MLServiceNode[] = mlResources.map((m) => ({
@@ -298,7 +304,7 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
       const tns = t.mlService.namespace ?? ns;
       const target = mlByKey.get(key(tns, t.mlService.name));
       if (!target) {
-        n.problems.push({ condition: 'ResolvedRefs', reason: 'BackendNotFound', message: `spec.target.mlService: MLService ${key(tns, t.mlService.name)} not found` });
+        n.problems.push({ condition: 'ResolvedRefs', reason: 'BackendNotFound', message: `spec.target.mlService: MLService ${key(tns, t.mlService.name)} not found${gone('MLService', key(tns, t.mlService.name))}` });
         continue;
       }
       n.target = { kind: 'MLService', namespace: tns, name: t.mlService.name, node: target };
@@ -318,7 +324,7 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
       const tns = t.service.namespace ?? ns;
       const svc = services.get(key(tns, t.service.name));
       if (!svc) {
-        n.problems.push({ condition: 'ResolvedRefs', reason: 'BackendNotFound', message: `spec.target.service: Service ${key(tns, t.service.name)} not found` });
+        n.problems.push({ condition: 'ResolvedRefs', reason: 'BackendNotFound', message: `spec.target.service: Service ${key(tns, t.service.name)} not found${gone('Service', key(tns, t.service.name))}` });
         continue;
       }
       const ports = ((svc as { spec?: { ports?: Array<{ port: number; protocol?: string }> } }).spec?.ports ?? []);

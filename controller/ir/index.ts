@@ -388,8 +388,8 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
   if (!accepted || !resolved || !node.target) {
     const retained = retainObjects(node);
     const why = !accepted ? 'the ApiSchema is not accepted' : 'references are not resolved';
-    const keep = retained ? '; objects of an earlier accepted generation, if any, are kept unchanged' : '';
-    conditions.push({ type: 'Programmed', status: 'False', reason: !accepted ? 'Invalid' : 'RefsNotResolved', message: `nothing new is routed: ${why}${keep}` });
+    const message = retained ? `nothing new is routed: ${why}; objects of an earlier accepted generation, if any, are kept unchanged` : `nothing is routed: ${why}`;
+    conditions.push({ type: 'Programmed', status: 'False', reason: !accepted ? 'Invalid' : 'RefsNotResolved', message });
     base.retain = retained;
     return base;
   }
