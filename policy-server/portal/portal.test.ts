@@ -24,7 +24,7 @@ async function expectProblem(p: string, re: RegExp) {
   const r = await get(p);
   expect(r.status).toBe(404);
   expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  const body = await r.json();
+  const body = (await r.json()) as { detail: string };
   expect(body).toMatchObject({ status: 404, code: 'not-found', title: 'Not found', type: 'https://kea.dev/problems/not-found' });
   expect(body.detail).toMatch(re);
 }
