@@ -331,6 +331,9 @@ describe('bearer tokens', () => {
     expect(id.claims.roles).toEqual(['teacher']);
     expect(authorize(id, setGrades, {})).toBe('allow');
     expect(authorize(id, { mode: 'restricted', scopes: ['api:read', 'api:write'] }, {})).toBe('allow');
+    // The ID token of the same login is not an access token for the gateway (aud = client id).
+    expect(tokens.id_token).toBeTruthy();
+    await expect(auth.authenticate(req({ authorization: `Bearer ${tokens.id_token}` }))).rejects.toMatchObject({ code: 'invalid_token', status: 401 });
   });
 
   describe('JWT attack list: each is a 401 AuthError', () => {
