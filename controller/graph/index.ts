@@ -189,6 +189,9 @@ function checkApiSchema(a: ApiSchema): { problems: Problem[]; operations: Operat
   const spec = a.spec;
   const t = spec.target ?? {};
   if (!!t.mlService === !!t.service) out.push(invalid('spec.target: exactly one of mlService or service must be set'));
+  if (t.service && a.metadata.name.split('.').some((label) => label.length > 63)) {
+    out.push(invalid(`metadata.name: ${a.metadata.name} has a DNS label over 63 characters, so it cannot form the internal hostname <name>.<namespace>.api.<domain> of a hand-written Service target`));
+  }
   const bp = spec.basePath ?? '';
   if (!BASEPATH.test(bp)) {
     out.push(invalid(`spec.basePath: "${bp}" must be one or more /segments of letters, digits and . _ ~ : @ -, without a trailing slash`));

@@ -412,7 +412,8 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
   } else {
     upstreamHost = serviceTargetHost(config, ns, a.metadata.name);
     revisionBackends = [{ namespace: t.namespace, name: t.name, port: t.port, weight: 1 }];
-    base.serviceTarget = revisionBackends[0];
+    // Only the policy server forwards to the internal route; passthrough routes go direct.
+    if (mode === 'enforce') base.serviceTarget = revisionBackends[0];
   }
 
   const allPolicyOps = ops.map((o) => policyOperation(a, o));

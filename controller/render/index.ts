@@ -15,7 +15,7 @@
  *     most 16 rules per route (Gateway API limit), further rules in `kea-api-<name>-2`, ...;
  *     in `passthrough` mode one rule PathPrefix basePath with a URLRewrite (ReplacePrefixMatch
  *     `/`) and the weighted backendRefs of the target itself;
- *   - per ApiSchema with a hand-written Service target: an internal HTTPRoute
+ *   - per enforce-mode ApiSchema with a hand-written Service target: an internal HTTPRoute
  *     `kea-api-<name>-internal` (`<name>.<ns>.api.<internalDomain>`) with one backendRef;
  *   - per ApiSchema: a ConfigMap `kea-api-<ns>-<name>` in the system namespace with
  *     `policy.json` (canonical JSON of the PolicyService) and `openapi.json`
