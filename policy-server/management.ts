@@ -48,7 +48,7 @@ export interface ManagementDeps {
 type Level = 'authenticated' | 'admin';
 
 function send(res: Response, body: ProblemBody, headers: Record<string, string> = {}): void {
-  res.status(body.status).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...headers }).send(JSON.stringify(body));
+  res.status(body.status).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...headers }).end(JSON.stringify(body));
 }
 
 function serviceSummary(snap: Snapshot, id: string) {

@@ -184,7 +184,7 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
   );
   app.use((req, res) => {
     const body = problem('not-found', `nothing at ${req.method} ${req.path}`);
-    res.status(404).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' }).send(JSON.stringify(body));
+    res.status(404).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
   });
   const onError: ErrorRequestHandler = (err: { status?: number; statusCode?: number; type?: string; message?: string }, req, res, next) => {
     if (res.headersSent) return next(err);
@@ -200,7 +200,7 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
               })
             : problem('internal', 'unexpected error');
     if (body.status >= 500) logger.error('management request failed', { path: req.path, error: String(err.message ?? err) });
-    res.status(body.status).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' }).send(JSON.stringify(body));
+    res.status(body.status).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
   };
   app.use(onError);
 

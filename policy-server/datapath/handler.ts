@@ -63,6 +63,13 @@ export interface DataPathOptions {
 }
 
 const EMPTY_BUF = Buffer.alloc(0);
+/** Deadline sweep period, ms (the precision of per-operation upstream timeouts). */
+const SWEEP_MS = 25;
+
+/** The error an exchange is aborted with when its deadline passes. */
+function timeoutError(): Error {
+  return Object.assign(new Error('upstream did not answer within the operation timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+}
 
 /** Maps an undici error to a problem code. */
 function upstreamProblem(err: Error & { code?: string }): { body: ProblemBody; outcome: string } {
@@ -112,6 +119,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   done = false;
   clientGone = false;
   upstreamStarted = false;
+  /** performance.now() by which response headers must have arrived (ms). */
+  deadline = 0;
+  timedOut = false;
 
   constructor(dp: DataPath, req: IncomingMessage, res: ServerResponse, op: CompiledOperation, requestId: string, path: string) {
     this.dp = dp;
@@ -144,6 +154,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     this.dp.inflight--;
+    if (this.deadline !== 0) this.dp.untrack(this);
     const latencyMs = performance.now() - this.t0;
     const op = this.op;
     this.dp.metrics.observe(op.key, outcome, status, latencyMs / 1000);
@@ -171,9 +182,15 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.controller = controller;
     this.upstreamStarted = true;
     if (this.clientGone) controller.abort(new Error('client closed the connection'));
+    else if (this.timedOut) controller.abort(timeoutError());
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (this.done) {
+      controller.abort(timeoutError());
+      return;
+    }
+    if (this.deadline !== 0) this.dp.untrack(this);
     this.status = statusCode;
     const rev = headers['x-kea-revision'];
     if (typeof rev === 'string') this.revision = rev;
@@ -198,7 +215,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.clientGone) return;
+    if (this.clientGone || this.done) return;
     if (this.buffering) {
       this.bytes += chunk.length;
       this.chunks!.push(chunk);
@@ -226,6 +243,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (this.done) return;
     if (this.clientGone) {
       this.finish(499, 'client_closed');
       return;
@@ -288,6 +306,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+    if (this.done) return;
     if (this.clientGone) {
       this.finish(499, 'client_closed');
       return;
@@ -318,6 +337,13 @@ export class DataPath {
   private readonly claimMemo = new WeakMap<CompiledService, ClaimPaths>();
   /** Requests currently in the data path (for graceful drain). */
   inflight = 0;
+  /**
+   * Exchanges waiting for upstream response headers, checked every {@link SWEEP_MS} against
+   * their deadline. undici's own headersTimeout runs on its coarse "fast timers" (≈0.5–1 s
+   * resolution), too coarse for per-operation timeouts; it stays as a backstop (+1 s).
+   */
+  private readonly waiting = new Set<Exchange>();
+  private sweeper?: NodeJS.Timeout;
 
   constructor(opts: DataPathOptions) {
     this.auth = opts.auth;
@@ -330,6 +356,38 @@ export class DataPath {
     this.maxJsonDepth = opts.maxJsonDepth ?? 64;
     this.maxBufferedResponseBytes = opts.maxBufferedResponseBytes ?? 4 * 1024 * 1024;
     this.claimDefaults = opts.claimDefaults ?? {};
+  }
+
+  /** Starts tracking an exchange's deadline. */
+  track(x: Exchange): void {
+    x.deadline = performance.now() + x.op.timeoutMs;
+    this.waiting.add(x);
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+      this.sweeper.unref();
+    }
+  }
+
+  /** Stops tracking (response headers arrived, or the exchange ended). */
+  untrack(x: Exchange): void {
+    x.deadline = 0;
+    this.waiting.delete(x);
+  }
+
+  private sweep(): void {
+    if (this.waiting.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+      return;
+    }
+    const now = performance.now();
+    for (const x of this.waiting) {
+      if (now < x.deadline) continue;
+      this.untrack(x);
+      x.timedOut = true;
+      if (x.controller) x.controller.abort(timeoutError());
+      else x.onResponseError(null, timeoutError()); // still queued in the pool: answer now
+    }
   }
 
   /** Claim paths of a service, falling back to the server defaults (memoised per compiled service). */
@@ -561,13 +619,14 @@ export class DataPath {
       if (!x.done) x.finish(499, 'client_closed');
       return;
     }
+    this.track(x);
     this.upstream.dispatch(
       {
         path: upstreamPath,
         method: op.method as Dispatcher.HttpMethod,
         headers,
         body: body.length > 0 ? body : null,
-        headersTimeout: op.timeoutMs,
+        headersTimeout: op.timeoutMs + 1000,
         bodyTimeout: op.timeoutMs,
       },
       x,

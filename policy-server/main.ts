@@ -1,0 +1,211 @@
+/**
+ * Policy server entrypoint: `node dist/policy-server/main.js [options]`.
+ *
+ * Every option has an environment variable (flags win). Authentication settings are read by
+ * `authConfigFromEnv` (policy-server/auth/config.ts: `KEA_OIDC_ISSUER`, `KEA_GATEWAY_URL`,
+ * `KEA_SESSION_SECRETS`, ...); the `--oidc-*` flags below only set those variables. Without an
+ * issuer, authentication is off: requests carry no identity, so only `public` operations
+ * succeed (others answer 401).
+ *
+ * Configuration source: `--config-dir` (a directory of policy/openapi JSON files, for local
+ * runs and benchmarks) or else the Kubernetes API (kubeconfig from `--kubeconfig`,
+ * `KUBECONFIG`, or the in-cluster service account), ConfigMaps in `--namespace`.
+ * The last good snapshot is persisted under `--state-dir` and served at start.
+ *
+ * SIGTERM / SIGINT: graceful shutdown (stop accepting, drain in-flight requests, exit 0).
+ */
+import { readFileSync } from 'node:fs';
+import * as k8s from '@kubernetes/client-node';
+import { Command, Option } from 'commander';
+import type { Router } from 'express';
+import { createLogger, flushLogs } from '../lib/log.js';
+import { authConfigFromEnv, AuthError, createAuthenticator, type Authenticator } from './auth/index.js';
+import { SnapshotDocsStore } from './docs-store.js';
+import { createPolicyServer } from './server.js';
+import { SnapshotStore } from './snapshot/store.js';
+import { FileSource } from './sources/file.js';
+import { KubeSource } from './sources/kube.js';
+import type { ConfigSource } from './sources/types.js';
+import express from 'express';
+
+/** Parsed options. */
+export interface MainOptions {
+  host: string;
+  port: number;
+  upstreamUrl: string;
+  internalToken?: string;
+  internalTokenFile?: string;
+  namespace: string;
+  stateDir: string;
+  configDir?: string;
+  kubeconfig?: string;
+  rolesClaim?: string;
+  groupsClaim?: string;
+  scopesClaim?: string;
+  adminRole: string;
+  cacheMaxBytes: number;
+  forwardCredentials: boolean;
+  gatewayUrl?: string;
+  oidcIssuer?: string;
+  oidcClientId?: string;
+  oidcClientSecretFile?: string;
+  oidcAudience?: string;
+  sessionSecretsFile?: string;
+  drainTimeoutMs: number;
+}
+
+/** Parses argv (+ env) into {@link MainOptions}. */
+export function parseArgs(argv: string[]): MainOptions {
+  const e = process.env;
+  const cmd = new Command('kea-policy-server')
+    .description("KEA's policy server: SSO, authorization, validation, caching, audit and forwarding in the data path")
+    .addOption(new Option('--host <addr>', 'listen address').env('KEA_LISTEN_HOST').default('0.0.0.0'))
+    .addOption(new Option('--port <n>', 'listen port').env('KEA_PORT').default('8000'))
+    .addOption(new Option('--upstream-url <url>', "base URL of the gateway's internal listener").env('KEA_INTERNAL_GATEWAY_URL').makeOptionMandatory())
+    .addOption(new Option('--internal-token <secret>', 'x-kea-internal-token value').env('KEA_INTERNAL_TOKEN'))
+    .addOption(new Option('--internal-token-file <path>', 'file holding the internal token').env('KEA_INTERNAL_TOKEN_FILE'))
+    .addOption(new Option('--namespace <ns>', 'KEA system namespace (policy ConfigMaps)').env('KEA_SYSTEM_NAMESPACE').default('kea-system'))
+    .addOption(new Option('--state-dir <dir>', 'where the last good snapshot is persisted').env('KEA_STATE_DIR').default('/var/lib/kea-policy'))
+    .addOption(new Option('--config-dir <dir>', 'read config from a directory instead of Kubernetes').env('KEA_CONFIG_DIR'))
+    .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: KUBECONFIG or in-cluster)'))
+    .addOption(new Option('--roles-claim <path>', 'default claim path of roles').env('KEA_ROLES_CLAIM'))
+    .addOption(new Option('--groups-claim <path>', 'default claim path of groups').env('KEA_GROUPS_CLAIM'))
+    .addOption(new Option('--scopes-claim <path>', 'default claim path of scopes').env('KEA_SCOPES_CLAIM'))
+    .addOption(new Option('--admin-role <role>', 'role allowed to read caches and logs').env('KEA_ADMIN_ROLE').default('admin'))
+    .addOption(new Option('--cache-max-bytes <n>', 'response cache size bound, bytes').env('KEA_CACHE_MAX_BYTES').default(String(64 * 1024 * 1024)))
+    .addOption(new Option('--forward-credentials', 'forward Authorization and Cookie headers upstream').env('KEA_FORWARD_CREDENTIALS'))
+    .addOption(new Option('--gateway-url <url>', 'public gateway URL (sets KEA_GATEWAY_URL for auth)'))
+    .addOption(new Option('--oidc-issuer <url>', 'OpenID Provider issuer (sets KEA_OIDC_ISSUER)'))
+    .addOption(new Option('--oidc-client-id <id>', 'OAuth client id (sets KEA_OIDC_CLIENT_ID)'))
+    .addOption(new Option('--oidc-client-secret-file <path>', 'file with the client secret (sets KEA_OIDC_CLIENT_SECRET)'))
+    .addOption(new Option('--oidc-audience <aud>', 'expected access token audience (sets KEA_OIDC_AUDIENCE)'))
+    .addOption(new Option('--session-secrets-file <path>', 'file with comma-separated session secrets (sets KEA_SESSION_SECRETS)'))
+    .addOption(new Option('--drain-timeout-ms <n>', 'max wait for in-flight requests on SIGTERM').env('KEA_DRAIN_TIMEOUT_MS').default('10000'));
+  cmd.parse(argv, { from: 'node' });
+  const o = cmd.opts<Record<string, string | boolean | undefined>>();
+  const num = (k: string): number => {
+    const n = Number(o[k]);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a number`);
+    return n;
+  };
+  return {
+    host: String(o.host),
+    port: num('port'),
+    upstreamUrl: String(o.upstreamUrl),
+    internalToken: o.internalToken as string | undefined,
+    internalTokenFile: o.internalTokenFile as string | undefined,
+    namespace: String(o.namespace),
+    stateDir: String(o.stateDir),
+    configDir: o.configDir as string | undefined,
+    kubeconfig: o.kubeconfig as string | undefined,
+    rolesClaim: o.rolesClaim as string | undefined,
+    groupsClaim: o.groupsClaim as string | undefined,
+    scopesClaim: o.scopesClaim as string | undefined,
+    adminRole: String(o.adminRole),
+    cacheMaxBytes: num('cacheMaxBytes'),
+    forwardCredentials: o.forwardCredentials === true || o.forwardCredentials === 'true',
+    gatewayUrl: (o.gatewayUrl as string | undefined) ?? e.KEA_GATEWAY_URL,
+    oidcIssuer: o.oidcIssuer as string | undefined,
+    oidcClientId: o.oidcClientId as string | undefined,
+    oidcClientSecretFile: o.oidcClientSecretFile as string | undefined,
+    oidcAudience: o.oidcAudience as string | undefined,
+    sessionSecretsFile: o.sessionSecretsFile as string | undefined,
+    drainTimeoutMs: num('drainTimeoutMs'),
+  };
+}
+
+/** Authentication off: no identities; any presented credential is rejected with 401. */
+function noAuthenticator(): Authenticator {
+  return {
+    authenticate: async (req) => {
+      if (req.headers.authorization !== undefined) throw new AuthError('invalid_token', 'authentication is not configured on this gateway');
+      return null;
+    },
+    router: () => express.Router() as Router,
+    loginUrl: (returnTo) => `/auth/login?returnTo=${encodeURIComponent(returnTo)}`,
+    close: async () => undefined,
+  };
+}
+
+/** Runs the server until SIGTERM/SIGINT. */
+export async function main(argv = process.argv): Promise<void> {
+  const opts = parseArgs(argv);
+  const logger = createLogger('policy-server');
+  const env = process.env;
+  if (opts.gatewayUrl) env.KEA_GATEWAY_URL = opts.gatewayUrl;
+  if (opts.oidcIssuer) env.KEA_OIDC_ISSUER = opts.oidcIssuer;
+  if (opts.oidcClientId) env.KEA_OIDC_CLIENT_ID = opts.oidcClientId;
+  if (opts.oidcClientSecretFile) env.KEA_OIDC_CLIENT_SECRET = readFileSync(opts.oidcClientSecretFile, 'utf8').trim();
+  if (opts.oidcAudience) env.KEA_OIDC_AUDIENCE = opts.oidcAudience;
+  if (opts.sessionSecretsFile) env.KEA_SESSION_SECRETS = readFileSync(opts.sessionSecretsFile, 'utf8').trim();
+  const internalToken = opts.internalToken ?? (opts.internalTokenFile ? readFileSync(opts.internalTokenFile, 'utf8').trim() : undefined);
+  if (!internalToken) throw new Error('an internal token is required (--internal-token, --internal-token-file, KEA_INTERNAL_TOKEN)');
+
+  const authCfg = authConfigFromEnv(env);
+  const auth = authCfg ? await createAuthenticator(authCfg) : noAuthenticator();
+  if (!authCfg) logger.warn('KEA_OIDC_ISSUER not set: authentication disabled, only public operations succeed');
+
+  const store = new SnapshotStore({ stateDir: opts.stateDir, logger });
+  let source: ConfigSource;
+  if (opts.configDir) source = new FileSource(opts.configDir);
+  else {
+    const kc = new k8s.KubeConfig();
+    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    else kc.loadFromDefault();
+    source = new KubeSource({ kubeConfig: kc, namespace: opts.namespace, logger });
+  }
+
+  const routers: Router[] = [];
+  try {
+    // The docs portal (policy-server/portal, another module) when present.
+    const portal = (await import('./portal/index.js' as string)) as {
+      createPortalRouter?: (docs: SnapshotDocsStore, o: { gatewayUrl: string }) => Router;
+    };
+    if (portal.createPortalRouter) routers.push(portal.createPortalRouter(new SnapshotDocsStore(store), { gatewayUrl: opts.gatewayUrl ?? '' }));
+  } catch (err) {
+    logger.warn('docs portal not available', { error: (err as Error).message });
+  }
+
+  const ps = createPolicyServer({
+    store,
+    auth,
+    upstreamUrl: opts.upstreamUrl,
+    internalToken,
+    claimDefaults: { rolesClaim: opts.rolesClaim, groupsClaim: opts.groupsClaim, scopesClaim: opts.scopesClaim },
+    adminRole: opts.adminRole,
+    forwardCredentials: opts.forwardCredentials,
+    cache: { maxBytes: opts.cacheMaxBytes },
+    logger,
+    routers,
+    sourceHealth: () => source.health(),
+    drainTimeoutMs: opts.drainTimeoutMs,
+  });
+  await store.start(source);
+  const port = await ps.listen(opts.port, opts.host);
+  logger.info('policy server listening', { host: opts.host, port, upstream: opts.upstreamUrl, source: opts.configDir ? 'file' : 'kubernetes' });
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('signal received', { signal });
+    void (async () => {
+      await ps.close();
+      await store.stop();
+      await auth.close();
+      flushLogs();
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const isEntry = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isEntry) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`policy-server: ${(err as Error).message ?? String(err)}\n`);
+    flushLogs();
+    process.exit(1);
+  });
+}
