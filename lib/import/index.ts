@@ -5,7 +5,8 @@
  * Takes in: an OpenAPI 3.0.x or 3.1.x document (parsed JSON/YAML). 3.1 documents are
  * down-converted to 3.0 with `@apiture/openapi-down-convert` (const → enum, type arrays →
  * nullable, examples → example, exclusive bounds, `$ref` siblings → `allOf`), followed by
- * KEA's own pass for the pydantic idiom `anyOf: [X, {type: 'null'}]` → X + `nullable: true`.
+ * KEA's own pass for what the converter leaves: the pydantic idiom `anyOf: [X, {type: 'null'}]` →
+ * X + `nullable: true`, and numeric `exclusiveMinimum/Maximum` → boolean form.
  * Gives out: an `ApiSchema` (kea.dev/v1alpha1) with one operation per routable
  * (method, path), referenced `components.schemas`, and `unroutable`: one line per thing that
  * is not routed or not enforced (skipped operations, non-JSON bodies, cookie parameters,
@@ -87,7 +88,11 @@ export function toOpenApi30(doc: unknown): Doc {
   return out;
 }
 
-/** `anyOf/oneOf: [X, {type: 'null'}]` → X with `nullable: true` (a `$ref` X becomes `allOf: [X]`). Mutates. */
+/**
+ * What the converter leaves in 3.1 form: `anyOf/oneOf: [X, {type: 'null'}]` → X with
+ * `nullable: true` (a `$ref` X becomes `allOf: [X]`), and numeric `exclusiveMinimum/Maximum`
+ * → `minimum/maximum` + boolean. Mutates.
+ */
 function fixNullUnions(node: unknown): void {
   if (Array.isArray(node)) {
     node.forEach(fixNullUnions);
@@ -112,6 +117,13 @@ function fixNullUnions(node: unknown): void {
   if (node.type === 'null') {
     delete node.type;
     node.nullable = true;
+  }
+  // JSON Schema 2020-12 numeric exclusive bounds → OpenAPI 3.0 boolean form (the converter keeps them).
+  for (const [ex, bound] of [['exclusiveMinimum', 'minimum'], ['exclusiveMaximum', 'maximum']] as const) {
+    if (typeof node[ex] === 'number') {
+      node[bound] = node[ex];
+      node[ex] = true;
+    }
   }
 }
 

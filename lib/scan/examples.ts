@@ -10,8 +10,10 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export interface ExampleService {
-  /** Folder under examples/. */
+  /** Folder under examples/ (also the service's short name). */
   dir: string;
+  /** Working directory relative to the repository root, when not `examples/<dir>`. */
+  cwd?: string;
   /** uvicorn application, `module:attribute`. */
   app: string;
   /** What `kea scan` reads: the folder, or one file for the plain-class convention. */
@@ -62,7 +64,7 @@ export function startExample(ex: ExampleService, opts: { root?: string; timeoutM
   }
   const t0 = Date.now();
   const child: ChildProcess = spawn(uvicorn, [ex.app, '--host', '127.0.0.1', '--port', '0', '--log-level', 'info'], {
-    cwd: resolve(root, 'examples', ex.dir),
+    cwd: resolve(root, ex.cwd ?? join('examples', ex.dir)),
     env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

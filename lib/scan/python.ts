@@ -10,6 +10,7 @@ import { Language, Parser, type Node } from 'web-tree-sitter';
 export type { Node } from 'web-tree-sitter';
 
 let parserPromise: Promise<Parser> | undefined;
+let parserReady: Parser | undefined;
 
 /**
  * The shared tree-sitter parser for Python, initialised once per process (loads two WASM
@@ -24,9 +25,22 @@ export function pythonParser(): Promise<Parser> {
     const language = await Language.load(new Uint8Array(readFileSync(wasm)));
     const parser = new Parser();
     parser.setLanguage(language);
+    parserReady = parser;
     return parser;
   })();
   return parserPromise;
+}
+
+/**
+ * Parses a string annotation (a forward reference such as `"Optional[Item]"`) into its type
+ * node. Needs {@link pythonParser} to have been initialised (it is, once any file is parsed).
+ */
+export function parseAnnotation(text: string): Node | undefined {
+  if (!parserReady || /[\n\r]/.test(text)) return undefined;
+  const tree = parserReady.parse(`_: ${text}\n`);
+  const a = tree?.rootNode.namedChildren[0]?.namedChildren[0];
+  if (!tree || tree.rootNode.hasError || a?.type !== 'assignment') return undefined;
+  return a.childForFieldName('type') ?? undefined;
 }
 
 /** A parsed Python file. `line` numbers in reports are 1-based. */

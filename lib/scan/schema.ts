@@ -17,6 +17,7 @@ import {
   lineOf,
   literalValue,
   NOT_LITERAL,
+  parseAnnotation,
   stringValue,
   type Node,
   type PyFile,
@@ -222,7 +223,8 @@ export class SchemaBuilder {
     if (inner.type === 'none') return true;
     if (inner.type === 'string') {
       const v = stringValue(inner);
-      return v ? this.isScalarName(file, v) : false;
+      const parsed = v ? parseAnnotation(v) : undefined;
+      return parsed ? this.isScalarType(file, parsed) : false;
     }
     const p = typeParts(n);
     if (!p) return false;
@@ -252,8 +254,9 @@ export class SchemaBuilder {
       case 'string': {
         // Forward reference: "Model" or "list[Model]".
         const v = stringValue(n);
-        if (v && /^[A-Za-z_][A-Za-z0-9_.]*$/.test(v)) return this.nameSchema(file, v, n);
-        this.reporter.add(file, n, 'unsupported', `string annotation ${n.text} is not a plain name; typed as any`);
+        const parsed = v ? parseAnnotation(v) : undefined;
+        if (parsed) return this.typeSchema(file, parsed);
+        this.reporter.add(file, n, 'unsupported', `string annotation ${n.text} is not a type expression; typed as any`);
         return {};
       }
       case 'binary_operator': {
