@@ -141,7 +141,8 @@ export function scanFastApi(
       const obj = expr.childForFieldName('object')?.text ?? '';
       const attr = expr.childForFieldName('attribute')?.text ?? '';
       const imp = imports.get(obj.split('.')[0]);
-      const mod = imp ? (imp.name ? `${imp.module}.${imp.name}` : imp.module) + obj.slice(obj.split('.')[0].length) : obj;
+      const join = (m: string, n: string) => (/^\.+$/.test(m) ? m + n : `${m}.${n}`);
+      const mod = imp ? (imp.name ? join(imp.module, imp.name) : imp.module) + obj.slice(obj.split('.')[0].length) : obj;
       return routers.find((r) => r.name === attr && moduleMatches(r.file, file, mod));
     }
     return undefined;
