@@ -44,7 +44,10 @@ const leanJson = winston.format((info) => {
  * Writes formatted records to a stream, coalescing all records produced in one event-loop
  * turn into a single write.
  */
-class BatchingStreamTransport extends winston.Transport {
+// Runtime export is `winston.Transport`; its type is declared as `winston.transport`.
+const TransportBase = (winston as unknown as { Transport: typeof winston.transport }).Transport;
+
+class BatchingStreamTransport extends TransportBase {
   private buf: string[] = [];
   private scheduled = false;
   private readonly flushBound = (): void => this.flush();
