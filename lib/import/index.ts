@@ -81,7 +81,8 @@ export function toOpenApi30(doc: unknown): Doc {
   if (typeof doc.swagger === 'string') throw new Error(`Swagger ${doc.swagger} is not supported; convert it to OpenAPI 3 first`);
   const v = typeof doc.openapi === 'string' ? doc.openapi : '';
   let out: Doc;
-  if (/^3\.1\./.test(v)) out = new Converter(doc, { allOfTransform: true }).convert() as Doc;
+  // JSON round trip: the converter clones with v8.serialize, which yields objects of another realm under vm contexts.
+  if (/^3\.1\./.test(v)) out = JSON.parse(JSON.stringify(new Converter(doc, { allOfTransform: true }).convert())) as Doc;
   else if (/^3\.0\./.test(v)) out = structuredClone(doc);
   else throw new Error(`unsupported OpenAPI version ${JSON.stringify(doc.openapi)} (expected 3.0.x or 3.1.x)`);
   fixNullUnions(out);
