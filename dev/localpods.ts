@@ -9,8 +9,10 @@
  * `<service>-kea`, and Deployment `status` (replicas, readyReplicas, availableReplicas,
  * observedGeneration), which KEA's controller reads for MLService readiness.
  *
- * Image convention: `<anything>/<dir>[:<tag>]` runs `examples/<dir>` when that folder exists
- * (e.g. `kea-examples/iris-v1:1.0` → examples/iris-v1). The command is the container's
+ * Which example a Deployment runs: the image named by a `docker build ... -t <image>` line in
+ * `examples/<dir>/Dockerfile` (e.g. `ghcr.io/kea-dev/examples-iris:v1` → examples/iris-v1), else
+ * `<anything>/<dir>[:<tag>]` when examples/<dir> exists. A hand-written Service with a selector
+ * that no Deployment serves runs examples/<service name> when that folder has a Dockerfile. The command is the container's
  * `command`+`args` if set, else the JSON-form `ENTRYPOINT`/`CMD` of `examples/<dir>/Dockerfile`,
  * else `uvicorn app:app`. `uvicorn`/`python`/`pip` resolve to the `$KEA_CACHE/venv`. `--host`
  * becomes 0.0.0.0 and `--port` the container port named `http` (or the first one); `ENV`
@@ -18,7 +20,7 @@
  * Readiness: the container's readinessProbe httpGet path (default `/`) answers < 500.
  * Deployments with any other image are left alone (no endpoints).
  */
-import { readFile, access } from 'node:fs/promises';
+import { readFile, access, readdir } from 'node:fs/promises';
 import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -135,6 +137,15 @@ function setFlag(argv: string[], flag: string, value: string): string[] {
   return out;
 }
 
+async function dirExists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function selects(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
   if (!selector || !Object.keys(selector).length) return false;
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -159,6 +170,16 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let syncing: Promise<void> | undefined;
+
+  /** image → example folder, from the `docker build ... -t <image>` line each examples/<dir>/Dockerfile documents. */
+  async function imageIndex(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const dir of await readdir(examplesDir).catch(() => [] as string[])) {
+      const text = await readFile(join(examplesDir, dir, 'Dockerfile'), 'utf8').catch(() => '');
+      for (const m of text.matchAll(/-t\s+(\S+)/g)) out.set(m[1], dir);
+    }
+    return out;
+  }
 
   async function commandFor(d: V1Deployment, example: string, port: number): Promise<{ argv: string[]; env: Record<string, string> }> {
     const c = d.spec!.template.spec!.containers[0];
@@ -257,16 +278,40 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
   async function sync(): Promise<void> {
     const deps = (await objects.list<V1Deployment & KubernetesObject>('apps/v1', 'Deployment')).items;
     const svcs = (await objects.list<V1Service & KubernetesObject>('v1', 'Service')).items;
-    const wanted = new Map<string, { d: V1Deployment; example: string }>();
+    const wanted = new Map<string, { d: V1Deployment; example: string; synthetic?: boolean }>();
+    const images = await imageIndex();
+    const exampleFor = async (image: string | undefined): Promise<string | undefined> => {
+      if (image && images.has(image)) return images.get(image);
+      const byName = exampleOfImage(image);
+      return byName && (await dirExists(join(examplesDir, byName))) ? byName : undefined;
+    };
     for (const d of deps) {
-      const example = exampleOfImage(d.spec?.template.spec?.containers[0]?.image);
+      const example = await exampleFor(d.spec?.template.spec?.containers[0]?.image);
       if (!example || (d.spec?.replicas ?? 1) === 0) continue;
-      try {
-        await access(join(examplesDir, example));
-      } catch {
-        continue;
-      }
       wanted.set(`${d.metadata!.namespace}/${d.metadata!.name}`, { d, example });
+    }
+    // A hand-written Service with a selector that no Deployment serves, named like an example
+    // folder (e.g. Service `grades` → examples/grades): run that example as its pod.
+    for (const svc of svcs) {
+      const sel = svc.spec?.selector;
+      const name = svc.metadata!.name!;
+      const ns = svc.metadata!.namespace!;
+      if (!sel || !Object.keys(sel).length) continue;
+      const served = [...wanted.values()].some(({ d }) => d.metadata?.namespace === ns && selects(sel, (d.spec?.template.metadata?.labels ?? {}) as Record<string, string>));
+      if (served || !(await dirExists(join(examplesDir, name, 'Dockerfile')))) continue;
+      const sp = svc.spec?.ports?.[0];
+      const target = typeof sp?.targetPort === 'number' ? sp.targetPort : Number(sp?.targetPort) || sp?.port || 8080;
+      const d: V1Deployment = {
+        metadata: { namespace: ns, name, generation: 0 },
+        spec: {
+          selector: { matchLabels: sel },
+          template: {
+            metadata: { labels: sel },
+            spec: { containers: [{ name: 'app', image: `local/${name}`, ports: [{ name: 'http', containerPort: target }], readinessProbe: { httpGet: { path: '/openapi.json', port: target } } }] },
+          },
+        },
+      };
+      wanted.set(`${ns}/svc-${name}`, { d, example: name, synthetic: true });
     }
     // Stop pods whose Deployment went away or changed.
     for (const [key, pod] of pods) {
@@ -301,7 +346,8 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
       await runPod(d, pod);
     }
     // Deployment status.
-    for (const [key, { d }] of wanted) {
+    for (const [key, { d, synthetic }] of wanted) {
+      if (synthetic) continue;
       const pod = pods.get(key);
       const n = pod?.ready ? 1 : 0;
       const status = { observedGeneration: d.metadata?.generation, replicas: 1, updatedReplicas: 1, readyReplicas: n, availableReplicas: n, unavailableReplicas: 1 - n };

@@ -1,0 +1,550 @@
+/**
+ * The whole KEA stack on one machine (`kea up` / `kea down`), as named steps:
+ *
+ *   control-plane  etcd + kube-apiserver (dev/controlplane.ts), unless KUBECONFIG is set
+ *   crds           Gateway API standard CRDs + KEA CRDs (installCrds)
+ *   network        bridge kea0, 10.213.0.1/24 (dev/netns.ts)
+ *   gateway        Traefik, kubernetesGateway provider (dev/gateway.ts) + GatewayClass/Gateway kea-system/kea
+ *   idp            dev OpenID provider (dist/dev/idp-main.js), demo users student/teacher/admin
+ *   policy-server  dist/policy-server/main.js on 10.213.0.1:<policyPort> + Service/EndpointSlice kea-system/kea-policy
+ *   controller     dist/controller/main.js
+ *   local-pods     local stand-in for kubelet + EndpointSlice controller (dev/localpods.ts)
+ *   examples       server-side apply of examples/&#42;&#42;/kea.yaml, then wait for their pods to be ready
+ *
+ * A step whose program is not built (dist/... missing) is reported as `skipped` with the reason;
+ * every other failure stops the stack and is thrown. Timings of every step are measured (ms).
+ *
+ * State lives in `<stateDir>` (default `<repo>/.kea`): `stack.json` (pids, bridge, urls,
+ * timings; what `kea down` reads), `kubeconfig`, `secrets.json` (internal token, session and
+ * client secrets; kept across runs), `controlplane/` (etcd data: kept, so a warm start reuses it),
+ * and `logs/`.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdir, readFile, writeFile, rm, access, readdir, copyFile } from 'node:fs/promises';
+import { openSync, closeSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { startControlPlane, installCrds, REPO_ROOT, type ControlPlane } from './controlplane.js';
+import { startGateway, applyGateway, type RunningGateway } from './gateway.js';
+import { createBridge, deleteBridge, registerService, type Bridge } from './netns.js';
+import { startLocalPods, type LocalPods } from './localpods.js';
+
+const run = promisify(execFile);
+
+/** Options of {@link startStack}. Ports default to the documented topology (docs/TEAM.md). */
+export interface StackOptions {
+  /** Default `<repo>/.kea`. */
+  stateDir?: string;
+  /** Gateway `public` listener port; default 8080. */
+  publicPort?: number;
+  /** Gateway `internal` listener port; default 8081. */
+  internalPort?: number;
+  /** Dev IdP port; default 9000. */
+  idpPort?: number;
+  /** Policy server port on the bridge address; default 8000. */
+  policyPort?: number;
+  /** Controller /healthz,/readyz,/metrics port; default 8082. */
+  controllerPort?: number;
+  /** Apply examples/&#42;&#42;/kea.yaml; default true. */
+  examples?: boolean;
+  /** Use this kubeconfig instead of starting a control plane; default: env KUBECONFIG. */
+  kubeconfig?: string;
+  /** Bridge kea<N> to use; default 0 (kea0, 10.213.0.1). `auto`: the first free one (tests). */
+  bridgeIndex?: number | 'auto';
+  /** Wipe the control plane's data first (a cold start); default false. */
+  fresh?: boolean;
+  /** Progress lines; default: stderr. */
+  log?: (line: string) => void;
+}
+
+export type StepStatus = 'ok' | 'skipped' | 'failed';
+
+/** One step's outcome. */
+export interface StepResult {
+  step: string;
+  status: StepStatus;
+  /** Duration, ms. */
+  ms: number;
+  detail?: string;
+}
+
+/** What `kea up` prints and `kea down` reads (stack.json). */
+export interface StackInfo {
+  ownerPid: number;
+  startedAt: string;
+  stateDir: string;
+  kubeconfig: string;
+  gatewayUrl: string;
+  internalUrl: string;
+  docsUrl: string;
+  idpIssuer?: string;
+  bridge: string;
+  /** Child processes (name → pid) started by the stack. */
+  children: Record<string, number>;
+  /** Data dir of the embedded control plane (its processes carry this path in their command line). */
+  controlPlaneDir?: string;
+  steps: StepResult[];
+  /** Wall time from start to ready, ms. */
+  totalMs?: number;
+  /** True when the control plane's etcd data existed at start (warm start). */
+  warm: boolean;
+  demoLogins: string[];
+  /** Example manifests left for the user to apply as upgrades (e.g. examples/iris-v2/kea.yaml). */
+  upgrades?: string[];
+}
+
+export interface Stack extends StackInfo {
+  /** Stops everything started, in reverse order; leaves no process or namespace. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_STATE_DIR = join(REPO_ROOT, '.kea');
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a child with stdout/stderr appended to `logPath`; resolves once `ready()` is true. */
+async function startChild(
+  name: string,
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logPath: string,
+  ready: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<ChildProcess> {
+  const fd = openSync(logPath, 'a');
+  const p = spawn(cmd, args, { stdio: ['ignore', fd, fd], env, cwd: REPO_ROOT });
+  closeSync(fd);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (p.exitCode !== null || p.signalCode !== null) {
+      const tail = (await readFile(logPath, 'utf8').catch(() => '')).split('\n').slice(-20).join('\n');
+      throw new Error(`${name} exited (${p.exitCode ?? p.signalCode}) during start:\n${tail}`);
+    }
+    if (await ready().catch(() => false)) return p;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await stopChild(p);
+  throw new Error(`${name}: not ready after ${timeoutMs} ms (log: ${logPath})`);
+}
+
+async function stopChild(p: ChildProcess | undefined, timeoutMs = 10000): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  p.kill('SIGTERM');
+  const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(t);
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  const r = await fetch(url, { signal: AbortSignal.timeout(1500) });
+  await r.arrayBuffer();
+  return r.status < 500;
+}
+
+interface Secrets {
+  internalToken: string;
+  sessionSecret: string;
+  gatewayClientSecret: string;
+  scriptSecret: string;
+}
+
+async function loadSecrets(path: string): Promise<Secrets> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as Secrets;
+  } catch {
+    const s = (n: number) => randomBytes(n).toString('base64url');
+    const secrets = { internalToken: s(24), sessionSecret: s(32), gatewayClientSecret: s(24), scriptSecret: 'kea-dev-script-secret' };
+    await writeFile(path, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+    return secrets;
+  }
+}
+
+/**
+ * The `kea.yaml` files under examples/ (sorted by folder). A file that redefines an object an
+ * earlier file already defines (same kind, namespace and name, e.g. iris-v2 redefining MLService
+ * `iris`) is an upgrade step, not part of the initial state: it lands in `upgrades`.
+ */
+export async function exampleManifests(examplesDir = join(REPO_ROOT, 'examples')): Promise<{ apply: string[]; upgrades: string[] }> {
+  const out = { apply: [] as string[], upgrades: [] as string[] };
+  const seen = new Set<string>();
+  for (const d of (await readdir(examplesDir, { withFileTypes: true }).catch(() => [])).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (!d.isDirectory()) continue;
+    const f = join(examplesDir, d.name, 'kea.yaml');
+    if (!(await exists(f))) continue;
+    const keys = parseAllDocuments(await readFile(f, 'utf8'))
+      .map((doc) => doc.toJSON() as { kind?: string; metadata?: { name?: string; namespace?: string } } | null)
+      .filter((o): o is { kind: string; metadata: { name?: string; namespace?: string } } => !!o?.kind)
+      .map((o) => `${o.kind}/${o.metadata?.namespace ?? 'default'}/${o.metadata?.name}`);
+    if (keys.some((k) => seen.has(k))) out.upgrades.push(f);
+    else {
+      keys.forEach((k) => seen.add(k));
+      out.apply.push(f);
+    }
+  }
+  return out;
+}
+
+/**
+ * Starts the stack step by step (see the module comment) and writes `<stateDir>/stack.json`
+ * after every step. On a failure, everything started so far is stopped and the error rethrown.
+ * @throws Error naming the failed step.
+ */
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const t0 = Date.now();
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const stateDir = resolve(opts.stateDir ?? DEFAULT_STATE_DIR);
+  const logDir = join(stateDir, 'logs');
+  await mkdir(logDir, { recursive: true });
+  const stackFile = join(stateDir, 'stack.json');
+  if (await exists(stackFile)) {
+    const prev = JSON.parse(await readFile(stackFile, 'utf8')) as StackInfo;
+    if (alive(prev.ownerPid)) throw new Error(`a stack is already running (pid ${prev.ownerPid}); run \`kea down\` first`);
+    log(`cleaning up after a previous stack that did not stop cleanly (pid ${prev.ownerPid})`);
+    await cleanupLeftovers(prev, log);
+  }
+  const publicPort = opts.publicPort ?? 8080;
+  const internalPort = opts.internalPort ?? 8081;
+  const idpPort = opts.idpPort ?? 9000;
+  const policyPort = opts.policyPort ?? 8000;
+  const controllerPort = opts.controllerPort ?? 8082;
+  const gatewayUrl = `http://localhost:${publicPort}`;
+  const secrets = await loadSecrets(join(stateDir, 'secrets.json'));
+  const cpDir = join(stateDir, 'controlplane');
+  if (opts.fresh) await rm(cpDir, { recursive: true, force: true });
+  const warm = await exists(join(cpDir, 'etcd'));
+
+  const info: StackInfo = {
+    ownerPid: process.pid,
+    startedAt: new Date().toISOString(),
+    stateDir,
+    kubeconfig: '',
+    gatewayUrl,
+    internalUrl: `http://127.0.0.1:${internalPort}`,
+    docsUrl: `${gatewayUrl}/docs`,
+    bridge: 'kea0',
+    children: {},
+    steps: [],
+    warm,
+    demoLogins: ['student / student', 'teacher / teacher', 'admin / admin'],
+  };
+  const save = () => writeFile(stackFile, JSON.stringify(info, null, 2));
+
+  let cp: ControlPlane | undefined;
+  let bridge: Bridge | undefined;
+  let gw: RunningGateway | undefined;
+  let pods: LocalPods | undefined;
+  const children: Array<[string, ChildProcess]> = [];
+  let stopped = false;
+
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    log('stopping: local pods');
+    await pods?.stop().catch((e) => log(`local pods: ${String(e)}`));
+    for (const [name, p] of [...children].reverse()) {
+      log(`stopping: ${name}`);
+      await stopChild(p);
+    }
+    log('stopping: gateway');
+    await gw?.stop();
+    if (bridge) {
+      log('stopping: network');
+      await deleteBridge(bridge).catch((e) => log(`network: ${String(e)}`));
+    }
+    if (cp) {
+      log('stopping: control plane');
+      await cp.stop();
+    }
+    await rm(stackFile, { force: true });
+  };
+
+  const step = async (name: string, fn: () => Promise<string | void>, skipIf?: () => Promise<string | undefined>) => {
+    const s0 = Date.now();
+    const reason = skipIf ? await skipIf() : undefined;
+    if (reason) {
+      info.steps.push({ step: name, status: 'skipped', ms: 0, detail: reason });
+      log(`[skip] ${name}: ${reason}`);
+      await save();
+      return;
+    }
+    log(`[....] ${name}`);
+    try {
+      const detail = (await fn()) ?? undefined;
+      info.steps.push({ step: name, status: 'ok', ms: Date.now() - s0, ...(detail ? { detail } : {}) });
+      log(`[ ok ] ${name} (${Date.now() - s0} ms)${detail ? `: ${detail}` : ''}`);
+      await save();
+    } catch (e) {
+      info.steps.push({ step: name, status: 'failed', ms: Date.now() - s0, detail: String(e) });
+      await save();
+      log(`[FAIL] ${name}: ${e instanceof Error ? e.message : String(e)}`);
+      await stop();
+      throw new Error(`kea up: step ${name} failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  const missing = async (rel: string) => ((await exists(join(REPO_ROOT, rel))) ? undefined : `${rel} not built (run \`npm run build\`)`);
+  const nodeEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ ...process.env, KUBECONFIG: info.kubeconfig, ...extra });
+  const track = (name: string, p: ChildProcess) => {
+    children.push([name, p]);
+    info.children[name] = p.pid!;
+  };
+
+  await save();
+  const externalKubeconfig = opts.kubeconfig ?? process.env.KUBECONFIG;
+  await step('control-plane', async () => {
+    if (externalKubeconfig) {
+      info.kubeconfig = resolve(externalKubeconfig);
+      return `using KUBECONFIG ${info.kubeconfig}`;
+    }
+    info.controlPlaneDir = cpDir;
+    await save();
+    cp = await startControlPlane({ dataDir: cpDir });
+    info.kubeconfig = join(stateDir, 'kubeconfig');
+    await copyFile(cp.kubeconfig, info.kubeconfig);
+    return `${cp.server} (${warm ? 'warm: existing etcd data' : 'cold: new etcd data'})`;
+  });
+  const kc = new KubeConfig();
+  kc.loadFromFile(info.kubeconfig);
+
+  await step('crds', async () => {
+    for (let i = 0; ; i++) {
+      try {
+        await installCrds(info.kubeconfig);
+        return;
+      } catch (e) {
+        // `kubectl wait` can race a CRD whose status is not written yet; retry briefly.
+        if (i >= 4) throw e;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  });
+
+  await step('network', async () => {
+    bridge = await createBridge(opts.bridgeIndex === 'auto' ? {} : { index: opts.bridgeIndex ?? 0 });
+    info.bridge = bridge.name;
+    return `${bridge.name} ${bridge.hostAddress}/24`;
+  });
+
+  await step('gateway', async () => {
+    gw = await startGateway({ kubeconfig: info.kubeconfig, stateDir: join(stateDir, 'gateway'), publicPort, internalPort });
+    info.children.gateway = gw.pid;
+    await applyGateway(kc, { publicPort, internalPort });
+    return `Traefik pid ${gw.pid}, Gateway kea-system/kea programmed (public :${publicPort}, internal :${internalPort})`;
+  });
+
+  await step(
+    'idp',
+    async () => {
+      const p = await startChild(
+        'idp',
+        process.execPath,
+        [join(REPO_ROOT, 'dist/dev/idp-main.js'), '--port', String(idpPort), '--gateway-url', gatewayUrl],
+        nodeEnv({ KEA_IDP_GATEWAY_SECRET: secrets.gatewayClientSecret, KEA_IDP_SCRIPT_SECRET: secrets.scriptSecret }),
+        join(logDir, 'idp.log'),
+        () => httpOk(`http://127.0.0.1:${idpPort}/.well-known/openid-configuration`),
+        30000,
+      );
+      track('idp', p);
+      info.idpIssuer = `http://127.0.0.1:${idpPort}`;
+      return info.idpIssuer;
+    },
+    () => missing('dist/dev/idp-main.js'),
+  );
+
+  await step(
+    'policy-server',
+    async () => {
+      const host = bridge!.hostAddress;
+      await writeFile(join(stateDir, 'gateway-client-secret'), secrets.gatewayClientSecret, { mode: 0o600 });
+      await writeFile(join(stateDir, 'session-secrets'), secrets.sessionSecret, { mode: 0o600 });
+      const args = [
+        join(REPO_ROOT, 'dist/policy-server/main.js'),
+        '--host', host,
+        '--port', String(policyPort),
+        '--upstream-url', info.internalUrl,
+        '--internal-token', secrets.internalToken,
+        '--state-dir', join(stateDir, 'policy-state'),
+        '--gateway-url', gatewayUrl,
+        '--session-secrets-file', join(stateDir, 'session-secrets'),
+      ];
+      if (info.idpIssuer) {
+        args.push('--oidc-issuer', info.idpIssuer, '--oidc-client-id', 'kea-gateway', '--oidc-client-secret-file', join(stateDir, 'gateway-client-secret'), '--oidc-audience', 'urn:kea:gateway');
+      }
+      const p = await startChild(
+        'policy-server',
+        process.execPath,
+        args,
+        nodeEnv({ KEA_OIDC_ALLOW_HTTP_ISSUER: 'true', KEA_COOKIE_SECURE: 'false' }),
+        join(logDir, 'policy-server.log'),
+        () => httpOk(`http://${host}:${policyPort}/healthz`),
+        30000,
+      );
+      track('policy-server', p);
+      await registerService(kc, { namespace: 'kea-system', name: 'kea-policy', port: policyPort, addresses: [host] });
+      return `${host}:${policyPort}, Service kea-system/kea-policy`;
+    },
+    () => missing('dist/policy-server/main.js'),
+  );
+
+  await step(
+    'controller',
+    async () => {
+      const p = await startChild(
+        'controller',
+        process.execPath,
+        [
+          join(REPO_ROOT, 'dist/controller/main.js'),
+          '--kubeconfig', info.kubeconfig,
+          '--internal-token', secrets.internalToken,
+          '--gateway-url', gatewayUrl,
+          '--http-port', String(controllerPort),
+          '--http-host', '127.0.0.1',
+          '--policy-port', String(policyPort),
+        ],
+        nodeEnv({}),
+        join(logDir, 'controller.log'),
+        () => httpOk(`http://127.0.0.1:${controllerPort}/readyz`).then((ok) => ok),
+        60000,
+      );
+      track('controller', p);
+      return `pid ${p.pid}, http :${controllerPort}`;
+    },
+    () => missing('dist/controller/main.js'),
+  );
+
+  await step('local-pods', async () => {
+    pods = await startLocalPods({ kubeconfig: info.kubeconfig, bridge: bridge!, logDir: join(logDir, 'pods'), log });
+  });
+
+  await step(
+    'examples',
+    async () => {
+      const { apply: files, upgrades } = await exampleManifests();
+      info.upgrades = upgrades;
+      const args = ['--kubeconfig', info.kubeconfig, 'apply', '--server-side', '--force-conflicts', '--field-manager=kea-up'];
+      for (const f of files) args.push('-f', f);
+      await run('kubectl', args, { maxBuffer: 16 << 20 });
+      // The controller turns MLServices into Deployments; the local pod runner starts them.
+      const deadline = Date.now() + 90000;
+      await new Promise((r) => setTimeout(r, 1500));
+      await pods!.syncOnce();
+      await pods!.waitReady(Math.max(1000, deadline - Date.now()));
+      return `${files.length} manifests, ${pods!.pods().size} local pods ready`;
+    },
+    async () => {
+      if (opts.examples === false) return 'disabled';
+      return (await exampleManifests()).apply.length ? undefined : 'no examples/*/kea.yaml yet';
+    },
+  );
+
+  info.totalMs = Date.now() - t0;
+  await save();
+  return Object.assign(info, { stop });
+}
+
+function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function cmdline(pid: number): Promise<string> {
+  return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ');
+}
+
+/** Programs the stack starts on the host (argv[0] basenames, versions stripped). */
+const STACK_PROGRAMS = /^(etcd|kube-apiserver|traefik|node)(-v[\d.]+)?$/;
+
+/** Pids of stack programs (etcd, kube-apiserver, traefik, node) whose command line mentions `needle` (a stack-specific path). */
+async function pidsMentioning(needle: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const d of await readdir('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    const cl = await cmdline(Number(d));
+    const prog = (cl.split(' ')[0] ?? '').split('/').pop() ?? '';
+    if (STACK_PROGRAMS.test(prog) && cl.includes(needle)) out.push(Number(d));
+  }
+  return out;
+}
+
+async function killAndWait(pids: number[], log: (l: string) => void): Promise<void> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+      log(`sent SIGTERM to ${pid} (${(await cmdline(pid)).slice(0, 80)})`);
+    } catch {
+      /* gone */
+    }
+  }
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline && pids.some(alive)) await new Promise((r) => setTimeout(r, 200));
+  for (const pid of pids.filter(alive)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/**
+ * Removes what a stack that died without stopping left behind: recorded children (only while
+ * their command line still looks like ours), processes whose command line names the stack's
+ * state dir (etcd, kube-apiserver, Traefik), the bridge and its namespaces (with their processes).
+ */
+export async function cleanupLeftovers(info: StackInfo, log: (l: string) => void = () => undefined): Promise<void> {
+  const recorded: number[] = [];
+  for (const [name, pid] of Object.entries(info.children)) {
+    const cl = await cmdline(pid);
+    if (cl && (cl.includes(info.stateDir) || cl.includes(REPO_ROOT) || (name === 'gateway' && cl.includes('traefik')))) recorded.push(pid);
+  }
+  await killAndWait([...new Set([...recorded, ...(await pidsMentioning(info.stateDir))])], log);
+  const index = Number((info.bridge ?? 'kea0').replace(/^kea/, '')) || 0;
+  await deleteBridge({ name: info.bridge ?? 'kea0', index, hostAddress: `10.213.${index}.1` });
+}
+
+/**
+ * `kea down`: stops the stack recorded in `<stateDir>/stack.json`. Sends SIGTERM to the owning
+ * `kea up` process (which stops everything in order) and waits up to 60 s; then removes any
+ * leftovers (see cleanupLeftovers).
+ * @returns false when no stack was recorded.
+ */
+export async function stopStack(stateDir = DEFAULT_STATE_DIR, log: (l: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<boolean> {
+  const stackFile = join(resolve(stateDir), 'stack.json');
+  if (!existsSync(stackFile)) return false;
+  const info = JSON.parse(await readFile(stackFile, 'utf8')) as StackInfo;
+  if (alive(info.ownerPid) && info.ownerPid !== process.pid) {
+    log(`stopping kea up (pid ${info.ownerPid})`);
+    process.kill(info.ownerPid, 'SIGTERM');
+    const deadline = Date.now() + 60000;
+    while (Date.now() < deadline && alive(info.ownerPid)) await new Promise((r) => setTimeout(r, 200));
+  }
+  await cleanupLeftovers(info, log);
+  await rm(stackFile, { force: true });
+  return true;
+}
+
+/** For `kea status`-like output: the current stack.json, if any. */
+export async function readStackInfo(stateDir = DEFAULT_STATE_DIR): Promise<StackInfo | undefined> {
+  try {
+    return JSON.parse(await readFile(join(resolve(stateDir), 'stack.json'), 'utf8')) as StackInfo;
+  } catch {
+    return undefined;
+  }
+}
+
