@@ -45,7 +45,7 @@ const leanJson = winston.format((info) => {
  * turn into a single write.
  */
 // Runtime export is `winston.Transport`; its type is declared as `winston.transport`.
-const TransportBase = (winston as unknown as { Transport: typeof winston.transport }).Transport;
+const TransportBase = (winston as unknown as { Transport: typeof import('winston-transport') }).Transport;
 
 class BatchingStreamTransport extends TransportBase {
   private buf: string[] = [];
