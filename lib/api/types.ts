@@ -6,6 +6,21 @@
  *
  * Units: durations are Gateway API Duration strings (GEP-2257, e.g. `"5s"`, `"500ms"`),
  * weights are integer percent (0–100), sizes are bytes.
+ *
+ * What admission guarantees (so consumers need not re-check; test/crds.int.test.ts proves it
+ * on a real kube-apiserver): MLService — at least one and at most 16 revisions, unique
+ * revision names (DNS-1035 labels, ≤ 20 chars), weights summing to 100, `image` on every
+ * revision when `framework` is `custom`, `modelUri` or `image` otherwise, metadata.name a
+ * DNS-1035 label ≤ 42 chars. ApiSchema — exactly one of `target.mlService`/`target.service`;
+ * `basePath` like `/iris` (leading `/`, no trailing `/`, not under `/docs`, `/openapi`,
+ * `/auth`, `/services`, `/router`, `/logs`, `/methods`); operations (≤ 64) present unless
+ * `source.openapi` or `inference` is set; unique operationIds and unique method+path;
+ * parameters (≤ 32) unique by name+in; every `{param}` of a path declared once as a required
+ * `in: path` parameter and vice versa; paths
+ * start with `/` and use whole-segment templates; no requestBody on GET/HEAD; timeouts are
+ * Durations in (0s, 1h]; `cache.ttlSeconds` in 1–86400; `restricted` access names at least
+ * one role, group or scope, and only `restricted` access names any; `inference` only with an
+ * MLService target. JSON Schema fields are stored verbatim (not validated at admission).
  */
 
 /** API group and version of KEA's resources. */
@@ -87,6 +102,12 @@ export interface MLServiceStatus {
   conditions?: Condition[];
   /** Weights currently routed, per revision, in percent. */
   traffic?: Array<{ revision: string; weight: number }>;
+  /**
+   * The routed split as text, `revision=percent` joined by `,` in spec order, e.g.
+   * `v1=80,v2=20`. Shown by `kubectl get mls` (printer column Traffic), because a printer
+   * column's JSONPath shows only the first element of a list.
+   */
+  trafficSplit?: string;
   /** In-cluster URL of the internal route for this service. */
   url?: string;
 }
