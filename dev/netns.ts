@@ -197,12 +197,18 @@ async function killNetnsPids(netns: string): Promise<void> {
 export async function deleteHost(host: NetnsHost | string): Promise<void> {
   const netns = typeof host === 'string' ? host : host.netns;
   await killNetnsPids(netns);
+  // Delete the veth pair explicitly: the kernel frees a namespace's devices asynchronously, and
+  // a host-side veth could otherwise outlive `ip netns del` for a while.
+  await ip('-n', netns, 'link', 'del', 'eth0').catch(() => undefined);
   await ip('netns', 'del', netns).catch(() => undefined);
 }
 
 /** Deletes every namespace of the bridge (see deleteHost), then the bridge itself. Safe to call twice. */
 export async function deleteBridge(bridge: Bridge): Promise<void> {
   for (const ns of await listNetns(bridge).catch(() => [])) await deleteHost(ns);
+  // Host-side veths of this bridge whose namespace is already gone.
+  const links = JSON.parse(await ip('-j', 'link', 'show').catch(() => '[]')) as Array<{ ifname: string }>;
+  for (const l of links) if (new RegExp(`^${bridge.name}h\\d+$`).test(l.ifname)) await ip('link', 'del', l.ifname).catch(() => undefined);
   if (await linkExists(bridge.name)) await ip('link', 'del', bridge.name);
 }
 

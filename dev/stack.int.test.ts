@@ -1,0 +1,148 @@
+/**
+ * The local stack (`kea up` without the CLI): every step against the integration project's real
+ * kube-apiserver, real Traefik, the dev IdP, the policy server and controller from dist/ (run
+ * `npm run build` first; `npm test` does) and the example FastAPI services in network namespaces.
+ * Checks a real authenticated predict through the gateway, then that stop() leaves nothing behind,
+ * then that `kea down` (stopStack) cleans up after a `kea up` process that was SIGKILLed.
+ */
+import { mkdtemp, readFile, rm, access } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { startStack, stopStack, readStackInfo, type Stack } from './stack.js';
+import { freePort, REPO_ROOT } from './controlplane.js';
+import { listNetns } from './netns.js';
+
+let stack: Stack | undefined;
+let stateDir: string;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function linkExists(name: string): boolean {
+  try {
+    execFileSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function ports() {
+  return { publicPort: await freePort(), internalPort: await freePort(), idpPort: await freePort(), policyPort: await freePort(), controllerPort: await freePort() };
+}
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(join(tmpdir(), 'kea-stack-'));
+}, 10000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await stopStack(stateDir, () => undefined).catch(() => undefined);
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+describe('kea up stack', () => {
+  test('every step starts, and an authenticated predict flows through the gateway to the iris model', async () => {
+    const lines: string[] = [];
+    stack = await startStack({ stateDir, kubeconfig: process.env.KUBECONFIG, ...(await ports()), bridgeIndex: 'auto', log: (l) => lines.push(l) });
+    process.stdout.write(`stack up in ${stack.totalMs} ms: ${stack.steps.map((s) => `${s.step}=${s.status}:${s.ms}ms`).join(' ')}\n`);
+    expect(stack.steps.filter((s) => s.status === 'failed')).toEqual([]);
+    for (const name of ['control-plane', 'crds', 'network', 'gateway', 'idp', 'policy-server', 'controller', 'local-pods', 'examples']) {
+      expect(stack.steps.find((s) => s.step === name)?.status).toBe('ok');
+    }
+    // stack.json is what `kea down` reads.
+    const info = await readStackInfo(stateDir);
+    expect(info?.ownerPid).toBe(process.pid);
+    expect(Object.keys(info?.children ?? {})).toEqual(expect.arrayContaining(['gateway', 'idp', 'policy-server', 'controller']));
+
+    // Anonymous: the policy server (behind Traefik) refuses with problem+json.
+    const anon = await fetch(`${stack.gatewayUrl}/iris/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ features: [[5.1, 3.5, 1.4, 0.2]] }) });
+    expect(anon.status).toBe(401);
+    expect(anon.headers.get('content-type')).toMatch(/application\/problem\+json/);
+
+    // A client-credentials token from the dev IdP, then a real prediction by the iris model in its netns.
+    const tok = await fetch(`${stack.idpIssuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'kea-script-teacher', client_secret: 'kea-dev-script-secret', resource: 'urn:kea:gateway' }),
+    });
+    expect(tok.status).toBe(200);
+    const { access_token } = (await tok.json()) as { access_token: string };
+    let last = 0;
+    let body: { classes?: string[] } = {};
+    const deadline = Date.now() + 20000;
+    while (Date.now() < deadline) {
+      const r = await fetch(`${stack.gatewayUrl}/iris/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${access_token}` },
+        body: JSON.stringify({ features: [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]] }),
+      });
+      last = r.status;
+      const text = await r.text();
+      if (r.status === 200) {
+        body = JSON.parse(text) as { classes?: string[] };
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    expect(last).toBe(200);
+    expect(body.classes).toEqual(['setosa', 'virginica']);
+
+    // /docs is served by the policy server through the gateway.
+    const docs = await fetch(`${stack.gatewayUrl}/docs`);
+    expect(docs.status).toBe(200);
+  }, 240000);
+
+  test('stop() leaves no process, namespace or bridge behind', async () => {
+    const s = stack!;
+    const pids = Object.values(s.children);
+    const bridge = s.bridge;
+    await s.stop();
+    stack = undefined;
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+    const index = Number(bridge.replace('kea', ''));
+    expect(await listNetns({ name: bridge, index, hostAddress: '' })).toEqual([]);
+    expect(linkExists(bridge)).toBe(false);
+    await expect(access(join(stateDir, 'stack.json'))).rejects.toThrow();
+  }, 60000);
+
+  test('kea down cleans up after a kea up process that was killed with SIGKILL', async () => {
+    const p = await ports();
+    const script = `
+      const { startStack } = await import(${JSON.stringify(join(REPO_ROOT, 'dist/dev/stack.js'))});
+      const s = await startStack({ stateDir: ${JSON.stringify(stateDir)}, kubeconfig: process.env.KUBECONFIG, ...${JSON.stringify(p)}, bridgeIndex: 'auto', examples: false, log: () => {} });
+      console.log('UP ' + s.bridge);
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+    const bridge = await new Promise<string>((res, rej) => {
+      let out = '';
+      child.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /UP (kea\d+)/.exec(out);
+        if (m) res(m[1]);
+      });
+      child.once('exit', (c) => rej(new Error(`kea up child exited ${c}`)));
+    });
+    const info = (await readStackInfo(stateDir))!;
+    const pids = Object.values(info.children);
+    expect(pids.length).toBeGreaterThanOrEqual(3);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    // The children survive their parent's SIGKILL...
+    expect(pids.filter(alive).length).toBeGreaterThan(0);
+    expect(linkExists(bridge)).toBe(true);
+    // ...until `kea down`.
+    expect(await stopStack(stateDir, () => undefined)).toBe(true);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+    expect(linkExists(bridge)).toBe(false);
+    expect(await readFile(join(stateDir, 'stack.json'), 'utf8').catch(() => 'gone')).toBe('gone');
+  }, 120000);
+});
