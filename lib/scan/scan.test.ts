@@ -382,3 +382,30 @@ class ImageModel:
     await expect(scanPython(tree({ 'README.md': 'x' }))).rejects.toThrow(/no Python/);
   });
 });
+
+describe('validators', () => {
+  test('are reported as info: the service still runs them, the schema cannot say so', async () => {
+    const root = tree({
+      'app.py': `
+from fastapi import FastAPI
+from pydantic import BaseModel, field_validator
+
+class Order(BaseModel):
+    qty: int
+
+    @field_validator("qty")
+    @classmethod
+    def even(cls, v):
+        return v
+
+app = FastAPI()
+
+@app.post("/orders")
+def order(o: Order) -> Order:
+    return o
+`,
+    });
+    const r = await scanPython(root);
+    expect(formatIssues(r.issues)).toBe(`${join(root, 'app.py')}:7: info: validator Order.even checks what JSON Schema cannot express; not in the schema (the service still runs it)`);
+  });
+});

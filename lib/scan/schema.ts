@@ -476,6 +476,9 @@ export class SchemaBuilder {
           const decos = stmt.namedChildren.filter((d) => d.type === 'decorator').map((d) => d.text);
           if (decos.some((d) => /computed_field/.test(d))) {
             this.reporter.add(c.file, stmt, 'unsupported', `computed_field in ${c.name} appears only in serialized output; not described`);
+          } else if (decos.some((d) => /validator\b/.test(d))) {
+            const fn = stmt.childForFieldName('definition')?.childForFieldName('name')?.text;
+            this.reporter.add(c.file, stmt, 'info', `validator ${c.name}.${fn} checks what JSON Schema cannot express; not in the schema (the service still runs it)`);
           }
           continue;
         }
