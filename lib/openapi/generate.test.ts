@@ -111,6 +111,22 @@ describe('document contents', () => {
     expect(JSON.stringify(gen(reversed))).toBe(JSON.stringify(gen(s)));
     expect(Object.keys(gen(s).paths)).toEqual([...Object.keys(gen(s).paths)].sort());
   });
+  test('passthrough: KEA enforces nothing, so no security, gateway errors or caching are documented', async () => {
+    const s = api('pt', {
+      policy: { mode: 'passthrough' },
+      defaults: { access: { mode: 'restricted', roles: ['x'] } },
+      operations: [{ operationId: 'p', method: 'POST', path: '/p', cache: { ttlSeconds: 5, scope: 'shared' }, requestBody: { schema: { type: 'object' } } }],
+    });
+    const d = gen(s);
+    const op = d.paths['/p'].post!;
+    expect(op.security).toEqual([]);
+    expect(Object.keys(op.responses)).toEqual(['200']);
+    expect(op['x-kea-access']).toEqual({ mode: 'public' });
+    expect(op['x-kea-cache']).toBeUndefined();
+    expect(op.description).toMatch(/^Passthrough/);
+    expect(d.components!.responses).toBeUndefined();
+    expect(await validateOpenApi(d)).toEqual([]);
+  });
   test('duplicate operationIds and routes are errors', () => {
     const dupId = api('d', { operations: [{ operationId: 'a', method: 'GET', path: '/a' }, { operationId: 'a', method: 'GET', path: '/b' }] });
     expect(() => gen(dupId)).toThrow(/duplicate operationId "a"/);

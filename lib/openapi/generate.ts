@@ -278,6 +278,8 @@ export function apiSchemaId(schema: ApiSchema): string {
  * - Gateway errors as `$ref`s to `components.responses` with the RFC 9457 `Problem` schema:
  *   400 (operations with parameters or a body), 401 (non-public), 403 (restricted), 413 and 415
  *   (operations with a body), 502 and 504 (all). A status the operation documents itself wins.
+ * - `spec.policy.mode: passthrough`: KEA enforces nothing, so operations are documented as
+ *   public (`security: []`), without gateway errors and without caching.
  * @throws Error on duplicate operationIds or duplicate method+path, or a bad inference signature.
  */
 export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenAPIObject {
@@ -285,6 +287,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
   const id = apiSchemaId(schema);
   const basePath = normalizeBasePath(spec.basePath);
   const hasOidc = !!opts.issuerUrl;
+  const passthrough = spec.policy?.mode === 'passthrough';
   const ops = effectiveOperations(spec, schema.metadata.name);
 
   const seenIds = new Set<string>();
@@ -312,10 +315,15 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
     (a, b) => a.path.localeCompare(b.path) || METHOD_ORDER.indexOf(a.method) - METHOD_ORDER.indexOf(b.method),
   );
   for (const op of sortedOps) {
-    const access = effectiveAccess(op, schema);
+    // Passthrough: the gateway routes straight to the service; KEA neither authenticates,
+    // authorizes, validates nor caches, so the document must not promise any of it.
+    const access: Access = passthrough ? { mode: 'public' } : effectiveAccess(op, schema);
     const o = { operationId: op.operationId } as OperationObject;
     if (op.summary) o.summary = op.summary;
-    o.description = [op.description, describeAccess(access), op.cache ? `Responses are cached for ${op.cache.ttlSeconds} s (${op.cache.scope === 'shared' ? 'shared by all callers' : 'per caller'}).` : '']
+    o.description = [
+      op.description,
+      passthrough ? 'Passthrough: the gateway forwards this call as is (no sign-in, validation or caching by KEA; the service may apply its own).' : describeAccess(access),
+      !passthrough && op.cache ? `Responses are cached for ${op.cache.ttlSeconds} s (${op.cache.scope === 'shared' ? 'shared by all callers' : 'per caller'}).` : '']
       .filter(Boolean)
       .join('\n\n');
     if (op.tags?.length) o.tags = [...op.tags];
@@ -349,11 +357,13 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
       }
       responses[code] = resp;
     }
-    const gatewayCodes: string[] = ['502', '504'];
-    if (params.length || op.requestBody) gatewayCodes.push('400');
-    if (access.mode !== 'public') gatewayCodes.push('401');
-    if (access.mode === 'restricted') gatewayCodes.push('403');
-    if (op.requestBody) gatewayCodes.push('413', '415');
+    const gatewayCodes: string[] = passthrough ? [] : ['502', '504'];
+    if (!passthrough) {
+      if (params.length || op.requestBody) gatewayCodes.push('400');
+      if (access.mode !== 'public') gatewayCodes.push('401');
+      if (access.mode === 'restricted') gatewayCodes.push('403');
+      if (op.requestBody) gatewayCodes.push('413', '415');
+    }
     for (const code of gatewayCodes) {
       if (responses[code]) continue;
       usedErrors.add(code);
@@ -362,7 +372,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
     o.responses = sortKeys(responses, statusOrder);
     o.security = securityFor(access, hasOidc);
     o[ACCESS_EXT] = access;
-    if (op.cache) o[CACHE_EXT] = { ...op.cache };
+    if (op.cache && !passthrough) o[CACHE_EXT] = { ...op.cache };
 
     const item = (pathItems[op.path] ??= {});
     item[op.method.toLowerCase() as 'get'] = o;

@@ -66,7 +66,7 @@ export function versionsOf(api: PublishedApi): PublishedVersionDoc[] {
 }
 
 /** The catalog page (`/docs`). */
-export function renderCatalog(chrome: PageChrome, apis: PublishedApi[], methods: MethodEntry[]): string {
+export function renderCatalog(chrome: PageChrome, apis: PublishedApi[], methods: MethodEntry[], latest: Map<string, ApiDiff | undefined> = new Map()): string {
   const rows = apis
     .map((a) => {
       const [ns, name] = a.id.split('/');
@@ -74,14 +74,20 @@ export function renderCatalog(chrome: PageChrome, apis: PublishedApi[], methods:
       const versions = versionsOf(a).map((v) => v.version);
       const href = `/docs/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
       const desc = (a.openapi.info?.description ?? '').split('\n')[0];
-      return `<tr data-service="${esc(a.id)}"><td><a href="${esc(href)}">${esc(a.title)}</a><div class="muted">${esc(desc)}</div></td><td><code>${esc(a.id)}</code></td><td>${esc(a.version)}</td><td>${esc(versions.join(', '))}</td><td>${ops}</td><td><a href="/openapi/${esc(encodeURIComponent(ns))}/${esc(encodeURIComponent(name))}.json">JSON</a> · <a href="/openapi/${esc(encodeURIComponent(ns))}/${esc(encodeURIComponent(name))}.yaml">YAML</a></td></tr>`;
+      const d = latest.get(a.id);
+      const change = !d
+        ? '<span class="muted">first version</span>'
+        : d.breaking
+          ? `<a href="${esc(href)}#kea-changes"><span class="badge breaking">BREAKING</span></a>${d.changes.filter((c) => c.breaking).length} breaking since v${esc(d.from)}`
+          : `<span class="badge nonbreaking">compatible</span>${d.changes.length} change${d.changes.length === 1 ? '' : 's'} since v${esc(d.from)}`;
+      return `<tr data-service="${esc(a.id)}"><td><a href="${esc(href)}">${esc(a.title)}</a><div class="muted">${esc(desc)}</div></td><td><code>${esc(a.id)}</code></td><td>${esc(a.version)}</td><td>${esc(versions.join(', '))}</td><td>${change}</td><td>${ops}</td><td><a href="/openapi/${esc(encodeURIComponent(ns))}/${esc(encodeURIComponent(name))}.json">JSON</a> · <a href="/openapi/${esc(encodeURIComponent(ns))}/${esc(encodeURIComponent(name))}.yaml">YAML</a></td></tr>`;
     })
     .join('\n');
   const main = `<h1>${esc(chrome.catalogTitle)}</h1>
 <p class="muted">${apis.length} API${apis.length === 1 ? '' : 's'} published at this gateway. Documents are generated from the ApiSchema resources: they always match what the gateway enforces.</p>
-<table id="kea-catalog"><thead><tr><th>API</th><th>Id</th><th>Version</th><th>Published versions</th><th>Operations</th><th>OpenAPI</th></tr></thead>
+<table id="kea-catalog"><thead><tr><th>API</th><th>Id</th><th>Version</th><th>Published versions</th><th>Latest change</th><th>Operations</th><th>OpenAPI</th></tr></thead>
 <tbody>
-${rows || '<tr><td colspan="6">No APIs published yet.</td></tr>'}
+${rows || '<tr><td colspan="7">No APIs published yet.</td></tr>'}
 </tbody></table>
 <p class="muted">Aggregate document: <a href="/openapi.json">/openapi.json</a> · every operation: <a href="/methods">/methods</a></p>`;
   return layout(chrome, main, '', '<script src="/docs/assets/kea-init.js"></script>\n');
@@ -115,6 +121,7 @@ export function renderServicePage(
   methods: MethodEntry[],
   diff: ApiDiff | undefined,
   basePath: string,
+  curl?: string,
 ): string {
   const [ns, name] = api.id.split('/');
   const specPath = `/openapi/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
@@ -133,6 +140,7 @@ export function renderServicePage(
 ${desc ? `<p>${esc(desc)}</p>` : ''}
 <p class="muted">Service <code>${esc(api.id)}</code> at <code>${esc(basePath || '/')}</code> · OpenAPI 3.0: <a href="${esc(specPath)}.json">JSON</a> · <a href="${esc(specPath)}.yaml">YAML</a> · "Try it out" calls the gateway with your single sign-on session (<a href="${esc(chrome.loginHref)}">sign in</a> first) or a bearer token (Authorize).</p>
 ${renderChanges(diff, api.version)}
+${curl ? `<details id="kea-call" open><summary>Call it</summary><p class="muted">With a bearer token in <code>$TOKEN</code> (or use "Try it out" below with your session):</p><pre><code>${esc(curl)}</code></pre></details>` : ''}
 <details id="kea-operations"><summary>Operations (${methods.length})</summary>
 <table><thead><tr><th>Method</th><th>Path</th><th>Summary</th><th>Access</th><th>operationId</th></tr></thead><tbody>
 ${ops}

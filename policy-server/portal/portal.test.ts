@@ -37,7 +37,8 @@ describe('catalog page /docs', () => {
     const html = await r.text();
     for (const id of ['models/iris', 'models/grades', 'models/mnist', 'models/evil']) expect(html).toContain(`data-service="${id}"`);
     expect(html).toContain('<a href="/docs/models/iris">Iris classifier</a>');
-    expect(html).toMatch(/<td>2\.0\.0<\/td><td>1\.0\.0, 2\.0\.0<\/td><td>3<\/td>/);
+    expect(html).toMatch(/<td>2\.0\.0<\/td><td>1\.0\.0, 2\.0\.0<\/td><td><a href="\/docs\/models\/iris#kea-changes"><span class="badge breaking">BREAKING<\/span><\/a>1 breaking since v1\.0\.0<\/td><td>3<\/td>/);
+    expect(html).toMatch(/data-service="models\/grades">.*first version/);
     expect(html).toContain('href="/openapi/models/iris.json"');
     expect(html).toContain('href="/openapi/models/iris.yaml"');
     expect(html).toContain('4 APIs published');
@@ -72,6 +73,10 @@ describe('service page /docs/<ns>/<name>', () => {
     expect(html).toMatch(/<li class="breaking" data-kind="schema.property.renamed"><span class="badge breaking">BREAKING<\/span>POST \/predict: request body: property &quot;features&quot; renamed to &quot;measurements&quot;/);
     expect(html).toMatch(/<li class="nonbreaking" data-kind="operation.added">.*POST \/explain: operation explain added/);
     expect(html).toContain('<strong class="breaking">1 breaking</strong>, 2 non-breaking changes');
+  });
+  test('shows a curl command for the main operation', async () => {
+    const html = await (await get('/docs/models/iris')).text();
+    expect(html).toContain(`curl -sS -X POST &#39;http://gw.test:8080/iris/predict&#39; -H &quot;Authorization: Bearer $TOKEN&quot;`);
   });
   test('server-side operations table lists every operation with access', async () => {
     const html = await (await get('/docs/models/grades')).text();

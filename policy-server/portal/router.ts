@@ -20,6 +20,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import YAML from 'yaml';
 import type { OpenAPIObject } from 'openapi3-ts/oas30';
 import { diffOpenApi, type ApiDiff } from '../../lib/openapi/diff.js';
+import { curlExample } from '../../lib/openapi/examples.js';
 import { buildCatalog, docBasePath, listMethods, type MethodEntry } from '../../lib/openapi/generate.js';
 import { problem, sendProblem } from '../datapath/problem.js';
 import { KEA_CSS, KEA_INIT_JS } from './assets.js';
@@ -50,6 +51,13 @@ function notFound(res: Response, detail: string): void {
   sendProblem(res, problem('not-found', detail));
 }
 
+/** Diff between the two newest published versions (undefined for a first version). */
+function latestDiff(api: PublishedApi): ApiDiff | undefined {
+  const versions = versionsOf(api);
+  if (versions.length < 2) return undefined;
+  return diffOpenApi(versions[versions.length - 2].openapi, versions[versions.length - 1].openapi);
+}
+
 /** YAML text of a document: no anchors/aliases (shared sub-objects are written out in full). */
 export function toYaml(doc: unknown): string {
   return YAML.stringify(doc, { aliasDuplicateObjects: false, lineWidth: 0 });
@@ -76,13 +84,13 @@ export function createPortalRouter(store: DocsStore, opts: PortalOptions): Route
   // Aggregates are recomputed only when the published documents change (compared by identity:
   // the store hands out the same objects until its snapshot is swapped).
   let cachedDocs: OpenAPIObject[] = [];
-  let cache: { catalog: OpenAPIObject; methods: MethodEntry[] } | undefined;
-  const aggregates = (): { catalog: OpenAPIObject; methods: MethodEntry[]; apis: PublishedApi[] } => {
+  let cache: { catalog: OpenAPIObject; methods: MethodEntry[]; latest: Map<string, ApiDiff | undefined> } | undefined;
+  const aggregates = (): { catalog: OpenAPIObject; methods: MethodEntry[]; latest: Map<string, ApiDiff | undefined>; apis: PublishedApi[] } => {
     const apis = [...store.list()].sort((a, b) => a.id.localeCompare(b.id));
     const same = cache && cachedDocs.length === apis.length && apis.every((a, i) => cachedDocs[i] === a.openapi);
     if (!same) {
       const docs = apis.map((a) => ({ id: a.id, doc: a.openapi }));
-      cache = { catalog: buildCatalog(docs, opts.gatewayUrl), methods: listMethods(docs) };
+      cache = { catalog: buildCatalog(docs, opts.gatewayUrl), methods: listMethods(docs), latest: new Map(apis.map((a) => [a.id, latestDiff(a)])) };
       cachedDocs = apis.map((a) => a.openapi);
     }
     return { ...cache!, apis };
@@ -101,8 +109,8 @@ export function createPortalRouter(store: DocsStore, opts: PortalOptions): Route
   });
 
   r.get(['/docs', '/docs/'], (_req, res) => {
-    const { apis, methods } = aggregates();
-    res.type('html').set('cache-control', 'no-cache').send(renderCatalog(chrome(catalogTitle, '/docs'), apis, methods));
+    const { apis, methods, latest } = aggregates();
+    res.type('html').set('cache-control', 'no-cache').send(renderCatalog(chrome(catalogTitle, '/docs'), apis, methods, latest));
   });
 
   r.get('/docs/:ns/:name', (req: Request, res: Response) => {
@@ -116,11 +124,15 @@ export function createPortalRouter(store: DocsStore, opts: PortalOptions): Route
       const old = versions.find((v) => v.version === from);
       if (!old) return notFound(res, `API ${JSON.stringify(id)} has no published version ${JSON.stringify(from)}`);
       diff = diffOpenApi(old.openapi, api.openapi);
-    } else if (versions.length >= 2) {
-      diff = diffOpenApi(versions[versions.length - 2].openapi, versions[versions.length - 1].openapi);
-    }
+    } else diff = latestDiff(api);
     const methods = listMethods([{ id, doc: api.openapi }]);
-    const html = renderServicePage(chrome(`${api.title} ${api.version} · ${catalogTitle}`, req.originalUrl), api, methods, diff, docBasePath(api.openapi));
+    let curl: string | undefined;
+    try {
+      curl = curlExample(api.openapi);
+    } catch {
+      curl = undefined; // a third-party document the sample builder cannot handle: no snippet
+    }
+    const html = renderServicePage(chrome(`${api.title} ${api.version} · ${catalogTitle}`, req.originalUrl), api, methods, diff, docBasePath(api.openapi), curl);
     res.type('html').set('cache-control', 'no-cache').send(html);
   });
 
