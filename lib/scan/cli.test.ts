@@ -35,6 +35,8 @@ async function kea(...args: string[]): Promise<{ out: string; err: string; code:
     process.stdout.write = ow;
     process.stderr.write = ew;
   }
+  // Node's own warnings (e.g. the VM-modules ExperimentalWarning) may land in the capture.
+  err = err.replace(/^\(node:\d+\) .*\n(\(Use `node --trace-warnings.*\n)?/gm, '');
   const code = Number(process.exitCode ?? 0);
   process.exitCode = undefined;
   return { out, err, code };
