@@ -9,6 +9,7 @@
  *
  * Needs the Python environment from `bash scripts/setup.sh` (fails with that hint otherwise).
  */
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON answers of the example services are checked field by field */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { importOpenApi } from '../import/index.js';
 import type { ApiSchema } from '../api/types.js';
