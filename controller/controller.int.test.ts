@@ -74,10 +74,12 @@ beforeAll(async () => {
   client = new KubeClient(kc);
   await ensureBuilt(REPO);
   await ensureNamespaces(client, SYS, NS, OTHER);
+  await client.delete(R.grant, OTHER, 'allow-apps'); // left by an earlier run on a reused API server
 }, 180_000);
 
 afterAll(async () => {
   for (const p of procs) await p.stop('SIGKILL');
+  await client.delete(R.grant, OTHER, 'allow-apps');
   for (const ref of [R.schema, R.mls]) {
     for (const ns of [NS, OTHER]) for (const o of (await client.list(ref, { namespace: ns })).items) await client.delete(ref, ns, o.metadata!.name!);
   }

@@ -156,7 +156,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     },
   );
 
-  const watcher = new ClusterWatcher(kc, client, {
+  const watcher = new ClusterWatcher(client, {
     systemNamespace: config.systemNamespace,
     relistMs: runtime.relistMs,
     onChange: () => {

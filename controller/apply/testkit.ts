@@ -118,8 +118,10 @@ export interface SpawnOptions {
   repoRoot: string;
   kubeconfig: string;
   identity: string;
-  /** Extra flags. */
+  /** Extra controller flags. */
   args?: string[];
+  /** Flags for node itself (e.g. `--max-old-space-size=96`). */
+  nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
   /** Echo the child's stderr (default false). */
   echo?: boolean;
@@ -129,6 +131,7 @@ export interface SpawnOptions {
 export async function spawnController(o: SpawnOptions): Promise<ControllerProcess> {
   const node = join(o.repoRoot, 'node_modules', '.bin', 'node');
   const args = [
+    ...(o.nodeArgs ?? []),
     join(o.repoRoot, 'dist', 'controller', 'main.js'),
     `--kubeconfig=${o.kubeconfig}`,
     '--http-port=0',

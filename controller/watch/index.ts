@@ -1,7 +1,7 @@
 /**
  * Stage `watch`.
  *
- * Takes in: a KubeConfig and the {@link ControllerConfig} (for the system namespace).
+ * Takes in: a {@link KubeClient} and the system namespace (from the ControllerConfig).
  * Gives out: a change signal (`onChange`, one call per informer event, to feed the batch
  * stage), a {@link ClusterSnapshot} built from the informer caches on demand, and the live
  * copies of the objects KEA owns (label `kea.dev/managed-by=kea`) for the apply stage
@@ -9,11 +9,11 @@
  *
  * Informers: ApiSchemas, MLServices, Services, ReferenceGrants (all namespaces); ConfigMaps
  * in the system namespace labelled `kea.dev/component=api-version`; and the kinds KEA emits,
- * selected by `kea.dev/managed-by=kea`: HTTPRoutes, Deployments, ConfigMaps (owned Services
- * and ReferenceGrants come from the full Service/ReferenceGrant caches). Each informer
+ * selected by `kea.dev/managed-by=kea`: HTTPRoutes, Deployments, ConfigMaps, cached as
+ * metadata only (owned Services and ReferenceGrants come from the full caches). Each informer
  * restarts with backoff after an error, relists periodically and on 410 Gone.
  */
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS, MANAGED_BY_VALUE, type ApiSchema, type MLService } from '../../lib/api/types.js';
 import { COMPONENT_API_VERSION } from '../../lib/policy/config.js';
 import type { ClusterSnapshot } from '../model.js';
@@ -40,11 +40,11 @@ export class ClusterWatcher {
     Informer
   >;
 
-  constructor(kc: KubeConfig, client: KubeClient, opts: ClusterWatcherOptions) {
+  constructor(client: KubeClient, opts: ClusterWatcherOptions) {
     const io: InformerOptions = { onChange: () => opts.onChange(), onError: opts.onError, relistMs: opts.relistMs };
     const r = (k: string) => RESOURCES[k];
-    const mk = (name: string, ref: string, extra: { namespace?: string; labelSelector?: string } = {}) =>
-      new Informer(kc, client, { name, ref: r(ref), ...extra }, io);
+    const mk = (name: string, ref: string, extra: { namespace?: string; labelSelector?: string; metadataOnly?: boolean } = {}) =>
+      new Informer(client, { name, ref: r(ref), ...extra }, io);
     this.informers = {
       apiSchemas: mk('apischemas', 'kea.dev/v1alpha1/ApiSchema'),
       mlServices: mk('mlservices', 'kea.dev/v1alpha1/MLService'),
@@ -54,9 +54,10 @@ export class ClusterWatcher {
         namespace: opts.systemNamespace,
         labelSelector: `${LABELS.component}=${COMPONENT_API_VERSION}`,
       }),
-      ownedRoutes: mk('owned-httproutes', 'gateway.networking.k8s.io/v1/HTTPRoute', { labelSelector: MANAGED }),
-      ownedDeployments: mk('owned-deployments', 'apps/v1/Deployment', { labelSelector: MANAGED }),
-      ownedConfigMaps: mk('owned-configmaps', 'v1/ConfigMap', { labelSelector: MANAGED }),
+      // Owned objects: metadata only (hash annotation, labels, generation, resourceVersion).
+      ownedRoutes: mk('owned-httproutes', 'gateway.networking.k8s.io/v1/HTTPRoute', { labelSelector: MANAGED, metadataOnly: true }),
+      ownedDeployments: mk('owned-deployments', 'apps/v1/Deployment', { labelSelector: MANAGED, metadataOnly: true }),
+      ownedConfigMaps: mk('owned-configmaps', 'v1/ConfigMap', { labelSelector: MANAGED, metadataOnly: true }),
     };
   }
 

@@ -9,10 +9,13 @@
  *  - keeps serving the previous cache until a restarted ListWatch has completed its list, so a
  *    restart never shows the pipeline an empty (or partial) world;
  *  - strips `metadata.managedFields` and the kubectl last-applied annotation from cached
- *    objects (they are never read and dominate memory at scale);
+ *    objects (they are never read and dominate memory at scale), and can cache metadata only;
+ *  - watches through {@link KubeClient.watch} (one shared connection pool, bookmarks,
+ *    server-side timeouts) instead of client-node's `Watch`, whose auth setup builds a new
+ *    undici Agent (a new TLS connection) per call;
  *  - exposes health: synced, last event seen, consecutive failures.
  */
-import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type ObjectCallback } from '@kubernetes/client-node';
+import { ListWatch, type Watch, type KubernetesObject, type ObjectCallback } from '@kubernetes/client-node';
 import type { KubeClient, ResourceRef } from '../apply/kube.js';
 
 /** What one informer watches. */
@@ -24,6 +27,11 @@ export interface InformerSpec {
   namespace?: string;
   /** Kubernetes label selector, e.g. `kea.dev/managed-by=kea`. */
   labelSelector?: string;
+  /**
+   * Cache metadata only (PartialObjectMetadata lists and watches): enough for hash and drift
+   * checks and pruning of owned objects, without holding their bodies in memory.
+   */
+  metadataOnly?: boolean;
 }
 
 export interface InformerOptions {
@@ -72,18 +80,6 @@ export function slim<T extends KubernetesObject>(obj: T): T {
   return obj;
 }
 
-/** client-node's Watch, with cached objects slimmed as they arrive. */
-class SlimWatch extends Watch {
-  override watch(
-    path: string,
-    queryParams: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, apiObj: KubernetesObject, watchObj?: unknown) => void,
-    done: (err: unknown) => void,
-  ): Promise<AbortController> {
-    return super.watch(path, queryParams, (phase, obj, w) => callback(phase, phase === 'ERROR' ? obj : slim(obj as KubernetesObject), w), done);
-  }
-}
-
 /** A self-healing list+watch cache of one kind. */
 export class Informer {
   readonly spec: InformerSpec;
@@ -101,10 +97,29 @@ export class Informer {
   private syncWaiters: Array<() => void> = [];
   private h: InformerHealth;
 
-  constructor(kc: KubeConfig, client: KubeClient, spec: InformerSpec, opts: InformerOptions) {
+  constructor(client: KubeClient, spec: InformerSpec, opts: InformerOptions) {
     this.spec = spec;
     this.client = client;
-    this.watch = new SlimWatch(kc);
+    // ListWatch only calls watch.watch(path, query, callback, done): drive it with the
+    // client's own watch (shared connection pool, bookmarks, metadata-only when asked).
+    const { apiVersion, kind } = spec.ref;
+    this.watch = {
+      watch: (path: string, query: Record<string, string | number | boolean | undefined>, cb: (t: string, o: KubernetesObject) => void, done: (err: unknown) => void) =>
+        client.watch(
+          path,
+          query,
+          (type, obj) => {
+            if (type !== 'ERROR' && obj) {
+              slim(obj);
+              obj.apiVersion = apiVersion;
+              obj.kind = kind;
+            }
+            cb(type, obj);
+          },
+          done,
+          { metadataOnly: spec.metadataOnly },
+        ),
+    } as unknown as Watch;
     this.opts = { relistMs: 300_000, backoffMs: 1000, maxBackoffMs: 30_000, ...opts };
     this.h = { name: spec.name, synced: false, lastEventAt: 0, lastSyncAt: 0, lastErrorAt: 0, consecutiveFailures: 0, failingSince: 0, restarts: 0, objects: 0 };
   }
@@ -166,7 +181,7 @@ export class Informer {
     void this.pending?.stop();
     const path = this.client.collectionPath(this.spec.ref, this.spec.namespace);
     const listFn = async () => {
-      const list = await this.client.list(this.spec.ref, { namespace: this.spec.namespace, labelSelector: this.spec.labelSelector });
+      const list = await this.client.list(this.spec.ref, { namespace: this.spec.namespace, labelSelector: this.spec.labelSelector, metadataOnly: this.spec.metadataOnly });
       for (const it of list.items) slim(it);
       if (gen === this.gen) {
         // ListWatch fills its cache synchronously after this promise resolves; swap after that.

@@ -1,0 +1,237 @@
+/**
+ * Controller scale benchmark (issue 2, item 8): N ApiSchemas, each fronting its own MLService,
+ * applied to a dedicated real kube-apiserver + etcd (dev/controlplane.ts) while the built
+ * controller (`dist/controller/main.js`, real pipeline, leader election on) runs as a child
+ * process.
+ *
+ * Measures (all wall-clock, this machine, API server and etcd on the same cores):
+ *  - `convergeMs`: from the first fixture write until every emitted HTTPRoute exists (public
+ *    + internal per ApiSchema) and every ApiSchema has `Accepted=True` for its generation
+ *    (target ≤ 60 000 ms);
+ *  - controller RSS (bytes, from /proc/<pid>/status): peak while converging and at steady
+ *    state (target ≤ 150 MiB);
+ *  - writes at steady state: every ADDED/MODIFIED/DELETED watch event on the kinds KEA
+ *    writes during `steadyMs` (10 s) after convergence (target 0), plus the controller's
+ *    own `kea_controller_writes_total` delta.
+ *
+ * Knobs (env): KEA_SCALE_N (default 1000), KEA_SCALE_NAMESPACES (10), KEA_SCALE_REVISIONS
+ * (1 or 2 revisions per MLService; default 1), KEA_SCALE_TIMEOUT_MS (300 000).
+ */
+import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { cpus, totalmem } from 'node:os';
+import { startControlPlane, installCrds, REPO_ROOT, KUBE_VERSION, ETCD_VERSION } from '../dev/controlplane.js';
+import { KubeClient, RESOURCES, pool } from '../controller/apply/index.js';
+import { Informer } from '../controller/watch/index.js';
+import { WriteCounter, ensureBuilt, ensureNamespaces, spawnController, waitFor } from '../controller/apply/testkit.js';
+import { LABELS, MANAGED_BY_VALUE } from '../lib/api/types.js';
+
+export interface ScaleResult {
+  benchmark: 'controller-scale';
+  date: string;
+  machine: { cpus: number; memBytes: number; node: string; kubeApiserver: string; etcd: string };
+  params: { apiSchemas: number; mlServices: number; namespaces: number; revisionsPerMLService: number; expectedRoutes: number };
+  fixtureApplyMs: number;
+  convergeMs: number;
+  routesPresent: number;
+  acceptedSchemas: number;
+  controllerRssPeakBytes: number;
+  controllerRssSteadyBytes: number;
+  /** V8 heap used/total and external memory at steady state (bytes), from prom-client. */
+  controllerHeapSteady: { heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
+  steadyWindowMs: number;
+  steadyStateWrites: number;
+  steadyStateControllerWrites: number;
+  controllerWritesTotal: number;
+  controllerApiRequests: number;
+  targets: { convergeMs: number; rssBytes: number; steadyStateWrites: number };
+  pass: { converge: boolean; rss: boolean; steadyWrites: boolean };
+}
+
+const MiB = 1024 * 1024;
+
+function fixtures(i: number, ns: string, revisions: number): KubernetesObject[] {
+  const name = `svc-${String(i).padStart(4, '0')}`;
+  const revs =
+    revisions === 2
+      ? [
+          { name: 'v1', image: 'ghcr.io/kea-dev/examples-iris:v1', weight: 80 },
+          { name: 'v2', image: 'ghcr.io/kea-dev/examples-iris:v2', weight: 20 },
+        ]
+      : [{ name: 'v1', image: 'ghcr.io/kea-dev/examples-iris:v1', weight: 100 }];
+  return [
+    {
+      apiVersion: 'kea.dev/v1alpha1',
+      kind: 'MLService',
+      metadata: { name, namespace: ns },
+      spec: { framework: 'custom', port: 8080, healthPath: '/healthz', revisions: revs.map((r) => ({ ...r, replicas: 1 })) },
+    } as KubernetesObject,
+    {
+      apiVersion: 'kea.dev/v1alpha1',
+      kind: 'ApiSchema',
+      metadata: { name, namespace: ns },
+      spec: {
+        target: { mlService: { name } },
+        basePath: `/${ns}/${name}`,
+        info: { title: `Model ${name}`, version: '1.0.0' },
+        defaults: { access: { mode: 'authenticated' }, timeout: '5s' },
+        operations: [
+          {
+            operationId: 'predict',
+            method: 'POST',
+            path: '/predict',
+            summary: 'Predict',
+            requestBody: {
+              required: true,
+              schema: {
+                type: 'object',
+                required: ['features'],
+                properties: { features: { type: 'array', items: { type: 'array', items: { type: 'number' }, minItems: 4, maxItems: 4 } } },
+              },
+            },
+            responses: { '200': { description: 'Predictions', schema: { type: 'object', properties: { classes: { type: 'array', items: { type: 'string' } } } } } },
+            cache: { ttlSeconds: 60, scope: 'shared' },
+          },
+          { operationId: 'info', method: 'GET', path: '/info', summary: 'Model info', access: { mode: 'public' }, responses: { '200': { description: 'Info' } } },
+        ],
+      },
+    } as KubernetesObject,
+  ];
+}
+
+/** Runs the benchmark; returns a JSON-able result (bench/run.ts writes bench/results/scale.json). */
+export async function runScaleBench(): Promise<ScaleResult> {
+  const N = Number(process.env.KEA_SCALE_N ?? 1000);
+  const NSS = Number(process.env.KEA_SCALE_NAMESPACES ?? 10);
+  const REVS = Number(process.env.KEA_SCALE_REVISIONS ?? 1) === 2 ? 2 : 1;
+  const timeoutMs = Number(process.env.KEA_SCALE_TIMEOUT_MS ?? 300_000);
+  const steadyMs = 10_000;
+  const nodeArgs = (process.env.KEA_SCALE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const log = (m: string) => process.stdout.write(`[scale] ${new Date().toISOString()} ${m}\n`);
+
+  await ensureBuilt(REPO_ROOT);
+  const cp = await startControlPlane({ unsafeNoFsync: true });
+  log(`control plane up in ${cp.startMs} ms at ${cp.server}`);
+  const stopAll: Array<() => Promise<unknown>> = [() => cp.stop()];
+  try {
+    await installCrds(cp.kubeconfig);
+    const kc = new KubeConfig();
+    kc.loadFromFile(cp.kubeconfig);
+    const client = new KubeClient(kc);
+    const namespaces = Array.from({ length: NSS }, (_, k) => `bench-${k}`);
+    await ensureNamespaces(client, 'kea-system', ...namespaces);
+
+    const ctl = await spawnController({ repoRoot: REPO_ROOT, kubeconfig: cp.kubeconfig, identity: 'bench', args: ['--system-namespace=kea-system'], nodeArgs });
+    stopAll.unshift(() => ctl.stop('SIGKILL'));
+    await waitFor('controller ready', async () => (await ctl.http('/readyz')).status === 200, 30_000);
+    await waitFor('controller leads', async () => JSON.parse((await ctl.http('/healthz')).body).leader === true, 30_000);
+    const rssBase = await ctl.rss();
+    log(`controller ready, RSS ${(rssBase / MiB).toFixed(1)} MiB`);
+
+    // Track progress with watches (cheaper for the API server than polling lists).
+    const expectedRoutes = N * 2;
+    const routes = new Informer(client, { name: 'bench-routes', ref: RESOURCES['gateway.networking.k8s.io/v1/HTTPRoute'], labelSelector: `${LABELS.managedBy}=${MANAGED_BY_VALUE}` }, { onChange: () => {}, relistMs: 0 });
+    const schemas = new Informer(client, { name: 'bench-schemas', ref: RESOURCES['kea.dev/v1alpha1/ApiSchema'] }, { onChange: () => {}, relistMs: 0 });
+    routes.start();
+    schemas.start();
+    stopAll.unshift(async () => {
+      routes.stop();
+      schemas.stop();
+    });
+    await Promise.all([routes.waitForSync(), schemas.waitForSync()]);
+    const benchRoutes = () => routes.list().filter((r) => r.metadata?.namespace?.startsWith('bench-')).length;
+    const accepted = () =>
+      schemas.list().filter((s) => {
+        const st = (s as KubernetesObject & { status?: { conditions?: Array<{ type: string; status: string; observedGeneration?: number }> } }).status;
+        const c = st?.conditions?.find((x) => x.type === 'Accepted');
+        return c?.status === 'True' && c.observedGeneration === s.metadata?.generation;
+      }).length;
+
+    let rssPeak = rssBase;
+    const sampler = setInterval(() => {
+      void ctl.rss().then((r) => (rssPeak = Math.max(rssPeak, r)), () => {});
+    }, 250);
+    stopAll.unshift(async () => clearInterval(sampler));
+
+    const objs = Array.from({ length: N }, (_, i) => fixtures(i, namespaces[i % NSS], REVS)).flat();
+    const t0 = Date.now();
+    await pool(objs, 32, async (o) => {
+      await client.apply(o, 'kea-bench');
+    });
+    const fixtureApplyMs = Date.now() - t0;
+    log(`${objs.length} fixtures applied in ${fixtureApplyMs} ms`);
+    let lastLog = 0;
+    await waitFor(
+      'convergence',
+      () => {
+        const r = benchRoutes();
+        const a = accepted();
+        if (Date.now() - lastLog > 5000) {
+          lastLog = Date.now();
+          log(`routes ${r}/${expectedRoutes}, accepted ${a}/${N}, RSS peak ${(rssPeak / MiB).toFixed(1)} MiB`);
+        }
+        return r >= expectedRoutes && a >= N;
+      },
+      timeoutMs,
+      100,
+    ).catch((err: Error) => log(err.message));
+    const convergeMs = Date.now() - t0;
+    const routesPresent = benchRoutes();
+    const acceptedSchemas = accepted();
+    log(`converged in ${convergeMs} ms (routes ${routesPresent}, accepted ${acceptedSchemas})`);
+
+    // Steady state: let in-flight status writes settle, then count writes for 10 s.
+    const metric = async (name: string) => {
+      const { body } = await ctl.http('/metrics');
+      return body
+        .split('\n')
+        .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+        .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+    };
+    await new Promise((r) => setTimeout(r, 3000));
+    const writesBefore = await metric('kea_controller_writes_total');
+    const counter = new WriteCounter(kc, client);
+    await counter.start();
+    await new Promise((r) => setTimeout(r, steadyMs));
+    counter.stop();
+    const writesAfter = await metric('kea_controller_writes_total');
+    const rssSteady = await ctl.rss();
+    clearInterval(sampler);
+    const apiRequests = await metric('kea_controller_api_requests_total');
+    const heap = {
+      heapUsedBytes: await metric('kea_controller_nodejs_heap_size_used_bytes'),
+      heapTotalBytes: await metric('kea_controller_nodejs_heap_size_total_bytes'),
+      externalBytes: await metric('kea_controller_nodejs_external_memory_bytes'),
+    };
+    log(`controller heap ${JSON.stringify(heap)}`);
+    log(`steady: ${counter.writes.length} writes observed, controller writes delta ${writesAfter - writesBefore}, RSS ${(rssSteady / MiB).toFixed(1)} MiB`);
+
+    const targets = { convergeMs: 60_000, rssBytes: 150 * MiB, steadyStateWrites: 0 };
+    const converged = routesPresent >= expectedRoutes && acceptedSchemas >= N;
+    return {
+      benchmark: 'controller-scale',
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, memBytes: totalmem(), node: process.version, kubeApiserver: KUBE_VERSION, etcd: ETCD_VERSION },
+      params: { apiSchemas: N, mlServices: N, namespaces: NSS, revisionsPerMLService: REVS, expectedRoutes },
+      fixtureApplyMs,
+      convergeMs,
+      routesPresent,
+      acceptedSchemas,
+      controllerRssPeakBytes: rssPeak,
+      controllerRssSteadyBytes: rssSteady,
+      controllerHeapSteady: heap,
+      steadyWindowMs: steadyMs,
+      steadyStateWrites: counter.writes.length,
+      steadyStateControllerWrites: writesAfter - writesBefore,
+      controllerWritesTotal: writesAfter,
+      controllerApiRequests: apiRequests,
+      targets,
+      pass: {
+        converge: converged && convergeMs <= targets.convergeMs,
+        rss: rssPeak <= targets.rssBytes,
+        steadyWrites: counter.writes.length === 0 && writesAfter - writesBefore === 0,
+      },
+    };
+  } finally {
+    for (const s of stopAll) await s().catch(() => {});
+  }
+}
