@@ -100,10 +100,8 @@ export function scanFastApi(
   // 1. apps and routers
   const routers: Router[] = [];
   for (const file of files) {
-    for (const stmt of file.root.namedChildren) {
-      if (stmt.type !== 'expression_statement') continue;
-      const a = stmt.namedChildren[0];
-      if (a?.type !== 'assignment') continue;
+    // Anywhere in the file, so that app factories (`def create_app(): app = FastAPI() ...`) work too.
+    for (const a of file.root.descendantsOfType('assignment')) {
       const left = a.childForFieldName('left');
       const call = callArgs(a.childForFieldName('right'));
       if (left?.type !== 'identifier' || !call) continue;
@@ -205,8 +203,16 @@ export function scanFastApi(
         if (target?.type !== 'attribute') continue;
         const obj = target.childForFieldName('object');
         const attr = target.childForFieldName('attribute')?.text ?? '';
+        if (!(attr in ROUTE_METHODS)) continue;
         const router = obj ? findRouter(file, obj) : undefined;
-        if (!router || !(attr in ROUTE_METHODS)) continue;
+        if (!router) {
+          // Looks like a route (`@x.get("/path")`) on something that is not a FastAPI app/router we know.
+          const first = call?.positional[0];
+          if (first && stringValue(first)?.startsWith('/')) {
+            reporter.add(file, deco, 'unsupported', `@${target.text}(...) is not on a FastAPI app or APIRouter of the scanned sources; ${def.childForFieldName('name')?.text} left out`);
+          }
+          continue;
+        }
         const kind = ROUTE_METHODS[attr];
         if (kind === 'unsupported' || !call) {
           reporter.add(file, deco, 'unsupported', `@${router.name}.${attr} routes are not supported (only JSON HTTP operations); ${def.childForFieldName('name')?.text} left out`);

@@ -409,3 +409,33 @@ def order(o: Order) -> Order:
     expect(formatIssues(r.issues)).toBe(`${join(root, 'app.py')}:7: info: validator Order.even checks what JSON Schema cannot express; not in the schema (the service still runs it)`);
   });
 });
+
+describe('where routes are declared', () => {
+  test('app factories work; route-like decorators on unknown objects are reported', async () => {
+    const root = tree({
+      'factory.py': `
+from fastapi import FastAPI
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="made")
+
+    @app.get("/inside")
+    def inside() -> int:
+        return 1
+
+    return app
+`,
+      'flaskish.py': `
+from flask import Blueprint
+bp = Blueprint("x", __name__)
+
+@bp.get("/flask")
+def f():
+    return "x"
+`,
+    });
+    const r = await scanPython(root);
+    expect(r.schema.spec.operations!.map((o) => `${o.method} ${o.path}`)).toEqual(['GET /inside']);
+    expect(formatIssues(r.issues)).toBe(`${join(root, 'flaskish.py')}:4: unsupported: @bp.get(...) is not on a FastAPI app or APIRouter of the scanned sources; f left out`);
+  });
+});
