@@ -7,6 +7,9 @@
 import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, ApiSchemaStatus, MLService, MLServiceStatus } from '../lib/api/types.js';
+import type { DiscoveredDoc } from './discover/index.js';
+
+export type { DiscoveredDoc } from './discover/index.js';
 
 /** Static controller configuration (flags/env). */
 export interface ControllerConfig {
@@ -43,6 +46,12 @@ export interface ClusterSnapshot {
    * `status` (MLService `Ready` condition). Optional: when absent, `Ready` is `Unknown`.
    */
   deployments?: KubernetesObject[];
+  /**
+   * OpenAPI documents served by the targets of ApiSchemas with `spec.source.openapi`, keyed
+   * `<namespace>/<name>` of the ApiSchema (controller/discover). Optional: absent = nothing
+   * discovered yet.
+   */
+  discovered?: Record<string, DiscoveredDoc>;
 }
 
 export interface StatusUpdate {
@@ -72,7 +81,18 @@ export interface RenderOutput {
    * loses nothing that already runs. Sorted. Optional for compatibility; absent = none.
    */
   retainOwners?: string[];
+  /**
+   * Version-history ConfigMaps (`kea.dev/component=api-version`) to delete although their
+   * ApiSchema still exists: the oldest ones beyond the history cap of
+   * {@link MAX_PUBLISHED_VERSIONS} per ApiSchema. Each `<namespace>/<name>`. Sorted. Optional
+   * for compatibility; absent = none. Version ConfigMaps neither desired nor listed here are
+   * kept while their ApiSchema exists.
+   */
+  droppedVersions?: string[];
 }
+
+/** How many published versions (api-version ConfigMaps) are kept per ApiSchema; older ones are dropped. */
+export const MAX_PUBLISHED_VERSIONS = 10;
 
 /**
  * Value of the `kea.dev/owner` label for objects owned by `<kind>/<namespace>/<name>`:

@@ -19,11 +19,14 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1';
 import { ReferenceGrant } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1beta1';
 import YAML from 'yaml';
-import type { ApiSchema, MLService } from '../lib/api/types.js';
+import type { ApiSchema, ApiSchemaStatus, MLService } from '../lib/api/types.js';
+import { generateOpenApi } from '../lib/openapi/generate.js';
 import type { PolicyService } from '../lib/policy/config.js';
+import type { DiscoveredDoc } from './discover/index.js';
 import { canonicalJson, sha256 } from './ir/index.js';
-import type { ClusterSnapshot, ControllerConfig, RenderOutput } from './model.js';
+import { type ClusterSnapshot, type ControllerConfig, MAX_PUBLISHED_VERSIONS, type RenderOutput } from './model.js';
 import { reconcile } from './reconcile.js';
+import { openApiText, versionConfigMap } from './render/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dataDir = join(here, 'testdata');
@@ -37,9 +40,22 @@ const BASE_CONFIG: ControllerConfig = {
   internalDomain: 'kea.internal',
 };
 
+/**
+ * Test-only kinds in `.in.yaml` files:
+ *   - `TestConfig` (`config`: ControllerConfig overrides);
+ *   - `TestPublishedVersion` (`of`: name of an ApiSchema in the file, `namespace` (default
+ *     `default`... as the ApiSchema's), `publishedAt`, optional `version` and `operations`
+ *     replacing its info.version / spec.operations): an earlier published version, rendered
+ *     into a version-history ConfigMap by the same code render uses (generateOpenApi +
+ *     versionConfigMap), so history cases need no hand-written OpenAPI JSON;
+ *   - `TestDiscovered` (`key`: `<ns>/<name>`, and the DiscoveredDoc fields `doc`, `error`,
+ *     `fetchedAt`; `digest` defaults to the sha256 of the doc's JSON): what controller/discover
+ *     found for an ApiSchema with spec.source.openapi.
+ */
 function load(file: string): { snapshot: ClusterSnapshot; config: ControllerConfig } {
   const snapshot: ClusterSnapshot = { apiSchemas: [], mlServices: [], services: [], referenceGrants: [], publishedVersions: [] };
   let config = BASE_CONFIG;
+  const pendingVersions: Array<Record<string, unknown>> = [];
   for (const doc of YAML.parseAllDocuments(readFileSync(file, 'utf8'))) {
     if (doc.errors.length) throw new Error(`${file}: ${doc.errors[0].message}`);
     const o = doc.toJS() as KubernetesObject & Record<string, unknown>;
@@ -52,8 +68,31 @@ function load(file: string): { snapshot: ClusterSnapshot; config: ControllerConf
       case 'ConfigMap': snapshot.publishedVersions.push(o); break;
       case 'Deployment': (snapshot.deployments ??= []).push(o); break;
       case 'TestConfig': config = { ...BASE_CONFIG, ...(o.config as Partial<ControllerConfig>) }; break;
+      case 'TestPublishedVersion': pendingVersions.push(o); break;
+      case 'TestDiscovered': {
+        const { key, doc, error, fetchedAt, digest } = o as unknown as { key: string } & DiscoveredDoc;
+        const d: DiscoveredDoc = { fetchedAt: fetchedAt ?? '2025-12-31T23:59:00Z' };
+        if (doc !== undefined) {
+          d.doc = doc;
+          d.digest = digest ?? sha256(JSON.stringify(doc));
+        }
+        if (error) d.error = error;
+        (snapshot.discovered ??= {})[key] = d;
+        break;
+      }
       default: throw new Error(`${file}: unexpected kind ${o.kind}`);
     }
+  }
+  for (const v of pendingVersions) {
+    const base = snapshot.apiSchemas.find((a) => a.metadata.name === v.of && (v.namespace === undefined || a.metadata.namespace === v.namespace));
+    if (!base) throw new Error(`${file}: TestPublishedVersion of unknown ApiSchema ${String(v.of)}`);
+    const spec = structuredClone(base.spec);
+    if (typeof v.version === 'string') spec.info.version = v.version;
+    if (Array.isArray(v.operations)) spec.operations = v.operations as ApiSchema['spec']['operations'];
+    const text = openApiText(generateOpenApi({ ...base, spec }, { gatewayUrl: config.gatewayUrl, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) }));
+    const owner = { namespace: base.metadata.namespace ?? '', name: base.metadata.name, uid: base.metadata.uid };
+    const cm = versionConfigMap(owner, config, { version: spec.info.version, digest: sha256(text), publishedAt: String(v.publishedAt), openapi: text });
+    snapshot.publishedVersions.push({ ...cm, metadata: { ...cm.metadata, annotations: { ...cm.metadata!.annotations, 'kea.dev/applied-hash': 'x' } } } as KubernetesObject);
   }
   return { snapshot, config };
 }
@@ -124,6 +163,7 @@ describe('controller golden files (graph → IR → render)', () => {
           referenceGrants: shuffled(snapshot.referenceGrants, seed + 3),
           publishedVersions: shuffled(snapshot.publishedVersions, seed + 4),
           ...(snapshot.deployments ? { deployments: shuffled(snapshot.deployments, seed + 5) } : {}),
+          ...(snapshot.discovered ? { discovered: snapshot.discovered } : {}),
         };
         expect(toYaml(reconcile(s, config, NOW))).toBe(yaml);
       }
@@ -153,7 +193,11 @@ describe('controller golden files (graph → IR → render)', () => {
           expect(spec.rules.length).toBeLessThanOrEqual(16);
         }
         if (o.kind === 'ReferenceGrant') expect(() => new ReferenceGrant(o as never).validate()).not.toThrow();
-        if (o.kind === 'ConfigMap') {
+        if (o.kind === 'ConfigMap' && labels['kea.dev/component'] === 'api-version') {
+          const data = (o as unknown as { data: Record<string, string> }).data;
+          expect(o.metadata?.annotations?.['kea.dev/digest']).toBe(sha256(data['openapi.json']));
+          JSON.parse(data['openapi.json']);
+        } else if (o.kind === 'ConfigMap') {
           const policy = JSON.parse((o as unknown as { data: Record<string, string> }).data['policy.json']) as PolicyService;
           const { configVersion, ...rest } = policy;
           expect(configVersion).toBe(sha256(canonicalJson(rest)));
@@ -173,6 +217,20 @@ describe('controller golden files (graph → IR → render)', () => {
         expect(st).toHaveLength(1);
         expect(st[0].status.observedGeneration).toBe(r.metadata.generation);
         for (const c of st[0].status.conditions ?? []) expect(c.observedGeneration).toBe(r.metadata.generation);
+      }
+      // Version history: at most MAX_PUBLISHED_VERSIONS per ApiSchema, newest first, each
+      // rendered as a ConfigMap; a programmed ApiSchema's current document is the newest.
+      for (const s of out.statuses.filter((x) => x.kind === 'ApiSchema')) {
+        const st = s.status as ApiSchemaStatus;
+        const versions = st.versions ?? [];
+        expect(versions.length).toBeLessThanOrEqual(MAX_PUBLISHED_VERSIONS);
+        for (let i = 1; i < versions.length; i++) expect(versions[i - 1].publishedAt >= versions[i].publishedAt).toBe(true);
+        const cms = out.objects.filter((o) => o.metadata?.labels?.['kea.dev/component'] === 'api-version' && o.metadata?.annotations?.['kea.dev/api-schema'] === `${s.namespace}/${s.name}`);
+        expect(cms.map((o) => o.metadata?.annotations?.['kea.dev/digest']).sort()).toEqual(versions.map((v) => v.digest).sort());
+        const current = out.objects.find((o) => o.metadata?.labels?.['kea.dev/component'] === 'api-config' && o.metadata?.annotations?.['kea.dev/api-schema'] === `${s.namespace}/${s.name}`);
+        if (current) expect(versions[0].digest).toBe(sha256((current as unknown as { data: Record<string, string> }).data['openapi.json']));
+        if (versions.length < 2) expect(st.lastDiff).toBeUndefined();
+        else expect(st.lastDiff?.to).toBe(versions[0].version);
       }
       // Every False Accepted/ResolvedRefs condition raised a Warning event.
       for (const s of out.statuses) {

@@ -10,6 +10,9 @@
  *   - their references resolved: ApiSchema target (MLService or Service + port), MLService
  *     revision `apiSchema` references, and cross-namespace references checked against
  *     ReferenceGrants (gateway.networking.k8s.io/v1beta1, GEP-709),
+ *   - operations imported from the OpenAPI document the target serves (`spec.source.openapi`,
+ *     from `snapshot.discovered`; see discovered.ts), and the published version history read
+ *     from the version-history ConfigMaps (versions.ts),
  *   - basePath conflicts settled: of ApiSchemas sharing a basePath, or routing the same
  *     method + path match, the oldest (creationTimestamp, then namespace/name) wins; the
  *     others get `Accepted=False` reason `Conflicted`.
@@ -22,9 +25,13 @@ import { effectiveOperations } from '../../lib/openapi/inference.js';
 import type { ClusterSnapshot, ControllerConfig } from '../model.js';
 import { PORTAL_EXACT_PATHS, PORTAL_PATH_PREFIXES, key, revisionObjectName } from './names.js';
 import { operationPathMatch, parseDurationMs, templateParams } from './paths.js';
+import { type ImportInfo, withDiscovered } from './discovered.js';
+import { type PublishedEntry, publishedVersionsOf } from './versions.js';
 
 export * from './names.js';
 export * from './paths.js';
+export * from './discovered.js';
+export * from './versions.js';
 
 /** One reason a resource is not (fully) accepted, destined for a status condition. */
 export interface Problem {
@@ -49,7 +56,15 @@ export type ResolvedTarget =
 /** An ApiSchema with its effective operations, problems and resolved target. */
 export interface ApiSchemaNode {
   key: string;
+  /**
+   * The ApiSchema as it takes effect: for `spec.source.openapi`, a copy whose spec holds the
+   * imported operations and components as well (see {@link withDiscovered}); else the resource.
+   */
   resource: ApiSchema;
+  /** What importing the served OpenAPI document did (only with `spec.source.openapi`). */
+  imported?: ImportInfo;
+  /** Published versions (version-history ConfigMaps), newest first. */
+  published: PublishedEntry[];
   /** Inline operations plus those derived from spec.inference (lib/openapi/inference.ts). */
   operations: Operation[];
   problems: Problem[];
@@ -292,9 +307,12 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
   }));
   const mlByKey = new Map(mlServices.map((n) => [n.key, n]));
 
-  const apiSchemas: ApiSchemaNode[] = apiResources.map((a) => {
+  const apiSchemas: ApiSchemaNode[] = apiResources.map((raw) => {
+    const k = key(raw.metadata.namespace ?? '', raw.metadata.name);
+    const { resource: a, info } = withDiscovered(raw, snapshot.discovered?.[k]);
     const { problems, operations } = checkApiSchema(a);
-    return { key: key(a.metadata.namespace ?? '', a.metadata.name), resource: a, operations, problems };
+    const published = publishedVersionsOf(snapshot.publishedVersions, raw.metadata.namespace ?? '', raw.metadata.name);
+    return { key: k, resource: a, ...(info ? { imported: info } : {}), published, operations, problems };
   });
   const apiByKey = new Map(apiSchemas.map((n) => [n.key, n]));
 

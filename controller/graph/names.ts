@@ -3,6 +3,7 @@
  * render. A name depends only on the owning resource's namespace/name (and revision), never
  * on list order, so re-rendering the same input yields the same objects.
  */
+import type { ApiSchema } from '../../lib/api/types.js';
 import type { ControllerConfig } from '../model.js';
 
 /** `<namespace>/<name>`. */
@@ -43,7 +44,7 @@ export function policyGrantName(fromNamespace: string): string {
 export const PORTAL_ROUTE_NAME = 'kea-portal';
 
 /** Internal hostname of an MLService: `<mls>.<ns>.<internalDomain>`. */
-export function mlServiceHost(config: ControllerConfig, namespace: string, name: string): string {
+export function mlServiceHost(config: Pick<ControllerConfig, 'internalDomain'>, namespace: string, name: string): string {
   return `${name}.${namespace}.${config.internalDomain}`;
 }
 
@@ -52,8 +53,21 @@ export function mlServiceHost(config: ControllerConfig, namespace: string, name:
  * `<schema>.<ns>.api.<internalDomain>` (one label more than MLService hosts, so the two
  * never collide).
  */
-export function serviceTargetHost(config: ControllerConfig, namespace: string, name: string): string {
+export function serviceTargetHost(config: Pick<ControllerConfig, 'internalDomain'>, namespace: string, name: string): string {
   return `${name}.${namespace}.api.${config.internalDomain}`;
+}
+
+/**
+ * The internal hostname that reaches an ApiSchema's upstream through the gateway's internal
+ * listener: the MLService host (`<mls>.<ns>.<internalDomain>`) for an MLService target, else
+ * {@link serviceTargetHost}. The one definition shared by IR (PolicyService `upstream.host`,
+ * internal routes) and discovery (Host header of OpenAPI document fetches).
+ */
+export function apiSchemaHost(config: Pick<ControllerConfig, 'internalDomain'>, schema: ApiSchema): string {
+  const ns = schema.metadata.namespace ?? 'default';
+  const m = schema.spec.target?.mlService;
+  if (m) return mlServiceHost(config, m.namespace ?? ns, m.name);
+  return serviceTargetHost(config, ns, schema.metadata.name);
 }
 
 /** Gateway paths served by the policy server itself; an ApiSchema basePath must not fall under them. */

@@ -22,9 +22,14 @@ import type { Access, ApiSchema, JsonSchema, MLService, Operation, ResourceRequi
 import type { PolicyOperation, PolicyService } from '../../lib/policy/config.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ControllerConfig } from '../model.js';
+import { generateOpenApi } from '../../lib/openapi/generate.js';
+import { type ApiDiff, diffOpenApi } from '../../lib/openapi/diff.js';
 import {
   type ApiSchemaNode,
   type Graph,
+  type ImportInfo,
+  type PublishedEntry,
+  apiSchemaHost,
   type MLServiceNode,
   type PathMatch,
   type Problem,
@@ -35,7 +40,6 @@ import {
   parseDurationMs,
   refsResolved,
   revisionObjectName,
-  serviceTargetHost,
 } from '../graph/index.js';
 import { type ModelLocation, RUNTIMES, modelLocation } from './runtimes.js';
 import { exampleFor, selfContained } from './schemas.js';
@@ -88,6 +92,18 @@ export interface MLServiceIR {
   revisions: RevisionIR[];
   traffic: Array<{ revision: string; weight: number }>;
   conditions: ConditionIR[];
+  /** Contract check of canary revisions (see {@link contractCheck}); absent when no revision names an apiSchema. */
+  contract?: ContractCheckIR;
+}
+
+/** Result of checking canary revisions' APIs against the stable revision's API. */
+export interface ContractCheckIR {
+  /** The revision with the highest weight (ties: the first). */
+  stable: string;
+  /** Revisions whose traffic was moved to the stable revision because their API change is breaking. */
+  refused: string[];
+  /** One diff per canary revision with another API than the stable one, in spec order. */
+  diffs: Array<{ revision: string; apiSchema: string; diff: ApiDiff }>;
 }
 
 /** A backend of an HTTPRoute rule (a core Service port). */
@@ -116,8 +132,14 @@ export interface ApiSchemaIR {
   uid?: string;
   generation?: number;
   resource: ApiSchema;
-  /** Effective operations (inline + inference-derived), as written. */
+  /** Effective operations (inline + imported + inference-derived), as written. */
   operations: Operation[];
+  /** Import of the served OpenAPI document (`spec.source.openapi` only). */
+  imported?: ImportInfo;
+  /** Items of the imported document that are not routed (status.unroutable). */
+  unroutable: string[];
+  /** Published versions (version-history ConfigMaps), newest first; render adds the current one. */
+  published: PublishedEntry[];
   mode: 'enforce' | 'passthrough';
   basePath: string;
   accepted: boolean;
@@ -247,14 +269,116 @@ function readyCondition(node: MLServiceNode, revisions: RevisionIR[], deployment
   return { type: 'Ready', status: 'True', reason: 'Available', message: `every revision with traffic has available replicas: ${ok.join(', ')}` };
 }
 
-function mlServiceIR(node: MLServiceNode, config: ControllerConfig, graph: Graph): MLServiceIR {
+/** How many breaking changes a ContractChecked message quotes per refused revision. */
+const QUOTED_CHANGES = 3;
+
+/**
+ * Contract-checked rollout. The stable revision is the one with the highest weight (ties: the
+ * first in spec order). Every other revision with weight > 0 whose `apiSchema` names another
+ * ApiSchema than the stable revision's has its API compared with the stable one: both
+ * ApiSchemas are turned into OpenAPI documents (lib/openapi/generate.ts; the canary's under the
+ * stable one's basePath, since two ApiSchemas cannot share a basePath and only the contract
+ * matters here) and diffed (lib/openapi/diff.ts, rules in docs/api-diff.md). A canary with a
+ * breaking change is refused unless `spec.allowBreakingChanges` is true: its weight moves to
+ * the stable revision (its Deployment and Service stay, so it can warm up).
+ * Returns the `ContractChecked` condition (undefined when no revision names an apiSchema)
+ * and the check result.
+ */
+export function contractCheck(
+  m: MLService,
+  apiByKey: Map<string, ApiSchemaNode>,
+  config: Pick<ControllerConfig, 'gatewayUrl' | 'issuerUrl'>,
+): { condition?: ConditionIR; check?: ContractCheckIR } {
+  const revs = m.spec.revisions ?? [];
+  if (!revs.some((r) => r.apiSchema)) return {};
+  const ns = m.metadata.namespace ?? '';
+  const stable = revs.reduce((best, r) => (r.weight > best.weight ? r : best), revs[0]);
+  const canaries = revs.filter((r) => r !== stable && r.weight > 0 && r.apiSchema && r.apiSchema !== stable.apiSchema);
+  const check: ContractCheckIR = { stable: stable.name, refused: [], diffs: [] };
+  const cond = (status: ConditionIR['status'], reason: string, message: string) => ({ condition: { type: 'ContractChecked', status, reason, message }, check });
+  const stableRef = `stable revision ${stable.name}${stable.apiSchema ? ` (ApiSchema ${stable.apiSchema})` : ''}`;
+  if (!canaries.length) {
+    return cond('True', 'NoApiChange', `every revision with traffic serves the API of the ${stableRef}`);
+  }
+  const usable = (name: string | undefined): { node?: ApiSchemaNode; why?: string } => {
+    if (!name) return { why: 'names no apiSchema' };
+    const n = apiByKey.get(key(ns, name));
+    if (!n) return { why: `names ApiSchema ${key(ns, name)}, which does not exist` };
+    const tm = n.resource.spec.target?.mlService;
+    if (!tm || tm.name !== m.metadata.name || (tm.namespace ?? ns) !== ns) return { why: `names ApiSchema ${key(ns, name)}, which does not target this MLService` };
+    if (!isAccepted(n)) return { why: `names ApiSchema ${key(ns, name)}, which is not accepted` };
+    return { node: n };
+  };
+  const gen = (a: ApiSchema) => generateOpenApi(a, { gatewayUrl: config.gatewayUrl, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) });
+  const s = usable(stable.apiSchema);
+  const names = canaries.map((r) => r.name).join(', ');
+  if (!s.node) return cond('Unknown', 'NotChecked', `the API of revision(s) ${names} is not checked: the stable revision ${stable.name} ${s.why}; traffic is routed as declared`);
+  let stableDoc: ReturnType<typeof generateOpenApi>;
+  try {
+    stableDoc = gen(s.node.resource);
+  } catch (e) {
+    return cond('Unknown', 'NotChecked', `the API of revision(s) ${names} is not checked: the OpenAPI document of ApiSchema ${s.node.key} cannot be generated: ${(e as Error).message}; traffic is routed as declared`);
+  }
+  const unchecked: string[] = [];
+  for (const r of canaries) {
+    const c = usable(r.apiSchema);
+    if (!c.node) {
+      unchecked.push(`revision ${r.name} ${c.why}`);
+      continue;
+    }
+    try {
+      const canary: ApiSchema = { ...c.node.resource, spec: { ...c.node.resource.spec, basePath: s.node.resource.spec.basePath } };
+      check.diffs.push({ revision: r.name, apiSchema: r.apiSchema!, diff: diffOpenApi(stableDoc, gen(canary)) });
+    } catch (e) {
+      unchecked.push(`revision ${r.name}: the OpenAPI document of ApiSchema ${c.node.key} cannot be generated: ${(e as Error).message}`);
+    }
+  }
+  const breaking = check.diffs.filter((d) => d.diff.breaking);
+  const describe = (d: ContractCheckIR['diffs'][number]) => {
+    const br = d.diff.changes.filter((c) => c.breaking);
+    const quoted = br.slice(0, QUOTED_CHANGES).map((c) => c.message).join('; ');
+    const more = br.length > QUOTED_CHANGES ? `; and ${br.length - QUOTED_CHANGES} more` : '';
+    return `revision ${d.revision} (ApiSchema ${d.apiSchema}, version ${d.diff.to}) has ${br.length} breaking change(s) against stable revision ${stable.name} (ApiSchema ${stable.apiSchema}, version ${d.diff.from}): ${quoted}${more}`;
+  };
+  const tail = unchecked.length ? `; not checked, routed as declared: ${unchecked.join('; ')}` : '';
+  if (breaking.length && !m.spec.allowBreakingChanges) {
+    check.refused = breaking.map((d) => d.revision);
+    const moved = revs.filter((r) => check.refused.includes(r.name)).reduce((sum, r) => sum + r.weight, 0);
+    return cond(
+      'False',
+      'BreakingApiChange',
+      `canary refused: ${breaking.map(describe).join('; ')}. Its ${moved}% of traffic is routed to revision ${stable.name} instead; its Deployment still runs. ` +
+        `Make the change backward compatible, or set spec.allowBreakingChanges: true to route it as declared (rules: docs/api-diff.md)${tail}`,
+    );
+  }
+  if (breaking.length) {
+    return cond('True', 'BreakingChangeAllowed', `routed as declared because spec.allowBreakingChanges is true: ${breaking.map(describe).join('; ')}${tail}`);
+  }
+  if (unchecked.length) return cond('Unknown', 'NotChecked', `${unchecked.join('; ')}; traffic is routed as declared`);
+  const summary = check.diffs
+    .map((d) => `revision ${d.revision} (ApiSchema ${d.apiSchema}, version ${d.diff.to}): ${d.diff.changes.length} non-breaking change(s)`)
+    .join('; ');
+  return cond('True', 'Compatible', `no breaking change against the ${stableRef}: ${summary}`);
+}
+
+function mlServiceIR(node: MLServiceNode, config: ControllerConfig, graph: Graph, apiByKey: Map<string, ApiSchemaNode>): MLServiceIR {
   const m = node.resource;
   const ns = m.metadata.namespace ?? '';
   const accepted = isAccepted(node);
   const revisions = accepted ? revisionsIR(m) : [];
+  const { condition: contractCondition, check } = accepted ? contractCheck(m, apiByKey, config) : {};
+  if (check?.refused.length) {
+    // Refused canaries keep their Deployment and Service; their weight goes to the stable revision.
+    const moved = revisions.filter((r) => check.refused.includes(r.name)).reduce((sum, r) => sum + r.weight, 0);
+    for (const r of revisions) {
+      if (check.refused.includes(r.name)) r.weight = 0;
+      else if (r.name === check.stable) r.weight += moved;
+    }
+  }
   const conditions: ConditionIR[] = [
     problemConditions(node.problems, 'Accepted', 'Accepted', `${m.spec.revisions.length} revision(s), framework ${m.spec.framework}`),
     problemConditions(node.problems, 'ResolvedRefs', 'ResolvedRefs', 'all references resolved'),
+    ...(contractCondition ? [contractCondition] : []),
     readyCondition(node, revisions, graph.deployments),
   ];
   return {
@@ -267,8 +391,10 @@ function mlServiceIR(node: MLServiceNode, config: ControllerConfig, graph: Graph
     accepted,
     host: mlServiceHost(config, ns, m.metadata.name),
     revisions,
-    traffic: accepted ? m.spec.revisions.map((r) => ({ revision: r.name, weight: r.weight })) : [],
+    // What is actually routed (after a refused canary's weight moved to the stable revision).
+    traffic: accepted ? revisions.map((r) => ({ revision: r.name, weight: r.weight })) : [],
     conditions,
+    ...(check ? { contract: check } : {}),
   };
 }
 
@@ -356,6 +482,28 @@ function retainObjects(node: ApiSchemaNode): boolean {
   return node.problems.length > 0;
 }
 
+/** The `Imported` condition of an ApiSchema with `spec.source.openapi`. */
+function importedCondition(info: ImportInfo, host: string): ConditionIR {
+  const where = `GET ${info.path} on ${host}`;
+  const digest = info.digest ? ` (digest ${info.digest.slice(0, 12)})` : '';
+  const notes: string[] = [];
+  if (info.shadowed.length) notes.push(`inline operation(s) replace imported ${info.shadowed.join(', ')}`);
+  if (info.unroutable.length) notes.push(`${info.unroutable.length} item(s) not routed (status.unroutable), first: ${info.unroutable[0]}`);
+  const tail = notes.length ? `; ${notes.join('; ')}` : '';
+  switch (info.state) {
+    case 'pending':
+      return { type: 'Imported', status: 'Unknown', reason: 'Pending', message: `${where} through the gateway's internal listener has not completed yet` };
+    case 'failed':
+      return { type: 'Imported', status: 'False', reason: 'FetchFailed', message: `nothing imported: ${info.error}` };
+    case 'invalid':
+      return { type: 'Imported', status: 'False', reason: 'InvalidDocument', message: `the document served by ${where}${digest} cannot be imported: ${info.error}` };
+    case 'stale':
+      return { type: 'Imported', status: 'True', reason: 'Stale', message: `${info.imported} operation(s) imported from an earlier fetch${digest}; the latest fetch failed: ${info.error}${tail}` };
+    default:
+      return { type: 'Imported', status: 'True', reason: 'Imported', message: `${info.imported} operation(s) imported from ${where}${digest}${tail}` };
+  }
+}
+
 function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<string, MLServiceIR>): ApiSchemaIR {
   const a = node.resource;
   const ns = a.metadata.namespace ?? '';
@@ -366,6 +514,7 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
   const conditions: ConditionIR[] = [
     problemConditions(node.problems, 'Accepted', 'Accepted', `${ops.length} operation(s) at basePath ${a.spec.basePath}, policy mode ${mode}`),
     problemConditions(node.problems, 'ResolvedRefs', 'ResolvedRefs', node.target ? `target ${node.target.kind} ${key(node.target.namespace, node.target.name)} resolved` : 'all references resolved'),
+    ...(node.imported ? [importedCondition(node.imported, apiSchemaHost(config, a))] : []),
   ];
   const base: ApiSchemaIR = {
     key: node.key,
@@ -384,6 +533,9 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
     routes: [],
     passthroughBackends: [],
     conditions,
+    ...(node.imported ? { imported: node.imported } : {}),
+    unroutable: node.imported && ['imported', 'stale'].includes(node.imported.state) ? node.imported.unroutable : [],
+    published: node.published,
   };
   if (!accepted || !resolved || !node.target) {
     const retained = retainObjects(node);
@@ -393,8 +545,22 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
     base.retain = retained;
     return base;
   }
+  const awaiting = node.imported && ['pending', 'failed', 'invalid'].includes(node.imported.state);
+  if (ops.length === 0 && mode === 'enforce' && awaiting) {
+    // Nothing importable yet (e.g. right after a controller restart, before the first fetch):
+    // keep whatever an earlier run rendered for this ApiSchema instead of pruning it.
+    const why = node.imported!.state === 'pending' ? 'it has not been fetched yet' : node.imported!.state === 'failed' ? 'fetching it failed (see Imported)' : 'it cannot be imported (see Imported)';
+    conditions.push({
+      type: 'Programmed',
+      status: 'False',
+      reason: 'AwaitingOpenApi',
+      message: `nothing new is routed: operations come from the OpenAPI document at ${node.imported!.path} of the target and ${why}; objects of an earlier generation, if any, are kept unchanged`,
+    });
+    base.retain = true;
+    return base;
+  }
   if (ops.length === 0 && mode === 'enforce') {
-    const why = a.spec.source?.openapi ? 'operations are not imported from spec.source.openapi yet' : 'spec.operations is empty';
+    const why = a.spec.source?.openapi ? 'the imported OpenAPI document has no routable operation (see status.unroutable)' : 'spec.operations is empty';
     conditions.push({ type: 'Programmed', status: 'False', reason: 'NoOperations', message: `nothing to route in enforce mode: ${why}` });
     return base;
   }
@@ -407,10 +573,10 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
   if (t.kind === 'MLService') {
     const m = mls.get(key(t.namespace, t.name))!;
     traffic = m.traffic;
-    upstreamHost = m.host;
+    upstreamHost = apiSchemaHost(config, a);
     revisionBackends = m.revisions.map((r) => ({ namespace: t.namespace, name: r.objectName, port: r.port, weight: r.weight }));
   } else {
-    upstreamHost = serviceTargetHost(config, ns, a.metadata.name);
+    upstreamHost = apiSchemaHost(config, a);
     revisionBackends = [{ namespace: t.namespace, name: t.name, port: t.port, weight: 1 }];
     // Only the policy server forwards to the internal route; passthrough routes go direct.
     if (mode === 'enforce') base.serviceTarget = revisionBackends[0];
@@ -471,7 +637,8 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
  * Build the IR from the graph. Never throws on bad input (the graph has reported it).
  */
 export function buildIR(graph: Graph, config: ControllerConfig): IR {
-  const mlServices = graph.mlServices.map((n) => mlServiceIR(n, config, graph));
+  const apiByKey = new Map(graph.apiSchemas.map((n) => [n.key, n]));
+  const mlServices = graph.mlServices.map((n) => mlServiceIR(n, config, graph, apiByKey));
   const byKey = new Map(mlServices.map((m) => [m.key, m]));
   const apiSchemas = graph.apiSchemas.map((n) => apiSchemaIR(n, config, byKey));
   const policyGrantNamespaces = [

@@ -35,10 +35,24 @@ import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment, V1OwnerR
 import type { IHTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1';
 import type { IReferenceGrant } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1beta1';
 import { API_VERSION, LABELS, MANAGED_BY_VALUE, type ApiSchemaStatus, type Condition, type MLServiceStatus } from '../../lib/api/types.js';
-import { generateOpenApi } from '../../lib/openapi/generate.js';
-import { COMPONENT_API_CONFIG, INTERNAL_TOKEN_HEADER, OPENAPI_KEY, OPERATION_HEADER, POLICY_CONFIG_KEY, apiConfigMapName } from '../../lib/policy/config.js';
-import { type ControllerConfig, type EventRecord, type RenderOutput, type StatusUpdate, ownerLabelValue } from '../model.js';
+import { type OpenAPIObject, generateOpenApi } from '../../lib/openapi/generate.js';
+import { diffOpenApi } from '../../lib/openapi/diff.js';
 import {
+  COMPONENT_API_CONFIG,
+  COMPONENT_API_VERSION,
+  INTERNAL_TOKEN_HEADER,
+  OPENAPI_KEY,
+  OPERATION_HEADER,
+  POLICY_CONFIG_KEY,
+  apiConfigMapName,
+  apiVersionConfigMapName,
+} from '../../lib/policy/config.js';
+import { type ControllerConfig, type EventRecord, MAX_PUBLISHED_VERSIONS, type RenderOutput, type StatusUpdate, ownerLabelValue } from '../model.js';
+import {
+  API_VERSION_LABEL,
+  type PublishedEntry,
+  VERSION_ANNOTATIONS,
+  sortNewestFirst,
   PORTAL_EXACT_PATHS,
   PORTAL_PATH_PREFIXES,
   PORTAL_ROUTE_NAME,
@@ -47,7 +61,7 @@ import {
   publicRouteName,
   serviceTargetRouteName,
 } from '../graph/index.js';
-import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, canonicalJson } from '../ir/index.js';
+import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, canonicalJson, sha256 } from '../ir/index.js';
 import { MODEL_MOUNT, PVC_MOUNT, STORAGE_INITIALIZER_IMAGE } from '../ir/runtimes.js';
 
 /** Gateway API limit on rules per HTTPRoute (v1.2.1 CRD `maxItems: 16`). */
@@ -239,7 +253,74 @@ function publicRoutes(a: ApiSchemaIR, config: ControllerConfig): IHTTPRoute[] {
   return out;
 }
 
-function configMap(a: ApiSchemaIR, config: ControllerConfig, openapi: unknown): V1ConfigMap {
+/** The `openapi.json` text KEA publishes for a document (2-space JSON plus a newline); its sha256 is the version digest. */
+export function openApiText(doc: unknown): string {
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}
+
+/** A string as a Kubernetes label value (≤ 63 characters of [A-Za-z0-9._-], alphanumeric at both ends). */
+function labelSafe(v: string): string {
+  return v.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 63).replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+}
+
+/**
+ * One version-history ConfigMap (lib/policy/config.ts): in the system namespace, named
+ * `name` (for a new version {@link apiVersionConfigMapName}), labelled
+ * `kea.dev/component=api-version`, `kea.dev/owner` and `kea.dev/api-version=<info.version>`
+ * (label-safe), annotated with the ApiSchema id, the exact version, the digest (sha256 hex
+ * of the `openapi.json` text) and `kea.dev/published-at` (RFC 3339); data `openapi.json`.
+ */
+export function versionConfigMap(
+  owner: { namespace: string; name: string; uid?: string },
+  config: Pick<ControllerConfig, 'systemNamespace'>,
+  entry: Omit<PublishedEntry, 'name'> & { name?: string },
+): V1ConfigMap {
+  const name = entry.name ?? apiVersionConfigMapName(owner.namespace, owner.name, entry.digest);
+  const versionLabel = labelSafe(entry.version);
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: metadata(
+      name,
+      config.systemNamespace,
+      { kind: 'ApiSchema', namespace: owner.namespace, name: owner.name, uid: owner.uid },
+      { [LABELS.component]: COMPONENT_API_VERSION, ...(versionLabel ? { [API_VERSION_LABEL]: versionLabel } : {}) },
+      {
+        [VERSION_ANNOTATIONS.apiSchema]: `${owner.namespace}/${owner.name}`,
+        [VERSION_ANNOTATIONS.digest]: entry.digest,
+        [VERSION_ANNOTATIONS.version]: entry.version,
+        [VERSION_ANNOTATIONS.publishedAt]: entry.publishedAt,
+      },
+    ),
+    data: { [OPENAPI_KEY]: entry.openapi },
+  };
+}
+
+/** At most this many changes of `status.lastDiff` are recorded (breaking ones first). */
+export const MAX_STATUS_CHANGES = 50;
+
+/**
+ * The version history after this render: the published entries plus the current document
+ * (a new entry published at `now` when no entry has its digest; an older entry with its digest,
+ * as after a rollback, is republished at `now`), newest first, cut to
+ * {@link MAX_PUBLISHED_VERSIONS}.
+ */
+function versionHistory(a: ApiSchemaIR, current: { text: string } | undefined, now: string): { kept: PublishedEntry[]; dropped: PublishedEntry[] } {
+  let entries = a.published.map((e) => ({ ...e }));
+  if (current) {
+    const digest = sha256(current.text);
+    const found = entries.find((e) => e.digest === digest);
+    if (!found) {
+      entries.unshift({ name: apiVersionConfigMapName(a.namespace, a.name, digest), version: a.resource.spec.info.version, digest, publishedAt: now, openapi: current.text });
+    } else if (entries[0] !== found) {
+      found.publishedAt = now > entries[0].publishedAt ? now : entries[0].publishedAt;
+    }
+    entries = sortNewestFirst(entries, digest);
+  }
+  return { kept: entries.slice(0, MAX_PUBLISHED_VERSIONS), dropped: entries.slice(MAX_PUBLISHED_VERSIONS) };
+}
+
+function configMap(a: ApiSchemaIR, config: ControllerConfig, openapiText: string): V1ConfigMap {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -248,7 +329,7 @@ function configMap(a: ApiSchemaIR, config: ControllerConfig, openapi: unknown): 
       'kea.dev/config-version': a.policy!.configVersion,
     }),
     data: {
-      [OPENAPI_KEY]: `${JSON.stringify(openapi, null, 2)}\n`,
+      [OPENAPI_KEY]: openapiText,
       [POLICY_CONFIG_KEY]: `${canonicalJson(a.policy, 2)}\n`,
     },
   };
@@ -306,7 +387,7 @@ function conditions(conds: ConditionIR[], existing: Condition[] | undefined, gen
 /** Conditions that are errors worth an Event (not consequences of another error). */
 function errorEvents(kind: 'ApiSchema' | 'MLService', ns: string, name: string, uid: string | undefined, conds: ConditionIR[]): EventRecord[] {
   return conds
-    .filter((c) => c.status === 'False' && c.type !== 'Ready' && !(c.type === 'Programmed' && (c.reason === 'Invalid' || c.reason === 'RefsNotResolved')))
+    .filter((c) => c.status === 'False' && c.type !== 'Ready' && !(c.type === 'Programmed' && (c.reason === 'Invalid' || c.reason === 'RefsNotResolved' || c.reason === 'AwaitingOpenApi')))
     .map((c) => ({ regarding: { kind, namespace: ns, name, ...(uid ? { uid } : {}) }, type: 'Warning' as const, reason: c.reason, message: `${c.type}: ${c.message}` }));
 }
 
@@ -361,26 +442,44 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
     events.push(...errorEvents('MLService', m.namespace, m.name, m.uid, m.conditions));
   }
 
+  const droppedVersions: string[] = [];
   for (const a of ir.apiSchemas) {
     let conds = a.conditions;
     let programmed = a.programmed;
+    let current: { text: string } | undefined;
     if (programmed) {
       let rendered: KubernetesObject[] = [];
       try {
         const doc = generateOpenApi(a.resource, { gatewayUrl: gw, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) });
-        const cm = configMap(a, config, doc);
+        const text = openApiText(doc);
+        const cm = configMap(a, config, text);
         const bytes = Object.values(cm.data ?? {}).reduce((s, v) => s + Buffer.byteLength(v), 0);
         if (bytes > MAX_CONFIGMAP_BYTES) throw new Error(`its policy.json and openapi.json take ${bytes} bytes, over the ConfigMap limit of ${MAX_CONFIGMAP_BYTES}`);
         rendered.push(cm as KubernetesObject, ...(publicRoutes(a, config) as KubernetesObject[]));
         if (a.serviceTarget) {
           rendered.push(internalRoute(serviceTargetRouteName(a.name), a.namespace, apiOwner(a), a.upstreamHost!, [a.serviceTarget], config) as KubernetesObject);
         }
+        current = { text };
       } catch (e) {
         rendered = [];
         programmed = false;
         conds = conds.map((c) => (c.type === 'Programmed' ? { type: c.type, status: 'False', reason: 'RenderFailed', message: `nothing is routed: ${(e as Error).message}` } : c));
       }
       objects.push(...rendered);
+    }
+    // Version history: every kept version is rendered (so apply keeps it as is), a new one when
+    // the current document's digest is not published yet; the oldest beyond the cap are dropped.
+    const history = versionHistory(a, current, now);
+    for (const e of history.kept) objects.push(versionConfigMap(a, config, e) as KubernetesObject);
+    droppedVersions.push(...history.dropped.map((e) => `${config.systemNamespace}/${e.name}`));
+    let lastDiff: ApiSchemaStatus['lastDiff'];
+    if (history.kept.length >= 2) {
+      try {
+        const d = diffOpenApi(JSON.parse(history.kept[1].openapi) as OpenAPIObject, JSON.parse(history.kept[0].openapi) as OpenAPIObject);
+        lastDiff = { from: d.from, to: d.to, breaking: d.breaking, changes: d.changes.slice(0, MAX_STATUS_CHANGES).map((c) => ({ kind: c.kind, breaking: c.breaking, path: c.path, message: c.message })) };
+      } catch {
+        lastDiff = undefined; // a hand-made version ConfigMap that is not JSON: no diff
+      }
     }
     const status: ApiSchemaStatus = {
       ...(a.generation !== undefined ? { observedGeneration: a.generation } : {}),
@@ -393,6 +492,9 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
             ...(a.curlExample ? { curlExample: a.curlExample } : {}),
           }
         : {}),
+      ...(history.kept.length ? { versions: history.kept.map((e) => ({ version: e.version, digest: e.digest, publishedAt: e.publishedAt })) } : {}),
+      ...(lastDiff ? { lastDiff } : {}),
+      ...(a.imported && ['imported', 'stale'].includes(a.imported.state) ? { unroutable: a.unroutable } : {}),
     };
     statuses.push({ kind: 'ApiSchema', namespace: a.namespace, name: a.name, status });
     events.push(...errorEvents('ApiSchema', a.namespace, a.name, a.uid, conds));
@@ -432,5 +534,5 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
     ...ir.mlServices.filter((m) => !m.accepted).map((m) => ownerLabelValue('MLService', m.namespace, m.name)),
     ...ir.apiSchemas.filter((a) => a.retain).map((a) => ownerLabelValue('ApiSchema', a.namespace, a.name)),
   ].sort();
-  return { objects: unique, statuses, events, retainOwners };
+  return { objects: unique, statuses, events, retainOwners, droppedVersions: droppedVersions.sort() };
 }
