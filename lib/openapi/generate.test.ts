@@ -237,6 +237,11 @@ describe('catalog and /methods', () => {
     // collide's own BadRequest points at its KeaProblem, so it cannot be shared under the same name
     expect((cat.components!.responses!['models_collide_BadRequest'] as any).content['application/problem+json'].schema.$ref).toBe('#/components/schemas/KeaProblem');
   });
+  test('an empty gateway URL still gives a valid catalog (relative server)', async () => {
+    const c = buildCatalog(docs.slice(0, 3), '');
+    expect(c.servers).toEqual([{ url: '/', description: 'KEA gateway' }]);
+    expect(await validateOpenApi(c)).toEqual([]);
+  });
   test('deterministic regardless of input order', () => {
     expect(JSON.stringify(buildCatalog([...docs].reverse(), 'https://gw.example.com'))).toBe(JSON.stringify(cat));
   });

@@ -585,7 +585,7 @@ export function buildCatalog(docs: Array<{ id: string; doc: OpenAPIObject }>, ga
     version,
     description: `All APIs published at this gateway (${sorted.length} service${sorted.length === 1 ? '' : 's'}).`,
   });
-  builder.addServer({ url: trimUrl(gatewayUrl), description: 'KEA gateway' });
+  builder.addServer({ url: trimUrl(gatewayUrl) || '/', description: 'KEA gateway' });
   for (const p of Object.keys(paths).sort()) {
     const item = paths[p];
     const ordered: PathItemObject = {};

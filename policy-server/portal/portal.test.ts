@@ -133,6 +133,14 @@ describe('/openapi documents', () => {
     expect(text).not.toMatch(/[&*]a\d+\b/);
     expect(YAML.parse(text)).toEqual(JSON.parse(JSON.stringify(store.get('models/mnist')!.openapi)));
   });
+  test('bare /openapi/<ns>/<name> (seed path) gives JSON, or YAML when asked', async () => {
+    const j = await get('/openapi/models/iris');
+    expect(j.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(((await j.json()) as OpenAPIObject).info.version).toBe('2.0.0');
+    const y = await get('/openapi/models/iris', { headers: { accept: 'application/yaml' } });
+    expect(y.headers.get('content-type')).toMatch(/^application\/yaml/);
+    expect(YAML.parse(await y.text()).info.version).toBe('2.0.0');
+  });
   test('?version= serves an earlier published document', async () => {
     const doc = (await (await get('/openapi/models/iris.json?version=1.0.0')).json()) as OpenAPIObject;
     expect(doc.info.version).toBe('1.0.0');
@@ -141,7 +149,7 @@ describe('/openapi documents', () => {
   });
   test('unknown ids and bad names → 404 problem+json', async () => {
     await expectProblem('/openapi/models/nope.json', /no published API "models\/nope"/);
-    await expectProblem('/openapi/models/iris.txt', /use \/openapi/);
+    await expectProblem('/openapi/models/iris.txt', /no published API "models\/iris.txt" \(use \/openapi/);
     await expectProblem('/openapi/models', /no such page/);
   });
   test('/openapi.json aggregates every service and validates as OpenAPI 3.0', async () => {

@@ -6,7 +6,8 @@
  *                                       compares the current version against an earlier one);
  *   - `GET /docs/assets/*`              Swagger UI from the `swagger-ui-dist` package (no CDN) and
  *                                       the portal's own init script and stylesheet;
- *   - `GET /openapi/<ns>/<name>.json`   the published document (`.yaml` too; `?version=` for an
+ *   - `GET /openapi/<ns>/<name>.json`   the published document (`.yaml` too; bare `<name>` gives JSON,
+ *                                       or YAML for `Accept: application/yaml`; `?version=` for an
  *                                       earlier published one);
  *   - `GET /openapi.json` (`.yaml`)     the aggregated catalog document (lib/openapi buildCatalog);
  *   - `GET /methods`                    JSON list of operations (service, operationId, method,
@@ -137,8 +138,14 @@ export function createPortalRouter(store: DocsStore, opts: PortalOptions): Route
   });
 
   r.get('/openapi/:ns/:file', (req: Request, res: Response) => {
-    const m = /^(.+)\.(json|yaml|yml)$/.exec(String(req.params.file));
-    if (!m) return notFound(res, 'use /openapi/<namespace>/<name>.json or .yaml');
+    const file = String(req.params.file);
+    // `<name>.json`, `<name>.yaml`, or a bare `<name>` (seed path /openapi/{serviceId}: JSON unless YAML is asked for).
+    let m = /^(.+)\.(json|yaml|yml)$/.exec(file);
+    if (!m || !store.get(`${req.params.ns}/${m[1]}`)) {
+      const bare = store.get(`${req.params.ns}/${file}`);
+      if (bare) m = ['', file, /\b(application|text)\/(x-)?yaml\b/.test(String(req.headers.accept ?? '')) ? 'yaml' : 'json'] as unknown as RegExpExecArray;
+    }
+    if (!m) return notFound(res, `no published API ${JSON.stringify(`${req.params.ns}/${file}`)} (use /openapi/<namespace>/<name>.json or .yaml)`);
     const id = `${req.params.ns}/${m[1]}`;
     const api = store.get(id);
     if (!api) return notFound(res, `no published API ${JSON.stringify(id)}`);
