@@ -10,7 +10,7 @@
  *    changed since KEA last wrote it (drift: generation, else resourceVersion, moved on);
  *  - deletion of owned objects (label `kea.dev/managed-by=kea`) no longer desired, except
  *    version-history ConfigMaps (`kea.dev/component=api-version`) whose owning ApiSchema
- *    still exists;
+ *    still exists and that render did not drop (`RenderOutput.droppedVersions`);
  *  - status writes through the status subresource, only when the status changed (a
  *    condition whose status did not change keeps its previous lastTransitionTime);
  *  - core/v1 Events, deduplicated by a deterministic name (a repeat is a 409, not a write).
@@ -211,11 +211,14 @@ export class Applier {
     const schemaOwners = new Set(
       live.apiSchemas().map((s) => ownerLabelValue('ApiSchema', s.metadata?.namespace ?? '', s.metadata?.name ?? '')),
     );
+    const dropped = new Set(out.droppedVersions ?? []);
     const doomed = [...liveIdx.entries()].filter(([key, o]) => {
       if (desiredKeys.has(key) || o.metadata?.deletionTimestamp) return false;
       const labels = o.metadata?.labels ?? {};
       if (o.kind === 'ConfigMap' && labels[LABELS.component] === COMPONENT_API_VERSION) {
-        // Version history: kept while its ApiSchema exists (or when the owner is unknown).
+        // Version history: kept while its ApiSchema exists (or when the owner is unknown),
+        // unless render dropped it (history cap, RenderOutput.droppedVersions).
+        if (dropped.has(`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`)) return true;
         const owner = labels[LABELS.owner];
         return owner !== undefined && owner.startsWith('ApiSchema.') && !schemaOwners.has(owner);
       }
