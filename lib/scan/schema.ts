@@ -72,7 +72,10 @@ export class SymbolTable {
           const bases = (def.childForFieldName('superclasses')?.namedChildren ?? [])
             .filter((b) => b.type !== 'keyword_argument' && b.type !== 'comment')
             .map((b) => b.text);
-          all.push({ name, file, node: def, bases, kind: 'other' });
+          const decorators = stmt.type === 'decorated_definition' ? stmt.namedChildren.filter((d) => d.type === 'decorator').map((d) => d.text) : [];
+          // @dataclass classes are described like models (FastAPI accepts them as bodies).
+          const isDataclass = decorators.some((d) => /^@(\w+\.)*dataclass\b/.test(d));
+          all.push({ name, file, node: def, bases, kind: isDataclass ? 'model' : 'other' });
         } else if (stmt.type === 'expression_statement') {
           const a = stmt.namedChildren[0];
           if (a?.type !== 'assignment') continue;
@@ -532,7 +535,7 @@ export class SchemaBuilder {
     const call = callArgs(value);
     const annotatedField = this.annotatedFieldDefaultState(type);
     if (annotatedField === 'factory') required = false;
-    if (call && lastName(call.callee) === 'Field') {
+    if (call && (lastName(call.callee) === 'Field' || call.callee === 'field' || call.callee === 'dataclasses.field')) {
       const kw = call.keywords;
       const defaultNode = call.positional[0] ?? kw.get('default');
       if (kw.has('default_factory')) required = false;

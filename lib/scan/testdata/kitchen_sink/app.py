@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Body, FastAPI, Header, Path, Query, status
 
-from models import Color, Point, Problem, Shape, ShapeList
+from models import Color, Note, Point, Problem, Shape, ShapeList
 
 router = APIRouter(prefix="/shapes", tags=["shapes"])
 v2 = APIRouter()
@@ -68,6 +68,11 @@ def ping() -> dict[str, Any]:
 def embed(point: Point = Body(embed=True), scale: Annotated[float, Body(gt=0)] = 1.0):
     """Scale a point."""
     return [point]
+
+
+@v2.post("/notes")
+def add_note(note: Note) -> Note:
+    return note
 
 
 app = FastAPI(title="kitchen", version="0.0.1")

@@ -1,4 +1,5 @@
 """Models of the kitchen-sink app: enums, inheritance, aliases, nested optionals, unions."""
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, IntEnum
 from typing import Any, List, Literal, Optional, Union
@@ -55,3 +56,12 @@ class ShapeList(BaseModel):
 class Problem(BaseModel):
     title: str
     status: int
+
+
+@dataclass
+class Note:
+    """A dataclass body."""
+
+    text: str
+    stars: int = 3
+    tags: list[str] = field(default_factory=list)
