@@ -210,7 +210,15 @@ describe('diffOpenApi', () => {
     expect(d.changes.some((c) => c.kind === 'schema.constraint' && c.path.includes('/requestBody/') && c.path.endsWith('/minItems'))).toBe(true);
     const d2 = diff(inf([-1, 4]), inf([-1, 4], [{ name: 'y', datatype: 'INT64', shape: [-1] }, { name: 'p', datatype: 'FP32', shape: [-1, 3] }]));
     // the request may now name output "p" (widening: fine); the response may carry a second tensor kind (oneOf widening: breaking for strict readers)
-    expect(d2.changes.find((c) => c.path.includes('/requestBody/'))!.breaking).toBe(false);
+    expect(d2.changes.map((c) => `${c.kind}:${c.breaking ? 'B' : 'nb'} ${c.path.replace('/paths/~1v2~1models~1m~1infer/post', '')}`)).toEqual([
+      'schema.variant.added:B /responses/200/content/application~1json/schema/properties/outputs/items/oneOf/1',
+      'schema.constraint:B /responses/200/content/application~1json/schema/properties/outputs/maxItems',
+      'schema.enum.added:nb /requestBody/content/application~1json/schema/properties/outputs/items/properties/name/enum',
+    ]);
+    // and the plain → oneOf direction is handled the same way for requests: a new alternative is fine
+    const one = (items: Record<string, unknown>) => api('v', { operations: [{ operationId: 'p', method: 'POST', path: '/p', requestBody: { schema: { type: 'array', items } } }] });
+    expect(kinds(diff(one({ type: 'string' }), one({ oneOf: [{ type: 'string' }, { type: 'integer' }] })))).toEqual(['schema.variant.added:nb']);
+    expect(kinds(diff(one({ oneOf: [{ type: 'string' }, { type: 'integer' }] }), one({ type: 'string' })))).toEqual(['schema.variant.removed:B']);
   });
 
   test('works on plain third-party OpenAPI documents (no x-kea extensions)', () => {

@@ -123,6 +123,13 @@ class Differ {
     seen.add(n);
     this.visited.set(o, seen);
 
+    // A plain schema that became a oneOf/anyOf (or the reverse) compares as a one-variant combinator.
+    const combOf = (x: SchemaObject) => (x.oneOf ? 'oneOf' : x.anyOf ? 'anyOf' : undefined);
+    const co = combOf(o);
+    const cn = combOf(n);
+    if (!co && cn && !n.type) return this.variants(dir, cn, { [cn]: [o] } as SchemaObject, n, ptr, where);
+    if (co && !cn && !o.type) return this.variants(dir, co, o, { [co]: [n] } as SchemaObject, ptr, where);
+
     const ot = o.type as string | undefined;
     const nt = n.type as string | undefined;
     if (ot !== nt) {
