@@ -38,6 +38,19 @@ def list_shapes(
     return ShapeList(items=[], total=0)
 
 
+@router.get("/search/{color}")
+def search(
+    color: Color,
+    names: Annotated[list[str], Query(min_length=1)],
+    x_token: str = Header(alias="X-Token"),
+    page: int | None = Query(None, ge=0),
+    size: Annotated[int, Query(alias="pageSize", le=50)] = 10,
+    exact: Optional[bool] = None,
+) -> list[Shape]:
+    """Search shapes of one colour by name."""
+    return []
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Shape)
 def create_shape(shape: Shape, dry_run: bool = Query(False, description="validate only")) -> Shape:
     return shape
@@ -68,6 +81,11 @@ def ping() -> dict[str, Any]:
 def embed(point: Point = Body(embed=True), scale: Annotated[float, Body(gt=0)] = 1.0):
     """Scale a point."""
     return [point]
+
+
+@v2.post("/maybe", response_model=None, status_code=202)
+def maybe(body: Optional[Point] = None) -> None:
+    """Optional body, no response model."""
 
 
 @v2.post("/notes")
