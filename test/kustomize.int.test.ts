@@ -1,0 +1,264 @@
+/**
+ * The kustomize base and overlays (kustomize/) render with `kubectl kustomize` and are
+ * accepted by the real kube-apiserver of test/global-setup.ts with
+ * `kubectl apply --server-side --dry-run=server` (Gateway API CRDs installed by the setup).
+ * The RBAC is checked for least privilege with `kubectl auth can-i` as the service accounts,
+ * after a real apply of just the RBAC objects into a throw-away namespace.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseAllDocuments, stringify } from 'yaml';
+
+const run = promisify(execFile);
+const ROOT = process.cwd();
+
+interface Obj {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [k: string]: unknown;
+}
+// Loose accessors for rendered objects.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Any = any;
+
+function kubectl(args: string[], input?: string): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('kubectl', args, { env: process.env, maxBuffer: 32 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { stdout, stderr }));
+      else resolve({ stdout, stderr });
+    });
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+async function render(dir: string): Promise<{ text: string; objects: Obj[] }> {
+  const { stdout } = await run('kubectl', ['kustomize', join(ROOT, dir)], { maxBuffer: 32 << 20 });
+  const objects = parseAllDocuments(stdout)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+  return { text: stdout, objects };
+}
+
+const find = (objs: Obj[], kind: string, name: string, namespace?: string): Any => {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace));
+  if (!o) throw new Error(`${kind} ${namespace ?? ''}/${name} not rendered`);
+  return o;
+};
+
+/** Namespaces the rendered objects live in must exist for a server-side dry run (NamespaceLifecycle admission). */
+async function ensureNamespace(name: string): Promise<void> {
+  try {
+    await kubectl(['get', 'namespace', name]);
+  } catch {
+    await kubectl(['create', 'namespace', name]).catch((e) => {
+      if (!String(e.stderr).includes('AlreadyExists')) throw e;
+    });
+  }
+}
+
+/** `kubectl apply --server-side --dry-run=server` of a rendered overlay; resolves to one output line per object. */
+async function dryRunApply(text: string): Promise<string[]> {
+  const { stdout } = await kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=kea-kustomize-test', '-f', '-'], text);
+  return stdout.split('\n').filter(Boolean);
+}
+
+beforeAll(async () => {
+  if (!process.env.KUBECONFIG) throw new Error('KUBECONFIG is not set: run with the integration project (test/global-setup.ts)');
+  // The Gateway's data plane namespace (prod NetworkPolicy) and kea-system itself.
+  await ensureNamespace('kea-system');
+  await ensureNamespace('nginx-gateway');
+});
+
+describe.each(['kustomize/base', 'kustomize/overlays/dev', 'kustomize/overlays/prod'])('%s', (dir) => {
+  let rendered: { text: string; objects: Obj[] };
+
+  beforeAll(async () => {
+    rendered = await render(dir);
+  });
+
+  test('renders the CRDs, RBAC, both components, the policy Service and the Gateway', () => {
+    const objs = rendered.objects;
+    find(objs, 'CustomResourceDefinition', 'apischemas.kea.dev');
+    find(objs, 'CustomResourceDefinition', 'mlservices.kea.dev');
+    find(objs, 'Namespace', 'kea-system');
+    for (const sa of ['kea-controller', 'kea-policy']) find(objs, 'ServiceAccount', sa, 'kea-system');
+    const ctrl = find(objs, 'Deployment', 'kea-controller', 'kea-system');
+    expect(ctrl.spec.template.spec.serviceAccountName).toBe('kea-controller');
+    expect(ctrl.spec.template.spec.containers[0].image).toMatch(/^ghcr\.io\/kea-dev\/kea-controller:/);
+    const policy = find(objs, 'Deployment', 'kea-policy', 'kea-system');
+    expect(policy.spec.template.spec.serviceAccountName).toBe('kea-policy');
+    const svc = find(objs, 'Service', 'kea-policy', 'kea-system');
+    expect(svc.spec.ports).toEqual([{ name: 'http', port: 8000, targetPort: 'http', protocol: 'TCP' }]);
+    expect(svc.spec.selector).toEqual(policy.spec.selector.matchLabels);
+    const gw = find(objs, 'Gateway', 'kea', 'kea-system');
+    expect(gw.spec.gatewayClassName).toBe('nginx');
+    expect(gw.spec.listeners.map((l: Any) => [l.name, l.protocol, l.port, l.hostname])).toEqual([
+      ['public', 'HTTP', 80, undefined],
+      ['internal', 'HTTP', 8081, '*.kea.internal'],
+    ]);
+    // Every Secret and ConfigMap a pod reads is either rendered or documented as created by the operator.
+    for (const d of [ctrl, policy]) {
+      const c = d.spec.template.spec.containers[0];
+      expect(c.envFrom).toEqual([{ configMapRef: { name: find(objs, 'ConfigMap', 'kea-config', 'kea-system').metadata.name } }]);
+      expect(c.readinessProbe.httpGet.path).toBe('/readyz');
+      expect(c.livenessProbe.httpGet.path).toBe('/healthz');
+      expect(d.spec.template.spec.securityContext.runAsNonRoot).toBe(true);
+    }
+  });
+
+  test('the real API server accepts it (server-side apply, dry run)', async () => {
+    const lines = await dryRunApply(rendered.text);
+    expect(lines).toHaveLength(rendered.objects.length);
+    for (const l of lines) expect(l).toMatch(/ serverside-applied \(server dry run\)$/);
+  });
+});
+
+describe('overlay specifics', () => {
+  test('dev: one replica each, a generated internal token wired into both pods, local gateway URL', async () => {
+    const { objects } = await render('kustomize/overlays/dev');
+    const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name.startsWith('kea-internal-token-')) as Any;
+    expect(secret).toBeDefined();
+    for (const name of ['kea-controller', 'kea-policy']) {
+      const d = find(objects, 'Deployment', name, 'kea-system');
+      expect(d.spec.replicas).toBe(1);
+      const env = d.spec.template.spec.containers[0].env.find((e: Any) => e.name === 'KEA_INTERNAL_TOKEN');
+      expect(env.valueFrom.secretKeyRef).toEqual({ name: secret.metadata.name, key: 'token' });
+      expect(d.spec.template.spec.containers[0].image).toMatch(/:dev$/);
+    }
+    expect(find(objects, 'ConfigMap', 'kea-config', 'kea-system').data.KEA_GATEWAY_URL).toBe('http://localhost:8080');
+  });
+
+  test('prod: 2 replicas, PDBs, limits, hardened pods, NetworkPolicies', async () => {
+    const { objects } = await render('kustomize/overlays/prod');
+    for (const [name, container] of [
+      ['kea-controller', 'controller'],
+      ['kea-policy', 'policy-server'],
+    ]) {
+      const d = find(objects, 'Deployment', name, 'kea-system');
+      expect(d.spec.replicas).toBe(2);
+      const pod = d.spec.template.spec;
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.containers).toHaveLength(1);
+      const c = pod.containers[0];
+      expect(c.name).toBe(container);
+      expect(c.securityContext).toEqual({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(Object.keys(c.resources.limits).sort()).toEqual(['cpu', 'memory']);
+      expect(Object.keys(c.resources.requests).sort()).toEqual(['cpu', 'memory']);
+      // A read-only root needs writable mounts for /tmp (and the policy server's snapshot dir).
+      const mounts = c.volumeMounts.map((m: Any) => m.mountPath).sort();
+      expect(mounts).toEqual(name === 'kea-policy' ? ['/tmp', '/var/lib/kea-policy'] : ['/tmp']);
+      const pdb = find(objects, 'PodDisruptionBudget', name, 'kea-system');
+      expect(pdb.spec.minAvailable).toBe(1);
+      expect(pdb.spec.selector.matchLabels).toEqual(d.spec.selector.matchLabels);
+      expect(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector.matchLabels).toEqual(
+        d.spec.selector.matchLabels,
+      );
+    }
+    const np = find(objects, 'NetworkPolicy', 'kea-policy', 'kea-system');
+    expect(np.spec.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'kea-policy' });
+    expect(np.spec.ingress).toEqual([
+      { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'nginx-gateway' } } }], ports: [{ protocol: 'TCP', port: 8000 }] },
+    ]);
+    expect(find(objects, 'NetworkPolicy', 'kea-controller', 'kea-system').spec.ingress).toEqual([]);
+    const gwnp = find(objects, 'NetworkPolicy', 'kea-gateway-internal-listener', 'nginx-gateway');
+    const internal = gwnp.spec.ingress.find((r: Any) => r.ports.some((p: Any) => p.port === 8081));
+    expect(internal.from).toEqual([
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kea-system' } },
+        podSelector: { matchExpressions: [{ key: 'app.kubernetes.io/name', operator: 'In', values: ['kea-policy', 'kea-controller'] }] },
+      },
+    ]);
+    // Nothing else in the Gateway's namespace opens 8081.
+    expect(gwnp.spec.ingress.filter((r: Any) => r.ports.some((p: Any) => p.port === 8081))).toHaveLength(1);
+  });
+});
+
+describe('RBAC is least privilege', () => {
+  const ns = `kea-rbac-${Date.now().toString(36)}`;
+  const prefix = `${ns}-`;
+  const sa = (name: string) => `system:serviceaccount:${ns}:${name}`;
+
+  beforeAll(async () => {
+    // Only the RBAC objects of the prod overlay, moved into a throw-away namespace with
+    // cluster-scoped names prefixed, so the check runs on the real authorizer.
+    const { objects } = await render('kustomize/overlays/prod');
+    const kinds = new Set(['ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']);
+    const rbac = objects
+      .filter((o) => kinds.has(o.kind))
+      .map((o) => {
+        const c = structuredClone(o) as Any;
+        if (c.metadata.namespace) c.metadata.namespace = ns;
+        if (c.kind.startsWith('Cluster')) c.metadata.name = prefix + c.metadata.name;
+        if (c.kind === 'ClusterRoleBinding') c.roleRef.name = prefix + c.roleRef.name;
+        for (const s of c.subjects ?? []) s.namespace = ns;
+        return c;
+      });
+    expect(rbac.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount', 'ServiceAccount']);
+    await kubectl(['create', 'namespace', ns]);
+    await kubectl(['apply', '--server-side', '--field-manager=kea-kustomize-test', '-f', '-'], rbac.map((o) => stringify(o)).join('---\n'));
+  });
+
+  async function canI(who: string, verb: string, resource: string, namespace: string | 'ALL', subresource?: string): Promise<boolean> {
+    const args = ['auth', 'can-i', verb, resource, `--as=${who}`, ...(namespace === 'ALL' ? ['--all-namespaces'] : ['-n', namespace])];
+    if (subresource) args.push(`--subresource=${subresource}`);
+    try {
+      const { stdout } = await kubectl(args);
+      return stdout.trim() === 'yes';
+    } catch (e) {
+      if (String((e as { stdout?: string }).stdout).trim() === 'no') return false;
+      throw e;
+    }
+  }
+
+  const controller: Array<[string, string, string, string | undefined, boolean]> = [
+    // verb, resource, namespace (SYSTEM = the system namespace, ALL = cluster-wide), subresource, allowed
+    ['watch', 'apischemas.kea.dev', 'ALL', undefined, true],
+    ['list', 'mlservices.kea.dev', 'ALL', undefined, true],
+    ['update', 'apischemas.kea.dev', 'default', 'status', true],
+    ['update', 'mlservices.kea.dev', 'default', 'status', true],
+    ['update', 'apischemas.kea.dev', 'default', undefined, false],
+    ['delete', 'mlservices.kea.dev', 'default', undefined, false],
+    ['patch', 'httproutes.gateway.networking.k8s.io', 'default', undefined, true],
+    ['delete', 'httproutes.gateway.networking.k8s.io', 'default', undefined, true],
+    ['create', 'deployments.apps', 'default', undefined, true],
+    ['patch', 'services', 'default', undefined, true],
+    ['create', 'events', 'default', undefined, true],
+    ['list', 'referencegrants.gateway.networking.k8s.io', 'ALL', undefined, true],
+    ['create', 'referencegrants.gateway.networking.k8s.io', '', undefined, true],
+    ['create', 'referencegrants.gateway.networking.k8s.io', 'default', undefined, false],
+    ['patch', 'configmaps', 'SYSTEM', undefined, true],
+    ['patch', 'configmaps', 'default', undefined, false],
+    ['update', 'leases.coordination.k8s.io', '', undefined, true],
+    ['create', 'leases.coordination.k8s.io', 'default', undefined, false],
+    ['get', 'secrets', 'SYSTEM', undefined, false],
+    ['list', 'pods', 'default', undefined, false],
+    ['create', 'gateways.gateway.networking.k8s.io', '', undefined, false],
+    ['delete', 'namespaces', 'default', undefined, false],
+    ['create', 'clusterroles.rbac.authorization.k8s.io', 'default', undefined, false],
+  ];
+  test.each(controller)('controller: %s %s in %s (subresource %s) → allowed %s', async (verb, resource, namespace, sub, allowed) => {
+    expect(await canI(sa('kea-controller'), verb, resource, namespace === 'SYSTEM' ? ns : namespace, sub)).toBe(allowed);
+  });
+
+  const policy: Array<[string, string, string, boolean]> = [
+    ['list', 'configmaps', 'SYSTEM', true],
+    ['watch', 'configmaps', 'SYSTEM', true],
+    ['get', 'configmaps', 'SYSTEM', true],
+    ['create', 'configmaps', 'SYSTEM', false],
+    ['patch', 'configmaps', 'SYSTEM', false],
+    ['list', 'configmaps', 'default', false],
+    ['get', 'secrets', 'SYSTEM', false],
+    ['list', 'apischemas.kea.dev', 'ALL', false],
+    ['create', 'events', 'SYSTEM', false],
+  ];
+  test.each(policy)('policy server: %s %s in %s → allowed %s', async (verb, resource, namespace, allowed) => {
+    expect(await canI(sa('kea-policy'), verb, resource, namespace === 'SYSTEM' ? ns : namespace)).toBe(allowed);
+  });
+});
