@@ -35,6 +35,12 @@ export interface RuntimeOptions {
   concurrency: number;
   /** /healthz fails when an informer has been failing for longer than this, in ms. */
   staleAfterMs: number;
+  /**
+   * Base URL of the Gateway's internal listener (e.g. `http://kea-gateway.kea-system:8081`),
+   * through which served OpenAPI documents of `spec.source.openapi` ApiSchemas are fetched.
+   * Undefined: discovery is off (such ApiSchemas report Imported=False FetchFailed).
+   */
+  internalGatewayUrl?: string;
 }
 
 export interface LoadedConfig {
@@ -81,6 +87,7 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     .addOption(opt('--policy-port <port>', 'policy server Service port', 'KEA_POLICY_PORT', 8000).argParser(int('--policy-port')))
     .addOption(opt('--internal-token <secret>', 'shared secret internal routes require in x-kea-internal-token', 'KEA_INTERNAL_TOKEN'))
     .addOption(opt('--gateway-url <url>', 'public base URL of the gateway (docs links, curl examples)', 'KEA_GATEWAY_URL', 'http://localhost:8080'))
+    .addOption(opt('--internal-gateway-url <url>', 'base URL of the Gateway internal listener, for fetching served OpenAPI documents (spec.source.openapi)', 'KEA_INTERNAL_GATEWAY_URL'))
     .addOption(opt('--internal-domain <domain>', 'suffix of internal hostnames', 'KEA_INTERNAL_DOMAIN', 'kea.internal'))
     .addOption(opt('--http-port <port>', 'port of /healthz, /readyz, /metrics (0 = ephemeral)', 'KEA_HTTP_PORT', 8081).argParser(int('--http-port')))
     .addOption(opt('--http-host <addr>', 'bind address of the HTTP server', 'KEA_HTTP_HOST', '0.0.0.0'))
@@ -132,6 +139,7 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     relistMs: Number(o.relistMs),
     concurrency: Math.max(1, Number(o.concurrency)),
     staleAfterMs: Number(o.staleAfterMs),
+    ...(o.internalGatewayUrl ? { internalGatewayUrl: String(o.internalGatewayUrl) } : {}),
   };
   return { config, runtime };
 }

@@ -20,6 +20,9 @@ import { Batcher } from './batch/index.js';
 import { Applier, KubeClient, type ApplyResult } from './apply/index.js';
 import { LeaderElector } from './leader/index.js';
 import { reconcile } from './reconcile.js';
+import { type DiscoveredDoc, type DocFetcher, OpenApiDiscovery, gatewayFetcher } from './discover/index.js';
+import { apiSchemaHost } from './graph/names.js';
+import type { ApiSchema } from '../lib/api/types.js';
 
 /** The pure stages: graph → IR → render. */
 export type ReconcileFn = (snapshot: ClusterSnapshot, config: ControllerConfig) => RenderOutput;
@@ -30,6 +33,24 @@ export interface ControllerDeps {
   logger?: Logger;
   /** Use this KubeConfig instead of loading one. */
   kubeConfig?: KubeConfig;
+  /**
+   * Fetches served OpenAPI documents (spec.source.openapi); default: through the Gateway's
+   * internal listener at `runtime.internalGatewayUrl` (discover/gatewayFetcher).
+   */
+  fetchDoc?: DocFetcher;
+}
+
+/** Discovery entries when no internal gateway URL is configured: a clear error per ApiSchema. */
+function discoveryOff(schemas: ApiSchema[]): Record<string, DiscoveredDoc> {
+  const out: Record<string, DiscoveredDoc> = {};
+  for (const s of schemas) {
+    if (!s.spec.source?.openapi) continue;
+    out[`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`] = {
+      fetchedAt: new Date(0).toISOString(),
+      error: 'OpenAPI discovery is off: start the controller with --internal-gateway-url (KEA_INTERNAL_GATEWAY_URL), the base URL of the Gateway internal listener',
+    };
+  }
+  return out;
 }
 
 /** A running controller. */
@@ -95,6 +116,14 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
   const run = async (): Promise<void> => {
     if (stopping || !watcher.synced) return; // the last informer's sync triggers again
     const snapshot = watcher.snapshot();
+    // Served OpenAPI documents: start/stop fetch loops for the current ApiSchemas, then read
+    // what has been found so far (a new document or error triggers another batch).
+    if (discovery) {
+      discovery.sync(snapshot.apiSchemas);
+      snapshot.discovered = discovery.snapshot();
+    } else {
+      snapshot.discovered = discoveryOff(snapshot.apiSchemas);
+    }
     const t0 = performance.now();
     const out = (deps.reconcile ?? reconcile)(snapshot, config);
     const renderMs = performance.now() - t0;
@@ -155,6 +184,13 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
       onError: (_err, retryInMs) => log.info('reconcile will be retried', { retryInMs }),
     },
   );
+
+  const fetchDoc =
+    deps.fetchDoc ??
+    (runtime.internalGatewayUrl
+      ? gatewayFetcher({ internalGatewayUrl: runtime.internalGatewayUrl, internalToken: config.internalToken, hostFor: (s) => apiSchemaHost(config, s) })
+      : undefined);
+  const discovery = fetchDoc ? new OpenApiDiscovery({ fetchDoc, onChange: () => batcher.trigger() }) : undefined;
 
   const watcher = new ClusterWatcher(client, {
     systemNamespace: config.systemNamespace,
@@ -257,6 +293,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
       log.info('stopping');
       await batcher.close();
       await leader?.stop();
+      discovery?.stop();
       watcher.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
