@@ -74,7 +74,7 @@ describe('curlExample', () => {
   // Run the generated commands with the real curl against a server that checks them.
   let server: Server;
   let port = 0;
-  let docs: Record<string, any> = {};
+  const docs: Record<string, any> = {};
   beforeAll(async () => {
     server = createServer(async (req, res) => {
       const chunks: Buffer[] = [];
