@@ -3,7 +3,7 @@
 This file follows KEA's plain-class convention (docs/scan-conventions.md): every public
 method with type hints becomes an operation ``POST /<method>`` whose JSON body holds the
 method's parameters by name, and whose response is the method's return value.
-``kea scan examples/plain-class/model.py`` derives the ApiSchema; ``serve.py`` serves the
+``kea scan examples/plain-class/model.py`` derives the ApiSchema; ``app.py`` serves the
 class over HTTP by the same convention.
 
 Trains a ridge regression on scikit-learn's bundled diabetes dataset (no download).

@@ -34,6 +34,12 @@ describe('examples/*/kea.yaml', () => {
     );
   });
 
+  test('plain-class: the whole folder with --convention plain-class gives what model.py gives', async () => {
+    const folder = await scanPython('examples/plain-class', { name: 'diabetes', convention: 'plain-class' });
+    const file = await scanPython('examples/plain-class/model.py', { name: 'diabetes' });
+    expect(folder.schema).toEqual(file.schema);
+  });
+
   test('iris v2 is a canary of v1 at 80/20 that allows its breaking change', () => {
     const mls = docs('iris-v2').find((d) => d.kind === 'MLService') as unknown as MLService;
     expect(mls.metadata.name).toBe('iris');

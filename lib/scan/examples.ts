@@ -28,8 +28,8 @@ export const EXAMPLES: ExampleService[] = [
   { dir: 'iris-v2', app: 'app:app', scanPath: 'examples/iris-v2', servedOnly: [] },
   { dir: 'wine', app: 'app:app', scanPath: 'examples/wine', servedOnly: [] },
   { dir: 'grades', app: 'app:app', scanPath: 'examples/grades', servedOnly: [] },
-  // serve.py adds the health probe around the plain class.
-  { dir: 'plain-class', app: 'serve:app', scanPath: 'examples/plain-class/model.py', servedOnly: ['GET /healthz'] },
+  // app.py adds the health probe around the plain class.
+  { dir: 'plain-class', app: 'app:app', scanPath: 'examples/plain-class/model.py', servedOnly: ['GET /healthz'] },
 ];
 
 /** `$KEA_CACHE/venv` (default `~/.cache/kea/venv`). */

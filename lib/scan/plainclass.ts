@@ -11,7 +11,7 @@
  *     method has no parameters;
  *   - response 200: the schema of the return annotation, as is (not wrapped);
  *   - summary: the docstring's first line; description: the whole docstring.
- * `examples/plain-class/serve.py` serves a class by exactly this convention.
+ * `examples/plain-class/app.py` serves a class by exactly this convention.
  */
 import type { JsonSchema, Operation } from '../api/types.js';
 import { docstringOf, lastName, type Node, type PyFile } from './python.js';

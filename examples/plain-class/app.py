@@ -6,7 +6,7 @@ For every public method of the class (name not starting with ``_``):
 against its return annotation. Summary is the docstring's first line, description the whole
 docstring. ``GET /healthz`` answers ``{"status": "ok"}``.
 
-Run: ``KEA_MODEL=model:DiabetesModel uvicorn serve:app --host 127.0.0.1 --port 8080``
+Run: ``KEA_MODEL=model:DiabetesModel uvicorn app:app --host 127.0.0.1 --port 8080``
 (``KEA_MODEL`` defaults to ``model:DiabetesModel``).
 """
 import importlib
