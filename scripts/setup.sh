@@ -31,7 +31,7 @@ fi
 
 # 3. Go-built upstream components, cached by version.
 bash scripts/build-controlplane.sh all
-if [[ -f scripts/build-ngf.sh ]]; then bash scripts/build-ngf.sh; fi
+bash scripts/build-gateway.sh   # Traefik: the local Gateway API implementation (docs/adr/0004)
 
 # 4. Python environment for the example ML services.
 if [[ -f examples/requirements.txt ]]; then
