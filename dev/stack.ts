@@ -432,7 +432,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     async () => {
       const { apply: files, upgrades } = await exampleManifests();
       info.upgrades = upgrades;
-      const args = ['--kubeconfig', info.kubeconfig, 'apply', '--server-side', '--force-conflicts', '--field-manager=kea-up'];
+      // kubectl's default field manager, so that a user's `kubectl apply --server-side` of an upgrade (iris-v2) does not conflict.
+      const args = ['--kubeconfig', info.kubeconfig, 'apply', '--server-side', '--force-conflicts'];
       for (const f of files) args.push('-f', f);
       await run('kubectl', args, { maxBuffer: 16 << 20 });
       // The controller turns MLServices into Deployments; the local pod runner starts them.
