@@ -89,6 +89,41 @@ function isNonData(path: string): boolean {
 }
 
 /**
+ * Resolves an `x-kea-operation` header value to the operation a request is for. The value is
+ * `<ns>/<name>/<operationId>`, or, when several path templates of one API share a route rule
+ * (the controller matches them by their common static prefix), `<ns>/<name>/<id>,<id>,...`:
+ * then the first named operation whose method and path template match the request wins.
+ * @returns the operation and its raw path parameter values; `{ op: undefined, named: false }`
+ *   when no named operation is configured, `{ op: undefined, named: true }` when some is but
+ *   none matches the method and path.
+ */
+export function resolveOperationHeader(
+  operations: ReadonlyMap<string, CompiledOperation>,
+  value: string,
+  method: string,
+  path: string,
+): { op: CompiledOperation; params: string[] } | { op: undefined; named: boolean } {
+  const methodOk = (op: CompiledOperation) => method === op.method || (method === 'HEAD' && op.method === 'GET');
+  if (!value.includes(',')) {
+    const op = operations.get(value);
+    if (!op) return { op: undefined, named: false };
+    const params = methodOk(op) ? matchOperationPath(op, path) : undefined;
+    return params ? { op, params } : { op: undefined, named: true };
+  }
+  const slash = value.lastIndexOf('/');
+  const prefix = value.slice(0, slash + 1);
+  let named = false;
+  for (const id of value.slice(slash + 1).split(',')) {
+    const op = operations.get(prefix + id.trim());
+    if (!op) continue;
+    named = true;
+    const params = methodOk(op) ? matchOperationPath(op, path) : undefined;
+    if (params) return { op, params };
+  }
+  return { op: undefined, named };
+}
+
+/**
  * Matches `path` against one operation's template.
  * @returns the raw path parameter values, or undefined if it does not match.
  */
@@ -216,11 +251,11 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
     const method = req.method ?? 'GET';
     const opHeader = req.headers[OPERATION_HEADER];
     if (opHeader !== undefined) {
-      const op = typeof opHeader === 'string' ? snap.operations.get(opHeader) : undefined;
-      if (!op) return notFound(res, 'the operation named by x-kea-operation is not configured');
-      const params = method === op.method || (method === 'HEAD' && op.method === 'GET') ? matchOperationPath(op, path) : undefined;
-      if (!params) return notFound(res, 'the request does not match the operation named by x-kea-operation');
-      void dataPath.handle(req, res, op, params, query, path);
+      const found = typeof opHeader === 'string' ? resolveOperationHeader(snap.operations, opHeader, method, path) : ({ op: undefined, named: false } as const);
+      if (!found.op) {
+        return notFound(res, found.named ? 'the request does not match the operation named by x-kea-operation' : 'the operation named by x-kea-operation is not configured');
+      }
+      void dataPath.handle(req, res, found.op, found.params, query, path);
       return;
     }
     if (path.startsWith('/services/') && path.endsWith('/predict')) {
