@@ -58,6 +58,8 @@ export interface StackOptions {
   fresh?: boolean;
   /** Progress lines; default: stderr. */
   log?: (line: string) => void;
+  /** Aborting stops the start after the current step, stops what was started, and rejects. */
+  signal?: AbortSignal;
 }
 
 export type StepStatus = 'ok' | 'skipped' | 'failed';
@@ -271,6 +273,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
 
   const step = async (name: string, fn: () => Promise<string | void>, skipIf?: () => Promise<string | undefined>) => {
+    if (opts.signal?.aborted) {
+      log(`interrupted before step ${name}: stopping what was started`);
+      await stop();
+      throw new Error(`kea up: interrupted before step ${name}`);
+    }
     const s0 = Date.now();
     const reason = skipIf ? await skipIf() : undefined;
     if (reason) {

@@ -25,28 +25,41 @@ export function register(program: Command): void {
     .option('--no-examples', 'do not apply examples/*/kea.yaml')
     .option('--fresh', 'wipe the local control plane data first (cold start)')
     .action(async (o: { stateDir: string; port: number; internalPort: number; idpPort: number; policyPort: number; controllerPort: number; examples: boolean; fresh?: boolean }) => {
-      let stack: Stack | undefined;
+      const holder: { stack?: Stack } = {};
+      const abort = new AbortController();
       let stopping = false;
       const shutdown = async (sig: string) => {
         if (stopping) return;
         stopping = true;
         process.stderr.write(`\n${sig}: stopping the stack...\n`);
-        await stack?.stop();
+        if (!holder.stack) {
+          abort.abort(); // still starting: startStack stops after the current step and rejects
+          return;
+        }
+        await holder.stack.stop();
         process.stderr.write('stopped: no process, mount or network namespace left.\n');
         process.exit(0);
       };
       process.on('SIGINT', () => void shutdown('SIGINT'));
       process.on('SIGTERM', () => void shutdown('SIGTERM'));
-      stack = await startStack({
-        stateDir: o.stateDir,
-        publicPort: o.port,
-        internalPort: o.internalPort,
-        idpPort: o.idpPort,
-        policyPort: o.policyPort,
-        controllerPort: o.controllerPort,
-        examples: o.examples,
-        fresh: o.fresh,
-      });
+      let stack: Stack;
+      try {
+        stack = await startStack({
+          signal: abort.signal,
+          stateDir: o.stateDir,
+          publicPort: o.port,
+          internalPort: o.internalPort,
+          idpPort: o.idpPort,
+          policyPort: o.policyPort,
+          controllerPort: o.controllerPort,
+          examples: o.examples,
+          fresh: o.fresh,
+        });
+      } catch (e) {
+        process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+        process.exit(abort.signal.aborted ? 130 : 1);
+      }
+      holder.stack = stack;
       const lines = [
         '',
         `KEA is up (${stack.warm ? 'warm' : 'cold'} start in ${((stack.totalMs ?? 0) / 1000).toFixed(1)} s)`,
