@@ -214,3 +214,50 @@ describe('loadOpenApi', () => {
     await expect(loadOpenApi(`http://127.0.0.1:${port}/nope`)).rejects.toThrow(`GET http://127.0.0.1:${port}/nope: HTTP 404`);
   });
 });
+
+describe('JSON Schema 2020-12 keywords without a 3.0 equivalent', () => {
+  test('are reported and dropped; tuples become items of any member type; property names are left alone', () => {
+    const d = {
+      openapi: '3.1.0',
+      info: { title: 't', version: '1' },
+      paths: {
+        '/p': {
+          post: {
+            operationId: 'p',
+            requestBody: {
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    properties: {
+                      pair: { type: 'array', prefixItems: [{ type: 'integer' }, { type: 'string' }], minItems: 2, maxItems: 2 },
+                      same: { type: 'array', prefixItems: [{ type: 'number' }, { type: 'number' }], minItems: 2, maxItems: 2 },
+                      contains: { type: 'object', patternProperties: { '^x': { type: 'string' } } },
+                      if: { type: 'string' },
+                    },
+                  },
+                },
+              },
+            },
+            responses: {},
+          },
+        },
+      },
+    };
+    const r = importOpenApi(d);
+    expect(r.unroutable).toEqual([
+      'schema POST /p requestBody application/json/properties/pair: prefixItems (tuple) has no OpenAPI 3.0 equivalent; each item is validated against any of the member schemas',
+      'schema POST /p requestBody application/json/properties/same: prefixItems (tuple) has no OpenAPI 3.0 equivalent; each item is validated against any of the member schemas',
+      'schema POST /p requestBody application/json/properties/contains: keyword patternProperties has no OpenAPI 3.0 equivalent; dropped (not validated)',
+    ]);
+    expect(r.schema.spec.operations![0].requestBody!.schema).toEqual({
+      type: 'object',
+      properties: {
+        pair: { type: 'array', items: { anyOf: [{ type: 'integer' }, { type: 'string' }] }, minItems: 2, maxItems: 2 },
+        same: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 },
+        contains: { type: 'object' },
+        if: { type: 'string' },
+      },
+    });
+  });
+});

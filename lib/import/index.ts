@@ -30,6 +30,7 @@ import {
   type SchemaSource,
   type Target,
 } from '../api/types.js';
+import { tupleItems } from '../scan/schema.js';
 
 const { Converter } = downConvert as unknown as { Converter: new (doc: object, opts?: object) => { convert(): object } };
 
@@ -76,17 +77,57 @@ const isJsonMedia = (m: string) => /^application\/(json|[A-Za-z0-9.+_-]+\+json)(
  * Converts an OpenAPI 3.1 document to 3.0.3 (3.0 documents are returned as a deep copy).
  * @throws Error for Swagger 2.0 or a document without an `openapi` version.
  */
-export function toOpenApi30(doc: unknown): Doc {
+export function toOpenApi30(doc: unknown, dropped?: string[]): Doc {
   if (!isObj(doc)) throw new Error('not an OpenAPI document: expected a JSON/YAML object');
   if (typeof doc.swagger === 'string') throw new Error(`Swagger ${doc.swagger} is not supported; convert it to OpenAPI 3 first`);
   const v = typeof doc.openapi === 'string' ? doc.openapi : '';
   let out: Doc;
   // JSON round trip: the converter clones with v8.serialize, which yields objects of another realm under vm contexts.
-  if (/^3\.1\./.test(v)) out = JSON.parse(JSON.stringify(new Converter(doc, { allOfTransform: true }).convert())) as Doc;
-  else if (/^3\.0\./.test(v)) out = structuredClone(doc);
+  if (/^3\.1\./.test(v)) {
+    if (dropped) reportJsonSchema2020(doc, dropped);
+    out = JSON.parse(JSON.stringify(new Converter(doc, { allOfTransform: true }).convert())) as Doc;
+  } else if (/^3\.0\./.test(v)) out = structuredClone(doc);
   else throw new Error(`unsupported OpenAPI version ${JSON.stringify(doc.openapi)} (expected 3.0.x or 3.1.x)`);
   fixNullUnions(out);
   return out;
+}
+
+/** JSON Schema 2020-12 keywords with no OpenAPI 3.0 equivalent (prefixItems is approximated instead). */
+const NO_30_EQUIVALENT = ['patternProperties', 'propertyNames', 'unevaluatedProperties', 'unevaluatedItems', 'dependentRequired', 'dependentSchemas', 'if', 'then', 'else', 'contains', 'minContains', 'maxContains', '$dynamicRef', '$anchor'];
+
+/** Walks every schema of a 3.1 document and reports keywords that the conversion must drop or approximate. */
+function reportJsonSchema2020(doc: Doc, out: string[]): void {
+  const seen = new Set<string>();
+  const visit = (s: unknown, ptr: string): void => {
+    if (!isObj(s)) return;
+    for (const k of NO_30_EQUIVALENT) if (k in s && !seen.has(`${ptr}/${k}`)) {
+      seen.add(`${ptr}/${k}`);
+      out.push(`schema ${ptr}: keyword ${k} has no OpenAPI 3.0 equivalent; dropped (not validated)`);
+    }
+    if (Array.isArray(s.prefixItems)) out.push(`schema ${ptr}: prefixItems (tuple) has no OpenAPI 3.0 equivalent; each item is validated against any of the member schemas`);
+    if (isObj(s.properties)) for (const [k, v] of Object.entries(s.properties)) visit(v, `${ptr}/properties/${k}`);
+    for (const k of ['items', 'additionalProperties', 'not']) visit(s[k], `${ptr}/${k}`);
+    for (const k of ['allOf', 'anyOf', 'oneOf', 'prefixItems']) if (Array.isArray(s[k])) (s[k] as unknown[]).forEach((x, i) => visit(x, `${ptr}/${k}/${i}`));
+  };
+  const comps = isObj(doc.components) && isObj(doc.components.schemas) ? doc.components.schemas : {};
+  for (const [k, v] of Object.entries(comps)) visit(v, `#/components/schemas/${k}`);
+  const paths = isObj(doc.paths) ? doc.paths : {};
+  for (const [p, item] of Object.entries(paths)) {
+    if (!isObj(item)) continue;
+    for (const m of METHODS) {
+      const op = item[m];
+      if (!isObj(op)) continue;
+      const where = `${m.toUpperCase()} ${p}`;
+      for (const [i, prm] of (Array.isArray(op.parameters) ? op.parameters : []).entries()) if (isObj(prm)) visit(prm.schema, `${where} parameters/${i}`);
+      const rb = isObj(op.requestBody) && isObj(op.requestBody.content) ? op.requestBody.content : {};
+      for (const [mt, c] of Object.entries(rb)) if (isObj(c)) visit(c.schema, `${where} requestBody ${mt}`);
+      const rs = isObj(op.responses) ? op.responses : {};
+      for (const [code, r] of Object.entries(rs)) {
+        const content = isObj(r) && isObj(r.content) ? r.content : {};
+        for (const [mt, c] of Object.entries(content)) if (isObj(c)) visit(c.schema, `${where} response ${code} ${mt}`);
+      }
+    }
+  }
 }
 
 /**
@@ -94,13 +135,16 @@ export function toOpenApi30(doc: unknown): Doc {
  * `nullable: true` (a `$ref` X becomes `allOf: [X]`), and numeric `exclusiveMinimum/Maximum`
  * → `minimum/maximum` + boolean. Mutates.
  */
-function fixNullUnions(node: unknown): void {
+function fixNullUnions(node: unknown, isNameMap = false): void {
   if (Array.isArray(node)) {
-    node.forEach(fixNullUnions);
+    node.forEach((n) => fixNullUnions(n));
     return;
   }
   if (!isObj(node)) return;
-  for (const v of Object.values(node)) fixNullUnions(v);
+  // Keys of `properties` are names, not keywords: transform only their values.
+  for (const [k, v] of Object.entries(node)) fixNullUnions(v, !isNameMap && k === 'properties');
+  if (isNameMap) return;
+  for (const k of NO_30_EQUIVALENT) delete node[k];
   for (const key of ['anyOf', 'oneOf'] as const) {
     const list: unknown = node[key];
     if (!Array.isArray(list)) continue;
@@ -118,6 +162,13 @@ function fixNullUnions(node: unknown): void {
   if (node.type === 'null') {
     delete node.type;
     node.nullable = true;
+  }
+  // Tuples: prefixItems → items (the member schema, or anyOf the distinct members); min/maxItems stay.
+  if (Array.isArray(node.prefixItems)) {
+    const members = node.prefixItems as JsonSchema[];
+    delete node.prefixItems;
+    if (node.items === undefined || node.items === false) node.items = tupleItems(members);
+    else node.items = tupleItems([...members, node.items as JsonSchema]);
   }
   // JSON Schema 2020-12 numeric exclusive bounds → OpenAPI 3.0 boolean form (the converter keeps them).
   for (const [ex, bound] of [['exclusiveMinimum', 'minimum'], ['exclusiveMaximum', 'maximum']] as const) {
@@ -155,7 +206,7 @@ export function importOpenApi(doc: unknown, opts: ImportOptions = {}): ImportRes
   const unroutable: string[] = [];
   const src = isObj(doc) ? doc : {};
   if (isObj(src.webhooks)) for (const w of Object.keys(src.webhooks)) unroutable.push(`webhook ${w}: webhooks are outbound calls; not routed`);
-  const d = toOpenApi30(doc);
+  const d = toOpenApi30(doc, unroutable);
   const info = isObj(d.info) ? d.info : {};
   let serverPrefix = '';
   if (Array.isArray(d.servers) && isObj(d.servers[0]) && typeof d.servers[0].url === 'string') {

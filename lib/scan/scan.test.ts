@@ -193,7 +193,7 @@ app.include_router(missing_router)
     const f = join(root, 'app.py');
     const lines = formatIssues(r.issues.filter((i) => i.level !== 'info')).split('\n');
     expect(lines).toEqual([
-      `${f}:10: unsupported: fixed-length tuple tuple[int, str] needs prefixItems (OpenAPI 3.1); described as an array of 2 items of any type`,
+      `${f}:10: warning: fixed-length tuple tuple[int, str] needs prefixItems (OpenAPI 3.1); described as an array of 2 items, each any of the member types`,
       `${f}:11: unsupported: type Thing is unknown (not a builtin, pydantic model, Enum or alias in the scanned sources); typed as any`,
       `${f}:12: unsupported: le=LIMIT is not a literal; constraint left out`,
       `${f}:13: unsupported: json_schema_extra= is not supported; ignored`,

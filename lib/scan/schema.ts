@@ -339,8 +339,8 @@ export class SchemaBuilder {
         return { type: 'array', items: this.typeSchema(file, p.args[0]), uniqueItems: true };
       case 'tuple': case 'Tuple': {
         if (p.args.length === 2 && unwrapType(p.args[1]).type === 'ellipsis') return { type: 'array', items: this.typeSchema(file, p.args[0]) };
-        this.reporter.add(file, p.node, 'unsupported', `fixed-length tuple ${p.node.text} needs prefixItems (OpenAPI 3.1); described as an array of ${p.args.length} items of any type`);
-        return { type: 'array', items: {}, minItems: p.args.length, maxItems: p.args.length };
+        this.reporter.add(file, p.node, 'warning', `fixed-length tuple ${p.node.text} needs prefixItems (OpenAPI 3.1); described as an array of ${p.args.length} items, each any of the member types`);
+        return { type: 'array', items: tupleItems(p.args.map((a) => this.typeSchema(file, a))), minItems: p.args.length, maxItems: p.args.length };
       }
       case 'dict': case 'Dict': case 'Mapping': case 'MutableMapping': {
         const value = p.args[1] ? this.typeSchema(file, p.args[1]) : {};
@@ -637,6 +637,17 @@ export class SchemaBuilder {
     }
     return withKeywords(schema0, add);
   }
+}
+
+/**
+ * OpenAPI 3.0 stand-in for a tuple's `prefixItems`: `items` is the one member schema when all
+ * are equal, else `anyOf` of the distinct members (shared with `kea import`).
+ */
+export function tupleItems(members: JsonSchema[]): JsonSchema {
+  const distinct: JsonSchema[] = [];
+  for (const m of members) if (!distinct.some((d) => JSON.stringify(d) === JSON.stringify(m))) distinct.push(m);
+  if (distinct.length === 0) return {};
+  return distinct.length === 1 ? distinct[0] : { anyOf: distinct };
 }
 
 /** `a | b | None` → [a, b, None]. */

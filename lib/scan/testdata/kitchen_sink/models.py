@@ -45,6 +45,8 @@ class Shape(Base):
     meta: Any = None
     name: str = Field("shape", alias="displayName", min_length=1, pattern="^[a-z]+$", description="lower-case name")
     version: Literal[2] = 2
+    bounds: tuple[float, float] = (0.0, 1.0)
+    pair: Optional[tuple[int, str]] = None
 
 
 class ShapeList(BaseModel):
