@@ -203,7 +203,12 @@ export function scanFastApi(
         if (target?.type !== 'attribute') continue;
         const obj = target.childForFieldName('object');
         const attr = target.childForFieldName('attribute')?.text ?? '';
-        if (!(attr in ROUTE_METHODS)) continue;
+        if (!(attr in ROUTE_METHODS)) {
+          if (['middleware', 'exception_handler', 'on_event'].includes(attr) && obj && findRouter(file, obj)) {
+            reporter.add(file, deco, 'info', `@${target.text}: ${def.childForFieldName('name')?.text} may change requests or responses at run time; not part of the description`);
+          }
+          continue;
+        }
         const router = obj ? findRouter(file, obj) : undefined;
         if (!router) {
           // Looks like a route (`@x.get("/path")`) on something that is not a FastAPI app/router we know.
