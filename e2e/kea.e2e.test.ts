@@ -1,0 +1,526 @@
+/**
+ * KEA end to end (issue 4, items 3 and 4). One whole stack (dev/stack.ts) for the file; every
+ * asserted request goes through the gateway's public port (Traefik, the Gateway API
+ * implementation of the local stack) → policy server → gateway internal listener → the real
+ * FastAPI + scikit-learn example services of examples/ in network namespaces.
+ *
+ * The blocks run in order and build on each other: v1 docs and data path, browser login,
+ * authorization, caching, the v1 → v2 upgrade (docs diff, 80/20 canary split, a weight change
+ * with kubectl), then faults (policy server killed under load, controller killed, API server
+ * restarted) and finally deleting an ApiSchema. Measured numbers are printed as `[e2e] key =
+ * value` lines and saved to e2e/artifacts/measurements.json; screenshots and DOM dumps land in
+ * e2e/artifacts/ (gitignored).
+ */
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { REPO_ROOT } from '../dev/controlplane.js';
+import { CookieJar, browserLogin, jarFetch } from '../policy-server/auth/testkit.js';
+import {
+  ARTIFACTS,
+  alive,
+  bearer,
+  chromium,
+  findPids,
+  hit,
+  killAndWait,
+  kubectl,
+  measure,
+  pct,
+  pngSize,
+  pool,
+  postJson,
+  procSpec,
+  r1,
+  removeStateDir,
+  respawn,
+  saveMeasurements,
+  serverSideApply,
+  startE2EStack,
+  stopRespawned,
+  until,
+  type E2EStack,
+  type Hit,
+} from './support.js';
+
+
+let S: E2EStack;
+/** Browser session (cookie jar) of the student, logged in through the gateway. */
+const jar = new CookieJar();
+let browserLoggedIn = false;
+
+const SETOSA = [5.1, 3.5, 1.4, 0.2];
+const VERSICOLOR = [6.4, 3.2, 4.5, 1.5];
+const VIRGINICA = [6.3, 3.3, 6.0, 2.5];
+const SPECIES = ['setosa', 'versicolor', 'virginica'];
+
+const url = (p: string) => `${S.gw}${p}`;
+const json = (h: Hit): any => JSON.parse(h.text); // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** Which iris revision answered a /iris/predict: v1 returns `classes`, v2 returns `labels` + `probabilities`. */
+function irisRevision(h: Hit): 'v1' | 'v2' | `other:${number}` {
+  if (h.status !== 200) return `other:${h.status}`;
+  const b = json(h);
+  if (Array.isArray(b.classes) && b.labels === undefined) return 'v1';
+  if (Array.isArray(b.labels) && Array.isArray(b.probabilities)) return 'v2';
+  return `other:${h.status}`;
+}
+
+/** One uncached predict (Cache-Control: no-cache bypasses KEA's response cache). */
+async function predictNoCache(token: string, row = SETOSA, timeoutMs?: number): Promise<Hit> {
+  return postJson(url('/iris/predict'), { features: [row] }, { authorization: `Bearer ${token}`, 'cache-control': 'no-cache' }, timeoutMs);
+}
+
+/** The examples' iris MLService with new weights (what a user edits in kea.yaml), as YAML. */
+async function irisWeights(v1: number, v2: number): Promise<string> {
+  const docs = parseAllDocuments(await readFile(join(REPO_ROOT, 'examples/iris-v2/kea.yaml'), 'utf8')).map((d) => d.toJS());
+  const mls = docs.find((d) => d.kind === 'MLService');
+  for (const r of mls.spec.revisions) r.weight = r.name === 'v1' ? v1 : v2;
+  return JSON.stringify(mls);
+}
+
+/**
+ * Applies a weight change with kubectl (server-side apply) and measures how long until the
+ * traffic shows it: the time from the apply to the first of ≥ `stable` consecutive responses
+ * all from `target` (with weight 100 for `target`, one stray response before that is the
+ * old split). Returns ms, or throws after `timeoutMs`.
+ */
+async function weightChangeConvergence(token: string, v1: number, v2: number, target: 'v1' | 'v2', timeoutMs: number, stable = 40): Promise<{ ms: number; applyMs: number; seen: number }> {
+  const yaml = await irisWeights(v1, v2);
+  const t0 = performance.now();
+  await serverSideApply(S, yaml);
+  const applyMs = performance.now() - t0;
+  let runStart = -1;
+  let run = 0;
+  let seen = 0;
+  const deadline = t0 + timeoutMs;
+  let done = false;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (!done && performance.now() < deadline) {
+        const h = await predictNoCache(token, SETOSA, 5000);
+        seen++;
+        if (done) return;
+        if (irisRevision(h) === target) {
+          if (run === 0) runStart = h.t0;
+          run++;
+          if (run >= stable) done = true;
+        } else {
+          run = 0;
+        }
+      }
+    }),
+  );
+  if (!done) throw new Error(`traffic did not move to ${target} (weights v1=${v1} v2=${v2}) within ${timeoutMs} ms (last run ${run}, ${seen} requests)`);
+  return { ms: Math.max(0, runStart - t0), applyMs, seen };
+}
+
+/**
+ * The stack restarts its host children itself when it supervises them (`stack.pid(name)`,
+ * like a kubelet restarts a container); otherwise this suite restarts them from their
+ * recorded command line.
+ */
+function supervisedPid(name: string): number | undefined {
+  const st = S.stack as unknown as { pid?: (n: string) => number | undefined; children: Record<string, number> };
+  return typeof st.pid === 'function' ? st.pid(name) : undefined;
+}
+const isSupervised = (): boolean => typeof (S.stack as unknown as { pid?: unknown }).pid === 'function';
+const childPid = (name: string): number => supervisedPid(name) ?? S.stack.children[name];
+
+/** After killing `name` (pid `old`): waits for the supervisor's new process, or starts one from `spec`. */
+async function restartChild(name: string, old: number, spec: Awaited<ReturnType<typeof procSpec>>, delayMs: number): Promise<string> {
+  if (isSupervised()) {
+    const r = await until(`${name} restarted by the stack`, 30000, async () => {
+      const p = supervisedPid(name);
+      return p && p !== old && alive(p) ? p : undefined;
+    }, 50);
+    return `stack supervisor (new pid ${r.value})`;
+  }
+  await new Promise((r) => setTimeout(r, delayMs));
+  const p = await respawn(spec, join(S.stateDir, 'logs', `${name}.log`));
+  return `e2e respawn (new pid ${p.pid})`;
+}
+
+beforeAll(async () => {
+  await mkdir(ARTIFACTS, { recursive: true });
+  S = await startE2EStack();
+  measure('stack.startMs', S.startMs, `steps: ${S.stack.steps.map((s) => `${s.step} ${s.ms}`).join(', ')}`);
+}, 240000);
+
+afterAll(async () => {
+  await saveMeasurements().catch(() => undefined);
+  if (!S) return;
+  // Processes this suite restarted itself (policy server, controller) first; the API server
+  // last, after the stack's own stop (local pods and etcd need it until then).
+  await stopRespawned((p) => !String(p.spawnargs[0]).includes('kube-apiserver'));
+  await S.stack.stop();
+  await stopRespawned();
+  await removeStateDir(S.stateDir);
+}, 120000);
+
+describe('docs', () => {
+  test('/docs and each service page render in headless Chromium with every operation (Swagger UI, client side)', async () => {
+    const methods = json(await hit(url('/methods'))) as Array<{ service: string; operationId: string; method: string; path: string }>;
+    const services = [...new Set(methods.map((m) => m.service))].sort();
+    expect(services).toEqual(expect.arrayContaining(['default/iris', 'default/wine']));
+
+    const catalogPng = join(ARTIFACTS, 'docs-catalog.png');
+    await chromium(url('/docs'), { screenshot: catalogPng });
+    const cat = await pngSize(catalogPng);
+    measure('docs.catalog.png', `${cat.width}x${cat.height} ${cat.bytes} bytes`, catalogPng);
+    expect(cat).toMatchObject({ width: 1280, height: 1800 });
+    const catalogDom = await chromium(url('/docs'), { dumpDom: true });
+    await writeFile(join(ARTIFACTS, 'docs-catalog.html'), catalogDom);
+    for (const svc of services) expect(catalogDom).toContain(`data-service="${svc}"`);
+
+    for (const svc of services) {
+      const t0 = performance.now();
+      const dom = await chromium(url(`/docs/${svc}`), { dumpDom: true });
+      const renderMs = performance.now() - t0;
+      await writeFile(join(ARTIFACTS, `docs-${svc.replace('/', '_')}.html`), dom);
+      // Only Swagger UI's client-side rendering puts opblocks inside #swagger-ui.
+      const ui = dom.slice(dom.indexOf('id="swagger-ui"'));
+      expect(ui.length).toBeGreaterThan(1000);
+      const ops = methods.filter((m) => m.service === svc);
+      for (const op of ops) {
+        expect(ui).toMatch(new RegExp(`id="operations-[^"]*-${op.operationId}"`));
+      }
+      expect((ui.match(/class="opblock opblock-/g) ?? []).length).toBe(ops.length);
+      measure(`docs.render.${svc}`, { operations: ops.length, chromiumMs: Math.round(renderMs) });
+    }
+    const irisPng = join(ARTIFACTS, 'docs-iris-v1.png');
+    await chromium(url('/docs/default/iris'), { screenshot: irisPng });
+    const p = await pngSize(irisPng);
+    expect(p.width).toBe(1280);
+    // A blank page of this size compresses to a few KB; a rendered Swagger UI is far larger.
+    expect(p.bytes).toBeGreaterThan(30000);
+    measure('docs.iris.png', `${p.width}x${p.height} ${p.bytes} bytes`, irisPng);
+  });
+});
+
+describe('data path', () => {
+  test('a valid predict returns 200 with the real model output (iris species)', async () => {
+    const token = await bearer(S, 'student');
+    const h = await postJson(url('/iris/predict'), { features: [SETOSA, VERSICOLOR, VIRGINICA] }, { authorization: `Bearer ${token}` });
+    expect(h.status).toBe(200);
+    expect(h.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(h.headers.get('x-request-id')).toBeTruthy();
+    const b = json(h);
+    expect(b.classes).toHaveLength(3);
+    for (const c of b.classes) expect(SPECIES).toContain(c);
+    // A logistic regression trained on iris gets these three textbook flowers right.
+    expect(b.classes).toEqual(['setosa', 'versicolor', 'virginica']);
+    const lat = await pool(50, 4, (i) => predictNoCache(token, [5 + i / 100, 3.4, 1.5, 0.2]));
+    expect(lat.every((x) => x.status === 200)).toBe(true);
+    measure('predict.latencyMs', { p50: r1(pct(lat.map((x) => x.ms), 50)), p95: r1(pct(lat.map((x) => x.ms), 95)), n: 50 }, 'gateway → policy → gateway → uvicorn, uncached');
+  });
+
+  test('an invalid body returns 400 application/problem+json naming the failing field', async () => {
+    const token = await bearer(S, 'student');
+    const h = await postJson(url('/iris/predict'), { features: [[5.1, 3.5, 1.4]] }, { authorization: `Bearer ${token}` });
+    expect(h.status).toBe(400);
+    expect(h.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const b = json(h);
+    expect(b.status).toBe(400);
+    expect(b.errors).toEqual(expect.arrayContaining([expect.objectContaining({ in: 'body', pointer: '/features/0' })]));
+    const h2 = await postJson(url('/iris/predict'), { features: [[5.1, 'wide', 1.4, 0.2]] }, { authorization: `Bearer ${token}` });
+    expect(h2.status).toBe(400);
+    expect(json(h2).errors).toEqual(expect.arrayContaining([expect.objectContaining({ in: 'body', pointer: '/features/0/1' })]));
+    const h3 = await postJson(url('/iris/predict'), { rows: [SETOSA] }, { authorization: `Bearer ${token}` });
+    expect(h3.status).toBe(400);
+    expect(JSON.stringify(json(h3).errors)).toContain('features');
+  });
+
+  test('no credentials: 401 problem+json with WWW-Authenticate for a script, 302 to /auth/login for a browser; the login works through the gateway', async () => {
+    const s = await postJson(url('/iris/predict'), { features: [SETOSA] });
+    expect(s.status).toBe(401);
+    expect(s.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(s.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect(json(s).status).toBe(401);
+
+    const b = await hit(url('/wine/model'), { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
+    expect(b.status).toBe(302);
+    const loc = b.headers.get('location')!;
+    expect(new URL(loc, S.gw).pathname).toBe('/auth/login');
+    expect(new URL(loc, S.gw).searchParams.get('returnTo')).toBe('/wine/model');
+
+    // The full browser login (authorization code + PKCE with the dev IdP) through the gateway.
+    const t0 = performance.now();
+    const { final, hops } = await browserLogin(jar, new URL(loc, S.gw).href, 'student', 'student', S.gw);
+    measure('browserLogin.ms', r1(performance.now() - t0), `${hops.length} hops`);
+    expect([302, 303]).toContain(final.status);
+    expect(new URL(final.headers.get('location')!, S.gw).pathname).toBe('/wine/model');
+    const after = await jarFetch(jar, url('/wine/model'), { headers: { accept: 'application/json' } });
+    expect(after.status).toBe(200);
+    expect(Object.keys((await after.json()) as Record<string, unknown>)).toEqual(expect.arrayContaining(['classes']));
+    browserLoggedIn = true;
+  });
+
+  test('student → set_grades 403, teacher → 200 (grades ApiSchema with operations from the service’s own /openapi.json)', async () => {
+    const student = await bearer(S, 'student');
+    const teacher = await bearer(S, 'teacher');
+    // The grades ApiSchema lists no operations: the controller imports them from the service.
+    await until('default/grades set_grades published', 20000, async () => {
+      const m = json(await hit(url('/methods'))) as Array<{ service: string; operationId: string }>;
+      return m.some((x) => x.service === 'default/grades' && x.operationId === 'set_grades');
+    }).catch(async (e) => {
+      const st = await kubectl(S, ['get', 'apischema', 'grades', '-o', 'jsonpath={.status.conditions}']).catch(() => '?');
+      throw new Error(`${String(e)}; ApiSchema default/grades status: ${st}`);
+    });
+    const body = { student: 'carol', course: 'math', grade: 88 };
+    const s = await postJson(url('/grades/set_grades'), body, { authorization: `Bearer ${student}` });
+    expect(s.status).toBe(403);
+    expect(s.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const t = await postJson(url('/grades/set_grades'), body, { authorization: `Bearer ${teacher}` });
+    expect(t.status).toBe(200);
+    expect(json(t)).toMatchObject({ student: 'carol', course: 'math', grade: 88 });
+    const g = await hit(url('/grades/get_grades?student=carol'), { headers: { authorization: `Bearer ${student}` } });
+    expect(g.status).toBe(200);
+    expect(json(g).grades).toEqual([{ course: 'math', grade: 88 }]);
+  });
+
+  test('a repeated cacheable call gets X-Cache: HIT with the same body, and the model is not called again', async () => {
+    const token = await bearer(S, 'teacher');
+    const auth = { authorization: `Bearer ${token}` };
+    const modelCalls = async () => {
+      const h = await hit(url('/wine/model'), { headers: auth });
+      expect(h.status).toBe(200);
+      return json(h).model_calls as number;
+    };
+    // First wine of scikit-learn's wine dataset (cultivar class_0), slightly perturbed so the
+    // first call is a miss even when the suite runs twice against one stack.
+    const sample = [14.23 + Math.round(Math.random() * 1000) / 10000, 1.71, 2.43, 15.6, 127, 2.8, 3.06, 0.28, 2.29, 5.64, 1.04, 3.92, 1065];
+    const calls0 = await modelCalls();
+    const a = await postJson(url('/wine/predict'), { samples: [sample] }, auth);
+    const b = await postJson(url('/wine/predict'), { samples: [sample] }, auth);
+    expect(a.status).toBe(200);
+    expect(a.headers.get('x-cache')).toBe('MISS');
+    expect(json(a).classes).toEqual(['class_0']);
+    expect(b.status).toBe(200);
+    expect(b.headers.get('x-cache')).toBe('HIT');
+    expect(b.text).toBe(a.text);
+    const hits = await pool(30, 2, () => postJson(url('/wine/predict'), { samples: [sample] }, auth));
+    expect(hits.every((h) => h.headers.get('x-cache') === 'HIT')).toBe(true);
+    const calls1 = await modelCalls();
+    // One model call for the miss (the /wine/model reads do not use the model): the hits never reached it.
+    expect(calls1 - calls0).toBe(1);
+    measure('cache.latencyMs', { miss: r1(a.ms), hitP50: r1(pct(hits.map((h) => h.ms), 50)), modelCallsForMissPlus31Hits: calls1 - calls0 });
+  });
+});
+
+describe('v1 → v2 upgrade and canary', () => {
+  let v2AppliedAt = 0;
+
+  test('applying iris v2 (new version, renamed field, new method) makes the docs show what changed', async () => {
+    const t0 = performance.now();
+    await serverSideApply(S, await readFile(join(REPO_ROOT, 'examples/iris-v2/kea.yaml'), 'utf8'));
+    v2AppliedAt = Date.now();
+    const doc = await until('openapi default/iris is v2', 15000, async () => {
+      const h = await hit(url('/openapi/default/iris.json'));
+      return h.status === 200 && json(h).info.version === 'v2' ? json(h) : undefined;
+    });
+    measure('upgrade.docsV2Ms', r1(performance.now() - t0), 'kubectl apply → /openapi shows v2');
+    expect(Object.keys(doc.value.paths)).toEqual(expect.arrayContaining(['/model']));
+
+    const dom = await chromium(url('/docs/default/iris'), { dumpDom: true });
+    await writeFile(join(ARTIFACTS, 'docs-default_iris-v2.html'), dom);
+    await chromium(url('/docs/default/iris'), { screenshot: join(ARTIFACTS, 'docs-iris-v2.png') });
+    expect(dom.slice(dom.indexOf('id="swagger-ui"'))).toMatch(/id="operations-[^"]*-model_info"/);
+    const start = dom.indexOf('id="kea-changes"');
+    expect(start).toBeGreaterThan(0);
+    const changes = dom.slice(start, dom.indexOf('</details>', start));
+    measure('upgrade.whatChanged', changes.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 400));
+    expect(changes).toMatch(/What changed in v2 \(since v1\)/);
+    expect(changes).toContain('data-breaking="true"');
+    // Response field `classes` removed or renamed (breaking), GET /model added (non-breaking).
+    expect(changes).toMatch(/<li class="breaking" data-kind="schema\.property\.(removed|renamed)">[^<]*<span[^>]*>[^<]*<\/span>[^<]*"classes"/);
+    expect(changes).toMatch(/data-kind="operation\.added"[^]*\/model/);
+    // The history keeps v1's document.
+    const v1 = await hit(url('/openapi/default/iris.json?version=v1'));
+    expect(v1.status).toBe(200);
+    expect(json(v1).info.version).toBe('v1');
+  });
+
+  test('weights 80/20 split traffic within ±5 % over 1000 requests', async () => {
+    const token = await bearer(S, 'student');
+    if (!v2AppliedAt) await serverSideApply(S, await readFile(join(REPO_ROOT, 'examples/iris-v2/kea.yaml'), 'utf8'));
+    const first = await until('revision v2 answers', 60000, async () => {
+      const hs = await pool(10, 2, () => predictNoCache(token));
+      return hs.some((h) => irisRevision(h) === 'v2');
+    }, 250);
+    measure('upgrade.v2TrafficMs', Date.now() - (v2AppliedAt || Date.now()), 'kubectl apply → first v2 response (includes starting the v2 pod)');
+    void first;
+    const t0 = performance.now();
+    const hs = await pool(1000, 16, (i) => predictNoCache(token, [4.5 + (i % 300) / 100, 3.0, 1.5 + (i % 40) / 10, 0.3]));
+    const wall = performance.now() - t0;
+    const counts: Record<string, number> = {};
+    for (const h of hs) counts[irisRevision(h)] = (counts[irisRevision(h)] ?? 0) + 1;
+    measure('split.80_20', { counts, v2Percent: r1(((counts.v2 ?? 0) / 10)), rps: Math.round(1000 / (wall / 1000)), p50Ms: r1(pct(hs.map((h) => h.ms), 50)), p99Ms: r1(pct(hs.map((h) => h.ms), 99)) });
+    expect((counts.v1 ?? 0) + (counts.v2 ?? 0)).toBe(1000);
+    expect(counts.v2 ?? 0).toBeGreaterThanOrEqual(150);
+    expect(counts.v2 ?? 0).toBeLessThanOrEqual(250);
+  });
+
+  test('a weight change applied with kubectl (server-side apply) shows in traffic within 5 s', async () => {
+    const token = await bearer(S, 'student');
+    const r = await weightChangeConvergence(token, 0, 100, 'v2', 15000);
+    measure('weightChange.0_100.ms', Math.round(r.ms), `kubectl apply ${Math.round(r.applyMs)} ms; ${r.seen} requests observed`);
+    expect(r.ms).toBeLessThanOrEqual(5000);
+  });
+});
+
+describe('faults', () => {
+  test('policy server killed under load: the gateway answers 502/503 at once; restarted, it serves again with nothing lost', async () => {
+    const token = await bearer(S, 'teacher');
+    const pid = childPid('policy-server');
+    expect(alive(pid)).toBe(true);
+    const spec = await procSpec(pid);
+    const methodsBefore = (await hit(url('/methods'))).text;
+    const irisDocBefore = json(await hit(url('/openapi/default/iris.json')));
+    const cached = await postJson(url('/iris/predict'), { features: [VIRGINICA] }, { authorization: `Bearer ${token}` });
+    expect(cached.status).toBe(200);
+
+    const log: Hit[] = [];
+    let stop = false;
+    const load = Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; !stop; i++) {
+          const h = await predictNoCache(token, [5 + ((w * 1000 + i) % 500) / 250, 3.1, 1.4, 0.2], 5000);
+          log.push(h);
+          if (h.status !== 200) await new Promise((r) => setTimeout(r, 20));
+        }
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    const killAt = performance.now();
+    await killAndWait(pid, 'SIGKILL');
+    const deadAt = performance.now();
+    const how = await restartChild('policy-server', pid, spec, 2000);
+    const up = await until('a 200 after the restart', 30000, async () => log.find((h) => h.t0 > deadAt && h.status === 200), 50);
+    const firstOkAt = up.value.t1;
+    await new Promise((r) => setTimeout(r, 1500));
+    stop = true;
+    await load;
+
+    const before = log.filter((h) => h.t1 < killAt);
+    const down = log.filter((h) => h.t0 > deadAt && h.t1 < up.value.t0);
+    const after = log.filter((h) => h.t0 > firstOkAt);
+    const hung = log.filter((h) => h.status === 0);
+    measure('fault.policyKill', {
+      before: before.length,
+      beforeOk: before.filter((h) => h.status === 200).length,
+      down: down.length,
+      downStatuses: [...new Set(down.map((h) => h.status))],
+      downP99Ms: r1(pct(down.map((h) => h.ms), 99)),
+      downMaxMs: r1(Math.max(...down.map((h) => h.ms))),
+      firstErrorAfterKillMs: r1(Math.min(...log.filter((h) => h.status !== 200 && h.t1 >= killAt).map((h) => h.t1 - killAt))),
+      restartedBy: how,
+      deathToFirst200Ms: r1(firstOkAt - deadAt),
+      after: after.length,
+      afterOk: after.filter((h) => h.status === 200).length,
+      clientErrors: hung.map((h) => h.error).slice(0, 3),
+    });
+    expect(before.length).toBeGreaterThan(10);
+    expect(before.every((h) => h.status === 200)).toBe(true);
+    expect(down.length).toBeGreaterThan(10);
+    expect(down.every((h) => h.status === 502 || h.status === 503)).toBe(true);
+    expect(Math.max(...down.map((h) => h.ms))).toBeLessThan(1000);
+    expect(hung).toHaveLength(0);
+    expect(after.length).toBeGreaterThan(10);
+    expect(after.every((h) => h.status === 200)).toBe(true);
+
+    // Nothing lost: the same APIs, docs and versions; the browser session cookie still works.
+    expect((await hit(url('/methods'))).text).toBe(methodsBefore);
+    expect(json(await hit(url('/openapi/default/iris.json')))).toEqual(irisDocBefore);
+    if (browserLoggedIn) {
+      const me = await jarFetch(jar, url('/wine/model'), { headers: { accept: 'application/json' } });
+      expect(me.status).toBe(200);
+    }
+    const again = await postJson(url('/iris/predict'), { features: [VIRGINICA] }, { authorization: `Bearer ${token}` });
+    expect(again.status).toBe(200);
+    expect(again.text).toBe(cached.text);
+  });
+
+  test('controller killed: the data path carries on unaffected', async () => {
+    const token = await bearer(S, 'student');
+    const pid = childPid('controller');
+    expect(alive(pid)).toBe(true);
+    const spec = await procSpec(pid);
+    const base = await pool(200, 4, (i) => predictNoCache(token, [5 + i / 200, 3.0, 1.4, 0.2]));
+    await killAndWait(pid, 'SIGKILL');
+    const t0 = performance.now();
+    const during = await pool(200, 4, (i) => predictNoCache(token, [5 + i / 200, 3.0, 1.4, 0.2]));
+    const docs = await hit(url('/docs/default/iris'));
+    measure('fault.controllerKill', {
+      baseP50Ms: r1(pct(base.map((h) => h.ms), 50)),
+      duringP50Ms: r1(pct(during.map((h) => h.ms), 50)),
+      duringP99Ms: r1(pct(during.map((h) => h.ms), 99)),
+      duringOk: during.filter((h) => h.status === 200).length,
+      wallMs: r1(performance.now() - t0),
+    });
+    expect(base.every((h) => h.status === 200)).toBe(true);
+    expect(during.every((h) => h.status === 200)).toBe(true);
+    expect(docs.status).toBe(200);
+    // Started again for the next tests (as a Deployment's restart would).
+    measure('fault.controllerRestartedBy', await restartChild('controller', pid, spec, 0));
+    const ready = await until('controller /readyz', 30000, async () => (await hit(`http://127.0.0.1:${S.controllerPort}/readyz`, { timeoutMs: 1000 })).status === 200, 200);
+    measure('fault.controllerRestartReadyMs', ready.ms);
+  });
+
+  test('API server restarted: everything converges again (a weight change after the restart takes effect)', async () => {
+    const token = await bearer(S, 'student');
+    const cp = (S.stack as unknown as { controlPlane?: { stopApiServer(): Promise<void>; startApiServer(): Promise<void> } }).controlPlane;
+    const pids = findPids(/^kube-apiserver/, S.stateDir);
+    expect(pids).toHaveLength(1);
+    const spec = await procSpec(pids[0]);
+    const s0 = performance.now();
+    if (cp) await cp.stopApiServer();
+    else await killAndWait(pids[0], 'SIGTERM');
+    const downMs = Math.round(performance.now() - s0);
+    expect(alive(pids[0])).toBe(false);
+    const t0 = performance.now();
+    // With the API server down the data path still serves.
+    const during = await pool(40, 4, () => predictNoCache(token));
+    if (cp) await cp.startApiServer();
+    else await respawn(spec, join(S.stateDir, 'controlplane', 'kube-apiserver.log'));
+    const ready = await until('kube-apiserver /readyz', 60000, async () => (await kubectl(S, ['get', '--raw', '/readyz']).catch(() => '')).trim() === 'ok', 250);
+    measure('fault.apiserver', { restartedBy: cp ? 'stack.controlPlane' : 'e2e respawn', stopMs: downMs, outageMs: r1(performance.now() - t0), readyAfterStartMs: ready.ms, dataPathDuringOutageOk: `${during.filter((h) => h.status === 200).length}/${during.length}` });
+    expect(during.every((h) => h.status === 200)).toBe(true);
+    const r = await weightChangeConvergence(token, 100, 0, 'v1', 60000);
+    measure('fault.apiserver.weightChangeAfterRestartMs', Math.round(r.ms), `kubectl apply ${Math.round(r.applyMs)} ms`);
+    expect(r.ms).toBeLessThanOrEqual(30000);
+    // The controller's status writes converge too.
+    const gen = await until('MLService iris observedGeneration', 30000, async () => {
+      const o = JSON.parse(await kubectl(S, ['get', 'mlservice', 'iris', '-o', 'json']));
+      const acc = (o.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Accepted' || c.type === 'Ready');
+      return acc && acc.observedGeneration === o.metadata.generation ? o.metadata.generation : undefined;
+    }, 500).catch((e) => e as Error);
+    measure('fault.apiserver.statusConverged', gen instanceof Error ? gen.message : `${gen.ms} ms (generation ${gen.value})`);
+    expect(gen).not.toBeInstanceOf(Error);
+  });
+});
+
+describe('delete', () => {
+  test('deleting an ApiSchema makes its routes answer 404', async () => {
+    const token = await bearer(S, 'student');
+    const pre = await hit(url('/wine/model'), { headers: { authorization: `Bearer ${token}` } });
+    expect(pre.status).toBe(200);
+    const t0 = performance.now();
+    await kubectl(S, ['delete', 'apischema', 'wine', '--wait=false']);
+    const gone = await until('/wine/model answers 404', 15000, async () => (await hit(url('/wine/model'), { headers: { authorization: `Bearer ${token}` } })).status === 404, 100);
+    measure('delete.routes404Ms', r1(performance.now() - t0));
+    for (const path of ['/wine/predict', '/wine/healthz']) {
+      const h = path.endsWith('predict')
+        ? await postJson(url(path), { wines: [] }, { authorization: `Bearer ${token}` })
+        : await hit(url(path));
+      expect(h.status).toBe(404);
+    }
+    void gone;
+    await until('wine gone from /methods and /docs', 10000, async () => {
+      const m = json(await hit(url('/methods'))) as Array<{ service: string }>;
+      return !m.some((x) => x.service === 'default/wine') && (await hit(url('/openapi/default/wine.json'))).status === 404;
+    });
+    // Other services are untouched.
+    expect((await predictNoCache(token)).status).toBe(200);
+  });
+});
