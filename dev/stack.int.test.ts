@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { startStack, stopStack, readStackInfo, type Stack } from './stack.js';
+import { startStack, stopStack, readStackInfo, exampleManifests, type Stack } from './stack.js';
 import { freePort, REPO_ROOT } from './controlplane.js';
 import { listNetns } from './netns.js';
 
@@ -44,6 +44,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
+  // The examples were applied to the shared API server: remove them for the suites after this one.
+  try {
+    execFileSync('kubectl', ['delete', '--ignore-not-found', '--wait=false', ...(await exampleManifests()).apply.flatMap((f) => ['-f', f])], { stdio: 'ignore' });
+  } catch {
+    /* best effort */
+  }
   await stopStack(stateDir, () => undefined).catch(() => undefined);
   await rm(stateDir, { recursive: true, force: true });
 });
@@ -99,6 +105,32 @@ describe('kea up stack', () => {
     const docs = await fetch(`${stack.gatewayUrl}/docs`);
     expect(docs.status).toBe(200);
   }, 240000);
+
+  test('a killed policy server gives 502/503 at once, and is restarted and serves again', async () => {
+    const s = stack!;
+    const before = s.pid('policy-server')!;
+    expect((await fetch(`${s.gatewayUrl}/docs`)).status).toBe(200);
+    process.kill(before, 'SIGKILL');
+    const t0 = Date.now();
+    const down = await fetch(`${s.gatewayUrl}/docs`);
+    await down.arrayBuffer();
+    expect([502, 503]).toContain(down.status);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    let status = 0;
+    const deadline = Date.now() + 30000;
+    while (Date.now() < deadline) {
+      const r = await fetch(`${s.gatewayUrl}/docs`).catch(() => undefined);
+      status = r?.status ?? 0;
+      await r?.arrayBuffer();
+      if (status === 200) break;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    expect(status).toBe(200);
+    process.stdout.write(`policy server back after ${Date.now() - t0} ms\n`);
+    const after = s.pid('policy-server')!;
+    expect(after).not.toBe(before);
+    expect((await readStackInfo(stateDir))?.children['policy-server']).toBe(after);
+  }, 60000);
 
   test('stop() leaves no process, namespace or bridge behind', async () => {
     const s = stack!;

@@ -99,6 +99,10 @@ export interface StackInfo {
 }
 
 export interface Stack extends StackInfo {
+  /** The embedded control plane (undefined when KUBECONFIG was given): fault tests restart its API server. */
+  controlPlane?: ControlPlane;
+  /** Current pid of a supervised child (`idp`, `policy-server`, `controller`); children are restarted when they exit. */
+  pid(name: string): number | undefined;
   /** Stops everything started, in reverse order; leaves no process or namespace. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -147,6 +151,67 @@ async function stopChild(p: ChildProcess | undefined, timeoutMs = 10000): Promis
   const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
   await exited;
   clearTimeout(t);
+}
+
+/** What a supervised child is started with. */
+interface ChildSpec {
+  name: string;
+  cmd: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  logPath: string;
+  ready: () => Promise<boolean>;
+  timeoutMs: number;
+}
+
+/**
+ * Keeps a host process running like a kubelet keeps a container: restarts it with backoff
+ * (1 s doubling to 10 s) when it exits unless stop() was called, and reports each new pid.
+ */
+class Supervised {
+  proc?: ChildProcess;
+  restarts = 0;
+  private stopping = false;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly spec: ChildSpec,
+    private readonly onPid: (pid: number) => void,
+    private readonly log: (l: string) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    const p = await startChild(this.spec.name, this.spec.cmd, this.spec.args, this.spec.env, this.spec.logPath, this.spec.ready, this.spec.timeoutMs);
+    this.proc = p;
+    this.onPid(p.pid!);
+    p.once('exit', (code, sig) => {
+      if (this.stopping) return;
+      this.restarts++;
+      const backoff = Math.min(10000, 1000 * 2 ** Math.min(this.restarts - 1, 4));
+      this.log(`${this.spec.name} exited (${code ?? sig}); restart #${this.restarts} in ${backoff} ms`);
+      this.schedule(backoff);
+    });
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => {
+      if (this.stopping) return;
+      this.start().then(
+        () => this.log(`${this.spec.name} restarted (pid ${this.proc?.pid})`),
+        (e) => {
+          this.log(`${this.spec.name} restart failed: ${e instanceof Error ? e.message : String(e)}`);
+          this.restarts++;
+          if (!this.stopping) this.schedule(10000);
+        },
+      );
+    }, ms);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    await stopChild(this.proc);
+  }
 }
 
 async function httpOk(url: string): Promise<boolean> {
@@ -247,7 +312,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let bridge: Bridge | undefined;
   let gw: RunningGateway | undefined;
   let pods: LocalPods | undefined;
-  const children: Array<[string, ChildProcess]> = [];
+  const children: Array<[string, Supervised]> = [];
   let stopped = false;
 
   const stop = async () => {
@@ -257,7 +322,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     await pods?.stop().catch((e) => log(`local pods: ${String(e)}`));
     for (const [name, p] of [...children].reverse()) {
       log(`stopping: ${name}`);
-      await stopChild(p);
+      await p.stop();
     }
     log('stopping: gateway');
     await gw?.stop();
@@ -302,9 +367,19 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
   const missing = async (rel: string) => ((await exists(join(REPO_ROOT, rel))) ? undefined : `${rel} not built (run \`npm run build\`)`);
   const nodeEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ ...process.env, KUBECONFIG: info.kubeconfig, ...extra });
-  const track = (name: string, p: ChildProcess) => {
-    children.push([name, p]);
-    info.children[name] = p.pid!;
+  /** Starts a supervised child (restarted when it exits) and records its pid in stack.json. */
+  const supervise = async (spec: ChildSpec): Promise<Supervised> => {
+    const sup = new Supervised(
+      spec,
+      (pid) => {
+        info.children[spec.name] = pid;
+        void save();
+      },
+      log,
+    );
+    await sup.start();
+    children.push([spec.name, sup]);
+    return sup;
   };
 
   await save();
@@ -353,16 +428,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   await step(
     'idp',
     async () => {
-      const p = await startChild(
-        'idp',
-        process.execPath,
-        [join(REPO_ROOT, 'dist/dev/idp-main.js'), '--port', String(idpPort), '--gateway-url', gatewayUrl],
-        nodeEnv({ KEA_IDP_GATEWAY_SECRET: secrets.gatewayClientSecret, KEA_IDP_SCRIPT_SECRET: secrets.scriptSecret }),
-        join(logDir, 'idp.log'),
-        () => httpOk(`http://127.0.0.1:${idpPort}/.well-known/openid-configuration`),
-        30000,
-      );
-      track('idp', p);
+      await supervise({
+        name: 'idp',
+        cmd: process.execPath,
+        args: [join(REPO_ROOT, 'dist/dev/idp-main.js'), '--port', String(idpPort), '--gateway-url', gatewayUrl],
+        env: nodeEnv({ KEA_IDP_GATEWAY_SECRET: secrets.gatewayClientSecret, KEA_IDP_SCRIPT_SECRET: secrets.scriptSecret }),
+        logPath: join(logDir, 'idp.log'),
+        ready: () => httpOk(`http://127.0.0.1:${idpPort}/.well-known/openid-configuration`),
+        timeoutMs: 30000,
+      });
       info.idpIssuer = `http://127.0.0.1:${idpPort}`;
       return info.idpIssuer;
     },
@@ -388,16 +462,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       if (info.idpIssuer) {
         args.push('--oidc-issuer', info.idpIssuer, '--oidc-client-id', 'kea-gateway', '--oidc-client-secret-file', join(stateDir, 'gateway-client-secret'), '--oidc-audience', 'urn:kea:gateway');
       }
-      const p = await startChild(
-        'policy-server',
-        process.execPath,
+      await supervise({
+        name: 'policy-server',
+        cmd: process.execPath,
         args,
-        nodeEnv({ KEA_OIDC_ALLOW_HTTP_ISSUER: 'true', KEA_COOKIE_SECURE: 'false' }),
-        join(logDir, 'policy-server.log'),
-        () => httpOk(`http://${host}:${policyPort}/healthz`),
-        30000,
-      );
-      track('policy-server', p);
+        env: nodeEnv({ KEA_OIDC_ALLOW_HTTP_ISSUER: 'true', KEA_COOKIE_SECURE: 'false' }),
+        logPath: join(logDir, 'policy-server.log'),
+        ready: () => httpOk(`http://${host}:${policyPort}/healthz`),
+        timeoutMs: 30000,
+      });
       await registerService(kc, { namespace: 'kea-system', name: 'kea-policy', port: policyPort, addresses: [host] });
       return `${host}:${policyPort}, Service kea-system/kea-policy`;
     },
@@ -407,10 +480,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   await step(
     'controller',
     async () => {
-      const p = await startChild(
-        'controller',
-        process.execPath,
-        [
+      const sup = await supervise({
+        name: 'controller',
+        cmd: process.execPath,
+        args: [
           join(REPO_ROOT, 'dist/controller/main.js'),
           '--kubeconfig', info.kubeconfig,
           '--internal-token', secrets.internalToken,
@@ -418,14 +491,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
           '--http-port', String(controllerPort),
           '--http-host', '127.0.0.1',
           '--policy-port', String(policyPort),
+          '--internal-gateway-url', info.internalUrl,
         ],
-        nodeEnv({}),
-        join(logDir, 'controller.log'),
-        () => httpOk(`http://127.0.0.1:${controllerPort}/readyz`).then((ok) => ok),
-        60000,
-      );
-      track('controller', p);
-      return `pid ${p.pid}, http :${controllerPort}`;
+        env: nodeEnv({}),
+        logPath: join(logDir, 'controller.log'),
+        ready: () => httpOk(`http://127.0.0.1:${controllerPort}/readyz`),
+        timeoutMs: 60000,
+      });
+      return `pid ${sup.proc?.pid}, http :${controllerPort}`;
     },
     () => missing('dist/controller/main.js'),
   );
@@ -458,7 +531,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   info.totalMs = Date.now() - t0;
   await save();
-  return Object.assign(info, { stop });
+  return Object.assign(info, { stop, controlPlane: cp, pid: (name: string) => children.find(([n]) => n === name)?.[1].proc?.pid });
 }
 
 function alive(pid: number | undefined): boolean {
