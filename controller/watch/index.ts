@@ -57,7 +57,8 @@ export class ClusterWatcher {
       // Owned objects: metadata only (hash annotation, labels, generation, resourceVersion).
       ownedRoutes: mk('owned-httproutes', 'gateway.networking.k8s.io/v1/HTTPRoute', { labelSelector: MANAGED, metadataOnly: true }),
       ownedDeployments: mk('owned-deployments', 'apps/v1/Deployment', { labelSelector: MANAGED, metadataOnly: true }),
-      ownedConfigMaps: mk('owned-configmaps', 'v1/ConfigMap', { labelSelector: MANAGED, metadataOnly: true }),
+      // KEA emits ConfigMaps only in the system namespace; watching there keeps RBAC to a Role (manifests/rbac).
+      ownedConfigMaps: mk('owned-configmaps', 'v1/ConfigMap', { namespace: opts.systemNamespace, labelSelector: MANAGED, metadataOnly: true }),
     };
   }
 
