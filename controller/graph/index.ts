@@ -26,7 +26,7 @@ import type { ClusterSnapshot, ControllerConfig } from '../model.js';
 import { PORTAL_EXACT_PATHS, PORTAL_PATH_PREFIXES, key, revisionObjectName } from './names.js';
 import { operationPathMatch, parseDurationMs, templateParams } from './paths.js';
 import { type ImportInfo, withDiscovered } from './discovered.js';
-import { type PublishedEntry, publishedVersionsOf } from './versions.js';
+import { type PublishedEntry, indexVersionConfigMaps, publishedVersionsOf } from './versions.js';
 
 export * from './names.js';
 export * from './paths.js';
@@ -307,11 +307,12 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
   }));
   const mlByKey = new Map(mlServices.map((n) => [n.key, n]));
 
+  const versionIndex = indexVersionConfigMaps(snapshot.publishedVersions);
   const apiSchemas: ApiSchemaNode[] = apiResources.map((raw) => {
     const k = key(raw.metadata.namespace ?? '', raw.metadata.name);
     const { resource: a, info } = withDiscovered(raw, snapshot.discovered?.[k]);
     const { problems, operations } = checkApiSchema(a);
-    const published = publishedVersionsOf(snapshot.publishedVersions, raw.metadata.namespace ?? '', raw.metadata.name);
+    const published = publishedVersionsOf(versionIndex, raw.metadata.namespace ?? '', raw.metadata.name);
     return { key: k, resource: a, ...(info ? { imported: info } : {}), published, operations, problems };
   });
   const apiByKey = new Map(apiSchemas.map((n) => [n.key, n]));

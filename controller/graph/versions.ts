@@ -58,18 +58,38 @@ export function sortNewestFirst(entries: PublishedEntry[], preferDigest?: string
   });
 }
 
-/** The published versions of ApiSchema `namespace/name`, newest first, one per digest. */
-export function publishedVersionsOf(configMaps: KubernetesObject[], namespace: string, name: string): PublishedEntry[] {
-  const owner = ownerLabelValue('ApiSchema', namespace, name);
-  const id = `${namespace}/${name}`;
-  const out: PublishedEntry[] = [];
+/**
+ * Groups version-history ConfigMaps by the ApiSchema they belong to: key `id:<ns>/<name>` (from
+ * the `kea.dev/api-schema` annotation) or `owner:<label value>`. One pass over the list, so
+ * looking up every ApiSchema's history stays linear.
+ */
+export function indexVersionConfigMaps(configMaps: KubernetesObject[]): Map<string, KubernetesObject[]> {
+  const idx = new Map<string, KubernetesObject[]>();
   for (const cm of configMaps) {
+    const md = cm.metadata ?? {};
+    const id = md.annotations?.[VERSION_ANNOTATIONS.apiSchema];
+    const k = id !== undefined ? `id:${id}` : md.labels?.[LABELS.owner] !== undefined ? `owner:${md.labels[LABELS.owner]}` : undefined;
+    if (!k) continue;
+    const list = idx.get(k);
+    if (list) list.push(cm);
+    else idx.set(k, [cm]);
+  }
+  return idx;
+}
+
+/**
+ * The published versions of ApiSchema `namespace/name`, newest first, one per digest.
+ * @param configMaps the snapshot's version ConfigMaps, or their {@link indexVersionConfigMaps}.
+ */
+export function publishedVersionsOf(configMaps: KubernetesObject[] | Map<string, KubernetesObject[]>, namespace: string, name: string): PublishedEntry[] {
+  const idx = Array.isArray(configMaps) ? indexVersionConfigMaps(configMaps) : configMaps;
+  const mineOnly = [...(idx.get(`id:${namespace}/${name}`) ?? []), ...(idx.get(`owner:${ownerLabelValue('ApiSchema', namespace, name)}`) ?? [])];
+  const out: PublishedEntry[] = [];
+  for (const cm of mineOnly) {
     const md = cm.metadata ?? {};
     if (md.deletionTimestamp) continue;
     const a = md.annotations ?? {};
     const l = md.labels ?? {};
-    const mine = a[VERSION_ANNOTATIONS.apiSchema] !== undefined ? a[VERSION_ANNOTATIONS.apiSchema] === id : l[LABELS.owner] === owner;
-    if (!mine) continue;
     const text = (cm as { data?: Record<string, string> }).data?.[OPENAPI_KEY];
     if (typeof text !== 'string') continue;
     let docVersion: string | undefined;

@@ -22,8 +22,8 @@ import type { Access, ApiSchema, JsonSchema, MLService, Operation, ResourceRequi
 import type { PolicyOperation, PolicyService } from '../../lib/policy/config.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ControllerConfig } from '../model.js';
-import { generateOpenApi } from '../../lib/openapi/generate.js';
-import { type ApiDiff, diffOpenApi } from '../../lib/openapi/diff.js';
+import type { ApiDiff } from '../../lib/openapi/diff.js';
+import { diffCached, generateCached } from './memo.js';
 import {
   type ApiSchemaNode,
   type Graph,
@@ -309,11 +309,11 @@ export function contractCheck(
     if (!isAccepted(n)) return { why: `names ApiSchema ${key(ns, name)}, which is not accepted` };
     return { node: n };
   };
-  const gen = (a: ApiSchema) => generateOpenApi(a, { gatewayUrl: config.gatewayUrl, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) });
+  const gen = (a: ApiSchema) => generateCached(a, { gatewayUrl: config.gatewayUrl, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) });
   const s = usable(stable.apiSchema);
   const names = canaries.map((r) => r.name).join(', ');
   if (!s.node) return cond('Unknown', 'NotChecked', `the API of revision(s) ${names} is not checked: the stable revision ${stable.name} ${s.why}; traffic is routed as declared`);
-  let stableDoc: ReturnType<typeof generateOpenApi>;
+  let stableDoc: ReturnType<typeof generateCached>;
   try {
     stableDoc = gen(s.node.resource);
   } catch (e) {
@@ -328,7 +328,8 @@ export function contractCheck(
     }
     try {
       const canary: ApiSchema = { ...c.node.resource, spec: { ...c.node.resource.spec, basePath: s.node.resource.spec.basePath } };
-      check.diffs.push({ revision: r.name, apiSchema: r.apiSchema!, diff: diffOpenApi(stableDoc, gen(canary)) });
+      const canaryDoc = gen(canary);
+      check.diffs.push({ revision: r.name, apiSchema: r.apiSchema!, diff: diffCached(stableDoc.digest, canaryDoc.digest, () => ({ oldDoc: stableDoc.doc, newDoc: canaryDoc.doc })) });
     } catch (e) {
       unchecked.push(`revision ${r.name}: the OpenAPI document of ApiSchema ${c.node.key} cannot be generated: ${(e as Error).message}`);
     }

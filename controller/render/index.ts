@@ -35,8 +35,8 @@ import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment, V1OwnerR
 import type { IHTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1';
 import type { IReferenceGrant } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1beta1';
 import { API_VERSION, LABELS, MANAGED_BY_VALUE, type ApiSchemaStatus, type Condition, type MLServiceStatus } from '../../lib/api/types.js';
-import { type OpenAPIObject, generateOpenApi } from '../../lib/openapi/generate.js';
-import { diffOpenApi } from '../../lib/openapi/diff.js';
+import type { OpenAPIObject } from '../../lib/openapi/generate.js';
+import { diffCached, generateCached, openApiText } from '../ir/memo.js';
 import {
   COMPONENT_API_CONFIG,
   COMPONENT_API_VERSION,
@@ -253,10 +253,7 @@ function publicRoutes(a: ApiSchemaIR, config: ControllerConfig): IHTTPRoute[] {
   return out;
 }
 
-/** The `openapi.json` text KEA publishes for a document (2-space JSON plus a newline); its sha256 is the version digest. */
-export function openApiText(doc: unknown): string {
-  return `${JSON.stringify(doc, null, 2)}\n`;
-}
+export { openApiText } from '../ir/memo.js';
 
 /** A string as a Kubernetes label value (≤ 63 characters of [A-Za-z0-9._-], alphanumeric at both ends). */
 function labelSafe(v: string): string {
@@ -305,10 +302,10 @@ export const MAX_STATUS_CHANGES = 50;
  * as after a rollback, is republished at `now`), newest first, cut to
  * {@link MAX_PUBLISHED_VERSIONS}.
  */
-function versionHistory(a: ApiSchemaIR, current: { text: string } | undefined, now: string): { kept: PublishedEntry[]; dropped: PublishedEntry[] } {
+function versionHistory(a: ApiSchemaIR, current: { text: string; digest: string } | undefined, now: string): { kept: PublishedEntry[]; dropped: PublishedEntry[] } {
   let entries = a.published.map((e) => ({ ...e }));
   if (current) {
-    const digest = sha256(current.text);
+    const digest = current.digest;
     const found = entries.find((e) => e.digest === digest);
     if (!found) {
       entries.unshift({ name: apiVersionConfigMapName(a.namespace, a.name, digest), version: a.resource.spec.info.version, digest, publishedAt: now, openapi: current.text });
@@ -446,12 +443,11 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
   for (const a of ir.apiSchemas) {
     let conds = a.conditions;
     let programmed = a.programmed;
-    let current: { text: string } | undefined;
+    let current: { text: string; digest: string } | undefined;
     if (programmed) {
       let rendered: KubernetesObject[] = [];
       try {
-        const doc = generateOpenApi(a.resource, { gatewayUrl: gw, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) });
-        const text = openApiText(doc);
+        const { text, digest } = generateCached(a.resource, { gatewayUrl: gw, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) });
         const cm = configMap(a, config, text);
         const bytes = Object.values(cm.data ?? {}).reduce((s, v) => s + Buffer.byteLength(v), 0);
         if (bytes > MAX_CONFIGMAP_BYTES) throw new Error(`its policy.json and openapi.json take ${bytes} bytes, over the ConfigMap limit of ${MAX_CONFIGMAP_BYTES}`);
@@ -459,7 +455,7 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
         if (a.serviceTarget) {
           rendered.push(internalRoute(serviceTargetRouteName(a.name), a.namespace, apiOwner(a), a.upstreamHost!, [a.serviceTarget], config) as KubernetesObject);
         }
-        current = { text };
+        current = { text, digest };
       } catch (e) {
         rendered = [];
         programmed = false;
@@ -475,7 +471,8 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
     let lastDiff: ApiSchemaStatus['lastDiff'];
     if (history.kept.length >= 2) {
       try {
-        const d = diffOpenApi(JSON.parse(history.kept[1].openapi) as OpenAPIObject, JSON.parse(history.kept[0].openapi) as OpenAPIObject);
+        const [cur, prev] = history.kept;
+        const d = diffCached(prev.digest, cur.digest, () => ({ oldDoc: JSON.parse(prev.openapi) as OpenAPIObject, newDoc: JSON.parse(cur.openapi) as OpenAPIObject }));
         lastDiff = { from: d.from, to: d.to, breaking: d.breaking, changes: d.changes.slice(0, MAX_STATUS_CHANGES).map((c) => ({ kind: c.kind, breaking: c.breaking, path: c.path, message: c.message })) };
       } catch {
         lastDiff = undefined; // a hand-made version ConfigMap that is not JSON: no diff

@@ -1,0 +1,190 @@
+/**
+ * Unit tests of the pure helpers behind version history (versions.ts), OpenAPI discovery
+ * import (discovered.ts) and the contract check of canary revisions (ir contractCheck). Each
+ * runs the real code on small inputs; the golden files cover the assembled output.
+ */
+import { createHash } from 'node:crypto';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { ApiSchema, MLService, Operation } from '../../lib/api/types.js';
+import { contractCheck } from '../ir/index.js';
+import { buildGraph } from './index.js';
+import { publishedVersionsOf, sortNewestFirst, withDiscovered } from './index.js';
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+function cm(name: string, text: string, md: { labels?: Record<string, string>; annotations?: Record<string, string>; creationTimestamp?: string; deletionTimestamp?: string } = {}): KubernetesObject {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'kea-system', ...md } as never, data: { 'openapi.json': text } } as KubernetesObject;
+}
+
+describe('publishedVersionsOf', () => {
+  const doc = (v: string) => JSON.stringify({ openapi: '3.0.3', info: { title: 't', version: v }, paths: {} });
+  it('finds ConfigMaps by api-schema annotation, else by owner label, and fills defaults', () => {
+    const list = publishedVersionsOf(
+      [
+        cm('a', doc('1.0.0'), { annotations: { 'kea.dev/api-schema': 'ns/x', 'kea.dev/published-at': '2025-01-01T00:00:00Z', 'kea.dev/digest': 'd1', 'kea.dev/version': '1.0.0' } }),
+        cm('b', doc('2.0.0'), { labels: { 'kea.dev/owner': 'ApiSchema.ns.x' }, creationTimestamp: '2025-02-01T00:00:00Z' }),
+        // Annotation wins over the label: this one belongs to ns/y.
+        cm('c', doc('3.0.0'), { labels: { 'kea.dev/owner': 'ApiSchema.ns.x' }, annotations: { 'kea.dev/api-schema': 'ns/y' } }),
+        cm('d', doc('4.0.0'), { labels: { 'kea.dev/owner': 'ApiSchema.ns.x' }, deletionTimestamp: '2025-03-01T00:00:00Z' }),
+        cm('e', 'not json', { labels: { 'kea.dev/owner': 'ApiSchema.ns.x', 'kea.dev/api-version': '0.9' }, annotations: {}, creationTimestamp: '2024-01-01T00:00:00Z' }),
+      ],
+      'ns',
+      'x',
+    );
+    expect(list.map((e) => [e.name, e.version, e.publishedAt])).toEqual([
+      ['b', '2.0.0', '2025-02-01T00:00:00Z'],
+      ['a', '1.0.0', '2025-01-01T00:00:00Z'],
+      ['e', '0.9', '2024-01-01T00:00:00Z'],
+    ]);
+    expect(list[0].digest).toBe(sha(doc('2.0.0')));
+    expect(list[1].digest).toBe('d1');
+  });
+  it('keeps one entry per digest (the newest) and orders ties by preferred digest, then name', () => {
+    const t = doc('1');
+    const list = publishedVersionsOf(
+      [
+        cm('old', t, { labels: { 'kea.dev/owner': 'ApiSchema.ns.x' }, annotations: { 'kea.dev/published-at': '2025-01-01T00:00:00Z' } }),
+        cm('new', t, { labels: { 'kea.dev/owner': 'ApiSchema.ns.x' }, annotations: { 'kea.dev/published-at': '2025-06-01T00:00:00Z' } }),
+      ],
+      'ns',
+      'x',
+    );
+    expect(list.map((e) => e.name)).toEqual(['new']);
+    const tie = [
+      { name: 'b', version: '1', digest: 'B', publishedAt: 'T', openapi: '' },
+      { name: 'a', version: '2', digest: 'A', publishedAt: 'T', openapi: '' },
+    ];
+    expect(sortNewestFirst(tie).map((e) => e.name)).toEqual(['a', 'b']);
+    expect(sortNewestFirst(tie, 'B').map((e) => e.name)).toEqual(['b', 'a']);
+  });
+});
+
+describe('withDiscovered', () => {
+  const base: ApiSchema = {
+    apiVersion: 'kea.dev/v1alpha1',
+    kind: 'ApiSchema',
+    metadata: { name: 'svc', namespace: 'ns' },
+    spec: {
+      target: { service: { name: 'svc', port: 80 } },
+      basePath: '/svc',
+      info: { title: 'S', version: '1' },
+      source: { openapi: { path: '/spec.json' } },
+      components: { schemas: { Shared: { type: 'string' } } },
+      operations: [{ operationId: 'mine', method: 'GET', path: '/items/{id}', parameters: [{ name: 'id', in: 'path', required: true }] }],
+    },
+  };
+  const served = {
+    openapi: '3.0.3',
+    info: { title: 'S', version: '1' },
+    paths: {
+      '/items/{item}': { get: { operationId: 'theirs', parameters: [{ name: 'item', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'ok' } } } },
+      '/ping': { get: { operationId: 'mine', responses: { '200': { description: 'ok' } } } },
+      '/new': { post: { operationId: 'create', requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Shared' } } } }, responses: { '200': { description: 'ok' } } } },
+    },
+    components: { schemas: { Shared: { type: 'object' } } },
+  };
+
+  it('leaves ApiSchemas without spec.source.openapi alone', () => {
+    const plain = { ...base, spec: { ...base.spec, source: undefined } };
+    expect(withDiscovered(plain, { fetchedAt: 't', doc: served })).toEqual({ resource: plain });
+  });
+  it('reports pending, failed and invalid documents without touching operations', () => {
+    expect(withDiscovered(base, undefined).info).toMatchObject({ state: 'pending', path: '/spec.json' });
+    expect(withDiscovered(base, { fetchedAt: 't', error: 'HTTP 503' }).info).toMatchObject({ state: 'failed', error: 'HTTP 503' });
+    const inv = withDiscovered(base, { fetchedAt: 't', doc: { swagger: '2.0' }, digest: 'dd' });
+    expect(inv.info).toMatchObject({ state: 'invalid', digest: 'dd' });
+    expect(inv.info?.error).toMatch(/Swagger 2.0/);
+    expect(inv.resource).toBe(base);
+  });
+  it('merges imported operations after inline ones; inline wins by operationId and by method + template', () => {
+    const r = withDiscovered(base, { fetchedAt: 't', doc: served, digest: 'dd' });
+    expect(r.info).toMatchObject({ state: 'imported', imported: 1, digest: 'dd' });
+    expect(r.info?.shadowed.sort()).toEqual(['mine', 'theirs']);
+    expect((r.resource.spec.operations as Operation[]).map((o) => o.operationId)).toEqual(['mine', 'create']);
+    // Inline components win by name.
+    expect(r.resource.spec.components?.schemas?.Shared).toEqual({ type: 'string' });
+    // The original resource is not mutated.
+    expect(base.spec.operations).toHaveLength(1);
+  });
+  it('uses the earlier document when the latest fetch failed (stale)', () => {
+    const r = withDiscovered(base, { fetchedAt: 't', doc: served, digest: 'dd', error: 'timeout' });
+    expect(r.info).toMatchObject({ state: 'stale', error: 'timeout', imported: 1 });
+  });
+  it('feeds imported operations through graph validation', () => {
+    const g = buildGraph(
+      {
+        apiSchemas: [{ ...base, spec: { ...base.spec, operations: [] } }],
+        mlServices: [],
+        services: [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc', namespace: 'ns' }, spec: { ports: [{ port: 80 }] } } as KubernetesObject],
+        referenceGrants: [],
+        publishedVersions: [],
+        discovered: { 'ns/svc': { fetchedAt: 't', doc: served, digest: 'dd' } },
+      },
+      {} as never,
+    );
+    expect(g.apiSchemas[0].operations.map((o) => o.operationId)).toEqual(['theirs', 'mine', 'create']);
+    expect(g.apiSchemas[0].problems).toEqual([]);
+  });
+});
+
+describe('contractCheck', () => {
+  const api = (name: string, ops: Operation[], version = '1.0.0', basePath = `/${name}`): ApiSchema => ({
+    apiVersion: 'kea.dev/v1alpha1',
+    kind: 'ApiSchema',
+    metadata: { name, namespace: 'm', creationTimestamp: '2026-01-01T00:00:00Z' },
+    spec: { target: { mlService: { name: 'iris' } }, basePath, info: { title: 'I', version }, operations: ops },
+  });
+  const predict = (required: string[]): Operation => ({
+    operationId: 'predict',
+    method: 'POST',
+    path: '/predict',
+    requestBody: { required: true, schema: { type: 'object', required, properties: { a: { type: 'number' }, b: { type: 'number' } } } },
+  });
+  const mls = (revs: Array<[string, number, string?]>, allow?: boolean): MLService => ({
+    apiVersion: 'kea.dev/v1alpha1',
+    kind: 'MLService',
+    metadata: { name: 'iris', namespace: 'm' },
+    spec: { framework: 'sklearn', ...(allow ? { allowBreakingChanges: true } : {}), revisions: revs.map(([name, weight, apiSchema]) => ({ name, weight, modelUri: 's3://x', ...(apiSchema ? { apiSchema } : {}) })) },
+  });
+  const check = (m: MLService, schemas: ApiSchema[]) => {
+    const g = buildGraph({ apiSchemas: schemas, mlServices: [m], services: [], referenceGrants: [], publishedVersions: [] }, {} as never);
+    return contractCheck(m, new Map(g.apiSchemas.map((n) => [n.key, n])), { gatewayUrl: 'http://gw' });
+  };
+  const v1 = api('a1', [predict(['a'])]);
+  const v2Breaking = api('a2', [predict(['a', 'b'])], '2.0.0');
+  const v2Compatible = api('a2', [predict(['a']), { operationId: 'extra', method: 'GET', path: '/extra' }], '1.1.0');
+
+  it('says nothing when no revision names an apiSchema', () => {
+    expect(check(mls([['v1', 100]]), [])).toEqual({});
+  });
+  it('refuses a breaking canary and names the change; the stable is the highest weight (ties: first)', () => {
+    const r = check(mls([['v1', 50, 'a1'], ['v2', 50, 'a2']]), [v1, v2Breaking]);
+    expect(r.check).toMatchObject({ stable: 'v1', refused: ['v2'] });
+    expect(r.condition).toMatchObject({ type: 'ContractChecked', status: 'False', reason: 'BreakingApiChange' });
+    expect(r.condition?.message).toContain('POST /predict: request body.b: became required');
+    // Not a basePath change: the canary is compared under the stable one's basePath.
+    expect(r.condition?.message).not.toMatch(/base path/);
+    const swapped = check(mls([['v2', 60, 'a2'], ['v1', 40, 'a1']]), [v1, v2Breaking]);
+    expect(swapped.check?.stable).toBe('v2');
+    // Seen from v2, v1 drops a required field: widening the request is not breaking.
+    expect(swapped.condition).toMatchObject({ status: 'True', reason: 'Compatible' });
+  });
+  it('routes a breaking canary when allowBreakingChanges is true', () => {
+    const r = check(mls([['v1', 90, 'a1'], ['v2', 10, 'a2']], true), [v1, v2Breaking]);
+    expect(r.check?.refused).toEqual([]);
+    expect(r.condition).toMatchObject({ status: 'True', reason: 'BreakingChangeAllowed' });
+  });
+  it('passes a compatible canary, skips weight-0 revisions and same-API revisions', () => {
+    expect(check(mls([['v1', 90, 'a1'], ['v2', 10, 'a2']]), [v1, v2Compatible]).condition).toMatchObject({ status: 'True', reason: 'Compatible' });
+    expect(check(mls([['v1', 100, 'a1'], ['v2', 0, 'a2']]), [v1, v2Breaking]).condition).toMatchObject({ status: 'True', reason: 'NoApiChange' });
+    expect(check(mls([['v1', 90, 'a1'], ['v2', 10, 'a1']]), [v1]).condition).toMatchObject({ status: 'True', reason: 'NoApiChange' });
+  });
+  it('cannot check (Unknown, routed as declared) when a schema is missing or targets another MLService', () => {
+    const missing = check(mls([['v1', 90, 'a1'], ['v2', 10, 'zz']]), [v1]);
+    expect(missing.condition).toMatchObject({ status: 'Unknown', reason: 'NotChecked' });
+    expect(missing.check?.refused).toEqual([]);
+    const other = { ...v2Breaking, spec: { ...v2Breaking.spec, target: { mlService: { name: 'wine' } } } };
+    expect(check(mls([['v1', 90, 'a1'], ['v2', 10, 'a2']]), [v1, other]).condition?.message).toContain('does not target this MLService');
+    expect(check(mls([['v1', 90], ['v2', 10, 'a2']]), [v2Breaking]).condition).toMatchObject({ status: 'Unknown', reason: 'NotChecked' });
+  });
+});
