@@ -22,10 +22,13 @@ if ((${#missing[@]})); then
 fi
 
 # 2. npm packages (pinned by package-lock.json; reinstalled when the lock changes).
+#    `npm install`, not `npm ci`: npm 11 leaves the other platforms' optional bindings of
+#    unrs-resolver (a jest dependency) out of the lock, and `npm ci` then refuses the lock as
+#    out of sync. `npm install` honours the lock and leaves it unchanged (checked).
 lock_sum=$(sha256sum package-lock.json | cut -c1-16)
 if [[ ! -f node_modules/.kea-lock-$lock_sum ]]; then
-  log "npm ci"
-  flock /tmp/kea-npm.lock npm ci --no-audit --no-fund --loglevel=error
+  log "npm install (from package-lock.json)"
+  flock /tmp/kea-npm.lock npm install --no-audit --no-fund --loglevel=error
   touch "node_modules/.kea-lock-$lock_sum"
 fi
 
