@@ -8,7 +8,13 @@
  *   - per MLService: its revisions with image (framework runtime default or spec image),
  *     command/args, port, replicas, resources, probe paths, model location, and weights in
  *     percent; its internal hostname; its readiness (from observed Deployments, if given);
- *   - per ApiSchema: its operations with defaults applied (access `authenticated`, timeout
+ *     the contract check of canary revisions ({@link contractCheck}: condition
+ *     `ContractChecked`; a refused canary's weight moves to the stable revision, so the
+ *     weights and `traffic` are what is actually routed);
+ *   - per ApiSchema: the `Imported` condition and `unroutable` items of a served OpenAPI
+ *     document (`spec.source.openapi`; until one is imported: `Programmed=False` reason
+ *     `AwaitingOpenApi`, objects retained), its published versions (render adds the current
+ *     one), its operations with defaults applied (access `authenticated`, timeout
  *     `5s` → ms, maxBodyBytes 1048576, responseValidation `off`), every schema made
  *     self-contained (components inlined), the route matches per operation, the upstream host
  *     and the backends (policy server in `enforce` mode, model revisions in `passthrough`),

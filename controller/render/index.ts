@@ -20,6 +20,13 @@
  *   - per ApiSchema: a ConfigMap `kea-api-<ns>-<name>` in the system namespace with
  *     `policy.json` (canonical JSON of the PolicyService) and `openapi.json`
  *     (lib/openapi/generate.ts);
+ *   - per ApiSchema: its version history, one ConfigMap per published version
+ *     (`kea-apiver-<ns>-<name>-<digest10>`, label `kea.dev/component=api-version`, see
+ *     {@link versionConfigMap}): every kept version is re-rendered as it is, the current
+ *     document is published at `now` when its digest (sha256 of the `openapi.json` text) is
+ *     new, at most MAX_PUBLISHED_VERSIONS are kept (the oldest go to
+ *     `RenderOutput.droppedVersions`); status `versions` (newest first) and `lastDiff`
+ *     (lib/openapi/diff.ts between the two newest, at most {@link MAX_STATUS_CHANGES} changes);
  *   - per namespace with enforce-mode public routes: a ReferenceGrant
  *     `kea-policy-from-<ns>` in the system namespace (HTTPRoutes of that namespace → the
  *     policy server Service);
@@ -36,7 +43,7 @@ import type { IHTTPRoute } from '@kubernetes-models/gateway-api/gateway.networki
 import type { IReferenceGrant } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1beta1';
 import { API_VERSION, LABELS, MANAGED_BY_VALUE, type ApiSchemaStatus, type Condition, type MLServiceStatus } from '../../lib/api/types.js';
 import type { OpenAPIObject } from '../../lib/openapi/generate.js';
-import { diffCached, generateCached, openApiText } from '../ir/memo.js';
+import { diffCached, generateCached } from '../ir/memo.js';
 import {
   COMPONENT_API_CONFIG,
   COMPONENT_API_VERSION,
@@ -61,7 +68,7 @@ import {
   publicRouteName,
   serviceTargetRouteName,
 } from '../graph/index.js';
-import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, canonicalJson, sha256 } from '../ir/index.js';
+import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, canonicalJson } from '../ir/index.js';
 import { MODEL_MOUNT, PVC_MOUNT, STORAGE_INITIALIZER_IMAGE } from '../ir/runtimes.js';
 
 /** Gateway API limit on rules per HTTPRoute (v1.2.1 CRD `maxItems: 16`). */
