@@ -23,9 +23,9 @@ const run = promisify(execFile);
 export const KUBE_VERSION = process.env.KUBE_VERSION ?? 'v1.34.4';
 export const ETCD_VERSION = process.env.ETCD_VERSION ?? 'v3.6.16';
 /**
- * Gateway API release whose CRDs are installed: the one Traefik v3.7 (the local stack's
- * gateway, docs/adr/0004-gateway-implementation.md) is built against. It still serves
- * ReferenceGrant v1beta1 and HTTPRoute v1, which is all KEA emits, as NGF 1.6.2 (v1.2.1) does.
+ * Gateway API release whose CRDs are installed. It serves HTTPRoute v1 and ReferenceGrant
+ * v1beta1, which is all KEA emits, as NGF 1.6.2's v1.2.1 does; the local stack's gateway,
+ * Traefik v3.4.5 (docs/adr/0004-gateway-implementation.md, built against v1.2.1), runs on it.
  */
 export const GATEWAY_API_VERSION = 'v1.6.1';
 
@@ -308,5 +308,11 @@ export async function installCrds(kubeconfig: string): Promise<void> {
   const args = ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--force-conflicts', '--field-manager=kea-setup'];
   for (const f of files) args.push('-f', f);
   await run('kubectl', args, { maxBuffer: 16 << 20 });
-  await run('kubectl', ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s'], { maxBuffer: 16 << 20 });
+  // `kubectl wait` fails outright ("status.conditions accessor error") on a CRD whose status is
+  // not written yet, so poll until every CRD reports Established.
+  await waitFor('CRDs Established', 60000, async () => {
+    const { stdout } = await run('kubectl', ['--kubeconfig', kubeconfig, 'get', 'crd', '-o', 'json'], { maxBuffer: 64 << 20 });
+    const crds = (JSON.parse(stdout) as { items: Array<{ status?: { conditions?: Array<{ type: string; status: string }> } }> }).items;
+    return crds.every((c) => c.status?.conditions?.some((k) => k.type === 'Established' && k.status === 'True'));
+  });
 }
