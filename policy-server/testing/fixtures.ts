@@ -128,6 +128,7 @@ export function irisService(configVersion = 'iv1', extra: Partial<PolicyService>
       op({ operationId: 'predict_novalidate', method: 'POST', path: '/iris/predict-raw', upstreamPath: '/predict', requestBody: { required: true, contentType: 'application/json', schema: {} } }),
       op({ operationId: 'health', method: 'GET', path: '/iris/health', upstreamPath: '/health', access: { mode: 'public' } }),
       op({ operationId: 'slow', method: 'GET', path: '/iris/slow', upstreamPath: '/slow', access: { mode: 'public' }, timeoutMs: 300 }),
+      op({ operationId: 'slow_ok', method: 'GET', path: '/iris/slow-ok', upstreamPath: '/slow', access: { mode: 'public' } }),
       op({
         operationId: 'info',
         method: 'GET',
