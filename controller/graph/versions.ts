@@ -52,7 +52,13 @@ function sha256(s: string): string {
  */
 export function sortNewestFirst(entries: PublishedEntry[], preferDigest?: string): PublishedEntry[] {
   return [...entries].sort((x, y) => {
-    if (x.publishedAt !== y.publishedAt) return x.publishedAt < y.publishedAt ? 1 : -1;
+    if (x.publishedAt !== y.publishedAt) {
+      // RFC 3339 strings with and without fractional seconds do not sort as text ("…40Z" > "…40.5Z").
+      const tx = Date.parse(x.publishedAt);
+      const ty = Date.parse(y.publishedAt);
+      if (!Number.isNaN(tx) && !Number.isNaN(ty) && tx !== ty) return ty - tx;
+      if (Number.isNaN(tx) || Number.isNaN(ty)) return x.publishedAt < y.publishedAt ? 1 : -1;
+    }
     if (preferDigest && (x.digest === preferDigest) !== (y.digest === preferDigest)) return x.digest === preferDigest ? -1 : 1;
     return x.name < y.name ? -1 : x.name > y.name ? 1 : 0;
   });

@@ -317,7 +317,7 @@ function versionHistory(a: ApiSchemaIR, current: { text: string; digest: string 
     if (!found) {
       entries.unshift({ name: apiVersionConfigMapName(a.namespace, a.name, digest), version: a.resource.spec.info.version, digest, publishedAt: now, openapi: current.text });
     } else if (entries[0] !== found) {
-      found.publishedAt = now > entries[0].publishedAt ? now : entries[0].publishedAt;
+      found.publishedAt = Date.parse(now) > Date.parse(entries[0].publishedAt) ? now : entries[0].publishedAt;
     }
     entries = sortNewestFirst(entries, digest);
   }
