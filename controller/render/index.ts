@@ -440,6 +440,7 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
       ...(m.generation !== undefined ? { observedGeneration: m.generation } : {}),
       conditions: conditions(m.conditions, m.resource.status?.conditions, m.generation, now),
       traffic: m.traffic,
+      ...(m.traffic.length ? { trafficSplit: m.traffic.map((t) => `${t.revision}=${t.weight}`).join(',') } : {}),
       ...(m.accepted ? { url: `http://${m.host}:${config.internalPort ?? DEFAULT_INTERNAL_PORT}` } : {}),
     };
     statuses.push({ kind: 'MLService', namespace: m.namespace, name: m.name, status });
