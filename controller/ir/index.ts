@@ -552,6 +552,13 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
     base.retain = retained;
     return base;
   }
+  // Discovery fetches a hand-written Service's document through the gateway's internal
+  // listener, so its internal route must exist before any operation is known (and in
+  // passthrough mode, where nothing else needs it).
+  if (node.target.kind === 'Service' && a.spec.source?.openapi) {
+    base.serviceTarget = { namespace: node.target.namespace, name: node.target.name, port: node.target.port, weight: 1 };
+    base.upstreamHost = apiSchemaHost(config, a);
+  }
   const awaiting = node.imported && ['pending', 'failed', 'invalid'].includes(node.imported.state);
   if (ops.length === 0 && mode === 'enforce' && awaiting) {
     // Nothing importable yet (e.g. right after a controller restart, before the first fetch):

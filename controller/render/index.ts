@@ -15,8 +15,10 @@
  *     most 16 rules per route (Gateway API limit), further rules in `kea-api-<name>-2`, ...;
  *     in `passthrough` mode one rule PathPrefix basePath with a URLRewrite (ReplacePrefixMatch
  *     `/`) and the weighted backendRefs of the target itself;
- *   - per enforce-mode ApiSchema with a hand-written Service target: an internal HTTPRoute
- *     `kea-api-<name>-internal` (`<name>.<ns>.api.<internalDomain>`) with one backendRef;
+ *   - per enforce-mode ApiSchema with a hand-written Service target, and per ApiSchema with
+ *     a Service target and `spec.source.openapi` (programmed or not: discovery fetches the
+ *     served document through it): an internal HTTPRoute `kea-api-<name>-internal`
+ *     (`<name>.<ns>.api.<internalDomain>`) with one backendRef;
  *   - per ApiSchema: a ConfigMap `kea-api-<ns>-<name>` in the system namespace with
  *     `policy.json` (canonical JSON of the PolicyService) and `openapi.json`
  *     (lib/openapi/generate.ts);
@@ -470,6 +472,10 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
         conds = conds.map((c) => (c.type === 'Programmed' ? { type: c.type, status: 'False', reason: 'RenderFailed', message: `nothing is routed: ${(e as Error).message}` } : c));
       }
       objects.push(...rendered);
+    }
+    if (!programmed && a.serviceTarget && a.resource.spec.source?.openapi) {
+      // Not routed publicly yet, but discovery needs the internal route to fetch the document.
+      objects.push(internalRoute(serviceTargetRouteName(a.name), a.namespace, apiOwner(a), a.upstreamHost!, [a.serviceTarget], config) as KubernetesObject);
     }
     // Version history: every kept version is rendered (so apply keeps it as is), a new one when
     // the current document's digest is not published yet; the oldest beyond the cap are dropped.
