@@ -17,11 +17,12 @@
  * Knobs (env): KEA_SCALE_N (default 1000), KEA_SCALE_NAMESPACES (10), KEA_SCALE_REVISIONS
  * (1 or 2 revisions per MLService; default 1), KEA_SCALE_TIMEOUT_MS (300 000).
  */
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { cpus, totalmem } from 'node:os';
 import { startControlPlane, installCrds, REPO_ROOT, KUBE_VERSION, ETCD_VERSION } from '../dev/controlplane.js';
 import { KubeClient, RESOURCES, pool } from '../controller/apply/index.js';
 import { Informer } from '../controller/watch/index.js';
+import { loadClusterAuth } from '../controller/apply/kubeconfig.js';
 import { WriteCounter, ensureBuilt, ensureNamespaces, spawnController, waitFor } from '../controller/apply/testkit.js';
 import { LABELS, MANAGED_BY_VALUE } from '../lib/api/types.js';
 
@@ -114,13 +115,12 @@ export async function runScaleBench(): Promise<ScaleResult> {
   const stopAll: Array<() => Promise<unknown>> = [() => cp.stop()];
   try {
     await installCrds(cp.kubeconfig);
-    const kc = new KubeConfig();
-    kc.loadFromFile(cp.kubeconfig);
-    const client = new KubeClient(kc);
+    const client = new KubeClient(loadClusterAuth(cp.kubeconfig));
     const namespaces = Array.from({ length: NSS }, (_, k) => `bench-${k}`);
     await ensureNamespaces(client, 'kea-system', ...namespaces);
 
-    const ctl = await spawnController({ repoRoot: REPO_ROOT, kubeconfig: cp.kubeconfig, identity: 'bench', args: ['--system-namespace=kea-system'], nodeArgs });
+    const ctl = await spawnController({ repoRoot: REPO_ROOT, kubeconfig: cp.kubeconfig, identity: 'bench', args: ['--system-namespace=kea-system'], nodeArgs, echo: true });
+    ctl.proc.once('exit', (code, sig) => log(`controller exited: code ${code} signal ${sig}`));
     stopAll.unshift(() => ctl.stop('SIGKILL'));
     await waitFor('controller ready', async () => (await ctl.http('/readyz')).status === 200, 30_000);
     await waitFor('controller leads', async () => JSON.parse((await ctl.http('/healthz')).body).leader === true, 30_000);
@@ -163,6 +163,7 @@ export async function runScaleBench(): Promise<ScaleResult> {
     await waitFor(
       'convergence',
       () => {
+        if (ctl.proc.exitCode !== null || ctl.proc.signalCode !== null) return true;
         const r = benchRoutes();
         const a = accepted();
         if (Date.now() - lastLog > 5000) {
@@ -174,6 +175,7 @@ export async function runScaleBench(): Promise<ScaleResult> {
       timeoutMs,
       100,
     ).catch((err: Error) => log(err.message));
+    if (ctl.proc.exitCode !== null || ctl.proc.signalCode !== null) throw new Error('controller died during the benchmark (see its stderr above)');
     const convergeMs = Date.now() - t0;
     const routesPresent = benchRoutes();
     const acceptedSchemas = accepted();
@@ -189,7 +191,7 @@ export async function runScaleBench(): Promise<ScaleResult> {
     };
     await new Promise((r) => setTimeout(r, 3000));
     const writesBefore = await metric('kea_controller_writes_total');
-    const counter = new WriteCounter(kc, client);
+    const counter = new WriteCounter(client);
     await counter.start();
     await new Promise((r) => setTimeout(r, steadyMs));
     counter.stop();
@@ -203,6 +205,13 @@ export async function runScaleBench(): Promise<ScaleResult> {
       externalBytes: await metric('kea_controller_nodejs_external_memory_bytes'),
     };
     log(`controller heap ${JSON.stringify(heap)}`);
+    if (process.env.KEA_SCALE_HEAPSNAPSHOT) {
+      // Diagnostics: with KEA_SCALE_NODE_ARGS=--heapsnapshot-signal=SIGUSR2 the controller writes
+      // a heap snapshot (after a full GC) into its cwd; the heap after that is the live set.
+      ctl.proc.kill('SIGUSR2');
+      await new Promise((r) => setTimeout(r, Number(process.env.KEA_SCALE_HEAPSNAPSHOT)));
+      log(`after snapshot (full GC): heapUsed ${((await metric('kea_controller_nodejs_heap_size_used_bytes')) / MiB).toFixed(1)} MiB, RSS ${((await ctl.rss()) / MiB).toFixed(1)} MiB`);
+    }
     log(`steady: ${counter.writes.length} writes observed, controller writes delta ${writesAfter - writesBefore}, RSS ${(rssSteady / MiB).toFixed(1)} MiB`);
 
     const targets = { convergeMs: 60_000, rssBytes: 150 * MiB, steadyStateWrites: 0 };

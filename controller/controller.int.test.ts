@@ -8,10 +8,11 @@
  * nothing; deletion pruning everything. Run in band (one controller set per API server).
  */
 import { readFileSync } from 'node:fs';
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { FIELD_MANAGER, type MLService } from '../lib/api/types.js';
 import { KubeClient, KubeError, RESOURCES, APPLIED_HASH } from './apply/index.js';
 import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, parseYaml, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
+import { loadClusterAuth } from './apply/kubeconfig.js';
 
 const REPO = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const SYS = 'kea-it-system';
@@ -30,7 +31,6 @@ const R = {
   event: RESOURCES['v1/Event'],
 };
 
-const kc = new KubeConfig();
 let client: KubeClient;
 const procs: ControllerProcess[] = [];
 
@@ -70,8 +70,7 @@ const writesMetric = async (p: ControllerProcess): Promise<number> => {
 const holder = async () => (await get(R.lease, SYS, LEASE)).spec.holderIdentity as string | null;
 
 beforeAll(async () => {
-  kc.loadFromFile(process.env.KUBECONFIG!);
-  client = new KubeClient(kc);
+  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
   await ensureBuilt(REPO);
   await ensureNamespaces(client, SYS, NS, OTHER);
   await client.delete(R.grant, OTHER, 'allow-apps'); // left by an earlier run on a reused API server
@@ -226,7 +225,7 @@ test('restart the controller → zero diff, zero writes', async () => {
   const running = procs.find((p) => p.proc.exitCode === null && p.proc.signalCode === null)!;
   // Converged first: no writes for 2 s.
   await waitFor('converged', async () => {
-    const c = new WriteCounter(kc, client);
+    const c = new WriteCounter(client);
     await c.start();
     await new Promise((r) => setTimeout(r, 2000));
     c.stop();
@@ -235,7 +234,7 @@ test('restart the controller → zero diff, zero writes', async () => {
   expect(await running.stop('SIGTERM')).toBe(0);
   // SIGTERM released the Lease.
   expect(await holder()).toBeFalsy();
-  const counter = new WriteCounter(kc, client);
+  const counter = new WriteCounter(client);
   await counter.start();
   const fresh = await spawn('replica-c');
   await waitFor('replica-c leads', async () => (await holder()) === 'replica-c', 20_000);

@@ -8,13 +8,14 @@
  * and `x-kea-internal-token`, and serves the document the test chooses.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, Condition, MLService } from '../lib/api/types.js';
 import { createLogger } from '../lib/log.js';
 import { loadConfig } from './config.js';
 import { startController, type ControllerHandle } from './main.js';
 import { KubeClient, RESOURCES } from './apply/index.js';
 import { applyAll, countWrites, ensureNamespaces, waitFor } from './apply/testkit.js';
+import { loadClusterAuth } from './apply/kubeconfig.js';
 
 const NS = 'kea-disc-a';
 const SYS = 'kea-disc-system';
@@ -24,7 +25,6 @@ const CM = RESOURCES['v1/ConfigMap'];
 const SCHEMA = RESOURCES['kea.dev/v1alpha1/ApiSchema'];
 const MLS = RESOURCES['kea.dev/v1alpha1/MLService'];
 
-const kc = new KubeConfig();
 let client: KubeClient;
 let controller: ControllerHandle | undefined;
 let gateway: Server;
@@ -70,8 +70,7 @@ const routeRules = async (name: string) =>
   ((await client.get<Route>(ROUTE, NS, name).catch(() => undefined))?.spec.rules ?? []).map((r) => `${r.matches[0].method ?? '*'} ${r.matches[0].path.value}`).sort();
 
 beforeAll(async () => {
-  kc.loadFromFile(process.env.KUBECONFIG!);
-  client = new KubeClient(kc);
+  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
   await ensureNamespaces(client, NS, SYS);
   gateway = createServer((req, res) => {
     seen.push(req.headers);
@@ -92,7 +91,7 @@ beforeAll(async () => {
     '--leader-election=false', `--internal-gateway-url=${gatewayUrl}`, '--debounce-ms=50', '--max-delay-ms=300',
   ]);
   expect(loaded.runtime.internalGatewayUrl).toBe(gatewayUrl);
-  controller = await startController(loaded, { kubeConfig: kc, logger: createLogger('test', { level: 'silent' }) });
+  controller = await startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG!), logger: createLogger('test', { level: 'silent' }) });
 });
 
 afterAll(async () => {
@@ -132,6 +131,8 @@ test('a served OpenAPI document is imported, routed, published; a breaking chang
   expect(cond(failing.status?.conditions, 'Imported')?.message).toContain('HTTP 503');
   expect(cond(failing.status?.conditions, 'Programmed')).toMatchObject({ status: 'False', reason: 'AwaitingOpenApi' });
   expect(await routeRules('kea-api-legacy')).toEqual([]);
+  // The internal route discovery fetches through exists before any operation is known.
+  expect(await routeRules('kea-api-legacy-internal')).toEqual(['* /']);
 
   // The document appears: imported, routed through the policy server, published.
   served = { doc: fastapiDoc(false) };
@@ -226,5 +227,5 @@ test('a breaking canary is refused (its weight goes to the stable revision) unti
 
   // Converged (history, diffs and contract checks included): no writes for 4 s.
   await controller!.idle();
-  expect(await countWrites(kc, client, 4000)).toEqual([]);
+  expect(await countWrites(client, 4000)).toEqual([]);
 });

@@ -10,7 +10,6 @@
  */
 import { createServer, type Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { createLogger, flushLogs, type Logger } from '../lib/log.js';
 import type { ClusterSnapshot, ControllerConfig, RenderOutput } from './model.js';
@@ -18,6 +17,7 @@ import { loadConfig, type LoadedConfig } from './config.js';
 import { ClusterWatcher } from './watch/index.js';
 import { Batcher } from './batch/index.js';
 import { Applier, KubeClient, type ApplyResult } from './apply/index.js';
+import { loadClusterAuth, type ClusterAuth } from './apply/kubeconfig.js';
 import { LeaderElector } from './leader/index.js';
 import { reconcile } from './reconcile.js';
 import { type DiscoveredDoc, type DocFetcher, OpenApiDiscovery, gatewayFetcher } from './discover/index.js';
@@ -31,8 +31,8 @@ export interface ControllerDeps {
   /** The pure stages; default: controller/reconcile.ts. */
   reconcile?: ReconcileFn;
   logger?: Logger;
-  /** Use this KubeConfig instead of loading one. */
-  kubeConfig?: KubeConfig;
+  /** Use these credentials instead of loading them (--kubeconfig, KUBECONFIG, in-cluster). */
+  cluster?: ClusterAuth;
   /**
    * Fetches served OpenAPI documents (spec.source.openapi); default: through the Gateway's
    * internal listener at `runtime.internalGatewayUrl` (discover/gatewayFetcher).
@@ -68,14 +68,6 @@ export interface ControllerHandle {
   stop(): Promise<void>;
 }
 
-/** Loads a KubeConfig from a file, else KUBECONFIG / in-cluster / ~/.kube/config. */
-export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault();
-  return kc;
-}
-
 /**
  * Starts the controller. Resolves once the HTTP server listens (informers sync in the
  * background; `/readyz` turns 200 when they have).
@@ -83,8 +75,8 @@ export function loadKubeConfig(path?: string): KubeConfig {
 export async function startController(loaded: LoadedConfig, deps: ControllerDeps = {}): Promise<ControllerHandle> {
   const { config, runtime } = loaded;
   const log = deps.logger ?? createLogger('controller');
-  const kc = deps.kubeConfig ?? loadKubeConfig(runtime.kubeconfig);
-  const client = new KubeClient(kc);
+  const cluster = deps.cluster ?? loadClusterAuth(runtime.kubeconfig);
+  const client = new KubeClient(cluster);
 
   // ---- metrics
   const registry = new Registry();
@@ -278,7 +270,8 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     identity: runtime.identity,
     leaderElection: runtime.leaderElection,
     systemNamespace: config.systemNamespace,
-    server: kc.getCurrentCluster()?.server,
+    server: cluster.server,
+    credentials: cluster.source,
   });
 
   return {
@@ -297,6 +290,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
       watcher.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
+      await client.close();
       log.info('stopped');
     },
   };

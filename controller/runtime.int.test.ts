@@ -8,7 +8,7 @@
  * zero writes once converged, also after a restart.
  */
 import { readFileSync } from 'node:fs';
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { API_VERSION, FIELD_MANAGER, LABELS, MANAGED_BY_VALUE, type ApiSchema, type MLService } from '../lib/api/types.js';
 import { COMPONENT_API_VERSION } from '../lib/policy/config.js';
 import { ownerLabelValue, type ClusterSnapshot, type ControllerConfig, type RenderOutput } from './model.js';
@@ -16,6 +16,7 @@ import { loadConfig } from './config.js';
 import { startController, type ControllerHandle } from './main.js';
 import { APPLIED_HASH, KubeClient, KubeError, RESOURCES } from './apply/index.js';
 import { WriteCounter, applyAll, countWrites, ensureNamespaces, parseYaml, waitFor } from './apply/testkit.js';
+import { loadClusterAuth } from './apply/kubeconfig.js';
 import { createLogger } from '../lib/log.js';
 
 const NS = 'kea-rt-a';
@@ -81,14 +82,13 @@ function tinyRender(s: ClusterSnapshot, cfg: ControllerConfig): RenderOutput {
   return out;
 }
 
-const kc = new KubeConfig();
 let client: KubeClient;
 const controllers: ControllerHandle[] = [];
 const log = createLogger('test', { level: 'silent' });
 
 async function start(identity: string): Promise<ControllerHandle> {
   const loaded = loadConfig(['node', 'main', '--internal-token=t', '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`, `--identity=${identity}`, '--lease-name=kea-rt', '--retry-period-ms=500', '--lease-duration-ms=3000']);
-  const h = await startController(loaded, { reconcile: tinyRender, kubeConfig: kc, logger: log });
+  const h = await startController(loaded, { reconcile: tinyRender, cluster: loadClusterAuth(process.env.KUBECONFIG!), logger: log });
   controllers.push(h);
   return h;
 }
@@ -102,8 +102,7 @@ const getRoute = (name: string) => client.get<KubernetesObject & { spec: { rules
 const getSchema = (name: string) => client.get<ApiSchema>(SCHEMA, NS, name);
 
 beforeAll(async () => {
-  kc.loadFromFile(process.env.KUBECONFIG!);
-  client = new KubeClient(kc);
+  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
   await ensureNamespaces(client, NS, SYS);
 });
 
@@ -116,7 +115,7 @@ afterAll(async () => {
 
 test('converges: SSA objects with field manager and hash, status, events; then zero writes', async () => {
   const c = await start('rt-1');
-  const during = new WriteCounter(kc, client);
+  const during = new WriteCounter(client);
   await during.start();
   await applyAll(client, samples(), NS);
   const route = await waitFor('route', () => getRoute('kea-iris').catch(() => undefined), 20_000);
@@ -136,7 +135,7 @@ test('converges: SSA objects with field manager and hash, status, events; then z
   expect(during.writes.some((w) => w.kind === 'HTTPRoute' && w.latestManager === `${FIELD_MANAGER}/Apply`)).toBe(true);
   expect(during.writes.some((w) => w.kind === 'ApiSchema' && w.managers.includes(`${FIELD_MANAGER}/Update/status`))).toBe(true);
   // Converged: nothing is written for 5 s, even though informer events keep arriving.
-  const writes = await countWrites(kc, client, 5000);
+  const writes = await countWrites(client, 5000);
   expect(writes).toEqual([]);
   expect(c.isLeader()).toBe(true);
 });
@@ -225,7 +224,7 @@ test('restart: a new controller process state writes nothing', async () => {
   await controllers[0].idle();
   await controllers[0].stop();
   const c2 = await start('rt-2');
-  const counter = countWrites(kc, client, 6000);
+  const counter = countWrites(client, 6000);
   await waitFor('synced and leading', () => c2.isSynced() && c2.isLeader(), 20_000);
   const writes = await counter;
   expect(writes).toEqual([]);

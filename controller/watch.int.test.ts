@@ -5,11 +5,12 @@
  * relist, and must never prune from a partial view while the API server is down.
  */
 import { readFileSync } from 'node:fs';
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { MLService } from '../lib/api/types.js';
 import { startControlPlane, installCrds, type ControlPlane } from '../dev/controlplane.js';
 import { KubeClient, RESOURCES } from './apply/index.js';
 import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, parseYaml, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
+import { loadClusterAuth } from './apply/kubeconfig.js';
 
 const REPO = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const SYS = 'kea-system';
@@ -18,7 +19,6 @@ const ROUTE = RESOURCES['gateway.networking.k8s.io/v1/HTTPRoute'];
 
 let cp: ControlPlane;
 let client: KubeClient;
-const kc = new KubeConfig();
 let ctl: ControllerProcess;
 
 const mlService = (w1: number, w2: number): KubernetesObject => {
@@ -36,8 +36,7 @@ beforeAll(async () => {
   await ensureBuilt(REPO);
   cp = await startControlPlane({ unsafeNoFsync: true });
   await installCrds(cp.kubeconfig);
-  kc.loadFromFile(cp.kubeconfig);
-  client = new KubeClient(kc);
+  client = new KubeClient(loadClusterAuth(cp.kubeconfig));
   await ensureNamespaces(client, SYS, NS);
   ctl = await spawnController({ repoRoot: REPO, kubeconfig: cp.kubeconfig, identity: 'resilient', args: ['--leader-election=false'] });
   await applyAll(client, [mlService(80, 20), ...parseYaml(readFileSync(`${REPO}/manifests/samples/iris-apischema.yaml`, 'utf8'))], NS);
@@ -65,7 +64,7 @@ test('a 10 s outage: nothing is pruned, and once back, changes and deletions con
   // Still alive and still healthy (failing for less than --stale-after-ms).
   expect(ctl.proc.exitCode).toBeNull();
   expect((await ctl.http('/healthz')).status).toBe(200);
-  const counter = new WriteCounter(kc, client);
+  const counter = new WriteCounter(client);
   await cp.startApiServer();
   const back = Date.now();
   await counter.start();

@@ -1,16 +1,18 @@
 /**
- * A thin JSON REST client for the Kubernetes API, built on `@kubernetes/client-node`'s
- * KubeConfig authentication (client certificates, tokens, exec plugins) and the same undici
- * `fetch` its `Watch` uses.
+ * A thin JSON REST client for the Kubernetes API over undici (`fetch` with one keep-alive
+ * connection pool), authenticated from a {@link ClusterAuth} (kubeconfig or in-cluster).
  *
- * Why not `KubernetesObjectApi`: it round-trips every body through the generated
- * `ObjectSerializer`, which turns timestamps into `Date`s and drops fields unknown to the
- * typed models. KEA hashes desired objects and compares live copies field for field, so it
- * needs the API server's JSON exactly as served. This module only builds URLs and maps HTTP
- * errors; authentication stays in client-node.
+ * Why not `@kubernetes/client-node` at run time (its types are still used):
+ *  - `KubernetesObjectApi` round-trips every body through the generated `ObjectSerializer`,
+ *    which turns timestamps into `Date`s and drops fields unknown to the typed models; KEA
+ *    hashes desired objects and compares live copies, so it needs the JSON exactly as served;
+ *  - its KubeConfig builds a new undici Agent (a new TLS connection) per request, and
+ *    importing it costs +82 MiB RSS (see kubeconfig.ts and docs/performance.md).
  */
-import { HttpMethod, RequestContext, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { fetch, type Dispatcher } from 'undici';
+import { readFileSync } from 'node:fs';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { Agent, fetch, type Dispatcher } from 'undici';
+import type { ClusterAuth } from './kubeconfig.js';
 
 /** Where a kind lives in the REST API. */
 export interface ResourceRef {
@@ -86,21 +88,36 @@ export type RequestObserver = (method: string, path: string, status: number, ms:
 export class KubeClient {
   private discovered = new Map<string, ResourceRef>();
   private server: string;
-  readonly kc: KubeConfig;
+  readonly cluster: ClusterAuth;
   observer?: RequestObserver;
   /**
-   * Auth headers (refreshed every minute, for rotating tokens) and ONE undici dispatcher for
-   * the client's lifetime. client-node's applySecurityAuthentication builds a new undici Agent
-   * per call, i.e. a new TLS connection per request; measured: ~+150 MiB RSS and a TLS
-   * handshake per write at 100 ApiSchemas. Reusing one Agent keeps connections alive.
+   * ONE undici dispatcher for the client's lifetime (kept-alive TLS connections) and the auth
+   * headers, re-read every minute (rotating token files). Measured with client-node's
+   * per-request Agent instead: a TLS handshake per write and ~+150 MiB RSS at 100 ApiSchemas.
    */
-  private auth?: { headers: Record<string, string>; dispatcher?: Dispatcher; at: number };
+  private readonly dispatcher: Dispatcher;
+  private auth?: { headers: Record<string, string>; at: number };
 
-  constructor(kc: KubeConfig) {
-    this.kc = kc;
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
+  constructor(cluster: ClusterAuth) {
+    this.cluster = cluster;
     this.server = cluster.server.replace(/\/$/, '');
+    this.dispatcher = new Agent({
+      connect: {
+        ca: cluster.ca,
+        cert: cluster.cert,
+        key: cluster.key,
+        rejectUnauthorized: !cluster.insecureSkipTlsVerify,
+        servername: cluster.tlsServerName,
+        keepAlive: true,
+        keepAliveInitialDelay: 30_000,
+      },
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  /** Closes the connection pool. */
+  async close(): Promise<void> {
+    await this.dispatcher.close();
   }
 
   /** Sends one request; returns the parsed JSON body (or undefined for an empty body). */
@@ -144,18 +161,14 @@ export class KubeClient {
     return json as T;
   }
 
-  private async authentication(): Promise<{ headers: Record<string, string>; dispatcher?: Dispatcher }> {
+  private async authentication(): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher }> {
     const now = Date.now();
     if (!this.auth || now - this.auth.at > 60_000) {
-      const ctx = new RequestContext(`${this.server}/`, HttpMethod.GET);
-      await this.kc.applySecurityAuthentication(ctx);
-      this.auth = {
-        headers: ctx.getHeaders(),
-        dispatcher: this.auth?.dispatcher ?? (ctx.getDispatcher() as Dispatcher | undefined),
-        at: now,
-      };
+      let token = this.cluster.token;
+      if (this.cluster.tokenFile) token = readFileSync(this.cluster.tokenFile, 'utf8').trim();
+      this.auth = { headers: token ? { authorization: `Bearer ${token}` } : {}, at: now };
     }
-    return this.auth;
+    return { headers: this.auth.headers, dispatcher: this.dispatcher };
   }
 
   /** Resolves where a kind lives; uses the static table, then API discovery (cached). */

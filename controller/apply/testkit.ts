@@ -9,7 +9,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFile, stat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { KubeClient, KubeError, RESOURCES, type ResourceRef } from './kube.js';
 
@@ -241,21 +241,18 @@ export interface ObservedWrite {
 export class WriteCounter {
   readonly writes: ObservedWrite[] = [];
   private aborts: AbortController[] = [];
-  private readonly kc: KubeConfig;
   private readonly client: KubeClient;
 
-  constructor(kc: KubeConfig, client: KubeClient) {
-    this.kc = kc;
+  constructor(client: KubeClient) {
     this.client = client;
   }
 
   async start(kinds: ResourceRef[] = WRITTEN_KINDS): Promise<void> {
-    const w = new Watch(this.kc);
     for (const ref of kinds) {
       const list = await this.client.request<{ metadata: { resourceVersion: string } }>('GET', this.client.collectionPath(ref), { query: { limit: 1 } });
-      const ac = await w.watch(
+      const ac = await this.client.watch(
         this.client.collectionPath(ref),
-        { resourceVersion: list.metadata.resourceVersion, allowWatchBookmarks: false },
+        { resourceVersion: list.metadata.resourceVersion },
         (type: string, obj: KubernetesObject) => {
           if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') return;
           const fmt = (f: { manager?: string; operation?: string; subresource?: string }) => `${f.manager}/${f.operation}${f.subresource ? `/${f.subresource}` : ''}`;
@@ -283,8 +280,8 @@ export class WriteCounter {
 }
 
 /** Counts writes to KEA's kinds during `ms` milliseconds. */
-export async function countWrites(kc: KubeConfig, client: KubeClient, ms: number): Promise<ObservedWrite[]> {
-  const c = new WriteCounter(kc, client);
+export async function countWrites(client: KubeClient, ms: number): Promise<ObservedWrite[]> {
+  const c = new WriteCounter(client);
   await c.start();
   await new Promise((r) => setTimeout(r, ms));
   c.stop();

@@ -1,22 +1,25 @@
 /**
- * A resilient informer around `@kubernetes/client-node`'s `ListWatch`.
+ * A resilient informer: a list+watch cache of one kind, with the failure handling that
+ * client-node's `ListWatch` lacks (it stops for good on any non-410 error: client-node issues
+ * #364, #958; field notes §5):
+ *  - list, then watch from the list's resourceVersion (with bookmarks, so resumes rarely hit
+ *    410); a watch the server ends normally is resumed from the last resourceVersion;
+ *  - 410 Gone (an ERROR event or HTTP status) → relist at once;
+ *  - any other list or watch error → relist after an exponential backoff (1 s doubling to
+ *    30 s, ±20 % jitter);
+ *  - a periodic full relist (default every 5 min) heals anything missed;
+ *  - the previous cache is served until a relist completes, so the pipeline never sees an
+ *    empty or partial world (nothing is pruned during an API server outage);
+ *  - cached objects are slimmed (no managedFields, no kubectl last-applied annotation), or
+ *    hold metadata only (PartialObjectMetadata) when the spec says so;
+ *  - health: synced, last event seen, consecutive failures, failing since.
  *
- * client-node's ListWatch relists on 410 Gone and reconnects after its own 30 s inactivity
- * timeout, but it stops for good on any other error (client-node issues #364, #958; field
- * notes §5). This wrapper:
- *  - restarts after an error with exponential backoff (1 s doubling to 30 s, ±20 % jitter);
- *  - relists periodically (default every 5 min) to heal any missed event;
- *  - keeps serving the previous cache until a restarted ListWatch has completed its list, so a
- *    restart never shows the pipeline an empty (or partial) world;
- *  - strips `metadata.managedFields` and the kubectl last-applied annotation from cached
- *    objects (they are never read and dominate memory at scale), and can cache metadata only;
- *  - watches through {@link KubeClient.watch} (one shared connection pool, bookmarks,
- *    server-side timeouts) instead of client-node's `Watch`, whose auth setup builds a new
- *    undici Agent (a new TLS connection) per call;
- *  - exposes health: synced, last event seen, consecutive failures.
+ * It is written on KEA's {@link KubeClient} rather than on client-node's ListWatch/Watch:
+ * importing those loads client-node's generated models (+47 MiB RSS measured), and its
+ * Watch opens a new TLS connection per watch (see docs/performance.md, "Controller scale").
  */
-import { ListWatch, type Watch, type KubernetesObject, type ObjectCallback } from '@kubernetes/client-node';
-import type { KubeClient, ResourceRef } from '../apply/kube.js';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { KubeError, type KubeClient, type ResourceRef } from '../apply/kube.js';
 
 /** What one informer watches. */
 export interface InformerSpec {
@@ -37,13 +40,13 @@ export interface InformerSpec {
 export interface InformerOptions {
   /** Called after any add/update/delete, and when a (re)list completes. */
   onChange: (informer: string, verb: 'add' | 'update' | 'delete' | 'sync', obj?: KubernetesObject) => void;
-  /** Called on a watch or list error (before the backoff restart). */
+  /** Called on a watch or list error (before the backoff relist). */
   onError?: (informer: string, err: unknown, retryInMs: number) => void;
   /** Full relist period in ms (default 300 000). 0 disables. */
   relistMs?: number;
-  /** First restart delay in ms (default 1000); doubles per consecutive failure up to maxBackoffMs. */
+  /** First retry delay in ms (default 1000); doubles per consecutive failure up to maxBackoffMs. */
   backoffMs?: number;
-  /** Maximum restart delay in ms (default 30 000). */
+  /** Maximum retry delay in ms (default 30 000). */
   maxBackoffMs?: number;
 }
 
@@ -51,7 +54,7 @@ export interface InformerOptions {
 export interface InformerHealth {
   name: string;
   synced: boolean;
-  /** Last add/update/delete event received. */
+  /** Last watch event received (object events and bookmarks). */
   lastEventAt: number;
   /** Last successful list. */
   lastSyncAt: number;
@@ -62,6 +65,7 @@ export interface InformerHealth {
   consecutiveFailures: number;
   /** When the current run of failures began (0 = not failing). */
   failingSince: number;
+  /** Relists after errors or 410 Gone. */
   restarts: number;
   objects: number;
 }
@@ -80,17 +84,18 @@ export function slim<T extends KubernetesObject>(obj: T): T {
   return obj;
 }
 
+const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
 /** A self-healing list+watch cache of one kind. */
 export class Informer {
   readonly spec: InformerSpec;
   private readonly client: KubeClient;
-  private readonly watch: Watch;
   private readonly opts: Required<Omit<InformerOptions, 'onError'>> & Pick<InformerOptions, 'onError'>;
-  /** The ListWatch whose cache is served. */
-  private current?: ListWatch<KubernetesObject>;
-  /** A (re)started ListWatch still listing. */
-  private pending?: ListWatch<KubernetesObject>;
+  private store = new Map<string, KubernetesObject>();
+  private rv = '';
+  /** Bumped by every (re)list; callbacks of older generations are ignored. */
   private gen = 0;
+  private watchAbort?: AbortController;
   private stopped = true;
   private restartTimer?: NodeJS.Timeout;
   private relistTimer?: NodeJS.Timeout;
@@ -100,35 +105,15 @@ export class Informer {
   constructor(client: KubeClient, spec: InformerSpec, opts: InformerOptions) {
     this.spec = spec;
     this.client = client;
-    // ListWatch only calls watch.watch(path, query, callback, done): drive it with the
-    // client's own watch (shared connection pool, bookmarks, metadata-only when asked).
-    const { apiVersion, kind } = spec.ref;
-    this.watch = {
-      watch: (path: string, query: Record<string, string | number | boolean | undefined>, cb: (t: string, o: KubernetesObject) => void, done: (err: unknown) => void) =>
-        client.watch(
-          path,
-          query,
-          (type, obj) => {
-            if (type !== 'ERROR' && obj) {
-              slim(obj);
-              obj.apiVersion = apiVersion;
-              obj.kind = kind;
-            }
-            cb(type, obj);
-          },
-          done,
-          { metadataOnly: spec.metadataOnly },
-        ),
-    } as unknown as Watch;
     this.opts = { relistMs: 300_000, backoffMs: 1000, maxBackoffMs: 30_000, ...opts };
     this.h = { name: spec.name, synced: false, lastEventAt: 0, lastSyncAt: 0, lastErrorAt: 0, consecutiveFailures: 0, failingSince: 0, restarts: 0, objects: 0 };
   }
 
-  /** Starts listing and watching; resolves immediately (see {@link waitForSync}). */
+  /** Starts listing and watching; returns at once (see {@link waitForSync}). */
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.launch();
+    this.relist();
     if (this.opts.relistMs > 0) {
       this.relistTimer = setInterval(() => this.relist(), this.opts.relistMs);
       this.relistTimer.unref();
@@ -141,15 +126,18 @@ export class Informer {
     this.gen++;
     clearTimeout(this.restartTimer);
     clearInterval(this.relistTimer);
-    void this.pending?.stop();
-    void this.current?.stop();
-    this.pending = undefined;
+    this.watchAbort?.abort();
+    this.watchAbort = undefined;
   }
 
-  /** Forces a fresh list (the old cache is served until it completes). */
+  /** Lists afresh, then watches from the list (the old cache is served until the list completes). */
   relist(): void {
     if (this.stopped) return;
-    this.launch();
+    clearTimeout(this.restartTimer);
+    const gen = ++this.gen;
+    this.watchAbort?.abort();
+    this.watchAbort = undefined;
+    void this.listThenWatch(gen);
   }
 
   /** Resolves once the first list has completed. */
@@ -162,68 +150,95 @@ export class Informer {
     return this.h.synced;
   }
 
-  /** Every cached object (all namespaces). */
+  /** Every cached object (all namespaces), a fresh array. */
   list(): KubernetesObject[] {
-    return this.current ? [...this.current.list()] : [];
+    return [...this.store.values()];
   }
 
   get(namespace: string | undefined, name: string): KubernetesObject | undefined {
-    return this.current?.get(name, namespace);
+    return this.store.get(`${namespace ?? ''}/${name}`);
   }
 
   health(): InformerHealth {
-    return { ...this.h, objects: this.current ? this.current.list().length : 0 };
+    return { ...this.h, objects: this.store.size };
   }
 
-  private launch(): void {
-    clearTimeout(this.restartTimer);
-    const gen = ++this.gen;
-    void this.pending?.stop();
-    const path = this.client.collectionPath(this.spec.ref, this.spec.namespace);
-    const listFn = async () => {
-      const list = await this.client.list(this.spec.ref, { namespace: this.spec.namespace, labelSelector: this.spec.labelSelector, metadataOnly: this.spec.metadataOnly });
-      for (const it of list.items) slim(it);
-      if (gen === this.gen) {
-        // ListWatch fills its cache synchronously after this promise resolves; swap after that.
-        setImmediate(() => this.onListed(gen, lw));
-      }
-      return list;
-    };
-    const lw: ListWatch<KubernetesObject> = new ListWatch(path, this.watch, listFn, false, this.spec.labelSelector);
-    this.pending = lw;
-    const event = (verb: 'add' | 'update' | 'delete'): ObjectCallback<KubernetesObject> => (obj) => {
-      if (gen !== this.gen || lw !== this.current) return;
-      this.h.lastEventAt = Date.now();
-      this.h.consecutiveFailures = 0;
-      this.h.failingSince = 0;
-      this.opts.onChange(this.spec.name, verb, obj);
-    };
-    lw.on('add', event('add'));
-    lw.on('update', event('update'));
-    lw.on('delete', event('delete'));
-    lw.on('error', (err: unknown) => {
-      if (gen !== this.gen || this.stopped) return;
-      this.onFailure(err);
-    });
-    lw.start().catch((err: unknown) => {
+  private fix(obj: KubernetesObject): KubernetesObject {
+    slim(obj);
+    obj.apiVersion = this.spec.ref.apiVersion;
+    obj.kind = this.spec.ref.kind;
+    return obj;
+  }
+
+  private async listThenWatch(gen: number): Promise<void> {
+    let list;
+    try {
+      list = await this.client.list(this.spec.ref, { namespace: this.spec.namespace, labelSelector: this.spec.labelSelector, metadataOnly: this.spec.metadataOnly });
+    } catch (err) {
       if (gen === this.gen && !this.stopped) this.onFailure(err);
-    });
-  }
-
-  private onListed(gen: number, lw: ListWatch<KubernetesObject>): void {
-    if (gen !== this.gen) return;
-    const old = this.current;
-    if (old !== lw) {
-      this.current = lw;
-      this.pending = undefined;
-      void old?.stop();
+      return;
     }
+    if (gen !== this.gen || this.stopped) return;
+    const fresh = new Map<string, KubernetesObject>();
+    for (const it of list.items) fresh.set(keyOf(it), this.fix(it));
+    this.store = fresh;
+    this.rv = list.metadata.resourceVersion ?? '';
     this.h.synced = true;
     this.h.lastSyncAt = Date.now();
     this.h.consecutiveFailures = 0;
     this.h.failingSince = 0;
     for (const w of this.syncWaiters.splice(0)) w();
     this.opts.onChange(this.spec.name, 'sync');
+    this.watchFrom(gen);
+  }
+
+  private watchFrom(gen: number): void {
+    let gone = false;
+    const startedAt = Date.now();
+    const onEvent = (type: string, obj: KubernetesObject & { code?: number }) => {
+      if (gen !== this.gen) return;
+      if (type === 'ERROR') {
+        if (obj?.code === 410) gone = true;
+        return;
+      }
+      const rv = obj?.metadata?.resourceVersion;
+      if (rv) this.rv = rv;
+      this.h.lastEventAt = Date.now();
+      if (type === 'BOOKMARK') return;
+      this.h.consecutiveFailures = 0;
+      this.h.failingSince = 0;
+      const key = keyOf(obj);
+      if (type === 'DELETED') {
+        if (this.store.delete(key)) this.opts.onChange(this.spec.name, 'delete', obj);
+        return;
+      }
+      const prev = this.store.get(key);
+      if (prev && prev.metadata?.resourceVersion === rv) return;
+      this.store.set(key, this.fix(obj));
+      this.opts.onChange(this.spec.name, prev ? 'update' : 'add', obj);
+    };
+    const onDone = (err: unknown) => {
+      if (gen !== this.gen || this.stopped) return;
+      if (gone || (err instanceof KubeError && err.statusCode === 410)) {
+        this.h.restarts++;
+        this.relist();
+      } else if ((!err || (err as Error).name === 'TimeoutError') && Date.now() - startedAt > 1000) {
+        this.watchFrom(gen); // normal end (server timeout): resume from the last resourceVersion
+      } else {
+        this.onFailure(err ?? new Error('watch ended immediately'));
+      }
+    };
+    this.client
+      .watch(this.client.collectionPath(this.spec.ref, this.spec.namespace), { labelSelector: this.spec.labelSelector, resourceVersion: this.rv }, onEvent, onDone, {
+        metadataOnly: this.spec.metadataOnly,
+      })
+      .then(
+        (ac) => {
+          if (gen === this.gen && !this.stopped) this.watchAbort = ac;
+          else ac.abort();
+        },
+        (err: unknown) => onDone(err),
+      );
   }
 
   private onFailure(err: unknown): void {
@@ -234,14 +249,12 @@ export class Informer {
     const base = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (this.h.consecutiveFailures - 1));
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
     this.opts.onError?.(this.spec.name, err, delay);
-    // A watch error leaves the ListWatch stopped; its cache stays valid (and served) until the
-    // restarted one has listed.
     const gen = this.gen;
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
       if (gen !== this.gen || this.stopped) return;
       this.h.restarts++;
-      this.launch();
+      this.relist();
     }, delay);
     this.restartTimer.unref();
   }
