@@ -263,13 +263,16 @@ describe('data path', () => {
     const student = await bearer(S, 'student');
     const teacher = await bearer(S, 'teacher');
     // The grades ApiSchema lists no operations: the controller imports them from the service.
-    await until('default/grades set_grades published', 20000, async () => {
-      const m = json(await hit(url('/methods'))) as Array<{ service: string; operationId: string }>;
-      return m.some((x) => x.service === 'default/grades' && x.operationId === 'set_grades');
+    let methods = '';
+    await until('default/grades POST /grades/set_grades published', 20000, async () => {
+      const h = await hit(url('/methods'));
+      methods = h.text;
+      const m = json(h) as Array<{ service: string; method: string; path: string }>;
+      return m.some((x) => x.service === 'default/grades' && x.method === 'POST' && x.path === '/grades/set_grades');
     }).catch(async (e) => {
       const st = await kubectl(S, ['get', 'apischema', 'grades', '-o', 'jsonpath={.status.conditions}']).catch(() => '?');
       const routes = await kubectl(S, ['get', 'httproutes', '-A', '-o', 'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {.spec.hostnames}{"\\n"}{end}']).catch(() => '?');
-      throw new Error(`${String(e)}; ApiSchema default/grades status: ${st}; HTTPRoutes:\n${routes}`);
+      throw new Error(`${String(e)}; /methods: ${methods.slice(0, 2000)}; ApiSchema default/grades status: ${st}; HTTPRoutes:\n${routes}`);
     });
     const body = { student: 'carol', course: 'math', grade: 88 };
     const s = await postJson(url('/grades/set_grades'), body, { authorization: `Bearer ${student}` });
