@@ -355,7 +355,7 @@ describe('v1 → v2 upgrade and canary', () => {
     // (local) pod's EndpointSlice, the internal HTTPRoute's backendRef, then traffic.
     const marks: Record<string, number> = {};
     const mark = (k: string) => (marks[k] ??= Date.now() - (v2AppliedAt || Date.now()));
-    await until('revision v2 answers', 60000, async () => {
+    await until('revision v2 answers', 90000, async () => {
       const eps = JSON.parse(await kubectl(S, ['get', 'endpointslices', '-n', 'default', '-l', 'kubernetes.io/service-name=iris-v2', '-o', 'json']).catch(() => '{"items":[]}'));
       if (eps.items.some((e: { endpoints?: Array<{ conditions?: { ready?: boolean } }> }) => (e.endpoints ?? []).some((x) => x.conditions?.ready !== false))) mark('endpointSliceReadyMs');
       const rt = await kubectl(S, ['get', 'httproute', 'iris-internal', '-n', 'default', '-o', 'jsonpath={.spec.rules[*].backendRefs[*].name}']).catch(() => '');
