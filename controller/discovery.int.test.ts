@@ -86,13 +86,17 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', () => r()));
   gatewayUrl = `http://127.0.0.1:${(gateway.address() as { port: number }).port}`;
+  controller = await start();
+});
+
+async function start(): Promise<ControllerHandle> {
   const loaded = loadConfig([
     'node', 'main', `--internal-token=${TOKEN}`, '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`,
     '--leader-election=false', `--internal-gateway-url=${gatewayUrl}`, '--debounce-ms=50', '--max-delay-ms=300',
   ]);
   expect(loaded.runtime.internalGatewayUrl).toBe(gatewayUrl);
-  controller = await startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG!), logger: createLogger('test', { level: 'silent' }) });
-});
+  return startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG!), logger: createLogger('test', { level: 'silent' }) });
+}
 
 afterAll(async () => {
   await controller?.stop();
@@ -228,4 +232,27 @@ test('a breaking canary is refused (its weight goes to the stable revision) unti
   // Converged (history, diffs and contract checks included): no writes for 4 s.
   await controller!.idle();
   expect(await countWrites(client, 4000)).toEqual([]);
+});
+
+test('a controller restart while the served document is unreachable prunes nothing (retained until it is fetched again)', async () => {
+  const rules = await routeRules('kea-api-legacy');
+  expect(rules).toEqual(['GET /legacy/items', 'GET /legacy/stats', 'POST /legacy/predict']);
+  const apiConfig = () => client.get(CM, SYS, `kea-api-${NS}-legacy`).catch(() => undefined);
+  expect(await apiConfig()).toBeDefined();
+  await controller!.stop();
+  served = { status: 503 };
+  controller = await start();
+  // The new process has no document for legacy: AwaitingOpenApi, and its objects are retained.
+  const waiting = await waitFor('FetchFailed after restart', async () => {
+    const s = await getSchema('legacy');
+    return cond(s.status?.conditions, 'Programmed')?.reason === 'AwaitingOpenApi' ? s : undefined;
+  }, 20_000);
+  expect(cond(waiting.status?.conditions, 'Imported')).toMatchObject({ status: 'False', reason: 'FetchFailed' });
+  await controller!.idle();
+  expect(await routeRules('kea-api-legacy')).toEqual(rules);
+  expect(await apiConfig()).toBeDefined();
+  // The document is back: programmed again, same routes.
+  served = { doc: fastapiDoc(true) };
+  await waitFor('programmed again', async () => cond((await getSchema('legacy')).status?.conditions, 'Programmed')?.status === 'True', 30_000);
+  expect(await routeRules('kea-api-legacy')).toEqual(rules);
 });

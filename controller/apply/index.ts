@@ -10,7 +10,8 @@
  *    changed since KEA last wrote it (drift: generation, else resourceVersion, moved on);
  *  - deletion of owned objects (label `kea.dev/managed-by=kea`) no longer desired, except
  *    version-history ConfigMaps (`kea.dev/component=api-version`) whose owning ApiSchema
- *    still exists and that render did not drop (`RenderOutput.droppedVersions`);
+ *    still exists and that render did not drop (`RenderOutput.droppedVersions`), and objects
+ *    of owners render retains (`RenderOutput.retainOwners`);
  *  - status writes through the status subresource, only when the status changed (a
  *    condition whose status did not change keeps its previous lastTransitionTime);
  *  - core/v1 Events, deduplicated by a deterministic name (a repeat is a 409, not a write).
@@ -221,9 +222,14 @@ export class Applier {
       live.apiSchemas().map((s) => ownerLabelValue('ApiSchema', s.metadata?.namespace ?? '', s.metadata?.name ?? '')),
     );
     const dropped = new Set(out.droppedVersions ?? []);
+    const retained = new Set(out.retainOwners ?? []);
     const doomed = [...liveIdx.entries()].filter(([key, o]) => {
       if (desiredKeys.has(key) || o.metadata?.deletionTimestamp) return false;
       const labels = o.metadata?.labels ?? {};
+      // Owners render left as they are (invalid spec, awaiting an OpenAPI document):
+      // RenderOutput.retainOwners; their existing objects are kept.
+      const owner0 = labels[LABELS.owner];
+      if (owner0 !== undefined && retained.has(owner0) && !dropped.has(`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`)) return false;
       if (o.kind === 'ConfigMap' && labels[LABELS.component] === COMPONENT_API_VERSION) {
         // Version history: kept while its ApiSchema exists (or when the owner is unknown),
         // unless render dropped it (history cap, RenderOutput.droppedVersions).
