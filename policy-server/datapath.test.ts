@@ -5,6 +5,7 @@
  * forwarding (502/504, header hygiene, identity headers, request ids, streaming), response
  * validation, audit records and the management API.
  */
+import { flushLogs } from '../lib/log.js';
 import { irisBody, irisService, schoolService, bearer, INTERNAL_TOKEN } from './testing/fixtures.js';
 import { send } from './testing/http.js';
 import { startStack, type Stack } from './testing/stack.js';
@@ -247,6 +248,19 @@ describe('cache', () => {
     expect(r.headers['x-cache']).toBe('MISS');
   });
 
+  test('a memoised valid body is re-validated after the schema changes', async () => {
+    const r1 = await send('POST', `${s.url}/iris/predict`, { headers: { authorization: student }, body });
+    expect(r1.status).toBe(200);
+    const strict = structuredClone(irisService('iv-strict'));
+    const predict = strict.operations.find((o) => o.operationId === 'predict')!;
+    ((predict.requestBody!.schema as { properties: { features: { maxItems: number } } }).properties.features.maxItems = 2);
+    s.configure(schoolService(), strict);
+    const r2 = await send('POST', `${s.url}/iris/predict`, { headers: { authorization: student }, body });
+    expect(r2.status).toBe(400);
+    expect(r2.json.errors[0].pointer).toBe('/features');
+    s.configure(schoolService(), irisService());
+  });
+
   test('config change of a service drops its entries; /router/cache is admin-only', async () => {
     await send('POST', `${s.url}/iris/predict`, { headers: { authorization: student }, body });
     const hit = await send('POST', `${s.url}/iris/predict`, { headers: { authorization: student }, body });
@@ -365,7 +379,7 @@ describe('response validation', () => {
     const r = await send('GET', `${s.url}/iris/info-log?shape=bad`);
     expect(r.status).toBe(200);
     expect(r.json).toEqual({ name: 42 });
-    await new Promise((res) => setImmediate(res));
+    flushLogs();
     expect(s.logs.some((l) => l.message === 'upstream response does not match the schema' && l.operation === 'ml/iris/info_log')).toBe(true);
   });
 });
@@ -373,7 +387,7 @@ describe('response validation', () => {
 describe('audit and management API', () => {
   test('audit end record has the required fields and never credentials', async () => {
     await send('POST', `${s.url}/iris/predict-nocache`, { headers: { authorization: student, 'x-request-id': 'audit-1', cookie: 'kea_session=SECRET' }, body: irisBody(1) });
-    await new Promise((res) => setImmediate(res));
+    flushLogs();
     const rec = s.logs.find((l) => l.requestId === 'audit-1' && l.message === 'request end')!;
     expect(rec).toMatchObject({ level: 'info', user: 'sam', operation: 'ml/iris/predict_nocache', service: 'ml/iris', revision: 'v1', status: 200, outcome: 'forwarded' });
     expect(typeof rec.latencyMs).toBe('number');
@@ -381,7 +395,7 @@ describe('audit and management API', () => {
     expect(all).not.toContain('test:sam');
     expect(all).not.toContain('SECRET');
     await send('POST', `${s.url}/school/grades/bob`, { headers: { authorization: teacher, 'x-request-id': 'audit-2' }, body: { grade: 0 } });
-    await new Promise((res) => setImmediate(res));
+    flushLogs();
     const inv = s.logs.find((l) => l.requestId === 'audit-2')!;
     expect(inv.status).toBe(400);
     expect((inv.validation as unknown[]).length).toBe(2);

@@ -141,6 +141,16 @@ export function findPollution(raw: Buffer, value: unknown): string | undefined {
 export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
   if (Array.isArray(v)) {
+    // Arrays of primitives (feature vectors, tensors) are already canonical: one native call.
+    let flat = true;
+    for (let i = 0; i < v.length; i++) {
+      const e = v[i];
+      if (e !== null && typeof e === 'object') {
+        flat = false;
+        break;
+      }
+    }
+    if (flat) return JSON.stringify(v);
     let s = '[';
     for (let i = 0; i < v.length; i++) s += (i ? ',' : '') + canonicalJson(v[i]);
     return s + ']';

@@ -16,7 +16,8 @@
  * the upstream header list, and the body buffer; no express, no streams for small bodies, no
  * per-request closures on the forwarding path.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
@@ -343,6 +344,7 @@ export class DataPath {
    * resolution), too coarse for per-operation timeouts; it stays as a backstop (+1 s).
    */
   private readonly waiting = new Set<Exchange>();
+  private readonly bodyMemo = new WeakMap<CompiledOperation, LRUCache<string, string>>();
   private sweeper?: NodeJS.Timeout;
 
   constructor(opts: DataPathOptions) {
@@ -356,6 +358,13 @@ export class DataPath {
     this.maxJsonDepth = opts.maxJsonDepth ?? 64;
     this.maxBufferedResponseBytes = opts.maxBufferedResponseBytes ?? 4 * 1024 * 1024;
     this.claimDefaults = opts.claimDefaults ?? {};
+  }
+
+  /** The validated-body memo of a cacheable operation (see run(), step 3). */
+  private memoFor(op: CompiledOperation): LRUCache<string, string> {
+    let m = this.bodyMemo.get(op);
+    if (!m) this.bodyMemo.set(op, (m = new LRUCache<string, string>({ max: 4096 })));
+    return m;
   }
 
   /** Starts tracking an exchange's deadline. */
@@ -548,6 +557,7 @@ export class DataPath {
     }
     let parsed: unknown;
     let isParsed = false;
+    let bodyDigest: string | undefined;
     if (spec) {
       if (body.length === 0) {
         if (spec.required) {
@@ -557,23 +567,39 @@ export class DataPath {
           return;
         }
       } else if (spec.isJson) {
-        const errors = this.checkJson(x, body);
-        if (errors) {
-          this.metrics.validation(op.key, errors);
-          x.fail(problem('validation-failed', errors[0].message === 'is not valid JSON' ? 'the body is not valid JSON' : `${errors.length} body error(s)`, { errors }), 'invalid_request', {
-            validation: errors,
-          });
-          return;
+        // Cacheable operations remember, per compiled operation, the canonical digest of
+        // every body that passed validation, keyed by the raw bytes' SHA-256: a repeated body
+        // (the common inference retry) skips parse, guards, ajv and canonicalisation.
+        let memo: LRUCache<string, string> | undefined;
+        let rawKey: string | undefined;
+        if (op.cache) {
+          memo = this.memoFor(op);
+          rawKey = createHash('sha256').update(body).digest('base64url');
+          bodyDigest = memo.get(rawKey);
         }
-        parsed = x.parsed;
-        isParsed = true;
+        if (bodyDigest === undefined) {
+          const errors = this.checkJson(x, body);
+          if (errors) {
+            this.metrics.validation(op.key, errors);
+            x.fail(problem('validation-failed', errors[0].message === 'is not valid JSON' ? 'the body is not valid JSON' : `${errors.length} body error(s)`, { errors }), 'invalid_request', {
+              validation: errors,
+            });
+            return;
+          }
+          parsed = x.parsed;
+          isParsed = true;
+          if (memo && rawKey !== undefined) {
+            bodyDigest = createHash('sha256').update(canonicalJson(parsed)).digest('base64url');
+            memo.set(rawKey, bodyDigest);
+          }
+        }
       }
     }
 
     // 4. Cache lookup.
     const cachePolicy = op.cache;
     if (cachePolicy) {
-      const canonical = isParsed ? canonicalJson(parsed) : body.toString('latin1');
+      const canonical = bodyDigest ?? (isParsed ? canonicalJson(parsed) : body.toString('latin1'));
       const subject = cachePolicy.scope === 'identity' ? (x.identity ? `${x.identity.via === 'session' ? 's' : 'b'}:${x.identity.subject}` : '') : undefined;
       const key = this.cache.key(svc.id, op.def.operationId, svc.def.configVersion, canonical, rawQuery, subject);
       if (hasNoCache(req)) {
@@ -624,11 +650,13 @@ export class DataPath {
       {
         path: upstreamPath,
         method: op.method as Dispatcher.HttpMethod,
+        // Also spares undici's per-request net.isIP() check of the Host header.
+        servername: svc.def.upstream.host,
         headers,
         body: body.length > 0 ? body : null,
         headersTimeout: op.timeoutMs + 1000,
         bodyTimeout: op.timeoutMs,
-      },
+      } as Dispatcher.DispatchOptions,
       x,
     );
   }
