@@ -7,7 +7,10 @@
  *   - `policy.json`: a {@link PolicyService} (what the data path enforces),
  *   - `openapi.json`: the published OpenAPI 3.0.3 document (what /docs shows).
  * Earlier published versions live in ConfigMaps labelled `kea.dev/component=api-version`
- * ({@link apiVersionConfigMapName}), which are never pruned while the ApiSchema exists.
+ * ({@link apiVersionConfigMapName}), which are never pruned while the ApiSchema exists, except
+ * the oldest beyond the controller's cap of 10 per ApiSchema. Their annotations:
+ * `kea.dev/api-schema` (`<ns>/<name>`), `kea.dev/version` (info.version), `kea.dev/digest`
+ * (sha256 hex of the `openapi.json` text) and `kea.dev/published-at` (RFC 3339).
  * The policy server watches these ConfigMaps, builds an immutable snapshot (every validator
  * compiled once) and swaps it in atomically; the last good snapshot is also persisted on
  * local disk so a restart with the API server down still serves.
