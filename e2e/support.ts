@@ -8,10 +8,10 @@
  * Every request a test asserts on goes to the gateway's public port (`stack.gatewayUrl`).
  * Test-only code; not part of the build (tsconfig.build.json excludes e2e/).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, mkdir, readFile, readlink, rm, writeFile, appendFile } from 'node:fs/promises';
-import { openSync, closeSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -279,26 +279,7 @@ export async function pngSize(path: string): Promise<{ width: number; height: nu
   return { width: b.readUInt32BE(16), height: b.readUInt32BE(20), bytes: b.length };
 }
 
-// ---- processes (fault tests) --------------------------------------------------------------
-
-/** Command line, environment and cwd of a running process, read from /proc. */
-export interface ProcSpec {
-  pid: number;
-  argv: string[];
-  env: Record<string, string>;
-  cwd: string;
-}
-
-/** Reads a process's argv/env/cwd from /proc so it can be started again the same way. */
-export async function procSpec(pid: number): Promise<ProcSpec> {
-  const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter((x, i, a) => x !== '' || i < a.length - 1);
-  const env: Record<string, string> = {};
-  for (const kv of (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')) {
-    const eq = kv.indexOf('=');
-    if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return { pid, argv: argv.filter((x) => x !== ''), env, cwd: await readlink(`/proc/${pid}/cwd`) };
-}
+// ---- processes (fault tests; the stack's supervisor restarts what the tests kill) ---------
 
 /** Pids of processes whose argv[0] basename matches `prog` and whose command line contains `needle`. */
 export function findPids(prog: RegExp, needle: string): number[] {
@@ -342,30 +323,3 @@ export async function killAndWait(pid: number, signal: NodeJS.Signals, timeoutMs
   }
   return Date.now() - t0;
 }
-
-/** Processes this suite started again after killing the stack's own; stopped by stopRespawned(). */
-const respawned: ChildProcess[] = [];
-process.once('exit', () => {
-  for (const p of respawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-});
-
-/** Starts a process again from its recorded spec, appending its output to `logPath`. */
-export async function respawn(spec: ProcSpec, logPath: string): Promise<ChildProcess> {
-  await appendFile(logPath, `\n---- e2e: restarted (was pid ${spec.pid}) at ${new Date().toISOString()} ----\n`);
-  const fd = openSync(logPath, 'a');
-  const p = spawn(spec.argv[0], spec.argv.slice(1), { stdio: ['ignore', fd, fd], env: spec.env, cwd: spec.cwd });
-  closeSync(fd);
-  respawned.push(p);
-  return p;
-}
-
-/** Stops (SIGTERM, then SIGKILL after 10 s) every process started by respawn(). */
-export async function stopRespawned(filter: (p: ChildProcess) => boolean = () => true): Promise<void> {
-  for (const p of respawned.filter(filter)) {
-    if (p.exitCode !== null || p.signalCode !== null || !p.pid) continue;
-    await killAndWait(p.pid, 'SIGTERM');
-  }
-}
-
-/** True when the file exists. */
-export const fileExists = existsSync;
