@@ -40,7 +40,6 @@ import {
   type Hit,
 } from './support.js';
 
-
 let S: E2EStack;
 /** Browser session (cookie jar) of the student, logged in through the gateway. */
 const jar = new CookieJar();
