@@ -20,6 +20,7 @@
  * Readiness: the container's readinessProbe httpGet path (default `/`) answers < 500.
  * Deployments with any other image are left alone (no endpoints).
  */
+import { LABELS, MANAGED_BY_VALUE } from '../lib/api/types.js';
 import { readFile, access, readdir } from 'node:fs/promises';
 import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -297,6 +298,9 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
       const name = svc.metadata!.name!;
       const ns = svc.metadata!.namespace!;
       if (!sel || !Object.keys(sel).length) continue;
+      // Services KEA's controller emits always come with their own Deployment, which may just
+      // not be listed yet: never stand in for them (that raced the v2 rollout).
+      if (svc.metadata?.labels?.[LABELS.managedBy] === MANAGED_BY_VALUE) continue;
       const served = [...wanted.values()].some(({ d }) => d.metadata?.namespace === ns && selects(sel, (d.spec?.template.metadata?.labels ?? {}) as Record<string, string>));
       if (served || !(await dirExists(join(examplesDir, name, 'Dockerfile')))) continue;
       const sp = svc.spec?.ports?.[0];

@@ -208,7 +208,8 @@ function revisionsIR(m: MLService): RevisionIR[] {
   return spec.revisions.map((r) => {
     const port = r.port ?? spec.port ?? DEFAULT_PORT;
     const model = r.modelUri ? modelLocation(r.modelUri) : undefined;
-    const env = [...(r.env ?? [])];
+    // KEA_REVISION lets a model echo its revision (x-kea-revision) for the audit log.
+    const env = [{ name: 'KEA_REVISION', value: r.name }, ...(r.env ?? [])];
     if (spec.framework === 'custom') {
       if (model && r.modelUri) env.push({ name: 'KEA_MODEL_URI', value: r.modelUri }, { name: 'KEA_MODEL_DIR', value: model.dir });
       const health = spec.healthPath ?? DEFAULT_CUSTOM_HEALTH_PATH;

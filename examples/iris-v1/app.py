@@ -3,6 +3,7 @@
 Trains a logistic regression on scikit-learn's bundled iris dataset at start (no download)
 and serves it over HTTP. Run: ``uvicorn app:app --host 127.0.0.1 --port 8080``.
 """
+import os
 from typing import Annotated
 
 from fastapi import FastAPI
@@ -15,6 +16,20 @@ CLASS_NAMES: list[str] = [str(n) for n in _iris.target_names]
 MODEL = LogisticRegression(max_iter=1000).fit(_iris.data, _iris.target)
 
 app = FastAPI(title="iris", version="v1", description="Iris species classifier (API v1).")
+
+# KEA's controller sets KEA_REVISION in each revision's pods; echoing it as x-kea-revision lets
+# the gateway's audit log and cache say which revision answered (docs/architecture.md).
+_REVISION = os.environ.get("KEA_REVISION")
+
+
+async def _revision_header(request, call_next):
+    response = await call_next(request)
+    if _REVISION:
+        response.headers["x-kea-revision"] = _REVISION
+    return response
+
+
+app.middleware("http")(_revision_header)
 
 Measurements = Annotated[
     list[float],

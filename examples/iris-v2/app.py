@@ -9,6 +9,7 @@ The request body is unchanged, so one request can reach either revision of a can
 Trains on scikit-learn's bundled iris dataset at start (no download).
 Run: ``uvicorn app:app --host 127.0.0.1 --port 8080``.
 """
+import os
 from typing import Annotated, Literal
 
 from fastapi import FastAPI
@@ -23,6 +24,20 @@ MODEL = LogisticRegression(max_iter=1000).fit(_iris.data, _iris.target)
 TRAIN_ACCURACY = float(MODEL.score(_iris.data, _iris.target))
 
 app = FastAPI(title="iris", version="v2", description="Iris species classifier (API v2).")
+
+# KEA's controller sets KEA_REVISION in each revision's pods; echoing it as x-kea-revision lets
+# the gateway's audit log and cache say which revision answered (docs/architecture.md).
+_REVISION = os.environ.get("KEA_REVISION")
+
+
+async def _revision_header(request, call_next):
+    response = await call_next(request)
+    if _REVISION:
+        response.headers["x-kea-revision"] = _REVISION
+    return response
+
+
+app.middleware("http")(_revision_header)
 
 Measurements = Annotated[
     list[float],
