@@ -6,8 +6,8 @@
  *
  * Measures (all wall-clock, this machine, API server and etcd on the same cores):
  *  - `convergeMs`: from the first fixture write until every emitted HTTPRoute exists (public
- *    + internal per ApiSchema) and every ApiSchema has `Accepted=True` for its generation
- *    (target ≤ 60 000 ms);
+ *    + internal per ApiSchema), every revision's Deployment and Service exists, and every
+ *    ApiSchema has `Accepted=True` for its generation (target ≤ 60 000 ms);
  *  - controller RSS (bytes, from /proc/<pid>/status): peak while converging and at steady
  *    state (target ≤ 150 MiB);
  *  - writes at steady state: every ADDED/MODIFIED/DELETED watch event on the kinds KEA
@@ -30,18 +30,27 @@ export interface ScaleResult {
   benchmark: 'controller-scale';
   date: string;
   machine: { cpus: number; memBytes: number; node: string; kubeApiserver: string; etcd: string };
-  params: { apiSchemas: number; mlServices: number; namespaces: number; revisionsPerMLService: number; expectedRoutes: number };
+  params: { apiSchemas: number; mlServices: number; namespaces: number; revisionsPerMLService: number; expectedRoutes: number; nodeArgs: string[] };
   fixtureApplyMs: number;
   convergeMs: number;
   routesPresent: number;
+  servicesPresent: number;
+  deploymentsPresent: number;
   acceptedSchemas: number;
+  /** Reconcile runs that ended with failed requests (retried). */
+  reconcileErrors: number;
   controllerRssPeakBytes: number;
   controllerRssSteadyBytes: number;
   /** V8 heap used/total and external memory at steady state (bytes), from prom-client. */
   controllerHeapSteady: { heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
   steadyWindowMs: number;
   steadyStateWrites: number;
+  /** Successful write requests the controller counted in the window (no-ops included). */
   steadyStateControllerWrites: number;
+  /** Every API request (GET included) the controller sent in the window. */
+  steadyStateControllerRequests: number;
+  /** From the first fixture write until the controller sent no write request for 3 s, in ms. */
+  quiescentMs: number;
   controllerWritesTotal: number;
   controllerApiRequests: number;
   targets: { convergeMs: number; rssBytes: number; steadyStateWrites: number };
@@ -49,6 +58,11 @@ export interface ScaleResult {
 }
 
 const MiB = 1024 * 1024;
+
+/** Recommended node flags for the controller process (also for Dockerfile.controller). */
+export const CONTROLLER_NODE_ARGS = '--max-semi-space-size=1 --max-old-space-size=192 --optimize-for-size';
+/** Recommended environment for the controller process. */
+export const CONTROLLER_ENV = { MALLOC_ARENA_MAX: '2' };
 
 function fixtures(i: number, ns: string, revisions: number): KubernetesObject[] {
   const name = `svc-${String(i).padStart(4, '0')}`;
@@ -106,7 +120,10 @@ export async function runScaleBench(): Promise<ScaleResult> {
   const REVS = Number(process.env.KEA_SCALE_REVISIONS ?? 1) === 2 ? 2 : 1;
   const timeoutMs = Number(process.env.KEA_SCALE_TIMEOUT_MS ?? 300_000);
   const steadyMs = 10_000;
-  const nodeArgs = (process.env.KEA_SCALE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  // Node/V8 settings the controller is meant to run with (docs/performance.md): a small young
+  // generation and a capped old generation make V8 collect instead of growing the heap, and
+  // two glibc malloc arenas stop per-thread arena growth.
+  const nodeArgs = (process.env.KEA_SCALE_NODE_ARGS ?? CONTROLLER_NODE_ARGS).split(/\s+/).filter(Boolean);
   const log = (m: string) => process.stdout.write(`[scale] ${new Date().toISOString()} ${m}\n`);
 
   await ensureBuilt(REPO_ROOT);
@@ -118,8 +135,13 @@ export async function runScaleBench(): Promise<ScaleResult> {
     const client = new KubeClient(loadClusterAuth(cp.kubeconfig));
     const namespaces = Array.from({ length: NSS }, (_, k) => `bench-${k}`);
     await ensureNamespaces(client, 'kea-system', ...namespaces);
+    // The dev control plane's service range is a /24 (254 ClusterIPs); N revision Services need
+    // more. Extend it with a ServiceCIDR (networking.k8s.io/v1, Kubernetes ≥ 1.33).
+    await client.request('POST', '/apis/networking.k8s.io/v1/servicecidrs', {
+      body: { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: { name: 'kea-bench' }, spec: { cidrs: ['10.96.0.0/16'] } },
+    });
 
-    const ctl = await spawnController({ repoRoot: REPO_ROOT, kubeconfig: cp.kubeconfig, identity: 'bench', args: ['--system-namespace=kea-system'], nodeArgs, echo: true });
+    const ctl = await spawnController({ repoRoot: REPO_ROOT, kubeconfig: cp.kubeconfig, identity: 'bench', args: ['--system-namespace=kea-system'], nodeArgs, env: CONTROLLER_ENV, echo: true });
     ctl.proc.once('exit', (code, sig) => log(`controller exited: code ${code} signal ${sig}`));
     stopAll.unshift(() => ctl.stop('SIGKILL'));
     await waitFor('controller ready', async () => (await ctl.http('/readyz')).status === 200, 30_000);
@@ -129,15 +151,19 @@ export async function runScaleBench(): Promise<ScaleResult> {
 
     // Track progress with watches (cheaper for the API server than polling lists).
     const expectedRoutes = N * 2;
+    const expectedWorkloads = N * REVS;
+    const owned = `${LABELS.managedBy}=${MANAGED_BY_VALUE}`;
+    const services = new Informer(client, { name: 'bench-services', ref: RESOURCES['v1/Service'], labelSelector: owned, metadataOnly: true }, { onChange: () => {}, relistMs: 0 });
+    const deployments = new Informer(client, { name: 'bench-deployments', ref: RESOURCES['apps/v1/Deployment'], labelSelector: owned, metadataOnly: true }, { onChange: () => {}, relistMs: 0 });
     const routes = new Informer(client, { name: 'bench-routes', ref: RESOURCES['gateway.networking.k8s.io/v1/HTTPRoute'], labelSelector: `${LABELS.managedBy}=${MANAGED_BY_VALUE}` }, { onChange: () => {}, relistMs: 0 });
     const schemas = new Informer(client, { name: 'bench-schemas', ref: RESOURCES['kea.dev/v1alpha1/ApiSchema'] }, { onChange: () => {}, relistMs: 0 });
-    routes.start();
-    schemas.start();
+    const trackers = [routes, schemas, services, deployments];
+    for (const t of trackers) t.start();
     stopAll.unshift(async () => {
-      routes.stop();
-      schemas.stop();
+      for (const t of trackers) t.stop();
     });
-    await Promise.all([routes.waitForSync(), schemas.waitForSync()]);
+    await Promise.all(trackers.map((t) => t.waitForSync()));
+    const benchCount = (i: Informer) => i.list().filter((r) => r.metadata?.namespace?.startsWith('bench-')).length;
     const benchRoutes = () => routes.list().filter((r) => r.metadata?.namespace?.startsWith('bench-')).length;
     const accepted = () =>
       schemas.list().filter((s) => {
@@ -166,11 +192,13 @@ export async function runScaleBench(): Promise<ScaleResult> {
         if (ctl.proc.exitCode !== null || ctl.proc.signalCode !== null) return true;
         const r = benchRoutes();
         const a = accepted();
+        const sv = benchCount(services);
+        const dp = benchCount(deployments);
         if (Date.now() - lastLog > 5000) {
           lastLog = Date.now();
-          log(`routes ${r}/${expectedRoutes}, accepted ${a}/${N}, RSS peak ${(rssPeak / MiB).toFixed(1)} MiB`);
+          log(`routes ${r}/${expectedRoutes}, services ${sv}/${expectedWorkloads}, deployments ${dp}/${expectedWorkloads}, accepted ${a}/${N}, RSS peak ${(rssPeak / MiB).toFixed(1)} MiB`);
         }
-        return r >= expectedRoutes && a >= N;
+        return r >= expectedRoutes && a >= N && sv >= expectedWorkloads && dp >= expectedWorkloads;
       },
       timeoutMs,
       100,
@@ -179,7 +207,9 @@ export async function runScaleBench(): Promise<ScaleResult> {
     const convergeMs = Date.now() - t0;
     const routesPresent = benchRoutes();
     const acceptedSchemas = accepted();
-    log(`converged in ${convergeMs} ms (routes ${routesPresent}, accepted ${acceptedSchemas})`);
+    const servicesPresent = benchCount(services);
+    const deploymentsPresent = benchCount(deployments);
+    log(`converged in ${convergeMs} ms (routes ${routesPresent}, services ${servicesPresent}, deployments ${deploymentsPresent}, accepted ${acceptedSchemas})`);
 
     // Steady state: let in-flight status writes settle, then count writes for 10 s.
     const metric = async (name: string) => {
@@ -189,13 +219,31 @@ export async function runScaleBench(): Promise<ScaleResult> {
         .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
         .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
     };
-    await new Promise((r) => setTimeout(r, 3000));
+    // The controller may still be sending its last (no-op) writes: wait until its write
+    // counter has not moved for 3 s before the steady-state window. (Its request counter
+    // never rests: the Lease is renewed every 2 s.)
+    let prev = -1;
+    let still = 0;
+    while (still < 3 && Date.now() - t0 < timeoutMs) {
+      const n = await metric('kea_controller_writes_total');
+      still = n === prev ? still + 1 : 0;
+      prev = n;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const quiescentMs = Date.now() - t0 - 3000;
+    log(`controller quiet after ${quiescentMs} ms`);
+    if (process.env.KEA_SCALE_DEBUG) {
+      log((await ctl.http('/metrics')).body.split('\n').filter((l) => l.startsWith('kea_controller_api_requests_total') || l.startsWith('kea_controller_reconcile_total') || l.startsWith('kea_controller_writes_total')).join('\n'));
+      log((await ctl.http('/readyz')).body);
+    }
     const writesBefore = await metric('kea_controller_writes_total');
+    const requestsBefore = await metric('kea_controller_api_requests_total');
     const counter = new WriteCounter(client);
     await counter.start();
     await new Promise((r) => setTimeout(r, steadyMs));
     counter.stop();
     const writesAfter = await metric('kea_controller_writes_total');
+    const requestsAfter = await metric('kea_controller_api_requests_total');
     const rssSteady = await ctl.rss();
     clearInterval(sampler);
     const apiRequests = await metric('kea_controller_api_requests_total');
@@ -212,25 +260,30 @@ export async function runScaleBench(): Promise<ScaleResult> {
       await new Promise((r) => setTimeout(r, Number(process.env.KEA_SCALE_HEAPSNAPSHOT)));
       log(`after snapshot (full GC): heapUsed ${((await metric('kea_controller_nodejs_heap_size_used_bytes')) / MiB).toFixed(1)} MiB, RSS ${((await ctl.rss()) / MiB).toFixed(1)} MiB`);
     }
-    log(`steady: ${counter.writes.length} writes observed, controller writes delta ${writesAfter - writesBefore}, RSS ${(rssSteady / MiB).toFixed(1)} MiB`);
+    log(`steady: ${counter.writes.length} writes observed, controller writes delta ${writesAfter - writesBefore}, requests delta ${requestsAfter - requestsBefore}, RSS ${(rssSteady / MiB).toFixed(1)} MiB`);
 
     const targets = { convergeMs: 60_000, rssBytes: 150 * MiB, steadyStateWrites: 0 };
-    const converged = routesPresent >= expectedRoutes && acceptedSchemas >= N;
+    const converged = routesPresent >= expectedRoutes && acceptedSchemas >= N && servicesPresent >= expectedWorkloads && deploymentsPresent >= expectedWorkloads;
     return {
       benchmark: 'controller-scale',
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, memBytes: totalmem(), node: process.version, kubeApiserver: KUBE_VERSION, etcd: ETCD_VERSION },
-      params: { apiSchemas: N, mlServices: N, namespaces: NSS, revisionsPerMLService: REVS, expectedRoutes },
+      params: { apiSchemas: N, mlServices: N, namespaces: NSS, revisionsPerMLService: REVS, expectedRoutes, nodeArgs },
       fixtureApplyMs,
       convergeMs,
       routesPresent,
+      servicesPresent,
+      deploymentsPresent,
       acceptedSchemas,
+      reconcileErrors: await metric('kea_controller_reconcile_total{result="error"}'),
       controllerRssPeakBytes: rssPeak,
       controllerRssSteadyBytes: rssSteady,
       controllerHeapSteady: heap,
       steadyWindowMs: steadyMs,
       steadyStateWrites: counter.writes.length,
       steadyStateControllerWrites: writesAfter - writesBefore,
+      steadyStateControllerRequests: requestsAfter - requestsBefore,
+      quiescentMs,
       controllerWritesTotal: writesAfter,
       controllerApiRequests: apiRequests,
       targets,

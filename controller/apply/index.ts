@@ -124,6 +124,12 @@ export function mergeStatus(desired: StatusUpdate['status'], live: { conditions?
   return out as StatusUpdate['status'];
 }
 
+/** Canonical JSON of a status without condition lastTransitionTimes. */
+function statusSignature(st: StatusUpdate['status']): string {
+  const c = st as { conditions?: Condition[] };
+  return canonicalJson({ ...c, conditions: c.conditions?.map((x) => ({ ...x, lastTransitionTime: undefined })) });
+}
+
 /** Compares opaque resourceVersions/generations; numeric when both are integers. */
 function isNewer(a: string, b: string): boolean {
   if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) > BigInt(b);
@@ -167,6 +173,8 @@ export class Applier {
   private readonly now: () => number;
   /** What KEA last wrote, per object key: the desired hash and the live marker it produced. */
   private readonly written = new Map<string, { hash: string; marker: string }>();
+  /** Last status written per resource: signature (without lastTransitionTime) and resulting resourceVersion. */
+  private readonly statusWritten = new Map<string, { sig: string; rv: string }>();
   /** Event names known to exist. */
   private readonly eventsSeen = new Set<string>();
 
@@ -258,8 +266,14 @@ export class Applier {
       if (!cur || cur.metadata?.deletionTimestamp) return;
       const merged = mergeStatus(s.status, cur.status, this.now());
       if (canonicalJson(merged) === canonicalJson(cur.status ?? {})) return;
+      // Our own write not yet seen by the informer (cache lag): do not send it again.
+      const skey = `${s.kind}/${s.namespace}/${s.name}`;
+      const sig = statusSignature(merged);
+      const rec = this.statusWritten.get(skey);
+      if (rec && rec.sig === sig && isNewer(rec.rv, cur.metadata?.resourceVersion ?? '')) return;
       try {
-        await this.client.replaceStatus(RESOURCES[`${API_VERSION}/${s.kind}`], s.namespace, s.name, merged, this.fieldManager);
+        const got = await this.client.replaceStatus(RESOURCES[`${API_VERSION}/${s.kind}`], s.namespace, s.name, merged, this.fieldManager);
+        this.statusWritten.set(skey, { sig, rv: got.metadata?.resourceVersion ?? '' });
         res.statusWrites++;
         this.onWrite('status', s.kind);
       } catch (err) {
