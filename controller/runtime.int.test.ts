@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { API_VERSION, FIELD_MANAGER, LABELS, MANAGED_BY_VALUE, type ApiSchema, type MLService } from '../lib/api/types.js';
+import { FIELD_MANAGER, LABELS, MANAGED_BY_VALUE, type ApiSchema, type MLService } from '../lib/api/types.js';
 import { COMPONENT_API_VERSION } from '../lib/policy/config.js';
 import { ownerLabelValue, type ClusterSnapshot, type ControllerConfig, type RenderOutput } from './model.js';
 import { loadConfig } from './config.js';
