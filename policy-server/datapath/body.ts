@@ -101,6 +101,65 @@ export function jsonDepth(buf: Buffer, max: number): number {
   return deepest;
 }
 
+const walkValues: unknown[] = [];
+const walkDepths: number[] = [];
+
+/**
+ * Checks parsed JSON in one iterative walk (no recursion, reused scratch stacks): nesting
+ * deeper than `maxDepth`, and (when `checkKeys`) any key named `__proto__`, or
+ * `constructor`/`prototype` holding an object. Cheaper than scanning the raw bytes, and safe
+ * because V8's JSON.parse is itself iterative.
+ * @returns `depth` or `key` for the first violation, else undefined. Use {@link findPollution}
+ *   to get the offending pointer.
+ */
+export function guardJson(value: unknown, maxDepth: number, checkKeys: boolean): 'depth' | 'key' | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  let n = 0;
+  walkValues[n] = value;
+  walkDepths[n++] = 1;
+  let result: 'depth' | 'key' | undefined;
+  while (n > 0) {
+    const v = walkValues[--n] as object;
+    const d = walkDepths[n];
+    if (d > maxDepth) {
+      result = 'depth';
+      break;
+    }
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const e: unknown = v[i];
+        if (e !== null && typeof e === 'object') {
+          walkValues[n] = e;
+          walkDepths[n++] = d + 1;
+        }
+      }
+    } else {
+      const o = v as Record<string, unknown>;
+      for (const k in o) {
+        const e = o[k];
+        const isObj = e !== null && typeof e === 'object';
+        if (checkKeys && (k === '__proto__' || (isObj && (k === 'constructor' || k === 'prototype')))) {
+          result = 'key';
+          n = 0;
+          break;
+        }
+        if (isObj) {
+          walkValues[n] = e;
+          walkDepths[n++] = d + 1;
+        }
+      }
+    }
+  }
+  walkValues.length = 0; // drop references (and any growth from a deep document)
+  walkDepths.length = 0;
+  return result;
+}
+
+/** True if the raw body mentions a key {@link guardJson} must look for. */
+export function mayPollute(raw: Buffer): boolean {
+  return raw.indexOf(PROTO) >= 0 || raw.indexOf(CONSTRUCTOR) >= 0 || raw.indexOf(PROTOTYPE) >= 0;
+}
+
 const PROTO = Buffer.from('__proto__');
 const CONSTRUCTOR = Buffer.from('constructor');
 const PROTOTYPE = Buffer.from('prototype');

@@ -27,7 +27,7 @@ import type { AuditLog, AuditRecord } from '../audit.js';
 import type { Metrics } from '../metrics.js';
 import { isJsonMediaType, mediaTypeOf, type CompiledOperation, type CompiledService } from '../snapshot/build.js';
 import { renderTemplate } from '../snapshot/path-router.js';
-import { BodyError, canonicalJson, findPollution, jsonDepth, readBody } from './body.js';
+import { BodyError, canonicalJson, findPollution, guardJson, mayPollute, readBody } from './body.js';
 import type { CachedResponse, ResponseCache } from './cache.js';
 import { acceptRequestId, clientHeaders, upstreamHeaders } from './headers.js';
 import { DecodeError, extractParams, mapAjvErrors } from './params.js';
@@ -115,8 +115,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   headersOut?: string[];
   revision?: string;
   contentType?: string;
-  /** The parsed JSON request body, once validated. */
-  parsed?: unknown;
   done = false;
   clientGone = false;
   upstreamStarted = false;
@@ -578,7 +576,7 @@ export class DataPath {
           bodyDigest = memo.get(rawKey);
         }
         if (bodyDigest === undefined) {
-          const errors = this.checkJson(x, body);
+          const errors = this.checkJson(op, body);
           if (errors) {
             this.metrics.validation(op.key, errors);
             x.fail(problem('validation-failed', errors[0].message === 'is not valid JSON' ? 'the body is not valid JSON' : `${errors.length} body error(s)`, { errors }), 'invalid_request', {
@@ -586,7 +584,8 @@ export class DataPath {
             });
             return;
           }
-          parsed = x.parsed;
+          parsed = this.parsedScratch;
+          this.parsedScratch = undefined;
           isParsed = true;
           if (memo && rawKey !== undefined) {
             bodyDigest = createHash('sha256').update(canonicalJson(parsed)).digest('base64url');
@@ -661,26 +660,36 @@ export class DataPath {
     );
   }
 
+  /** The value parsed by the last successful {@link DataPath.checkJson} (consumed at once). */
+  private parsedScratch: unknown;
+
   /**
-   * Depth guard, parse, prototype-pollution guard, schema. Stores the parsed value on the
-   * exchange.
+   * Parse, depth and prototype-pollution guard, schema. On success the parsed value is left in
+   * `parsedScratch` for the caller to take synchronously (nothing keeps it alive afterwards).
    * @returns the field errors, or undefined when the body is acceptable.
    */
-  private checkJson(x: Exchange, body: Buffer): FieldError[] | undefined {
-    if (jsonDepth(body, this.maxJsonDepth) > this.maxJsonDepth) {
-      return [{ in: 'body', pointer: '', message: `nesting deeper than ${this.maxJsonDepth} levels` }];
-    }
+  private checkJson(op: CompiledOperation, body: Buffer): FieldError[] | undefined {
     let value: unknown;
     try {
       value = JSON.parse(body.toString('utf8'));
     } catch {
       return [{ in: 'body', pointer: '', message: 'is not valid JSON' }];
     }
-    const polluted = findPollution(body, value);
-    if (polluted !== undefined) return [{ in: 'body', pointer: polluted, message: 'is a forbidden key (prototype pollution)' }];
-    const validate = x.op.body!.validate;
-    if (validate && !validate(value)) return mapAjvErrors(validate.errors, 'body');
-    x.parsed = value;
+    const bad = guardJson(value, this.maxJsonDepth, mayPollute(body));
+    if (bad === 'depth') return [{ in: 'body', pointer: '', message: `nesting deeper than ${this.maxJsonDepth} levels` }];
+    if (bad === 'key') return [{ in: 'body', pointer: findPollution(body, value) ?? '', message: 'is a forbidden key (prototype pollution)' }];
+    const validate = op.body!.validate;
+    if (validate) {
+      let ok: boolean;
+      try {
+        ok = validate(value) as boolean;
+      } catch {
+        // A recursive schema on pathological data can exhaust the stack: still the client's fault.
+        return [{ in: 'body', pointer: '', message: 'cannot be validated (too complex)' }];
+      }
+      if (!ok) return mapAjvErrors(validate.errors, 'body');
+    }
+    this.parsedScratch = value;
     return undefined;
   }
 }
