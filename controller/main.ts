@@ -130,7 +130,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
       ownedIndex: () => watcher.ownedIndex(),
       getResource: (k, ns, n) => watcher.getResource(k, ns, n),
       apiSchemas: () => watcher.informers.apiSchemas.list(),
-    });
+    }, () => stopping || !isLeader());
     const applyMs = performance.now() - t1;
     m.applySeconds.observe(applyMs / 1000);
     last = res;

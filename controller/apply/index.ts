@@ -124,6 +124,9 @@ export function mergeStatus(desired: StatusUpdate['status'], live: { conditions?
   return out as StatusUpdate['status'];
 }
 
+/** Error entry of an apply run cut short by `stop()` (e.g. leadership lost). */
+export const STOPPED = 'stopped: no longer allowed to write (leadership lost or shutting down)';
+
 /** Canonical JSON of a status without condition lastTransitionTimes. */
 function statusSignature(st: StatusUpdate['status']): string {
   const c = st as { conditions?: Condition[] };
@@ -191,8 +194,16 @@ export class Applier {
    * Applies desired objects, prunes, writes statuses and events.
    * Never throws for a failed request: failures are listed in `errors` (the caller retries).
    */
-  async apply(out: RenderOutput, live: LiveView): Promise<ApplyResult> {
+  async apply(out: RenderOutput, live: LiveView, stop: () => boolean = () => false): Promise<ApplyResult> {
     const res: ApplyResult = { applied: 0, unchanged: 0, pruned: 0, statusWrites: 0, events: 0, errors: [] };
+    // `stop()` is checked before every request (e.g. leadership lost): no new write starts.
+    const guarded = <T>(fn: (t: T) => Promise<void>) => async (t: T) => {
+      if (stop()) {
+        if (!res.errors.includes(STOPPED)) res.errors.push(STOPPED);
+        return;
+      }
+      await fn(t);
+    };
     const liveIdx = live.ownedIndex();
 
     // 1. Server-side apply, dependencies first (ConfigMaps/Services before Deployments/routes).
@@ -208,7 +219,7 @@ export class Applier {
       else byRank.set(r, [d]);
     }
     for (const group of byRank.values()) {
-      await pool(group, this.concurrency, async ({ key, obj, hash }) => {
+      await pool(group, this.concurrency, guarded(async ({ key, obj, hash }) => {
         const cur = liveIdx.get(key);
         if (cur && this.upToDate(key, cur, hash)) {
           res.unchanged++;
@@ -222,7 +233,7 @@ export class Applier {
         } catch (err) {
           res.errors.push(`apply ${key}: ${(err as Error).message}`);
         }
-      });
+      }));
     }
 
     // 2. Prune owned objects no longer desired.
@@ -247,7 +258,7 @@ export class Applier {
       }
       return true;
     });
-    await pool(doomed, this.concurrency, async ([key, o]) => {
+    await pool(doomed, this.concurrency, guarded(async ([key, o]: [string, KubernetesObject]) => {
       try {
         const ref = await this.client.resource(o.apiVersion!, o.kind!);
         await this.client.delete(ref, o.metadata?.namespace, o.metadata!.name!, { uid: o.metadata?.uid });
@@ -258,10 +269,10 @@ export class Applier {
         if (err instanceof KubeError && err.statusCode === 409) return; // uid precondition: already replaced
         res.errors.push(`delete ${key}: ${(err as Error).message}`);
       }
-    });
+    }));
 
     // 3. Status, only when changed.
-    await pool(out.statuses, this.concurrency, async (s) => {
+    await pool(out.statuses, this.concurrency, guarded(async (s: StatusUpdate) => {
       const cur = live.getResource(s.kind, s.namespace, s.name) as (KubernetesObject & { status?: { conditions?: Condition[] } }) | undefined;
       if (!cur || cur.metadata?.deletionTimestamp) return;
       const merged = mergeStatus(s.status, cur.status, this.now());
@@ -280,10 +291,10 @@ export class Applier {
         if (err instanceof KubeError && err.statusCode === 404) return; // deleted meanwhile
         res.errors.push(`status ${s.kind}/${s.namespace}/${s.name}: ${(err as Error).message}`);
       }
-    });
+    }));
 
     // 4. Events, deduplicated.
-    await pool(out.events, this.concurrency, async (e) => {
+    await pool(out.events, this.concurrency, guarded(async (e: EventRecord) => {
       const ev = this.eventObject(e, live);
       const name = ev.metadata!.name!;
       if (this.eventsSeen.has(name)) return;
@@ -299,7 +310,7 @@ export class Applier {
         }
         res.errors.push(`event ${name}: ${(err as Error).message}`);
       }
-    });
+    }));
     if (this.eventsSeen.size > 50_000) this.eventsSeen.clear();
     return res;
   }
