@@ -17,6 +17,7 @@
  * Knobs (env): KEA_SCALE_N (default 1000), KEA_SCALE_NAMESPACES (10), KEA_SCALE_REVISIONS
  * (1 or 2 revisions per MLService; default 1), KEA_SCALE_TIMEOUT_MS (300 000).
  */
+import { CONTROLLER_NODE_ARGS, CONTROLLER_ENV } from '../controller/runtime-flags.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { cpus, totalmem } from 'node:os';
 import { startControlPlane, installCrds, REPO_ROOT, KUBE_VERSION, ETCD_VERSION } from '../dev/controlplane.js';
@@ -59,10 +60,6 @@ export interface ScaleResult {
 
 const MiB = 1024 * 1024;
 
-/** Recommended node flags for the controller process (also for Dockerfile.controller). */
-export const CONTROLLER_NODE_ARGS = '--max-semi-space-size=1 --max-old-space-size=192 --optimize-for-size';
-/** Recommended environment for the controller process. */
-export const CONTROLLER_ENV = { MALLOC_ARENA_MAX: '2' };
 
 function fixtures(i: number, ns: string, revisions: number): KubernetesObject[] {
   const name = `svc-${String(i).padStart(4, '0')}`;
@@ -123,7 +120,7 @@ export async function runScaleBench(): Promise<ScaleResult> {
   // Node/V8 settings the controller is meant to run with (docs/performance.md): a small young
   // generation and a capped old generation make V8 collect instead of growing the heap, and
   // two glibc malloc arenas stop per-thread arena growth.
-  const nodeArgs = (process.env.KEA_SCALE_NODE_ARGS ?? CONTROLLER_NODE_ARGS).split(/\s+/).filter(Boolean);
+  const nodeArgs = process.env.KEA_SCALE_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? CONTROLLER_NODE_ARGS;
   const log = (m: string) => process.stdout.write(`[scale] ${new Date().toISOString()} ${m}\n`);
 
   await ensureBuilt(REPO_ROOT);

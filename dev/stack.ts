@@ -19,6 +19,7 @@
  * client secrets; kept across runs), `controlplane/` (etcd data: kept, so a warm start reuses it),
  * and `logs/`.
  */
+import { CONTROLLER_NODE_ARGS, CONTROLLER_ENV } from '../controller/runtime-flags.js';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdir, readFile, writeFile, rm, access, readdir, copyFile } from 'node:fs/promises';
@@ -484,6 +485,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         name: 'controller',
         cmd: process.execPath,
         args: [
+          ...CONTROLLER_NODE_ARGS,
           join(REPO_ROOT, 'dist/controller/main.js'),
           '--kubeconfig', info.kubeconfig,
           '--internal-token', secrets.internalToken,
@@ -493,7 +495,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
           '--policy-port', String(policyPort),
           '--internal-gateway-url', info.internalUrl,
         ],
-        env: nodeEnv({}),
+        env: nodeEnv(CONTROLLER_ENV),
         logPath: join(logDir, 'controller.log'),
         ready: () => httpOk(`http://127.0.0.1:${controllerPort}/readyz`),
         timeoutMs: 60000,
