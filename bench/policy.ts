@@ -52,7 +52,7 @@ export interface PolicyBenchResult {
   benchmark: 'policy';
   date: string;
   machine: { cpus: number; loadavgBefore: number[]; loadavgAfter: number[]; node: string };
-  setup: { wrk: string; bodyBytes: number; durationSeconds: number; rounds: number; backend: string; nginx: string };
+  setup: { wrk: string; bodyBytes: number; durationSeconds: number; rounds: number; backend: string; nginx: string; policyNodeArgs: string[] };
   throughput: Record<'plain' | 'kea' | 'keaNoValidation' | 'keaCacheHit', { medianRps: number; rounds: WrkRun[] }>;
   latencyAt1000rps: Record<'plain' | 'kea', { p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number; sent: number; failed: number }> & { p99AddedMs: number };
   ratios: { keaVsPlain: number; cacheHitVsUncached: number; validationOnVsOff: number };
@@ -322,9 +322,12 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     const policyLog = join(dir, 'policy.log');
     const { openSync } = await import('node:fs');
     const logFd = openSync(policyLog, 'w');
+    // Same V8 tuning as Dockerfile.policy should use (NODE_OPTIONS): a larger young generation
+    // means fewer scavenges on the per-request allocation churn.
+    const nodeArgs = (process.env.KEA_BENCH_POLICY_NODE_ARGS ?? '--max-semi-space-size=64').split(' ').filter(Boolean);
     const policy = spawn(
       NODE,
-      [mainJs, '--host', '127.0.0.1', '--port', String(policyPort), '--upstream-url', `http://127.0.0.1:${backendPort}`, '--internal-token', 'bench-token', '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, 'state')],
+      [...nodeArgs, mainJs, '--host', '127.0.0.1', '--port', String(policyPort), '--upstream-url', `http://127.0.0.1:${backendPort}`, '--internal-token', 'bench-token', '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, 'state')],
       {
         stdio: ['ignore', logFd, logFd],
         env: {
@@ -445,7 +448,7 @@ http {
       benchmark: 'policy',
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg(), node: process.version },
-      setup: { wrk: 'wrk -t1 -c32 --latency', bodyBytes: Buffer.byteLength(body), durationSeconds: DURATION, rounds: ROUNDS, backend: 'node:http, 63-byte JSON', nginx: 'nginx 1.22, 1 worker, keepalive 64' },
+      setup: { wrk: 'wrk -t1 -c32 --latency', bodyBytes: Buffer.byteLength(body), durationSeconds: DURATION, rounds: ROUNDS, backend: 'node:http, 63-byte JSON', nginx: 'nginx 1.22, 1 worker, keepalive 64', policyNodeArgs: nodeArgs },
       throughput,
       latencyAt1000rps: { plain: lp, kea: lk, p99AddedMs },
       ratios,
