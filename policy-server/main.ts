@@ -21,6 +21,7 @@ import type { Router } from 'express';
 import { createLogger, flushLogs } from '../lib/log.js';
 import { authConfigFromEnv, AuthError, createAuthenticator, type Authenticator } from './auth/index.js';
 import { SnapshotDocsStore } from './docs-store.js';
+import { createPortalRouter } from './portal/index.js';
 import { createPolicyServer } from './server.js';
 import { SnapshotStore } from './snapshot/store.js';
 import { FileSource } from './sources/file.js';
@@ -155,16 +156,8 @@ export async function main(argv = process.argv): Promise<void> {
     source = new KubeSource({ kubeConfig: kc, namespace: opts.namespace, logger });
   }
 
-  const routers: Router[] = [];
-  try {
-    // The docs portal (policy-server/portal, another module) when present.
-    const portal = (await import('./portal/index.js' as string)) as {
-      createPortalRouter?: (docs: SnapshotDocsStore, o: { gatewayUrl: string }) => Router;
-    };
-    if (portal.createPortalRouter) routers.push(portal.createPortalRouter(new SnapshotDocsStore(store), { gatewayUrl: opts.gatewayUrl ?? '' }));
-  } catch (err) {
-    logger.warn('docs portal not available', { error: (err as Error).message });
-  }
+  // The docs portal (/docs, /openapi, /methods) reads the published documents of the snapshot.
+  const routers: Router[] = [createPortalRouter(new SnapshotDocsStore(store), { gatewayUrl: opts.gatewayUrl ?? '' })];
 
   const ps = createPolicyServer({
     store,

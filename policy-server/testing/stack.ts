@@ -8,6 +8,7 @@ import { createPolicyServer, type PolicyServer } from '../server.js';
 import { SnapshotStore } from '../snapshot/store.js';
 import { configMapsFor, INTERNAL_TOKEN, startBackend, testAuthenticator, type Backend } from './fixtures.js';
 import { Writable } from 'node:stream';
+import type { Router } from 'express';
 
 /** A running test stack. */
 export interface Stack {
@@ -33,6 +34,8 @@ export interface StackOptions {
   captureLogs?: boolean;
   backendQuiet?: boolean;
   drainTimeoutMs?: number;
+  /** Extra express routers (e.g. the portal), built from the store. */
+  routers?: (store: SnapshotStore) => Router[];
 }
 
 /** Starts backend + policy server. */
@@ -56,6 +59,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     internalToken: INTERNAL_TOKEN,
     logger,
     drainTimeoutMs: opts.drainTimeoutMs,
+    routers: opts.routers?.(store),
   });
   const port = await ps.listen(0, '127.0.0.1');
   return {
