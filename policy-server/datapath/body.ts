@@ -115,10 +115,11 @@ const walkDepths: number[] = [];
 export function guardJson(value: unknown, maxDepth: number, checkKeys: boolean): 'depth' | 'key' | undefined {
   if (value === null || typeof value !== 'object') return undefined;
   let n = 0;
+  let high = 1;
   walkValues[n] = value;
   walkDepths[n++] = 1;
   let result: 'depth' | 'key' | undefined;
-  while (n > 0) {
+  outer: while (n > 0) {
     const v = walkValues[--n] as object;
     const d = walkDepths[n];
     if (d > maxDepth) {
@@ -140,8 +141,7 @@ export function guardJson(value: unknown, maxDepth: number, checkKeys: boolean):
         const isObj = e !== null && typeof e === 'object';
         if (checkKeys && (k === '__proto__' || (isObj && (k === 'constructor' || k === 'prototype')))) {
           result = 'key';
-          n = 0;
-          break;
+          break outer;
         }
         if (isObj) {
           walkValues[n] = e;
@@ -149,9 +149,14 @@ export function guardJson(value: unknown, maxDepth: number, checkKeys: boolean):
         }
       }
     }
+    if (n > high) high = n;
   }
-  walkValues.length = 0; // drop references (and any growth from a deep document)
-  walkDepths.length = 0;
+  // Drop references but keep the scratch arrays' capacity (re-growing them per request costs
+  // more than the walk); shrink only after a pathological document.
+  if (high > 4096) {
+    walkValues.length = 0;
+    walkDepths.length = 0;
+  } else for (let i = 0; i < high; i++) walkValues[i] = undefined;
   return result;
 }
 
