@@ -31,9 +31,16 @@ interface Obj {
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
 
+/**
+ * The dry runs get a control plane of their own: other suites leave objects on the shared one
+ * (the local stack's Gateway and policy Service), and a dry-run apply would conflict with them.
+ */
+let dryRunCp: ControlPlane | undefined;
+
 function kubectl(args: string[], input?: string): Promise<{ stdout: string; stderr: string }> {
+  const env = dryRunCp ? { ...process.env, KUBECONFIG: dryRunCp.kubeconfig } : process.env;
   return new Promise((resolve, reject) => {
-    const child = execFile('kubectl', args, { env: process.env, maxBuffer: 32 << 20 }, (err, stdout, stderr) => {
+    const child = execFile('kubectl', args, { env, maxBuffer: 32 << 20 }, (err, stdout, stderr) => {
       if (err) reject(Object.assign(err, { stdout, stderr }));
       else resolve({ stdout, stderr });
     });
@@ -73,10 +80,15 @@ async function dryRunApply(text: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  if (!process.env.KUBECONFIG) throw new Error('KUBECONFIG is not set: run with the integration project (test/global-setup.ts)');
+  dryRunCp = await startControlPlane({ unsafeNoFsync: true });
+  await installCrds(dryRunCp.kubeconfig);
   // The Gateway's data plane namespace (prod NetworkPolicy) and kea-system itself.
   await ensureNamespace('kea-system');
   await ensureNamespace('nginx-gateway');
+}, 120000);
+
+afterAll(async () => {
+  await dryRunCp?.stop();
 });
 
 describe.each(['kustomize/base', 'kustomize/overlays/dev', 'kustomize/overlays/prod'])('%s', (dir) => {
