@@ -133,6 +133,24 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
   });
   expect(cond(iris, 'Accepted').observedGeneration).toBe(iris.metadata?.generation);
 
+  // Ready follows the revisions' Deployment status (no kubelet here: write it as one would).
+  const notReady = await waitFor('iris Ready=False', async () => {
+    const m = await get(R.mls, NS, 'iris');
+    return cond(m, 'Ready')?.status === 'False' ? m : undefined;
+  });
+  expect(cond(notReady, 'Ready').message).toContain('has 0/1 available replicas');
+  for (const name of ['iris-v1', 'iris-v2']) {
+    await client.request('PATCH', client.objectPath(R.deploy, NS, name, 'status'), {
+      body: { status: { replicas: 1, readyReplicas: 1, availableReplicas: 1 } },
+      contentType: 'application/merge-patch+json',
+    });
+  }
+  const ready = await waitFor('iris Ready=True', async () => {
+    const m = await get(R.mls, NS, 'iris');
+    return cond(m, 'Ready')?.status === 'True' ? m : undefined;
+  });
+  expect(cond(ready, 'Ready').message).toContain('v1 1/1');
+
   // Exactly one replica leads and writes.
   const leaderId = await holder();
   const [leader, follower] = leaderId === 'replica-a' ? [a, b] : [b, a];

@@ -43,7 +43,7 @@ export class ClusterWatcher {
   constructor(client: KubeClient, opts: ClusterWatcherOptions) {
     const io: InformerOptions = { onChange: () => opts.onChange(), onError: opts.onError, relistMs: opts.relistMs };
     const r = (k: string) => RESOURCES[k];
-    const mk = (name: string, ref: string, extra: { namespace?: string; labelSelector?: string; metadataOnly?: boolean } = {}) =>
+    const mk = (name: string, ref: string, extra: { namespace?: string; labelSelector?: string; metadataOnly?: boolean; dropSpec?: boolean } = {}) =>
       new Informer(client, { name, ref: r(ref), ...extra }, io);
     this.informers = {
       apiSchemas: mk('apischemas', 'kea.dev/v1alpha1/ApiSchema'),
@@ -56,7 +56,8 @@ export class ClusterWatcher {
       }),
       // Owned objects: metadata only (hash annotation, labels, generation, resourceVersion).
       ownedRoutes: mk('owned-httproutes', 'gateway.networking.k8s.io/v1/HTTPRoute', { labelSelector: MANAGED, metadataOnly: true }),
-      ownedDeployments: mk('owned-deployments', 'apps/v1/Deployment', { labelSelector: MANAGED, metadataOnly: true }),
+      // Deployments: metadata + status (Ready reads availableReplicas), spec dropped.
+      ownedDeployments: mk('owned-deployments', 'apps/v1/Deployment', { labelSelector: MANAGED, dropSpec: true }),
       // KEA emits ConfigMaps only in the system namespace; watching there keeps RBAC to a Role (manifests/rbac).
       ownedConfigMaps: mk('owned-configmaps', 'v1/ConfigMap', { namespace: opts.systemNamespace, labelSelector: MANAGED, metadataOnly: true }),
     };
@@ -89,6 +90,7 @@ export class ClusterWatcher {
       services: this.informers.services.list().filter(live),
       referenceGrants: this.informers.referenceGrants.list().filter(live),
       publishedVersions: this.informers.versions.list().filter(live),
+      deployments: this.informers.ownedDeployments.list().filter(live),
     };
   }
 

@@ -35,6 +35,8 @@ export interface InformerSpec {
    * checks and pruning of owned objects, without holding their bodies in memory.
    */
   metadataOnly?: boolean;
+  /** Cache full objects but drop `spec` (metadata + status only: Deployments, for Ready). */
+  dropSpec?: boolean;
 }
 
 export interface InformerOptions {
@@ -165,6 +167,7 @@ export class Informer {
 
   private fix(obj: KubernetesObject): KubernetesObject {
     slim(obj);
+    if (this.spec.dropSpec) delete (obj as { spec?: unknown }).spec;
     obj.apiVersion = this.spec.ref.apiVersion;
     obj.kind = this.spec.ref.kind;
     return obj;
