@@ -3,7 +3,7 @@
  * ReferenceGrant matching, self-contained schemas, examples, owner labels.
  */
 import { ownerLabelValue } from '../model.js';
-import { exampleFor, selfContained } from '../ir/schemas.js';
+import { selfContained } from '../ir/schemas.js';
 import { canonicalJson } from '../ir/index.js';
 import { isGranted, operationPathMatch, parseDurationMs, parseQuantity, templateParams } from './index.js';
 
@@ -86,26 +86,6 @@ describe('selfContained', () => {
     const out = selfContained({ $ref: '#/components/schemas/B' }, comps);
     (out as { minLength: number }).minLength = 99;
     expect(comps.B.minLength).toBe(2);
-  });
-});
-
-describe('exampleFor', () => {
-  it('builds a value that satisfies common constraints', () => {
-    expect(
-      exampleFor({
-        type: 'object',
-        properties: {
-          xs: { type: 'array', minItems: 3, items: { type: 'integer', minimum: 2 } },
-          kind: { type: 'string', enum: ['a', 'b'] },
-          given: { type: 'number', example: 4.2 },
-          flag: { type: 'boolean' },
-        },
-      }),
-    ).toEqual({ xs: [2, 2, 2], kind: 'a', given: 4.2, flag: true });
-  });
-  it('terminates on recursive $defs', () => {
-    const s = selfContained({ $ref: '#/components/schemas/N' }, { N: { type: 'object', properties: { n: { $ref: '#/components/schemas/N' } } } });
-    expect(() => exampleFor(s)).not.toThrow();
   });
 });
 

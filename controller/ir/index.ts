@@ -30,6 +30,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ControllerConfig } from '../model.js';
 import type { ApiDiff } from '../../lib/openapi/diff.js';
 import { diffCached, generateCached } from './memo.js';
+import type { GenerateOptions } from '../../lib/openapi/generate.js';
 import {
   type ApiSchemaNode,
   type Graph,
@@ -48,7 +49,8 @@ import {
   revisionObjectName,
 } from '../graph/index.js';
 import { type ModelLocation, RUNTIMES, modelLocation } from './runtimes.js';
-import { exampleFor, selfContained } from './schemas.js';
+import { selfContained } from './schemas.js';
+import { curlExample } from '../../lib/openapi/examples.js';
 
 export const DEFAULT_ACCESS: Access = { mode: 'authenticated' };
 export const DEFAULT_TIMEOUT = '5s';
@@ -316,7 +318,7 @@ export function contractCheck(
     if (!isAccepted(n)) return { why: `names ApiSchema ${key(ns, name)}, which is not accepted` };
     return { node: n };
   };
-  const gen = (a: ApiSchema) => generateCached(a, { gatewayUrl: config.gatewayUrl, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) });
+  const gen = (a: ApiSchema) => generateCached(a, genOptions(config));
   const s = usable(stable.apiSchema);
   const names = canaries.map((r) => r.name).join(', ');
   if (!s.node) return cond('Unknown', 'NotChecked', `the API of revision(s) ${names} is not checked: the stable revision ${stable.name} ${s.why}; traffic is routed as declared`);
@@ -442,40 +444,15 @@ function policyOperation(a: ApiSchema, o: Operation): PolicyOperation {
   };
 }
 
+/** Options of the published OpenAPI document, the same for docs, diffs and call examples. */
+export function genOptions(config: Pick<ControllerConfig, 'gatewayUrl' | 'issuerUrl'>): GenerateOptions {
+  return { gatewayUrl: config.gatewayUrl.replace(/\/+$/, ''), ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) };
+}
+
 /** The operation /services/{id}/predict maps to: the first POST named predict*, else the first POST. */
 function defaultOperationId(ops: PolicyOperation[]): string | undefined {
   const posts = ops.filter((o) => o.method === 'POST');
   return (posts.find((o) => /^predict/i.test(o.operationId)) ?? posts[0])?.operationId;
-}
-
-const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-
-function paramExample(p: { example?: unknown; schema?: JsonSchema }): string {
-  const v = p.example !== undefined ? p.example : exampleFor(p.schema);
-  return typeof v === 'string' ? v : JSON.stringify(v ?? 'value');
-}
-
-/**
- * A curl command calling `op` through the gateway: the public path with path parameters
- * filled from examples, required query and header parameters, the bearer token unless the
- * operation is public (or the schema is passthrough), and an example JSON body.
- */
-export function curlExample(gatewayUrl: string, op: PolicyOperation, mode: 'enforce' | 'passthrough', bodyExample: unknown): string {
-  const params = op.parameters;
-  let path = op.path.replace(/\{([^}]+)\}/g, (_, n: string) => {
-    const p = params.find((q) => q.in === 'path' && q.name === n);
-    return encodeURIComponent(p ? paramExample(p) : n);
-  });
-  const query = params.filter((p) => p.in === 'query' && p.required);
-  if (query.length) path += `?${query.map((p) => `${encodeURIComponent(p.name)}=${encodeURIComponent(paramExample(p))}`).join('&')}`;
-  const parts = ['curl', '-sS', '-X', op.method, shellQuote(`${gatewayUrl.replace(/\/+$/, '')}${path}`)];
-  if (mode === 'enforce' && op.access.mode !== 'public') parts.push('-H', '"Authorization: Bearer $TOKEN"');
-  for (const p of params.filter((q) => q.in === 'header' && q.required)) parts.push('-H', shellQuote(`${p.name}: ${paramExample(p)}`));
-  if (op.requestBody) {
-    parts.push('-H', shellQuote(`Content-Type: ${op.requestBody.contentType}`));
-    parts.push('-d', shellQuote(JSON.stringify(bodyExample)));
-  }
-  return parts.join(' ');
 }
 
 /**
@@ -629,11 +606,8 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
     base.passthroughBackends = revisionBackends;
   }
 
-  const first = allPolicyOps[0];
-  const firstOp = ops[0];
-  const curl = first
-    ? curlExample(config.gatewayUrl, first, mode, firstOp.requestBody?.example ?? (first.requestBody ? exampleFor(first.requestBody.schema) : undefined))
-    : undefined;
+  // The call example shows the service's default operation (what /services/{id}/predict runs).
+  const curl = curlExample(generateCached(a, genOptions(config)).doc, { operationId: defaultOperationId(allPolicyOps) });
 
   const nRoutes = mode === 'enforce' ? Math.ceil(routes.length / 16) : 1;
   conditions.push({

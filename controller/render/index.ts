@@ -70,7 +70,7 @@ import {
   publicRouteName,
   serviceTargetRouteName,
 } from '../graph/index.js';
-import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, canonicalJson } from '../ir/index.js';
+import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, canonicalJson, genOptions } from '../ir/index.js';
 import { MODEL_MOUNT, PVC_MOUNT, STORAGE_INITIALIZER_IMAGE } from '../ir/runtimes.js';
 
 /** Gateway API limit on rules per HTTPRoute (v1.2.1 CRD `maxItems: 16`). */
@@ -457,7 +457,7 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
     if (programmed) {
       let rendered: KubernetesObject[] = [];
       try {
-        const { text, digest } = generateCached(a.resource, { gatewayUrl: gw, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) });
+        const { text, digest } = generateCached(a.resource, genOptions(config));
         const cm = configMap(a, config, text);
         const bytes = Object.values(cm.data ?? {}).reduce((s, v) => s + Buffer.byteLength(v), 0);
         if (bytes > MAX_CONFIGMAP_BYTES) throw new Error(`its policy.json and openapi.json take ${bytes} bytes, over the ConfigMap limit of ${MAX_CONFIGMAP_BYTES}`);
