@@ -245,15 +245,23 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   ];
   const apiLog = join(dataDir, 'kube-apiserver.log');
   let api: ChildProcess | undefined;
+  // Never leaves a process behind: a running API server is stopped first, and one that does
+  // not become ready is killed before the error propagates.
   const startApiServer = async () => {
-    api = spawnLogged(apiBin, apiArgs, apiLog);
-    await waitFor('kube-apiserver /readyz', 60000, async () => (await probe(server, '/readyz', certDir)) === 200, api, apiLog);
-    await waitFor('namespace default', 30000, async () => (await probe(server, '/api/v1/namespaces/default', certDir)) === 200, api, apiLog);
+    await stopProcess(api);
+    const proc = spawnLogged(apiBin, apiArgs, apiLog);
+    api = proc;
+    try {
+      await waitFor('kube-apiserver /readyz', 60000, async () => (await probe(server, '/readyz', certDir)) === 200, proc, apiLog);
+      await waitFor('namespace default', 30000, async () => (await probe(server, '/api/v1/namespaces/default', certDir)) === 200, proc, apiLog);
+    } catch (e) {
+      await stopProcess(proc, 2000);
+      throw e;
+    }
   };
   try {
     await startApiServer();
   } catch (e) {
-    await stopProcess(api);
     await stopProcess(etcd);
     throw e;
   }
