@@ -443,3 +443,18 @@ describe('audit and management API', () => {
     expect(m.text).toMatch(/kea_policy_validation_failures_total\{operation="school\/grades\/set_grades",in="body"\} \d+/);
   });
 });
+
+describe('debug level: start and end records tied by request id', () => {
+  test('one start and one end record per request', async () => {
+    const d = await startStack({ services: [irisService()], logLevel: 'debug' });
+    try {
+      await send('GET', `${d.url}/iris/health`, { headers: { 'x-request-id': 'dbg-1' } });
+      flushLogs();
+      const recs = d.logs.filter((l) => l.requestId === 'dbg-1');
+      expect(recs.map((r) => `${r.level}:${r.message}`)).toEqual(['debug:request start', 'info:request end']);
+      expect(recs[0].operation).toBe('ml/iris/health');
+    } finally {
+      await d.close();
+    }
+  });
+});
