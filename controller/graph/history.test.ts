@@ -6,9 +6,15 @@
 import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, MLService, Operation } from '../../lib/api/types.js';
-import { contractCheck } from '../ir/index.js';
+import { contractCheck, genOptions } from '../ir/index.js';
+import { generateCached } from '../ir/memo.js';
+import type { ApiSchemaStatus } from '../../lib/api/types.js';
+import type { ControllerConfig } from '../model.js';
+import { reconcile } from '../reconcile.js';
+import { versionConfigMap } from '../render/index.js';
 import { buildGraph } from './index.js';
 import { publishedVersionsOf, sortNewestFirst, withDiscovered } from './index.js';
+import { PACKED_OPENAPI, packVersionConfigMap } from './versions.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -51,11 +57,106 @@ describe('publishedVersionsOf', () => {
     );
     expect(list.map((e) => e.name)).toEqual(['new']);
     const tie = [
-      { name: 'b', version: '1', digest: 'B', publishedAt: 'T', openapi: '' },
-      { name: 'a', version: '2', digest: 'A', publishedAt: 'T', openapi: '' },
+      { name: 'b', version: '1', digest: 'B', publishedAt: 'T', text: () => '' },
+      { name: 'a', version: '2', digest: 'A', publishedAt: 'T', text: () => '' },
     ];
     expect(sortNewestFirst(tie).map((e) => e.name)).toEqual(['a', 'b']);
     expect(sortNewestFirst(tie, 'B').map((e) => e.name)).toEqual(['b', 'a']);
+  });
+});
+
+describe('packed version ConfigMaps (the watch cache form)', () => {
+  // A document the size of a real one: many paths, so deflate has something to do.
+  const big = (v: string) =>
+    `${JSON.stringify({ openapi: '3.0.3', info: { title: 't', version: v }, paths: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`/op${i}`, { post: { operationId: `op${i}`, responses: { '200': { description: 'ok' } } } }])) }, null, 2)}\n`;
+  const sample = () => [
+    cm('a', big('1.0.0'), { annotations: { 'kea.dev/api-schema': 'ns/x', 'kea.dev/published-at': '2025-01-01T00:00:00Z', 'kea.dev/digest': sha(big('1.0.0')), 'kea.dev/version': '1.0.0' } }),
+    // Hand-made: digest and version come from the text, so the packed form must inflate it.
+    cm('b', big('2.0.0'), { labels: { 'kea.dev/owner': 'ApiSchema.ns.x' }, creationTimestamp: '2025-02-01T00:00:00Z' }),
+  ];
+  it('gives the same entries, texts and digests as the plain ConfigMaps', () => {
+    const plain = publishedVersionsOf(sample(), 'ns', 'x');
+    const packedCms = sample().map((o) => packVersionConfigMap(o));
+    for (const o of packedCms) {
+      expect((o as { data?: Record<string, string> }).data?.['openapi.json']).toBeUndefined();
+      const buf = (o as unknown as Record<symbol, Buffer>)[PACKED_OPENAPI];
+      expect(buf.length).toBeLessThan(Buffer.byteLength(big('1.0.0')) / 4);
+      // Its own exact-size memory: a view of zlib's 64 KB chunk or of a pool slab would pin that.
+      expect(buf.buffer.byteLength).toBe(buf.length);
+    }
+    const packed = publishedVersionsOf(packedCms, 'ns', 'x');
+    const view = (es: typeof plain) => es.map((e) => ({ name: e.name, version: e.version, digest: e.digest, publishedAt: e.publishedAt, text: e.text() }));
+    expect(view(packed)).toEqual(view(plain));
+    expect(view(packed).map((e) => [e.name, e.version, e.digest])).toEqual([
+      ['b', '2.0.0', sha(big('2.0.0'))],
+      ['a', '1.0.0', sha(big('1.0.0'))],
+    ]);
+  });
+});
+
+describe('render of kept versions', () => {
+  const config: ControllerConfig = {
+    systemNamespace: 'kea-system',
+    gateway: { namespace: 'kea-system', name: 'kea', publicListener: 'public', internalListener: 'internal' },
+    policyServer: { name: 'kea-policy', port: 8000 },
+    internalToken: 't',
+    gatewayUrl: 'http://gateway.test:8080',
+    internalDomain: 'kea.internal',
+  };
+  const schema: ApiSchema = {
+    apiVersion: 'kea.dev/v1alpha1',
+    kind: 'ApiSchema',
+    metadata: { name: 'grades', namespace: 'school', generation: 1 },
+    spec: {
+      target: { service: { name: 'grades', port: 8080 } },
+      basePath: '/grades',
+      info: { title: 'Grades', version: '1.1.0' },
+      operations: [{ operationId: 'list', method: 'GET', path: '/grades', access: { mode: 'public' } }],
+    },
+  } as ApiSchema;
+  const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'grades', namespace: 'school' }, spec: { ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] } } as KubernetesObject;
+  const text = generateCached(schema, genOptions(config)).text;
+  const publishedAt = '2025-07-01T00:00:00Z';
+  const liveCm = () => versionConfigMap({ namespace: 'school', name: 'grades' }, config, { version: '1.1.0', digest: sha(text), publishedAt, openapi: text }) as KubernetesObject;
+  const run = (cms: KubernetesObject[]) => {
+    const out = reconcile({ apiSchemas: [structuredClone(schema)], mlServices: [], services: [service], referenceGrants: [], publishedVersions: cms.map((o) => packVersionConfigMap(o)) }, config, '2026-01-01T00:00:00Z');
+    const versions = out.objects.filter((o) => o.metadata?.labels?.['kea.dev/component'] === 'api-version');
+    const st = out.statuses.find((x) => x.kind === 'ApiSchema')!.status as ApiSchemaStatus;
+    return { out, versions, st };
+  };
+
+  it('leaves out a live version that already carries what render would write', () => {
+    const { out, versions, st } = run([liveCm()]);
+    expect(versions).toEqual([]);
+    expect(st.versions).toEqual([{ version: '1.1.0', digest: sha(text), publishedAt }]);
+    expect(out.droppedVersions).toEqual([]);
+  });
+
+  it('re-renders it, with its full text, when a label or annotation is missing or different', () => {
+    const stale = liveCm();
+    delete stale.metadata!.labels!['kea.dev/owner-kind'];
+    const { versions } = run([stale]);
+    expect(versions).toHaveLength(1);
+    expect(versions[0]).toEqual(liveCm());
+    const relabelled = liveCm();
+    relabelled.metadata!.labels!['kea.dev/api-version'] = '9.9';
+    expect(run([relabelled]).versions).toEqual([liveCm()]);
+  });
+
+  it('adopts a hand-made version ConfigMap (annotations filled from its text)', () => {
+    const hand = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'hand', namespace: 'kea-system', labels: { 'kea.dev/owner': 'ApiSchema.school.grades', 'kea.dev/component': 'api-version' }, creationTimestamp: '2025-03-01T00:00:00Z' }, data: { 'openapi.json': text } } as unknown as KubernetesObject;
+    const { versions } = run([hand]);
+    expect(versions).toHaveLength(1);
+    expect(versions[0].metadata?.name).toBe('hand');
+    expect(versions[0].metadata?.annotations).toEqual({ 'kea.dev/api-schema': 'school/grades', 'kea.dev/digest': sha(text), 'kea.dev/version': '1.1.0', 'kea.dev/published-at': '2025-03-01T00:00:00Z' });
+    expect((versions[0] as { data?: Record<string, string> }).data?.['openapi.json']).toBe(text);
+  });
+
+  it('renders a new version with the current document', () => {
+    const { versions, st } = run([]);
+    expect(versions).toHaveLength(1);
+    expect((versions[0] as { data?: Record<string, string> }).data?.['openapi.json']).toBe(text);
+    expect(st.versions?.[0]).toEqual({ version: '1.1.0', digest: sha(text), publishedAt: '2026-01-01T00:00:00Z' });
   });
 });
 

@@ -10,8 +10,14 @@
  * `kea.dev/digest`, else the sha256 (hex) of the `openapi.json` text; publishedAt from
  * annotation `kea.dev/published-at`, else creationTimestamp. ConfigMaps being deleted or
  * without an `openapi.json` key are ignored. Pure.
+ *
+ * Memory: the watch stage caches these ConfigMaps with their `openapi.json` deflated
+ * ({@link packVersionConfigMap}: ~10.5 KB of text → ~1.5 KB); an entry's text is inflated only
+ * when asked for ({@link PublishedEntry.text}), i.e. for a diff not cached yet or a ConfigMap
+ * written by hand (no digest annotation).
  */
 import { createHash } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS } from '../../lib/api/types.js';
 import { OPENAPI_KEY } from '../../lib/policy/config.js';
@@ -37,8 +43,44 @@ export interface PublishedEntry {
   digest: string;
   /** RFC 3339. */
   publishedAt: string;
-  /** The published `openapi.json` text, verbatim. */
-  openapi: string;
+  /** The published `openapi.json` text, verbatim (inflated or copied on each call). */
+  text: () => string;
+  /**
+   * The live ConfigMap's labels, annotations and owner reference uids (absent for an entry
+   * not published yet): render re-applies a kept version only when these differ from what it
+   * would write.
+   */
+  live?: { labels: Record<string, string>; annotations: Record<string, string>; ownerUids: string[] };
+}
+
+/** Where {@link packVersionConfigMap} keeps the deflated `openapi.json` (not a Kubernetes field). */
+export const PACKED_OPENAPI: unique symbol = Symbol('kea.packedOpenapi');
+
+/**
+ * Replaces a version-history ConfigMap's `openapi.json` text by its raw-deflated UTF-8 bytes
+ * (under {@link PACKED_OPENAPI}), in place; other keys stay. For the watch stage's cache.
+ */
+export function packVersionConfigMap<T extends KubernetesObject>(cm: T): T {
+  const data = (cm as { data?: Record<string, string> }).data;
+  const text = data?.[OPENAPI_KEY];
+  if (data && typeof text === 'string') {
+    // An exact-size copy: zlib's result is a view of its 64 KB output chunk, and a pooled
+    // copy (Buffer.from) would pin a whole 64 KB pool slab per cached ConfigMap.
+    const deflated = deflateRawSync(Buffer.from(text, 'utf8'), { chunkSize: 16 * 1024 });
+    const packed = Buffer.allocUnsafeSlow(deflated.length);
+    deflated.copy(packed);
+    (cm as unknown as Record<symbol, Buffer>)[PACKED_OPENAPI] = packed;
+    delete data[OPENAPI_KEY];
+  }
+  return cm;
+}
+
+/** A version ConfigMap's `openapi.json` as a loader (packed or plain), or undefined when it has none. */
+function openapiLoader(cm: KubernetesObject): (() => string) | undefined {
+  const packed = (cm as unknown as Record<symbol, Buffer | undefined>)[PACKED_OPENAPI];
+  if (packed) return () => inflateRawSync(packed, { chunkSize: 32 * 1024 }).toString('utf8');
+  const text = (cm as { data?: Record<string, string> }).data?.[OPENAPI_KEY];
+  return typeof text === 'string' ? () => text : undefined;
 }
 
 /** Hex sha256 of a string. */
@@ -96,12 +138,12 @@ export function publishedVersionsOf(configMaps: KubernetesObject[] | Map<string,
     if (md.deletionTimestamp) continue;
     const a = md.annotations ?? {};
     const l = md.labels ?? {};
-    const text = (cm as { data?: Record<string, string> }).data?.[OPENAPI_KEY];
-    if (typeof text !== 'string') continue;
+    const load = openapiLoader(cm);
+    if (!load) continue;
     let docVersion: string | undefined;
     if (a[VERSION_ANNOTATIONS.version] === undefined && l[API_VERSION_LABEL] === undefined) {
       try {
-        const v = (JSON.parse(text) as { info?: { version?: unknown } }).info?.version;
+        const v = (JSON.parse(load()) as { info?: { version?: unknown } }).info?.version;
         if (typeof v === 'string') docVersion = v;
       } catch {
         /* not JSON: version unknown */
@@ -112,9 +154,10 @@ export function publishedVersionsOf(configMaps: KubernetesObject[] | Map<string,
     out.push({
       name: md.name ?? '',
       version: a[VERSION_ANNOTATIONS.version] ?? l[API_VERSION_LABEL] ?? docVersion ?? '',
-      digest: a[VERSION_ANNOTATIONS.digest] ?? sha256(text),
+      digest: a[VERSION_ANNOTATIONS.digest] ?? sha256(load()),
       publishedAt: a[VERSION_ANNOTATIONS.publishedAt] ?? createdAt ?? '1970-01-01T00:00:00Z',
-      openapi: text,
+      text: load,
+      live: { labels: l, annotations: a, ownerUids: (md.ownerReferences ?? []).map((r) => r.uid) },
     });
   }
   // One entry per digest: the newest (a duplicate can only come from hand-made ConfigMaps).

@@ -42,7 +42,12 @@ const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex
 
 /** A generated document with its published text (`openapi.json`) and that text's sha256. */
 export interface GeneratedDoc {
-  doc: OpenAPIObject;
+  /**
+   * The document (shared, do not mutate). Parsed back from `text` on demand and kept in a
+   * small LRU: holding 1000 parsed documents cost ~18 MB of heap at the scale benchmark
+   * (docs/performance.md "Controller scale"), the texts alone ~10 MB.
+   */
+  readonly doc: OpenAPIObject;
   /** 2-space JSON plus a newline: exactly what is published. */
   text: string;
   /** sha256 (hex) of `text`: the version digest. */
@@ -50,6 +55,24 @@ export interface GeneratedDoc {
 }
 
 const generated = new Lru<GeneratedDoc>(2048);
+/** Parsed documents by digest: the few a run uses twice (canary checks, call examples). */
+const parsedDocs = new Lru<OpenAPIObject>(64);
+
+/** A cached generation: text and digest held, the document parsed again when asked for. */
+class Generated implements GeneratedDoc {
+  constructor(
+    readonly text: string,
+    readonly digest: string,
+  ) {}
+  get doc(): OpenAPIObject {
+    let d = parsedDocs.get(this.digest);
+    if (!d) {
+      d = JSON.parse(this.text) as OpenAPIObject;
+      parsedDocs.set(this.digest, d);
+    }
+    return d;
+  }
+}
 const diffs = new Lru<ApiDiff>(4096);
 
 /** The published text of an OpenAPI document (2-space JSON plus a newline). */
@@ -68,7 +91,9 @@ export function generateCached(schema: ApiSchema, opts: GenerateOptions): Genera
   if (hit) return hit;
   const doc = generateOpenApi(schema, opts);
   const text = openApiText(doc);
-  const out = { doc, text, digest: sha256(text) };
+  const out = new Generated(text, sha256(text));
+  // The document as published (JSON round trip: no undefined members), like every later read.
+  parsedDocs.set(out.digest, JSON.parse(text) as OpenAPIObject);
   generated.set(key, out);
   return out;
 }

@@ -24,9 +24,12 @@
  *     (lib/openapi/generate.ts);
  *   - per ApiSchema: its version history, one ConfigMap per published version
  *     (`kea-apiver-<ns>-<name>-<digest10>`, label `kea.dev/component=api-version`, see
- *     {@link versionConfigMap}): every kept version is re-rendered as it is, the current
- *     document is published at `now` when its digest (sha256 of the `openapi.json` text) is
- *     new, at most MAX_PUBLISHED_VERSIONS are kept (the oldest go to
+ *     {@link versionConfigMap}): the current document is published at `now` when its digest
+ *     (sha256 of the `openapi.json` text) is new; a kept version is rendered only when it is
+ *     new or its live labels/annotations/owner differ from what it should carry (republished
+ *     after a rollback, made by hand, written by an older KEA); a kept version left out is not
+ *     pruned (apply keeps api-version ConfigMaps while their ApiSchema lives), so render output
+ *     does not carry every published document on every run; at most MAX_PUBLISHED_VERSIONS are kept (the oldest go to
  *     `RenderOutput.droppedVersions`); status `versions` (newest first) and `lastDiff`
  *     (lib/openapi/diff.ts between the two newest, at most {@link MAX_STATUS_CHANGES} changes);
  *   - per namespace with enforce-mode public routes: a ReferenceGrant
@@ -279,14 +282,20 @@ function labelSafe(v: string): string {
 export function versionConfigMap(
   owner: { namespace: string; name: string; uid?: string },
   config: Pick<ControllerConfig, 'systemNamespace'>,
-  entry: Omit<PublishedEntry, 'name'> & { name?: string },
+  entry: { name?: string; version: string; digest: string; publishedAt: string; openapi: string },
 ): V1ConfigMap {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: versionMetadata(owner, config, entry), data: { [OPENAPI_KEY]: entry.openapi } };
+}
+
+/** The metadata of {@link versionConfigMap}. */
+function versionMetadata(
+  owner: { namespace: string; name: string; uid?: string },
+  config: Pick<ControllerConfig, 'systemNamespace'>,
+  entry: { name?: string; version: string; digest: string; publishedAt: string },
+) {
   const name = entry.name ?? apiVersionConfigMapName(owner.namespace, owner.name, entry.digest);
   const versionLabel = labelSafe(entry.version);
-  return {
-    apiVersion: 'v1',
-    kind: 'ConfigMap',
-    metadata: metadata(
+  return metadata(
       name,
       config.systemNamespace,
       { kind: 'ApiSchema', namespace: owner.namespace, name: owner.name, uid: owner.uid },
@@ -297,9 +306,21 @@ export function versionConfigMap(
         [VERSION_ANNOTATIONS.version]: entry.version,
         [VERSION_ANNOTATIONS.publishedAt]: entry.publishedAt,
       },
-    ),
-    data: { [OPENAPI_KEY]: entry.openapi },
-  };
+    );
+}
+
+/**
+ * Whether a kept version must be (re-)applied: it is not published yet, or its live ConfigMap
+ * lacks a label or annotation value, or the owner reference, that {@link versionConfigMap}
+ * would write. (Its data is the published text itself, so it never differs.)
+ */
+function versionNeedsApply(a: ApiSchemaIR, config: Pick<ControllerConfig, 'systemNamespace'>, e: PublishedEntry): boolean {
+  if (!e.live) return true;
+  const md = versionMetadata(a, config, e);
+  const live = e.live;
+  if (Object.entries(md.labels).some(([k, v]) => live.labels[k] !== v)) return true;
+  if (Object.entries(md.annotations ?? {}).some(([k, v]) => live.annotations[k] !== v)) return true;
+  return (md.ownerReferences ?? []).some((r) => !live.ownerUids.includes(r.uid));
 }
 
 /** At most this many changes of `status.lastDiff` are recorded (breaking ones first). */
@@ -317,7 +338,8 @@ function versionHistory(a: ApiSchemaIR, current: { text: string; digest: string 
     const digest = current.digest;
     const found = entries.find((e) => e.digest === digest);
     if (!found) {
-      entries.unshift({ name: apiVersionConfigMapName(a.namespace, a.name, digest), version: a.resource.spec.info.version, digest, publishedAt: now, openapi: current.text });
+      const text = current.text;
+      entries.unshift({ name: apiVersionConfigMapName(a.namespace, a.name, digest), version: a.resource.spec.info.version, digest, publishedAt: now, text: () => text });
     } else if (entries[0] !== found) {
       found.publishedAt = Date.parse(now) > Date.parse(entries[0].publishedAt) ? now : entries[0].publishedAt;
     }
@@ -477,16 +499,19 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
       // Not routed publicly yet, but discovery needs the internal route to fetch the document.
       objects.push(internalRoute(serviceTargetRouteName(a.name), a.namespace, apiOwner(a), a.upstreamHost!, [a.serviceTarget], config) as KubernetesObject);
     }
-    // Version history: every kept version is rendered (so apply keeps it as is), a new one when
-    // the current document's digest is not published yet; the oldest beyond the cap are dropped.
+    // Version history: a new version when the current document's digest is not published yet,
+    // a kept one only when its live metadata is not what it should be (apply never prunes a
+    // kept one); the oldest beyond the cap are dropped.
     const history = versionHistory(a, current, now);
-    for (const e of history.kept) objects.push(versionConfigMap(a, config, e) as KubernetesObject);
+    for (const e of history.kept) {
+      if (versionNeedsApply(a, config, e)) objects.push(versionConfigMap(a, config, { ...e, openapi: e.text() }) as KubernetesObject);
+    }
     droppedVersions.push(...history.dropped.map((e) => `${config.systemNamespace}/${e.name}`));
     let lastDiff: ApiSchemaStatus['lastDiff'];
     if (history.kept.length >= 2) {
       try {
         const [cur, prev] = history.kept;
-        const d = diffCached(prev.digest, cur.digest, () => ({ oldDoc: JSON.parse(prev.openapi) as OpenAPIObject, newDoc: JSON.parse(cur.openapi) as OpenAPIObject }));
+        const d = diffCached(prev.digest, cur.digest, () => ({ oldDoc: JSON.parse(prev.text()) as OpenAPIObject, newDoc: JSON.parse(cur.text()) as OpenAPIObject }));
         lastDiff = { from: d.from, to: d.to, breaking: d.breaking, changes: d.changes.slice(0, MAX_STATUS_CHANGES).map((c) => ({ kind: c.kind, breaking: c.breaking, path: c.path, message: c.message })) };
       } catch {
         lastDiff = undefined; // a hand-made version ConfigMap that is not JSON: no diff

@@ -8,7 +8,8 @@
  * (hash comparison, drift repair, pruning).
  *
  * Informers: ApiSchemas, MLServices, Services, ReferenceGrants (all namespaces); ConfigMaps
- * in the system namespace labelled `kea.dev/component=api-version`; and the kinds KEA emits,
+ * in the system namespace labelled `kea.dev/component=api-version` (their `openapi.json`
+ * cached deflated, see graph/versions.ts {@link packVersionConfigMap}); and the kinds KEA emits,
  * selected by `kea.dev/managed-by=kea`: HTTPRoutes, Deployments, ConfigMaps, cached as
  * metadata only (owned Services and ReferenceGrants come from the full caches). Each informer
  * restarts with backoff after an error, relists periodically and on 410 Gone.
@@ -17,8 +18,9 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS, MANAGED_BY_VALUE, type ApiSchema, type MLService } from '../../lib/api/types.js';
 import { COMPONENT_API_VERSION } from '../../lib/policy/config.js';
 import type { ClusterSnapshot } from '../model.js';
+import { packVersionConfigMap } from '../graph/versions.js';
 import { RESOURCES, objectKey, type KubeClient } from '../apply/kube.js';
-import { Informer, type InformerHealth, type InformerOptions } from './informer.js';
+import { Informer, type InformerHealth, type InformerOptions, type InformerSpec } from './informer.js';
 
 export { Informer, slim, type InformerHealth, type InformerSpec } from './informer.js';
 
@@ -43,7 +45,7 @@ export class ClusterWatcher {
   constructor(client: KubeClient, opts: ClusterWatcherOptions) {
     const io: InformerOptions = { onChange: () => opts.onChange(), onError: opts.onError, relistMs: opts.relistMs };
     const r = (k: string) => RESOURCES[k];
-    const mk = (name: string, ref: string, extra: { namespace?: string; labelSelector?: string; metadataOnly?: boolean; dropSpec?: boolean } = {}) =>
+    const mk = (name: string, ref: string, extra: Omit<InformerSpec, 'name' | 'ref'> = {}) =>
       new Informer(client, { name, ref: r(ref), ...extra }, io);
     this.informers = {
       apiSchemas: mk('apischemas', 'kea.dev/v1alpha1/ApiSchema'),
@@ -53,6 +55,9 @@ export class ClusterWatcher {
       versions: mk('api-versions', 'v1/ConfigMap', {
         namespace: opts.systemNamespace,
         labelSelector: `${LABELS.component}=${COMPONENT_API_VERSION}`,
+        // The OpenAPI documents are cached deflated (~7× smaller); graph/versions.ts inflates
+        // one only when a diff or a hand-made ConfigMap needs its text.
+        transform: packVersionConfigMap,
       }),
       // Owned objects: metadata only (hash annotation, labels, generation, resourceVersion).
       ownedRoutes: mk('owned-httproutes', 'gateway.networking.k8s.io/v1/HTTPRoute', { labelSelector: MANAGED, metadataOnly: true }),

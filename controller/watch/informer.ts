@@ -37,6 +37,11 @@ export interface InformerSpec {
   metadataOnly?: boolean;
   /** Cache full objects but drop `spec` (metadata + status only: Deployments, for Ready). */
   dropSpec?: boolean;
+  /**
+   * Applied (in place) to every object before it is cached, after slimming: e.g. the
+   * version-history ConfigMaps keep their OpenAPI text deflated (graph/versions.ts).
+   */
+  transform?: (obj: KubernetesObject) => KubernetesObject;
 }
 
 export interface InformerOptions {
@@ -170,7 +175,7 @@ export class Informer {
     if (this.spec.dropSpec) delete (obj as { spec?: unknown }).spec;
     obj.apiVersion = this.spec.ref.apiVersion;
     obj.kind = this.spec.ref.kind;
-    return obj;
+    return this.spec.transform ? this.spec.transform(obj) : obj;
   }
 
   private async listThenWatch(gen: number): Promise<void> {
