@@ -14,6 +14,7 @@
 import { readFile, writeFile, mkdir, cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { request as undiciRequest } from 'undici';
 import { REPO_ROOT } from '../dev/controlplane.js';
 import { CookieJar, browserLogin, jarFetch } from '../policy-server/auth/testkit.js';
 import {
@@ -289,6 +290,31 @@ describe('data path', () => {
     const g = await hit(url('/grades/get_grades?student=carol'), { headers: { authorization: `Bearer ${student}` } });
     expect(g.status).toBe(200);
     expect(json(g).grades).toEqual([{ course: 'math', grade: 88 }]);
+  });
+
+  test('the public listener never reaches a model, whatever internal host, path, token or headers a client imitates', async () => {
+    // The real internal token, as if it had leaked: the internal HTTPRoutes attach only to the
+    // gateway's internal listener, so even the right token does nothing on the public one.
+    const { internalToken } = JSON.parse(await readFile(join(S.stateDir, 'secrets.json'), 'utf8')) as { internalToken: string };
+    const body = JSON.stringify({ features: [SETOSA] });
+    const attempts: Array<{ what: string; path: string; headers: Record<string, string> }> = [
+      { what: 'internal Host, upstream path', path: '/predict', headers: { host: 'iris.default.kea.internal' } },
+      { what: 'internal Host + guessed token', path: '/predict', headers: { host: 'iris.default.kea.internal', 'x-kea-internal-token': 'guess' } },
+      { what: 'internal Host + the real token', path: '/predict', headers: { host: 'iris.default.kea.internal', 'x-kea-internal-token': internalToken } },
+      { what: 'public path + the real token', path: '/iris/predict', headers: { 'x-kea-internal-token': internalToken } },
+      { what: 'public path + forged identity and operation headers', path: '/iris/predict', headers: { 'x-kea-user': 'admin', 'x-kea-roles': 'admin', 'x-kea-operation': 'default/iris/predict' } },
+      { what: 'internal Host + public path + real token', path: '/iris/predict', headers: { host: 'iris.default.kea.internal', 'x-kea-internal-token': internalToken } },
+    ];
+    const seen: Record<string, number> = {};
+    for (const a of attempts) {
+      const res = await undiciRequest(url(a.path), { method: 'POST', headers: { 'content-type': 'application/json', ...a.headers }, body });
+      const text = await res.body.text();
+      seen[a.what] = res.statusCode;
+      expect([401, 404]).toContain(res.statusCode); // 401: the policy server wants credentials; 404: no route
+      expect(text).not.toContain('classes'); // the model's answer never comes back
+      expect(res.headers['x-kea-revision']).toBeUndefined();
+    }
+    measure('imitation.statuses', seen, 'requests on the public listener imitating the internal route');
   });
 
   test('a repeated cacheable call gets X-Cache: HIT with the same body, and the model is not called again', async () => {
