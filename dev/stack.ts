@@ -20,6 +20,7 @@
  * and `logs/`.
  */
 import { CONTROLLER_NODE_ARGS, CONTROLLER_ENV } from '../controller/runtime-flags.js';
+import { POLICY_NODE_ARGS } from '../policy-server/runtime-flags.js';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdir, readFile, writeFile, rm, access, readdir, copyFile } from 'node:fs/promises';
@@ -451,6 +452,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await writeFile(join(stateDir, 'gateway-client-secret'), secrets.gatewayClientSecret, { mode: 0o600 });
       await writeFile(join(stateDir, 'session-secrets'), secrets.sessionSecret, { mode: 0o600 });
       const args = [
+        ...POLICY_NODE_ARGS,
         join(REPO_ROOT, 'dist/policy-server/main.js'),
         '--host', host,
         '--port', String(policyPort),
