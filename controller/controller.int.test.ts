@@ -134,9 +134,11 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
   expect(cond(iris, 'Accepted').observedGeneration).toBe(iris.metadata?.generation);
 
   // Ready follows the revisions' Deployment status (no kubelet here: write it as one would).
-  const notReady = await waitFor('iris Ready=False', async () => {
+  // (First "not created yet", until the controller's own Deployments reach its informer.)
+  const notReady = await waitFor('iris Ready=False for lack of replicas', async () => {
     const m = await get(R.mls, NS, 'iris');
-    return cond(m, 'Ready')?.status === 'False' ? m : undefined;
+    const c = cond(m, 'Ready');
+    return c?.status === 'False' && c.message.includes('available replicas') ? m : undefined;
   });
   expect(cond(notReady, 'Ready').message).toContain('has 0/1 available replicas');
   for (const name of ['iris-v1', 'iris-v2']) {
