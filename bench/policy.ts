@@ -17,6 +17,10 @@
  *   validation; no cache) → backend.
  * - `keaNoValidation`: same operation without a request body schema (no parse, no ajv).
  * - `keaCacheHit`: same with a shared response cache, every request a hit.
+ * - `irisPlain` / `irisKea`: the same pair (same body, same token, same wrk settings) with the real
+ *   FastAPI + scikit-learn example `examples/iris-v1` (uvicorn, 1 process, from `$KEA_CACHE/venv`)
+ *   as the backend instead of node:http; fewer rounds (`KEA_BENCH_IRIS_ROUNDS`, default 6). A
+ *   second policy server process (same config) forwards to uvicorn.
  * Latency at a fixed 1000 req/s: an open-loop client of our own (wrk2 is not in Debian):
  * requests are scheduled every 1 ms over 16 keep-alive connections, latency is measured from
  * the scheduled send time (no coordinated omission), p50/p99/max for plain and KEA; the
@@ -33,7 +37,7 @@ import { createServer } from 'node:net';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import * as oidc from 'openid-client';
-import { REPO_ROOT } from '../dev/controlplane.js';
+import { KEA_CACHE, REPO_ROOT } from '../dev/controlplane.js';
 import { gatewayClient, scriptsClient, startDevIdp } from '../dev/idp.js';
 import type { PolicyOperation, PolicyService } from '../lib/policy/config.js';
 
@@ -53,16 +57,20 @@ export interface PolicyBenchResult {
   date: string;
   machine: { cpus: number; loadavgBefore: number[]; loadavgAfter: number[]; node: string };
   setup: { wrk: string; bodyBytes: number; durationSeconds: number; rounds: number; backend: string; nginx: string; policyNodeArgs: string[] };
-  throughput: Record<'plain' | 'kea' | 'keaNoValidation' | 'keaCacheHit', { medianRps: number; rounds: WrkRun[] }>;
+  throughput: Record<'plain' | 'kea' | 'keaNoValidation' | 'keaCacheHit' | 'irisPlain' | 'irisKea', { medianRps: number; rounds: WrkRun[] }>;
+  /** Setup of the `iris*` pair: backend command and rounds. */
+  irisSetup: { backend: string; rounds: number; durationSeconds: number };
   latencyAt1000rps: Record<'plain' | 'kea', { p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number; sent: number; failed: number }> & { p99AddedMs: number };
-  ratios: { keaVsPlain: number; cacheHitVsUncached: number; validationOnVsOff: number };
-  targets: { keaVsPlain: number; cacheHitVsUncached: number; validationOnVsOff: number; p99AddedMs: number };
-  met: { keaVsPlain: boolean; cacheHitVsUncached: boolean; validationOnVsOff: boolean; p99AddedMs: boolean };
+  ratios: { keaVsPlain: number; cacheHitVsUncached: number; validationOnVsOff: number; irisKeaVsPlain: number };
+  targets: { keaVsPlain: number; cacheHitVsUncached: number; validationOnVsOff: number; p99AddedMs: number; irisKeaVsPlain: number };
+  met: { keaVsPlain: boolean; cacheHitVsUncached: boolean; validationOnVsOff: boolean; p99AddedMs: boolean; irisKeaVsPlain: boolean };
 }
 
 const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
 const DURATION = Number(process.env.KEA_BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.KEA_BENCH_ROUNDS ?? 8);
+const IRIS_ROUNDS = Number(process.env.KEA_BENCH_IRIS_ROUNDS ?? 6);
+const VENV = join(KEA_CACHE, 'venv');
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -258,6 +266,13 @@ per-round ratios (the scenarios of one round ran back to back).
 | nginx → KEA (JWT + validation) → backend | ${t.kea.medianRps.toFixed(0)} | ${pct(r.ratios.keaVsPlain)} of plain | ≥ 50% | ${r.met.keaVsPlain ? 'yes' : '**no**'} |
 | same, validation off | ${t.keaNoValidation.medianRps.toFixed(0)} | on = ${pct(r.ratios.validationOnVsOff)} of off | ≥ 90% | ${r.met.validationOnVsOff ? 'yes' : '**no**'} |
 | same, cache hit | ${t.keaCacheHit.medianRps.toFixed(0)} | ${r.ratios.cacheHitVsUncached.toFixed(2)}× uncached | ≥ 2× | ${r.met.cacheHitVsUncached ? 'yes' : '**no**'} |
+| nginx → iris-v1 (FastAPI + scikit-learn, plain) | ${t.irisPlain.medianRps.toFixed(0)} | 100% | | |
+| nginx → KEA (JWT + validation) → iris-v1 | ${t.irisKea.medianRps.toFixed(0)} | ${pct(r.ratios.irisKeaVsPlain)} of plain | ≥ 90% | ${r.met.irisKeaVsPlain ? 'yes' : '**no**'} |
+
+The iris-v1 pair: \`examples/iris-v1\` served by ${r.irisSetup.backend}, the same body, token and
+wrk settings, ${r.irisSetup.durationSeconds} s × ${r.irisSetup.rounds} interleaved rounds (median of per-round ratios); a second policy
+server process with the same configuration forwards to it. Every request runs a real \`predict\` on all
+rows of the body (pydantic ignores its extra \`model\`/\`options\` fields); the bench checks one class per row.
 
 Latency at a fixed 1000 req/s (open-loop client, 16 connections, from scheduled send time):
 
@@ -278,7 +293,8 @@ Raw numbers: \`bench/results/policy.json\`.
 
 /**
  * Runs the data-path benchmark. Needs `wrk` and `nginx` (scripts/setup.sh installs them) and
- * a build (`dist/policy-server/main.js`). Takes about (4 scenarios × rounds × duration) + 1 min.
+ * a build (`dist/policy-server/main.js`) and the examples venv (`$KEA_CACHE/venv`, uvicorn). Takes about
+ * (4 scenarios × rounds + 2 × iris rounds) × duration + 1 min.
  * @returns the measurements, ratios and targets.
  */
 export async function runPolicyBench(): Promise<PolicyBenchResult> {
@@ -310,6 +326,7 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
   let idp: Awaited<ReturnType<typeof startDevIdp>> | undefined;
   try {
     const [backendPort, policyPort, plainPort, keaPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [irisPort, irisPolicyPort, irisPlainPort, irisKeaPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const gatewayUrl = `http://127.0.0.1:${keaPort}`;
     const gwSecret = randomBytes(16).toString('hex');
     idp = await startDevIdp({
@@ -346,30 +363,41 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     // Same V8 tuning as Dockerfile.policy should use (NODE_OPTIONS): a larger young generation
     // means fewer scavenges on the per-request allocation churn.
     const nodeArgs = (process.env.KEA_BENCH_POLICY_NODE_ARGS ?? '--max-semi-space-size=64').split(' ').filter(Boolean);
-    const policy = spawn(
-      NODE,
-      [...nodeArgs, mainJs, '--host', '127.0.0.1', '--port', String(policyPort), '--upstream-url', `http://127.0.0.1:${backendPort}`, '--internal-token', 'bench-token', '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, 'state')],
-      {
-        stdio: ['ignore', devNull, 'pipe'],
-        env: {
-          ...process.env,
-          KEA_LOG_LEVEL: 'info',
-          KEA_OIDC_ISSUER: idp.issuer,
-          KEA_OIDC_CLIENT_ID: 'kea-gateway',
-          KEA_OIDC_CLIENT_SECRET: gwSecret,
-          KEA_OIDC_AUDIENCE: idp.audience,
-          KEA_GATEWAY_URL: gatewayUrl,
-          KEA_SESSION_SECRETS: randomBytes(24).toString('hex'),
-          KEA_COOKIE_SECURE: 'false',
+    const startPolicy = (port: number, upstreamUrl: string, label: string): ChildProcess => {
+      const p = spawn(
+        NODE,
+        [...nodeArgs, mainJs, '--host', '127.0.0.1', '--port', String(port), '--upstream-url', upstreamUrl, '--internal-token', 'bench-token', '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, `state-${label}`)],
+        {
+          stdio: ['ignore', devNull, 'pipe'],
+          env: {
+            ...process.env,
+            KEA_LOG_LEVEL: 'info',
+            KEA_OIDC_ISSUER: idp!.issuer,
+            KEA_OIDC_CLIENT_ID: 'kea-gateway',
+            KEA_OIDC_CLIENT_SECRET: gwSecret,
+            KEA_OIDC_AUDIENCE: idp!.audience,
+            KEA_GATEWAY_URL: gatewayUrl,
+            KEA_SESSION_SECRETS: randomBytes(24).toString('hex'),
+            KEA_COOKIE_SECURE: 'false',
+          },
         },
-      },
-    );
-    children.push(policy);
-    let stderr = '';
-    policy.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    policy.on('exit', (code) => {
-      if (code) process.stderr.write(`[bench policy] policy server exited ${code}: ${stderr}\n`);
-    });
+      );
+      children.push(p);
+      let stderr = '';
+      p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.on('exit', (code) => {
+        if (code) process.stderr.write(`[bench policy] policy server (${label}) exited ${code}: ${stderr}\n`);
+      });
+      return p;
+    };
+    startPolicy(policyPort, `http://127.0.0.1:${backendPort}`, 'node');
+    // The real example model: FastAPI + scikit-learn under uvicorn (1 process), and a second
+    // policy server (same configuration) whose upstream is that uvicorn.
+    const uvicornBin = join(VENV, 'bin', 'uvicorn');
+    if (!existsSync(uvicornBin)) throw new Error(`${uvicornBin} missing: run scripts/setup.sh (Python venv for examples/)`);
+    const iris = spawn(uvicornBin, ['app:app', '--host', '127.0.0.1', '--port', String(irisPort)], { cwd: join(REPO_ROOT, 'examples', 'iris-v1'), stdio: ['ignore', devNull, devNull] });
+    children.push(iris);
+    startPolicy(irisPolicyPort, `http://127.0.0.1:${irisPort}`, 'iris');
     await mkdir(join(dir, 'nginx', 'logs'), { recursive: true });
     const nginxConf = join(dir, 'nginx', 'nginx.conf');
     await writeFile(
@@ -388,6 +416,8 @@ http {
   scgi_temp_path ${join(dir, 'nginx')};
   upstream backend { server 127.0.0.1:${backendPort}; keepalive 64; }
   upstream policy { server 127.0.0.1:${policyPort}; keepalive 64; }
+  upstream iris { server 127.0.0.1:${irisPort}; keepalive 64; }
+  upstream irispolicy { server 127.0.0.1:${irisPolicyPort}; keepalive 64; }
   map $uri $kea_operation {
     /echo/predict bench/echo/predict;
     /echo/novalidate bench/echo/predict_novalidate;
@@ -405,6 +435,17 @@ http {
       proxy_set_header x-kea-operation $kea_operation;
     }
   }
+  server {
+    listen 127.0.0.1:${irisKeaPort};
+    location / {
+      proxy_pass http://irispolicy; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header x-kea-operation $kea_operation;
+    }
+  }
+  server {
+    listen 127.0.0.1:${irisPlainPort};
+    location / { proxy_pass http://iris; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
 }
 `,
     );
@@ -412,16 +453,26 @@ http {
     children.push(nginx);
     await waitHttp(`http://127.0.0.1:${policyPort}/readyz`, 30_000, 200);
     await waitHttp(`http://127.0.0.1:${plainPort}/`, 10_000);
+    await waitHttp(`http://127.0.0.1:${irisPolicyPort}/readyz`, 30_000, 200);
+    await waitHttp(`http://127.0.0.1:${irisPort}/healthz`, 60_000, 200);
     // Sanity: each path answers 200 through nginx with the token.
     for (const [port, path] of [
       [plainPort, '/echo/predict'],
       [keaPort, '/echo/predict'],
       [keaPort, '/echo/novalidate'],
       [keaPort, '/echo/cached'],
+      [irisPlainPort, '/predict'],
+      [irisKeaPort, '/echo/predict'],
     ] as const) {
       const r = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body });
       const text = await r.text();
       if (r.status !== 200) throw new Error(`sanity check ${path} on ${port}: ${r.status} ${text}`);
+      // Both iris paths really ran the model: one predicted class per input row.
+      if (port === irisPlainPort || port === irisKeaPort) {
+        const classes = (JSON.parse(text) as { classes?: unknown[] }).classes;
+        const rows = (JSON.parse(body) as { features: unknown[] }).features.length;
+        if (!Array.isArray(classes) || classes.length !== rows) throw new Error(`iris-v1 sanity check on ${port}: expected ${rows} classes, got ${text}`);
+      }
     }
     // A bad body is rejected on the validated path (the validator is really on).
     const bad = await fetch(`http://127.0.0.1:${keaPort}/echo/predict`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{"features":"x"}' });
@@ -444,6 +495,19 @@ http {
         process.stdout.write(`[bench policy] round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s\n`);
       }
     }
+    // The iris-v1 pair: same wrk settings, fewer rounds (each scenario is one uvicorn process's worth).
+    const irisScenarios = { irisPlain: `http://127.0.0.1:${irisPlainPort}/predict`, irisKea: `http://127.0.0.1:${irisKeaPort}/echo/predict` } as const;
+    type IrisName = keyof typeof irisScenarios;
+    const irisRuns: Record<IrisName, WrkRun[]> = { irisPlain: [], irisKea: [] };
+    for (const url of Object.values(irisScenarios)) await wrk(url, script, 2); // warm-up
+    for (let round = 0; round < IRIS_ROUNDS; round++) {
+      for (const name of Object.keys(irisScenarios) as IrisName[]) {
+        const r = await wrk(irisScenarios[name], script, DURATION);
+        if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`[bench policy] ${name}: ${r.non2xx} non-2xx, ${r.errors} socket errors\n`);
+        irisRuns[name].push(r);
+        process.stdout.write(`[bench policy] iris round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s\n`);
+      }
+    }
     const rate = async (port: number, path: string) => {
       const out = await run(NODE, [join(dir, 'rate.mjs'), `http://127.0.0.1:${port}`, path, '1000', String(Math.max(5, Math.min(DURATION, 6))), token, join(dir, 'body.json')]);
       return JSON.parse(out) as { p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number; sent: number; failed: number };
@@ -460,17 +524,18 @@ http {
     const lp = lowest(lps);
     const lk = lowest(lks);
 
-    const med = (n: Name) => median(runs[n].map((r) => r.rps));
-    const throughput = Object.fromEntries((Object.keys(runs) as Name[]).map((n) => [n, { medianRps: med(n), rounds: runs[n] }])) as PolicyBenchResult['throughput'];
+    const allRuns: Record<Name | IrisName, WrkRun[]> = { ...runs, ...irisRuns };
+    const throughput = Object.fromEntries((Object.keys(allRuns) as Array<Name | IrisName>).map((n) => [n, { medianRps: median(allRuns[n].map((r) => r.rps)), rounds: allRuns[n] }])) as PolicyBenchResult['throughput'];
     // Ratios are taken per round (scenarios of one round ran back to back, under the same
     // neighbours' load) and the median over rounds is reported.
-    const perRound = (a: Name, b: Name) => runs[a].map((r, i) => r.rps / runs[b][i].rps);
+    const perRound = (a: Name | IrisName, b: Name | IrisName) => allRuns[a].map((r, i) => r.rps / allRuns[b][i].rps);
     const ratios = {
       keaVsPlain: median(perRound('kea', 'plain')),
       cacheHitVsUncached: median(perRound('keaCacheHit', 'kea')),
       validationOnVsOff: median(perRound('kea', 'keaNoValidation')),
+      irisKeaVsPlain: median(perRound('irisKea', 'irisPlain')),
     };
-    const targets = { keaVsPlain: 0.5, cacheHitVsUncached: 2, validationOnVsOff: 0.9, p99AddedMs: 1.5 };
+    const targets = { keaVsPlain: 0.5, cacheHitVsUncached: 2, validationOnVsOff: 0.9, p99AddedMs: 1.5, irisKeaVsPlain: 0.9 };
     const p99AddedMs = lk.p99Ms - lp.p99Ms;
     const result: PolicyBenchResult = {
       benchmark: 'policy',
@@ -478,6 +543,7 @@ http {
       machine: { cpus: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg(), node: process.version },
       setup: { wrk: 'wrk -t1 -c32 --latency', bodyBytes: Buffer.byteLength(body), durationSeconds: DURATION, rounds: ROUNDS, backend: 'node:http, 63-byte JSON', nginx: 'nginx 1.22, 1 worker, keepalive 64', policyNodeArgs: nodeArgs },
       throughput,
+      irisSetup: { backend: 'uvicorn app:app (1 process; FastAPI + pydantic + scikit-learn LogisticRegression)', rounds: IRIS_ROUNDS, durationSeconds: DURATION },
       latencyAt1000rps: { plain: lp, kea: lk, p99AddedMs },
       ratios,
       targets,
@@ -486,6 +552,7 @@ http {
         cacheHitVsUncached: ratios.cacheHitVsUncached >= targets.cacheHitVsUncached,
         validationOnVsOff: ratios.validationOnVsOff >= targets.validationOnVsOff,
         p99AddedMs: p99AddedMs <= targets.p99AddedMs,
+        irisKeaVsPlain: ratios.irisKeaVsPlain >= targets.irisKeaVsPlain,
       },
     };
     // The audit log really recorded the traffic (the KEA path was not short-circuited).
