@@ -179,9 +179,8 @@ function v2Operations(sig: InferenceSignature, model: string): Operation[] {
       path: `${prefix}/infer`,
       summary: `Run inference on ${model}`,
       description:
-        'Open Inference Protocol (v2) REST inference request. Inputs: ' +
-        sig.inputs.map((t) => `\`${t.name}\` ${t.datatype} [${t.shape.join(', ')}]`).join(', ') +
-        '. Outputs: ' + sig.outputs.map((t) => `\`${t.name}\` ${t.datatype} [${t.shape.join(', ')}]`).join(', ') + '.',
+        'Open Inference Protocol (v2) REST inference request. ' +
+        describeSignature(sig),
       tags: ['inference'],
       requestBody: {
         required: true,
@@ -307,9 +306,8 @@ function tfservingOperations(sig: InferenceSignature, model: string): Operation[
       path: `${prefix}:predict`,
       summary: `Predict with ${model}`,
       description:
-        'TensorFlow Serving REST predict API, row ("instances") format. Inputs: ' +
-        sig.inputs.map((t) => `\`${t.name}\` ${t.datatype} [${t.shape.join(', ')}]`).join(', ') +
-        '. Outputs: ' + sig.outputs.map((t) => `\`${t.name}\` ${t.datatype} [${t.shape.join(', ')}]`).join(', ') + '.',
+        'TensorFlow Serving REST predict API, row ("instances") format. ' +
+        describeSignature(sig),
       tags: ['inference'],
       requestBody: {
         required: true,
@@ -416,4 +414,10 @@ export function effectiveOperations(spec: ApiSchemaSpec, fallbackModelName: stri
     (o) => !ids.has(o.operationId) && !routes.has(`${o.method} ${o.path}`),
   );
   return [...inline, ...derived];
+}
+
+/** `Inputs: \`x\` FP32 [-1, 4]. Outputs: \`y\` INT64 [-1].` for an operation description. */
+function describeSignature(sig: InferenceSignature): string {
+  const list = (ts: InferenceSignature['inputs']) => ts.map((t) => `\`${t.name}\` ${t.datatype} [${t.shape.join(', ')}]`).join(', ');
+  return `Inputs: ${list(sig.inputs)}. Outputs: ${list(sig.outputs)}.`;
 }
