@@ -310,3 +310,37 @@ export const CONDITIONS = {
   ready: 'Ready',
   published: 'Published',
 } as const;
+
+/** What `kea scan` and `kea import` derive; the rest of the spec keeps KEA's defaults. */
+export interface DerivedApi {
+  name: string;
+  namespace?: string;
+  /** Default `{ mlService: { name } }`. */
+  target?: Target;
+  /** Default `/<name>`. */
+  basePath?: string;
+  title: string;
+  version: string;
+  description?: string;
+  source?: SchemaSource;
+  /** Shared schemas (`components.schemas`), keys already sorted; omitted when empty. */
+  schemas?: Record<string, JsonSchema>;
+  operations: Operation[];
+}
+
+/** The ApiSchema resource for a derived API (one shape for scan and import). */
+export function derivedApiSchema(d: DerivedApi): ApiSchema {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ApiSchema',
+    metadata: d.namespace ? { name: d.name, namespace: d.namespace } : { name: d.name },
+    spec: {
+      target: d.target ?? { mlService: { name: d.name } },
+      basePath: d.basePath ?? `/${d.name}`,
+      info: { title: d.title, version: d.version, ...(d.description ? { description: d.description } : {}) },
+      ...(d.source ? { source: d.source } : {}),
+      ...(d.schemas && Object.keys(d.schemas).length ? { components: { schemas: d.schemas } } : {}),
+      operations: d.operations,
+    },
+  };
+}

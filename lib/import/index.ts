@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import downConvert from '@apiture/openapi-down-convert';
 import YAML from 'yaml';
 import {
-  API_VERSION,
+  derivedApiSchema,
   type Access,
   type ApiSchema,
   type CachePolicy,
@@ -316,23 +316,19 @@ export function importOpenApi(doc: unknown, opts: ImportOptions = {}): ImportRes
 
   const name = dnsLabel(opts.name ?? String(info.title ?? 'api'));
   const description = typeof info.description === 'string' && info.description ? info.description : undefined;
-  const schema: ApiSchema = {
-    apiVersion: API_VERSION,
-    kind: 'ApiSchema',
-    metadata: opts.namespace ? { name, namespace: opts.namespace } : { name },
-    spec: {
-      target: opts.target ?? { mlService: { name } },
-      basePath: opts.basePath ?? `/${name}`,
-      info: {
-        title: opts.title ?? String(info.title ?? name),
-        version: opts.version ?? String(info.version ?? '0.0.0'),
-        ...(description ? { description } : {}),
-      },
-      ...(opts.source ? { source: opts.source } : {}),
-      ...(used.size ? { components: { schemas: Object.fromEntries([...used].sort(([a], [b]) => a.localeCompare(b))) } } : {}),
-      operations,
-    },
-  };
+  const schema = derivedApiSchema({
+    name,
+    namespace: opts.namespace,
+    target: opts.target,
+    basePath: opts.basePath,
+    title: opts.title ?? String(info.title ?? name),
+    version: opts.version ?? String(info.version ?? '0.0.0'),
+    description,
+    source: opts.source,
+    schemas: Object.fromEntries([...used].sort(([a], [b]) => a.localeCompare(b))),
+    operations,
+  });
+
   return { schema, unroutable };
 }
 

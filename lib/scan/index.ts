@@ -14,7 +14,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import YAML from 'yaml';
-import { API_VERSION, type ApiSchema, type Operation, type Target } from '../api/types.js';
+import { derivedApiSchema, type ApiSchema, type Operation, type Target } from '../api/types.js';
 import { scanFastApi, type ScannedOperation } from './fastapi.js';
 import { scanPlainClasses } from './plainclass.js';
 import { parsePython, type PyFile } from './python.js';
@@ -173,22 +173,18 @@ export async function scanPython(root: string, opts: ScanOptions = {}): Promise<
   }
 
   const name = dnsLabel(opts.name ?? basename(isFile ? base : abs));
-  const schema: ApiSchema = {
-    apiVersion: API_VERSION,
-    kind: 'ApiSchema',
-    metadata: opts.namespace ? { name, namespace: opts.namespace } : { name },
-    spec: {
-      target: opts.target ?? { mlService: { name } },
-      basePath: opts.basePath ?? `/${name}`,
-      info: {
-        title: opts.title ?? info?.title ?? name,
-        version: opts.version ?? info?.version ?? '0.1.0',
-        ...(info?.description ? { description: info.description } : {}),
-      },
-      ...(Object.keys(builder.components).length ? { components: { schemas: sortKeys(builder.components) } } : {}),
-      operations,
-    },
-  };
+  const schema = derivedApiSchema({
+    name,
+    namespace: opts.namespace,
+    target: opts.target,
+    basePath: opts.basePath,
+    title: opts.title ?? info?.title ?? name,
+    version: opts.version ?? info?.version ?? '0.1.0',
+    description: info?.description,
+    schemas: sortKeys(builder.components),
+    operations,
+  });
+
   return {
     schema,
     issues: reporter.issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line),
