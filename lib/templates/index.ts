@@ -103,6 +103,18 @@ function yamlFile(obj: unknown, header: string): string {
   return doc.toString({ lineWidth: 0 });
 }
 
+/** The two template files (MLService, ApiSchema), each opening with its explanatory header. */
+function initResult(name: string, mlService: MLService, apiSchema: ApiSchema, mlHeader: string, apiHeader: string): InitResult {
+  return {
+    mlService,
+    apiSchema,
+    files: [
+      { name: `${name}-mlservice.yaml`, content: yamlFile(mlService, mlHeader) },
+      { name: `${name}-apischema.yaml`, content: yamlFile(apiSchema, apiHeader) },
+    ],
+  };
+}
+
 function describeTensors(ts: TensorSpec[]): string {
   return ts.map((t) => `${t.name} ${t.datatype} [${t.shape.join(', ')}]`).join(', ');
 }
@@ -181,26 +193,7 @@ export function renderInitTemplates(opts: InitOptions): InitResult {
         ],
       },
     };
-    return {
-      mlService,
-      apiSchema,
-      files: [
-        {
-          name: `${name}-mlservice.yaml`,
-          content: yamlFile(
-            mlService,
-            `MLService ${name}: your own container image (framework custom) serving HTTP on port 8080.\nEdit the image; add revisions with weights (percent, summing to 100) for a canary.\nApply with: kubectl apply -f ${name}-mlservice.yaml`,
-          ),
-        },
-        {
-          name: `${name}-apischema.yaml`,
-          content: yamlFile(
-            apiSchema,
-            `ApiSchema ${name}: the public API at <gateway>${basePath}. Describe each method your service\nexposes: path, inputs (parameters, requestBody JSON Schema), outputs (responses) and who may\ncall it (access: public | authenticated | restricted with roles/groups/scopes).\nDocs appear at <gateway>/docs/<namespace>/${name}; check changes with: kea diff OLD NEW`,
-          ),
-        },
-      ],
-    };
+    return initResult(name, mlService, apiSchema, `MLService ${name}: your own container image (framework custom) serving HTTP on port 8080.\nEdit the image; add revisions with weights (percent, summing to 100) for a canary.\nApply with: kubectl apply -f ${name}-mlservice.yaml`, `ApiSchema ${name}: the public API at <gateway>${basePath}. Describe each method your service\nexposes: path, inputs (parameters, requestBody JSON Schema), outputs (responses) and who may\ncall it (access: public | authenticated | restricted with roles/groups/scopes).\nDocs appear at <gateway>/docs/<namespace>/${name}; check changes with: kea diff OLD NEW`);
   }
 
   const defaults = FRAMEWORK_DEFAULTS[opts.framework];
@@ -236,24 +229,5 @@ export function renderInitTemplates(opts: InitOptions): InitResult {
     },
   };
   const route = protocol === 'v2' ? `POST ${basePath}/v2/models/${name}/infer` : `POST ${basePath}/v1/models/${name}:predict`;
-  return {
-    mlService,
-    apiSchema,
-    files: [
-      {
-        name: `${name}-mlservice.yaml`,
-        content: yamlFile(
-          mlService,
-          `MLService ${name}: ${defaults.note}.\nPoint modelUri at your model (s3://, gs://, pvc:// or file://); add revisions with weights\n(percent, summing to 100) for a canary. Apply with: kubectl apply -f ${name}-mlservice.yaml`,
-        ),
-      },
-      {
-        name: `${name}-apischema.yaml`,
-        content: yamlFile(
-          apiSchema,
-          `ApiSchema ${name}: the declared tensor signature (names, datatypes, shapes; -1 = variable)\nbecomes typed operations, e.g. ${route} whose inputs are checked\nagainst these shapes at the gateway and documented at <gateway>/docs/<namespace>/${name}.\nEdit spec.inference to match your model; add spec.operations for extra methods.`,
-        ),
-      },
-    ],
-  };
+  return initResult(name, mlService, apiSchema, `MLService ${name}: ${defaults.note}.\nPoint modelUri at your model (s3://, gs://, pvc:// or file://); add revisions with weights\n(percent, summing to 100) for a canary. Apply with: kubectl apply -f ${name}-mlservice.yaml`, `ApiSchema ${name}: the declared tensor signature (names, datatypes, shapes; -1 = variable)\nbecomes typed operations, e.g. ${route} whose inputs are checked\nagainst these shapes at the gateway and documented at <gateway>/docs/<namespace>/${name}.\nEdit spec.inference to match your model; add spec.operations for extra methods.`);
 }
