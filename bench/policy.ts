@@ -33,13 +33,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import { KEA_CACHE, REPO_ROOT } from '../dev/controlplane.js';
 import { gatewayClient, scriptsClient, startDevIdp } from '../dev/idp.js';
 import type { PolicyOperation, PolicyService } from '../lib/policy/config.js';
+import { freePort, stopProcess } from '../lib/process.js';
 
 /** One wrk measurement. */
 export interface WrkRun {
@@ -72,16 +72,6 @@ const ROUNDS = Number(process.env.KEA_BENCH_ROUNDS ?? 8);
 const IRIS_ROUNDS = Number(process.env.KEA_BENCH_IRIS_ROUNDS ?? 6);
 const VENV = join(KEA_CACHE, 'venv');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function waitHttp(url: string, timeoutMs = 20_000, okStatus?: number): Promise<void> {
   const t0 = Date.now();
@@ -307,22 +297,9 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
   const children: ChildProcess[] = [];
   const loadBefore = loadavg();
   const stopAll = async (): Promise<void> => {
-    for (const c of children.reverse()) {
-      if (c.exitCode === null) {
-        c.kill('SIGTERM');
-        await new Promise((r) => {
-          const t = setTimeout(() => {
-            c.kill('SIGKILL');
-            r(undefined);
-          }, 5000);
-          c.once('exit', () => {
-            clearTimeout(t);
-            r(undefined);
-          });
-        });
-      }
-    }
+    for (const c of children.reverse()) await stopProcess(c, 5000);
   };
+
   let idp: Awaited<ReturnType<typeof startDevIdp>> | undefined;
   try {
     const [backendPort, policyPort, plainPort, keaPort] = [await freePort(), await freePort(), await freePort(), await freePort()];

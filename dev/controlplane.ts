@@ -10,12 +10,12 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, mkdir, writeFile, readFile, readdir, access } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { request } from 'node:https';
 import { tmpdir, homedir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openSync, closeSync } from 'node:fs';
+import { freePort, stopProcess } from '../lib/process.js';
 
 const run = promisify(execFile);
 
@@ -66,17 +66,8 @@ export interface ControlPlane {
   startApiServer(): Promise<void>;
 }
 
-/** Returns a free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
+export { freePort } from '../lib/process.js';
+
 
 /** Path of a cached binary built by scripts/build-controlplane.sh; throws if it is missing. */
 export async function binary(name: 'kube-apiserver' | 'etcd'): Promise<string> {
@@ -178,14 +169,6 @@ function spawnLogged(bin: string, args: string[], logPath: string): ChildProcess
   return child;
 }
 
-async function stopProcess(p: ChildProcess | undefined, timeoutMs = 10000): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const exited = new Promise<void>((r) => p.once('exit', () => r()));
-  p.kill('SIGTERM');
-  const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-  await exited;
-  clearTimeout(timer);
-}
 
 /**
  * Starts etcd and kube-apiserver and waits until the API server is ready.

@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { KEA_CACHE, freePort } from './controlplane.js';
+import { stopProcess } from '../lib/process.js';
 
 /** Pinned Traefik release; keep in sync with scripts/build-gateway.sh. Gateway API v1.2.1 (standard channel), like NGF 1.6.2. */
 export const TRAEFIK_VERSION = process.env.TRAEFIK_VERSION ?? 'v3.4.5';
@@ -126,14 +127,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   delete env.KUBERNETES_SERVICE_PORT;
   const proc = spawn(bin, [`--configFile=${configPath}`], { stdio: ['ignore', fd, fd], env });
   closeSync(fd);
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  const stop = async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = () => stopProcess(proc, 5000);
   try {
     await waitForPing(`http://127.0.0.1:${pingPort}/ping`, proc, opts.startTimeoutMs ?? 30000, logPath);
   } catch (e) {

@@ -21,7 +21,7 @@
  * Deployments with any other image are left alone (no endpoints).
  */
 import { LABELS, MANAGED_BY_VALUE } from '../lib/api/types.js';
-import { readFile, access, readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -37,6 +37,7 @@ import {
 } from '@kubernetes/client-node';
 import { createHost, deleteHost, spawnInNetns, type Bridge, type NetnsHost } from './netns.js';
 import { KEA_CACHE, REPO_ROOT } from './controlplane.js';
+import { pathExists, stopProcess } from '../lib/process.js';
 
 /** Label on every EndpointSlice written here. */
 export const MANAGED_BY = 'kea.dev-local';
@@ -138,14 +139,6 @@ function setFlag(argv: string[], flag: string, value: string): string[] {
   return out;
 }
 
-async function dirExists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function selects(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
   if (!selector || !Object.keys(selector).length) return false;
@@ -259,14 +252,7 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
   async function stopPod(key: string, pod: LocalPod): Promise<void> {
     pod.stopping = true;
     pod.ready = false;
-    const p = pod.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGTERM');
-      const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
+    await stopProcess(pod.proc, 5000);
     await deleteHost(pod.host);
     pods.delete(key);
   }
@@ -284,7 +270,7 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
     const exampleFor = async (image: string | undefined): Promise<string | undefined> => {
       if (image && images.has(image)) return images.get(image);
       const byName = exampleOfImage(image);
-      return byName && (await dirExists(join(examplesDir, byName))) ? byName : undefined;
+      return byName && (await pathExists(join(examplesDir, byName))) ? byName : undefined;
     };
     for (const d of deps) {
       const example = await exampleFor(d.spec?.template.spec?.containers[0]?.image);
@@ -302,7 +288,7 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
       // not be listed yet: never stand in for them (that raced the v2 rollout).
       if (svc.metadata?.labels?.[LABELS.managedBy] === MANAGED_BY_VALUE) continue;
       const served = [...wanted.values()].some(({ d }) => d.metadata?.namespace === ns && selects(sel, (d.spec?.template.metadata?.labels ?? {}) as Record<string, string>));
-      if (served || !(await dirExists(join(examplesDir, name, 'Dockerfile')))) continue;
+      if (served || !(await pathExists(join(examplesDir, name, 'Dockerfile')))) continue;
       const sp = svc.spec?.ports?.[0];
       const target = typeof sp?.targetPort === 'number' ? sp.targetPort : Number(sp?.targetPort) || sp?.port || 8080;
       const d: V1Deployment = {

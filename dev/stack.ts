@@ -23,7 +23,7 @@ import { CONTROLLER_NODE_ARGS, CONTROLLER_ENV } from '../controller/runtime-flag
 import { POLICY_NODE_ARGS } from '../policy-server/runtime-flags.js';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdir, readFile, writeFile, rm, access, readdir, copyFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, rm, readdir, copyFile } from 'node:fs/promises';
 import { openSync, closeSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -33,6 +33,7 @@ import { startControlPlane, installCrds, REPO_ROOT, type ControlPlane } from './
 import { startGateway, applyGateway, type RunningGateway } from './gateway.js';
 import { createBridge, deleteBridge, registerService, type Bridge } from './netns.js';
 import { startLocalPods, type LocalPods } from './localpods.js';
+import { pathExists, stopProcess } from '../lib/process.js';
 
 const run = promisify(execFile);
 
@@ -111,14 +112,6 @@ export interface Stack extends StackInfo {
 
 export const DEFAULT_STATE_DIR = join(REPO_ROOT, '.kea');
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Starts a child with stdout/stderr appended to `logPath`; resolves once `ready()` is true. */
 async function startChild(
@@ -142,18 +135,10 @@ async function startChild(
     if (await ready().catch(() => false)) return p;
     await new Promise((r) => setTimeout(r, 150));
   }
-  await stopChild(p);
+  await stopProcess(p);
   throw new Error(`${name}: not ready after ${timeoutMs} ms (log: ${logPath})`);
 }
 
-async function stopChild(p: ChildProcess | undefined, timeoutMs = 10000): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const exited = new Promise<void>((r) => p.once('exit', () => r()));
-  p.kill('SIGTERM');
-  const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-  await exited;
-  clearTimeout(t);
-}
 
 /** What a supervised child is started with. */
 interface ChildSpec {
@@ -212,7 +197,7 @@ class Supervised {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
-    await stopChild(this.proc);
+    await stopProcess(this.proc);
   }
 }
 
@@ -251,7 +236,7 @@ export async function exampleManifests(examplesDir = join(REPO_ROOT, 'examples')
   for (const d of (await readdir(examplesDir, { withFileTypes: true }).catch(() => [])).sort((a, b) => a.name.localeCompare(b.name))) {
     if (!d.isDirectory()) continue;
     const f = join(examplesDir, d.name, 'kea.yaml');
-    if (!(await exists(f))) continue;
+    if (!(await pathExists(f))) continue;
     const keys = parseAllDocuments(await readFile(f, 'utf8'))
       .map((doc) => doc.toJSON() as { kind?: string; metadata?: { name?: string; namespace?: string } } | null)
       .filter((o): o is { kind: string; metadata: { name?: string; namespace?: string } } => !!o?.kind)
@@ -277,7 +262,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const logDir = join(stateDir, 'logs');
   await mkdir(logDir, { recursive: true });
   const stackFile = join(stateDir, 'stack.json');
-  if (await exists(stackFile)) {
+  if (await pathExists(stackFile)) {
     const prev = JSON.parse(await readFile(stackFile, 'utf8')) as StackInfo;
     if (alive(prev.ownerPid)) throw new Error(`a stack is already running (pid ${prev.ownerPid}); run \`kea down\` first`);
     log(`cleaning up after a previous stack that did not stop cleanly (pid ${prev.ownerPid})`);
@@ -292,7 +277,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const secrets = await loadSecrets(join(stateDir, 'secrets.json'));
   const cpDir = join(stateDir, 'controlplane');
   if (opts.fresh) await rm(cpDir, { recursive: true, force: true });
-  const warm = await exists(join(cpDir, 'etcd'));
+  const warm = await pathExists(join(cpDir, 'etcd'));
 
   const info: StackInfo = {
     ownerPid: process.pid,
@@ -367,7 +352,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       throw new Error(`kea up: step ${name} failed: ${e instanceof Error ? e.message : String(e)}`);
     }
   };
-  const missing = async (rel: string) => ((await exists(join(REPO_ROOT, rel))) ? undefined : `${rel} not built (run \`npm run build\`)`);
+  const missing = async (rel: string) => ((await pathExists(join(REPO_ROOT, rel))) ? undefined : `${rel} not built (run \`npm run build\`)`);
   const nodeEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ ...process.env, KUBECONFIG: info.kubeconfig, ...extra });
   /** Starts a supervised child (restarted when it exits) and records its pid in stack.json. */
   const supervise = async (spec: ChildSpec): Promise<Supervised> => {

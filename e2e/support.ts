@@ -12,11 +12,11 @@ import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStack, type Stack } from '../dev/stack.js';
 import { REPO_ROOT } from '../dev/controlplane.js';
+import { freePort } from '../lib/process.js';
 
 const run = promisify(execFile);
 
@@ -38,17 +38,7 @@ export async function saveMeasurements(): Promise<void> {
   await writeFile(join(ARTIFACTS, 'measurements.json'), JSON.stringify(measurements, null, 2));
 }
 
-/** A free TCP port on 127.0.0.1 (the stack binds some ports on all addresses). */
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
+
 
 /** The running stack plus what the tests need to reach it. */
 export interface E2EStack {

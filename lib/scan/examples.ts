@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { stopProcess } from '../process.js';
 
 export interface ExampleService {
   /** Folder under examples/ (also the service's short name). */
@@ -69,15 +70,7 @@ export function startExample(ex: ExampleService, opts: { root?: string; timeoutM
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-  };
+  const stop = () => stopProcess(child, 5000);
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {
       void stop();
