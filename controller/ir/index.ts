@@ -212,41 +212,31 @@ function revisionsIR(m: MLService): RevisionIR[] {
     const model = r.modelUri ? modelLocation(r.modelUri) : undefined;
     // KEA_REVISION lets a model echo its revision (x-kea-revision) for the audit log.
     const env = [{ name: 'KEA_REVISION', value: r.name }, ...(r.env ?? [])];
-    if (spec.framework === 'custom') {
-      if (model && r.modelUri) env.push({ name: 'KEA_MODEL_URI', value: r.modelUri }, { name: 'KEA_MODEL_DIR', value: model.dir });
-      const health = spec.healthPath ?? DEFAULT_CUSTOM_HEALTH_PATH;
-      return {
-        name: r.name,
-        objectName: revisionObjectName(m.metadata.name, r.name),
-        weight: r.weight,
-        replicas: r.replicas ?? 1,
-        port,
-        image: r.image ?? '',
-        args: [...(r.args ?? [])],
-        env,
-        resources: r.resources,
-        readinessPath: health,
-        livenessPath: health,
-        model,
-      };
-    }
-    const rt = RUNTIMES[spec.framework];
-    const modelName = m.metadata.name;
-    const args = model ? rt.args({ model: modelName, dir: model.dir, port }) : rt.args({ model: modelName, dir: '/mnt/models', port });
-    return {
+    const common = {
       name: r.name,
       objectName: revisionObjectName(m.metadata.name, r.name),
       weight: r.weight,
       replicas: r.replicas ?? 1,
       port,
+      resources: r.resources,
+      model,
+    };
+    if (spec.framework === 'custom') {
+      if (model && r.modelUri) env.push({ name: 'KEA_MODEL_URI', value: r.modelUri }, { name: 'KEA_MODEL_DIR', value: model.dir });
+      const health = spec.healthPath ?? DEFAULT_CUSTOM_HEALTH_PATH;
+      return { ...common, image: r.image ?? '', args: [...(r.args ?? [])], env, readinessPath: health, livenessPath: health };
+    }
+    const rt = RUNTIMES[spec.framework];
+    const modelName = m.metadata.name;
+    const args = model ? rt.args({ model: modelName, dir: model.dir, port }) : rt.args({ model: modelName, dir: '/mnt/models', port });
+    return {
+      ...common,
       image: r.image ?? rt.image,
       command: rt.command ? [...rt.command] : undefined,
       args: [...args, ...(r.args ?? [])],
       env: [...(rt.env ?? []), ...env],
-      resources: r.resources,
       readinessPath: spec.healthPath ?? rt.readinessPath(modelName),
       livenessPath: spec.healthPath ?? rt.livenessPath(modelName),
-      model,
     };
   });
 }
