@@ -27,18 +27,12 @@ import { canonicalJson, sha256 } from './ir/index.js';
 import { type ClusterSnapshot, type ControllerConfig, MAX_PUBLISHED_VERSIONS, type RenderOutput } from './model.js';
 import { reconcile } from './reconcile.js';
 import { openApiText, versionConfigMap } from './render/index.js';
+import { testControllerConfig } from './testing/config.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dataDir = join(here, 'testdata');
 const NOW = '2026-01-01T00:00:00Z';
-const BASE_CONFIG: ControllerConfig = {
-  systemNamespace: 'kea-system',
-  gateway: { namespace: 'kea-system', name: 'kea', publicListener: 'public', internalListener: 'internal' },
-  policyServer: { name: 'kea-policy', port: 8000 },
-  internalToken: 'golden-internal-token',
-  gatewayUrl: 'http://gateway.test:8080',
-  internalDomain: 'kea.internal',
-};
+const BASE_CONFIG = testControllerConfig({ internalToken: 'golden-internal-token' });
 
 /**
  * Test-only kinds in `.in.yaml` files:

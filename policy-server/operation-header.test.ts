@@ -10,21 +10,14 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema } from '../lib/api/types.js';
 import type { PolicyService } from '../lib/policy/config.js';
 import { reconcile } from '../controller/reconcile.js';
-import type { ControllerConfig } from '../controller/model.js';
 import { buildSnapshot } from './snapshot/build.js';
 import { resolveOperationHeader } from './server.js';
 import { configMapsFor } from './testing/fixtures.js';
 import { send } from './testing/http.js';
 import { startStack, type Stack } from './testing/stack.js';
+import { testControllerConfig } from '../controller/testing/config.js';
 
-const config: ControllerConfig = {
-  systemNamespace: 'kea-system',
-  gateway: { namespace: 'kea-system', name: 'kea', publicListener: 'public', internalListener: 'internal' },
-  policyServer: { name: 'kea-policy', port: 8000 },
-  internalToken: 'unused',
-  gatewayUrl: 'http://gateway.test',
-  internalDomain: 'kea.internal',
-};
+const config = testControllerConfig({ internalToken: 'unused', gatewayUrl: 'http://gateway.test' });
 
 const schema: ApiSchema = {
   apiVersion: 'kea.dev/v1alpha1',

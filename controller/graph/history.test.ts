@@ -9,12 +9,12 @@ import type { ApiSchema, MLService, Operation } from '../../lib/api/types.js';
 import { contractCheck, genOptions } from '../ir/index.js';
 import { generateCached } from '../ir/memo.js';
 import type { ApiSchemaStatus } from '../../lib/api/types.js';
-import type { ControllerConfig } from '../model.js';
 import { reconcile } from '../reconcile.js';
 import { versionConfigMap } from '../render/index.js';
 import { buildGraph } from './index.js';
 import { publishedVersionsOf, sortNewestFirst, withDiscovered } from './index.js';
 import { PACKED_OPENAPI, packVersionConfigMap } from './versions.js';
+import { testControllerConfig } from '../testing/config.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -95,14 +95,7 @@ describe('packed version ConfigMaps (the watch cache form)', () => {
 });
 
 describe('render of kept versions', () => {
-  const config: ControllerConfig = {
-    systemNamespace: 'kea-system',
-    gateway: { namespace: 'kea-system', name: 'kea', publicListener: 'public', internalListener: 'internal' },
-    policyServer: { name: 'kea-policy', port: 8000 },
-    internalToken: 't',
-    gatewayUrl: 'http://gateway.test:8080',
-    internalDomain: 'kea.internal',
-  };
+  const config = testControllerConfig();
   const schema: ApiSchema = {
     apiVersion: 'kea.dev/v1alpha1',
     kind: 'ApiSchema',
