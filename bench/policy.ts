@@ -40,6 +40,7 @@ import { KEA_CACHE, REPO_ROOT } from '../dev/controlplane.js';
 import { gatewayClient, scriptsClient, startDevIdp } from '../dev/idp.js';
 import type { PolicyOperation, PolicyService } from '../lib/policy/config.js';
 import { freePort, stopProcess } from '../lib/process.js';
+import { POLICY_NODE_ARGS } from '../policy-server/runtime-flags.js';
 
 /** One wrk measurement. */
 export interface WrkRun {
@@ -339,7 +340,7 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     const devNull = (await import('node:fs')).openSync('/dev/null', 'w');
     // Same V8 tuning as Dockerfile.policy should use (NODE_OPTIONS): a larger young generation
     // means fewer scavenges on the per-request allocation churn.
-    const nodeArgs = (process.env.KEA_BENCH_POLICY_NODE_ARGS ?? '--max-semi-space-size=64').split(' ').filter(Boolean);
+    const nodeArgs = process.env.KEA_BENCH_POLICY_NODE_ARGS?.split(' ').filter(Boolean) ?? POLICY_NODE_ARGS;
     const startPolicy = (port: number, upstreamUrl: string, label: string): ChildProcess => {
       const p = spawn(
         NODE,
