@@ -122,10 +122,12 @@ async function startChild(
   logPath: string,
   ready: () => Promise<boolean>,
   timeoutMs: number,
+  onSpawn?: (p: ChildProcess) => void,
 ): Promise<ChildProcess> {
   const fd = openSync(logPath, 'a');
   const p = spawn(cmd, args, { stdio: ['ignore', fd, fd], env, cwd: REPO_ROOT });
   closeSync(fd);
+  onSpawn?.(p);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (p.exitCode !== null || p.signalCode !== null) {
@@ -168,9 +170,11 @@ class Supervised {
   ) {}
 
   async start(): Promise<void> {
-    const p = await startChild(this.spec.name, this.spec.cmd, this.spec.args, this.spec.env, this.spec.logPath, this.spec.ready, this.spec.timeoutMs);
-    this.proc = p;
-    this.onPid(p.pid!);
+    // The pid is current from the spawn on (the process may serve before its readiness check passes).
+    const p = await startChild(this.spec.name, this.spec.cmd, this.spec.args, this.spec.env, this.spec.logPath, this.spec.ready, this.spec.timeoutMs, (c) => {
+      this.proc = c;
+      this.onPid(c.pid!);
+    });
     p.once('exit', (code, sig) => {
       if (this.stopping) return;
       this.restarts++;
