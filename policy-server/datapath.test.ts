@@ -284,6 +284,13 @@ describe('cache', () => {
 });
 
 describe('forwarding', () => {
+  test('HEAD on a GET operation is forwarded as HEAD, and answered without a body', async () => {
+    const r = await send('HEAD', `${s.url}/school/grades/alice`, { headers: { authorization: student } });
+    expect(r.status).toBe(200);
+    expect(r.text).toBe('');
+    expect(lastSeen().method).toBe('HEAD');
+  });
+
   test('header hygiene: forged identity/internal headers stripped, identity set, hop-by-hop dropped', async () => {
     const r = await send('GET', `${s.url}/school/grades/alice?term=2`, {
       headers: {

@@ -180,3 +180,15 @@ test(`${TOTAL} malformed requests: no crash, no 5xx (seed ${SEED})`, async () =>
   // Many distinct statuses were exercised (the fuzz actually reached the checks).
   for (const st of [200, 400, 401, 403, 404, 413, 415]) expect(statuses.get(st) ?? 0).toBeGreaterThan(0);
 }, 300_000);
+
+test('a request line over the header limit gets 431 problem+json, and for HEAD no body (the connection stays parseable)', async () => {
+  const long = `/iris/small?a=${'b'.repeat(20_000)}`;
+  const get = await send('GET', `${s.url}${long}`, { rawPath: long });
+  expect(get.status).toBe(431);
+  expect(get.headers['content-type']).toBe('application/problem+json');
+  expect(JSON.parse(get.text)).toMatchObject({ status: 431, code: 'header-too-large' });
+  // node's client rejects a HEAD response followed by body bytes ("Data after Connection: close").
+  const head = await send('HEAD', `${s.url}${long}`, { rawPath: long });
+  expect(head.status).toBe(431);
+  expect(head.text).toBe('');
+});

@@ -20,7 +20,7 @@
  * exchanges (up to `drainTimeoutMs`), then close the pool.
  */
 import express, { type ErrorRequestHandler, type Router } from 'express';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 import { OPERATION_HEADER } from '../lib/policy/config.js';
@@ -288,11 +288,24 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
   };
 
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 60_000, headersTimeout: 20_000 }, onRequest);
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (socket.writable && !socket.destroyed) {
-      const body = JSON.stringify(problem('validation-failed', 'malformed HTTP request'));
-      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-    } else socket.destroy();
+  // A request node:http could not parse (RFC 9112 framing errors, header fields over the
+  // limit, too slow). The answer is written raw and the connection closed; a HEAD request gets
+  // no body (RFC 9110 §9.3.2), else its client would read the body as the next response.
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket) => {
+    if (!socket.writable || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    const p =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? problem('header-too-large', 'the request line and header fields exceed the server limit')
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? problem('request-timeout', 'the request was not received in time')
+          : problem('validation-failed', 'malformed HTTP request');
+    const body = err.rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ' ? '' : JSON.stringify(p);
+    socket.end(
+      `HTTP/1.1 ${p.status} ${STATUS_CODES[p.status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   });
 
   let closing: Promise<void> | undefined;

@@ -648,7 +648,8 @@ export class DataPath {
     this.upstream.dispatch(
       {
         path: upstreamPath,
-        method: op.method as Dispatcher.HttpMethod,
+        // HEAD on a GET operation stays HEAD upstream (RFC 9110 §9.3.2): no body is sent back.
+        method: (req.method === 'HEAD' ? 'HEAD' : op.method) as Dispatcher.HttpMethod,
         // Also spares undici's per-request net.isIP() check of the Host header.
         servername: svc.def.upstream.host,
         headers,

@@ -16,6 +16,8 @@ export type ProblemCode =
   | 'validation-failed'
   | 'unsupported-media-type'
   | 'payload-too-large'
+  | 'header-too-large'
+  | 'request-timeout'
   | 'unauthenticated'
   | 'forbidden'
   | 'not-found'
@@ -39,6 +41,8 @@ const TITLES: Record<ProblemCode, string> = {
   'validation-failed': 'Request validation failed',
   'unsupported-media-type': 'Unsupported media type',
   'payload-too-large': 'Request body too large',
+  'header-too-large': 'Request line or header fields too large',
+  'request-timeout': 'Request not received in time',
   unauthenticated: 'Authentication required',
   forbidden: 'Forbidden',
   'not-found': 'Not found',
@@ -56,6 +60,8 @@ export const PROBLEM_STATUS: Record<ProblemCode, number> = {
   'validation-failed': 400,
   'unsupported-media-type': 415,
   'payload-too-large': 413,
+  'header-too-large': 431,
+  'request-timeout': 408,
   unauthenticated: 401,
   forbidden: 403,
   'not-found': 404,
