@@ -13,7 +13,16 @@
  * The last good snapshot is persisted under `--state-dir` and served at start.
  *
  * SIGTERM / SIGINT: graceful shutdown (stop accepting, drain in-flight requests, exit 0).
+ *
+ * Processes: `--workers <n|auto>` (`KEA_POLICY_WORKERS`, default 1). With 1 the server is this
+ * one process, exactly as before. With n > 1 this process becomes the cluster primary
+ * (policy-server/cluster.ts): it forks n workers sharing the port, restarts crashed ones,
+ * relays SIGTERM/SIGINT and exits 0 once every worker has drained. Each worker runs the
+ * server below with `--cache-max-bytes / n` (the configured bound stays the total), log
+ * records tagged `worker` (slot 1..n) and `pid`, and `/metrics`, `/logs`, `/router/cache`
+ * answered over all workers (management.ts `clusterManagementRouter`).
  */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { Command, Option } from 'commander';
@@ -22,6 +31,9 @@ import { createLogger, flushLogs } from '../lib/log.js';
 import { authConfigFromEnv, AuthError, createAuthenticator, type Authenticator } from './auth/index.js';
 import { SnapshotDocsStore } from './docs-store.js';
 import { createPortalRouter } from './portal/index.js';
+import type { AuditRecord } from './audit.js';
+import { resolveWorkers, runPrimary, startWorkerPeer, WORKER_ENV, type LocalHandlers } from './cluster.js';
+import { clusterManagementRouter, workerLocalHandlers } from './management.js';
 import { createPolicyServer } from './server.js';
 import { SnapshotStore } from './snapshot/store.js';
 import { FileSource } from './sources/file.js';
@@ -53,6 +65,10 @@ export interface MainOptions {
   oidcAudience?: string;
   sessionSecretsFile?: string;
   drainTimeoutMs: number;
+  /** Worker processes (1 = single process, no primary). */
+  workers: number;
+  /** Longest wait for one worker's answer to a cluster request, ms. */
+  ipcTimeoutMs: number;
 }
 
 /** Parses argv (+ env) into {@link MainOptions}. */
@@ -81,7 +97,9 @@ export function parseArgs(argv: string[]): MainOptions {
     .addOption(new Option('--oidc-client-secret-file <path>', 'file with the client secret (sets KEA_OIDC_CLIENT_SECRET)'))
     .addOption(new Option('--oidc-audience <aud>', 'expected access token audience (sets KEA_OIDC_AUDIENCE)'))
     .addOption(new Option('--session-secrets-file <path>', 'file with comma-separated session secrets (sets KEA_SESSION_SECRETS)'))
-    .addOption(new Option('--drain-timeout-ms <n>', 'max wait for in-flight requests on SIGTERM').env('KEA_DRAIN_TIMEOUT_MS').default('10000'));
+    .addOption(new Option('--drain-timeout-ms <n>', 'max wait for in-flight requests on SIGTERM').env('KEA_DRAIN_TIMEOUT_MS').default('10000'))
+    .addOption(new Option('--workers <n|auto>', 'worker processes sharing the port; auto = CPUs allowed by affinity and cgroup quota').env('KEA_POLICY_WORKERS').default('1'))
+    .addOption(new Option('--ipc-timeout-ms <n>', "max wait for one worker's answer to a cluster request (/metrics, /logs, /router/cache)").env('KEA_POLICY_IPC_TIMEOUT_MS').default('2000'));
   cmd.parse(argv, { from: 'node' });
   const o = cmd.opts<Record<string, string | boolean | undefined>>();
   const num = (k: string): number => {
@@ -112,6 +130,8 @@ export function parseArgs(argv: string[]): MainOptions {
     oidcAudience: o.oidcAudience as string | undefined,
     sessionSecretsFile: o.sessionSecretsFile as string | undefined,
     drainTimeoutMs: num('drainTimeoutMs'),
+    workers: resolveWorkers(o.workers as string | undefined),
+    ipcTimeoutMs: num('ipcTimeoutMs'),
   };
 }
 
@@ -142,6 +162,19 @@ export async function main(argv = process.argv): Promise<void> {
   const internalToken = opts.internalToken ?? (opts.internalTokenFile ? readFileSync(opts.internalTokenFile, 'utf8').trim() : undefined);
   if (!internalToken) throw new Error('an internal token is required (--internal-token, --internal-token-file, KEA_INTERNAL_TOKEN)');
 
+  if (cluster.isPrimary && opts.workers > 1) {
+    // The primary serves no HTTP: it forks the workers (same argv) and supervises them.
+    logger.defaultMeta = { ...logger.defaultMeta, role: 'primary', primaryPid: process.pid };
+    runPrimary({ workers: opts.workers, logger, drainTimeoutMs: opts.drainTimeoutMs, ipcTimeoutMs: opts.ipcTimeoutMs });
+    return;
+  }
+  const inCluster = cluster.isWorker && process.env[WORKER_ENV.count] !== undefined;
+  const workers = inCluster ? Number(process.env[WORKER_ENV.count]) : 1;
+  // Filled once the server exists; the primary asks a worker only after its `ready`.
+  const localHandlers = {} as LocalHandlers;
+  const peer = inCluster ? startWorkerPeer(localHandlers) : undefined;
+  if (peer) logger.defaultMeta = { ...logger.defaultMeta, worker: peer.worker, pid: process.pid };
+
   const authCfg = authConfigFromEnv(env);
   const auth = authCfg ? await createAuthenticator(authCfg) : noAuthenticator();
   if (!authCfg) logger.warn('KEA_OIDC_ISSUER not set: authentication disabled, only public operations succeed');
@@ -158,6 +191,8 @@ export async function main(argv = process.argv): Promise<void> {
 
   // The docs portal (/docs, /openapi, /methods) reads the published documents of the snapshot.
   const routers: Router[] = [createPortalRouter(new SnapshotDocsStore(store), { gatewayUrl: opts.gatewayUrl ?? '' })];
+  // Cluster-wide /metrics, /logs, /router/cache, mounted before the per-process management API.
+  if (peer) routers.unshift(clusterManagementRouter({ store, peer, auth, claimDefaults: { rolesClaim: opts.rolesClaim, groupsClaim: opts.groupsClaim, scopesClaim: opts.scopesClaim }, adminRole: opts.adminRole }));
 
   const ps = createPolicyServer({
     store,
@@ -167,15 +202,27 @@ export async function main(argv = process.argv): Promise<void> {
     claimDefaults: { rolesClaim: opts.rolesClaim, groupsClaim: opts.groupsClaim, scopesClaim: opts.scopesClaim },
     adminRole: opts.adminRole,
     forwardCredentials: opts.forwardCredentials,
-    cache: { maxBytes: opts.cacheMaxBytes },
+    // The configured bound is the total over all workers.
+    cache: { maxBytes: Math.floor(opts.cacheMaxBytes / workers) },
     logger,
     routers,
     sourceHealth: () => source.health(),
     drainTimeoutMs: opts.drainTimeoutMs,
   });
+  if (peer) {
+    // /logs merges the rings of all workers newest first: each record needs its end time,
+    // which the ring does not otherwise keep (the log line gets its own `time`).
+    const end = ps.audit.end.bind(ps.audit);
+    ps.audit.end = (r: AuditRecord) => {
+      r.time = new Date().toISOString();
+      end(r);
+    };
+    Object.assign(localHandlers, workerLocalHandlers({ store, cache: ps.cache, audit: ps.audit, metrics: ps.metrics }));
+  }
   await store.start(source);
   const port = await ps.listen(opts.port, opts.host);
-  logger.info('policy server listening', { host: opts.host, port, upstream: opts.upstreamUrl, source: opts.configDir ? 'file' : 'kubernetes' });
+  logger.info('policy server listening', { host: opts.host, port, upstream: opts.upstreamUrl, source: opts.configDir ? 'file' : 'kubernetes', workers });
+  peer?.ready(port);
 
   let stopping = false;
   const stop = (signal: string): void => {

@@ -13,18 +13,21 @@
  * | `GET /healthz`, `GET /readyz`, `GET /metrics` | anyone | liveness, readiness (a snapshot is served), Prometheus text |
  *
  * `/services/{ns}/{name}/predict` is part of the data path (see server.ts), not of this router.
+ * With several worker processes (`--workers n`), {@link clusterManagementRouter} answers
+ * `/metrics`, `/logs` and `/router/cache` over all workers instead (see its table).
  * "admin" means the role `adminRole` (default `admin`) in the roles claim. Errors are RFC 9457
  * problems, like the data path's.
  */
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { IncomingMessage } from 'node:http';
 import { AuthError, authorize, type ClaimPaths, type Identity } from './auth/index.js';
-import type { AuditLog } from './audit.js';
+import type { AuditLog, AuditRecord } from './audit.js';
+import type { Gathered, LocalHandlers, WorkerAnswer, WorkerPeer } from './cluster.js';
 import { canonicalJson, findPollution, jsonDepth } from './datapath/body.js';
-import type { ResponseCache } from './datapath/cache.js';
+import type { CacheStats, ResponseCache } from './datapath/cache.js';
 import { DecodeError, extractParams, mapAjvErrors } from './datapath/params.js';
 import { problem, type FieldError, type ProblemBody } from './datapath/problem.js';
-import type { Metrics } from './metrics.js';
+import { aggregateWorkerMetrics, type Metrics } from './metrics.js';
 import type { CompiledOperation, Snapshot } from './snapshot/build.js';
 import type { SnapshotStore } from './snapshot/store.js';
 import type { SourceHealth } from './sources/types.js';
@@ -70,13 +73,12 @@ function serviceSummary(snap: Snapshot, id: string) {
   };
 }
 
-/** Builds the express router. Mount at the root. */
-export function managementRouter(deps: ManagementDeps): Router {
-  const r = express.Router();
-  const adminRole = deps.adminRole ?? 'admin';
+type GuardDeps = Pick<ManagementDeps, 'auth' | 'claimDefaults' | 'adminRole'>;
 
-  const guard =
-    (level: Level) =>
+/** express middleware: authenticates and requires `level` (401 / 403 / login redirect). */
+function makeGuard(deps: GuardDeps) {
+  const adminRole = deps.adminRole ?? 'admin';
+  return (level: Level) =>
     async (req: Request, res: Response, next: NextFunction): Promise<void> => {
       let identity: Identity | null;
       try {
@@ -106,6 +108,14 @@ export function managementRouter(deps: ManagementDeps): Router {
       res.locals.identity = identity;
       next();
     };
+}
+
+/** Builds the express router. Mount at the root. */
+export function managementRouter(deps: ManagementDeps): Router {
+  const r = express.Router();
+  const adminRole = deps.adminRole ?? 'admin';
+
+  const guard = makeGuard(deps);
 
   r.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -237,6 +247,167 @@ export function managementRouter(deps: ManagementDeps): Router {
     const limit = Math.max(1, Math.min(1000, Number(req.query.limit ?? 100) || 100));
     if (!deps.store.current.services.has(id) && deps.audit.recent(id, 1).length === 0) return send(res, problem('not-found', `no API ${id}`));
     res.json({ service: id, records: deps.audit.recent(id, limit) });
+  });
+
+  return r;
+}
+
+/** Deps of {@link clusterManagementRouter}. */
+export interface ClusterManagementDeps extends GuardDeps {
+  store: SnapshotStore;
+  /** The worker's side of the cluster IPC (policy-server/cluster.ts). */
+  peer: Pick<WorkerPeer, 'ask' | 'worker' | 'workers'>;
+}
+
+/** Summary of who answered, added to every cluster-wide JSON answer. */
+function who(g: Gathered) {
+  return { workers: g.workers, answered: g.answers.map((a) => ({ worker: a.worker, pid: a.pid })), missing: g.missing, down: g.down };
+}
+
+/** Sums the cache statistics of every worker; `hitRatio` is recomputed from the sums. */
+export function mergeCacheStats(all: readonly CacheStats[]): CacheStats {
+  const out: CacheStats = { entries: 0, bytes: 0, maxBytes: 0, hits: 0, misses: 0, stores: 0, evictions: 0, hitRatio: 0, perService: {} };
+  for (const s of all) {
+    out.entries += s.entries;
+    out.bytes += s.bytes;
+    out.maxBytes += s.maxBytes;
+    out.hits += s.hits;
+    out.misses += s.misses;
+    out.stores += s.stores;
+    out.evictions += s.evictions;
+    for (const [id, p] of Object.entries(s.perService)) {
+      const t = (out.perService[id] ??= { entries: 0, hits: 0, misses: 0 });
+      t.entries += p.entries;
+      t.hits += p.hits;
+      t.misses += p.misses;
+    }
+  }
+  const looked = out.hits + out.misses;
+  out.hitRatio = looked ? out.hits / looked : 0;
+  out.perService = Object.fromEntries(Object.entries(out.perService).sort(([a], [b]) => a.localeCompare(b)));
+  return out;
+}
+
+/**
+ * Merges the audit records of every worker: newest first (by `time`, ISO 8601), each tagged
+ * with the worker slot that served it, at most `limit`.
+ */
+export function mergeAuditRecords(perWorker: ReadonlyArray<WorkerAnswer<AuditRecord[]>>, limit: number): Array<AuditRecord & { worker: number }> {
+  const all: Array<AuditRecord & { worker: number }> = [];
+  for (const a of perWorker) for (const r of a.value) all.push({ ...r, worker: a.worker });
+  all.sort((x, y) => (x.time === y.time ? 0 : (y.time ?? '') < (x.time ?? '') ? -1 : 1));
+  return all.slice(0, limit);
+}
+
+/**
+ * What a worker answers when the primary fans a cluster request out (see cluster.ts):
+ * its own metrics JSON, audit ring, cache statistics, or a purge.
+ */
+export function workerLocalHandlers(deps: { store: SnapshotStore; cache: ResponseCache; audit: AuditLog; metrics: Metrics }): LocalHandlers {
+  return {
+    metrics: async () => {
+      const snap = deps.store.current;
+      deps.metrics.configGeneration.set(snap.generation);
+      deps.metrics.configErrors.set(snap.errors.length);
+      deps.metrics.configServices.set(snap.services.size);
+      return deps.metrics.registry.getMetricsAsJSON();
+    },
+    logs: (args) => {
+      const a = args as { service: string; limit: number };
+      return deps.audit.recent(a.service, a.limit);
+    },
+    cacheStats: () => deps.cache.stats(),
+    purge: (args) => {
+      const service = (args as { service?: string } | undefined)?.service;
+      return service ? deps.cache.purgeService(service) : deps.cache.purgeAll();
+    },
+  };
+}
+
+/**
+ * The endpoints that must see the whole server when it runs as several worker processes
+ * (`--workers n`). Mounted before {@link managementRouter}, whose per-process versions they
+ * shadow; same paths, same guards, answers over all workers:
+ *
+ * | method + path | answer |
+ * |---|---|
+ * | `GET /metrics` | one exposition aggregated over the workers (metrics.ts `aggregateWorkerMetrics`) |
+ * | `GET /logs/{ns}/{name}?limit=` | every worker's records merged, newest first, each with its `worker` |
+ * | `GET /router/cache` | statistics summed (`maxBytes` = the configured total), plus `perWorker` |
+ * | `DELETE /router/cache[/{ns}/{name}]` | purge broadcast; answered once every running worker acknowledged |
+ *
+ * Every JSON answer carries `cluster: {workers, answered, missing, down}`. A worker that does
+ * not answer within the IPC timeout is listed in `missing` (partial data, still 200); a purge
+ * with a `missing` worker answers 503 (retry), since that worker may still hold the entries;
+ * `down` workers (restarting) hold nothing. If the primary does not answer: 503.
+ *
+ * Deliberately per process: `/healthz`, `/readyz` (a probe's connection lands on one worker,
+ * whose own readiness is the answer), `/services`, `/router/loadbalancer`, `/router/validate`
+ * (every worker builds its snapshot from the same source).
+ */
+export function clusterManagementRouter(deps: ClusterManagementDeps): Router {
+  const r = express.Router();
+  const guard = makeGuard(deps);
+  const unavailable = (res: Response, err: unknown): void =>
+    send(res, problem('cluster-incomplete', `the cluster did not answer: ${(err as Error).message}`));
+
+  r.get('/metrics', async (_req, res) => {
+    let g: Gathered<Awaited<ReturnType<Metrics['registry']['getMetricsAsJSON']>>>;
+    try {
+      g = await deps.peer.ask('metrics');
+    } catch (err) {
+      return unavailable(res, err);
+    }
+    const out = await aggregateWorkerMetrics(
+      g.answers.map((a) => a.value),
+      { workers: g.workers, answered: g.answers.length, restarts: g.restarts },
+    );
+    res.set('content-type', out.contentType).send(out.text);
+  });
+
+  r.get('/router/cache', guard('admin'), async (_req, res) => {
+    let g: Gathered<CacheStats>;
+    try {
+      g = await deps.peer.ask('cacheStats');
+    } catch (err) {
+      return unavailable(res, err);
+    }
+    res.json({
+      ...mergeCacheStats(g.answers.map((a) => a.value)),
+      perWorker: g.answers.map((a) => ({ worker: a.worker, pid: a.pid, entries: a.value.entries, bytes: a.value.bytes, maxBytes: a.value.maxBytes, hits: a.value.hits, misses: a.value.misses })),
+      cluster: who(g),
+    });
+  });
+
+  const purge = async (res: Response, service?: string): Promise<void> => {
+    let g: Gathered<number>;
+    try {
+      g = await deps.peer.ask('purge', { service });
+    } catch (err) {
+      return unavailable(res, err);
+    }
+    const purged = g.answers.reduce((n, a) => n + a.value, 0);
+    const body = { ...(service ? { service } : {}), purged, perWorker: g.answers.map((a) => ({ worker: a.worker, pid: a.pid, purged: a.value })), cluster: who(g) };
+    if (g.missing.length) {
+      return send(res, problem('cluster-incomplete', 'some workers did not acknowledge the purge; they may still serve the entries: retry', body));
+    }
+    res.json(body);
+  };
+  r.delete('/router/cache', guard('admin'), (_req, res) => purge(res));
+  r.delete('/router/cache/:ns/:name', guard('admin'), (req, res) => purge(res, `${req.params.ns}/${req.params.name}`));
+
+  r.get('/logs/:ns/:name', guard('admin'), async (req, res) => {
+    const id = `${req.params.ns}/${req.params.name}`;
+    const limit = Math.max(1, Math.min(1000, Number(req.query.limit ?? 100) || 100));
+    let g: Gathered<AuditRecord[]>;
+    try {
+      g = await deps.peer.ask('logs', { service: id, limit });
+    } catch (err) {
+      return unavailable(res, err);
+    }
+    const records = mergeAuditRecords(g.answers, limit);
+    if (!deps.store.current.services.has(id) && records.length === 0) return send(res, problem('not-found', `no API ${id}`));
+    res.json({ service: id, records, cluster: who(g) });
   });
 
   return r;

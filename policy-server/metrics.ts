@@ -12,6 +12,18 @@
  *
  * Hot path: label children are resolved once per (operation, outcome) and memoised, so a
  * request costs two map lookups and two increments, no label hashing.
+ *
+ * Multi-process mode (`--workers n`, policy-server/cluster.ts): every worker keeps this
+ * registry; a scrape is answered by {@link aggregateWorkerMetrics} over all workers' JSON, with
+ * prom-client's `AggregatorRegistry.aggregate`. Counters and histograms are summed, and so are
+ * `kea_policy_cache_bytes` / `_entries` and the process metrics whose aggregator prom-client
+ * sets (`process_resident_memory_bytes` is the sum over workers). Each per-process gauge
+ * declares its aggregator below: `kea_policy_config_source_up` = `min` (1 only when every
+ * worker is in sync), `kea_policy_config_last_sync_seconds` = `min` (the stalest worker),
+ * `kea_policy_config_generation` / `_errors` / `_services` = `max` (generations are
+ * per-process counters), `kea_policy_cache_hit_ratio` is recomputed from the summed lookups.
+ * The aggregated text adds `kea_policy_workers`, `kea_policy_workers_answered` and
+ * `kea_policy_worker_restarts_total`.
  */
 import client from 'prom-client';
 
@@ -57,6 +69,7 @@ export class Metrics {
       name: 'kea_policy_cache_hit_ratio',
       help: 'Response cache hits / lookups since start (0..1)',
       registers: [r],
+      aggregator: 'omit', // recomputed from the summed lookups (aggregateWorkerMetrics)
       collect() {
         if (cacheStats) this.set(cacheStats().hitRatio);
       },
@@ -77,13 +90,14 @@ export class Metrics {
         if (cacheStats) this.set(cacheStats().entries);
       },
     });
-    this.configGeneration = new client.Gauge({ name: 'kea_policy_config_generation', help: 'Generation of the configuration snapshot being served', registers: [r] });
-    this.configErrors = new client.Gauge({ name: 'kea_policy_config_errors', help: 'Configuration errors in the current snapshot', registers: [r] });
-    this.configServices = new client.Gauge({ name: 'kea_policy_config_services', help: 'Services in the current snapshot', registers: [r] });
+    this.configGeneration = new client.Gauge({ name: 'kea_policy_config_generation', help: 'Generation of the configuration snapshot being served', registers: [r], aggregator: 'max' });
+    this.configErrors = new client.Gauge({ name: 'kea_policy_config_errors', help: 'Configuration errors in the current snapshot', registers: [r], aggregator: 'max' });
+    this.configServices = new client.Gauge({ name: 'kea_policy_config_services', help: 'Services in the current snapshot', registers: [r], aggregator: 'max' });
     this.sourceUp = new client.Gauge({
       name: 'kea_policy_config_source_up',
       help: '1 while the configuration source is in sync',
       registers: [r],
+      aggregator: 'min',
       collect() {
         if (sourceStats) this.set(sourceStats().up ? 1 : 0);
       },
@@ -92,6 +106,7 @@ export class Metrics {
       name: 'kea_policy_config_last_sync_seconds',
       help: 'Unix time of the last configuration list or event seen',
       registers: [r],
+      aggregator: 'min',
       collect() {
         if (sourceStats) this.set(sourceStats().lastSyncAt / 1000);
       },
@@ -122,4 +137,39 @@ export class Metrics {
   validation(operation: string, errors: ReadonlyArray<{ in: string }>): void {
     for (const e of errors) this.validationFailures.labels(operation, e.in).inc();
   }
+}
+
+/** What the cluster primary reports with the workers' metrics (policy-server/cluster.ts). */
+export interface ClusterMetricsInfo {
+  /** Configured worker count. */
+  workers: number;
+  /** Workers whose metrics are in this answer. */
+  answered: number;
+  /** Unexpected worker exits since the primary started (each one restarted). */
+  restarts: number;
+}
+
+/**
+ * Aggregates the metrics of every worker into one Prometheus text exposition (0.0.4).
+ * @param perWorker - `registry.getMetricsAsJSON()` of each worker that answered.
+ * @param info - worker counts from the primary; exposed as `kea_policy_workers`,
+ *   `kea_policy_workers_answered` (fewer than `workers` when one did not answer in time or is
+ *   restarting: the sums are then partial) and `kea_policy_worker_restarts_total`.
+ * @returns the text and its content type.
+ * @throws if a metric declares an aggregator prom-client does not know (programming error).
+ */
+export async function aggregateWorkerMetrics(perWorker: client.MetricObjectWithValues<client.MetricValue<string>>[][], info: ClusterMetricsInfo): Promise<{ text: string; contentType: string }> {
+  const reg = client.AggregatorRegistry.aggregate(perWorker);
+  const lookups = reg.getSingleMetric('kea_policy_cache_lookups_total') as unknown as { get(): { values: Array<{ labels: { result?: string }; value: number }> } } | undefined;
+  let hits = 0;
+  let all = 0;
+  for (const v of lookups?.get().values ?? []) {
+    all += v.value;
+    if (v.labels.result === 'hit') hits += v.value;
+  }
+  new client.Gauge({ name: 'kea_policy_cache_hit_ratio', help: 'Response cache hits / lookups since start (0..1), over all workers', registers: [reg] }).set(all ? hits / all : 0);
+  new client.Gauge({ name: 'kea_policy_workers', help: 'Configured policy server worker processes', registers: [reg] }).set(info.workers);
+  new client.Gauge({ name: 'kea_policy_workers_answered', help: 'Workers whose metrics are included in this scrape', registers: [reg] }).set(info.answered);
+  new client.Counter({ name: 'kea_policy_worker_restarts_total', help: 'Worker processes restarted after an unexpected exit', registers: [reg] }).inc(info.restarts);
+  return { text: await reg.metrics(), contentType: reg.contentType };
 }

@@ -27,6 +27,7 @@ export type ProblemCode =
   | 'invalid-upstream-response'
   | 'auth-unavailable'
   | 'shutting-down'
+  | 'cluster-incomplete'
   | 'internal';
 
 /** One failing location. */
@@ -52,6 +53,7 @@ const TITLES: Record<ProblemCode, string> = {
   'invalid-upstream-response': 'Upstream response does not match the API schema',
   'auth-unavailable': 'Authentication temporarily unavailable',
   'shutting-down': 'Server is shutting down',
+  'cluster-incomplete': 'Not every worker process answered',
   internal: 'Internal error',
 };
 
@@ -71,6 +73,7 @@ export const PROBLEM_STATUS: Record<ProblemCode, number> = {
   'invalid-upstream-response': 502,
   'auth-unavailable': 503,
   'shutting-down': 503,
+  'cluster-incomplete': 503,
   internal: 500,
 };
 

@@ -7,12 +7,19 @@
  * once and uses that snapshot to the end, so it never sees half a configuration.
  *
  * Persistence: after every successful swap the snapshot's last good source is written to
- * `<stateDir>/snapshot.json` (write to a temp file, fsync, rename: atomic on POSIX). On start,
+ * `<stateDir>/snapshot.json` (write to a temp file, fsync, rename: atomic on POSIX). Several
+ * writers may share the directory (the worker processes of `--workers n`, each with its own
+ * store): each write uses a temp name unique to the process and the write
+ * (`.snapshot.json.<pid>.<random>.tmp`), so writers never write into each other's file, and
+ * `rename` replaces `snapshot.json` with one complete file; the last rename wins, and every
+ * writer's content is a complete last-good list from the same source. A failed write removes
+ * its temp file. On start,
  * {@link SnapshotStore.loadPersisted} serves that file before the source has synced, so a
  * restart while the API server (or the controller) is down still serves the last good
  * configuration.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../lib/log.js';
 import type { ConfigSource } from '../sources/types.js';
@@ -167,9 +174,9 @@ export class SnapshotStore {
     if (!dir) return;
     const state: PersistedState = { format: 'kea-policy-snapshot/v1', savedAt: new Date().toISOString(), configMaps: [...s.source] };
     this.persistChain = this.persistChain.then(async () => {
+      const tmp = join(dir, `.snapshot.json.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
       try {
         await mkdir(dir, { recursive: true });
-        const tmp = join(dir, `.snapshot.json.${process.pid}.tmp`);
         const fh = await open(tmp, 'w', 0o600);
         try {
           await fh.writeFile(JSON.stringify(state));
@@ -179,6 +186,7 @@ export class SnapshotStore {
         }
         await rename(tmp, join(dir, 'snapshot.json'));
       } catch (err) {
+        await unlink(tmp).catch(() => undefined);
         this.opts.logger?.error('persisting config snapshot failed', { error: (err as Error).message });
       }
     });
