@@ -31,7 +31,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,10 @@ export interface WrkRun {
   errors: number;
   latencyP50Ms?: number;
   latencyP99Ms?: number;
+  /** CPU time per request of each process during the run, µs (utime + stime from /proc). */
+  cpuUsPerRequest?: Record<string, number>;
+  /** Share of the machine's CPU time left idle during the run, percent. */
+  idlePercent?: number;
 }
 
 /** What {@link runPolicyBench} returns (also written to bench/results/policy.json). */
@@ -214,6 +218,50 @@ function parseWrk(out: string): WrkRun {
   };
 }
 
+/** utime + stime of a process, clock ticks (proc(5): fields 14 and 15 of /proc/<pid>/stat). */
+function cpuTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Busy and total ticks of the whole machine (proc(5): first line of /proc/stat). */
+function machineTicks(): { idle: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  return { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0) };
+}
+
+/** Child pids of a process (e.g. the nginx workers of the master). */
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+
+/**
+ * Runs `measure` while accounting the CPU time of the named processes; adds µs of CPU per
+ * request and the machine's idle share to the run.
+ */
+async function withCpu(pids: Record<string, number[]>, measure: () => Promise<WrkRun>): Promise<WrkRun> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, ps.reduce((a, p) => a + cpuTicks(p), 0)]));
+  const m0 = machineTicks();
+  const r = await measure();
+  const m1 = machineTicks();
+  r.cpuUsPerRequest = Object.fromEntries(
+    Object.entries(pids).map(([k, ps]) => [k, Math.round(((ps.reduce((a, p) => a + cpuTicks(p), 0) - before[k]) * TICK_US * 10) / Math.max(1, r.requests)) / 10]),
+  );
+  r.idlePercent = Math.round((1000 * (m1.idle - m0.idle)) / Math.max(1, m1.total - m0.total)) / 10;
+  return r;
+}
+
 /** Runs a command asynchronously (the bench process keeps draining the policy server's log pipe). */
 function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -368,14 +416,14 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
       });
       return p;
     };
-    startPolicy(policyPort, `http://127.0.0.1:${backendPort}`, 'node');
+    const policy = startPolicy(policyPort, `http://127.0.0.1:${backendPort}`, 'node');
     // The real example model: FastAPI + scikit-learn under uvicorn (1 process), and a second
     // policy server (same configuration) whose upstream is that uvicorn.
     const uvicornBin = join(VENV, 'bin', 'uvicorn');
     if (!existsSync(uvicornBin)) throw new Error(`${uvicornBin} missing: run scripts/setup.sh (Python venv for examples/)`);
     const iris = spawn(uvicornBin, ['app:app', '--host', '127.0.0.1', '--port', String(irisPort)], { cwd: join(REPO_ROOT, 'examples', 'iris-v1'), stdio: ['ignore', devNull, devNull] });
     children.push(iris);
-    startPolicy(irisPolicyPort, `http://127.0.0.1:${irisPort}`, 'iris');
+    const irisPolicy = startPolicy(irisPolicyPort, `http://127.0.0.1:${irisPort}`, 'iris');
     await mkdir(join(dir, 'nginx', 'logs'), { recursive: true });
     const nginxConf = join(dir, 'nginx', 'nginx.conf');
     await writeFile(
@@ -465,12 +513,15 @@ http {
     type Name = keyof typeof scenarios;
     const runs: Record<Name, WrkRun[]> = { plain: [], kea: [], keaNoValidation: [], keaCacheHit: [] };
     for (const url of Object.values(scenarios)) await wrk(url, script, 2); // warm-up (JIT, pools, token cache)
+    const nginxWorkers = childPids(nginx.pid!);
+    const cpuOf = { nginx: nginxWorkers, policy: [policy.pid!], backend: [backend.pid!] };
+    const irisCpuOf = { nginx: nginxWorkers, policy: [irisPolicy.pid!], backend: [iris.pid!] };
     for (let round = 0; round < ROUNDS; round++) {
       for (const name of Object.keys(scenarios) as Name[]) {
-        const r = await wrk(scenarios[name], script, DURATION);
+        const r = await withCpu(cpuOf, () => wrk(scenarios[name], script, DURATION));
         if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`[bench policy] ${name}: ${r.non2xx} non-2xx, ${r.errors} socket errors\n`);
         runs[name].push(r);
-        process.stdout.write(`[bench policy] round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s\n`);
+        process.stdout.write(`[bench policy] round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s, CPU µs/req ${JSON.stringify(r.cpuUsPerRequest)}, idle ${r.idlePercent}%\n`);
       }
     }
     // The iris-v1 pair: same wrk settings, fewer rounds (each scenario is one uvicorn process's worth).
@@ -480,7 +531,7 @@ http {
     for (const url of Object.values(irisScenarios)) await wrk(url, script, 2); // warm-up
     for (let round = 0; round < IRIS_ROUNDS; round++) {
       for (const name of Object.keys(irisScenarios) as IrisName[]) {
-        const r = await wrk(irisScenarios[name], script, DURATION);
+        const r = await withCpu(irisCpuOf, () => wrk(irisScenarios[name], script, DURATION));
         if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`[bench policy] ${name}: ${r.non2xx} non-2xx, ${r.errors} socket errors\n`);
         irisRuns[name].push(r);
         process.stdout.write(`[bench policy] iris round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s\n`);

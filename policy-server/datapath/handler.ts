@@ -676,10 +676,15 @@ export class DataPath {
     } catch {
       return [{ in: 'body', pointer: '', message: 'is not valid JSON' }];
     }
-    const bad = guardJson(value, this.maxJsonDepth, mayPollute(body));
-    if (bad === 'depth') return [{ in: 'body', pointer: '', message: `nesting deeper than ${this.maxJsonDepth} levels` }];
-    if (bad === 'key') return [{ in: 'body', pointer: findPollution(body, value) ?? '', message: 'is a forbidden key (prototype pollution)' }];
-    const validate = op.body!.validate;
+    const { validate, closedDepth } = op.body!;
+    // A closed schema (bounded nesting, no pollution keys admitted) implies the structural
+    // guard: validate first, and walk the value only to explain a rejection. ajv cannot recurse
+    // deeper than such a schema, so deep input is safe to hand it.
+    const closed = validate !== undefined && closedDepth !== undefined && closedDepth <= this.maxJsonDepth;
+    if (!closed) {
+      const bad = this.guard(body, value);
+      if (bad) return bad;
+    }
     if (validate) {
       let ok: boolean;
       try {
@@ -688,9 +693,17 @@ export class DataPath {
         // A recursive schema on pathological data can exhaust the stack: still the client's fault.
         return [{ in: 'body', pointer: '', message: 'cannot be validated (too complex)' }];
       }
-      if (!ok) return mapAjvErrors(validate.errors, 'body');
+      if (!ok) return (closed && this.guard(body, value)) || mapAjvErrors(validate.errors, 'body');
     }
     this.parsedScratch = value;
+    return undefined;
+  }
+
+  /** Depth and prototype-pollution guard of a parsed body; the field errors, or undefined. */
+  private guard(body: Buffer, value: unknown): FieldError[] | undefined {
+    const bad = guardJson(value, this.maxJsonDepth, mayPollute(body));
+    if (bad === 'depth') return [{ in: 'body', pointer: '', message: `nesting deeper than ${this.maxJsonDepth} levels` }];
+    if (bad === 'key') return [{ in: 'body', pointer: findPollution(body, value) ?? '', message: 'is a forbidden key (prototype pollution)' }];
     return undefined;
   }
 }

@@ -27,6 +27,7 @@ import {
   type PolicyOperation,
   type PolicyService,
 } from '../../lib/policy/config.js';
+import { closedDepth } from './schema-bound.js';
 import { compileTemplate, PathRouter, templateParam, templateParams, type PathTemplate } from './path-router.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext the callable is `.default`.
@@ -77,6 +78,12 @@ export interface CompiledOperation {
     readonly isJson: boolean;
     readonly required: boolean;
     readonly validate?: ValidateFunction;
+    /**
+     * Nesting bound of every body the schema accepts, when it also admits no prototype-pollution
+     * key ({@link closedDepth}); undefined for open schemas. The data path then skips its own
+     * depth/key walk for bodies that pass the schema.
+     */
+    readonly closedDepth?: number;
   };
   /** Response body validators by status code, `1XX`..`5XX` range or `default` (OpenAPI §4.7.16). */
   readonly responseValidators?: ReadonlyMap<string, ValidateFunction>;
@@ -278,11 +285,13 @@ function compileOperation(
   if (op.requestBody) {
     const mediaType = mediaTypeOf(op.requestBody.contentType || 'application/json');
     const isJson = isJsonMediaType(mediaType);
+    const schema = isJson && op.requestBody.schema ? normalizeSchema(op.requestBody.schema) : undefined;
     body = {
       mediaType,
       isJson,
       required: !!op.requestBody.required,
-      validate: isJson && op.requestBody.schema ? bodyAjv.compile(normalizeSchema(op.requestBody.schema) as JsonSchema) : undefined,
+      validate: schema ? bodyAjv.compile(schema as JsonSchema) : undefined,
+      closedDepth: schema ? closedDepth(schema) : undefined,
     };
   }
   let responseValidators: Map<string, ValidateFunction> | undefined;
