@@ -5,11 +5,12 @@
  * Provider (dev/idp.ts) issuing an admin client-credentials token for the admin endpoints.
  * Workers are told apart by the `pid` of their audit records on stdout.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT } from '../dev/controlplane.js';
 import { scriptsClient, startDevIdp, type DevIdp } from '../dev/idp.js';
 import { cgroupCpuQuota, cpuBudget, resolveWorkers } from './cluster.js';
@@ -389,3 +390,26 @@ test('a worker that cannot start makes the primary give up with exit 1 (no endle
     await rm(dir, { recursive: true, force: true });
   }
 }, 120_000);
+
+describe('deployment wiring (kubectl kustomize)', () => {
+  type Container = { name: string; env?: Array<{ name: string; value?: string }>; resources?: { limits?: { cpu?: string; memory?: string }; requests?: { cpu?: string } } };
+  const policyContainer = (overlay: string): Container => {
+    const docs = parseAllDocuments(execFileSync('kubectl', ['kustomize', join(REPO_ROOT, overlay)], { maxBuffer: 64 << 20 }).toString()).map((d) => d.toJSON() as { kind: string; metadata: { name: string }; spec: { template: { spec: { containers: Container[] } } } });
+    const dep = docs.find((d) => d.kind === 'Deployment' && d.metadata.name === 'kea-policy')!;
+    return dep.spec.template.spec.containers.find((c) => c.name === 'policy-server')!;
+  };
+  const workersEnv = (c: Container) => c.env?.filter((e) => e.name === 'KEA_POLICY_WORKERS').map((e) => e.value);
+
+  test('base/dev run one process (no CPU reserved); prod follows its reserved CPU with auto and sizes memory for it', () => {
+    expect(workersEnv(policyContainer('kustomize/overlays/dev'))).toEqual(['1']);
+    const prod = policyContainer('kustomize/overlays/prod');
+    expect(workersEnv(prod)).toEqual(['auto']);
+    const cpus = Number(prod.resources?.limits?.cpu);
+    expect(cpus).toBeGreaterThanOrEqual(2);
+    expect(prod.resources?.requests?.cpu).toBe(prod.resources?.limits?.cpu); // workers need CPU the pod owns
+    // Measured per worker under load ~290 MiB (+ the primary ~60 MiB): the limit must cover it.
+    const mem = prod.resources!.limits!.memory!;
+    const mib = mem.endsWith('Gi') ? Number(mem.slice(0, -2)) * 1024 : Number(mem.slice(0, -2));
+    expect(mib).toBeGreaterThanOrEqual(64 + 300 * Math.floor(cpus));
+  });
+});
