@@ -67,7 +67,7 @@ export interface Gathered<T = unknown> {
 type Msg =
   | { tag: typeof TAG; type: 'ready'; port: number }
   | { tag: typeof TAG; type: 'ask'; id: number; op: ClusterOp; args: unknown }
-  | { tag: typeof TAG; type: 'ask-res'; id: number; ok: true; value: Gathered } 
+  | { tag: typeof TAG; type: 'ask-res'; id: number; ok: true; value: Gathered }
   | { tag: typeof TAG; type: 'ask-res'; id: number; ok: false; error: string }
   | { tag: typeof TAG; type: 'local'; id: number; op: ClusterOp; args: unknown }
   | { tag: typeof TAG; type: 'local-res'; id: number; ok: true; value: unknown }

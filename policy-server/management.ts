@@ -113,8 +113,6 @@ function makeGuard(deps: GuardDeps) {
 /** Builds the express router. Mount at the root. */
 export function managementRouter(deps: ManagementDeps): Router {
   const r = express.Router();
-  const adminRole = deps.adminRole ?? 'admin';
-
   const guard = makeGuard(deps);
 
   r.get('/healthz', (_req, res) => {
