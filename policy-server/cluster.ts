@@ -27,10 +27,12 @@
  * asking worker (management.ts), so the primary stays a dumb relay and never parses state.
  *
  * `auto` = {@link cpuBudget}: `os.availableParallelism()` capped by the cgroup CPU quota.
- * Node 24.21 (libuv 1.52.1) applies the quota itself only where libuv finds it (cgroup v2
- * `cpu.max`; cgroup v1 only under a `cpu,cpuacct` mount): measured on this machine's cgroup v1
- * with a separate `cpu` hierarchy and a 1-CPU quota, `availableParallelism()` still said 2.
- * So KEA reads the quota itself, both versions, walking up the hierarchy.
+ * Node 24.21 (libuv 1.52.1, src/unix/linux.c `uv__get_constrained_cpu`) applies the quota
+ * itself only where libuv finds it: pure cgroup v2 (`/proc/self/cgroup` starting `0::/`, then
+ * `cpu.max` up the hierarchy), or cgroup v1 when the controller line reads `:cpu,` (`cpu,cpuacct`
+ * mounted together; leaf only). Hybrid hosts and a separately mounted `cpu` controller are
+ * missed: measured on this machine (cgroup v1, `1:cpu:/...`), a 1-CPU quota still gave
+ * `availableParallelism() = 2`. So KEA reads the quota itself, both versions, walking up.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
