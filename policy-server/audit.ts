@@ -9,7 +9,7 @@
  * Records are JSON lines on stdout via the shared winston logger (`lib/log.ts`). The last
  * `ringSize` end records per service are kept in memory for `GET /logs/{ns}/{name}`.
  */
-import { createLogger, type Logger } from '../lib/log.js';
+import { createLogger, writeRecord, type Logger } from '../lib/log.js';
 import type { FieldError } from './datapath/problem.js';
 
 /** The audit (end) record. */
@@ -86,7 +86,7 @@ export class AuditLog {
 
   /** Logs the start record (call only when {@link AuditLog.debug}). */
   start(requestId: string, method: string, path: string, operation: string | undefined): void {
-    this.logger.debug('request start', { requestId, method, path, operation });
+    writeRecord(this.logger, 'debug', 'request start', { requestId, method, path, operation });
   }
 
   /** Logs the end (audit) record and keeps it in the service's ring. */
@@ -94,7 +94,7 @@ export class AuditLog {
     let ring = this.rings.get(r.service);
     if (!ring) this.rings.set(r.service, (ring = new Ring(this.ringSize)));
     ring.push(r);
-    if (this.logger.isInfoEnabled()) this.logger.info('request end', r);
+    if (this.logger.isInfoEnabled()) writeRecord(this.logger, 'info', 'request end', r);
   }
 
   /** The newest `limit` records of a service, newest first. */
