@@ -340,6 +340,23 @@ describe('forwarding', () => {
     expect(lastSeen().headers['x-kea-user']).toBeUndefined();
   });
 
+  test('a response body that stalls past the operation timeout is cut (streamed) or answered 504 (buffered for the cache)', async () => {
+    let t0 = Date.now();
+    const streamed = await send('GET', `${s.url}/iris/stall`).then(
+      (r) => ({ status: r.status, text: r.text, error: undefined as string | undefined }),
+      (err: Error) => ({ status: 0, text: '', error: err.message }),
+    );
+    expect(Date.now() - t0).toBeLessThan(900);
+    // Headers (200) and the first bytes were already sent: the connection is cut mid-body.
+    expect(streamed.text).not.toBe('{"stalled":true}');
+    if (!streamed.error) expect(streamed.status).toBe(200);
+    t0 = Date.now();
+    const buffered = await send('GET', `${s.url}/iris/stall-cached`);
+    expect(Date.now() - t0).toBeLessThan(900);
+    expect(buffered.status).toBe(504);
+    expect(buffered.json.code).toBe('upstream-timeout');
+  });
+
   test('504 after the operation timeout; 502 when the upstream is down', async () => {
     const t0 = Date.now();
     const r = await send('GET', `${s.url}/iris/slow`);

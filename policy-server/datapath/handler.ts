@@ -67,9 +67,11 @@ const EMPTY_BUF = Buffer.alloc(0);
 /** Deadline sweep period, ms (the precision of per-operation upstream timeouts). */
 const SWEEP_MS = 25;
 
-/** The error an exchange is aborted with when its deadline passes. */
-function timeoutError(): Error {
-  return Object.assign(new Error('upstream did not answer within the operation timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+/** The error an exchange is aborted with when its deadline passes (undici's codes). */
+function timeoutError(body = false): Error {
+  return body
+    ? Object.assign(new Error('upstream response body stalled longer than the operation timeout'), { code: 'UND_ERR_BODY_TIMEOUT' })
+    : Object.assign(new Error('upstream did not answer within the operation timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
 }
 
 /** Maps an undici error to a problem code. */
@@ -118,8 +120,13 @@ class Exchange implements Dispatcher.DispatchHandler {
   done = false;
   clientGone = false;
   upstreamStarted = false;
-  /** performance.now() by which response headers must have arrived (ms). */
+  /**
+   * performance.now() by which the next upstream event must arrive, ms: the response headers,
+   * then (body phase) each body chunk. 0 = not tracked.
+   */
   deadline = 0;
+  /** Response headers arrived: a passed deadline is a body timeout. */
+  bodyPhase = false;
   timedOut = false;
 
   constructor(dp: DataPath, req: IncomingMessage, res: ServerResponse, op: CompiledOperation, requestId: string, path: string) {
@@ -189,7 +196,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       controller.abort(timeoutError());
       return;
     }
-    if (this.deadline !== 0) this.dp.untrack(this);
+    if (this.deadline !== 0) {
+      this.bodyPhase = true;
+      this.deadline = performance.now() + this.op.timeoutMs;
+    }
     this.status = statusCode;
     const rev = headers['x-kea-revision'];
     if (typeof rev === 'string') this.revision = rev;
@@ -215,6 +225,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.clientGone || this.done) return;
+    if (this.deadline !== 0) this.deadline = performance.now() + this.op.timeoutMs;
     if (this.buffering) {
       this.bytes += chunk.length;
       this.chunks!.push(chunk);
@@ -222,8 +233,13 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (!this.res.write(chunk)) {
+      // A slow client is not a stalled upstream: no deadline while paused.
+      this.dp.untrack(this);
       controller.pause();
-      this.res.once('drain', () => controller.resume());
+      this.res.once('drain', () => {
+        if (!this.done) this.dp.track(this);
+        controller.resume();
+      });
     }
   }
 
@@ -337,9 +353,10 @@ export class DataPath {
   /** Requests currently in the data path (for graceful drain). */
   inflight = 0;
   /**
-   * Exchanges waiting for upstream response headers, checked every {@link SWEEP_MS} against
-   * their deadline. undici's own headersTimeout runs on its coarse "fast timers" (≈0.5–1 s
-   * resolution), too coarse for per-operation timeouts; it stays as a backstop (+1 s).
+   * Exchanges waiting on the upstream (for response headers, then for each body chunk),
+   * checked every {@link SWEEP_MS} against their deadline: the only upstream timeouts. undici's
+   * own headers/body timeouts are off: they run on coarse "fast timers" (≈0.5–1 s resolution),
+   * too coarse for per-operation timeouts, and cost timer objects per request.
    */
   private readonly waiting = new Set<Exchange>();
   private readonly bodyMemo = new WeakMap<CompiledOperation, LRUCache<string, string>>();
@@ -392,7 +409,7 @@ export class DataPath {
       if (now < x.deadline) continue;
       this.untrack(x);
       x.timedOut = true;
-      if (x.controller) x.controller.abort(timeoutError());
+      if (x.controller) x.controller.abort(timeoutError(x.bodyPhase));
       else x.onResponseError(null, timeoutError()); // still queued in the pool: answer now
     }
   }
@@ -654,8 +671,11 @@ export class DataPath {
         servername: svc.def.upstream.host,
         headers,
         body: body.length > 0 ? body : null,
-        headersTimeout: op.timeoutMs + 1000,
-        bodyTimeout: op.timeoutMs,
+        // Deadlines are the sweeper's (headers, then body idle). undici's own timers would
+        // allocate up to three timers per request that linger for ~0.5 s (long enough to be
+        // promoted to the old generation): measured GC churn on the hot path.
+        headersTimeout: 0,
+        bodyTimeout: 0,
       } as Dispatcher.DispatchOptions,
       x,
     );

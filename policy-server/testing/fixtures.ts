@@ -129,6 +129,8 @@ export function irisService(configVersion = 'iv1', extra: Partial<PolicyService>
       op({ operationId: 'health', method: 'GET', path: '/iris/health', upstreamPath: '/health', access: { mode: 'public' } }),
       op({ operationId: 'slow', method: 'GET', path: '/iris/slow', upstreamPath: '/slow', access: { mode: 'public' }, timeoutMs: 300 }),
       op({ operationId: 'slow_ok', method: 'GET', path: '/iris/slow-ok', upstreamPath: '/slow', access: { mode: 'public' } }),
+      op({ operationId: 'stall', method: 'GET', path: '/iris/stall', upstreamPath: '/stall', access: { mode: 'public' }, timeoutMs: 300 }),
+      op({ operationId: 'stall_cached', method: 'GET', path: '/iris/stall-cached', upstreamPath: '/stall', access: { mode: 'public' }, timeoutMs: 300, cache: { ttlSeconds: 60, scope: 'shared' } }),
       op({
         operationId: 'info',
         method: 'GET',
@@ -217,7 +219,8 @@ export interface Backend {
  * - `POST /predict`: echoes `{ n, class, received }` (n = request counter), sets
  *   `x-kea-revision: v1`.
  * - `GET /grades/{student}`, `POST /grades/{student}`: echo method, path and identity headers.
- * - `GET /health`: `{"ok":true}`; `GET /slow`: answers after 1 s.
+ * - `GET /health`: `{"ok":true}`; `GET /slow`: answers after 1 s; `GET /stall`: sends headers
+ *   and half the body at once, the rest after 1 s.
  * - `GET /info?shape=good|bad|notjson`: a body matching / not matching the documented schema.
  * - `GET /big?mb=N`: N MiB streamed in 64 KiB chunks.
  * - `GET /items/{id}`: echo.
@@ -254,6 +257,13 @@ export async function startBackend(opts: { requireToken?: string; quiet?: boolea
       if (url.pathname === '/health') return json(200, { ok: true });
       if (url.pathname === '/slow') {
         const t = setTimeout(() => json(200, { slow: true }), 1000);
+        res.on('close', () => clearTimeout(t));
+        return;
+      }
+      if (url.pathname === '/stall') {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '16' });
+        res.write('{"stalled":');
+        const t = setTimeout(() => res.end('true}'), 1000);
         res.on('close', () => clearTimeout(t));
         return;
       }
