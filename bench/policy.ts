@@ -61,7 +61,7 @@ export interface PolicyBenchResult {
   benchmark: 'policy';
   date: string;
   machine: { cpus: number; loadavgBefore: number[]; loadavgAfter: number[]; node: string };
-  setup: { wrk: string; bodyBytes: number; durationSeconds: number; rounds: number; backend: string; nginx: string; policyNodeArgs: string[] };
+  setup: { wrk: string; bodyBytes: number; durationSeconds: number; rounds: number; backend: string; nginx: string; policyNodeArgs: string[]; policyWorkers: string };
   throughput: Record<'plain' | 'kea' | 'keaNoValidation' | 'keaCacheHit' | 'irisPlain' | 'irisKea', { medianRps: number; rounds: WrkRun[] }>;
   /** Setup of the `iris*` pair: backend command and rounds. */
   irisSetup: { backend: string; rounds: number; durationSeconds: number };
@@ -75,6 +75,11 @@ const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
 const DURATION = Number(process.env.KEA_BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.KEA_BENCH_ROUNDS ?? 8);
 const IRIS_ROUNDS = Number(process.env.KEA_BENCH_IRIS_ROUNDS ?? 6);
+/**
+ * Policy server processes (`--workers`). Default 1: on a 2-CPU machine that also runs wrk,
+ * nginx and the backend, a second worker only adds contention (docs/adr/0006).
+ */
+const WORKERS = process.env.KEA_BENCH_POLICY_WORKERS ?? '1';
 const VENV = join(KEA_CACHE, 'venv');
 
 
@@ -392,7 +397,7 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     const startPolicy = (port: number, upstreamUrl: string, label: string): ChildProcess => {
       const p = spawn(
         NODE,
-        [...nodeArgs, mainJs, '--host', '127.0.0.1', '--port', String(port), '--upstream-url', upstreamUrl, '--internal-token', 'bench-token', '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, `state-${label}`)],
+        [...nodeArgs, mainJs, '--workers', WORKERS, '--host', '127.0.0.1', '--port', String(port), '--upstream-url', upstreamUrl, '--internal-token', 'bench-token', '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, `state-${label}`)],
         {
           stdio: ['ignore', devNull, 'pipe'],
           env: {
@@ -514,8 +519,9 @@ http {
     const runs: Record<Name, WrkRun[]> = { plain: [], kea: [], keaNoValidation: [], keaCacheHit: [] };
     for (const url of Object.values(scenarios)) await wrk(url, script, 2); // warm-up (JIT, pools, token cache)
     const nginxWorkers = childPids(nginx.pid!);
-    const cpuOf = { nginx: nginxWorkers, policy: [policy.pid!], backend: [backend.pid!] };
-    const irisCpuOf = { nginx: nginxWorkers, policy: [irisPolicy.pid!], backend: [iris.pid!] };
+    // The policy server's own process plus its workers (--workers > 1).
+    const cpuOf = { nginx: nginxWorkers, policy: [policy.pid!, ...childPids(policy.pid!)], backend: [backend.pid!] };
+    const irisCpuOf = { nginx: nginxWorkers, policy: [irisPolicy.pid!, ...childPids(irisPolicy.pid!)], backend: [iris.pid!] };
     for (let round = 0; round < ROUNDS; round++) {
       for (const name of Object.keys(scenarios) as Name[]) {
         const r = await withCpu(cpuOf, () => wrk(scenarios[name], script, DURATION));
@@ -570,7 +576,7 @@ http {
       benchmark: 'policy',
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg(), node: process.version },
-      setup: { wrk: 'wrk -t1 -c32 --latency', bodyBytes: Buffer.byteLength(body), durationSeconds: DURATION, rounds: ROUNDS, backend: 'node:http, 63-byte JSON', nginx: 'nginx 1.22, 1 worker, keepalive 64', policyNodeArgs: nodeArgs },
+      setup: { wrk: 'wrk -t1 -c32 --latency', bodyBytes: Buffer.byteLength(body), durationSeconds: DURATION, rounds: ROUNDS, backend: 'node:http, 63-byte JSON', nginx: 'nginx 1.22, 1 worker, keepalive 64', policyNodeArgs: nodeArgs, policyWorkers: WORKERS },
       throughput,
       irisSetup: { backend: 'uvicorn app:app (1 process; FastAPI + pydantic + scikit-learn LogisticRegression)', rounds: IRIS_ROUNDS, durationSeconds: DURATION },
       latencyAt1000rps: { plain: lp, kea: lk, p99AddedMs },
