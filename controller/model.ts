@@ -91,6 +91,13 @@ export interface RenderOutput {
   droppedVersions?: string[];
 }
 
+/**
+ * A pause point in a stage run as a generator (controller/reconcile.ts `reconcileStream`):
+ * not a value; the consumer may return to the event loop before taking the next one, so a
+ * long run of the pure stages is not one synchronous stretch.
+ */
+export const PAUSE: unique symbol = Symbol('kea.pause');
+
 /** How many published versions (api-version ConfigMaps) are kept per ApiSchema; older ones are dropped. */
 export const MAX_PUBLISHED_VERSIONS = 10;
 

@@ -1,6 +1,8 @@
 /**
  * The pure part of the controller: `reconcile(snapshot, config, now)` runs
- * graph → IR → render and returns the complete desired state.
+ * graph → IR → render and returns the complete desired state; `reconcileStream` gives the
+ * same desired state as a stream of objects (what the running controller applies, a few at a
+ * time, so it never holds the whole render output at once).
  *
  * Takes in: a {@link ClusterSnapshot} (lists in any order), the {@link ControllerConfig} and
  * the current time (RFC 3339) for condition lastTransitionTime.
@@ -8,10 +10,13 @@
  * the same inputs always give the same output, whatever the order of the snapshot's lists.
  * Never throws on bad resources: problems become status conditions and Events.
  */
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { buildGraph } from './graph/index.js';
-import { buildIR } from './ir/index.js';
-import type { ClusterSnapshot, ControllerConfig, RenderOutput } from './model.js';
-import { render } from './render/index.js';
+import { buildIR, buildIRSteps } from './ir/index.js';
+import { type ClusterSnapshot, type ControllerConfig, PAUSE, type RenderOutput } from './model.js';
+import { type RenderRest, render, renderStream } from './render/index.js';
+
+export type { RenderRest } from './render/index.js';
 
 /**
  * Compute the desired state for a snapshot.
@@ -22,4 +27,18 @@ export function reconcile(snapshot: ClusterSnapshot, config: ControllerConfig, n
   const graph = buildGraph(snapshot, config);
   const ir = buildIR(graph, config);
   return render(ir, config, now);
+}
+
+/**
+ * The same desired state as {@link reconcile}, as a stream: the graph is built at the first
+ * `next()`, then the IR (with a {@link PAUSE} after the graph and after every hundred
+ * resources), then every object is yielded once (owner order, see render's `renderStream`),
+ * and the generator returns the statuses, events, retained owners and dropped versions.
+ * Collecting the objects (skipping PAUSEs) and sorting them gives exactly `reconcile`'s output.
+ */
+export function* reconcileStream(snapshot: ClusterSnapshot, config: ControllerConfig, now: string = new Date().toISOString()): Generator<KubernetesObject | typeof PAUSE, RenderRest, undefined> {
+  const graph = buildGraph(snapshot, config);
+  yield PAUSE;
+  const ir = yield* buildIRSteps(graph, config);
+  return yield* renderStream(ir, config, now);
 }

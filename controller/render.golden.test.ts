@@ -24,8 +24,8 @@ import { generateOpenApi } from '../lib/openapi/generate.js';
 import type { PolicyService } from '../lib/policy/config.js';
 import type { DiscoveredDoc } from './discover/index.js';
 import { canonicalJson, sha256 } from './ir/index.js';
-import { type ClusterSnapshot, type ControllerConfig, MAX_PUBLISHED_VERSIONS, type RenderOutput } from './model.js';
-import { reconcile } from './reconcile.js';
+import { type ClusterSnapshot, type ControllerConfig, MAX_PUBLISHED_VERSIONS, PAUSE, type RenderOutput } from './model.js';
+import { reconcile, reconcileStream } from './reconcile.js';
 import { openApiText, versionConfigMap } from './render/index.js';
 import { testControllerConfig } from './testing/config.js';
 
@@ -146,6 +146,30 @@ describe('controller golden files (graph → IR → render)', () => {
         if (process.env.UPDATE_GOLDEN !== '1') throw new Error(`${goldenPath} did not exist; written, review it and re-run`);
       }
       expect(yaml).toBe(readFileSync(goldenPath, 'utf8'));
+    });
+
+    it('the stream the controller applies carries the same desired state, each owner\'s ConfigMap before its routes', () => {
+      const stream = reconcileStream(snapshot, config, NOW);
+      const objects: KubernetesObject[] = [];
+      let r = stream.next();
+      while (!r.done) {
+        if (r.value !== PAUSE) objects.push(r.value);
+        r = stream.next();
+      }
+      const keyOf = (o: KubernetesObject) => `${o.apiVersion}/${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
+      expect(objects.map(keyOf).sort()).toEqual(out.objects.map(keyOf).sort());
+      expect(new Set(objects.map(keyOf)).size).toBe(objects.length);
+      expect(toYaml({ objects: [...objects].sort((a, b) => out.objects.findIndex((o) => keyOf(o) === keyOf(a)) - out.objects.findIndex((o) => keyOf(o) === keyOf(b))), ...r.value })).toBe(yaml);
+      // Per owner: its policy ConfigMap is streamed before any of its HTTPRoutes.
+      const firstRoute = new Map<string, number>();
+      objects.forEach((o, i) => {
+        const owner = o.metadata?.labels?.['kea.dev/owner'] ?? '';
+        if (o.kind === 'HTTPRoute' && !firstRoute.has(owner)) firstRoute.set(owner, i);
+      });
+      objects.forEach((o, i) => {
+        const owner = o.metadata?.labels?.['kea.dev/owner'] ?? '';
+        if (o.kind === 'ConfigMap' && o.metadata?.labels?.['kea.dev/component'] !== 'api-version' && firstRoute.has(owner)) expect(i).toBeLessThan(firstRoute.get(owner)!);
+      });
     });
 
     it('is deterministic: shuffled input lists give identical output', () => {

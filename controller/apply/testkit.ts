@@ -112,6 +112,8 @@ export interface ControllerProcess {
   waitForLog(pred: (r: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Current RSS of the child in bytes (from /proc). */
   rss(): Promise<number>;
+  /** Highest RSS the child has had so far, in bytes (VmHWM, from /proc): catches peaks a sampler misses. */
+  rssHighWater(): Promise<number>;
 }
 
 export interface SpawnOptions {
@@ -205,6 +207,11 @@ export async function spawnController(o: SpawnOptions): Promise<ControllerProces
     async rss() {
       const s = await readFile(`/proc/${proc.pid}/status`, 'utf8');
       const m = /VmRSS:\s+(\d+) kB/.exec(s);
+      return m ? Number(m[1]) * 1024 : 0;
+    },
+    async rssHighWater() {
+      const s = await readFile(`/proc/${proc.pid}/status`, 'utf8');
+      const m = /VmHWM:\s+(\d+) kB/.exec(s);
       return m ? Number(m[1]) * 1024 : 0;
     },
   };

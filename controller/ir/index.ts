@@ -27,9 +27,9 @@ import { createHash } from 'node:crypto';
 import type { Access, ApiSchema, JsonSchema, MLService, Operation, ResourceRequirements } from '../../lib/api/types.js';
 import type { PolicyOperation, PolicyService } from '../../lib/policy/config.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { ControllerConfig } from '../model.js';
+import { type ControllerConfig, PAUSE } from '../model.js';
 import type { ApiDiff } from '../../lib/openapi/diff.js';
-import { diffCached, generateCached } from './memo.js';
+import { curlExampleCached, diffCached, generateCached, policyConfigVersion } from './memo.js';
 import type { GenerateOptions } from '../../lib/openapi/generate.js';
 import {
   type ApiSchemaNode,
@@ -50,7 +50,6 @@ import {
 } from '../graph/index.js';
 import { type ModelLocation, RUNTIMES, modelLocation } from './runtimes.js';
 import { selfContained } from './schemas.js';
-import { curlExample } from '../../lib/openapi/examples.js';
 
 export const DEFAULT_ACCESS: Access = { mode: 'authenticated' };
 export const DEFAULT_TIMEOUT = '5s';
@@ -180,23 +179,8 @@ export interface IR {
 
 /* ------------------------------------------------------------ canonical JSON */
 
-/** JSON with object keys sorted recursively and `undefined` members dropped (stable digests). */
-export function canonicalJson(value: unknown, indent?: number): string {
-  const sort = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(sort);
-    if (v && typeof v === 'object') {
-      const o = v as Record<string, unknown>;
-      return Object.fromEntries(
-        Object.keys(o)
-          .filter((k) => o[k] !== undefined)
-          .sort()
-          .map((k) => [k, sort(o[k])]),
-      );
-    }
-    return v;
-  };
-  return JSON.stringify(sort(value), null, indent);
-}
+/** JSON with object keys sorted recursively and `undefined` members dropped (stable digests); see controller/canonical.ts. */
+export { canonicalJson } from '../canonical.js';
 
 /** Hex sha256 of a string. */
 export function sha256(s: string): string {
@@ -579,7 +563,7 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
     defaultOperationId: mode === 'enforce' ? defaultOperationId(allPolicyOps) : undefined,
     operations: mode === 'enforce' ? allPolicyOps : [],
   };
-  const configVersion = sha256(canonicalJson(withoutVersion));
+  const configVersion = policyConfigVersion(withoutVersion);
   const policy: PolicyService = { ...withoutVersion, configVersion };
 
   // Routes.
@@ -597,7 +581,7 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
   }
 
   // The call example shows the service's default operation (what /services/{id}/predict runs).
-  const curl = curlExample(generateCached(a, genOptions(config)).doc, { operationId: defaultOperationId(allPolicyOps) });
+  const curl = curlExampleCached(generateCached(a, genOptions(config)), defaultOperationId(allPolicyOps));
 
   const nRoutes = mode === 'enforce' ? Math.ceil(routes.length / 16) : 1;
   conditions.push({
@@ -616,10 +600,32 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
  * Build the IR from the graph. Never throws on bad input (the graph has reported it).
  */
 export function buildIR(graph: Graph, config: ControllerConfig): IR {
+  const steps = buildIRSteps(graph, config);
+  let r = steps.next();
+  while (!r.done) r = steps.next();
+  return r.value;
+}
+
+/** Resources between two {@link PAUSE}s of {@link buildIRSteps}. */
+export const IR_PAUSE_EVERY = 100;
+
+/**
+ * {@link buildIR} as a generator that yields {@link PAUSE} after every {@link IR_PAUSE_EVERY}
+ * resources and returns the IR: a long IR build need not be one synchronous stretch.
+ */
+export function* buildIRSteps(graph: Graph, config: ControllerConfig): Generator<typeof PAUSE, IR, undefined> {
   const apiByKey = new Map(graph.apiSchemas.map((n) => [n.key, n]));
-  const mlServices = graph.mlServices.map((n) => mlServiceIR(n, config, graph, apiByKey));
+  const mlServices: MLServiceIR[] = [];
+  for (const n of graph.mlServices) {
+    mlServices.push(mlServiceIR(n, config, graph, apiByKey));
+    if (mlServices.length % IR_PAUSE_EVERY === 0) yield PAUSE;
+  }
   const byKey = new Map(mlServices.map((m) => [m.key, m]));
-  const apiSchemas = graph.apiSchemas.map((n) => apiSchemaIR(n, config, byKey));
+  const apiSchemas: ApiSchemaIR[] = [];
+  for (const n of graph.apiSchemas) {
+    apiSchemas.push(apiSchemaIR(n, config, byKey));
+    if (apiSchemas.length % IR_PAUSE_EVERY === 0) yield PAUSE;
+  }
   const policyGrantNamespaces = [
     ...new Set(
       apiSchemas

@@ -15,6 +15,8 @@ import { createHash } from 'node:crypto';
 import type { ApiSchema } from '../../lib/api/types.js';
 import { type ApiDiff, diffOpenApi } from '../../lib/openapi/diff.js';
 import { type GenerateOptions, type OpenAPIObject, generateOpenApi } from '../../lib/openapi/generate.js';
+import { curlExample } from '../../lib/openapi/examples.js';
+import { canonicalJson } from '../canonical.js';
 
 /** A small least-recently-used map (Map keeps insertion order; a hit re-inserts). */
 export class Lru<V> {
@@ -45,7 +47,9 @@ export interface GeneratedDoc {
   /**
    * The document (shared, do not mutate). Parsed back from `text` on demand and kept in a
    * small LRU: holding 1000 parsed documents cost ~18 MB of heap at the scale benchmark
-   * (docs/performance.md "Controller scale"), the texts alone ~10 MB.
+   * (docs/performance.md "Controller scale"), the texts alone ~10 MB. (Keeping the texts
+   * deflated was tried and measured worse: each read inflates into a Buffer, and a run's
+   * 1000 dead Buffers wait for a major GC as external memory, +30–50 MB of peak RSS.)
    */
   readonly doc: OpenAPIObject;
   /** 2-space JSON plus a newline: exactly what is published. */
@@ -110,4 +114,56 @@ export function diffCached(oldDigest: string, newDigest: string, load: () => { o
   const d = diffOpenApi(oldDoc, newDoc);
   diffs.set(key, d);
   return d;
+}
+
+/** Call examples by document digest and operationId; `null` = the document has no example operation. */
+const curls = new Lru<string | null>(4096);
+
+/**
+ * `curlExample(gen.doc, { operationId })` (lib/openapi/examples.ts), cached by the document's
+ * digest and the operationId. Without it every reconcile parsed every ApiSchema's document
+ * back from its text (the parsed-document LRU holds 64): at 1000 ApiSchemas ~10 MB of
+ * short-lived trees per run, promoted to the old generation before they died.
+ */
+export function curlExampleCached(gen: GeneratedDoc, operationId: string | undefined): string | undefined {
+  const key = `${gen.digest}\0${operationId ?? ''}`;
+  const hit = curls.get(key);
+  if (hit !== undefined) return hit ?? undefined;
+  const curl = curlExample(gen.doc, { operationId });
+  curls.set(key, curl ?? null);
+  return curl;
+}
+
+/** Policy digests by the sha256 of the policy's plain JSON (insertion order). */
+const policyVersions = new Lru<string>(4096);
+/** Published policy.json texts by configVersion. */
+const policyTexts = new Lru<string>(4096);
+
+/**
+ * sha256 (hex) of the canonical JSON of a PolicyService without its configVersion: its
+ * `configVersion` (lib/policy/config.ts). Cached by the sha256 of the value's plain
+ * `JSON.stringify` text, which determines the value and so its canonical form: a run that
+ * rebuilds an unchanged policy pays one native stringify instead of a canonicalization.
+ */
+export function policyConfigVersion(withoutVersion: object): string {
+  const fp = sha256(JSON.stringify(withoutVersion));
+  let v = policyVersions.get(fp);
+  if (v === undefined) {
+    v = sha256(canonicalJson(withoutVersion));
+    policyVersions.set(fp, v);
+  }
+  return v;
+}
+
+/**
+ * The published `policy.json` text of a PolicyService (canonical JSON, 2-space indent, and a
+ * newline), cached by its `configVersion`, the digest of everything else in it.
+ */
+export function policyJsonText(policy: { configVersion: string }): string {
+  let t = policyTexts.get(policy.configVersion);
+  if (t === undefined) {
+    t = `${canonicalJson(policy, 2)}\n`;
+    policyTexts.set(policy.configVersion, t);
+  }
+  return t;
 }

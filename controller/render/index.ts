@@ -48,7 +48,7 @@ import type { IHTTPRoute } from '@kubernetes-models/gateway-api/gateway.networki
 import type { IReferenceGrant } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1beta1';
 import { API_VERSION, LABELS, MANAGED_BY_VALUE, type ApiSchemaStatus, type Condition, type MLServiceStatus } from '../../lib/api/types.js';
 import type { OpenAPIObject } from '../../lib/openapi/generate.js';
-import { diffCached, generateCached } from '../ir/memo.js';
+import { diffCached, generateCached, policyJsonText } from '../ir/memo.js';
 import {
   COMPONENT_API_CONFIG,
   COMPONENT_API_VERSION,
@@ -358,7 +358,7 @@ function configMap(a: ApiSchemaIR, config: ControllerConfig, openapiText: string
     }),
     data: {
       [OPENAPI_KEY]: openapiText,
-      [POLICY_CONFIG_KEY]: `${canonicalJson(a.policy, 2)}\n`,
+      [POLICY_CONFIG_KEY]: a.policy ? policyJsonText(a.policy) : `${canonicalJson(a.policy, 2)}\n`,
     },
   };
 }
@@ -436,29 +436,70 @@ function compareObjects(a: KubernetesObject, b: KubernetesObject): number {
   return na < nb ? -1 : na > nb ? 1 : 0;
 }
 
+/** Everything render gives out besides the objects (see {@link RenderOutput}). */
+export type RenderRest = Omit<RenderOutput, 'objects'>;
+
 /**
- * Render the IR into objects, statuses and events.
+ * Render the IR as a stream: yields every desired object once, in owner order (the
+ * ReferenceGrants and the portal route first, then per MLService and per ApiSchema in the
+ * IR's sorted order, each owner's objects together with its ConfigMap before its routes), and
+ * returns the statuses, events (sorted, NameConflict events included), retained owners and
+ * dropped versions once the last object has been taken. The same objects as {@link render},
+ * unsorted: a consumer can apply and release them a few at a time instead of holding the
+ * whole desired state (docs/performance.md, "Controller scale"). Pure and deterministic.
  * @param now RFC 3339 time used as lastTransitionTime of conditions whose status changed.
  */
-export function render(ir: IR, config: ControllerConfig, now: string): RenderOutput {
-  const objects: KubernetesObject[] = [];
+export function* renderStream(ir: IR, config: ControllerConfig, now: string): Generator<KubernetesObject, RenderRest, undefined> {
   const statuses: StatusUpdate[] = [];
   const events: EventRecord[] = [];
+  // Two owners rendering the same object (e.g. MLService "a" revision "b-c" and MLService "a-b"
+  // revision "c"): the first (in sorted owner order) keeps it; the other owner gets an Event.
+  // Only keys and owner labels are remembered, not the objects.
+  const seen = new Map<string, string>();
+  const keep = (o: KubernetesObject): boolean => {
+    const k = objectKey(o);
+    const prev = seen.get(k);
+    if (prev !== undefined) {
+      const owner = o.metadata?.labels?.[LABELS.owner] ?? '?';
+      events.push({
+        regarding: { kind: o.metadata?.labels?.[LABELS.ownerKind] ?? 'Unknown', namespace: o.metadata?.namespace ?? '', name: owner.split('.').slice(2).join('.') },
+        type: 'Warning',
+        reason: 'NameConflict',
+        message: `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name} is already rendered for ${prev}; not rendered for ${owner}`,
+      });
+      return false;
+    }
+    seen.set(k, o.metadata?.labels?.[LABELS.owner] ?? '');
+    return true;
+  };
   const gw = config.gatewayUrl.replace(/\/+$/, '');
+
+  // Shared objects first: a public route finds its ReferenceGrant already there. (Their names
+  // cannot collide with an owner's objects: no owner renders a ReferenceGrant or `kea-portal`.)
+  for (const ns of ir.policyGrantNamespaces) {
+    const g = policyGrant(ns, config) as KubernetesObject;
+    if (keep(g)) yield g;
+  }
+  const portal = portalRoute(config) as KubernetesObject;
+  if (keep(portal)) yield portal;
 
   for (const m of ir.mlServices) {
     if (m.accepted) {
-      for (const r of m.revisions) objects.push(service(m, r) as KubernetesObject, deployment(m, r) as KubernetesObject);
-      objects.push(
-        internalRoute(
-          mlServiceRouteName(m.name),
-          m.namespace,
-          mlsOwner(m),
-          m.host,
-          m.revisions.map((r) => ({ namespace: m.namespace, name: r.objectName, port: r.port, weight: r.weight })),
-          config,
-        ) as KubernetesObject,
-      );
+      for (const r of m.revisions) {
+        const svc = service(m, r) as KubernetesObject;
+        if (keep(svc)) yield svc;
+        const dep = deployment(m, r) as KubernetesObject;
+        if (keep(dep)) yield dep;
+      }
+      const route = internalRoute(
+        mlServiceRouteName(m.name),
+        m.namespace,
+        mlsOwner(m),
+        m.host,
+        m.revisions.map((r) => ({ namespace: m.namespace, name: r.objectName, port: r.port, weight: r.weight })),
+        config,
+      ) as KubernetesObject;
+      if (keep(route)) yield route;
     }
     const status: MLServiceStatus = {
       ...(m.generation !== undefined ? { observedGeneration: m.generation } : {}),
@@ -476,8 +517,8 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
     let conds = a.conditions;
     let programmed = a.programmed;
     let current: { text: string; digest: string } | undefined;
+    let rendered: KubernetesObject[] = [];
     if (programmed) {
-      let rendered: KubernetesObject[] = [];
       try {
         const { text, digest } = generateCached(a.resource, genOptions(config));
         const cm = configMap(a, config, text);
@@ -493,18 +534,21 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
         programmed = false;
         conds = conds.map((c) => (c.type === 'Programmed' ? { type: c.type, status: 'False', reason: 'RenderFailed', message: `nothing is routed: ${(e as Error).message}` } : c));
       }
-      objects.push(...rendered);
     }
     if (!programmed && a.serviceTarget && a.resource.spec.source?.openapi) {
       // Not routed publicly yet, but discovery needs the internal route to fetch the document.
-      objects.push(internalRoute(serviceTargetRouteName(a.name), a.namespace, apiOwner(a), a.upstreamHost!, [a.serviceTarget], config) as KubernetesObject);
+      rendered.push(internalRoute(serviceTargetRouteName(a.name), a.namespace, apiOwner(a), a.upstreamHost!, [a.serviceTarget], config) as KubernetesObject);
     }
+    for (const o of rendered) if (keep(o)) yield o;
+    rendered = [];
     // Version history: a new version when the current document's digest is not published yet,
     // a kept one only when its live metadata is not what it should be (apply never prunes a
     // kept one); the oldest beyond the cap are dropped.
     const history = versionHistory(a, current, now);
     for (const e of history.kept) {
-      if (versionNeedsApply(a, config, e)) objects.push(versionConfigMap(a, config, { ...e, openapi: e.text() }) as KubernetesObject);
+      if (!versionNeedsApply(a, config, e)) continue;
+      const v = versionConfigMap(a, config, { ...e, openapi: e.text() }) as KubernetesObject;
+      if (keep(v)) yield v;
     }
     droppedVersions.push(...history.dropped.map((e) => `${config.systemNamespace}/${e.name}`));
     let lastDiff: ApiSchemaStatus['lastDiff'];
@@ -536,30 +580,6 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
     events.push(...errorEvents('ApiSchema', a.namespace, a.name, a.uid, conds));
   }
 
-  for (const ns of ir.policyGrantNamespaces) objects.push(policyGrant(ns, config) as KubernetesObject);
-  objects.push(portalRoute(config) as KubernetesObject);
-
-  // Two owners rendering the same object (e.g. MLService "a" revision "b-c" and MLService "a-b"
-  // revision "c"): the first (in sorted owner order) keeps it; the other owner gets an Event.
-  const seen = new Map<string, KubernetesObject>();
-  const unique: KubernetesObject[] = [];
-  for (const o of objects) {
-    const k = objectKey(o);
-    const prev = seen.get(k);
-    if (prev) {
-      const owner = o.metadata?.labels?.[LABELS.owner] ?? '?';
-      events.push({
-        regarding: { kind: o.metadata?.labels?.[LABELS.ownerKind] ?? 'Unknown', namespace: o.metadata?.namespace ?? '', name: owner.split('.').slice(2).join('.') },
-        type: 'Warning',
-        reason: 'NameConflict',
-        message: `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name} is already rendered for ${prev.metadata?.labels?.[LABELS.owner]}; not rendered for ${owner}`,
-      });
-      continue;
-    }
-    seen.set(k, o);
-    unique.push(o);
-  }
-  unique.sort(compareObjects);
   statuses.sort((x, y) => (`${x.kind}/${x.namespace}/${x.name}` < `${y.kind}/${y.namespace}/${y.name}` ? -1 : 1));
   events.sort((x, y) => {
     const kx = `${x.regarding.kind}/${x.regarding.namespace}/${x.regarding.name}/${x.reason}/${x.message}`;
@@ -570,5 +590,27 @@ export function render(ir: IR, config: ControllerConfig, now: string): RenderOut
     ...ir.mlServices.filter((m) => !m.accepted).map((m) => ownerLabelValue('MLService', m.namespace, m.name)),
     ...ir.apiSchemas.filter((a) => a.retain).map((a) => ownerLabelValue('ApiSchema', a.namespace, a.name)),
   ].sort();
-  return { objects: unique, statuses, events, retainOwners, droppedVersions: droppedVersions.sort() };
+  return { statuses, events, retainOwners, droppedVersions: droppedVersions.sort() };
+}
+
+/** Takes every object of a render stream; returns them with the rest. */
+export function drainRenderStream(stream: Generator<KubernetesObject, RenderRest, undefined>): RenderOutput {
+  const objects: KubernetesObject[] = [];
+  let r = stream.next();
+  while (!r.done) {
+    objects.push(r.value);
+    r = stream.next();
+  }
+  return { objects, ...r.value };
+}
+
+/**
+ * Render the IR into objects, statuses and events: {@link renderStream} collected, objects
+ * sorted by kind (ConfigMap, Service, Deployment, ReferenceGrant, HTTPRoute), namespace, name.
+ * @param now RFC 3339 time used as lastTransitionTime of conditions whose status changed.
+ */
+export function render(ir: IR, config: ControllerConfig, now: string): RenderOutput {
+  const out = drainRenderStream(renderStream(ir, config, now));
+  out.objects.sort(compareObjects);
+  return out;
 }
