@@ -209,8 +209,11 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
   const watcher = new ClusterWatcher(client, {
     systemNamespace: config.systemNamespace,
     relistMs: runtime.relistMs,
-    onChange: () => {
+    onChange: (_informer, verb, obj) => {
       m.lastEvent.set(Date.now() / 1000);
+      // The echo of KEA's own write (its status write or server-side apply, same
+      // resourceVersion) changes nothing a reconcile would act on: no new run for it.
+      if ((verb === 'update' || verb === 'add') && obj && applier.isOwnEcho(obj)) return;
       batcher.trigger();
     },
     onError: (informer, err, retryInMs) => {

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { APPLIED_HASH, canonicalJson, desiredHash, mergeStatus, objectKey, pool } from './index.js';
+import { APPLIED_HASH, Applier, type KubeClient, canonicalJson, desiredHash, mergeStatus, objectKey, pool } from './index.js';
+import { PAUSE, type RenderOutput } from '../model.js';
 import { loadKubeconfigFile } from './kubeconfig.js';
 
 const obj = (weight: number): KubernetesObject =>
@@ -104,4 +105,72 @@ users: [{name: u, user: {exec: {command: aws}}}]
 `);
   expect(() => loadKubeconfigFile(join(dir, 'exec'))).toThrow(/"exec" authentication is not supported/);
   expect(() => loadKubeconfigFile(join(dir, 'config'), 'nope')).toThrow(/context "nope" not found/);
+});
+
+describe('Applier with a render stream (fake API client: request order and results only)', () => {
+  type Call = { verb: string; key: string };
+  function fakeClient(calls: Call[]) {
+    let rv = 100;
+    return {
+      async apply(o: KubernetesObject) {
+        calls.push({ verb: 'apply', key: objectKey(o) });
+        await new Promise((r) => setTimeout(r, 1));
+        return { ...o, metadata: { ...o.metadata, resourceVersion: String(++rv), generation: 1 } };
+      },
+      async replaceStatus(_ref: unknown, ns: string, name: string) {
+        calls.push({ verb: 'status', key: `${ns}/${name}` });
+        return { metadata: { resourceVersion: String(++rv) } };
+      },
+      async resource() {
+        throw new Error('not used');
+      },
+      async delete() {},
+      async create() {},
+    };
+  }
+  const cm = (owner: string, name: string): KubernetesObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'kea-system', labels: { 'kea.dev/owner': owner } }, data: { a: name } }) as KubernetesObject;
+  const route = (owner: string, name: string): KubernetesObject => ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace: 'n', labels: { 'kea.dev/owner': owner } }, spec: {} }) as KubernetesObject;
+
+  test('applies every streamed object once, each owner ConfigMap before its route, skips up-to-date ones, and recognises its own echoes', async () => {
+    const calls: Call[] = [];
+    const client = fakeClient(calls);
+    const applier = new Applier(client as unknown as KubeClient, { concurrency: 4 });
+    const owners = Array.from({ length: 300 }, (_, i) => `ApiSchema.n.s${i}`);
+    function* stream(): Generator<KubernetesObject | typeof PAUSE, Omit<RenderOutput, 'objects'>, undefined> {
+      yield PAUSE;
+      for (const o of owners) {
+        yield cm(o, `cm-${o}`);
+        yield route(o, `r-${o}`);
+      }
+      return { statuses: [], events: [] };
+    }
+    const live = { ownedIndex: () => new Map<string, KubernetesObject>(), getResource: () => undefined, apiSchemas: () => [] };
+    const res = await applier.apply(stream(), live);
+    expect(res.errors).toEqual([]);
+    expect(res.applied).toBe(600);
+    expect(res.desired).toBe(600);
+    const order = calls.map((c) => c.key);
+    expect(new Set(order).size).toBe(600);
+    for (const o of owners) expect(order.indexOf(`core/ConfigMap/kea-system/cm-${o}`)).toBeLessThan(order.indexOf(`gateway.networking.k8s.io/HTTPRoute/n/r-${o}`));
+
+    // Its own write's resourceVersion is an echo; another resourceVersion is not.
+    const anyKey = `core/ConfigMap/kea-system/cm-${owners[0]}`;
+    const rv = (applier as unknown as { written: Map<string, { rv?: string }> }).written.get(anyKey)!.rv!;
+    const base = cm(owners[0], `cm-${owners[0]}`);
+    expect(applier.isOwnEcho({ ...base, metadata: { ...base.metadata, resourceVersion: rv } })).toBe(true);
+    expect(applier.isOwnEcho({ ...base, metadata: { ...base.metadata, resourceVersion: '1' } })).toBe(false);
+
+    // Live copies carrying the applied hash (as the server returns them): nothing is written.
+    const returned = new Map<string, KubernetesObject>();
+    for (const o of owners) {
+      for (const x of [cm(o, `cm-${o}`), route(o, `r-${o}`)]) {
+        returned.set(objectKey(x), { ...x, metadata: { ...x.metadata, annotations: { [APPLIED_HASH]: desiredHash(x) }, generation: 1 } } as KubernetesObject);
+      }
+    }
+    calls.length = 0;
+    const again = await new Applier(client as unknown as KubeClient, { concurrency: 4 }).apply(stream(), { ...live, ownedIndex: () => returned });
+    expect(again.applied).toBe(0);
+    expect(again.unchanged).toBe(600);
+    expect(calls).toEqual([]);
+  });
 });

@@ -198,7 +198,7 @@ export class Applier {
   private readonly onWrite: (verb: WriteVerb, kind: string) => void;
   private readonly now: () => number;
   /** What KEA last wrote, per object key: the desired hash and the live marker it produced. */
-  private readonly written = new Map<string, { hash: string; marker: string }>();
+  private readonly written = new Map<string, { hash: string; marker: string; rv?: string }>();
   /** Last status written per resource: signature (without lastTransitionTime) and resulting resourceVersion. */
   private readonly statusWritten = new Map<string, { sig: string; rv: string }>();
   /** Event names known to exist. */
@@ -245,7 +245,7 @@ export class Applier {
     const ssa = guarded(async ({ key, obj, hash }: Pending) => {
       try {
         const got = await this.client.apply(withHash(obj, hash), this.fieldManager);
-        this.written.set(key, { hash, marker: marker(got) });
+        this.written.set(key, { hash, marker: marker(got), rv: got.metadata?.resourceVersion });
         res.applied++;
         this.onWrite('apply', obj.kind ?? '');
       } catch (err) {
@@ -365,6 +365,20 @@ export class Applier {
     }));
     if (this.eventsSeen.size > 50_000) this.eventsSeen.clear();
     return res;
+  }
+
+  /**
+   * True when `obj` (a watch event's object) is exactly what one of KEA's own writes
+   * produced: the resourceVersion its server-side apply or status write returned. Such an
+   * echo carries nothing a new reconcile would act on, so the caller need not trigger one.
+   */
+  isOwnEcho(obj: KubernetesObject): boolean {
+    const rv = obj.metadata?.resourceVersion;
+    if (!rv) return false;
+    if (obj.kind === 'ApiSchema' || obj.kind === 'MLService') {
+      return this.statusWritten.get(`${obj.kind}/${obj.metadata?.namespace}/${obj.metadata?.name}`)?.rv === rv;
+    }
+    return this.written.get(objectKey(obj))?.rv === rv;
   }
 
   /** True when the live copy carries `hash` and nobody changed it since KEA wrote it. */

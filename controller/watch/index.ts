@@ -28,8 +28,11 @@ const MANAGED = `${LABELS.managedBy}=${MANAGED_BY_VALUE}`;
 
 export interface ClusterWatcherOptions {
   systemNamespace: string;
-  /** Called for every informer event and completed (re)list. */
-  onChange: () => void;
+  /**
+   * Called for every informer event and completed (re)list, with the informer's name, the
+   * verb and (for events) the object as cached.
+   */
+  onChange: InformerOptions['onChange'];
   onError?: InformerOptions['onError'];
   /** Full relist period in ms (default 300 000). */
   relistMs?: number;
@@ -43,7 +46,7 @@ export class ClusterWatcher {
   >;
 
   constructor(client: KubeClient, opts: ClusterWatcherOptions) {
-    const io: InformerOptions = { onChange: () => opts.onChange(), onError: opts.onError, relistMs: opts.relistMs };
+    const io: InformerOptions = { onChange: opts.onChange, onError: opts.onError, relistMs: opts.relistMs };
     const r = (k: string) => RESOURCES[k];
     const mk = (name: string, ref: string, extra: Omit<InformerSpec, 'name' | 'ref'> = {}) =>
       new Informer(client, { name, ref: r(ref), ...extra }, io);
