@@ -1,3 +1,4 @@
+import { prng as rng } from '../lib/testing/prng.js';
 import { canonicalJson } from './canonical.js';
 
 /** The reference: a sorted copy serialized by JSON.stringify (what canonicalJson must equal). */
@@ -14,18 +15,6 @@ function reference(value: unknown, indent?: number): string {
     return v;
   };
   return JSON.stringify(sort(value), null, indent);
-}
-
-/** A small deterministic PRNG (mulberry32), so a failure is reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const KEYS = ['a', 'B', 'z', '200', '404', '10', '9', '0', '01', '-1', '1.5', 'default', 'é', '\u{1F600}', 'with "quote"', 'line\nbreak', '', '4294967294', '4294967295', 'x-kea'];

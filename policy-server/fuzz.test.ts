@@ -6,6 +6,7 @@
  * authorization, x-kea-operation, request ids, forged identity headers), junk paths and query
  * strings, plus raw malformed HTTP on a socket.
  */
+import { prng } from '../lib/testing/prng.js';
 import { connect } from 'node:net';
 import { flushLogs } from '../lib/log.js';
 import { irisBody, irisService, schoolService, bearer } from './testing/fixtures.js';
@@ -14,17 +15,6 @@ import { startStack, type Stack } from './testing/stack.js';
 
 const SEED = Number(process.env.KEA_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const TOTAL = Number(process.env.KEA_FUZZ_COUNT ?? 10_000);
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let s: Stack;
 beforeAll(async () => {

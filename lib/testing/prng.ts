@@ -1,0 +1,16 @@
+/**
+ * A small deterministic PRNG (mulberry32) for seeded tests (fuzz runs, random round-trips):
+ * the same seed replays the same sequence, so a failure is reproducible.
+ * @param seed - any integer (taken modulo 2^32).
+ * @returns a function giving floats in [0, 1).
+ */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
