@@ -134,7 +134,7 @@ export function createLogger(
  * `level`, `message`, `time`; same transport, same order with other records), but skips
  * winston's per-record object-mode stream pipeline when the logger's only transport is this
  * module's batching transport: for a record per request (the policy server's audit record)
- * that pipeline costs more than the record itself. Falls back to `logger.log` otherwise.
+ * that pipeline is a measurable share of the request (profiled). Falls back to `logger.log` otherwise.
  * The caller checks the level first ({@link isLevelEnabled}).
  */
 export function writeRecord(logger: Logger, level: string, message: string, meta: object): void {

@@ -671,9 +671,9 @@ export class DataPath {
         servername: svc.def.upstream.host,
         headers,
         body: body.length > 0 ? body : null,
-        // Deadlines are the sweeper's (headers, then body idle). undici's own timers would
-        // allocate up to three timers per request that linger for ~0.5 s (long enough to be
-        // promoted to the old generation): measured GC churn on the hot path.
+        // Deadlines are the sweeper's (headers, then body idle). undici's own timers allocate
+        // up to three timer objects per request that stay referenced ~0.5 s (a heap snapshot at
+        // 14k req/s held 15k of them).
         headersTimeout: 0,
         bodyTimeout: 0,
       } as Dispatcher.DispatchOptions,
