@@ -38,7 +38,7 @@ import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import { KEA_CACHE, REPO_ROOT } from '../dev/controlplane.js';
 import { gatewayClient, scriptsClient, startDevIdp } from '../dev/idp.js';
-import type { PolicyOperation, PolicyService } from '../lib/policy/config.js';
+import { policyOperation, type PolicyOperation, type PolicyService } from '../lib/policy/config.js';
 import { freePort, stopProcess } from '../lib/process.js';
 import { POLICY_NODE_ARGS } from '../policy-server/runtime-flags.js';
 
@@ -149,19 +149,7 @@ await pool.close();
 `;
 
 function op(id: string, path: string, extra: Partial<PolicyOperation> = {}): PolicyOperation {
-  return {
-    operationId: id,
-    method: 'POST',
-    path,
-    upstreamPath: '/predict',
-    access: { mode: 'authenticated' },
-    timeoutMs: 5000,
-    maxBodyBytes: 1048576,
-    responseValidation: 'off',
-    parameters: [],
-    responses: {},
-    ...extra,
-  };
+  return policyOperation({ operationId: id, method: 'POST', path, upstreamPath: '/predict', ...extra });
 }
 
 const SCHEMA = {

@@ -72,6 +72,15 @@ export interface PolicyService {
   operations: PolicyOperation[];
 }
 
+/**
+ * A {@link PolicyOperation} with the documented defaults filled in (access `authenticated`,
+ * timeout 5000 ms, body limit 1048576 bytes, response validation `off`, no parameters, no
+ * response schemas), for hand-written configurations (tests, benchmarks).
+ */
+export function policyOperation(o: Partial<PolicyOperation> & Pick<PolicyOperation, 'operationId' | 'method' | 'path' | 'upstreamPath'>): PolicyOperation {
+  return { access: { mode: 'authenticated' }, timeoutMs: 5000, maxBodyBytes: 1048576, responseValidation: 'off', parameters: [], responses: {}, ...o };
+}
+
 /** Stable name of the ConfigMap holding an ApiSchema's policy config and current OpenAPI doc. */
 export function apiConfigMapName(namespace: string, name: string): string {
   return `kea-api-${namespace}-${name}`;

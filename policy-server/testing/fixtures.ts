@@ -10,22 +10,12 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuthError, type Identity } from '../auth/index.js';
-import type { PolicyOperation, PolicyService } from '../../lib/policy/config.js';
+import type { PolicyService } from '../../lib/policy/config.js';
 import type { RequestAuthenticator } from '../datapath/handler.js';
-import { COMPONENT_API_CONFIG, OPENAPI_KEY, POLICY_CONFIG_KEY } from '../../lib/policy/config.js';
+import { COMPONENT_API_CONFIG, OPENAPI_KEY, POLICY_CONFIG_KEY, policyOperation as op } from '../../lib/policy/config.js';
 import type { SourceConfigMap } from '../snapshot/build.js';
 
 export const INTERNAL_TOKEN = 'test-internal-token';
-
-const op = (o: Partial<PolicyOperation> & Pick<PolicyOperation, 'operationId' | 'method' | 'path' | 'upstreamPath'>): PolicyOperation => ({
-  access: { mode: 'authenticated' },
-  timeoutMs: 5000,
-  maxBodyBytes: 1048576,
-  responseValidation: 'off',
-  parameters: [],
-  responses: {},
-  ...o,
-});
 
 /** The seed's example: students may call get_grades, only teachers set_grades. */
 export function schoolService(configVersion = 'cv1'): PolicyService {
