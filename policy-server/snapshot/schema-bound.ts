@@ -56,7 +56,7 @@ function depthOf(root: unknown, schema: unknown, visiting: Set<unknown>): number
       const target = resolveRef(root, s.$ref);
       return Math.min(bound, target === undefined ? OPEN : depthOf(root, target, visiting));
     }
-    if ('const' in s || Array.isArray(s.enum)) return Math.min(bound, 0 + literalDepth(s.const ?? s.enum));
+    if ('const' in s || Array.isArray(s.enum)) return Math.min(bound, literalDepth(s.const ?? s.enum));
     const types = typeof s.type === 'string' ? [s.type] : Array.isArray(s.type) ? (s.type as unknown[]) : undefined;
     if (!types) return bound; // no type: only a combinator above can bound it
     let own = 0;
