@@ -20,6 +20,7 @@ import { APPLY_CHUNK, Applier, KubeClient, type ApplyResult, type DesiredStream,
 import { loadClusterAuth, type ClusterAuth } from './apply/kubeconfig.js';
 import { LeaderElector } from './leader/index.js';
 import { reconcileStream } from './reconcile.js';
+import { IncrementalReconciler, IncrementalRestart } from './incremental.js';
 import { type DiscoveredDoc, type DocFetcher, OpenApiDiscovery, gatewayFetcher } from './discover/index.js';
 import { apiSchemaHost } from './graph/names.js';
 import type { ApiSchema } from '../lib/api/types.js';
@@ -93,6 +94,9 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     desired: new Gauge({ name: 'kea_controller_desired_objects', help: 'Objects in the last desired state', registers: [registry] }),
     leader: new Gauge({ name: 'kea_controller_leader', help: '1 when this replica holds the Lease', registers: [registry] }),
     watchErrors: new Counter({ name: 'kea_controller_watch_errors_total', help: 'List/watch errors by informer', labelNames: ['informer'], registers: [registry] }),
+    ownersRendered: new Counter({ name: 'kea_controller_owners_rendered_total', help: 'ApiSchemas and MLServices run through graph → IR → render by the leader (incremental reconcile), by kind', labelNames: ['kind'], registers: [registry] }),
+    ownersSkipped: new Counter({ name: 'kea_controller_owners_skipped_total', help: 'ApiSchemas and MLServices left out of a leader run because none of their inputs changed', registers: [registry] }),
+    fullRestarts: new Counter({ name: 'kea_controller_incremental_restarts_total', help: 'Incremental runs abandoned for a full reconcile (an object claimed across owners)', registers: [registry] }),
     lastEvent: new Gauge({ name: 'kea_controller_last_event_timestamp_seconds', help: 'When any informer last saw an event or completed a list (Unix seconds)', registers: [registry] }),
   };
   client.observer = (method, _path, status) => m.requests.inc({ method, code: String(status) });
@@ -108,7 +112,10 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     onWrite: (verb, kind) => m.writes.inc({ verb, kind }),
   });
 
-  const run = async (): Promise<void> => {
+  // Renders only owners whose inputs changed (controller/incremental.ts); leader only.
+  const incremental = new IncrementalReconciler();
+
+  const run = async (restarted = false): Promise<void> => {
     if (stopping || !watcher.synced) return; // the last informer's sync triggers again
     const snapshot = watcher.snapshot();
     // Served OpenAPI documents: start/stop fetch loops for the current ApiSchemas, then read
@@ -124,7 +131,21 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     // RenderOutput. Time spent inside the stream counts as render time.
     const t0 = performance.now();
     let renderMs = 0;
-    const stream: DesiredStream = deps.reconcile ? streamOfOutput(deps.reconcile(snapshot, config)) : reconcileStream(snapshot, config);
+    const leading = isLeader();
+    // The owned-object cache, indexed once per run: the incremental stream checks skipped
+    // owners' objects against it, and apply compares and prunes with it.
+    const liveIdx = leading ? watcher.ownedIndex() : undefined;
+    let stream: DesiredStream;
+    if (deps.reconcile) stream = streamOfOutput(deps.reconcile(snapshot, config));
+    else if (!leading) {
+      incremental.reset(); // a follower applies nothing, so it can remember nothing
+      stream = reconcileStream(snapshot, config);
+    } else {
+      stream = incremental.stream(snapshot, config, (k, h) => {
+        const cur = liveIdx!.get(k);
+        return cur !== undefined && applier.isCurrent(k, cur, h);
+      });
+    }
     const timed: DesiredStream = {
       next: () => {
         const t = performance.now();
@@ -135,7 +156,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
         }
       },
     };
-    if (!isLeader()) {
+    if (!leading) {
       // A follower renders too (metrics), returning to the event loop as apply does.
       let n = 0;
       for (let r = timed.next(); !r.done; r = timed.next()) {
@@ -146,11 +167,32 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
       m.reconciles.inc({ result: 'follower' });
       return;
     }
-    const res = await applier.apply(timed, {
-      ownedIndex: () => watcher.ownedIndex(),
-      getResource: (k, ns, n) => watcher.getResource(k, ns, n),
-      apiSchemas: () => watcher.informers.apiSchemas.list(),
-    }, () => stopping || !isLeader());
+    let res: ApplyResult;
+    try {
+      res = await applier.apply(
+        timed,
+        {
+          ownedIndex: () => liveIdx!,
+          getResource: (k, ns, n) => watcher.getResource(k, ns, n),
+          apiSchemas: () => watcher.informers.apiSchemas.list(),
+        },
+        () => stopping || !isLeader(),
+        deps.reconcile ? undefined : incremental.observe,
+      );
+    } catch (err) {
+      if (!(err instanceof IncrementalRestart) || restarted) throw err;
+      incremental.reset();
+      m.fullRestarts.inc();
+      log.info('incremental reconcile abandoned, running in full', { reason: err.message });
+      return run(true);
+    }
+    if (!deps.reconcile) {
+      incremental.commit(res.errors.length === 0, (k, ns, n) => applier.statusResourceVersion(k, ns, n));
+      const st = incremental.stats;
+      m.ownersRendered.inc({ kind: 'ApiSchema' }, st.renderedApiSchemas.length);
+      m.ownersRendered.inc({ kind: 'MLService' }, st.renderedMLServices.length);
+      m.ownersSkipped.inc(st.skipped);
+    }
     m.renderSeconds.observe(renderMs / 1000);
     m.desired.set(res.desired);
     const applyMs = performance.now() - t0 - renderMs;
@@ -162,6 +204,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
         schemas: snapshot.apiSchemas.length,
         mlServices: snapshot.mlServices.length,
         desired: res.desired,
+        rendered: deps.reconcile ? undefined : incremental.stats.renderedApiSchemas.length + incremental.stats.renderedMLServices.length,
         applied: res.applied,
         unchanged: res.unchanged,
         pruned: res.pruned,

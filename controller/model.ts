@@ -89,6 +89,13 @@ export interface RenderOutput {
    * kept while their ApiSchema exists.
    */
   droppedVersions?: string[];
+  /**
+   * Keys (apply's `objectKey`) of desired objects not rendered this run because their owner's
+   * inputs did not change since they were last applied (incremental reconcile,
+   * controller/incremental.ts): apply counts them as desired and up to date, so it neither
+   * applies nor prunes them. Optional; absent = none.
+   */
+  unchangedKeys?: string[];
 }
 
 /**

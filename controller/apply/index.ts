@@ -225,7 +225,12 @@ export class Applier {
    * ConfigMap it needs. Only the desired objects' keys are kept for pruning.
    * Never throws for a failed request: failures are listed in `errors` (the caller retries).
    */
-  async apply(out: RenderOutput | DesiredStream, live: LiveView, stop: () => boolean = () => false): Promise<ApplyResult> {
+  async apply(
+    out: RenderOutput | DesiredStream,
+    live: LiveView,
+    stop: () => boolean = () => false,
+    observe?: (key: string, hash: string, obj: KubernetesObject) => void,
+  ): Promise<ApplyResult> {
     const res: ApplyResult = { applied: 0, unchanged: 0, pruned: 0, statusWrites: 0, events: 0, errors: [], desired: 0 };
     // `stop()` is checked before every request (e.g. leadership lost): no new write starts.
     const guarded = <T>(fn: (t: T) => Promise<void>) => async (t: T) => {
@@ -274,6 +279,7 @@ export class Applier {
       desiredKeys.add(key);
       res.desired++;
       const hash = desiredHash(obj);
+      observe?.(key, hash, obj);
       const cur = liveIdx.get(key);
       if (cur && this.upToDate(key, cur, hash)) res.unchanged++;
       else chunk.push({ key, obj, hash, rank: kindRank(obj.kind) });
@@ -287,6 +293,13 @@ export class Applier {
     }
     await flush();
     const rest = next.value;
+    // Objects of owners not rendered this run (incremental reconcile): desired and current.
+    for (const key of rest.unchangedKeys ?? []) {
+      if (desiredKeys.has(key)) continue;
+      desiredKeys.add(key);
+      res.desired++;
+      res.unchanged++;
+    }
 
     // 2. Prune owned objects no longer desired.
     const schemaOwners = new Set(
@@ -379,6 +392,20 @@ export class Applier {
       return this.statusWritten.get(`${obj.kind}/${obj.metadata?.namespace}/${obj.metadata?.name}`)?.rv === rv;
     }
     return this.written.get(objectKey(obj))?.rv === rv;
+  }
+
+  /**
+   * True when `cur`, the live copy of the object with key `key`, is what KEA's apply of a
+   * desired object with hash `hash` left (same applied-hash annotation, and no write by anyone
+   * else since: generation, else resourceVersion, unchanged). False means apply would write it.
+   */
+  isCurrent(key: string, cur: KubernetesObject, hash: string): boolean {
+    return this.upToDate(key, cur, hash);
+  }
+
+  /** The resourceVersion KEA's last status write of this ApiSchema / MLService returned, if any. */
+  statusResourceVersion(kind: 'ApiSchema' | 'MLService', namespace: string, name: string): string | undefined {
+    return this.statusWritten.get(`${kind}/${namespace}/${name}`)?.rv;
   }
 
   /** True when the live copy carries `hash` and nobody changed it since KEA wrote it. */

@@ -606,23 +606,46 @@ export function buildIR(graph: Graph, config: ControllerConfig): IR {
   return r.value;
 }
 
+/**
+ * The owners an IR build is asked for (incremental reconcile, controller/incremental.ts): keys
+ * `<namespace>/<name>` of the ApiSchemas and MLServices whose IR is wanted. Everything else of
+ * the graph is still read (contract checks, targets), but not turned into IR.
+ */
+export interface IRSelection {
+  apiSchemas: ReadonlySet<string>;
+  mlServices: ReadonlySet<string>;
+}
+
 /** Resources between two {@link PAUSE}s of {@link buildIRSteps}. */
 export const IR_PAUSE_EVERY = 100;
 
 /**
  * {@link buildIR} as a generator that yields {@link PAUSE} after every {@link IR_PAUSE_EVERY}
  * resources and returns the IR: a long IR build need not be one synchronous stretch.
+ * @param only when given, the IR of these owners only (see {@link IRSelection});
+ *   `policyGrantNamespaces` then covers the selected ApiSchemas only.
  */
-export function* buildIRSteps(graph: Graph, config: ControllerConfig): Generator<typeof PAUSE, IR, undefined> {
+export function* buildIRSteps(graph: Graph, config: ControllerConfig, only?: IRSelection): Generator<typeof PAUSE, IR, undefined> {
   const apiByKey = new Map(graph.apiSchemas.map((n) => [n.key, n]));
+  // With a selection: the MLServices asked for, plus the targets of the ApiSchemas asked for
+  // (an ApiSchema's traffic and backends come from its MLService's IR), the latter left out
+  // of the returned IR.
+  const apiWanted = only ? graph.apiSchemas.filter((n) => only.apiSchemas.has(n.key)) : graph.apiSchemas;
+  const targets = new Set<string>();
+  if (only) for (const n of apiWanted) if (n.target?.kind === 'MLService') targets.add(key(n.target.namespace, n.target.name));
   const mlServices: MLServiceIR[] = [];
+  const byKey = new Map<string, MLServiceIR>();
+  let done = 0;
   for (const n of graph.mlServices) {
-    mlServices.push(mlServiceIR(n, config, graph, apiByKey));
-    if (mlServices.length % IR_PAUSE_EVERY === 0) yield PAUSE;
+    const wanted = !only || only.mlServices.has(n.key);
+    if (!wanted && !targets.has(n.key)) continue;
+    const m = mlServiceIR(n, config, graph, apiByKey);
+    byKey.set(m.key, m);
+    if (wanted) mlServices.push(m);
+    if (++done % IR_PAUSE_EVERY === 0) yield PAUSE;
   }
-  const byKey = new Map(mlServices.map((m) => [m.key, m]));
   const apiSchemas: ApiSchemaIR[] = [];
-  for (const n of graph.apiSchemas) {
+  for (const n of apiWanted) {
     apiSchemas.push(apiSchemaIR(n, config, byKey));
     if (apiSchemas.length % IR_PAUSE_EVERY === 0) yield PAUSE;
   }

@@ -439,6 +439,28 @@ function compareObjects(a: KubernetesObject, b: KubernetesObject): number {
 /** Everything render gives out besides the objects (see {@link RenderOutput}). */
 export type RenderRest = Omit<RenderOutput, 'objects'>;
 
+/** Owner-level facts a render run noted, for the incremental reconcile (controller/incremental.ts). */
+export interface RenderTrace {
+  /** `kea.dev/owner` values of owners that lost an object to another owner (NameConflict). */
+  conflictLosers: Set<string>;
+  /** `kea.dev/owner` values of ApiSchemas with version ConfigMaps dropped by the history cap. */
+  droppedOwners: Set<string>;
+}
+
+/** Options of {@link renderStream} used by the incremental reconcile; none changes what is rendered for the IR given. */
+export interface RenderStreamOptions {
+  /**
+   * Objects already held by owners that are not in this IR (not rendered this run): gives the
+   * `kea.dev/owner` value of the owner holding an object with the same kind, namespace and
+   * name, if any. Such an object of this IR is not rendered (NameConflict Event), after
+   * `onClaimed(object, claimedBy)` was called, which may throw to abandon the run.
+   */
+  claimed?: (o: KubernetesObject) => string | undefined;
+  onClaimed?: (o: KubernetesObject, claimedBy: string) => void;
+  /** Filled while rendering. */
+  trace?: RenderTrace;
+}
+
 /**
  * Render the IR as a stream: yields every desired object once, in owner order (the
  * ReferenceGrants and the portal route first, then per MLService and per ApiSchema in the
@@ -449,18 +471,24 @@ export type RenderRest = Omit<RenderOutput, 'objects'>;
  * whole desired state (docs/performance.md, "Controller scale"). Pure and deterministic.
  * @param now RFC 3339 time used as lastTransitionTime of conditions whose status changed.
  */
-export function* renderStream(ir: IR, config: ControllerConfig, now: string): Generator<KubernetesObject, RenderRest, undefined> {
+export function* renderStream(ir: IR, config: ControllerConfig, now: string, opts: RenderStreamOptions = {}): Generator<KubernetesObject, RenderRest, undefined> {
   const statuses: StatusUpdate[] = [];
   const events: EventRecord[] = [];
   // Two owners rendering the same object (e.g. MLService "a" revision "b-c" and MLService "a-b"
   // revision "c"): the first (in sorted owner order) keeps it; the other owner gets an Event.
   // Only keys and owner labels are remembered, not the objects.
   const seen = new Map<string, string>();
+  const claimed = opts.claimed;
   const keep = (o: KubernetesObject): boolean => {
     const k = objectKey(o);
-    const prev = seen.get(k);
+    let prev = seen.get(k);
+    if (prev === undefined && claimed) {
+      prev = claimed(o);
+      if (prev !== undefined) opts.onClaimed?.(o, prev);
+    }
     if (prev !== undefined) {
       const owner = o.metadata?.labels?.[LABELS.owner] ?? '?';
+      opts.trace?.conflictLosers.add(owner);
       events.push({
         regarding: { kind: o.metadata?.labels?.[LABELS.ownerKind] ?? 'Unknown', namespace: o.metadata?.namespace ?? '', name: owner.split('.').slice(2).join('.') },
         type: 'Warning',
@@ -551,6 +579,7 @@ export function* renderStream(ir: IR, config: ControllerConfig, now: string): Ge
       if (keep(v)) yield v;
     }
     droppedVersions.push(...history.dropped.map((e) => `${config.systemNamespace}/${e.name}`));
+    if (history.dropped.length) opts.trace?.droppedOwners.add(ownerLabelValue('ApiSchema', a.namespace, a.name));
     let lastDiff: ApiSchemaStatus['lastDiff'];
     if (history.kept.length >= 2) {
       try {

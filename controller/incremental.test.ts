@@ -1,0 +1,299 @@
+/**
+ * Unit tests of the incremental reconcile (controller/incremental.ts) against the full one
+ * (controller/reconcile.ts `reconcile`), over a simulated cluster: after every run the
+ * rendered objects are "applied" (key → desired hash), statuses written back into the
+ * resources (with a new resourceVersion, as the API server does) and new version-history
+ * ConfigMaps added to the snapshot. After every edit, the incremental run's desired state
+ * (rendered objects plus the unchanged ones it names) must equal the full reconcile's object
+ * for object and hash for hash, its retained owners and dropped versions must be the same, the
+ * statuses it sends must be the full run's for those owners, and every owner it skips must
+ * already carry the status the full run computes. And it must render exactly the owners the
+ * edit concerns.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { LABELS, type ApiSchema, type MLService } from '../lib/api/types.js';
+import { COMPONENT_API_VERSION } from '../lib/policy/config.js';
+import { desiredHash, objectKey } from './apply/index.js';
+import { IncrementalReconciler, IncrementalRestart } from './incremental.js';
+import { canonicalJson } from './canonical.js';
+import { type ClusterSnapshot, PAUSE, type RenderOutput } from './model.js';
+import { reconcile } from './reconcile.js';
+import { testControllerConfig } from './testing/config.js';
+
+const config = testControllerConfig();
+const NOW = '2026-01-01T00:00:00Z';
+let rvCounter = 100;
+const nextRv = () => String(++rvCounter);
+let uidCounter = 0;
+
+function mls(ns: string, name: string, revisions: Array<{ name: string; weight: number; apiSchema?: string }>): MLService {
+  return {
+    apiVersion: 'kea.dev/v1alpha1',
+    kind: 'MLService',
+    metadata: { name, namespace: ns, uid: `uid-${++uidCounter}`, generation: 1, resourceVersion: nextRv(), creationTimestamp: '2025-01-01T00:00:00Z' },
+    spec: { framework: 'custom', port: 8080, healthPath: '/healthz', revisions: revisions.map((r) => ({ ...r, image: `img/${name}:${r.name}`, replicas: 1 })) },
+  } as MLService;
+}
+
+function op(id: string, method: 'GET' | 'POST', path: string) {
+  return { operationId: id, method, path, summary: id, responses: { '200': { description: 'ok', schema: { type: 'object' } } } };
+}
+
+function api(ns: string, name: string, target: ApiSchema['spec']['target'], opts: { basePath?: string; created?: string; ops?: ReturnType<typeof op>[]; mode?: 'enforce' | 'passthrough' } = {}): ApiSchema {
+  return {
+    apiVersion: 'kea.dev/v1alpha1',
+    kind: 'ApiSchema',
+    metadata: { name, namespace: ns, uid: `uid-${++uidCounter}`, generation: 1, resourceVersion: nextRv(), creationTimestamp: opts.created ?? '2025-01-01T00:00:00Z' },
+    spec: {
+      target,
+      basePath: opts.basePath ?? `/${ns}/${name}`,
+      info: { title: name, version: '1.0.0' },
+      ...(opts.mode ? { policy: { mode: opts.mode } } : {}),
+      operations: opts.ops ?? [op('predict', 'POST', '/predict'), op('info', 'GET', '/info')],
+    },
+  } as ApiSchema;
+}
+
+/** A cluster: the snapshot the controller sees, and what apply left (object key → hash). */
+class Sim {
+  snapshot: ClusterSnapshot = { apiSchemas: [], mlServices: [], services: [], referenceGrants: [], publishedVersions: [], deployments: [] };
+  applied = new Map<string, string>();
+  /** Object keys changed by another field manager since KEA applied them. */
+  drifted = new Set<string>();
+  /** resourceVersion KEA's last status write returned, per `<kind>/<ns>/<name>`. */
+  statusRv = new Map<string, string>();
+  inc = new IncrementalReconciler();
+
+  /** One incremental run, checked against the full reconcile of the same snapshot. */
+  run(): { apiSchemas: string[]; mlServices: string[]; skipped: number } {
+    const full = reconcile(this.snapshot, config, NOW);
+    const stream = this.inc.stream(this.snapshot, config, (k, h) => this.applied.get(k) === h && !this.drifted.has(k), NOW);
+    const rendered: KubernetesObject[] = [];
+    let r = stream.next();
+    while (!r.done) {
+      if (r.value !== PAUSE) {
+        const o = r.value;
+        const h = desiredHash(o);
+        this.inc.observe(objectKey(o), h, o);
+        rendered.push(o);
+      }
+      r = stream.next();
+    }
+    const rest = r.value;
+    // Desired state: rendered ∪ unchanged (with what was applied for them).
+    const desired = new Map<string, string>();
+    for (const o of rendered) desired.set(objectKey(o), desiredHash(o));
+    for (const k of rest.unchangedKeys ?? []) {
+      expect([k, desired.has(k)]).toEqual([k, false]);
+      desired.set(k, this.applied.get(k)!);
+    }
+    const fullMap = new Map(full.objects.map((o) => [objectKey(o), desiredHash(o)]));
+    expect(Object.fromEntries([...desired].sort())).toEqual(Object.fromEntries([...fullMap].sort()));
+    expect(rest.retainOwners ?? []).toEqual(full.retainOwners ?? []);
+    expect(rest.droppedVersions ?? []).toEqual(full.droppedVersions ?? []);
+    const fullStatus = new Map(full.statuses.map((s) => [`${s.kind}/${s.namespace}/${s.name}`, s.status]));
+    const sent = new Set<string>();
+    for (const s of rest.statuses) {
+      const k = `${s.kind}/${s.namespace}/${s.name}`;
+      sent.add(k);
+      expect(canonicalJson(s.status)).toBe(canonicalJson(fullStatus.get(k)));
+    }
+    // A skipped owner already carries the status the full run computes.
+    for (const res of [...this.snapshot.apiSchemas, ...this.snapshot.mlServices]) {
+      const k = `${res.kind}/${res.metadata.namespace}/${res.metadata.name}`;
+      if (!sent.has(k)) expect(canonicalJson(res.status ?? {})).toBe(canonicalJson(fullStatus.get(k)));
+    }
+    // "Apply": objects, statuses (new resourceVersion), version ConfigMaps into the snapshot.
+    for (const o of rendered) {
+      this.applied.set(objectKey(o), desiredHash(o));
+      this.drifted.delete(objectKey(o));
+      if (o.kind === 'ConfigMap' && o.metadata?.labels?.[LABELS.component] === COMPONENT_API_VERSION) {
+        this.snapshot.publishedVersions = [...this.snapshot.publishedVersions.filter((v) => v.metadata?.name !== o.metadata?.name), structuredClone(o)];
+      }
+    }
+    for (const k of [...this.applied.keys()]) if (!desired.has(k)) this.applied.delete(k);
+    for (const s of rest.statuses) {
+      const list: Array<ApiSchema | MLService> = s.kind === 'ApiSchema' ? this.snapshot.apiSchemas : this.snapshot.mlServices;
+      const res = list.find((x) => x.metadata.namespace === s.namespace && x.metadata.name === s.name)!;
+      if (canonicalJson(res.status ?? {}) === canonicalJson(s.status)) continue;
+      res.status = structuredClone(s.status) as never;
+      res.metadata.resourceVersion = nextRv();
+      this.statusRv.set(`${s.kind}/${s.namespace}/${s.name}`, res.metadata.resourceVersion);
+    }
+    this.inc.commit(true, (kind, ns, name) => this.statusRv.get(`${kind}/${ns}/${name}`));
+    const st = this.inc.stats;
+    return { apiSchemas: [...st.renderedApiSchemas].sort(), mlServices: [...st.renderedMLServices].sort(), skipped: st.skipped };
+  }
+
+  /** A spec edit, as the API server records it. */
+  edit<T extends ApiSchema | MLService>(list: T[], ns: string, name: string, fn: (x: T) => void): void {
+    const x = list.find((r) => r.metadata.namespace === ns && r.metadata.name === name)!;
+    fn(x);
+    x.metadata.generation = (x.metadata.generation ?? 1) + 1;
+    x.metadata.resourceVersion = nextRv();
+  }
+}
+
+function fleet(): Sim {
+  const sim = new Sim();
+  const s = sim.snapshot;
+  for (const ns of ['a', 'b']) {
+    for (const n of ['m1', 'm2', 'm3']) {
+      s.mlServices.push(mls(ns, n, [{ name: 'v1', weight: 100 }]));
+      s.apiSchemas.push(api(ns, n, { mlService: { name: n } }));
+    }
+  }
+  // A canary whose revision names an ApiSchema (contract check), a passthrough schema, a
+  // hand-written Service in another namespace behind a ReferenceGrant, an invalid MLService.
+  s.mlServices.push(mls('a', 'canary', [{ name: 'v1', weight: 90, apiSchema: 'canary' }, { name: 'v2', weight: 10, apiSchema: 'canary-v2' }]));
+  s.apiSchemas.push(api('a', 'canary', { mlService: { name: 'canary' } }));
+  s.apiSchemas.push(api('a', 'canary-v2', { mlService: { name: 'canary' } }, { basePath: '/a/canary-v2' }));
+  s.apiSchemas.push(api('b', 'pass', { mlService: { name: 'm1' } }, { mode: 'passthrough', basePath: '/b/pass' }));
+  s.services.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'legacy', namespace: 'c', resourceVersion: nextRv() }, spec: { ports: [{ port: 80, protocol: 'TCP' }] } } as KubernetesObject);
+  s.referenceGrants.push({
+    apiVersion: 'gateway.networking.k8s.io/v1beta1',
+    kind: 'ReferenceGrant',
+    metadata: { name: 'allow-b', namespace: 'c', resourceVersion: nextRv() },
+    spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'b' }], to: [{ group: '', kind: 'Service' }] },
+  } as KubernetesObject);
+  s.apiSchemas.push(api('b', 'legacy', { service: { name: 'legacy', namespace: 'c', port: 80 } }));
+  s.mlServices.push(mls('b', 'broken', [{ name: 'v1', weight: 60 }]));
+  s.apiSchemas.push(api('b', 'broken', { mlService: { name: 'broken' } }));
+  return sim;
+}
+
+const ALL = 6 + 2 + 1 + 1 + 1; // ApiSchemas
+const ALL_MLS = 6 + 1 + 1;
+
+test('first run renders everything; an unchanged fleet renders no owner at all', () => {
+  const sim = fleet();
+  const first = sim.run();
+  expect(first.apiSchemas).toHaveLength(ALL);
+  expect(first.mlServices).toHaveLength(ALL_MLS);
+  // The run after status write-back: every owner's resourceVersion is KEA's own status write.
+  // Second run: each programmed ApiSchema once more, for the version-history ConfigMap its
+  // first run published (an input of its render); then nothing.
+  const second = sim.run();
+  expect(second.mlServices).toEqual([]);
+  expect(second.apiSchemas).toEqual(first.apiSchemas.filter((k) => k !== 'b/broken'));
+  expect(sim.run()).toEqual({ apiSchemas: [], mlServices: [], skipped: ALL + ALL_MLS });
+});
+
+test('a changed input re-renders exactly the owners that depend on it', () => {
+  const sim = fleet();
+  sim.run();
+  sim.run();
+  // MLService weights: the MLService and the ApiSchemas fronting it (a/m1 only; b/pass targets b/m1).
+  sim.edit(sim.snapshot.mlServices, 'a', 'm1', (m) => {
+    m.spec.revisions = [{ name: 'v1', weight: 70, image: 'img/m1:v1', replicas: 1 }, { name: 'v2', weight: 30, image: 'img/m1:v2', replicas: 1 }];
+  });
+  expect(sim.run()).toMatchObject({ mlServices: ['a/m1'], apiSchemas: ['a/m1'] });
+  expect(sim.run()).toMatchObject({ mlServices: [], apiSchemas: [] }); // after the status echo
+  // An ApiSchema's operations: that ApiSchema only.
+  sim.edit(sim.snapshot.apiSchemas, 'b', 'm2', (a) => {
+    a.spec.operations = [op('predict', 'POST', '/predict'), op('explain', 'POST', '/explain')];
+  });
+  expect(sim.run()).toMatchObject({ mlServices: [], apiSchemas: ['b/m2'] });
+  sim.run();
+  // b/m1's MLService feeds two ApiSchemas (b/m1 and passthrough b/pass).
+  sim.edit(sim.snapshot.mlServices, 'b', 'm1', (m) => {
+    m.spec.revisions[0].image = 'img/m1:v1.1';
+  });
+  expect(sim.run()).toMatchObject({ mlServices: ['b/m1'], apiSchemas: ['b/m1', 'b/pass'] });
+  sim.run();
+  // The canary's second ApiSchema changes its API: the canary MLService (contract check) and
+  // that ApiSchema; the stable ApiSchema a/canary's traffic may change too (it targets the MLService).
+  sim.edit(sim.snapshot.apiSchemas, 'a', 'canary-v2', (a) => {
+    a.spec.operations = [op('predict', 'POST', '/predict')];
+  });
+  expect(sim.run()).toMatchObject({ mlServices: ['a/canary'], apiSchemas: ['a/canary', 'a/canary-v2'] });
+  sim.run();
+  // Revoking the ReferenceGrant: the ApiSchema behind it only (ResolvedRefs=False, pruned objects).
+  sim.snapshot.referenceGrants = [];
+  expect(sim.run()).toMatchObject({ mlServices: [], apiSchemas: ['b/legacy'] });
+  sim.run();
+  // A newer ApiSchema claiming a/m2's basePath loses (Conflicted); a/m2 is untouched. Then a/m2
+  // is deleted: the newcomer wins and is re-rendered; nothing else is.
+  sim.snapshot.apiSchemas.push(api('b', 'late', { mlService: { name: 'm3' } }, { basePath: '/a/m2', created: '2025-06-01T00:00:00Z' }));
+  expect(sim.run()).toMatchObject({ mlServices: [], apiSchemas: ['b/late'] });
+  sim.run();
+  sim.snapshot.apiSchemas = sim.snapshot.apiSchemas.filter((a) => !(a.metadata.namespace === 'a' && a.metadata.name === 'm2'));
+  expect(sim.run()).toMatchObject({ mlServices: [], apiSchemas: ['b/late'] });
+  sim.run();
+  // A discovered-document change of an ApiSchema without spec.source.openapi changes nothing.
+  sim.snapshot.discovered = { 'a/m3': { fetchedAt: NOW, error: 'x' } };
+  expect(sim.run()).toMatchObject({ apiSchemas: ['a/m3'] }); // its token covers it: re-rendered, same output
+  expect(sim.run()).toMatchObject({ apiSchemas: [], mlServices: [] });
+  // Deployment readiness: the MLService only (its Ready condition), not its ApiSchema.
+  sim.snapshot.deployments = [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'm3-v1', namespace: 'b' }, status: { availableReplicas: 1 } } as KubernetesObject];
+  expect(sim.run()).toMatchObject({ mlServices: ['b/m3'], apiSchemas: [] });
+});
+
+test('a drifted or deleted object makes its owner (only) render again', () => {
+  const sim = fleet();
+  sim.run();
+  sim.run();
+  const route = [...sim.applied.keys()].find((k) => k.endsWith('/HTTPRoute/a/kea-api-m3'))!;
+  expect(route).toBeDefined();
+  sim.drifted.add(route);
+  expect(sim.run()).toMatchObject({ apiSchemas: ['a/m3'], mlServices: [] });
+  expect(sim.drifted.has(route)).toBe(false); // rendered again, so applied again
+  const dep = [...sim.applied.keys()].find((k) => k.endsWith('/Deployment/b/m2-v1'))!;
+  sim.applied.delete(dep);
+  expect(sim.run()).toMatchObject({ apiSchemas: [], mlServices: ['b/m2'] });
+  expect(sim.applied.has(dep)).toBe(true);
+});
+
+test('a failed apply forgets every owner; a name claimed from a skipped owner restarts in full', () => {
+  const sim = fleet();
+  sim.run();
+  sim.run();
+  // Failed run: next run renders everything.
+  const stream = sim.inc.stream(sim.snapshot, config, () => true, NOW);
+  while (!stream.next().done);
+  sim.inc.commit(false, () => undefined);
+  expect(sim.inc.size).toBe(0);
+  expect(sim.run().apiSchemas).toHaveLength(ALL);
+  sim.run();
+  // A name conflict between two MLServices: a/m1 gains revision "x-v1" (objects m1-x-v1) and
+  // a new a/m1-x has revision "v1" (the same names). a/m1 comes first and keeps them; a/m1-x
+  // gets NameConflict and, as a loser, renders every run, without restarting anything.
+  sim.snapshot.mlServices.push(mls('a', 'm1-x', [{ name: 'v1', weight: 100 }]));
+  sim.edit(sim.snapshot.mlServices, 'a', 'm1', (m) => {
+    m.spec.revisions = [{ name: 'x-v1', weight: 100, image: 'i', replicas: 1 }];
+  });
+  sim.run();
+  sim.run();
+  expect(sim.run().mlServices).toEqual(['a/m1-x']);
+  // A new MLService that sorts before a skipped one and claims its names would win them in a
+  // full render: a/q (revision r-s) and a/q-r (revision s) both make q-r-s. The incremental
+  // stream gives up (IncrementalRestart) instead of deciding.
+  sim.snapshot.mlServices.push(mls('a', 'q-r', [{ name: 's', weight: 100 }]));
+  sim.run();
+  expect(sim.run().mlServices).toEqual(['a/m1-x']);
+  sim.snapshot.mlServices.push(mls('a', 'q', [{ name: 'r-s', weight: 100 }]));
+  const s2 = sim.inc.stream(sim.snapshot, config, (k, h) => sim.applied.get(k) === h, NOW);
+  expect(() => {
+    while (!s2.next().done);
+  }).toThrow(IncrementalRestart);
+  sim.inc.reset();
+  expect(sim.run().mlServices).toHaveLength(sim.snapshot.mlServices.length); // in full: a/q takes q-r-s
+  sim.run();
+  expect(sim.run().mlServices).toEqual(['a/m1-x', 'a/q-r']); // the two losers
+});
+
+/** The whole-output helper used by golden tests agrees with the stream on a fleet's first run. */
+test('first incremental run = full reconcile, object for object', () => {
+  const sim = fleet();
+  const full: RenderOutput = reconcile(sim.snapshot, config, NOW);
+  const stream = sim.inc.stream(sim.snapshot, config, () => true, NOW);
+  const objs: KubernetesObject[] = [];
+  let r = stream.next();
+  while (!r.done) {
+    if (r.value !== PAUSE) objs.push(r.value);
+    r = stream.next();
+  }
+  expect(objs.map(objectKey).sort()).toEqual(full.objects.map(objectKey).sort());
+  expect(r.value.events).toEqual(full.events);
+  expect(r.value.unchangedKeys).toEqual([]);
+});
