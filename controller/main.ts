@@ -199,12 +199,16 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     m.applySeconds.observe(applyMs / 1000);
     last = res;
     const wrote = res.applied + res.pruned + res.statusWrites + res.events;
-    if (wrote > 0 || res.errors.length > 0) {
+    const st = deps.reconcile ? undefined : incremental.stats;
+    const renderedOwners = st ? st.renderedApiSchemas.length + st.renderedMLServices.length : 0;
+    if (wrote > 0 || res.errors.length > 0 || renderedOwners > 0) {
       log.info('reconciled', {
         schemas: snapshot.apiSchemas.length,
         mlServices: snapshot.mlServices.length,
         desired: res.desired,
-        rendered: deps.reconcile ? undefined : incremental.stats.renderedApiSchemas.length + incremental.stats.renderedMLServices.length,
+        rendered: st ? renderedOwners : undefined,
+        // Which owners, when few (the usual case once converged).
+        ...(st && renderedOwners > 0 && renderedOwners <= 20 ? { renderedApiSchemas: st.renderedApiSchemas, renderedMLServices: st.renderedMLServices } : {}),
         applied: res.applied,
         unchanged: res.unchanged,
         pruned: res.pruned,
