@@ -245,7 +245,8 @@ test('a controller restart while the served document is unreachable prunes nothi
   // The new process has no document for legacy: AwaitingOpenApi, and its objects are retained.
   const waiting = await waitFor('FetchFailed after restart', async () => {
     const s = await getSchema('legacy');
-    return cond(s.status?.conditions, 'Programmed')?.reason === 'AwaitingOpenApi' ? s : undefined;
+    // Imported is Pending until the first fetch has failed: wait for both.
+    return cond(s.status?.conditions, 'Programmed')?.reason === 'AwaitingOpenApi' && cond(s.status?.conditions, 'Imported')?.reason === 'FetchFailed' ? s : undefined;
   }, 20_000);
   expect(cond(waiting.status?.conditions, 'Imported')).toMatchObject({ status: 'False', reason: 'FetchFailed' });
   await controller!.idle();
