@@ -60,6 +60,10 @@ export interface ScaleResult {
   steadyStateControllerRequests: number;
   /** From the first fixture write until the controller sent no write request for 3 s, in ms. */
   quiescentMs: number;
+  /** Reconcile runs of the controller (all results), and owners (ApiSchemas + MLServices) it rendered and skipped in them (incremental reconcile). */
+  reconcileRuns: number;
+  ownersRendered: number;
+  ownersSkipped: number;
   controllerWritesTotal: number;
   controllerApiRequests: number;
   targets: { convergeMs: number; rssBytes: number; steadyStateWrites: number };
@@ -269,6 +273,14 @@ export async function runScaleBench(): Promise<ScaleResult> {
       await new Promise((r) => setTimeout(r, Number(process.env.KEA_SCALE_HEAPSNAPSHOT)));
       log(`after snapshot (full GC): heapUsed ${((await metric('kea_controller_nodejs_heap_size_used_bytes')) / MiB).toFixed(1)} MiB, RSS ${((await ctl.rss()) / MiB).toFixed(1)} MiB`);
     }
+    // The controller's runs (its `reconciled` log records): owners rendered, objects applied.
+    const runs = ctl.logs.filter((r) => r.message === 'reconciled');
+    for (const r of runs) {
+      const at = typeof r.time === 'string' ? `+${((Date.parse(r.time) - t0) / 1000).toFixed(1)}s` : '';
+      log(`run ${at}: rendered ${r.rendered ?? '?'}, desired ${r.desired}, applied ${r.applied}, statusWrites ${r.statusWrites}, pruned ${r.pruned}, renderMs ${r.renderMs}, applyMs ${r.applyMs}`);
+    }
+    const ownersRendered = await metric('kea_controller_owners_rendered_total');
+    const ownersSkipped = await metric('kea_controller_owners_skipped_total');
     log(`steady: ${counter.writes.length} writes observed, controller writes delta ${writesAfter - writesBefore}, requests delta ${requestsAfter - requestsBefore}, RSS ${(rssSteady / MiB).toFixed(1)} MiB`);
 
     const targets = { convergeMs: 60_000, rssBytes: 150 * MiB, steadyStateWrites: 0 };
@@ -295,6 +307,9 @@ export async function runScaleBench(): Promise<ScaleResult> {
       steadyStateControllerWrites: writesAfter - writesBefore,
       steadyStateControllerRequests: requestsAfter - requestsBefore,
       quiescentMs,
+      reconcileRuns: await metric('kea_controller_reconcile_total'),
+      ownersRendered,
+      ownersSkipped,
       controllerWritesTotal: writesAfter,
       controllerApiRequests: apiRequests,
       targets,

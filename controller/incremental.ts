@@ -19,7 +19,9 @@
  *  - its **input token** is unchanged: the graph's verdict on it (every problem message), its
  *    resolved target, and for an ApiSchema the target MLService's spec token (uid, generation,
  *    problems, contract inputs), its discovered OpenAPI document (digest, error) and its
- *    published version history (names, digests, times, live labels and annotations); for an
+ *    published version history (names, digests, times, live labels and annotations; less
+ *    the versions its own last render published, which are live and current, since render
+ *    gives the same cluster state before and after they arrive); for an
  *    MLService its problems, the ApiSchemas its revisions name (uid, generation, discovered
  *    document, acceptance, target) and the readiness of its Deployments;
  *  - every object it got at its last render is live and current (`isCurrent`): a drift edit
@@ -76,6 +78,11 @@ interface OwnerRun {
   dirty: boolean;
   retain: boolean;
   grantNamespace?: string;
+  /**
+   * Version-history ConfigMaps this ApiSchema published in an earlier render that are live
+   * and current: kept among its objects even when a new render does not emit them again.
+   */
+  carry?: Array<[string, string]>;
 }
 
 /** Counts of the last stream (tests and metrics). */
@@ -145,7 +152,9 @@ export class IncrementalReconciler {
       const rvs = [o.rv];
       const s = statusRv(o.kind, o.namespace, o.name);
       if (s && s !== o.rv) rvs.push(s);
-      next.set(label, { token: o.token, rvs, objects: run.objects.get(label) ?? [], retain: o.retain, ...(o.grantNamespace ? { grantNamespace: o.grantNamespace } : {}) });
+      const objects = run.objects.get(label) ?? [];
+      for (const c of o.carry ?? []) if (!objects.some(([k]) => k === c[0])) objects.push(c);
+      next.set(label, { token: o.token, rvs, objects, retain: o.retain, ...(o.grantNamespace ? { grantNamespace: o.grantNamespace } : {}) });
     }
     this.entries = next;
   }
@@ -164,7 +173,7 @@ export class IncrementalReconciler {
     this.current = undefined;
     const graph = buildGraph(snapshot, config);
     yield PAUSE;
-    const owners = this.plan(graph, snapshot, isCurrent);
+    const owners = this.plan(graph, snapshot, config, isCurrent);
     yield PAUSE;
     const dirtyApi = new Set<string>();
     const dirtyMls = new Set<string>();
@@ -215,7 +224,7 @@ export class IncrementalReconciler {
   }
 
   /** Every owner of the graph, in render order (MLServices, then ApiSchemas), with its token and whether it must be rendered. */
-  private plan(graph: Graph, snapshot: ClusterSnapshot, isCurrent: (objectKey: string, hash: string) => boolean): Map<string, OwnerRun> {
+  private plan(graph: Graph, snapshot: ClusterSnapshot, config: ControllerConfig, isCurrent: (objectKey: string, hash: string) => boolean): Map<string, OwnerRun> {
     const apiByKey = new Map(graph.apiSchemas.map((n) => [n.key, n]));
     const discovered = snapshot.discovered ?? {};
     const docToken = (k: string): string => {
@@ -233,12 +242,12 @@ export class IncrementalReconciler {
     for (const m of graph.mlServices) mlSpec.set(m.key, this.mlSpecToken(m, apiByKey, contractInput, problems));
 
     const owners = new Map<string, OwnerRun>();
-    const decide = (kind: 'ApiSchema' | 'MLService', ns: string, name: string, token: string, rv: string | undefined) => {
+    const decide = (kind: 'ApiSchema' | 'MLService', ns: string, name: string, token: string, rv: string | undefined, carry?: Array<[string, string]>) => {
       const label = ownerLabelValue(kind, ns, name);
       const e = this.entries.get(label);
       let dirty = !e || !rv || e.token !== token || !e.rvs.includes(rv);
       if (!dirty) for (const [k, h] of e!.objects) if (!isCurrent(k, h)) { dirty = true; break; }
-      owners.set(label, { kind, namespace: ns, name, token, rv, dirty, retain: false });
+      owners.set(label, { kind, namespace: ns, name, token, rv, dirty, retain: false, ...(carry?.length ? { carry } : {}) });
     };
     for (const m of graph.mlServices) {
       const md = m.resource.metadata;
@@ -257,10 +266,21 @@ export class IncrementalReconciler {
     for (const a of graph.apiSchemas) {
       const md = a.resource.metadata;
       const t = a.target?.kind === 'MLService' ? (mlSpec.get(key(a.target.namespace, a.target.name)) ?? '-') : '';
+      // Version history, less the versions this owner's last render published itself (keys
+      // among its objects, which must be current, see decide): render found them missing then
+      // and finds them live now, and gives the same cluster state either way (the new version
+      // is kept, with the same publishedAt), so their arrival is not a change.
+      const own = this.entries.get(ownerLabelValue('ApiSchema', md.namespace ?? '', md.name))?.objects;
+      const carry: Array<[string, string]> = [];
       const published = a.published
+        .filter((e) => {
+          const mine = own?.find(([k]) => k === `core/ConfigMap/${config.systemNamespace}/${e.name}`);
+          if (mine && isCurrent(mine[0], mine[1])) carry.push(mine);
+          return !mine;
+        })
         .map((e) => `${e.name}${SEP}${e.version}${SEP}${e.digest}${SEP}${e.publishedAt}${SEP}${e.live ? JSON.stringify(e.live) : ''}`)
         .join(SEP);
-      decide('ApiSchema', md.namespace ?? '', md.name, sha1([docToken(a.key), problems(a), target(a), t, published].join(`${SEP}${SEP}`)), md.resourceVersion);
+      decide('ApiSchema', md.namespace ?? '', md.name, sha1([docToken(a.key), problems(a), target(a), t, published].join(`${SEP}${SEP}`)), md.resourceVersion, carry);
     }
     return owners;
   }

@@ -249,7 +249,7 @@ export class Applier {
     let chunk: Pending[] = [];
     const ssa = guarded(async ({ key, obj, hash }: Pending) => {
       try {
-        const got = await this.client.apply(withHash(obj, hash), this.fieldManager);
+        const got = await this.client.apply(withHash(obj, hash), this.fieldManager, { metadataOnly: true });
         this.written.set(key, { hash, marker: marker(got), rv: got.metadata?.resourceVersion });
         res.applied++;
         this.onWrite('apply', obj.kind ?? '');
@@ -348,7 +348,7 @@ export class Applier {
       const rec = this.statusWritten.get(skey);
       if (rec && rec.sig === sig && isNewer(rec.rv, cur.metadata?.resourceVersion ?? '')) return;
       try {
-        const got = await this.client.replaceStatus(RESOURCES[`${API_VERSION}/${s.kind}`], s.namespace, s.name, merged, this.fieldManager);
+        const got = await this.client.replaceStatus(RESOURCES[`${API_VERSION}/${s.kind}`], s.namespace, s.name, merged, this.fieldManager, { metadataOnly: true });
         this.statusWritten.set(skey, { sig, rv: got.metadata?.resourceVersion ?? '' });
         res.statusWrites++;
         this.onWrite('status', s.kind);

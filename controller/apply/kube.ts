@@ -308,23 +308,33 @@ export class KubeClient {
 
   /**
    * Server-side apply (Kubernetes "Server-Side Apply", PATCH application/apply-patch+yaml;
-   * JSON is valid YAML) with the given field manager, `force=true`.
+   * JSON is valid YAML) with the given field manager, `force=true`. With `metadataOnly`, the
+   * response is the applied object's PartialObjectMetadata (meta.k8s.io/v1: name,
+   * resourceVersion, generation, labels, annotations, managedFields) instead of the whole
+   * object: the controller reads only those, and a ConfigMap's echoed `openapi.json` is not
+   * parsed for nothing.
    */
-  async apply<T = KubernetesObject>(obj: KubernetesObject, fieldManager: string): Promise<T> {
+  async apply<T = KubernetesObject>(obj: KubernetesObject, fieldManager: string, opts: { metadataOnly?: boolean } = {}): Promise<T> {
     const ref = await this.resource(obj.apiVersion!, obj.kind!);
     return this.request<T>('PATCH', this.objectPath(ref, obj.metadata?.namespace, obj.metadata!.name!), {
       query: { fieldManager, force: true },
       body: obj,
       contentType: 'application/apply-patch+yaml',
+      ...(opts.metadataOnly ? { accept: ACCEPT_METADATA } : {}),
     });
   }
 
-  /** Replaces `.status` via the status subresource (JSON Patch `add /status`). */
-  async replaceStatus<T = KubernetesObject>(ref: ResourceRef, namespace: string, name: string, status: unknown, fieldManager: string): Promise<T> {
+  /**
+   * Replaces `.status` via the status subresource (JSON Patch `add /status`).
+   * With `metadataOnly` (as for {@link apply}), the response is the object's
+   * PartialObjectMetadata (meta.k8s.io/v1) instead of the whole object.
+   */
+  async replaceStatus<T = KubernetesObject>(ref: ResourceRef, namespace: string, name: string, status: unknown, fieldManager: string, opts: { metadataOnly?: boolean } = {}): Promise<T> {
     return this.request<T>('PATCH', this.objectPath(ref, namespace, name, 'status'), {
       query: { fieldManager },
       body: [{ op: 'add', path: '/status', value: status }],
       contentType: 'application/json-patch+json',
+      ...(opts.metadataOnly ? { accept: ACCEPT_METADATA } : {}),
     });
   }
 

@@ -22,7 +22,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, MLService, Operation } from '../../lib/api/types.js';
 import { effectiveOperations } from '../../lib/openapi/inference.js';
-import type { ClusterSnapshot, ControllerConfig } from '../model.js';
+import type { ClusterSnapshot, ControllerConfig, DiscoveredDoc } from '../model.js';
 import { PORTAL_EXACT_PATHS, PORTAL_PATH_PREFIXES, key, revisionObjectName } from './names.js';
 import { operationPathMatch, parseDurationMs, templateParams } from './paths.js';
 import { type ImportInfo, withDiscovered } from './discovered.js';
@@ -276,6 +276,34 @@ function notPermitted(from: ApiSchema, toNs: string, names: string[]): Problem {
   };
 }
 
+/* ------------------------------------------------------------ per-resource memo */
+
+/**
+ * The per-resource checks above are pure functions of one resource (and, for an ApiSchema,
+ * the discovered document), so their results are kept per object: the watch stage hands the
+ * same object until it changes, and a steady-state reconcile need not walk every schema again
+ * (collectRefs builds a path string per schema node). WeakMaps: an entry goes with its object.
+ * Callers copy `problems` before adding to it.
+ */
+const apiChecks = new WeakMap<ApiSchema, { found: DiscoveredDoc | undefined; resource: ApiSchema; info?: ImportInfo; problems: Problem[]; operations: Operation[] }>();
+const mlChecks = new WeakMap<MLService, Problem[]>();
+
+function checkedApiSchema(raw: ApiSchema, found: DiscoveredDoc | undefined) {
+  const hit = apiChecks.get(raw);
+  if (hit && hit.found === found) return hit;
+  const { resource, info } = withDiscovered(raw, found);
+  const { problems, operations } = checkApiSchema(resource);
+  const out = { found, resource, ...(info ? { info } : {}), problems, operations };
+  apiChecks.set(raw, out);
+  return out;
+}
+
+function checkedMLService(m: MLService): Problem[] {
+  let p = mlChecks.get(m);
+  if (!p) mlChecks.set(m, (p = checkMLService(m)));
+  return p;
+}
+
 /* ------------------------------------------------------------ build */
 
 function createdAt(a: ApiSchema): string {
@@ -303,15 +331,15 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
   const mlServices: MLServiceNode[] = mlResources.map((m) => ({
     key: key(m.metadata.namespace ?? '', m.metadata.name),
     resource: m,
-    problems: checkMLService(m),
+    problems: [...checkedMLService(m)],
   }));
   const mlByKey = new Map(mlServices.map((n) => [n.key, n]));
 
   const versionIndex = indexVersionConfigMaps(snapshot.publishedVersions);
   const apiSchemas: ApiSchemaNode[] = apiResources.map((raw) => {
     const k = key(raw.metadata.namespace ?? '', raw.metadata.name);
-    const { resource: a, info } = withDiscovered(raw, snapshot.discovered?.[k]);
-    const { problems, operations } = checkApiSchema(a);
+    const { resource: a, info, problems: own, operations } = checkedApiSchema(raw, snapshot.discovered?.[k]);
+    const problems = [...own];
     const published = publishedVersionsOf(versionIndex, raw.metadata.namespace ?? '', raw.metadata.name);
     return { key: k, resource: a, ...(info ? { imported: info } : {}), published, operations, problems };
   });

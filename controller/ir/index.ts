@@ -29,7 +29,7 @@ import type { PolicyOperation, PolicyService } from '../../lib/policy/config.js'
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { type ControllerConfig, PAUSE } from '../model.js';
 import type { ApiDiff } from '../../lib/openapi/diff.js';
-import { curlExampleCached, diffCached, generateCached, policyConfigVersion } from './memo.js';
+import { type GeneratedDoc, curlExampleCached, diffCached, generateCached, policyConfigVersion } from './memo.js';
 import type { GenerateOptions } from '../../lib/openapi/generate.js';
 import {
   type ApiSchemaNode,
@@ -164,6 +164,11 @@ export interface ApiSchemaIR {
   upstreamHost?: string;
   policy?: PolicyService;
   curlExample?: string;
+  /**
+   * The generated OpenAPI document (text and digest) the call example came from, for render
+   * (programmed ApiSchemas only): a run does not depend on the memo's LRU still holding it.
+   */
+  openapi?: GeneratedDoc;
   conditions: ConditionIR[];
 }
 
@@ -581,7 +586,8 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
   }
 
   // The call example shows the service's default operation (what /services/{id}/predict runs).
-  const curl = curlExampleCached(generateCached(a, genOptions(config)), defaultOperationId(allPolicyOps));
+  const openapi = generateCached(a, genOptions(config));
+  const curl = curlExampleCached(openapi, defaultOperationId(allPolicyOps));
 
   const nRoutes = mode === 'enforce' ? Math.ceil(routes.length / 16) : 1;
   conditions.push({
@@ -593,7 +599,7 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
         ? `${routes.length} route rule(s) in ${nRoutes} HTTPRoute(s) to the policy server, upstream ${upstreamHost}, config ${configVersion.slice(0, 12)}`
         : `passthrough: 1 HTTPRoute rule with ${revisionBackends.length} backend(s), policy off`,
   });
-  return { ...base, programmed: true, routes, upstreamHost, policy, curlExample: curl };
+  return { ...base, programmed: true, routes, upstreamHost, policy, curlExample: curl, openapi };
 }
 
 /**

@@ -4,8 +4,8 @@
  * Takes in: an ApiSchema (as it takes effect) and generation options; or two documents
  * identified by their digests. Gives out: the same results as `generateOpenApi` /
  * `diffOpenApi` (lib/openapi), from a bounded least-recently-used cache when the inputs were
- * seen before. Reconciles re-render every ApiSchema on every batch, and without the cache a
- * steady-state reconcile of 500 MLServices with contract-checked canaries took ~5 s on this
+ * seen before. Full reconciles (a restart, a follower, a run after a failed one) render every
+ * ApiSchema, and without the cache a steady-state reconcile of 500 MLServices with contract-checked canaries took ~5 s on this
  * machine (two documents generated and one diff per MLService, one diff per ApiSchema history);
  * cached, the unchanged ones cost one JSON.stringify + sha256 each.
  * Keys are content digests, so a hit always equals a fresh computation: the stages stay pure
@@ -58,7 +58,13 @@ export interface GeneratedDoc {
   digest: string;
 }
 
-const generated = new Lru<GeneratedDoc>(2048);
+/**
+ * Sizes: the incremental reconcile (controller/incremental.ts) renders only owners whose
+ * inputs changed, so a cached document serves mostly the few owners rendered again soon
+ * (contract checks, an edit); 2048 entries held every ApiSchema's text (~10 MB at the scale
+ * benchmark) for the life of the process.
+ */
+const generated = new Lru<GeneratedDoc>(256);
 /** Parsed documents by digest: the few a run uses twice (canary checks, call examples). */
 const parsedDocs = new Lru<OpenAPIObject>(64);
 
@@ -137,7 +143,7 @@ export function curlExampleCached(gen: GeneratedDoc, operationId: string | undef
 /** Policy digests by the sha256 of the policy's plain JSON (insertion order). */
 const policyVersions = new Lru<string>(4096);
 /** Published policy.json texts by configVersion. */
-const policyTexts = new Lru<string>(4096);
+const policyTexts = new Lru<string>(256);
 
 /**
  * sha256 (hex) of the canonical JSON of a PolicyService without its configVersion: its

@@ -548,7 +548,7 @@ export function* renderStream(ir: IR, config: ControllerConfig, now: string, opt
     let rendered: KubernetesObject[] = [];
     if (programmed) {
       try {
-        const { text, digest } = generateCached(a.resource, genOptions(config));
+        const { text, digest } = a.openapi ?? generateCached(a.resource, genOptions(config));
         const cm = configMap(a, config, text);
         const bytes = Object.values(cm.data ?? {}).reduce((s, v) => s + Buffer.byteLength(v), 0);
         if (bytes > MAX_CONFIGMAP_BYTES) throw new Error(`its policy.json and openapi.json take ${bytes} bytes, over the ConfigMap limit of ${MAX_CONFIGMAP_BYTES}`);
