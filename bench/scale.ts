@@ -182,13 +182,25 @@ export async function runScaleBench(): Promise<ScaleResult> {
       }).length;
 
     let rssPeak = rssBase;
+    // When the high-water mark moved (it catches spikes between two samples): a few lines of
+    // `+<s since the first fixture write>: HWM <MiB> (RSS sample <MiB>)`.
+    let hwmSeen = 0;
+    const hwmSteps: string[] = [];
+    let tStart = Date.now();
     const sampler = setInterval(() => {
       void ctl.rss().then((r) => (rssPeak = Math.max(rssPeak, r)), () => {});
+      void ctl.rssHighWater().then((h) => {
+        if (h > hwmSeen + 2 * MiB) {
+          hwmSteps.push(`+${((Date.now() - tStart) / 1000).toFixed(1)}s: HWM ${(h / MiB).toFixed(1)} MiB (RSS peak sampled so far ${(rssPeak / MiB).toFixed(1)})`);
+          hwmSeen = h;
+        }
+      }, () => {});
     }, 250);
     stopAll.unshift(async () => clearInterval(sampler));
 
     const objs = Array.from({ length: N }, (_, i) => fixtures(i, namespaces[i % NSS], REVS)).flat();
     const t0 = Date.now();
+    tStart = t0;
     await pool(objs, 32, async (o) => {
       await client.apply(o, 'kea-bench');
     });
@@ -259,6 +271,7 @@ export async function runScaleBench(): Promise<ScaleResult> {
     const rssSampled = rssPeak;
     rssPeak = Math.max(rssPeak, rssHwm);
     log(`RSS peak: sampled ${(rssSampled / MiB).toFixed(1)} MiB, VmHWM ${(rssHwm / MiB).toFixed(1)} MiB`);
+    log(`VmHWM steps: ${hwmSteps.join('; ')}`);
     const apiRequests = await metric('kea_controller_api_requests_total');
     const heap = {
       heapUsedBytes: await metric('kea_controller_nodejs_heap_size_used_bytes'),

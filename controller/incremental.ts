@@ -43,7 +43,7 @@ import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS } from '../lib/api/types.js';
 import { type ApiSchemaNode, type Graph, type MLServiceNode, buildGraph, isAccepted, key, revisionObjectName } from './graph/index.js';
-import { buildIRSteps } from './ir/index.js';
+import { buildStreamIRSteps } from './ir/index.js';
 import { objectKey } from './apply/kube.js';
 import { type ClusterSnapshot, type ControllerConfig, PAUSE, ownerLabelValue } from './model.js';
 import { type RenderRest, type RenderTrace, renderStream } from './render/index.js';
@@ -182,13 +182,19 @@ export class IncrementalReconciler {
       rank.set(label, rank.size);
       if (o.dirty) (o.kind === 'ApiSchema' ? dirtyApi : dirtyMls).add(key(o.namespace, o.name));
     }
-    const ir = yield* buildIRSteps(graph, config, { apiSchemas: dirtyApi, mlServices: dirtyMls });
+    // ApiSchema IRs are built one at a time as render takes them (never all held at once);
+    // what is remembered of each is noted on the way.
+    const ir = yield* buildStreamIRSteps(graph, config, { apiSchemas: dirtyApi, mlServices: dirtyMls });
     for (const m of ir.mlServices) owners.get(ownerLabelValue('MLService', m.namespace, m.name))!.retain = !m.accepted;
-    for (const a of ir.apiSchemas) {
-      const o = owners.get(ownerLabelValue('ApiSchema', a.namespace, a.name))!;
-      o.retain = a.retain;
-      if (((a.programmed && a.mode === 'enforce') || a.retain) && a.namespace !== config.systemNamespace) o.grantNamespace = a.namespace;
-    }
+    const lazy = ir.apiSchemas;
+    ir.apiSchemas = (function* () {
+      for (const a of lazy) {
+        const o = owners.get(ownerLabelValue('ApiSchema', a.namespace, a.name))!;
+        o.retain = a.retain;
+        if (((a.programmed && a.mode === 'enforce') || a.retain) && a.namespace !== config.systemNamespace) o.grantNamespace = a.namespace;
+        yield a;
+      }
+    })();
     // Skipped owners: their objects stay claimed and desired; their facts carry over.
     const claimed = new Map<string, string>();
     const unchangedKeys: string[] = [];

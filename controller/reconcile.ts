@@ -12,7 +12,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { buildGraph } from './graph/index.js';
-import { buildIR, buildIRSteps } from './ir/index.js';
+import { buildIR, buildStreamIRSteps } from './ir/index.js';
 import { type ClusterSnapshot, type ControllerConfig, PAUSE, type RenderOutput } from './model.js';
 import { type RenderRest, render, renderStream } from './render/index.js';
 
@@ -39,6 +39,7 @@ export function reconcile(snapshot: ClusterSnapshot, config: ControllerConfig, n
 export function* reconcileStream(snapshot: ClusterSnapshot, config: ControllerConfig, now: string = new Date().toISOString()): Generator<KubernetesObject | typeof PAUSE, RenderRest, undefined> {
   const graph = buildGraph(snapshot, config);
   yield PAUSE;
-  const ir = yield* buildIRSteps(graph, config);
+  // ApiSchema IRs are built as render takes them: the stream never holds them all.
+  const ir = yield* buildStreamIRSteps(graph, config);
   return yield* renderStream(ir, config, now);
 }

@@ -446,6 +446,35 @@ function retainObjects(node: ApiSchemaNode): boolean {
   return node.problems.length > 0;
 }
 
+/**
+ * What becomes of an ApiSchema, decided from its graph node alone: `unresolved` (not
+ * accepted, a reference not resolved, or no target), `awaiting` (operations come from a served
+ * OpenAPI document not imported yet, enforce mode), `no-operations` (enforce mode, nothing to
+ * route) or `programmed`. {@link apiSchemaIR} branches on it, and {@link needsPolicyGrant} reads
+ * it without building the IR.
+ */
+function programState(node: ApiSchemaNode): 'unresolved' | 'awaiting' | 'no-operations' | 'programmed' {
+  if (!isAccepted(node) || !refsResolved(node) || !node.target) return 'unresolved';
+  const mode = node.resource.spec.policy?.mode ?? 'enforce';
+  if (node.operations.length === 0 && mode === 'enforce') {
+    const awaiting = node.imported && ['pending', 'failed', 'invalid'].includes(node.imported.state);
+    return awaiting ? 'awaiting' : 'no-operations';
+  }
+  return 'programmed';
+}
+
+/**
+ * Whether an ApiSchema's namespace needs the ReferenceGrant to the policy server: its IR is
+ * programmed in enforce mode, or retained (its existing routes may still point there). The
+ * same decision as `(ir.programmed && ir.mode === 'enforce') || ir.retain`, without the IR.
+ */
+export function needsPolicyGrant(node: ApiSchemaNode): boolean {
+  const state = programState(node);
+  if (state === 'unresolved') return retainObjects(node);
+  if (state === 'awaiting') return true;
+  return state === 'programmed' && (node.resource.spec.policy?.mode ?? 'enforce') === 'enforce';
+}
+
 /** The `Imported` condition of an ApiSchema with `spec.source.openapi`. */
 function importedCondition(info: ImportInfo, host: string): ConditionIR {
   const where = `GET ${info.path} on ${host}`;
@@ -501,7 +530,8 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
     unroutable: node.imported && ['imported', 'stale'].includes(node.imported.state) ? node.imported.unroutable : [],
     published: node.published,
   };
-  if (!accepted || !resolved || !node.target) {
+  const state = programState(node);
+  if (state === 'unresolved' || !node.target) {
     const retained = retainObjects(node);
     const why = !accepted ? 'the ApiSchema is not accepted' : 'references are not resolved';
     const message = retained ? `nothing new is routed: ${why}; objects of an earlier accepted generation, if any, are kept unchanged` : `nothing is routed: ${why}`;
@@ -516,8 +546,7 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
     base.serviceTarget = { namespace: node.target.namespace, name: node.target.name, port: node.target.port, weight: 1 };
     base.upstreamHost = apiSchemaHost(config, a);
   }
-  const awaiting = node.imported && ['pending', 'failed', 'invalid'].includes(node.imported.state);
-  if (ops.length === 0 && mode === 'enforce' && awaiting) {
+  if (state === 'awaiting') {
     // Nothing importable yet (e.g. right after a controller restart, before the first fetch):
     // keep whatever an earlier run rendered for this ApiSchema instead of pruning it.
     const why = node.imported!.state === 'pending' ? 'it has not been fetched yet' : node.imported!.state === 'failed' ? 'fetching it failed (see Imported)' : 'it cannot be imported (see Imported)';
@@ -530,7 +559,7 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
     base.retain = true;
     return base;
   }
-  if (ops.length === 0 && mode === 'enforce') {
+  if (state === 'no-operations') {
     const why = a.spec.source?.openapi ? 'the imported OpenAPI document has no routable operation (see status.unroutable)' : 'spec.operations is empty';
     conditions.push({ type: 'Programmed', status: 'False', reason: 'NoOperations', message: `nothing to route in enforce mode: ${why}` });
     return base;
@@ -632,6 +661,10 @@ export const IR_PAUSE_EVERY = 100;
  *   `policyGrantNamespaces` then covers the selected ApiSchemas only.
  */
 export function* buildIRSteps(graph: Graph, config: ControllerConfig, only?: IRSelection): Generator<typeof PAUSE, IR, undefined> {
+  return (yield* irSteps(graph, config, only, false)) as IR;
+}
+
+function* irSteps(graph: Graph, config: ControllerConfig, only: IRSelection | undefined, lazy: boolean): Generator<typeof PAUSE, IR | StreamIR, undefined> {
   const apiByKey = new Map(graph.apiSchemas.map((n) => [n.key, n]));
   // With a selection: the MLServices asked for, plus the targets of the ApiSchemas asked for
   // (an ApiSchema's traffic and backends come from its MLService's IR), the latter left out
@@ -650,17 +683,42 @@ export function* buildIRSteps(graph: Graph, config: ControllerConfig, only?: IRS
     if (wanted) mlServices.push(m);
     if (++done % IR_PAUSE_EVERY === 0) yield PAUSE;
   }
+  const policyGrantNamespaces = grantNamespaces(apiWanted, config);
+  if (lazy) return { mlServices, policyGrantNamespaces, apiSchemas: lazyApiSchemaIRs(apiWanted, config, byKey) };
   const apiSchemas: ApiSchemaIR[] = [];
   for (const n of apiWanted) {
     apiSchemas.push(apiSchemaIR(n, config, byKey));
     if (apiSchemas.length % IR_PAUSE_EVERY === 0) yield PAUSE;
   }
-  const policyGrantNamespaces = [
-    ...new Set(
-      apiSchemas
-        .filter((a) => ((a.programmed && a.mode === 'enforce') || a.retain) && a.namespace !== config.systemNamespace)
-        .map((a) => a.namespace),
-    ),
-  ].sort();
   return { mlServices, apiSchemas, policyGrantNamespaces };
+}
+
+function grantNamespaces(nodes: ApiSchemaNode[], config: ControllerConfig): string[] {
+  const out = new Set<string>();
+  for (const n of nodes) {
+    const ns = n.resource.metadata.namespace ?? '';
+    if (ns !== config.systemNamespace && needsPolicyGrant(n)) out.add(ns);
+  }
+  return [...out].sort();
+}
+
+function* lazyApiSchemaIRs(nodes: ApiSchemaNode[], config: ControllerConfig, mls: Map<string, MLServiceIR>): Generator<ApiSchemaIR, void, undefined> {
+  for (const n of nodes) yield apiSchemaIR(n, config, mls);
+}
+
+/**
+ * An {@link IR} whose ApiSchema IRs are built one at a time as they are taken (once, in
+ * order), so a consumer that renders each and lets it go never holds them all (their policy
+ * and OpenAPI text are the bulk of an IR): {@link buildStreamIRSteps}.
+ */
+export interface StreamIR extends Omit<IR, 'apiSchemas'> {
+  apiSchemas: Iterable<ApiSchemaIR>;
+}
+
+/**
+ * {@link buildIRSteps} with the ApiSchema IRs left lazy (see {@link StreamIR}); the
+ * MLService IRs and `policyGrantNamespaces` are complete. Same values as buildIRSteps.
+ */
+export function* buildStreamIRSteps(graph: Graph, config: ControllerConfig, only?: IRSelection): Generator<typeof PAUSE, StreamIR, undefined> {
+  return yield* irSteps(graph, config, only, true);
 }

@@ -73,7 +73,7 @@ import {
   publicRouteName,
   serviceTargetRouteName,
 } from '../graph/index.js';
-import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, canonicalJson, genOptions } from '../ir/index.js';
+import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, type StreamIR, canonicalJson, genOptions } from '../ir/index.js';
 import { MODEL_MOUNT, PVC_MOUNT, STORAGE_INITIALIZER_IMAGE } from '../ir/runtimes.js';
 
 /** Gateway API limit on rules per HTTPRoute (v1.2.1 CRD `maxItems: 16`). */
@@ -471,7 +471,7 @@ export interface RenderStreamOptions {
  * whole desired state (docs/performance.md, "Controller scale"). Pure and deterministic.
  * @param now RFC 3339 time used as lastTransitionTime of conditions whose status changed.
  */
-export function* renderStream(ir: IR, config: ControllerConfig, now: string, opts: RenderStreamOptions = {}): Generator<KubernetesObject, RenderRest, undefined> {
+export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: string, opts: RenderStreamOptions = {}): Generator<KubernetesObject, RenderRest, undefined> {
   const statuses: StatusUpdate[] = [];
   const events: EventRecord[] = [];
   // Two owners rendering the same object (e.g. MLService "a" revision "b-c" and MLService "a-b"
@@ -541,7 +541,9 @@ export function* renderStream(ir: IR, config: ControllerConfig, now: string, opt
   }
 
   const droppedVersions: string[] = [];
+  const retainedApis: string[] = [];
   for (const a of ir.apiSchemas) {
+    if (a.retain) retainedApis.push(ownerLabelValue('ApiSchema', a.namespace, a.name));
     let conds = a.conditions;
     let programmed = a.programmed;
     let current: { text: string; digest: string } | undefined;
@@ -617,7 +619,7 @@ export function* renderStream(ir: IR, config: ControllerConfig, now: string, opt
   });
   const retainOwners = [
     ...ir.mlServices.filter((m) => !m.accepted).map((m) => ownerLabelValue('MLService', m.namespace, m.name)),
-    ...ir.apiSchemas.filter((a) => a.retain).map((a) => ownerLabelValue('ApiSchema', a.namespace, a.name)),
+    ...retainedApis,
   ].sort();
   return { statuses, events, retainOwners, droppedVersions: droppedVersions.sort() };
 }
