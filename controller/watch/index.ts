@@ -38,6 +38,18 @@ export interface ClusterWatcherOptions {
   relistMs?: number;
 }
 
+/**
+ * Keeps of a Service what the controller reads: its metadata and `spec.ports` (name, port,
+ * protocol). In place; returns the object.
+ */
+export function slimService(svc: KubernetesObject): KubernetesObject {
+  const o = svc as KubernetesObject & { spec?: { ports?: Array<{ name?: string; port: number; protocol?: string }> }; status?: unknown };
+  const ports = o.spec?.ports;
+  o.spec = ports ? { ports: ports.map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), port: p.port, ...(p.protocol !== undefined ? { protocol: p.protocol } : {}) })) } : {};
+  delete o.status;
+  return o;
+}
+
 /** The informers of KEA's controller and the views built from them. */
 export class ClusterWatcher {
   readonly informers: Record<
@@ -53,7 +65,9 @@ export class ClusterWatcher {
     this.informers = {
       apiSchemas: mk('apischemas', 'kea.dev/v1alpha1/ApiSchema'),
       mlServices: mk('mlservices', 'kea.dev/v1alpha1/MLService'),
-      services: mk('services', 'v1/Service'),
+      // Services: the graph reads only spec.ports (hand-written targets), apply only the
+      // metadata of KEA's own; the rest (clusterIPs, selector, status, ...) is dropped.
+      services: mk('services', 'v1/Service', { transform: slimService }),
       referenceGrants: mk('referencegrants', 'gateway.networking.k8s.io/v1beta1/ReferenceGrant'),
       versions: mk('api-versions', 'v1/ConfigMap', {
         namespace: opts.systemNamespace,
