@@ -28,10 +28,18 @@
  *
  * Results: the returned object (bench/run.ts writes bench/results/policy.json) and the table
  * in the "Data path" section of docs/performance.md.
+ *
+ * Profiling aids (no measurement, no results written): `KEA_BENCH_HOLD=<s>` sets the topology up,
+ * prints its ports, script and pids as one JSON line and keeps it up for that many seconds (run
+ * wrk, perf or strace against it); with `KEA_BENCH_POLICY_NODE_ARGS_B="<node flags>"` (and
+ * optionally `KEA_BENCH_POLICY_MAIN_B=<another build's main.js>`) a second policy server with the
+ * same configuration and backend starts beside the first, for interleaved A/B runs;
+ * `KEA_BENCH_POLICY_STDOUT=<path>` writes the policy servers' stdout (e.g. `--trace-gc`) to
+ * `<path>.<label>` instead of /dev/null.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -378,16 +386,17 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     // server still pays for building, serialising and writing every record, but neither a
     // disk's write-back stalls nor a log shipper's CPU are charged to the KEA path. That the
     // records were produced is checked through /logs (same call that writes them).
-    const devNull = (await import('node:fs')).openSync('/dev/null', 'w');
+    const devNull = openSync('/dev/null', 'w');
     // Same V8 tuning as Dockerfile.policy should use (NODE_OPTIONS): a larger young generation
     // means fewer scavenges on the per-request allocation churn.
     const nodeArgs = process.env.KEA_BENCH_POLICY_NODE_ARGS?.split(' ').filter(Boolean) ?? POLICY_NODE_ARGS;
-    const startPolicy = (port: number, upstreamUrl: string, label: string): ChildProcess => {
+    const startPolicy = (port: number, upstreamUrl: string, label: string, args = nodeArgs, main = mainJs): ChildProcess => {
       const p = spawn(
         NODE,
-        [...nodeArgs, mainJs, '--workers', WORKERS, '--host', '127.0.0.1', '--port', String(port), '--upstream-url', upstreamUrl, '--internal-token', 'bench-token', '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, `state-${label}`)],
+        [...args, main, '--workers', WORKERS, '--host', '127.0.0.1', '--port', String(port), '--upstream-url', upstreamUrl, '--internal-token', 'bench-token', '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, `state-${label}`)],
         {
-          stdio: ['ignore', devNull, 'pipe'],
+          // KEA_BENCH_POLICY_STDOUT: a file for the policy servers' stdout (profiling, e.g. --trace-gc).
+          stdio: ['ignore', process.env.KEA_BENCH_POLICY_STDOUT ? openSync(`${process.env.KEA_BENCH_POLICY_STDOUT}.${label}`, 'w') : devNull, 'pipe'],
           env: {
             ...process.env,
             KEA_LOG_LEVEL: 'info',
@@ -497,6 +506,17 @@ http {
     const bad = await fetch(`http://127.0.0.1:${keaPort}/echo/predict`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{"features":"x"}' });
     if (bad.status !== 400) throw new Error(`validation is not active: got ${bad.status}`);
 
+    if (process.env.KEA_BENCH_HOLD) {
+      // Profiling aid: keep the whole topology up for KEA_BENCH_HOLD seconds, print where it is.
+      // KEA_BENCH_POLICY_NODE_ARGS_B: a second policy server (same config, same backend, other node flags) for A/B runs.
+      const argsB = process.env.KEA_BENCH_POLICY_NODE_ARGS_B?.split(' ').filter(Boolean);
+      const portB = argsB ? await freePort() : undefined;
+      const policyB = argsB ? startPolicy(portB!, `http://127.0.0.1:${backendPort}`, 'b', argsB, process.env.KEA_BENCH_POLICY_MAIN_B) : undefined;
+      if (portB) await waitHttp(`http://127.0.0.1:${portB}/readyz`, 30_000, 200);
+      process.stdout.write(JSON.stringify({ plainPort, keaPort, policyPort, backendPort, portB, script, pids: { policy: policy.pid, policyB: policyB?.pid, nginx: childPids(nginx.pid!), backend: backend.pid } }) + '\n');
+      await new Promise((r) => setTimeout(r, Number(process.env.KEA_BENCH_HOLD) * 1000));
+      throw new Error('KEA_BENCH_HOLD: held, no measurement');
+    }
     const scenarios = {
       plain: `http://127.0.0.1:${plainPort}/echo/predict`,
       kea: `http://127.0.0.1:${keaPort}/echo/predict`,

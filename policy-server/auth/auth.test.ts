@@ -161,6 +161,8 @@ describe('browser login (OIDC code + PKCE) through the express router', () => {
     const { jar } = await loginAs('student');
     const id = (await auth.authenticate(req({ cookie: `kea_session=${jar.get('kea_session')}` })))!;
     expect(id.subject).toBe('student');
+    expect(auth.authenticateCached!(req({ cookie: `kea_session=${jar.get('kea_session')}` }))).toBe(id); // cached session: no promise
+    expect(auth.authenticateCached!(req({ cookie: `kea_session=${jar.get('kea_session')}x` }))).toBeUndefined(); // unknown cookie: unseal (async)
     expect(authorize(id, getGrades, {})).toBe('allow');
     expect(authorize(id, setGrades, {})).toBe('forbidden');
   });
@@ -176,6 +178,8 @@ describe('browser login (OIDC code + PKCE) through the express router', () => {
     expect(await auth.authenticate(req({}))).toBeNull();
     expect(await auth.authenticate(req({ cookie: 'other=1' }))).toBeNull();
     expect(await auth.authenticate(req({ authorization: 'Basic dTpw' }))).toBeNull();
+    expect(auth.authenticateCached!(req({}))).toBeNull();
+    expect(auth.authenticateCached!(req({ authorization: 'Basic dTpw' }))).toBeUndefined(); // other schemes: the async path decides
     const me = await fetch(`${gw.url}/auth/me`);
     expect(me.status).toBe(401);
     expect(me.headers.get('content-type')).toMatch(/application\/problem\+json/);
@@ -409,10 +413,13 @@ describe('bearer tokens', () => {
       .setProtectedHeader({ alg: 'RS256', kid: KID })
       .sign(privateKey);
     const r = req({ authorization: `Bearer ${token}` });
+    expect(strict.authenticateCached!(r)).toBeUndefined(); // not verified yet: the caller must await authenticate
     const a = await strict.authenticate(r);
     expect(a?.subject).toBe('short-lived');
     expect(await strict.authenticate(r)).toBe(a); // served from the cache
+    expect(strict.authenticateCached!(r)).toBe(a); // and without a promise
     await sleep(exp * 1000 - Date.now() + 50);
+    expect(strict.authenticateCached!(r)).toBeUndefined(); // expired: the async path answers (and rejects)
     await expect(strict.authenticate(r)).rejects.toMatchObject({ code: 'expired_token', status: 401 });
     await strict.close();
   });

@@ -238,6 +238,23 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
   }
 
   // ---- authenticate --------------------------------------------------------------------
+  /** The common case answered without a promise: a cached bearer token or a cached, current session. */
+  function authenticateCached(req: IncomingMessage): Identity | null | undefined {
+    const authz = req.headers.authorization;
+    if (authz !== undefined) {
+      if (!bearer || authz.length <= 7 || !authz.startsWith('Bearer ')) return undefined;
+      const token = authz.slice(7).trim();
+      return token ? bearer.lookup(token) : undefined;
+    }
+    const raw = readCookie(req.headers.cookie, cookieName);
+    if (raw === undefined || raw === '') return null;
+    const entry = sessions.get(hash('sha256', raw, 'base64url'));
+    if (!entry || entry.untilMs !== undefined) return undefined;
+    const t = nowS();
+    if (entry.data.exp <= t || (entry.data.rt && entry.data.atExp - refreshSkew <= t)) return undefined;
+    return entry.identity;
+  }
+
   async function authenticate(req: IncomingMessage): Promise<Identity | null> {
     const authz = req.headers.authorization;
     if (authz !== undefined) {
@@ -393,6 +410,7 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
 
   return {
     authenticate,
+    authenticateCached,
     router,
     loginUrl(returnTo: string): string {
       return `/auth/login?returnTo=${encodeURIComponent(returnTo)}`;

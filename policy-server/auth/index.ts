@@ -45,6 +45,14 @@ export interface Authenticator {
    */
   authenticate(req: IncomingMessage): Promise<Identity | null>;
   /**
+   * The same answer as {@link Authenticator.authenticate} when it is known without waiting:
+   * a cached, unexpired bearer token, or a cached session that needs no refresh; `null` when
+   * the request carries no credentials. Never throws.
+   * @returns the identity, `null` (anonymous), or `undefined`: call `authenticate` (uncached or
+   *   invalid credentials, sessions to unseal or refresh). The data path's hot path: no promise.
+   */
+  authenticateCached?(req: IncomingMessage): Identity | null | undefined;
+  /**
    * Express router with `GET /auth/login?returnTo=`, `GET /auth/callback`,
    * `GET|POST /auth/logout` and `GET /auth/me`. Paths are absolute: mount it at the root,
    * `app.use(auth.router())`.

@@ -36,6 +36,7 @@ import { problem, sendProblem, type FieldError, type ProblemBody } from './probl
 /** The part of the auth module the data path needs (see `policy-server/auth/index.ts`). */
 export interface RequestAuthenticator {
   authenticate(req: IncomingMessage): Promise<Identity | null>;
+  authenticateCached?(req: IncomingMessage): Identity | null | undefined;
   loginUrl(returnTo: string): string;
 }
 
@@ -337,6 +338,19 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
+const EXCHANGE = Symbol('kea.exchange');
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+
+/** `close` of a response (one shared listener, no closure per request): a client gone before the end aborts the upstream. */
+function onClientClose(this: ExchangeResponse): void {
+  const x = this[EXCHANGE];
+  this[EXCHANGE] = undefined;
+  if (!x || this.writableFinished) return;
+  x.clientGone = true;
+  if (x.controller) x.controller.abort(new Error('client closed the connection'));
+  else if (!x.upstreamStarted && !x.done) x.finish(499, 'client_closed');
+}
+
 /** The per-request data path. One per server. */
 export class DataPath {
   readonly auth: RequestAuthenticator;
@@ -455,13 +469,8 @@ export class DataPath {
   private async run(x: Exchange, rawPathParams: readonly string[], rawQuery: string): Promise<void> {
     const { req, res, op } = x;
     const svc = op.service;
-    res.once('close', () => {
-      if (!res.writableFinished) {
-        x.clientGone = true;
-        if (x.controller) x.controller.abort(new Error('client closed the connection'));
-        else if (!x.upstreamStarted && !x.done) x.finish(499, 'client_closed');
-      }
-    });
+    (res as ExchangeResponse)[EXCHANGE] = x;
+    res.on('close', onClientClose);
 
     // 1. Authentication and authorization.
     const access = op.def.access;
@@ -469,7 +478,8 @@ export class DataPath {
     const needAuth = access.mode !== 'public' || h.authorization !== undefined || h.cookie !== undefined;
     if (needAuth) {
       try {
-        x.identity = await this.auth.authenticate(req);
+        const cached = this.auth.authenticateCached?.(req);
+        x.identity = cached !== undefined ? cached : await this.auth.authenticate(req);
       } catch (err) {
         if (err instanceof AuthError || (err as Error)?.name === 'AuthError') {
           const ae = err as AuthError;
