@@ -303,4 +303,24 @@ test('first incremental run = full reconcile, object for object', () => {
   expect(objs.map(objectKey).sort()).toEqual(full.objects.map(objectKey).sort());
   expect(r.value.events).toEqual(full.events);
   expect(r.value.unchangedKeys).toEqual([]);
+  // With onStatus, each status is handed over right after its owner's objects, none returned.
+  const handed: Array<{ at: number; key: string; status: unknown }> = [];
+  const fresh = new IncrementalReconciler();
+  const s2 = fresh.stream(sim.snapshot, config, () => true, NOW, (st) => handed.push({ at: seen.length, key: `${st.kind}/${st.namespace}/${st.name}`, status: st.status }));
+  const seen: KubernetesObject[] = [];
+  let r2 = s2.next();
+  while (!r2.done) {
+    if (r2.value !== PAUSE) seen.push(r2.value);
+    r2 = s2.next();
+  }
+  expect(r2.value.statuses).toEqual([]);
+  expect(handed.map((h) => h.key).sort()).toEqual(full.statuses.map((st) => `${st.kind}/${st.namespace}/${st.name}`).sort());
+  for (const h of handed) {
+    const [kind, ns, name] = h.key.split('/');
+    expect(h.status).toEqual(full.statuses.find((st) => st.kind === kind && st.namespace === ns && st.name === name)!.status);
+    // Every object of that owner was yielded before its status.
+    const label = `${kind}.${ns}.${name}`;
+    const all = full.objects.filter((o) => o.metadata?.labels?.['kea.dev/owner'] === label).length;
+    expect(seen.slice(0, h.at).filter((o) => o.metadata?.labels?.['kea.dev/owner'] === label).length).toBe(all);
+  }
 });

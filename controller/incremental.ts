@@ -45,7 +45,7 @@ import { LABELS } from '../lib/api/types.js';
 import { type ApiSchemaNode, type Graph, type MLServiceNode, buildGraph, isAccepted, key, revisionObjectName } from './graph/index.js';
 import { buildStreamIRSteps } from './ir/index.js';
 import { objectKey } from './apply/kube.js';
-import { type ClusterSnapshot, type ControllerConfig, PAUSE, ownerLabelValue } from './model.js';
+import { type ClusterSnapshot, type ControllerConfig, PAUSE, type StatusUpdate, ownerLabelValue } from './model.js';
 import { type RenderRest, type RenderTrace, renderStream } from './render/index.js';
 
 /** Thrown by the stream when a partial render could differ from a full one; reset and run in full. */
@@ -161,7 +161,8 @@ export class IncrementalReconciler {
 
   /**
    * The desired state as a stream, leaving out owners that need no work (see the module
-   * comment). Call {@link commit} after applying it.
+   * comment). Call {@link commit} after applying it. With `onStatus`, statuses go there as
+   * they are rendered (render's `RenderStreamOptions.onStatus`) instead of into the result.
    * @throws IncrementalRestart (from `next()`) when a partial render could differ from a full one.
    */
   *stream(
@@ -169,6 +170,7 @@ export class IncrementalReconciler {
     config: ControllerConfig,
     isCurrent: (objectKey: string, hash: string) => boolean,
     now: string = new Date().toISOString(),
+    onStatus?: (s: StatusUpdate) => void,
   ): Generator<KubernetesObject | typeof PAUSE, RenderRest, undefined> {
     this.current = undefined;
     const graph = buildGraph(snapshot, config);
@@ -217,6 +219,7 @@ export class IncrementalReconciler {
     const rest = yield* renderStream(ir, config, now, {
       claimed: claimed.size ? (o) => claimed.get(objectKey(o)) : undefined,
       trace,
+      onStatus,
       onClaimed: (o, by) => {
         const mine = o.metadata?.labels?.[LABELS.owner] ?? '';
         // A full render gives the object to the owner that comes first.

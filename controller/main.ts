@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { createLogger, flushLogs, type Logger } from '../lib/log.js';
-import { type ClusterSnapshot, type ControllerConfig, PAUSE, type RenderOutput } from './model.js';
+import { type ClusterSnapshot, type ControllerConfig, PAUSE, type RenderOutput, type StatusUpdate } from './model.js';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ClusterWatcher } from './watch/index.js';
 import { Batcher } from './batch/index.js';
@@ -136,15 +136,23 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     // owners' objects against it, and apply compares and prunes with it.
     const liveIdx = leading ? watcher.ownedIndex() : undefined;
     let stream: DesiredStream;
+    // Statuses of the incremental stream, written by apply after their owner's chunk.
+    const statusQueue: StatusUpdate[] = [];
     if (deps.reconcile) stream = streamOfOutput(deps.reconcile(snapshot, config));
     else if (!leading) {
       incremental.reset(); // a follower applies nothing, so it can remember nothing
       stream = reconcileStream(snapshot, config);
     } else {
-      stream = incremental.stream(snapshot, config, (k, h) => {
-        const cur = liveIdx!.get(k);
-        return cur !== undefined && applier.isCurrent(k, cur, h);
-      });
+      stream = incremental.stream(
+        snapshot,
+        config,
+        (k, h) => {
+          const cur = liveIdx!.get(k);
+          return cur !== undefined && applier.isCurrent(k, cur, h);
+        },
+        undefined,
+        (st) => statusQueue.push(st),
+      );
     }
     const timed: DesiredStream = {
       next: () => {
@@ -178,6 +186,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
         },
         () => stopping || !isLeader(),
         deps.reconcile ? undefined : incremental.observe,
+        statusQueue,
       );
     } catch (err) {
       if (!(err instanceof IncrementalRestart) || restarted) throw err;

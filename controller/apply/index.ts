@@ -228,6 +228,11 @@ export class Applier {
    * Services before Deployments, ReferenceGrants and HTTPRoutes). Render yields an owner's
    * objects together, its ConfigMap before its routes, so a route never precedes the
    * ConfigMap it needs. Only the desired objects' keys are kept for pruning.
+   * `statusQueue`, when given, is filled by the stream's producer (render's `onStatus`) with
+   * each owner's status after its objects: the statuses queued when a chunk is flushed are
+   * written right after it (instead of all at the end of the run, held until then), the rest
+   * with the returned ones after pruning. `observe` sees every desired object with its key and
+   * hash (the incremental reconcile remembers them).
    * Never throws for a failed request: failures are listed in `errors` (the caller retries).
    */
   async apply(
@@ -235,6 +240,7 @@ export class Applier {
     live: LiveView,
     stop: () => boolean = () => false,
     observe?: (key: string, hash: string, obj: KubernetesObject) => void,
+    statusQueue?: StatusUpdate[],
   ): Promise<ApplyResult> {
     const res: ApplyResult = { applied: 0, unchanged: 0, pruned: 0, statusWrites: 0, events: 0, errors: [], desired: 0 };
     // `stop()` is checked before every request (e.g. leadership lost): no new write starts.
@@ -247,6 +253,27 @@ export class Applier {
     };
     const liveIdx = live.ownedIndex();
     const stream = 'next' in out ? out : streamOfOutput(out);
+
+    const writeStatus = guarded(async (s: StatusUpdate) => {
+      const cur = live.getResource(s.kind, s.namespace, s.name) as (KubernetesObject & { status?: { conditions?: Condition[] } }) | undefined;
+      if (!cur || cur.metadata?.deletionTimestamp) return;
+      const merged = mergeStatus(s.status, cur.status, this.now());
+      if (canonicalJson(merged) === canonicalJson(cur.status ?? {})) return;
+      // Our own write not yet seen by the informer (cache lag): do not send it again.
+      const skey = `${s.kind}/${s.namespace}/${s.name}`;
+      const sig = statusSignature(merged);
+      const rec = this.statusWritten.get(skey);
+      if (rec && rec.sig === sig && isNewer(rec.rv, cur.metadata?.resourceVersion ?? '')) return;
+      try {
+        const got = await this.client.replaceStatus(RESOURCES[`${API_VERSION}/${s.kind}`], s.namespace, s.name, merged, this.fieldManager, { metadataOnly: true });
+        this.statusWritten.set(skey, { sig, rv: got.metadata?.resourceVersion ?? '' });
+        res.statusWrites++;
+        this.onWrite('status', s.kind);
+      } catch (err) {
+        if (err instanceof KubeError && err.statusCode === 404) return; // deleted meanwhile
+        res.errors.push(`status ${s.kind}/${s.namespace}/${s.name}: ${(err as Error).message}`);
+      }
+    });
 
     // 1. Server-side apply, in chunks, dependencies first within a chunk.
     const desiredKeys = new Set<string>();
@@ -263,6 +290,9 @@ export class Applier {
       }
     });
     const flush = async () => {
+      // Statuses queued so far belong to owners whose objects have all been taken from the
+      // stream, i.e. are in this chunk or applied before: written once the chunk is.
+      const ready = statusQueue ? statusQueue.splice(0) : [];
       const todo = chunk.sort((a, b) => a.rank - b.rank); // stable: stream order within a kind
       chunk = [];
       for (let i = 0; i < todo.length; ) {
@@ -271,6 +301,7 @@ export class Applier {
         await pool(todo.slice(i, j), this.concurrency, ssa);
         i = j;
       }
+      if (ready.length) await pool(ready, this.concurrency, writeStatus);
     };
     let next = stream.next();
     while (!next.done) {
@@ -341,27 +372,8 @@ export class Applier {
       }
     }));
 
-    // 3. Status, only when changed.
-    await pool(rest.statuses, this.concurrency, guarded(async (s: StatusUpdate) => {
-      const cur = live.getResource(s.kind, s.namespace, s.name) as (KubernetesObject & { status?: { conditions?: Condition[] } }) | undefined;
-      if (!cur || cur.metadata?.deletionTimestamp) return;
-      const merged = mergeStatus(s.status, cur.status, this.now());
-      if (canonicalJson(merged) === canonicalJson(cur.status ?? {})) return;
-      // Our own write not yet seen by the informer (cache lag): do not send it again.
-      const skey = `${s.kind}/${s.namespace}/${s.name}`;
-      const sig = statusSignature(merged);
-      const rec = this.statusWritten.get(skey);
-      if (rec && rec.sig === sig && isNewer(rec.rv, cur.metadata?.resourceVersion ?? '')) return;
-      try {
-        const got = await this.client.replaceStatus(RESOURCES[`${API_VERSION}/${s.kind}`], s.namespace, s.name, merged, this.fieldManager, { metadataOnly: true });
-        this.statusWritten.set(skey, { sig, rv: got.metadata?.resourceVersion ?? '' });
-        res.statusWrites++;
-        this.onWrite('status', s.kind);
-      } catch (err) {
-        if (err instanceof KubeError && err.statusCode === 404) return; // deleted meanwhile
-        res.errors.push(`status ${s.kind}/${s.namespace}/${s.name}: ${(err as Error).message}`);
-      }
-    }));
+    // 3. Status, only when changed (those not written after their chunk already).
+    await pool([...(statusQueue ? statusQueue.splice(0) : []), ...rest.statuses], this.concurrency, writeStatus);
 
     // 4. Events, deduplicated.
     await pool(rest.events, this.concurrency, guarded(async (e: EventRecord) => {

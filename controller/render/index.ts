@@ -459,6 +459,12 @@ export interface RenderStreamOptions {
   onClaimed?: (o: KubernetesObject, claimedBy: string) => void;
   /** Filled while rendering. */
   trace?: RenderTrace;
+  /**
+   * Takes each status as soon as it is rendered, after every object of its owner has been
+   * yielded; the returned `statuses` are then empty. Lets apply write an owner's status once
+   * its objects are applied instead of holding them all until the end.
+   */
+  onStatus?: (s: StatusUpdate) => void;
 }
 
 /**
@@ -479,6 +485,7 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
   // Only keys and owner labels are remembered, not the objects.
   const seen = new Map<string, string>();
   const claimed = opts.claimed;
+  const emitStatus = (u: StatusUpdate) => (opts.onStatus ? opts.onStatus(u) : statuses.push(u));
   const keep = (o: KubernetesObject): boolean => {
     const k = objectKey(o);
     let prev = seen.get(k);
@@ -536,7 +543,7 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
       ...(m.traffic.length ? { trafficSplit: m.traffic.map((t) => `${t.revision}=${t.weight}`).join(',') } : {}),
       ...(m.accepted ? { url: `http://${m.host}:${config.internalPort ?? DEFAULT_INTERNAL_PORT}` } : {}),
     };
-    statuses.push({ kind: 'MLService', namespace: m.namespace, name: m.name, status });
+    emitStatus({ kind: 'MLService', namespace: m.namespace, name: m.name, status });
     events.push(...errorEvents('MLService', m.namespace, m.name, m.uid, m.conditions));
   }
 
@@ -607,7 +614,7 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
       ...(lastDiff ? { lastDiff } : {}),
       ...(a.imported && ['imported', 'stale'].includes(a.imported.state) ? { unroutable: a.unroutable } : {}),
     };
-    statuses.push({ kind: 'ApiSchema', namespace: a.namespace, name: a.name, status });
+    emitStatus({ kind: 'ApiSchema', namespace: a.namespace, name: a.name, status });
     events.push(...errorEvents('ApiSchema', a.namespace, a.name, a.uid, conds));
   }
 
