@@ -18,6 +18,7 @@ import { IncrementalReconciler, IncrementalRestart } from './incremental.js';
 import { canonicalJson } from './canonical.js';
 import { type ClusterSnapshot, PAUSE, type RenderOutput } from './model.js';
 import { reconcile } from './reconcile.js';
+import { GraphMemo } from './graph/index.js';
 import { testControllerConfig } from './testing/config.js';
 
 const config = testControllerConfig();
@@ -56,7 +57,7 @@ function api(ns: string, name: string, target: ApiSchema['spec']['target'], opts
 
 /** A cluster: the snapshot the controller sees, and what apply left (object key → hash). */
 class Sim {
-  snapshot: ClusterSnapshot = { apiSchemas: [], mlServices: [], services: [], referenceGrants: [], publishedVersions: [], deployments: [] };
+  snapshot: ClusterSnapshot = { apiSchemas: [], mlServices: [], services: [], referenceGrants: [], publishedVersions: [], deployments: [], graphMemo: new GraphMemo() };
   applied = new Map<string, string>();
   /** Object keys changed by another field manager since KEA applied them. */
   drifted = new Set<string>();

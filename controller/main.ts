@@ -23,6 +23,7 @@ import { reconcileStream } from './reconcile.js';
 import { IncrementalReconciler, IncrementalRestart } from './incremental.js';
 import { type DiscoveredDoc, type DocFetcher, OpenApiDiscovery, gatewayFetcher } from './discover/index.js';
 import { apiSchemaHost } from './graph/names.js';
+import { GraphMemo } from './graph/index.js';
 import type { ApiSchema } from '../lib/api/types.js';
 
 /** The pure stages: graph → IR → render. */
@@ -114,10 +115,12 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
 
   // Renders only owners whose inputs changed (controller/incremental.ts); leader only.
   const incremental = new IncrementalReconciler();
+  const graphMemo = new GraphMemo();
 
   const run = async (restarted = false): Promise<void> => {
     if (stopping || !watcher.synced) return; // the last informer's sync triggers again
     const snapshot = watcher.snapshot();
+    snapshot.graphMemo = graphMemo;
     // Served OpenAPI documents: start/stop fetch loops for the current ApiSchemas, then read
     // what has been found so far (a new document or error triggers another batch).
     if (discovery) {

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, ApiSchemaStatus, MLService, MLServiceStatus } from '../lib/api/types.js';
 import type { DiscoveredDoc } from './discover/index.js';
+import type { GraphMemo } from './graph/index.js';
 
 export type { DiscoveredDoc } from './discover/index.js';
 
@@ -52,6 +53,11 @@ export interface ClusterSnapshot {
    * discovered yet.
    */
   discovered?: Record<string, DiscoveredDoc>;
+  /**
+   * The controller's cache of per-resource graph checks (graph/index.ts `GraphMemo`), kept
+   * from one snapshot of the same cluster to the next. Optional: absent = everything checked.
+   */
+  graphMemo?: GraphMemo;
 }
 
 export interface StatusUpdate {
