@@ -1,6 +1,6 @@
 /** Unit test of the shared logger: record shape, batching, and the writeRecord fast path. */
 import { PassThrough } from 'node:stream';
-import { createLogger, flushLogs, writeRecord } from './log.js';
+import { createLogger, flushLogs, isLevelEnabled, writeRecord } from './log.js';
 
 function capture() {
   const out = new PassThrough();
@@ -35,4 +35,24 @@ test('writeRecord falls back to winston for a logger with other transports', asy
   await new Promise((r) => setImmediate(r));
   expect(c.lines().map((l) => l.message)).toEqual(['via winston']);
   expect(seen).toHaveLength(1);
+});
+
+test('isLevelEnabled answers like winston: every configured level, a runtime change, silent, a transport with its own level', async () => {
+  const levels = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly', 'nonsense'];
+  const c = capture();
+  for (const configured of ['error', 'warn', 'info', 'debug', 'silly']) {
+    const logger = createLogger('unit', { level: configured, stream: c.out });
+    for (const l of levels) expect([configured, l, isLevelEnabled(logger, l)]).toEqual([configured, l, logger.isLevelEnabled(l)]);
+    logger.level = 'warn'; // a level changed at run time is honoured at once
+    for (const l of levels) expect(['warn', l, isLevelEnabled(logger, l)]).toEqual(['warn', l, logger.isLevelEnabled(l)]);
+  }
+  expect(isLevelEnabled(createLogger('unit', { level: 'silent', stream: c.out }), 'error')).toBe(false);
+  const withOwnLevel = createLogger('unit', { level: 'debug', stream: c.out });
+  withOwnLevel.transports[0].level = 'warn';
+  expect(isLevelEnabled(withOwnLevel, 'info')).toBe(false);
+  expect(isLevelEnabled(withOwnLevel, 'warn')).toBe(true);
+  const two = createLogger('unit', { level: 'info', stream: c.out });
+  two.add(new (await import('winston')).default.transports.Stream({ stream: new PassThrough(), level: 'debug' }));
+  expect(isLevelEnabled(two, 'debug')).toBe(two.isLevelEnabled('debug'));
+  expect(isLevelEnabled(two, 'debug')).toBe(true);
 });

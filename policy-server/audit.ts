@@ -9,7 +9,7 @@
  * Records are JSON lines on stdout via the shared winston logger (`lib/log.ts`). The last
  * `ringSize` end records per service are kept in memory for `GET /logs/{ns}/{name}`.
  */
-import { createLogger, writeRecord, type Logger } from '../lib/log.js';
+import { createLogger, isLevelEnabled, writeRecord, type Logger } from '../lib/log.js';
 import type { FieldError } from './datapath/problem.js';
 
 /** The audit (end) record. */
@@ -81,7 +81,7 @@ export class AuditLog {
 
   /** True when start records should be built. */
   get debug(): boolean {
-    return this.logger.isDebugEnabled();
+    return isLevelEnabled(this.logger, 'debug');
   }
 
   /** Logs the start record (call only when {@link AuditLog.debug}). */
@@ -94,7 +94,7 @@ export class AuditLog {
     let ring = this.rings.get(r.service);
     if (!ring) this.rings.set(r.service, (ring = new Ring(this.ringSize)));
     ring.push(r);
-    if (this.logger.isInfoEnabled()) writeRecord(this.logger, 'info', 'request end', r);
+    if (isLevelEnabled(this.logger, 'info')) writeRecord(this.logger, 'info', 'request end', r);
   }
 
   /** The newest `limit` records of a service, newest first. */
