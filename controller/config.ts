@@ -31,6 +31,13 @@ export interface RuntimeOptions {
   maxDelayMs: number;
   /** Full relist period of every informer, in ms. */
   relistMs: number;
+  /**
+   * The leader renders every owner at least this often, in ms, whatever the incremental
+   * reconcile (controller/incremental.ts) would skip: a safety net, off by default (0 = only at
+   * start and after a failed apply). Each full run costs the memory of one (measured at 1000
+   * ApiSchemas with 15 s: peak 165 MiB, steady 135 MiB, against 126–136 and 110 without).
+   */
+  fullReconcileMs: number;
   /** Maximum API requests in flight during apply. */
   concurrency: number;
   /** /healthz fails when an informer has been failing for longer than this, in ms. */
@@ -101,6 +108,7 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     .addOption(opt('--debounce-ms <ms>', 'batch: quiet time before reconciling', 'KEA_DEBOUNCE_MS', 100).argParser(int('--debounce-ms')))
     .addOption(opt('--max-delay-ms <ms>', 'batch: longest delay of a burst', 'KEA_MAX_DELAY_MS', 1000).argParser(int('--max-delay-ms')))
     .addOption(opt('--relist-ms <ms>', 'informer full relist period (0 = off)', 'KEA_RELIST_MS', 300000).argParser(int('--relist-ms')))
+    .addOption(opt('--full-reconcile-ms <ms>', 'the leader renders every owner at least this often (0 = off: only at start and after errors)', 'KEA_FULL_RECONCILE_MS', 0).argParser(int('--full-reconcile-ms')))
     .addOption(opt('--concurrency <n>', 'max API requests in flight during apply', 'KEA_CONCURRENCY', 16).argParser(int('--concurrency')))
     .addOption(opt('--stale-after-ms <ms>', '/healthz fails when an informer fails this long', 'KEA_STALE_AFTER_MS', 120000).argParser(int('--stale-after-ms')));
   cmd.parse(argv, { from: 'node' });
@@ -137,6 +145,7 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     debounceMs: Number(o.debounceMs),
     maxDelayMs: Number(o.maxDelayMs),
     relistMs: Number(o.relistMs),
+    fullReconcileMs: Number(o.fullReconcileMs),
     concurrency: Math.max(1, Number(o.concurrency)),
     staleAfterMs: Number(o.staleAfterMs),
     ...(o.internalGatewayUrl ? { internalGatewayUrl: String(o.internalGatewayUrl) } : {}),

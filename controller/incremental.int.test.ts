@@ -8,7 +8,9 @@
  *  - new weights of one MLService re-render that MLService and the ApiSchema fronting it, and
  *    the internal route follows;
  *  - a drift edit of an owned HTTPRoute by another field manager is repaired, by rendering its
- *    owner (only) again.
+ *    owner (only) again;
+ *  - with `--full-reconcile-ms`, a controller with nothing to do still renders every owner that
+ *    often (the safety net), and writes nothing.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { KubeClient, RESOURCES } from './apply/index.js';
@@ -186,3 +188,25 @@ test('a drift edit of an owned route by another field manager is repaired, rende
   expect(after.mls - before.mls).toBe(0);
   expect(renderedSince(mark)).toEqual({ api: [`${NS}/alpha`], mls: [] });
 });
+
+test('--full-reconcile-ms: every owner is rendered again periodically without any change, and nothing is written', async () => {
+  await ctl.stop('SIGTERM');
+  ctl = await spawnController({
+    repoRoot: REPO,
+    kubeconfig: process.env.KUBECONFIG!,
+    identity: 'inc-2',
+    args: [`--system-namespace=${SYS}`, '--lease-name=kea-inc', '--retry-period-ms=500', '--lease-duration-ms=3000', '--full-reconcile-ms=3000'],
+  });
+  const first = await settle();
+  expect(first.api).toBeGreaterThanOrEqual(2); // the start renders everything
+  const writes = await metric('kea_controller_writes_total{');
+  const mark = ctl.logs.length;
+  await waitFor('a periodic full reconcile', async () => ((await rendered()).api - first.api >= 2 ? true : undefined), 20_000, 250);
+  const after = await rendered();
+  expect(after.api - first.api).toBeGreaterThanOrEqual(2);
+  expect(after.mls - first.mls).toBeGreaterThanOrEqual(2);
+  const names = renderedSince(mark);
+  expect(new Set(names.api)).toEqual(new Set([`${NS}/alpha`, `${NS}/beta`]));
+  expect(new Set(names.mls)).toEqual(new Set([`${NS}/alpha`, `${NS}/beta`]));
+  expect(await metric('kea_controller_writes_total{')).toBe(writes); // converged: the full run writes nothing
+}, 60_000);

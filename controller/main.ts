@@ -117,8 +117,21 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
   const incremental = new IncrementalReconciler();
   const graphMemo = new GraphMemo();
 
+  // The periodic full reconcile (--full-reconcile-ms): due when the timer fired; taken at the
+  // start of the next run, never in the middle of one.
+  let fullDue = false;
+  const fullTimer = runtime.fullReconcileMs > 0 ? setInterval(() => {
+    fullDue = true;
+    batcher.trigger();
+  }, runtime.fullReconcileMs) : undefined;
+  fullTimer?.unref();
+
   const run = async (restarted = false): Promise<void> => {
     if (stopping || !watcher.synced) return; // the last informer's sync triggers again
+    if (fullDue) {
+      fullDue = false;
+      incremental.reset();
+    }
     const snapshot = watcher.snapshot();
     snapshot.graphMemo = graphMemo;
     // Served OpenAPI documents: start/stop fetch loops for the current ApiSchemas, then read
@@ -367,6 +380,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     async stop() {
       if (stopping) return;
       stopping = true;
+      clearInterval(fullTimer);
       log.info('stopping');
       await batcher.close();
       await leader?.stop();
