@@ -60,13 +60,15 @@ const gone = async (ref: (typeof R)[keyof typeof R], ns: string, name: string) =
   }
 };
 const cond = (o: Obj, type: string) => (o.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
-const writesMetric = async (p: ControllerProcess): Promise<number> => {
+/** Sum of a controller's metric lines starting with `prefix`. */
+const metricSum = async (p: ControllerProcess, prefix: string): Promise<number> => {
   const { body } = await p.http('/metrics');
   return body
     .split('\n')
-    .filter((l) => l.startsWith('kea_controller_writes_total{'))
+    .filter((l) => l.startsWith(prefix))
     .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
 };
+const writesMetric = (p: ControllerProcess): Promise<number> => metricSum(p, 'kea_controller_writes_total{');
 const holder = async () => (await get(R.lease, SYS, LEASE)).spec.holderIdentity as string | null;
 
 beforeAll(async () => {
@@ -162,6 +164,10 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
   expect((await follower.http('/readyz')).status).toBe(200);
   expect(await writesMetric(leader)).toBeGreaterThan(0);
   expect(await writesMetric(follower)).toBe(0);
+  // The follower ran its batches (informers warm) but rendered nothing.
+  expect(await metricSum(follower, 'kea_controller_reconcile_total{result="follower"}')).toBeGreaterThan(0);
+  expect(await metricSum(follower, 'kea_controller_owners_rendered_total{')).toBe(0);
+  expect(await metricSum(leader, 'kea_controller_owners_rendered_total{')).toBeGreaterThan(0);
 });
 
 test('change weights → the internal route follows', async () => {

@@ -12,14 +12,13 @@ import { createServer, type Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { createLogger, flushLogs, type Logger } from '../lib/log.js';
-import { type ClusterSnapshot, type ControllerConfig, PAUSE, type RenderOutput, type StatusUpdate } from './model.js';
+import { type ClusterSnapshot, type ControllerConfig, type RenderOutput, type StatusUpdate } from './model.js';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ClusterWatcher } from './watch/index.js';
 import { Batcher } from './batch/index.js';
-import { APPLY_CHUNK, Applier, KubeClient, type ApplyResult, type DesiredStream, streamOfOutput, yieldToLoop } from './apply/index.js';
+import { Applier, KubeClient, type ApplyResult, type DesiredStream, streamOfOutput } from './apply/index.js';
 import { loadClusterAuth, type ClusterAuth } from './apply/kubeconfig.js';
 import { LeaderElector } from './leader/index.js';
-import { reconcileStream } from './reconcile.js';
 import { IncrementalReconciler, IncrementalRestart } from './incremental.js';
 import { type DiscoveredDoc, type DocFetcher, OpenApiDiscovery, gatewayFetcher } from './discover/index.js';
 import { apiSchemaHost } from './graph/names.js';
@@ -142,28 +141,32 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     } else {
       snapshot.discovered = discoveryOff(snapshot.apiSchemas);
     }
+    if (!isLeader()) {
+      // A follower keeps its informers and discovered documents warm and renders nothing: a
+      // full render per batch would cost a full reconcile's CPU and memory for no write.
+      // It applies nothing, so it can remember nothing: taking over renders every owner.
+      incremental.reset();
+      m.reconciles.inc({ result: 'follower' });
+      return;
+    }
     // The pure stages run as a stream (graph and IR at the first object, then render object
     // by object) that apply takes a chunk at a time; a custom `deps.reconcile` gives a whole
     // RenderOutput. Time spent inside the stream counts as render time.
     const t0 = performance.now();
     let renderMs = 0;
-    const leading = isLeader();
     // The owned-object cache, indexed once per run: the incremental stream checks skipped
     // owners' objects against it, and apply compares and prunes with it.
-    const liveIdx = leading ? watcher.ownedIndex() : undefined;
+    const liveIdx = watcher.ownedIndex();
     let stream: DesiredStream;
     // Statuses of the incremental stream, written by apply after their owner's chunk.
     const statusQueue: StatusUpdate[] = [];
     if (deps.reconcile) stream = streamOfOutput(deps.reconcile(snapshot, config));
-    else if (!leading) {
-      incremental.reset(); // a follower applies nothing, so it can remember nothing
-      stream = reconcileStream(snapshot, config);
-    } else {
+    else {
       stream = incremental.stream(
         snapshot,
         config,
         (k, h) => {
-          const cur = liveIdx!.get(k);
+          const cur = liveIdx.get(k);
           return cur !== undefined && applier.isCurrent(k, cur, h);
         },
         undefined,
@@ -180,23 +183,12 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
         }
       },
     };
-    if (!leading) {
-      // A follower renders too (metrics), returning to the event loop as apply does.
-      let n = 0;
-      for (let r = timed.next(); !r.done; r = timed.next()) {
-        if (r.value === PAUSE || ++n % APPLY_CHUNK === 0) await yieldToLoop();
-      }
-      m.renderSeconds.observe(renderMs / 1000);
-      m.desired.set(n);
-      m.reconciles.inc({ result: 'follower' });
-      return;
-    }
     let res: ApplyResult;
     try {
       res = await applier.apply(
         timed,
         {
-          ownedIndex: () => liveIdx!,
+          ownedIndex: () => liveIdx,
           getResource: (k, ns, n) => watcher.getResource(k, ns, n),
           apiSchemas: () => watcher.informers.apiSchemas.list(),
         },

@@ -4,7 +4,7 @@
  * Takes in: an ApiSchema (as it takes effect) and generation options; or two documents
  * identified by their digests. Gives out: the same results as `generateOpenApi` /
  * `diffOpenApi` (lib/openapi), from a bounded least-recently-used cache when the inputs were
- * seen before. Full reconciles (a restart, a follower, a run after a failed one) render every
+ * seen before. Full reconciles (a restart, a new leader, a run after a failed one) render every
  * ApiSchema, and without the cache a steady-state reconcile of 500 MLServices with contract-checked canaries took ~5 s on this
  * machine (two documents generated and one diff per MLService, one diff per ApiSchema history);
  * cached, the unchanged ones cost one JSON.stringify + sha256 each.
