@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { FIELD_MANAGER, type MLService } from '../lib/api/types.js';
 import { KubeClient, KubeError, RESOURCES, APPLIED_HASH } from './apply/index.js';
-import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, parseYaml, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
+import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, metricSum, parseYaml, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
 import { loadClusterAuth } from './apply/kubeconfig.js';
 
 const REPO = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
@@ -60,14 +60,6 @@ const gone = async (ref: (typeof R)[keyof typeof R], ns: string, name: string) =
   }
 };
 const cond = (o: Obj, type: string) => (o.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
-/** Sum of a controller's metric lines starting with `prefix`. */
-const metricSum = async (p: ControllerProcess, prefix: string): Promise<number> => {
-  const { body } = await p.http('/metrics');
-  return body
-    .split('\n')
-    .filter((l) => l.startsWith(prefix))
-    .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
-};
 const writesMetric = (p: ControllerProcess): Promise<number> => metricSum(p, 'kea_controller_writes_total{');
 const holder = async () => (await get(R.lease, SYS, LEASE)).spec.holderIdentity as string | null;
 

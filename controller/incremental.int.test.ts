@@ -14,7 +14,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { KubeClient, RESOURCES } from './apply/index.js';
-import { applyAll, ensureBuilt, ensureNamespaces, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
+import { applyAll, ensureBuilt, ensureNamespaces, metricSum, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
 import { loadClusterAuth } from './apply/kubeconfig.js';
 
 const REPO = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
@@ -60,14 +60,7 @@ function pair(name: string, weights: [number, number] = [80, 20]): Obj[] {
   ];
 }
 
-/** Sum of the controller's counter lines starting with `prefix`. */
-async function metric(prefix: string): Promise<number> {
-  const { body } = await ctl.http('/metrics');
-  return body
-    .split('\n')
-    .filter((l) => l.startsWith(prefix))
-    .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
-}
+const metric = (prefix: string): Promise<number> => metricSum(ctl, prefix);
 const rendered = async () => ({
   api: await metric('kea_controller_owners_rendered_total{kind="ApiSchema"}'),
   mls: await metric('kea_controller_owners_rendered_total{kind="MLService"}'),

@@ -116,6 +116,18 @@ export interface ControllerProcess {
   rssHighWater(): Promise<number>;
 }
 
+/**
+ * Sum of the values of a controller's Prometheus lines (`GET /metrics`) that start with
+ * `prefix`, e.g. `kea_controller_writes_total{` for a counter over all its labels; 0 when none.
+ */
+export async function metricSum(p: ControllerProcess, prefix: string): Promise<number> {
+  const { body } = await p.http('/metrics');
+  return body
+    .split('\n')
+    .filter((l) => l.startsWith(prefix))
+    .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+}
+
 export interface SpawnOptions {
   repoRoot: string;
   kubeconfig: string;
