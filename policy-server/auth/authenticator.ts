@@ -205,6 +205,11 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
     return { identity: identityOf(data, setCookie), data };
   }
 
+  /** A current session whose access token is due for refresh (and not waiting out a failed attempt). */
+  function needsRefresh(entry: SessionEntry, t: number): boolean {
+    return entry.untilMs === undefined && !!entry.data.rt && entry.data.atExp - refreshSkew <= t && (entry.retryAtMs ?? 0) <= Date.now();
+  }
+
   async function fromSession(raw: string): Promise<Identity> {
     const key = hash('sha256', raw, 'base64url');
     let entry = sessions.get(key);
@@ -226,7 +231,7 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
       sessions.delete(key);
       throw new AuthError('expired_session', 'session expired; log in again', clearSession);
     }
-    if (entry.untilMs === undefined && entry.data.rt && entry.data.atExp - refreshSkew <= t && (entry.retryAtMs ?? 0) <= Date.now()) {
+    if (needsRefresh(entry, t)) {
       let p = refreshing.get(key);
       if (!p) {
         p = refresh(key, entry).finally(() => refreshing.delete(key));
@@ -251,7 +256,7 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
     const entry = sessions.get(hash('sha256', raw, 'base64url'));
     if (!entry || entry.untilMs !== undefined) return undefined;
     const t = nowS();
-    if (entry.data.exp <= t || (entry.data.rt && entry.data.atExp - refreshSkew <= t)) return undefined;
+    if (entry.data.exp <= t || needsRefresh(entry, t)) return undefined;
     return entry.identity;
   }
 
