@@ -17,6 +17,9 @@
  *   validation; no cache) → backend.
  * - `keaNoValidation`: same operation without a request body schema (no parse, no ajv).
  * - `keaCacheHit`: same with a shared response cache, every request a hit.
+ * - `forwarder` / `forwarderParse`: nginx → the reference forwarder (FORWARDER_JS: node:http +
+ *   undici, no policy; the second also `JSON.parse`s the body) → backend: the ceilings, on this
+ *   machine and runtime, of the KEA/plain and validation on/off ratios.
  * - `irisPlain` / `irisKea`: the same pair (same body, same token, same wrk settings) with the real
  *   FastAPI + scikit-learn example `examples/iris-v1` (uvicorn, 1 process, from `$KEA_CACHE/venv`)
  *   as the backend instead of node:http; fewer rounds (`KEA_BENCH_IRIS_ROUNDS`, default 6). A
@@ -81,12 +84,18 @@ export interface PolicyBenchResult {
   date: string;
   machine: { cpus: number; loadavgBefore: number[]; loadavgAfter: number[]; node: string };
   setup: { wrk: string; bodyBytes: number; durationSeconds: number; rounds: number; backend: string; nginx: string; policyNodeArgs: string[]; policyWorkers: string };
-  throughput: Record<'plain' | 'kea' | 'keaNoValidation' | 'keaCacheHit' | 'irisPlain' | 'irisKea', { medianRps: number; rounds: WrkRun[] }>;
+  throughput: Record<'plain' | 'kea' | 'keaNoValidation' | 'keaCacheHit' | 'forwarder' | 'forwarderParse' | 'irisPlain' | 'irisKea', { medianRps: number; rounds: WrkRun[] }>;
   /** Setup of the `iris*` pair: backend command and rounds. */
   irisSetup: { backend: string; rounds: number; durationSeconds: number };
   /** Per path: the median of each percentile over its runs (sent/failed: sums); `pairs`: every run. */
   latencyAt1000rps: Record<'plain' | 'kea', LatencyRun> & { p99AddedMs: number; pairs: Array<Record<'plain' | 'kea', LatencyRun>> };
   ratios: { keaVsPlain: number; cacheHitVsUncached: number; validationOnVsOff: number; irisKeaVsPlain: number };
+  /**
+   * The reference forwarder (no policy; see FORWARDER_JS) against plain nginx, KEA against it,
+   * and the forwarder with `JSON.parse` of the body against without: the ceilings of the two
+   * ratio targets above for a Node.js server on this machine.
+   */
+  reference: { forwarderVsPlain: number; keaVsForwarder: number; parseVsNoParse: number };
   targets: { keaVsPlain: number; cacheHitVsUncached: number; validationOnVsOff: number; p99AddedMs: number; irisKeaVsPlain: number };
   met: { keaVsPlain: boolean; cacheHitVsUncached: boolean; validationOnVsOff: boolean; p99AddedMs: boolean; irisKeaVsPlain: boolean };
 }
@@ -134,6 +143,51 @@ const s = http.createServer((req, res) => {
 });
 s.keepAliveTimeout = 60000;
 s.listen(Number(process.argv[2]), '127.0.0.1');
+`;
+
+/**
+ * The reference forwarder: the least a Node.js reverse proxy in this position does, with the
+ * same runtime, flags and HTTP stack as the policy server (node:http server, undici Pool with
+ * the same options, raw dispatch handler, hop-by-hop headers dropped) and no policy at all: no
+ * authentication, validation, audit, metrics, request id or deadlines. With \`parse\` it also
+ * runs \`JSON.parse\` on the body (what validation costs at the least). Its throughput is the
+ * ceiling of any Node.js policy server on this machine; the bench reports KEA against it.
+ */
+const FORWARDER_JS = `
+import http from 'node:http';
+import { Pool } from '${join(REPO_ROOT, 'node_modules/undici/index.js')}';
+const [port, upstream, mode] = process.argv.slice(2);
+const parse = mode === 'parse';
+const pool = new Pool(upstream, { connections: 128, pipelining: 1, keepAliveTimeout: 30000, keepAliveMaxTimeout: 300000 });
+const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'content-length', 'date', 'upgrade', 'te', 'trailer', 'proxy-connection']);
+class Handler {
+  constructor(res) { this.res = res; }
+  onRequestStart() {}
+  onResponseStart(_c, status, headers) {
+    const out = [];
+    for (const k in headers) if (!HOP.has(k)) out.push(k, headers[k]);
+    this.res.writeHead(status, out);
+  }
+  onResponseData(_c, chunk) { this.res.write(chunk); }
+  onResponseEnd() { this.res.end(); }
+  onResponseError() { if (!this.res.headersSent) this.res.writeHead(502); this.res.end(); }
+}
+const s = http.createServer((req, res) => {
+  let first; let chunks;
+  req.on('data', (c) => { if (first === undefined) first = c; else (chunks ??= [first]).push(c); });
+  req.on('end', () => {
+    const body = chunks ? Buffer.concat(chunks) : first ?? null;
+    if (parse && body) {
+      try { JSON.parse(body.toString('utf8')); } catch { res.writeHead(400); res.end(); return; }
+    }
+    const h = [];
+    for (const k in req.headers) if (!HOP.has(k)) h.push(k, req.headers[k]);
+    h.push('host', 'upstream.internal');
+    pool.dispatch({ path: '/predict', method: req.method, headers: h, body, headersTimeout: 0, bodyTimeout: 0 }, new Handler(res));
+  });
+});
+s.keepAliveTimeout = 60000;
+s.listen(Number(port), '127.0.0.1');
 `;
 
 /** Open-loop fixed-rate client: prints JSON {latencies summary}. */
@@ -326,8 +380,15 @@ per-round ratios (the scenarios of one round ran back to back).
 | nginx → KEA (JWT + validation) → backend | ${t.kea.medianRps.toFixed(0)} | ${pct(r.ratios.keaVsPlain)} of plain | ≥ 50% | ${r.met.keaVsPlain ? 'yes' : '**no**'} |
 | same, validation off | ${t.keaNoValidation.medianRps.toFixed(0)} | on = ${pct(r.ratios.validationOnVsOff)} of off | ≥ 90% | ${r.met.validationOnVsOff ? 'yes' : '**no**'} |
 | same, cache hit | ${t.keaCacheHit.medianRps.toFixed(0)} | ${r.ratios.cacheHitVsUncached.toFixed(2)}× uncached | ≥ 2× | ${r.met.cacheHitVsUncached ? 'yes' : '**no**'} |
+| nginx → reference forwarder (no policy) → backend | ${t.forwarder.medianRps.toFixed(0)} | ${pct(r.reference.forwarderVsPlain)} of plain; KEA = ${pct(r.reference.keaVsForwarder)} of it | | |
+| same, forwarder also runs \`JSON.parse\` on the body | ${t.forwarderParse.medianRps.toFixed(0)} | ${pct(r.reference.parseVsNoParse)} of without | | |
 | nginx → iris-v1 (FastAPI + scikit-learn, plain) | ${t.irisPlain.medianRps.toFixed(0)} | 100% | | |
 | nginx → KEA (JWT + validation) → iris-v1 | ${t.irisKea.medianRps.toFixed(0)} | ${pct(r.ratios.irisKeaVsPlain)} of plain | ≥ 90% | ${r.met.irisKeaVsPlain ? 'yes' : '**no**'} |
+
+The reference forwarder is the least a Node.js server in the policy server's place can do: the
+same runtime, node flags, node:http server and undici Pool, and nothing else (no authentication,
+validation, audit, metrics, request id or deadlines). Its ratio to plain nginx bounds what any
+Node.js policy server reaches here, and its parse/no-parse ratio bounds validation on/off.
 
 The iris-v1 pair: \`examples/iris-v1\` served by ${r.irisSetup.backend}, the same body, token and
 wrk settings, ${r.irisSetup.durationSeconds} s × ${r.irisSetup.rounds} interleaved rounds (median of per-round ratios); a second policy
@@ -357,7 +418,7 @@ Raw numbers: \`bench/results/policy.json\`.
 /**
  * Runs the data-path benchmark. Needs `wrk` and `nginx` (scripts/setup.sh installs them) and
  * a build (`dist/policy-server/main.js`) and the examples venv (`$KEA_CACHE/venv`, uvicorn). Takes about
- * (4 scenarios × rounds + 2 × iris rounds) × duration + 1 min.
+ * (6 scenarios × rounds + 2 × iris rounds) × duration + latency pairs × 2 × 6 s + 1 min.
  * @returns the measurements, ratios and targets.
  */
 export async function runPolicyBench(): Promise<PolicyBenchResult> {
@@ -377,6 +438,7 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
   try {
     const [backendPort, policyPort, plainPort, keaPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const [irisPort, irisPolicyPort, irisPlainPort, irisKeaPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [fwdPort, fwdParsePort, fwdFrontPort, fwdParseFrontPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const gatewayUrl = `http://127.0.0.1:${keaPort}`;
     const gwSecret = randomBytes(16).toString('hex');
     idp = await startDevIdp({
@@ -394,6 +456,7 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     await writeFile(join(dir, 'body.json'), body);
     await writeFile(join(dir, 'backend.mjs'), BACKEND_JS);
     await writeFile(join(dir, 'rate.mjs'), RATE_JS);
+    await writeFile(join(dir, 'forwarder.mjs'), FORWARDER_JS);
     const script = join(dir, 'post.lua');
     await writeFile(
       script,
@@ -442,6 +505,12 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
       return p;
     };
     const policy = startPolicy(policyPort, `http://127.0.0.1:${backendPort}`, 'node');
+    // The reference forwarders (same node flags as the policy server), in front of the same backend.
+    const forwarders = [
+      spawn(NODE, [...nodeArgs, join(dir, 'forwarder.mjs'), String(fwdPort), `http://127.0.0.1:${backendPort}`, 'forward'], { stdio: 'ignore' }),
+      spawn(NODE, [...nodeArgs, join(dir, 'forwarder.mjs'), String(fwdParsePort), `http://127.0.0.1:${backendPort}`, 'parse'], { stdio: 'ignore' }),
+    ];
+    children.push(...forwarders);
     // The real example model: FastAPI + scikit-learn under uvicorn (1 process), and a second
     // policy server (same configuration) whose upstream is that uvicorn.
     const uvicornBin = join(VENV, 'bin', 'uvicorn');
@@ -469,6 +538,8 @@ http {
   upstream policy { server 127.0.0.1:${policyPort}; keepalive 64; }
   upstream iris { server 127.0.0.1:${irisPort}; keepalive 64; }
   upstream irispolicy { server 127.0.0.1:${irisPolicyPort}; keepalive 64; }
+  upstream fwd { server 127.0.0.1:${fwdPort}; keepalive 64; }
+  upstream fwdparse { server 127.0.0.1:${fwdParsePort}; keepalive 64; }
   map $uri $kea_operation {
     /echo/predict bench/echo/predict;
     /echo/novalidate bench/echo/predict_novalidate;
@@ -494,6 +565,14 @@ http {
     }
   }
   server {
+    listen 127.0.0.1:${fwdFrontPort};
+    location / { proxy_pass http://fwd; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  server {
+    listen 127.0.0.1:${fwdParseFrontPort};
+    location / { proxy_pass http://fwdparse; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  server {
     listen 127.0.0.1:${irisPlainPort};
     location / { proxy_pass http://iris; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
@@ -512,6 +591,8 @@ http {
       [keaPort, '/echo/predict'],
       [keaPort, '/echo/novalidate'],
       [keaPort, '/echo/cached'],
+      [fwdFrontPort, '/echo/predict'],
+      [fwdParseFrontPort, '/echo/predict'],
       [irisPlainPort, '/predict'],
       [irisKeaPort, '/echo/predict'],
     ] as const) {
@@ -545,13 +626,15 @@ http {
       kea: `http://127.0.0.1:${keaPort}/echo/predict`,
       keaNoValidation: `http://127.0.0.1:${keaPort}/echo/novalidate`,
       keaCacheHit: `http://127.0.0.1:${keaPort}/echo/cached`,
+      forwarder: `http://127.0.0.1:${fwdFrontPort}/echo/predict`,
+      forwarderParse: `http://127.0.0.1:${fwdParseFrontPort}/echo/predict`,
     } as const;
     type Name = keyof typeof scenarios;
-    const runs: Record<Name, WrkRun[]> = { plain: [], kea: [], keaNoValidation: [], keaCacheHit: [] };
+    const runs: Record<Name, WrkRun[]> = { plain: [], kea: [], keaNoValidation: [], keaCacheHit: [], forwarder: [], forwarderParse: [] };
     for (const url of Object.values(scenarios)) await wrk(url, script, 2); // warm-up (JIT, pools, token cache)
     const nginxWorkers = childPids(nginx.pid!);
     // The policy server's own process plus its workers (--workers > 1).
-    const cpuOf = { nginx: nginxWorkers, policy: [policy.pid!, ...childPids(policy.pid!)], backend: [backend.pid!] };
+    const cpuOf = { nginx: nginxWorkers, policy: [policy.pid!, ...childPids(policy.pid!)], backend: [backend.pid!], forwarder: forwarders.map((f) => f.pid!) };
     const irisCpuOf = { nginx: nginxWorkers, policy: [irisPolicy.pid!, ...childPids(irisPolicy.pid!)], backend: [iris.pid!] };
     for (let round = 0; round < ROUNDS; round++) {
       for (const name of Object.keys(scenarios) as Name[]) {
@@ -611,6 +694,11 @@ http {
       validationOnVsOff: median(perRound('kea', 'keaNoValidation')),
       irisKeaVsPlain: median(perRound('irisKea', 'irisPlain')),
     };
+    const reference = {
+      forwarderVsPlain: median(perRound('forwarder', 'plain')),
+      keaVsForwarder: median(perRound('kea', 'forwarder')),
+      parseVsNoParse: median(perRound('forwarderParse', 'forwarder')),
+    };
     const targets = { keaVsPlain: 0.5, cacheHitVsUncached: 2, validationOnVsOff: 0.9, p99AddedMs: 1.5, irisKeaVsPlain: 0.9 };
     const p99AddedMs = median(pairs.map((x) => x.kea.p99Ms - x.plain.p99Ms));
     const result: PolicyBenchResult = {
@@ -622,6 +710,7 @@ http {
       irisSetup: { backend: 'uvicorn app:app (1 process; FastAPI + pydantic + scikit-learn LogisticRegression)', rounds: IRIS_ROUNDS, durationSeconds: DURATION },
       latencyAt1000rps: { plain: lp, kea: lk, p99AddedMs, pairs },
       ratios,
+      reference,
       targets,
       met: {
         keaVsPlain: ratios.keaVsPlain >= targets.keaVsPlain,
