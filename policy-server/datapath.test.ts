@@ -374,6 +374,19 @@ describe('forwarding', () => {
     await down.ps.close();
   });
 
+  test('deadlines of concurrent exchanges are independent (waiting list: first, middle and last entries leave in any order)', async () => {
+    // Slow requests time out (504) while fast ones interleaved with them finish (200) and leave
+    // the waiting list from every position; a second wave checks the list is still intact.
+    for (let wave = 0; wave < 2; wave++) {
+      const t0 = Date.now();
+      const calls = [];
+      for (let i = 0; i < 12; i++) calls.push(send('GET', `${s.url}/iris/${i % 3 === 1 ? 'slow' : 'health'}`));
+      const statuses = (await Promise.all(calls)).map((r) => r.status);
+      expect(statuses).toEqual(Array.from({ length: 12 }, (_, i) => (i % 3 === 1 ? 504 : 200)));
+      expect(Date.now() - t0).toBeLessThan(900);
+    }
+  });
+
   test('large responses stream through (8 MiB)', async () => {
     const r = await send('GET', `${s.url}/iris/big?mb=8`);
     expect(r.status).toBe(200);
