@@ -30,10 +30,25 @@ const levelFromEnv = (): string => {
   return l in winston.config.npm.levels || l === 'silent' ? l : 'info';
 };
 
+let isoMs = NaN;
+let isoText = '';
+/**
+ * The current time as ISO 8601 (UTC, ms precision), formatted once per millisecond: at a record
+ * per request, most records of one millisecond share the string (`toISOString` costs ~0.36 µs).
+ */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
 /** One JSON.stringify per record; adds `time` (ISO 8601, UTC). */
 const leanJson = winston.format((info) => {
   const rec = info as Record<string | symbol, unknown>;
-  rec.time = new Date().toISOString();
+  rec.time = isoNow();
   try {
     rec[MESSAGE] = JSON.stringify(info);
   } catch (err) {

@@ -16,7 +16,7 @@
  * the upstream header list, and the body buffer; no express, no streams for small bodies, no
  * per-request closures on the forwarding path.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -626,7 +626,7 @@ export class DataPath {
         let rawKey: string | undefined;
         if (op.cache) {
           memo = this.memoFor(op);
-          rawKey = createHash('sha256').update(body).digest('base64url');
+          rawKey = hash('sha256', body, 'base64url');
           bodyDigest = memo.get(rawKey);
         }
         if (bodyDigest === undefined) {
@@ -642,7 +642,7 @@ export class DataPath {
           this.parsedScratch = undefined;
           isParsed = true;
           if (memo && rawKey !== undefined) {
-            bodyDigest = createHash('sha256').update(canonicalJson(parsed)).digest('base64url');
+            bodyDigest = hash('sha256', canonicalJson(parsed), 'base64url');
             memo.set(rawKey, bodyDigest);
           }
         }
