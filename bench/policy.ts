@@ -95,9 +95,12 @@ export interface PolicyBenchResult {
    * The reference forwarder (no policy; see FORWARDER_JS) against plain nginx; the same with
    * `JSON.parse` of the body (the least validation does) against plain nginx; KEA against the
    * forwarder; and parse against no parse. The first two bound `keaVsPlain`, the last bounds
-   * `validationOnVsOff`, for a Node.js server on this machine.
+   * `validationOnVsOff`, for a Node.js server on this machine. `cacheHitVsPlain`: a cache hit
+   * does at least what the trivial backend does (read the request, answer ~60 bytes) in a
+   * Node.js process, so it stays under plain nginx, and `cacheHitVsUncached` ≥ 2 then needs
+   * `keaVsPlain` ≤ 0.5 (docs/adr/0007).
    */
-  reference: { forwarderVsPlain: number; forwarderParseVsPlain: number; keaVsForwarder: number; parseVsNoParse: number };
+  reference: { forwarderVsPlain: number; forwarderParseVsPlain: number; keaVsForwarder: number; parseVsNoParse: number; cacheHitVsPlain: number };
   targets: { keaVsPlain: number; cacheHitVsUncached: number; validationOnVsOff: number; p99AddedMs: number; irisKeaVsPlain: number };
   met: { keaVsPlain: boolean; cacheHitVsUncached: boolean; validationOnVsOff: boolean; p99AddedMs: boolean; irisKeaVsPlain: boolean };
 }
@@ -396,7 +399,7 @@ per-round ratios (the scenarios of one round ran back to back).
 | nginx → backend (plain) | ${t.plain.medianRps.toFixed(0)} | 100% | | |
 | nginx → KEA (JWT + validation) → backend | ${t.kea.medianRps.toFixed(0)} | ${pct(r.ratios.keaVsPlain)} of plain | ≥ 50% | ${r.met.keaVsPlain ? 'yes' : '**no**'} |
 | same, validation off | ${t.keaNoValidation.medianRps.toFixed(0)} | on = ${pct(r.ratios.validationOnVsOff)} of off | ≥ 90% | ${r.met.validationOnVsOff ? 'yes' : '**no**'} |
-| same, cache hit | ${t.keaCacheHit.medianRps.toFixed(0)} | ${r.ratios.cacheHitVsUncached.toFixed(2)}× uncached | ≥ 2× | ${r.met.cacheHitVsUncached ? 'yes' : '**no**'} |
+| same, cache hit | ${t.keaCacheHit.medianRps.toFixed(0)} | ${r.ratios.cacheHitVsUncached.toFixed(2)}× uncached; ${pct(r.reference.cacheHitVsPlain)} of plain | ≥ 2× | ${r.met.cacheHitVsUncached ? 'yes' : '**no**'} |
 | nginx → reference forwarder (no policy) → backend | ${t.forwarder.medianRps.toFixed(0)} | ${pct(r.reference.forwarderVsPlain)} of plain; KEA = ${pct(r.reference.keaVsForwarder)} of it | | |
 | same, forwarder also runs \`JSON.parse\` on the body | ${t.forwarderParse.medianRps.toFixed(0)} | ${pct(r.reference.forwarderParseVsPlain)} of plain; ${pct(r.reference.parseVsNoParse)} of without | | |
 | nginx → iris-v1 (FastAPI + scikit-learn, plain) | ${t.irisPlain.medianRps.toFixed(0)} | 100% | | |
@@ -406,7 +409,10 @@ The reference forwarder is the least a Node.js server in the policy server's pla
 same runtime, node flags, node:http server and undici Pool, and nothing else (no authentication,
 validation, audit, metrics, request id or deadlines). Its ratio to plain nginx bounds what any
 Node.js policy server reaches here; with the body parsed (which validation cannot skip) it bounds
-the KEA path; its parse/no-parse ratio bounds validation on/off. See docs/adr/0007.
+the KEA path; its parse/no-parse ratio bounds validation on/off. A cache hit does at least what the
+trivial backend does, in a Node.js process, so it stays under plain nginx: "cache hit ≥ 2× uncached"
+then needs the uncached KEA path at ≤ 50% of plain, the opposite of the first target. See
+docs/adr/0007.
 
 The iris-v1 pair: \`examples/iris-v1\` served by ${r.irisSetup.backend}, the same body, token and
 wrk settings, ${r.irisSetup.durationSeconds} s × ${r.irisSetup.rounds} interleaved rounds (median of per-round ratios); a second policy
@@ -719,6 +725,7 @@ http {
       forwarderParseVsPlain: median(perRound('forwarderParse', 'plain')),
       keaVsForwarder: median(perRound('kea', 'forwarder')),
       parseVsNoParse: median(perRound('forwarderParse', 'forwarder')),
+      cacheHitVsPlain: median(perRound('keaCacheHit', 'plain')),
     };
     const targets = { keaVsPlain: 0.5, cacheHitVsUncached: 2, validationOnVsOff: 0.9, p99AddedMs: 1.5, irisKeaVsPlain: 0.9 };
     const p99AddedMs = median(pairs.map((x) => x.kea.p99Ms - x.plain.p99Ms));
