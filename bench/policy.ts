@@ -44,7 +44,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -457,6 +457,15 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
   const stopAll = async (): Promise<void> => {
     for (const c of children.reverse()) await stopProcess(c, 5000);
   };
+  // Ctrl-C or a kill of the bench (e.g. ending a KEA_BENCH_HOLD early) takes its children along:
+  // nginx, the policy servers, the forwarders, the backend and uvicorn would otherwise outlive it.
+  const onSignal = (sig: NodeJS.Signals): void => {
+    for (const c of children) c.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 
   let idp: Awaited<ReturnType<typeof startDevIdp>> | undefined;
   try {
@@ -755,6 +764,8 @@ http {
     await writeDocs(result);
     return result;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await stopAll();
     await idp?.stop();
     await rm(dir, { recursive: true, force: true });
