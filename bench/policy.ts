@@ -154,8 +154,8 @@ s.listen(Number(process.argv[2]), '127.0.0.1');
  * The reference forwarder: the least a Node.js reverse proxy in this position does, with the
  * same runtime, flags and HTTP stack as the policy server (node:http server, undici Pool with
  * the same options, raw dispatch handler, hop-by-hop headers dropped) and no policy at all: no
- * authentication, validation, audit, metrics, request id or deadlines. With \`parse\` it also
- * runs \`JSON.parse\` on the body (what validation costs at the least). Its throughput is the
+ * authentication, validation, audit, metrics, request id or deadlines. With `parse` it also
+ * runs `JSON.parse` on the body (what validation costs at the least). Its throughput is the
  * ceiling of any Node.js policy server on this machine; the bench reports KEA against it.
  */
 const FORWARDER_JS = `
@@ -361,13 +361,13 @@ async function wrk(url: string, script: string, seconds: number): Promise<WrkRun
 
 /**
  * Unmeasured load right before each measured run, s. A server that sat idle during the previous
- * scenario (e.g. the policy server during \`plain\`) ran its first seconds ~10% slower than it runs
+ * scenario (e.g. the policy server during `plain`) ran its first seconds ~10% slower than it runs
  * after load (measured: KEA right after plain 17.5k req/s, right after KEA 19.5k); without this,
  * whichever scenario follows an idle period is penalised.
  */
 const PREWARM_SECONDS = 1;
 
-/** The scenarios of round \`round\` in rotated order, so that no scenario always runs first or after the same one. */
+/** The scenarios of round `round` in rotated order, so that no scenario always runs first or after the same one. */
 function roundOrder<T>(names: T[], round: number): T[] {
   const k = round % names.length;
   return [...names.slice(k), ...names.slice(0, k)];

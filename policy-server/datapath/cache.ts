@@ -91,7 +91,7 @@ export class ResponseCache {
    */
   key(serviceId: string, operationId: string, configVersion: string, canonicalBody: string, query: string, subject: string | undefined): string {
     // One one-shot hash of the joined fields (the same digest as hashing them in sequence):
-    // \`crypto.hash\` costs ~0.25 µs here against ~1.1 µs for a Hash object and seven updates.
+    // `crypto.hash` costs ~0.25 µs here against ~1.1 µs for a Hash object and seven updates.
     const scope = subject === undefined ? '\u0001shared' : `\u0002${subject}`;
     return hash('sha256', `${serviceId}\0${operationId}\0${configVersion}\0${canonicalQuery(query)}\0${scope}\0${canonicalBody}`, 'base64url');
   }

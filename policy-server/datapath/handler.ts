@@ -376,8 +376,8 @@ export class DataPath {
    * own headers/body timeouts are off: they run on coarse "fast timers" (≈0.5–1 s resolution),
    * too coarse for per-operation timeouts, and cost timer objects per request.
    * An intrusive doubly linked list through the exchanges, not a `Set`: adding each exchange
-   * to a Set and deleting it again cost ~7 µs of CPU per request under load (interleaved A/B
-   * against a build without the Set, 6 rounds, reproduced twice; docs/performance.md).
+   * to a Set and deleting it again cost 7–9 µs of CPU per request under load (interleaved A/B
+   * against builds without the Set, 6 rounds each, reproduced; docs/performance.md).
    */
   private waitingHead: Exchange | null = null;
   private waitingCount = 0;
@@ -453,7 +453,6 @@ export class DataPath {
       else x.onResponseError(null, timeoutError()); // still queued in the pool: answer now
     }
   }
-
 
   /** Claim paths of a service, falling back to the server defaults (memoised per compiled service). */
   claimsFor(svc: CompiledService): ClaimPaths {
