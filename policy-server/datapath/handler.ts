@@ -380,7 +380,6 @@ export class DataPath {
    * against builds without the Set, 6 rounds each, reproduced; docs/performance.md).
    */
   private waitingHead: Exchange | null = null;
-  private waitingCount = 0;
   private readonly bodyMemo = new WeakMap<CompiledOperation, LRUCache<string, string>>();
   private sweeper?: NodeJS.Timeout;
 
@@ -412,7 +411,6 @@ export class DataPath {
       x.nextWaiting = this.waitingHead;
       if (this.waitingHead) this.waitingHead.prevWaiting = x;
       this.waitingHead = x;
-      this.waitingCount++;
     }
     if (!this.sweeper) {
       this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
@@ -431,11 +429,10 @@ export class DataPath {
     else this.waitingHead = next;
     if (next) next.prevWaiting = prev;
     x.prevWaiting = x.nextWaiting = null;
-    this.waitingCount--;
   }
 
   private sweep(): void {
-    if (this.waitingCount === 0) {
+    if (this.waitingHead === null) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
       return;
@@ -443,7 +440,7 @@ export class DataPath {
     const now = performance.now();
     // Collect first: aborting an exchange runs its handlers synchronously, which unlink it.
     let expired: Exchange[] | undefined;
-    for (let x = this.waitingHead; x; x = x.nextWaiting) if (now >= x.deadline) (expired ??= []).push(x);
+    for (let x: Exchange | null = this.waitingHead; x; x = x.nextWaiting) if (now >= x.deadline) (expired ??= []).push(x);
     if (!expired) return;
     for (const x of expired) {
       if (!x.isWaiting || now < x.deadline) continue;
