@@ -121,6 +121,14 @@ const WORKERS = process.env.KEA_BENCH_POLICY_WORKERS ?? '1';
 const VENV = join(KEA_CACHE, 'venv');
 
 
+/**
+ * Waits for a policy server's readiness: `/readyz` on its admin port, or on its data port for
+ * a build from before the admin port (KEA_BENCH_POLICY_MAIN_B may be one).
+ */
+function waitReady(port: number, adminPort: number): Promise<void> {
+  return Promise.any([waitHttp(`http://127.0.0.1:${adminPort}/readyz`, 30_000, 200), waitHttp(`http://127.0.0.1:${port}/readyz`, 30_000, 200)]);
+}
+
 async function waitHttp(url: string, timeoutMs = 20_000, okStatus?: number): Promise<void> {
   const t0 = Date.now();
   for (;;) {
@@ -472,6 +480,7 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     const [backendPort, policyPort, plainPort, keaPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const [irisPort, irisPolicyPort, irisPlainPort, irisKeaPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const [fwdPort, fwdParsePort, fwdFrontPort, fwdParseFrontPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const adminPorts: Record<string, number> = { node: await freePort(), iris: await freePort(), b: await freePort() };
     const gatewayUrl = `http://127.0.0.1:${keaPort}`;
     const gwSecret = randomBytes(16).toString('hex');
     idp = await startDevIdp({
@@ -526,6 +535,8 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
             KEA_GATEWAY_URL: gatewayUrl,
             KEA_SESSION_SECRETS: randomBytes(24).toString('hex'),
             KEA_COOKIE_SECURE: 'false',
+            // Probes and metrics are on the admin port (/readyz: the configuration is loaded).
+            KEA_ADMIN_PORT: String(adminPorts[label]),
           },
         },
       );
@@ -614,9 +625,9 @@ http {
     );
     const nginx = spawn('nginx', ['-c', nginxConf, '-p', join(dir, 'nginx')], { stdio: 'ignore' });
     children.push(nginx);
-    await waitHttp(`http://127.0.0.1:${policyPort}/readyz`, 30_000, 200);
+    await waitReady(policyPort, adminPorts.node);
     await waitHttp(`http://127.0.0.1:${plainPort}/`, 10_000);
-    await waitHttp(`http://127.0.0.1:${irisPolicyPort}/readyz`, 30_000, 200);
+    await waitReady(irisPolicyPort, adminPorts.iris);
     await waitHttp(`http://127.0.0.1:${irisPort}/healthz`, 60_000, 200);
     // Sanity: each path answers 200 through nginx with the token.
     for (const [port, path] of [
@@ -649,7 +660,7 @@ http {
       const argsB = process.env.KEA_BENCH_POLICY_NODE_ARGS_B?.split(' ').filter(Boolean);
       const portB = argsB ? await freePort() : undefined;
       const policyB = argsB ? startPolicy(portB!, `http://127.0.0.1:${backendPort}`, 'b', argsB, process.env.KEA_BENCH_POLICY_MAIN_B) : undefined;
-      if (portB) await waitHttp(`http://127.0.0.1:${portB}/readyz`, 30_000, 200);
+      if (portB) await waitReady(portB, adminPorts.b);
       process.stdout.write(JSON.stringify({ plainPort, keaPort, policyPort, backendPort, portB, script, pids: { policy: policy.pid, policyB: policyB?.pid, nginx: childPids(nginx.pid!), backend: backend.pid } }) + '\n');
       await new Promise((r) => setTimeout(r, Number(process.env.KEA_BENCH_HOLD) * 1000));
       throw new Error('KEA_BENCH_HOLD: held, no measurement');

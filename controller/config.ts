@@ -7,6 +7,7 @@
  * `--system-namespace` ⇔ `KEA_SYSTEM_NAMESPACE`. Run `node dist/controller/main.js --help`.
  */
 import { Command, Option, InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { ControllerConfig } from './model.js';
 
@@ -48,6 +49,11 @@ export interface RuntimeOptions {
    * Undefined: discovery is off (such ApiSchemas report Imported=False FetchFailed).
    */
   internalGatewayUrl?: string;
+  /**
+   * Period of the internal listener check (controller/internal-listener.ts), in ms; 0 = off.
+   * Findings are logged (`internal listener problem`) and counted in a gauge.
+   */
+  internalListenerCheckMs: number;
 }
 
 export interface LoadedConfig {
@@ -67,6 +73,21 @@ function bool(v: string): boolean {
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;
   throw new InvalidArgumentError(`expected true/false, got "${v}"`);
+}
+
+/**
+ * Reads a token file (a mounted Secret key): its text without surrounding white space.
+ * @throws InvalidArgumentError naming the file when it cannot be read or is empty.
+ */
+function readTokenFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new InvalidArgumentError(`--internal-token-file ${path}: ${(e as Error).message}`);
+  }
+  if (!text) throw new InvalidArgumentError(`--internal-token-file ${path} is empty`);
+  return text;
 }
 
 /**
@@ -92,7 +113,10 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     .addOption(opt('--internal-listener <name>', 'Gateway listener (sectionName) of internal routes', 'KEA_INTERNAL_LISTENER', 'internal'))
     .addOption(opt('--policy-service <name>', 'policy server Service name (in the system namespace)', 'KEA_POLICY_SERVICE', 'kea-policy'))
     .addOption(opt('--policy-port <port>', 'policy server Service port', 'KEA_POLICY_PORT', 8000).argParser(int('--policy-port')))
-    .addOption(opt('--internal-token <secret>', 'shared secret internal routes require in x-kea-internal-token', 'KEA_INTERNAL_TOKEN'))
+    .addOption(opt('--internal-token <secret>', 'shared secret internal routes require in x-kea-internal-token (prefer the env variable or --internal-token-file: a flag shows in ps)', 'KEA_INTERNAL_TOKEN'))
+    .addOption(opt('--internal-token-file <path>', 'file holding the internal token (surrounding white space ignored); used when --internal-token is not given', 'KEA_INTERNAL_TOKEN_FILE'))
+    .addOption(opt('--internal-token-previous <secret>', 'during a rotation: the previous token, still accepted by internal routes (never sent)', 'KEA_INTERNAL_TOKEN_PREVIOUS'))
+    .addOption(opt('--internal-token-next <secret>', 'during a rotation: the next token, already accepted by internal routes (never sent)', 'KEA_INTERNAL_TOKEN_NEXT'))
     .addOption(opt('--gateway-url <url>', 'public base URL of the gateway (docs links, curl examples)', 'KEA_GATEWAY_URL', 'http://localhost:8080'))
     .addOption(opt('--internal-gateway-url <url>', 'base URL of the Gateway internal listener, for fetching served OpenAPI documents (spec.source.openapi)', 'KEA_INTERNAL_GATEWAY_URL'))
     .addOption(opt('--internal-domain <domain>', 'suffix of internal hostnames', 'KEA_INTERNAL_DOMAIN', 'kea.internal'))
@@ -110,14 +134,16 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     .addOption(opt('--relist-ms <ms>', 'informer full relist period (0 = off)', 'KEA_RELIST_MS', 300000).argParser(int('--relist-ms')))
     .addOption(opt('--full-reconcile-ms <ms>', 'the leader renders every owner at least this often (0 = off: only at start and after errors)', 'KEA_FULL_RECONCILE_MS', 0).argParser(int('--full-reconcile-ms')))
     .addOption(opt('--concurrency <n>', 'max API requests in flight during apply', 'KEA_CONCURRENCY', 16).argParser(int('--concurrency')))
+    .addOption(opt('--internal-listener-check-ms <ms>', "how often the Gateway's internal listener is checked for admitting other namespaces or foreign routes (0 = off)", 'KEA_INTERNAL_LISTENER_CHECK_MS', 60000).argParser(int('--internal-listener-check-ms')))
     .addOption(opt('--stale-after-ms <ms>', '/healthz fails when an informer fails this long', 'KEA_STALE_AFTER_MS', 120000).argParser(int('--stale-after-ms')));
   cmd.parse(argv, { from: 'node' });
   const o = cmd.opts() as Record<string, string | number | boolean | undefined>;
   const systemNamespace = String(o.systemNamespace);
-  const token = o.internalToken as string | undefined;
+  const token = (o.internalToken as string | undefined) ?? (o.internalTokenFile ? readTokenFile(String(o.internalTokenFile)) : undefined);
   if (!token) {
-    throw new InvalidArgumentError('--internal-token (KEA_INTERNAL_TOKEN) is required: the secret internal HTTPRoutes match on');
+    throw new InvalidArgumentError('--internal-token-file (KEA_INTERNAL_TOKEN_FILE) or KEA_INTERNAL_TOKEN is required: the secret internal HTTPRoutes match on');
   }
+  const accepted = [o.internalTokenPrevious, o.internalTokenNext].map((v) => (typeof v === 'string' ? v.trim() : '')).filter((v) => v !== '' && v !== token);
   const config: ControllerConfig = {
     systemNamespace,
     gateway: {
@@ -128,6 +154,7 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     },
     policyServer: { name: String(o.policyService), port: Number(o.policyPort) },
     internalToken: token,
+    ...(accepted.length ? { acceptedInternalTokens: accepted } : {}),
     gatewayUrl: String(o.gatewayUrl).replace(/\/$/, ''),
     internalDomain: String(o.internalDomain),
   };
@@ -148,6 +175,7 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     fullReconcileMs: Number(o.fullReconcileMs),
     concurrency: Math.max(1, Number(o.concurrency)),
     staleAfterMs: Number(o.staleAfterMs),
+    internalListenerCheckMs: Number(o.internalListenerCheckMs),
     ...(o.internalGatewayUrl ? { internalGatewayUrl: String(o.internalGatewayUrl) } : {}),
   };
   return { config, runtime };

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { FIELD_MANAGER, type MLService } from '../lib/api/types.js';
+import { apiConfigMapName } from '../lib/policy/config.js';
 import { KubeClient, KubeError, RESOURCES, APPLIED_HASH } from './apply/index.js';
 import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, metricSum, parseYaml, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
 import { loadClusterAuth } from './apply/kubeconfig.js';
@@ -96,12 +97,23 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
   expect(d1.metadata?.managedFields?.find((f) => f.manager === FIELD_MANAGER)?.operation).toBe('Apply');
   await waitFor('services', async () => (await get(R.svc, NS, 'iris-v1')) && (await get(R.svc, NS, 'iris-v2')));
 
-  // Internal route: weighted backendRefs in percent, internal hostname and token match.
-  const internal = await waitFor('internal route', () => get(R.route, NS, 'iris-internal').catch(() => undefined));
+  // Internal route: in the system namespace (tenants cannot read its token), named after its
+  // hostname, weighted backendRefs in percent to the tenant's Services, token match; a
+  // ReferenceGrant beside the Services lets it reach them (docs/adr/0009-internal-routes.md).
+  const internal = await waitFor('internal route', () => get(R.route, SYS, `iris.${NS}.kea.internal`).catch(() => undefined));
   expect(internal.spec.hostnames).toEqual([`iris.${NS}.kea.internal`]);
   expect(internal.spec.parentRefs[0]).toMatchObject({ name: 'kea', namespace: SYS, sectionName: 'internal' });
-  expect(internal.spec.rules[0].backendRefs.map((r: { name: string; weight: number }) => `${r.name}:${r.weight}`)).toEqual(['iris-v1:80', 'iris-v2:20']);
+  expect(internal.spec.rules[0].backendRefs.map((r: { name: string; namespace: string; weight: number }) => `${r.namespace}/${r.name}:${r.weight}`)).toEqual([`${NS}/iris-v1:80`, `${NS}/iris-v2:20`]);
   expect(JSON.stringify(internal.spec.rules[0].matches)).toContain('x-kea-internal-token');
+  expect(internal.metadata?.labels?.['kea.dev/owner']).toBe(`MLService.${NS}.iris`);
+  const internalGrant = await waitFor('internal grant', () => get(R.grant, NS, `iris.${NS}.kea.internal`).catch(() => undefined));
+  expect(internalGrant.spec).toEqual({
+    from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: SYS }],
+    to: [{ group: '', kind: 'Service', name: 'iris-v1' }, { group: '', kind: 'Service', name: 'iris-v2' }],
+  });
+  // No HTTPRoute in the tenant's namespace names the internal listener.
+  const tenantRoutes = (await client.list(R.route, { namespace: NS })).items as Array<KubernetesObject & { spec: { parentRefs: Array<{ sectionName?: string }> } }>;
+  expect(tenantRoutes.filter((r) => r.spec.parentRefs.some((p) => p.sectionName === 'internal')).map((r) => r.metadata?.name)).toEqual([]);
 
   // Public route: one rule per operation → policy server, operation identified by header.
   const pub = await waitFor('public route', () => get(R.route, NS, 'kea-api-grades').catch(() => undefined));
@@ -114,7 +126,7 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
   const grant = await waitFor('grant', () => get(R.grant, SYS, `kea-policy-from-${NS}`).catch(() => undefined));
   expect(grant.spec.from[0]).toMatchObject({ kind: 'HTTPRoute', namespace: NS });
   // Policy config for the policy server.
-  const cm = await waitFor('policy configmap', () => get(R.cm, SYS, `kea-api-${NS}-iris`).catch(() => undefined));
+  const cm = await waitFor('policy configmap', () => get(R.cm, SYS, apiConfigMapName(NS, 'iris')).catch(() => undefined));
   expect(JSON.parse(cm.data!['policy.json']).operations[0].operationId).toBe('predict');
   expect(JSON.parse(cm.data!['openapi.json']).openapi).toMatch(/^3\.0\./);
   // The gateway-level portal route.
@@ -168,7 +180,7 @@ test('change weights → the internal route follows', async () => {
   m.spec.revisions[1].weight = 70;
   await applyAll(client, [m as unknown as KubernetesObject], NS);
   await waitFor('30/70', async () => {
-    const r = await get(R.route, NS, 'iris-internal');
+    const r = await get(R.route, SYS, `iris.${NS}.kea.internal`);
     return r.spec.rules[0].backendRefs.map((x: { weight: number }) => x.weight).join() === '30,70';
   });
   await waitFor('mls status traffic', async () => {
@@ -233,7 +245,7 @@ test('kill the leader → the standby takes over and keeps reconciling', async (
   m.spec.revisions[1].weight = 40;
   await applyAll(client, [m as unknown as KubernetesObject], NS);
   await waitFor('60/40 by the new leader', async () => {
-    const r = await get(R.route, NS, 'iris-internal');
+    const r = await get(R.route, SYS, `iris.${NS}.kea.internal`);
     return r.spec.rules[0].backendRefs.map((x: { weight: number }) => x.weight).join() === '60,40';
   });
   expect(await writesMetric(standby)).toBeGreaterThan(0);
@@ -273,10 +285,13 @@ test('delete → every emitted object is pruned', async () => {
       gone(R.deploy, NS, 'iris-v1'),
       gone(R.deploy, NS, 'iris-v2'),
       gone(R.svc, NS, 'iris-v1'),
-      gone(R.route, NS, 'iris-internal'),
+      // Objects in the system namespace have no ownerReference (not allowed across
+      // namespaces): apply prunes them by their owner label.
+      gone(R.route, SYS, `iris.${NS}.kea.internal`),
+      gone(R.grant, NS, `iris.${NS}.kea.internal`),
       gone(R.route, NS, 'kea-api-grades'),
       gone(R.route, NS, 'kea-api-iris'),
-      gone(R.cm, SYS, `kea-api-${NS}-iris`),
+      gone(R.cm, SYS, apiConfigMapName(NS, 'iris')),
       gone(R.grant, SYS, `kea-policy-from-${NS}`),
     ]);
     return checks.every(Boolean);

@@ -11,6 +11,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, Condition, MLService } from '../lib/api/types.js';
 import { createLogger } from '../lib/log.js';
+import { apiConfigMapName } from '../lib/policy/config.js';
 import { loadConfig } from './config.js';
 import { startController, type ControllerHandle } from './main.js';
 import { KubeClient, RESOURCES } from './apply/index.js';
@@ -24,6 +25,9 @@ const ROUTE = RESOURCES['gateway.networking.k8s.io/v1/HTTPRoute'];
 const CM = RESOURCES['v1/ConfigMap'];
 const SCHEMA = RESOURCES['kea.dev/v1alpha1/ApiSchema'];
 const MLS = RESOURCES['kea.dev/v1alpha1/MLService'];
+const GRANT = RESOURCES['gateway.networking.k8s.io/v1beta1/ReferenceGrant'];
+/** A second tenant namespace (issue 10 item 3: cross-namespace discovery targets). */
+const NS2 = 'kea-disc-b';
 
 let client: KubeClient;
 let controller: ControllerHandle | undefined;
@@ -66,12 +70,12 @@ function fastapiDoc(extra: boolean): unknown {
 const cond = (conds: Condition[] | undefined, type: string) => conds?.find((c) => c.type === type);
 const getSchema = (name: string) => client.get<ApiSchema>(SCHEMA, NS, name);
 type Route = KubernetesObject & { spec: { rules: Array<{ matches: Array<{ method?: string; path: { value: string } }>; backendRefs: Array<{ name: string; weight: number }> }> } };
-const routeRules = async (name: string) =>
-  ((await client.get<Route>(ROUTE, NS, name).catch(() => undefined))?.spec.rules ?? []).map((r) => `${r.matches[0].method ?? '*'} ${r.matches[0].path.value}`).sort();
+const routeRules = async (name: string, namespace = NS) =>
+  ((await client.get<Route>(ROUTE, namespace, name).catch(() => undefined))?.spec.rules ?? []).map((r) => `${r.matches[0].method ?? '*'} ${r.matches[0].path.value}`).sort();
 
 beforeAll(async () => {
   client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
-  await ensureNamespaces(client, NS, SYS);
+  await ensureNamespaces(client, NS, SYS, NS2);
   gateway = createServer((req, res) => {
     seen.push(req.headers);
     if (req.headers['x-kea-internal-token'] !== TOKEN || req.headers.host !== `legacy.${NS}.api.kea.internal` || req.url !== '/openapi.json') {
@@ -100,7 +104,7 @@ async function start(): Promise<ControllerHandle> {
 
 afterAll(async () => {
   await controller?.stop();
-  for (const [ref, ns] of [[SCHEMA, NS], [MLS, NS]] as const) {
+  for (const [ref, ns] of [[SCHEMA, NS], [MLS, NS], [SCHEMA, NS2], [GRANT, NS]] as const) {
     for (const o of (await client.list(ref, { namespace: ns })).items) await client.delete(ref, ns, o.metadata!.name!);
   }
   await new Promise<void>((r) => gateway.close(() => r()));
@@ -136,7 +140,7 @@ test('a served OpenAPI document is imported, routed, published; a breaking chang
   expect(cond(failing.status?.conditions, 'Programmed')).toMatchObject({ status: 'False', reason: 'AwaitingOpenApi' });
   expect(await routeRules('kea-api-legacy')).toEqual([]);
   // The internal route discovery fetches through exists before any operation is known.
-  expect(await routeRules('kea-api-legacy-internal')).toEqual(['* /']);
+  expect(await routeRules(`legacy.${NS}.api.kea.internal`, SYS)).toEqual(['* /']);
 
   // The document appears: imported, routed through the policy server, published.
   served = { doc: fastapiDoc(false) };
@@ -212,7 +216,7 @@ test('a breaking canary is refused (its weight goes to the stable revision) unti
       },
     }) as unknown as KubernetesObject;
   await applyAll(client, [schema('iris-v1', '/iris', ['a']), schema('iris-v2', '/iris-v2', ['a', 'b']), mls(false)], NS);
-  const weights = async () => (await client.get<Route>(ROUTE, NS, 'iris-internal').catch(() => undefined))?.spec.rules[0].backendRefs.map((b) => `${b.name}=${b.weight}`).join(',');
+  const weights = async () => (await client.get<Route>(ROUTE, SYS, `iris.${NS}.kea.internal`).catch(() => undefined))?.spec.rules[0].backendRefs.map((b) => `${b.name}=${b.weight}`).join(',');
   await waitFor('refused canary routes 100/0', async () => (await weights()) === 'iris-v1=100,iris-v2=0', 20_000);
   const refused = await client.get<MLService>(MLS, NS, 'iris');
   expect(cond(refused.status?.conditions, 'ContractChecked')).toMatchObject({ status: 'False', reason: 'BreakingApiChange' });
@@ -237,7 +241,7 @@ test('a breaking canary is refused (its weight goes to the stable revision) unti
 test('a controller restart while the served document is unreachable prunes nothing (retained until it is fetched again)', async () => {
   const rules = await routeRules('kea-api-legacy');
   expect(rules).toEqual(['GET /legacy/items', 'GET /legacy/stats', 'POST /legacy/predict']);
-  const apiConfig = () => client.get(CM, SYS, `kea-api-${NS}-legacy`).catch(() => undefined);
+  const apiConfig = () => client.get(CM, SYS, apiConfigMapName(NS, 'legacy')).catch(() => undefined);
   expect(await apiConfig()).toBeDefined();
   await controller!.stop();
   served = { status: 503 };
@@ -256,4 +260,59 @@ test('a controller restart while the served document is unreachable prunes nothi
   served = { doc: fastapiDoc(true) };
   await waitFor('programmed again', async () => cond((await getSchema('legacy')).status?.conditions, 'Programmed')?.status === 'True', 30_000);
   expect(await routeRules('kea-api-legacy')).toEqual(rules);
+});
+
+test('a discovery target in another namespace is fetched only once a ReferenceGrant allows it (issue 10 item 3)', async () => {
+  const host = `peek.${NS2}.api.kea.internal`;
+  const getPeek = () => client.get<ApiSchema>(SCHEMA, NS2, 'peek');
+  // Tenant NS2 points an ApiSchema with spec.source.openapi at tenant NS's Service legacy.
+  await applyAll(
+    client,
+    [
+      {
+        apiVersion: 'kea.dev/v1alpha1',
+        kind: 'ApiSchema',
+        metadata: { name: 'peek' },
+        spec: {
+          target: { service: { name: 'legacy', namespace: NS, port: 8000 } },
+          basePath: '/peek',
+          info: { title: 'Peek', version: '1' },
+          source: { openapi: { refresh: true, intervalSeconds: 10 } },
+        },
+      } as unknown as KubernetesObject,
+    ],
+    NS2,
+  );
+  const refused = await waitFor('Imported=False Refused', async () => {
+    const s = await getPeek();
+    return cond(s.status?.conditions, 'Imported')?.reason === 'Refused' ? s : undefined;
+  }, 20_000);
+  expect(cond(refused.status?.conditions, 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'RefNotPermitted' });
+  expect(cond(refused.status?.conditions, 'Imported')?.message).toContain(`ReferenceGrant in namespace ${NS} allows HTTPRoutes of namespace ${NS2}`);
+  // Two more batches (debounce 50 ms): still no request for its host reached the internal listener.
+  await controller!.idle();
+  await new Promise((r) => setTimeout(r, 500));
+  expect(seen.filter((h) => h.host === host)).toEqual([]);
+
+  // The owner of NS grants NS2: the document is fetched (the fake listener answers 404 for
+  // this host, so the fetch fails, but it was sent).
+  await applyAll(
+    client,
+    [
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1beta1',
+        kind: 'ReferenceGrant',
+        metadata: { name: 'allow-disc-b' },
+        spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: NS2 }], to: [{ group: '', kind: 'Service', name: 'legacy' }] },
+      } as unknown as KubernetesObject,
+    ],
+    NS,
+  );
+  await waitFor('fetched once granted', () => seen.some((h) => h.host === host), 20_000);
+  const after = await waitFor('Imported no longer Refused', async () => {
+    const s = await getPeek();
+    const c = cond(s.status?.conditions, 'Imported');
+    return c && c.reason !== 'Refused' ? s : undefined;
+  }, 20_000);
+  expect(cond(after.status?.conditions, 'Imported')).toMatchObject({ status: 'False', reason: 'FetchFailed' });
 });

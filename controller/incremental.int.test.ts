@@ -152,7 +152,7 @@ test('new weights of one MLService re-render it and the ApiSchema fronting it; t
   const mark = ctl.logs.length;
   await applyAll(client, [pair('alpha', [30, 70])[0]], NS);
   await waitFor('alpha 30/70', async () => {
-    const r = await client.get<Obj>(R.route, NS, 'alpha-internal');
+    const r = await client.get<Obj>(R.route, SYS, `alpha.${NS}.kea.internal`);
     return r.spec.rules[0].backendRefs.map((b: { weight: number }) => b.weight).join() === '30,70';
   });
   const after = await settle();

@@ -5,7 +5,7 @@
  * and graceful SIGTERM/SIGINT handling (the Lease is released so a standby takes over at
  * once).
  *
- * Run: `node dist/controller/main.js --internal-token=<secret> [--help]`.
+ * Run: `node dist/controller/main.js --internal-token-file=<path> [--help]` (or env KEA_INTERNAL_TOKEN).
  * In-process (tests): `startController(loadConfig(argv), deps)`.
  */
 import { createServer, type Server } from 'node:http';
@@ -22,7 +22,8 @@ import { LeaderElector } from './leader/index.js';
 import { IncrementalReconciler, IncrementalRestart } from './incremental.js';
 import { type DiscoveredDoc, type DocFetcher, OpenApiDiscovery, gatewayFetcher } from './discover/index.js';
 import { apiSchemaHost } from './graph/names.js';
-import { GraphMemo } from './graph/index.js';
+import { checkInternalListener } from './internal-listener.js';
+import { GraphMemo, discoverableApiSchemas } from './graph/index.js';
 import type { ApiSchema } from '../lib/api/types.js';
 
 /** The pure stages: graph → IR → render. */
@@ -97,6 +98,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     ownersRendered: new Counter({ name: 'kea_controller_owners_rendered_total', help: 'ApiSchemas and MLServices run through graph → IR → render by the leader (incremental reconcile), by kind', labelNames: ['kind'], registers: [registry] }),
     ownersSkipped: new Counter({ name: 'kea_controller_owners_skipped_total', help: 'ApiSchemas and MLServices left out of a leader run because none of their inputs changed', registers: [registry] }),
     fullRestarts: new Counter({ name: 'kea_controller_incremental_restarts_total', help: 'Incremental runs abandoned for a full reconcile (an object claimed across owners)', registers: [registry] }),
+    internalListenerProblems: new Gauge({ name: 'kea_controller_internal_listener_problems', help: 'Findings of the last internal listener check (controller/internal-listener.ts): a Gateway listener admitting other namespaces, foreign routes on it', registers: [registry] }),
     lastEvent: new Gauge({ name: 'kea_controller_last_event_timestamp_seconds', help: 'When any informer last saw an event or completed a list (Unix seconds)', registers: [registry] }),
   };
   client.observer = (method, _path, status) => m.requests.inc({ method, code: String(status) });
@@ -134,9 +136,11 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     const snapshot = watcher.snapshot();
     snapshot.graphMemo = graphMemo;
     // Served OpenAPI documents: start/stop fetch loops for the current ApiSchemas, then read
-    // what has been found so far (a new document or error triggers another batch).
+    // what has been found so far (a new document or error triggers another batch). Only
+    // targets the ApiSchema may reference, by a plain path (graph discoveryRefusal): the
+    // fetch carries the internal token.
     if (discovery) {
-      discovery.sync(snapshot.apiSchemas);
+      discovery.sync(discoverableApiSchemas(snapshot));
       snapshot.discovered = discovery.snapshot();
     } else {
       snapshot.discovered = discoveryOff(snapshot.apiSchemas);
@@ -309,6 +313,24 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     m.leader.set(1);
   }
 
+  // ---- internal listener guard (docs/adr/0009-internal-routes.md): read-only, at start and
+  // every --internal-listener-check-ms; each new set of findings is logged once.
+  let listenerReport = '';
+  const checkListener = async (): Promise<void> => {
+    try {
+      const problems = await checkInternalListener(client, config);
+      m.internalListenerProblems.set(problems.length);
+      const report = JSON.stringify(problems);
+      if (report !== listenerReport) for (const p of problems) log.warn('internal listener problem', { ...p });
+      listenerReport = report;
+    } catch (err) {
+      if (!stopping) log.warn('internal listener check failed', { error: err instanceof Error ? err.message : String(err) });
+    }
+  };
+  const listenerTimer = runtime.internalListenerCheckMs > 0 ? setInterval(() => void checkListener(), runtime.internalListenerCheckMs) : undefined;
+  listenerTimer?.unref();
+  if (listenerTimer) void checkListener();
+
   // ---- health server
   const health = () => {
     const now = Date.now();
@@ -373,6 +395,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
       if (stopping) return;
       stopping = true;
       clearInterval(fullTimer);
+      clearInterval(listenerTimer);
       log.info('stopping');
       await batcher.close();
       await leader?.stop();

@@ -20,8 +20,18 @@ export interface ControllerConfig {
   gateway: { namespace: string; name: string; publicListener: string; internalListener: string };
   /** The policy server's Service (backendRef of public routes). */
   policyServer: { name: string; port: number };
-  /** Shared secret the internal HTTPRoutes require in header x-kea-internal-token. */
+  /**
+   * Shared secret the internal HTTPRoutes require in header x-kea-internal-token: the current
+   * value, which discovery sends. The routes live in the system namespace only (tenants cannot
+   * read them), docs/adr/0009-internal-routes.md.
+   */
   internalToken: string;
+  /**
+   * Further values the internal routes accept besides {@link internalToken} during a rotation
+   * (the previous and/or the next token); each becomes one more `matches` entry (ORed).
+   * Optional; absent or empty = only the current one.
+   */
+  acceptedInternalTokens?: string[];
   /** Public base URL of the gateway, for docs/openapi URLs and curl examples. */
   gatewayUrl: string;
   /** Suffix of internal hostnames, e.g. `kea.internal` → `iris.models.kea.internal`. */

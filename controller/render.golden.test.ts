@@ -172,6 +172,22 @@ describe('controller golden files (graph → IR → render)', () => {
       });
     });
 
+    it('no two programmed ApiSchemas of different namespaces have nested basePaths, nor one policy ConfigMap (issue 10 items 6, 14)', () => {
+      const programmed = out.statuses
+        .filter((st) => st.kind === 'ApiSchema' && st.status.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True'))
+        .map((st) => snapshot.apiSchemas.find((a) => a.metadata.namespace === st.namespace && a.metadata.name === st.name)!);
+      const nests = (a: string, b: string) => a === b || b.startsWith(`${a}/`);
+      for (const a of programmed) {
+        for (const b of programmed) {
+          if (a === b || a.metadata.namespace === b.metadata.namespace) continue;
+          expect(`${a.metadata.namespace}/${a.metadata.name} ${a.spec.basePath} nests ${b.metadata.namespace}/${b.metadata.name} ${b.spec.basePath}: ${nests(a.spec.basePath, b.spec.basePath)}`).toMatch(/: false$/);
+        }
+      }
+      const policyMaps = out.objects.filter((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.['kea.dev/component'] === 'api-config');
+      const owners = policyMaps.map((o) => o.metadata?.annotations?.['kea.dev/api-schema']);
+      expect(new Set(owners).size).toBe(owners.length);
+    });
+
     it('is deterministic: shuffled input lists give identical output', () => {
       for (const seed of [1, 7, 42, 1234]) {
         const s: ClusterSnapshot = {
@@ -221,6 +237,18 @@ describe('controller golden files (graph → IR → render)', () => {
           expect(configVersion).toBe(sha256(canonicalJson(rest)));
           expect(o.metadata?.annotations?.['kea.dev/config-version']).toBe(configVersion);
           JSON.parse((o as unknown as { data: Record<string, string> }).data['openapi.json']);
+        }
+      }
+      // Issue 10 item 4 (docs/adr/0009-internal-routes.md): the internal token is written only
+      // into objects of the system namespace (tenants cannot read it), and only HTTPRoutes of
+      // the system namespace attach to the Gateway's internal listener.
+      for (const o of out.objects) {
+        if (o.metadata?.namespace !== config.systemNamespace) {
+          for (const t of [config.internalToken, ...(config.acceptedInternalTokens ?? [])]) expect(JSON.stringify(o)).not.toContain(t);
+        }
+        const parents = (o as unknown as { spec?: { parentRefs?: Array<{ sectionName?: string }> } }).spec?.parentRefs ?? [];
+        if (o.kind === 'HTTPRoute' && parents.some((p) => p.sectionName === config.gateway.internalListener)) {
+          expect(o.metadata?.namespace).toBe(config.systemNamespace);
         }
       }
       // Every live CR gets exactly one status, with observedGeneration = metadata.generation.

@@ -28,7 +28,7 @@ const mlService = (w1: number, w2: number): KubernetesObject => {
   return m as unknown as KubernetesObject;
 };
 const weights = async () => {
-  const r = await client.get<KubernetesObject & { spec: { rules: Array<{ backendRefs: Array<{ weight: number }> }> } }>(ROUTE, NS, 'iris-internal');
+  const r = await client.get<KubernetesObject & { spec: { rules: Array<{ backendRefs: Array<{ weight: number }> }> } }>(ROUTE, SYS, `iris.${NS}.kea.internal`);
   return r.spec.rules[0].backendRefs.map((b) => b.weight).join('/');
 };
 

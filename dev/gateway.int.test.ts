@@ -206,17 +206,34 @@ describe('Traefik as the local Gateway API implementation', () => {
     expect(r.backend).toBe('v1');
   });
 
-  test('internal listener: hostname + header match', async () => {
-    await apply({
+  // KEA's internal routes live in kea-system (the only namespace the internal listener admits,
+  // dev/gateway.ts) and reach the revision Services of a tenant namespace through a
+  // ReferenceGrant there (docs/adr/0009-internal-routes.md).
+  const internalRoute = (tokens: string[]): KubernetesObject =>
+    ({
       apiVersion: 'gateway.networking.k8s.io/v1',
       kind: 'HTTPRoute',
-      metadata: { name: 'internal', namespace: APPS },
+      metadata: { name: 'echo.apps.kea.internal', namespace: 'kea-system' },
       spec: {
         parentRefs: [{ name: 'kea', namespace: 'kea-system', sectionName: 'internal' }],
         hostnames: ['echo.apps.kea.internal'],
-        rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [{ name: 'x-kea-internal-token', value: 's3cret' }] }], backendRefs: [{ name: 'echo-v2', port: 80 }] }],
+        rules: [
+          {
+            matches: tokens.map((value) => ({ path: { type: 'PathPrefix', value: '/' }, headers: [{ name: 'x-kea-internal-token', value }] })),
+            backendRefs: [{ name: 'echo-v2', namespace: APPS, port: 80 }],
+          },
+        ],
       },
+    }) as KubernetesObject;
+
+  test('internal listener: a kea-system route, hostname + header match, backend through a ReferenceGrant', async () => {
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1beta1',
+      kind: 'ReferenceGrant',
+      metadata: { name: 'echo.apps.kea.internal', namespace: APPS },
+      spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'kea-system' }], to: [{ group: '', kind: 'Service', name: 'echo-v2' }] },
     } as KubernetesObject);
+    await apply(internalRoute(['s3cret']));
     const ok = await until('internal route', 5000, async () => {
       const x = await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': 's3cret' });
       return x.status === 200 ? x : undefined;
@@ -227,6 +244,77 @@ describe('Traefik as the local Gateway API implementation', () => {
     expect((await get(`${gw.internalUrl}/predict`, { host: 'other.kea.internal', 'x-kea-internal-token': 's3cret' })).status).toBe(404);
     // The public listener does not serve internal routes.
     expect((await get(`${gw.publicUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': 's3cret' })).status).toBe(404);
+  });
+
+  test('internal listener: a tenant route is refused (NotAllowedByListeners) and cannot outrank KEA\'s route', async () => {
+    // Issue 10 item 4: a tenant attaches a route for the victim's internal host with a more
+    // specific path and no token match, pointing at its own backend (echo-v1).
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'hijack', namespace: OTHER },
+      spec: {
+        parentRefs: [{ name: 'kea', namespace: 'kea-system', sectionName: 'internal' }],
+        hostnames: ['echo.apps.kea.internal'],
+        rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/predict' } }], backendRefs: [{ name: 'echo-v1', namespace: APPS, port: 80 }] }],
+      },
+    } as KubernetesObject);
+    // Even a grant from the tenant's namespace to the backend does not let it in.
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1beta1',
+      kind: 'ReferenceGrant',
+      metadata: { name: 'allow-other-internal', namespace: APPS },
+      spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: OTHER }], to: [{ group: '', kind: 'Service' }] },
+    } as KubernetesObject);
+    const accepted = await until('hijack route status', 10000, async () => {
+      const r = (await api.read({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'hijack', namespace: OTHER } })) as KubernetesObject & {
+        status?: { parents?: { parentRef: { sectionName?: string }; conditions?: { type: string; status: string; reason: string }[] }[] };
+      };
+      return r.status?.parents?.find((p) => p.parentRef.sectionName === 'internal')?.conditions?.find((c) => c.type === 'Accepted');
+    });
+    expect(accepted).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
+    // Give Traefik time to have programmed anything it would, then: no request reaches echo-v1.
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const path of ['/predict', '/predict/x']) {
+      expect((await get(`${gw.internalUrl}${path}`, { host: 'echo.apps.kea.internal' })).status).toBe(404);
+      const kea = await get(`${gw.internalUrl}${path}`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': 's3cret' });
+      expect(kea).toMatchObject({ status: 200, backend: 'v2' });
+    }
+    await api.delete({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'hijack', namespace: OTHER } });
+  });
+
+  test('internal listener: token rotation with two accepted values loses no request', async () => {
+    // The sender (the policy server) switches from the old to the new token only while the
+    // route accepts both: next added → sender switches → previous dropped. A client sends
+    // without pause through all three steps; every request must get the backend's 200.
+    let token = 's3cret';
+    let stop = false;
+    const failures: string[] = [];
+    let sent = 0;
+    const client = (async () => {
+      while (!stop) {
+        const r = await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': token }).catch((e: Error) => ({ status: 0, error: e.message }));
+        sent++;
+        if (r.status !== 200) failures.push(`${token}: ${r.status}`);
+      }
+    })();
+    const waitServes = (t: string) =>
+      until(`route accepts ${t}`, 5000, async () => ((await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': t })).status === 200 ? true : undefined));
+    await apply(internalRoute(['s3cret', 'n3w-token'])); // 1. the next token is accepted too
+    await waitServes('n3w-token');
+    await new Promise((r) => setTimeout(r, 300));
+    token = 'n3w-token'; // 2. the sender switches
+    await new Promise((r) => setTimeout(r, 300));
+    await apply(internalRoute(['n3w-token'])); // 3. the previous token is dropped
+    await until('old token refused', 5000, async () =>
+      (await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': 's3cret' })).status === 404 ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await client;
+    process.stdout.write(`token rotation: ${sent} requests, ${failures.length} failed\n`);
+    expect(sent).toBeGreaterThan(50);
+    expect(failures).toEqual([]);
   });
 
   test('deleting the route makes it answer 404', async () => {

@@ -164,6 +164,10 @@ export function gatewayObjects(o: GatewayResourceOptions): KubernetesObject[] {
   const namespace = o.namespace ?? 'kea-system';
   const className = o.gatewayClassName ?? LOCAL_GATEWAY_CLASS;
   const allowAll = { namespaces: { from: 'All' } };
+  // The internal listener admits only routes of the Gateway's own namespace (kea-system, where
+  // KEA renders its internal routes): a tenant cannot attach a route there, nor read the token
+  // those routes match on (docs/adr/0009-internal-routes.md). Same as manifests/gateway.yaml.
+  const allowSame = { namespaces: { from: 'Same' } };
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
     {
@@ -180,7 +184,7 @@ export function gatewayObjects(o: GatewayResourceOptions): KubernetesObject[] {
         gatewayClassName: className,
         listeners: [
           { name: 'public', protocol: 'HTTP', port: o.publicPort, allowedRoutes: allowAll },
-          { name: 'internal', protocol: 'HTTP', port: o.internalPort, hostname: o.internalHostname ?? '*.kea.internal', allowedRoutes: allowAll },
+          { name: 'internal', protocol: 'HTTP', port: o.internalPort, hostname: o.internalHostname ?? '*.kea.internal', allowedRoutes: allowSame },
         ],
       },
     } as KubernetesObject,

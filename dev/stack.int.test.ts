@@ -5,7 +5,7 @@
  * Checks a real authenticated predict through the gateway, then that stop() leaves nothing behind,
  * then that `kea down` (stopStack) cleans up after a `kea up` process that was SIGKILLed.
  */
-import { mkdtemp, readFile, rm, access } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, access, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
@@ -104,6 +104,18 @@ describe('kea up stack', () => {
     // /docs is served by the policy server through the gateway.
     const docs = await fetch(`${stack.gatewayUrl}/docs`);
     expect(docs.status).toBe(200);
+
+    // Issue 10 (low): no secret on a command line, which `ps` shows to every user. Each child's
+    // /proc/<pid>/cmdline must carry none of the stack's secrets; they go through 0600 files.
+    const secrets = JSON.parse(await readFile(join(stateDir, 'secrets.json'), 'utf8')) as Record<string, string>;
+    const values = Object.entries(secrets).filter(([k]) => k !== 'scriptSecret').map(([, v]) => v);
+    expect(values.length).toBeGreaterThanOrEqual(3);
+    for (const [name, pid] of Object.entries(info!.children)) {
+      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ');
+      for (const v of values) expect({ name, leaks: cmdline.includes(v) }).toEqual({ name, leaks: false });
+    }
+    const tokenFile = await stat(join(stateDir, 'internal-token'));
+    expect(tokenFile.mode & 0o077).toBe(0);
   }, 240000);
 
   test('a killed policy server gives 502/503 at once, and is restarted and serves again', async () => {

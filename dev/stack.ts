@@ -279,6 +279,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const controllerPort = opts.controllerPort ?? 8082;
   const gatewayUrl = `http://localhost:${publicPort}`;
   const secrets = await loadSecrets(join(stateDir, 'secrets.json'));
+  // Secrets reach the processes through 0600 files (or the environment), never the command
+  // line, which `ps` shows to every user of the machine.
+  await writeFile(join(stateDir, 'internal-token'), secrets.internalToken, { mode: 0o600 });
   const cpDir = join(stateDir, 'controlplane');
   if (opts.fresh) await rm(cpDir, { recursive: true, force: true });
   const warm = await pathExists(join(cpDir, 'etcd'));
@@ -446,7 +449,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         '--host', host,
         '--port', String(policyPort),
         '--upstream-url', info.internalUrl,
-        '--internal-token', secrets.internalToken,
+        '--internal-token-file', join(stateDir, 'internal-token'),
         '--state-dir', join(stateDir, 'policy-state'),
         '--gateway-url', gatewayUrl,
         '--session-secrets-file', join(stateDir, 'session-secrets'),
@@ -479,7 +482,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
           ...CONTROLLER_NODE_ARGS,
           join(REPO_ROOT, 'dist/controller/main.js'),
           '--kubeconfig', info.kubeconfig,
-          '--internal-token', secrets.internalToken,
+          '--internal-token-file', join(stateDir, 'internal-token'),
           '--gateway-url', gatewayUrl,
           '--http-port', String(controllerPort),
           '--http-host', '127.0.0.1',

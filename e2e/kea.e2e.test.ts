@@ -17,6 +17,7 @@ import { parseAllDocuments } from 'yaml';
 import { request as undiciRequest } from 'undici';
 import { REPO_ROOT } from '../dev/controlplane.js';
 import { CookieJar, browserLogin, jarFetch } from '../policy-server/auth/testkit.js';
+import { send } from '../policy-server/testing/http.js';
 import {
   ARTIFACTS,
   alive,
@@ -52,6 +53,8 @@ const VIRGINICA = [6.3, 3.3, 6.0, 2.5];
 const SPECIES = ['setosa', 'versicolor', 'virginica'];
 
 const url = (p: string) => `${S.gw}${p}`;
+/** GET with the request target sent exactly as written (fetch would normalise dot segments and `\\`). */
+const rawGet = (rawPath: string, headers: Record<string, string> = {}) => send('GET', S.gw, { rawPath, headers, timeoutMs: 10000 });
 const json = (h: Hit): any => JSON.parse(h.text); // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** Which iris revision answered a /iris/predict: v1 returns `classes`, v2 returns `labels` + `probabilities`. */
@@ -103,7 +106,7 @@ async function weightChangeConvergence(
   // controller and the gateway).
   const routeWeightsMs = (async () => {
     for (let afterDone = 0; performance.now() < deadline && afterDone < 5; afterDone += done ? 1 : 0) {
-      const w = await kubectl(S, ['get', 'httproute', 'iris-internal', '-n', 'default', '-o', 'jsonpath={range .spec.rules[*].backendRefs[*]}{.name}={.weight} {end}']).catch(() => '');
+      const w = await kubectl(S, ['get', 'httproute', 'iris.default.kea.internal', '-n', 'kea-system', '-o', 'jsonpath={range .spec.rules[*].backendRefs[*]}{.name}={.weight} {end}']).catch(() => '');
       const got = new Map(w.trim().split(/\s+/).filter(Boolean).map((x) => [x.split('=')[0], Number(x.split('=')[1])] as const));
       // A backendRef left out counts as weight 0.
       if (w.trim() && (got.get('iris-v1') ?? 0) === v1 && (got.get('iris-v2') ?? 0) === v2) return Math.round(performance.now() - t0);
@@ -292,6 +295,44 @@ describe('data path', () => {
     expect(json(g).grades).toEqual([{ course: 'math', grade: 88 }]);
   });
 
+  test('a tenant cannot read the internal token nor attach a route to the internal listener (issue 10 item 4)', async () => {
+    const { internalToken } = JSON.parse(await readFile(join(S.stateDir, 'secrets.json'), 'utf8')) as { internalToken: string };
+    // Nothing in the tenant's namespace carries the token: KEA's internal routes are in kea-system.
+    const tenant = await kubectl(S, ['get', 'httproutes,referencegrants,services,deployments,configmaps,apischemas,mlservices', '-n', 'default', '-o', 'json']);
+    expect(tenant).toContain('iris.default.kea.internal'); // the ReferenceGrant for KEA's route
+    expect(tenant).not.toContain(internalToken);
+    // A tenant route for the victim's internal host with a more specific path and no token.
+    await serverSideApply(
+      S,
+      `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: e2e-hijack-internal, namespace: default }
+spec:
+  parentRefs: [{ name: kea, namespace: kea-system, sectionName: internal }]
+  hostnames: [iris.default.kea.internal]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: /predict } }]
+      backendRefs: [{ name: iris-v1, port: 8080 }]
+`,
+    );
+    try {
+      const { value: reason } = await until('the gateway refuses the tenant route', 20000, async () => {
+        const st = JSON.parse(await kubectl(S, ['get', 'httproute', 'e2e-hijack-internal', '-n', 'default', '-o', 'json']));
+        const c = (st.status?.parents ?? []).flatMap((p: { conditions?: Array<{ type: string; status: string; reason: string }> }) => p.conditions ?? []).find((x: { type: string }) => x.type === 'Accepted');
+        return c?.status === 'False' ? c.reason : undefined;
+      });
+      expect(reason).toBe('NotAllowedByListeners');
+      await new Promise((r) => setTimeout(r, 1000));
+      const internalUrl = S.stack.internalUrl;
+      const body = JSON.stringify({ features: [SETOSA] });
+      const r = await undiciRequest(`${internalUrl}/predict`, { method: 'POST', headers: { host: 'iris.default.kea.internal', 'content-type': 'application/json' }, body });
+      await r.body.text();
+      expect(r.statusCode).toBe(404);
+    } finally {
+      await kubectl(S, ['delete', 'httproute', 'e2e-hijack-internal', '-n', 'default', '--ignore-not-found']);
+    }
+  });
+
   test('the public listener never reaches a model, whatever internal host, path, token or headers a client imitates', async () => {
     // The real internal token, as if it had leaked: the internal HTTPRoutes attach only to the
     // gateway's internal listener, so even the right token does nothing on the public one.
@@ -346,6 +387,175 @@ describe('data path', () => {
   });
 });
 
+/**
+ * Differential path test (issue 10, "make the next hole visible"): a corpus of path encodings
+ * sent through the gateway's public listener → policy server → internal listener → a real
+ * FastAPI backend (e2e/fixtures/pathecho) that echoes the route it ran. For every request,
+ * either it was refused (4xx, the backend never answered), or the operation and path
+ * parameters the policy server authorised (its audit record, by request id) are exactly the
+ * route and parameters the backend ran.
+ */
+describe('differential path', () => {
+  /** Raw request targets under /pe (sent byte for byte, no client-side normalisation). */
+  const CORPUS = [
+    '/pe/grades/alice',
+    '/pe/grades/alice/private',
+    '/pe/grades/alice%2Fprivate',
+    '/pe/grades/alice%2fprivate',
+    '/pe/grades/alice%2FPRIVATE',
+    '/pe/grades/alice%252Fprivate',
+    '/pe/grades/alice%5Cprivate',
+    '/pe/grades/alice\\private',
+    '/pe/grades/alice/./private',
+    '/pe/grades/alice/../alice/private',
+    '/pe/grades/bob/../alice/private',
+    '/pe/grades/%2e%2e/grades/alice/private',
+    '/pe/grades/alice/%2E/private',
+    '/pe/grades/.%2e/grades/alice',
+    '/pe/grades/alice%2F..%2Fbob',
+    '/pe/grades/alice%2F%2E%2E%2Fprivate',
+    '/pe/grades//alice',
+    '/pe//grades/alice',
+    '/pe/grades/alice//private',
+    '/pe/grades/alice/private/',
+    '/pe/grades/alice/',
+    '/pe/GRADES/alice',
+    '/pe/grades/ALICE',
+    '/pe/gr%61des/alice',
+    '/pe/gr%61des/alice/priv%61te',
+    '/pe/grades/%61lice/priv%61te',
+    '/pe/grades/alice;x=1/private',
+    '/pe/grades/alice;/private',
+    '/pe/grades/alice/private;x=1',
+    '/pe/grades/alice%3B/private',
+    '/pe/grades/alice%3Bprivate',
+    '/pe/grades/alice%C0%AFprivate',
+    '/pe/grades/alice%E0%80%AFprivate',
+    '/pe/grades/%C0%AE%C0%AE/grades/alice/private',
+    '/pe/grades/caf%C3%A9',
+    '/pe/grades/caf%c3%a9',
+    '/pe/grades/caf%C3',
+    '/pe/grades/alice%3Fx=1',
+    '/pe/grades/alice%3F/private',
+    '/pe/grades/alice%23frag',
+    '/pe/grades/alice%23/private',
+    '/pe/grades/alice%00',
+    '/pe/grades/alice%00/private',
+    '/pe/grades/alice%0d%0aX-Injected:%201',
+    '/pe/grades/alice%20bob',
+    '/pe/grades/alice+bob',
+    '/pe/grades/alice%2Bbob',
+    '/pe/grades/alice%',
+    '/pe/grades/alice%zz',
+    '/pe/files/a/b',
+    '/pe/files/a%2Fb/c',
+    '/pe/files/a/b%2Fc',
+    '/pe/files/a/b/c',
+    '/pe/files/a%5C..%5Cb/c',
+    '/pe/files/%2e/b',
+    '/pe/files/a/%2e%2e',
+    '/pe/files/a%252e%252e/b',
+    '/pe/items/1',
+    '/pe/items/%31',
+  ];
+  const FIXTURE = join(REPO_ROOT, 'e2e', 'fixtures', 'pathecho');
+
+  afterAll(async () => {
+    if (!S) return;
+    const yaml = (await readFile(join(FIXTURE, 'kea.yaml'), 'utf8')).replaceAll('__APP_DIR__', FIXTURE);
+    await kubectl(S, ['delete', '--ignore-not-found', '-f', '-'], yaml).catch(() => undefined);
+    // Later blocks compare /methods before and after faults: let the removal settle first.
+    await until('pathecho gone from /methods', 30000, async () => !(await hit(url('/methods'))).text.includes('default/pathecho'), 200).catch(() => undefined);
+  }, 60000);
+
+  test('every request is refused, or the policy server authorised exactly the route and parameters FastAPI ran', async () => {
+    const yaml = (await readFile(join(FIXTURE, 'kea.yaml'), 'utf8')).replaceAll('__APP_DIR__', FIXTURE);
+    await serverSideApply(S, yaml);
+    const [student, teacher, admin] = [await bearer(S, 'student'), await bearer(S, 'teacher'), await bearer(S, 'admin')];
+    const ready = await until('pathecho reachable through the gateway', 90000, async () => {
+      const r = await rawGet('/pe/grades/alice', { authorization: `Bearer ${teacher}` }).catch(() => undefined);
+      return r?.status === 200 && r.json?.route === '/grades/{student}' ? r : undefined;
+    }, 250);
+    measure('differential.readyMs', Math.round(ready.ms));
+    const methods = (json(await hit(url('/methods'))) as Array<{ service: string; operationId: string; path: string }>).filter((m) => m.service === 'default/pathecho');
+    const template = new Map(methods.map((m) => [`${m.service}/${m.operationId}`, m.path]));
+    expect([...template.keys()].sort()).toEqual(['default/pathecho/get_file', 'default/pathecho/get_grades', 'default/pathecho/get_item', 'default/pathecho/get_private']);
+
+    type Outcome = { who: string; path: string; id: string; status: number; body: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const outcomes: Outcome[] = [];
+    for (const [who, token] of [['student', student], ['teacher', teacher]] as const) {
+      for (let i = 0; i < CORPUS.length; i++) {
+        const id = `diff-${who}-${i}-${Date.now()}`;
+        const r = await rawGet(CORPUS[i], { authorization: `Bearer ${token}`, 'x-request-id': id });
+        outcomes.push({ who, path: CORPUS[i], id, status: r.status, body: r.json });
+      }
+    }
+    const logs = await rawGet('/logs/default/pathecho?limit=1000', { authorization: `Bearer ${admin}` });
+    expect(logs.status).toBe(200);
+    const audit = new Map((logs.json.records as Array<{ requestId: string; operation: string; path: string; status: number }>).map((r) => [r.requestId, r]));
+
+    const mismatches: string[] = [];
+    let accepted = 0;
+    for (const o of outcomes) {
+      const where = `${o.who} GET ${o.path} → ${o.status}`;
+      const ran = o.body && typeof o.body === 'object' && 'route' in o.body ? (o.body as { route: string; params: Record<string, string> }) : undefined;
+      if (!ran) {
+        // Refused: a client error, and the backend did not answer.
+        if (o.status < 400 || o.status >= 500) mismatches.push(`${where}: neither refused nor answered by the backend: ${JSON.stringify(o.body)}`);
+        continue;
+      }
+      if (o.status !== 200) {
+        mismatches.push(`${where}: the backend ran ${ran.route} but the status is not 200`);
+        continue;
+      }
+      accepted++;
+      const rec = audit.get(o.id);
+      if (!rec) {
+        mismatches.push(`${where}: the backend ran ${ran.route} ${JSON.stringify(ran.params)} with no policy decision (no audit record)`);
+        continue;
+      }
+      const tpl = template.get(rec.operation) ?? '?';
+      // The policy server's parameters: its canonical path matched against the operation's template.
+      const segs = rec.path.split('/');
+      const tsegs = tpl.split('/');
+      const authorised: Record<string, string> = {};
+      if (segs.length !== tsegs.length) mismatches.push(`${where}: audit path ${rec.path} does not fit ${tpl}`);
+      tsegs.forEach((t, k) => {
+        if (t.startsWith('{')) authorised[t.slice(1, -1)] = decodeURIComponent(segs[k] ?? '');
+      });
+      const backendParams = Object.fromEntries(Object.entries(ran.params).map(([k, v]) => [k, String(v)]));
+      if (`/pe${ran.route}` !== tpl || JSON.stringify(backendParams) !== JSON.stringify(authorised)) {
+        mismatches.push(`${where}: policy authorised ${rec.operation} ${tpl} ${JSON.stringify(authorised)}, backend ran /pe${ran.route} ${JSON.stringify(backendParams)}`);
+      }
+    }
+    measure('differential.corpus', { requests: outcomes.length, accepted, refused: outcomes.length - accepted });
+    expect(mismatches).toEqual([]);
+
+    // Not vacuous: plain paths go through, the teacher-only route stays teacher-only.
+    const get = (who: string, path: string) => outcomes.find((o) => o.who === who && o.path === path)!;
+    expect(get('teacher', '/pe/grades/alice').body.route).toBe('/grades/{student}');
+    expect(get('teacher', '/pe/grades/alice/private').body.route).toBe('/grades/{student}/private');
+    expect(get('teacher', '/pe/files/a/b').body.params).toEqual({ a: 'a', b: 'b' });
+    expect(get('teacher', '/pe/grades/caf%c3%a9').body).toMatchObject({ route: '/grades/{student}', params: { student: 'café' }, rawPath: '/grades/caf%C3%A9' });
+    expect(get('student', '/pe/grades/alice/private').status).toBe(403);
+    // The issue's reproduction: %2F no longer reaches the teacher-only route.
+    expect(get('student', '/pe/grades/alice%2Fprivate').status).toBe(400);
+    expect(accepted).toBeGreaterThanOrEqual(10);
+  }, 180000);
+
+  test('a repeated non-array query parameter is refused at the gateway; array values all reach FastAPI', async () => {
+    const dup = await rawGet('/pe/items/1?limit=5&limit=500');
+    expect(dup.status).toBe(400);
+    expect(dup.json.errors).toEqual([{ in: 'query', pointer: '/limit', message: 'must be given once (not an array)' }]);
+    const one = await rawGet('/pe/items/1?limit=5');
+    expect(one.status).toBe(200);
+    expect(one.json).toMatchObject({ route: '/items/{item_id}', limit: 5 });
+    const tags = await rawGet('/pe/items/1?tags=a&tags=b');
+    expect(tags.json).toMatchObject({ tags: ['a', 'b'] });
+    expect((await rawGet('/pe/items/1?tags=a&tags=evil')).status).toBe(400);
+  });
+});
+
 describe('v1 → v2 upgrade and canary', () => {
   let v2AppliedAt = 0;
 
@@ -389,7 +599,7 @@ describe('v1 → v2 upgrade and canary', () => {
     await until('revision v2 answers', 90000, async () => {
       const eps = JSON.parse(await kubectl(S, ['get', 'endpointslices', '-n', 'default', '-l', 'kubernetes.io/service-name=iris-v2', '-o', 'json']).catch(() => '{"items":[]}'));
       if (eps.items.some((e: { endpoints?: Array<{ conditions?: { ready?: boolean } }> }) => (e.endpoints ?? []).some((x) => x.conditions?.ready !== false))) mark('endpointSliceReadyMs');
-      const rt = await kubectl(S, ['get', 'httproute', 'iris-internal', '-n', 'default', '-o', 'jsonpath={.spec.rules[*].backendRefs[*].name}']).catch(() => '');
+      const rt = await kubectl(S, ['get', 'httproute', 'iris.default.kea.internal', '-n', 'kea-system', '-o', 'jsonpath={.spec.rules[*].backendRefs[*].name}']).catch(() => '');
       if (rt.includes('iris-v2')) mark('internalRouteHasV2Ms');
       const hs = await pool(10, 2, () => predictNoCache(token));
       return hs.some((h) => irisRevision(h) === 'v2');

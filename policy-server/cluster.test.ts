@@ -177,6 +177,8 @@ describe('--workers 2: one server over two processes', () => {
   let idp: DevIdp;
   let run: Running;
   let url: string;
+  /** The admin port (`/metrics`), shared by the workers like the data port. */
+  let adminUrl: string;
   let admin: Record<string, string>;
   /** Data-path requests sent so far (every one is audited). */
   const sent: string[] = [];
@@ -200,7 +202,7 @@ describe('--workers 2: one server over two processes', () => {
     return { id, cache: r.headers['x-cache'] as string };
   };
   const scrape = async (): Promise<string> => {
-    const r = await fresh('GET', '/metrics');
+    const r = await send('GET', `${adminUrl}/metrics`, { agent: false });
     expect(r.status).toBe(200);
     return r.text;
   };
@@ -223,12 +225,13 @@ describe('--workers 2: one server over two processes', () => {
     admin = { authorization: `Bearer ${((await tok.json()) as { access_token: string }).access_token}` };
     await writeConfigDir(join(dir, 'cfg'), irisService());
     run = startMain(
-      ['--workers', '2', '--host', '127.0.0.1', '--port', '0', '--upstream-url', backend.url, '--internal-token', INTERNAL_TOKEN, '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, 'state'), '--cache-max-bytes', String(CACHE_TOTAL), '--ipc-timeout-ms', '500'],
+      ['--workers', '2', '--host', '127.0.0.1', '--port', '0', '--upstream-url', backend.url, '--internal-token', INTERNAL_TOKEN, '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, 'state'), '--cache-max-bytes', String(CACHE_TOTAL), '--ipc-timeout-ms', '500', '--admin-port', '0'],
       { KEA_OIDC_ISSUER: idp.issuer, KEA_OIDC_ALLOW_HTTP_ISSUER: 'true', KEA_GATEWAY_URL: 'http://127.0.0.1', KEA_SESSION_SECRETS: 'cluster-test-session-secret-0123456789abcdef', KEA_COOKIE_SECURE: 'false' },
     );
     await until('both workers listening', () => run.workerPids().size === 2 || (run.child.exitCode !== null && Promise.reject(new Error(run.stderr()))), 60_000);
     const port = run.records().find((r) => r.message === 'worker listening')!.port as number;
     url = `http://127.0.0.1:${port}`;
+    adminUrl = `http://127.0.0.1:${await until('admin port', () => run.records().find((r) => r.message === 'policy server listening')?.adminPort as number | undefined)}`;
     // Both workers have loaded the config directory.
     await until('config in both workers', () => run.records().filter((r) => r.message === 'config snapshot swapped' && r.services === 1).length >= 2);
   }, 90_000);
@@ -324,7 +327,7 @@ describe('--workers 2: one server over two processes', () => {
       let text: string | undefined;
       const t0 = Date.now();
       for (let i = 0; i < 6 && !text; i++) {
-        const r = await fresh('GET', '/metrics', { timeoutMs: 3000 }).catch(() => undefined);
+        const r = await send('GET', `${adminUrl}/metrics`, { agent: false, timeoutMs: 3000 }).catch(() => undefined);
         if (r?.status === 200) text = r.text;
       }
       expect(text).toBeDefined();
@@ -381,7 +384,7 @@ test('a worker that cannot start makes the primary give up with exit 1 (no endle
   const dir = await mkdtemp(join(tmpdir(), 'kea-cluster-bad-'));
   try {
     await writeConfigDir(join(dir, 'cfg'), irisService());
-    const run = startMain(['--workers', '2', '--host', '127.0.0.1', '--port', '0', '--upstream-url', 'not a url', '--internal-token', INTERNAL_TOKEN, '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, 'state')], { KEA_OIDC_ISSUER: '' });
+    const run = startMain(['--workers', '2', '--host', '127.0.0.1', '--port', '0', '--upstream-url', 'not a url', '--internal-token', INTERNAL_TOKEN, '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, 'state'), '--admin-port', '0'], { KEA_OIDC_ISSUER: '' });
     expect(await run.exited).toBe(1);
     const recs = run.records();
     expect(recs.some((r) => r.message === 'worker keeps failing before it listens; giving up')).toBe(true);

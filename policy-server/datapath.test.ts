@@ -468,12 +468,12 @@ describe('audit and management API', () => {
     expect(ok.json).toEqual({ operation: 'ml/iris/predict', valid: true, errors: [] });
   });
 
-  test('/healthz, /readyz, /metrics', async () => {
-    expect((await send('GET', `${s.url}/healthz`)).json).toEqual({ status: 'ok' });
-    const rz = await send('GET', `${s.url}/readyz`);
+  test('/healthz, /readyz, /metrics (admin port)', async () => {
+    expect((await send('GET', `${s.adminUrl}/healthz`)).json).toEqual({ status: 'ok' });
+    const rz = await send('GET', `${s.adminUrl}/readyz`);
     expect(rz.status).toBe(200);
     expect(rz.json.snapshot.services).toBe(2);
-    const m = await send('GET', `${s.url}/metrics`);
+    const m = await send('GET', `${s.adminUrl}/metrics`);
     expect(m.text).toMatch(/kea_policy_requests_total\{operation="ml\/iris\/predict",outcome="cache_hit",code="200"\} \d+/);
     expect(m.text).toMatch(/kea_policy_request_duration_seconds_bucket\{le="0.005",operation="school\/grades\/get_grades",outcome="forwarded"\}/);
     expect(m.text).toMatch(/kea_policy_cache_hit_ratio 0\.\d+/);

@@ -19,8 +19,13 @@
  * (policy-server/cluster.ts): it forks n workers sharing the port, restarts crashed ones,
  * relays SIGTERM/SIGINT and exits 0 once every worker has drained. Each worker runs the
  * server below with `--cache-max-bytes / n` (the configured bound stays the total), log
- * records tagged `worker` (slot 1..n) and `pid`, and `/metrics`, `/logs`, `/router/cache`
- * answered over all workers (management.ts `clusterManagementRouter`).
+ * records tagged `worker` (slot 1..n) and `pid`, and `/metrics` (admin port), `/logs`,
+ * `/router/cache` answered over all workers (management.ts `clusterAdminRouter`,
+ * `clusterManagementRouter`).
+ *
+ * Ports: `--port` (data: the gateway's backendRef, the portal, auth and management API) and
+ * `--admin-port` (default 8001: `/healthz`, `/readyz`, `/metrics` for kubelet probes and
+ * Prometheus; the gateway-facing Service does not expose it).
  */
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
@@ -31,6 +36,7 @@ import type { Authenticator } from './auth/index.js';
 import type { AuditRecord } from './audit.js';
 import { resolveWorkers, runPrimary, startWorkerPeer, WORKER_ENV, type LocalHandlers } from './cluster.js';
 import type { ConfigSource } from './sources/types.js';
+import { followTokenFile, tokenFingerprint } from './token-file.js';
 // The server's modules (express, the Kubernetes client, auth, prom-client, ...) are imported in
 // serve(), not here: the cluster primary never loads them (measured: its RSS stays ~1/3 of a
 // server process's).
@@ -39,9 +45,15 @@ import type { ConfigSource } from './sources/types.js';
 export interface MainOptions {
   host: string;
   port: number;
+  /** Admin port (`/healthz`, `/readyz`, `/metrics`); 0 = ephemeral. */
+  adminPort: number;
+  /** Admin listen address (default: `host`). */
+  adminHost: string;
   upstreamUrl: string;
   internalToken?: string;
   internalTokenFile?: string;
+  /** Period of re-reading `internalTokenFile`, ms. */
+  internalTokenReloadMs: number;
   namespace: string;
   stateDir: string;
   configDir?: string;
@@ -51,7 +63,12 @@ export interface MainOptions {
   scopesClaim?: string;
   adminRole: string;
   cacheMaxBytes: number;
-  forwardCredentials: boolean;
+  /** Keep-alive connections to the internal listener per service (and per worker). */
+  upstreamConnections: number;
+  /** Requests in flight per service (and per worker) before 503 `upstream-busy`. */
+  upstreamMaxInflight: number;
+  /** Request bodies buffered at once, bytes, over all workers, before 503 `server-busy`. */
+  maxBufferedRequestBytes: number;
   gatewayUrl?: string;
   oidcIssuer?: string;
   oidcClientId?: string;
@@ -72,9 +89,12 @@ export function parseArgs(argv: string[]): MainOptions {
     .description("KEA's policy server: SSO, authorization, validation, caching, audit and forwarding in the data path")
     .addOption(new Option('--host <addr>', 'listen address').env('KEA_LISTEN_HOST').default('0.0.0.0'))
     .addOption(new Option('--port <n>', 'listen port').env('KEA_PORT').default('8000'))
+    .addOption(new Option('--admin-port <n>', 'port of /healthz, /readyz, /metrics (not for the gateway; 0 = ephemeral)').env('KEA_ADMIN_PORT').default('8001'))
+    .addOption(new Option('--admin-host <addr>', 'admin listen address (default: --host)').env('KEA_ADMIN_HOST'))
     .addOption(new Option('--upstream-url <url>', "base URL of the gateway's internal listener").env('KEA_INTERNAL_GATEWAY_URL').makeOptionMandatory())
     .addOption(new Option('--internal-token <secret>', 'x-kea-internal-token value').env('KEA_INTERNAL_TOKEN'))
-    .addOption(new Option('--internal-token-file <path>', 'file holding the internal token').env('KEA_INTERNAL_TOKEN_FILE'))
+    .addOption(new Option('--internal-token-file <path>', 'file holding the internal token, re-read while running (rotation without restart)').env('KEA_INTERNAL_TOKEN_FILE'))
+    .addOption(new Option('--internal-token-reload-ms <n>', 'how often the internal token file is re-read, ms').env('KEA_INTERNAL_TOKEN_RELOAD_MS').default('2000'))
     .addOption(new Option('--namespace <ns>', 'KEA system namespace (policy ConfigMaps)').env('KEA_SYSTEM_NAMESPACE').default('kea-system'))
     .addOption(new Option('--state-dir <dir>', 'where the last good snapshot is persisted').env('KEA_STATE_DIR').default('/var/lib/kea-policy'))
     .addOption(new Option('--config-dir <dir>', 'read config from a directory instead of Kubernetes').env('KEA_CONFIG_DIR'))
@@ -84,7 +104,9 @@ export function parseArgs(argv: string[]): MainOptions {
     .addOption(new Option('--scopes-claim <path>', 'default claim path of scopes').env('KEA_SCOPES_CLAIM'))
     .addOption(new Option('--admin-role <role>', 'role allowed to read caches and logs').env('KEA_ADMIN_ROLE').default('admin'))
     .addOption(new Option('--cache-max-bytes <n>', 'response cache size bound, bytes').env('KEA_CACHE_MAX_BYTES').default(String(64 * 1024 * 1024)))
-    .addOption(new Option('--forward-credentials', 'forward Authorization and Cookie headers upstream').env('KEA_FORWARD_CREDENTIALS'))
+    .addOption(new Option('--upstream-connections <n>', 'keep-alive connections to the internal listener, per service').env('KEA_UPSTREAM_CONNECTIONS').default('64'))
+    .addOption(new Option('--upstream-max-inflight <n>', 'requests in flight per service before 503 upstream-busy').env('KEA_UPSTREAM_MAX_INFLIGHT').default('256'))
+    .addOption(new Option('--max-buffered-request-bytes <n>', 'request bodies buffered at once (all workers), bytes, before 503 server-busy').env('KEA_MAX_BUFFERED_REQUEST_BYTES').default(String(128 * 1024 * 1024)))
     .addOption(new Option('--gateway-url <url>', 'public gateway URL (sets KEA_GATEWAY_URL for auth)'))
     .addOption(new Option('--oidc-issuer <url>', 'OpenID Provider issuer (sets KEA_OIDC_ISSUER)'))
     .addOption(new Option('--oidc-client-id <id>', 'OAuth client id (sets KEA_OIDC_CLIENT_ID)'))
@@ -104,9 +126,12 @@ export function parseArgs(argv: string[]): MainOptions {
   return {
     host: String(o.host),
     port: num('port'),
+    adminPort: num('adminPort'),
+    adminHost: String(o.adminHost ?? o.host),
     upstreamUrl: String(o.upstreamUrl),
     internalToken: o.internalToken as string | undefined,
     internalTokenFile: o.internalTokenFile as string | undefined,
+    internalTokenReloadMs: Math.max(100, num('internalTokenReloadMs')),
     namespace: String(o.namespace),
     stateDir: String(o.stateDir),
     configDir: o.configDir as string | undefined,
@@ -116,7 +141,9 @@ export function parseArgs(argv: string[]): MainOptions {
     scopesClaim: o.scopesClaim as string | undefined,
     adminRole: String(o.adminRole),
     cacheMaxBytes: num('cacheMaxBytes'),
-    forwardCredentials: o.forwardCredentials === true || o.forwardCredentials === 'true',
+    upstreamConnections: num('upstreamConnections'),
+    upstreamMaxInflight: num('upstreamMaxInflight'),
+    maxBufferedRequestBytes: num('maxBufferedRequestBytes'),
     gatewayUrl: (o.gatewayUrl as string | undefined) ?? e.KEA_GATEWAY_URL,
     oidcIssuer: o.oidcIssuer as string | undefined,
     oidcClientId: o.oidcClientId as string | undefined,
@@ -154,7 +181,7 @@ export async function main(argv = process.argv): Promise<void> {
   if (opts.oidcClientSecretFile) env.KEA_OIDC_CLIENT_SECRET = readFileSync(opts.oidcClientSecretFile, 'utf8').trim();
   if (opts.oidcAudience) env.KEA_OIDC_AUDIENCE = opts.oidcAudience;
   if (opts.sessionSecretsFile) env.KEA_SESSION_SECRETS = readFileSync(opts.sessionSecretsFile, 'utf8').trim();
-  const internalToken = opts.internalToken ?? (opts.internalTokenFile ? readFileSync(opts.internalTokenFile, 'utf8').trim() : undefined);
+  const internalToken = opts.internalToken || (opts.internalTokenFile ? readFileSync(opts.internalTokenFile, 'utf8').trim() : undefined);
   if (!internalToken) throw new Error('an internal token is required (--internal-token, --internal-token-file, KEA_INTERNAL_TOKEN)');
 
   if (cluster.isPrimary && opts.workers > 1) {
@@ -169,7 +196,7 @@ export async function main(argv = process.argv): Promise<void> {
 /** Runs one server process (the only one, or a cluster worker) until SIGTERM/SIGINT. */
 async function serve(opts: MainOptions, logger: Logger, internalToken: string): Promise<void> {
   const env = process.env;
-  const [{ authConfigFromEnv, createAuthenticator }, { SnapshotDocsStore }, { createPortalRouter }, { clusterManagementRouter, workerLocalHandlers }, { createPolicyServer }, { SnapshotStore }] =
+  const [{ authConfigFromEnv, createAuthenticator }, { SnapshotDocsStore }, { createPortalRouter }, { clusterAdminRouter, clusterManagementRouter, workerLocalHandlers }, { createPolicyServer }, { SnapshotStore }] =
     await Promise.all([
       import('./auth/index.js'),
       import('./docs-store.js'),
@@ -202,7 +229,7 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string): 
 
   // The docs portal (/docs, /openapi, /methods) reads the published documents of the snapshot.
   const routers: Router[] = [createPortalRouter(new SnapshotDocsStore(store), { gatewayUrl: opts.gatewayUrl ?? '' })];
-  // Cluster-wide /metrics, /logs, /router/cache, mounted before the per-process management API.
+  // Cluster-wide /logs, /router/cache, mounted before the per-process management API.
   if (peer) routers.unshift(clusterManagementRouter({ store, peer, auth, claimDefaults: { rolesClaim: opts.rolesClaim, groupsClaim: opts.groupsClaim, scopesClaim: opts.scopesClaim }, adminRole: opts.adminRole }));
 
   const ps = createPolicyServer({
@@ -212,11 +239,16 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string): 
     internalToken,
     claimDefaults: { rolesClaim: opts.rolesClaim, groupsClaim: opts.groupsClaim, scopesClaim: opts.scopesClaim },
     adminRole: opts.adminRole,
-    forwardCredentials: opts.forwardCredentials,
+    upstreamConnectionsPerService: opts.upstreamConnections,
+    upstreamMaxInflightPerService: opts.upstreamMaxInflight,
+    // Like the cache bound, the total over all workers.
+    maxBufferedRequestBytes: Math.floor(opts.maxBufferedRequestBytes / workers),
     // The configured bound is the total over all workers.
     cache: { maxBytes: Math.floor(opts.cacheMaxBytes / workers) },
     logger,
     routers,
+    // Cluster-wide /metrics on the admin port.
+    adminRouters: peer ? [clusterAdminRouter({ peer })] : [],
     sourceHealth: () => source.health(),
     drainTimeoutMs: opts.drainTimeoutMs,
   });
@@ -230,9 +262,24 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string): 
     };
     Object.assign(localHandlers, workerLocalHandlers({ store, cache: ps.cache, audit: ps.audit, metrics: ps.metrics }));
   }
+  // A rotation (docs/adr/0009-internal-routes.md) rewrites the mounted Secret: follow the file.
+  const stopTokenFile =
+    opts.internalTokenFile && !opts.internalToken
+      ? followTokenFile({
+          path: opts.internalTokenFile,
+          current: internalToken,
+          intervalMs: opts.internalTokenReloadMs,
+          onChange: (t) => {
+            ps.dataPath.internalToken = t;
+            logger.info('internal token reloaded', { file: opts.internalTokenFile, fingerprint: tokenFingerprint(t) });
+          },
+          onError: (message) => logger.warn('internal token file not usable', { error: message }),
+        })
+      : undefined;
   await store.start(source);
   const port = await ps.listen(opts.port, opts.host);
-  logger.info('policy server listening', { host: opts.host, port, upstream: opts.upstreamUrl, source: opts.configDir ? 'file' : 'kubernetes', workers });
+  const adminPort = await ps.listenAdmin(opts.adminPort, opts.adminHost);
+  logger.info('policy server listening', { host: opts.host, port, adminHost: opts.adminHost, adminPort, upstream: opts.upstreamUrl, source: opts.configDir ? 'file' : 'kubernetes', workers });
   peer?.ready(port);
 
   let stopping = false;
@@ -241,6 +288,7 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string): 
     stopping = true;
     logger.info('signal received', { signal });
     void (async () => {
+      stopTokenFile?.();
       await ps.close();
       await store.stop();
       await auth.close();

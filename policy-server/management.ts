@@ -10,7 +10,14 @@
  * | `GET /router/cache` | admin | cache statistics, per service |
  * | `DELETE /router/cache[/{ns}/{name}]` | admin | purge all, or one service's entries |
  * | `GET /logs/{ns}/{name}?limit=` | admin | newest audit records of a service |
- * | `GET /healthz`, `GET /readyz`, `GET /metrics` | anyone | liveness, readiness (a snapshot is served), Prometheus text |
+ * | `GET /healthz` | anyone | liveness |
+ *
+ * On the admin port only ({@link adminRouter}; a tenant HTTPRoute, which may reference the
+ * policy Service's data port through KEA's ReferenceGrant, cannot reach it): `GET /healthz`,
+ * `GET /readyz` (readiness: a snapshot is served; lists configuration errors), `GET /metrics`
+ * (Prometheus text). The rest above is part of KEA's published gateway surface (the portal
+ * route): `/services` and `/router/loadbalancer|validate` need an authenticated caller,
+ * `/router/cache` and `/logs` the admin role.
  *
  * `/services/{ns}/{name}/predict` is part of the data path (see server.ts), not of this router.
  * With several worker processes (`--workers n`), {@link clusterManagementRouter} answers
@@ -25,7 +32,7 @@ import type { AuditLog, AuditRecord } from './audit.js';
 import type { Gathered, LocalHandlers, WorkerAnswer, WorkerPeer } from './cluster.js';
 import { canonicalJson, findPollution, jsonDepth } from './datapath/body.js';
 import type { CacheStats, ResponseCache } from './datapath/cache.js';
-import { DecodeError, extractParams, mapAjvErrors } from './datapath/params.js';
+import { DecodeError, explainErrors, extractParams, mapAjvErrors } from './datapath/params.js';
 import { problem, type FieldError, type ProblemBody } from './datapath/problem.js';
 import { aggregateWorkerMetrics, type Metrics } from './metrics.js';
 import type { CompiledOperation, Snapshot } from './snapshot/build.js';
@@ -110,14 +117,23 @@ function makeGuard(deps: GuardDeps) {
     };
 }
 
-/** Builds the express router. Mount at the root. */
-export function managementRouter(deps: ManagementDeps): Router {
-  const r = express.Router();
-  const guard = makeGuard(deps);
-
+/** `GET /healthz`: the process answers (liveness). Served on both the data and the admin port. */
+function healthz(r: Router): void {
   r.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
+}
+
+/**
+ * The admin port's router (`--admin-port`, default 8001; not exposed by the gateway-facing
+ * Service, so no HTTPRoute can reach it): `GET /healthz`, `GET /readyz` (snapshot, source
+ * health and configuration errors: the names and messages of every tenant's broken
+ * ConfigMaps) and `GET /metrics` (Prometheus text). Unauthenticated: kubelet probes and
+ * Prometheus scrapes reach it on the pod IP only.
+ */
+export function adminRouter(deps: Pick<ManagementDeps, 'store' | 'metrics' | 'sourceHealth' | 'accepting'>): Router {
+  const r = express.Router();
+  healthz(r);
 
   r.get('/readyz', (_req, res) => {
     const store = deps.store;
@@ -141,6 +157,17 @@ export function managementRouter(deps: ManagementDeps): Router {
     deps.metrics.configServices.set(snap.services.size);
     res.set('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
+  return r;
+}
+
+/**
+ * Builds the data port's management router (the table above without `/readyz` and
+ * `/metrics`, which only {@link adminRouter} serves). Mount at the root.
+ */
+export function managementRouter(deps: ManagementDeps): Router {
+  const r = express.Router();
+  const guard = makeGuard(deps);
+  healthz(r);
 
   r.get('/services', guard('authenticated'), (_req, res) => {
     const snap = deps.store.current;
@@ -201,17 +228,17 @@ export function managementRouter(deps: ManagementDeps): Router {
     const errors: FieldError[] = [];
     const p = (b.params && typeof b.params === 'object' ? b.params : {}) as { path?: Record<string, string>; query?: Record<string, string>; header?: Record<string, string> };
     if (op.validateParams) {
-      const rawPath = op.pathParamNames.map((n) => encodeURIComponent(String(p.path?.[n] ?? '')));
+      const pathValues = op.pathParamNames.map((n) => String(p.path?.[n] ?? ''));
       const rawQuery = Object.entries(p.query ?? {})
         .flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => `${encodeURIComponent(k)}=${encodeURIComponent(String(x))}`))
         .join('&');
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(p.header ?? {})) headers[k.toLowerCase()] = String(v);
       try {
-        const params = extractParams(op, rawPath, rawQuery, headers);
+        const params = extractParams(op, pathValues, rawQuery, headers);
         if (!op.validateParams(params)) errors.push(...mapAjvErrors(op.validateParams.errors, 'params'));
       } catch (err) {
-        if (err instanceof DecodeError) errors.push({ in: err.where, pointer: `/${err.param}`, message: 'is not valid percent-encoding' });
+        if (err instanceof DecodeError) errors.push({ in: err.where, pointer: `/${err.param}`, message: err.fieldMessage });
         else throw err;
       }
     }
@@ -220,10 +247,10 @@ export function managementRouter(deps: ManagementDeps): Router {
         if (op.body.required) errors.push({ in: 'body', pointer: '', message: 'is required' });
       } else if (op.body.isJson) {
         const raw = Buffer.from(canonicalJson(b.body));
-        const polluted = findPollution(raw, b.body);
+        const polluted = findPollution(b.body);
         if (polluted !== undefined) errors.push({ in: 'body', pointer: polluted, message: 'is a forbidden key (prototype pollution)' });
         else if (jsonDepth(raw, 64) > 64) errors.push({ in: 'body', pointer: '', message: 'nesting deeper than 64 levels' });
-        else if (op.body.validate && !op.body.validate(b.body)) errors.push(...mapAjvErrors(op.body.validate.errors, 'body'));
+        else if (op.body.validate && !op.body.validate(b.body)) errors.push(...explainErrors(op.body.validate, b.body, raw.length, 'body'));
       }
     }
     res.json({ operation: op.key, valid: errors.length === 0, errors });
@@ -322,33 +349,19 @@ export function workerLocalHandlers(deps: { store: SnapshotStore; cache: Respons
   };
 }
 
-/**
- * The endpoints that must see the whole server when it runs as several worker processes
- * (`--workers n`). Mounted before {@link managementRouter}, whose per-process versions they
- * shadow; same paths, same guards, answers over all workers:
- *
- * | method + path | answer |
- * |---|---|
- * | `GET /metrics` | one exposition aggregated over the workers (metrics.ts `aggregateWorkerMetrics`) |
- * | `GET /logs/{ns}/{name}?limit=` | every worker's records merged, newest first, each with its `worker` |
- * | `GET /router/cache` | statistics summed (`maxBytes` = the configured total), plus `perWorker` |
- * | `DELETE /router/cache[/{ns}/{name}]` | purge broadcast; answered once every running worker acknowledged |
- *
- * Every JSON answer carries `cluster: {workers, answered, missing, down}`. A worker that does
- * not answer within the IPC timeout is listed in `missing` (partial data, still 200); a purge
- * with a `missing` worker answers 503 (retry), since that worker may still hold the entries;
- * `down` workers (restarting) hold nothing. If the primary does not answer: 503.
- *
- * Deliberately per process: `/healthz`, `/readyz` (a probe's connection lands on one worker,
- * whose own readiness is the answer), `/services`, `/router/loadbalancer`, `/router/validate`
- * (every worker builds its snapshot from the same source).
- */
-export function clusterManagementRouter(deps: ClusterManagementDeps): Router {
-  const r = express.Router();
-  const guard = makeGuard(deps);
-  const unavailable = (res: Response, err: unknown): void =>
-    send(res, problem('cluster-incomplete', `the cluster did not answer: ${(err as Error).message}`));
+/** 503 `cluster-incomplete`: the primary did not answer a cluster request. */
+function clusterUnavailable(res: Response, err: unknown): void {
+  send(res, problem('cluster-incomplete', `the cluster did not answer: ${(err as Error).message}`));
+}
 
+/**
+ * The admin port's `GET /metrics` over every worker (`--workers n`): one exposition aggregated
+ * with metrics.ts `aggregateWorkerMetrics`. Mounted before {@link adminRouter}, whose
+ * per-process `/metrics` it shadows.
+ */
+export function clusterAdminRouter(deps: { peer: Pick<WorkerPeer, 'ask'> }): Router {
+  const r = express.Router();
+  const unavailable = clusterUnavailable;
   r.get('/metrics', async (_req, res) => {
     let g: Gathered<Awaited<ReturnType<Metrics['registry']['getMetricsAsJSON']>>>;
     try {
@@ -362,6 +375,34 @@ export function clusterManagementRouter(deps: ClusterManagementDeps): Router {
     );
     res.set('content-type', out.contentType).send(out.text);
   });
+  return r;
+}
+
+/**
+ * The endpoints that must see the whole server when it runs as several worker processes
+ * (`--workers n`). Mounted before {@link managementRouter}, whose per-process versions they
+ * shadow; same paths, same guards, answers over all workers:
+ *
+ * | method + path | answer |
+ * |---|---|
+ * | `GET /logs/{ns}/{name}?limit=` | every worker's records merged, newest first, each with its `worker` |
+ * | `GET /router/cache` | statistics summed (`maxBytes` = the configured total), plus `perWorker` |
+ * | `DELETE /router/cache[/{ns}/{name}]` | purge broadcast; answered once every running worker acknowledged |
+ *
+ * Every JSON answer carries `cluster: {workers, answered, missing, down}`. A worker that does
+ * not answer within the IPC timeout is listed in `missing` (partial data, still 200); a purge
+ * with a `missing` worker answers 503 (retry), since that worker may still hold the entries;
+ * `down` workers (restarting) hold nothing. If the primary does not answer: 503.
+ *
+ * `/metrics` over all workers is on the admin port ({@link clusterAdminRouter}).
+ * Deliberately per process: `/healthz`, `/readyz` (a probe's connection lands on one worker,
+ * whose own readiness is the answer), `/services`, `/router/loadbalancer`, `/router/validate`
+ * (every worker builds its snapshot from the same source).
+ */
+export function clusterManagementRouter(deps: ClusterManagementDeps): Router {
+  const r = express.Router();
+  const guard = makeGuard(deps);
+  const unavailable = clusterUnavailable;
 
   r.get('/router/cache', guard('admin'), async (_req, res) => {
     let g: Gathered<CacheStats>;

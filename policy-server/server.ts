@@ -6,33 +6,41 @@
  * 1. `x-kea-operation: <ns>/<name>/<operationId>` (set by the public HTTPRoute) → that
  *    operation, provided the method and path match its template (else 404).
  * 2. `POST /services/{ns}/{name}/predict` → the service's default operation.
- * 3. `/auth`, `/docs`, `/openapi`, `/methods`, `/services`, `/router`, `/logs`, `/healthz`,
- *    `/readyz`, `/metrics` → express (auth router, portal router, management router).
+ * 3. `/auth`, `/docs`, `/openapi`, `/methods`, `/services`, `/router`, `/logs`, `/healthz`
+ *    → express (auth router, portal router, management router). `/readyz` and `/metrics`
+ *    are served only on the admin port ({@link PolicyServer.listenAdmin}), which the
+ *    gateway-facing Service does not expose: a tenant HTTPRoute that references the policy
+ *    Service (KEA's ReferenceGrant allows it) cannot read them.
  * 4. Method + path template of any configured operation (direct calls, tests, benches).
  * 5. Anything else → express (404 problem). A path that is routed for another method → 405.
+ * Steps 1, 2 and 4 work on the canonical path (snapshot/path-router.ts `canonicalPath`); a
+ * path that has no canonical form gets 400 before any routing.
  *
  * express never sees a data-path request: measured, express halves a Node hot path's
  * throughput (field notes §1).
  *
- * Forwarding goes through one undici `Pool` (keep-alive) to the gateway's internal listener.
- * Graceful shutdown ({@link PolicyServer.close}): stop accepting, mark `/readyz` 503, answer
+ * Forwarding goes to the gateway's internal listener through one undici `Pool` (keep-alive)
+ * and one concurrency limit per service (datapath/upstream.ts `UpstreamLanes`), so one
+ * tenant's hanging operation cannot starve another's.
+ * Graceful shutdown ({@link PolicyServer.close}): stop accepting, mark `/readyz` (admin port) 503, answer
  * requests on open keep-alive connections with `Connection: close`, wait for in-flight
  * exchanges (up to `drainTimeoutMs`), then close the pool.
  */
 import express, { type ErrorRequestHandler, type Router } from 'express';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Pool } from 'undici';
 import { OPERATION_HEADER } from '../lib/policy/config.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { AuditLog } from './audit.js';
 import type { ClaimPaths } from './auth/index.js';
 import { ResponseCache } from './datapath/cache.js';
 import { DataPath, type RequestAuthenticator, type Upstream } from './datapath/handler.js';
+import { UpstreamLanes } from './datapath/upstream.js';
 import { problem, sendProblem } from './datapath/problem.js';
-import { managementRouter } from './management.js';
+import { adminRouter, managementRouter } from './management.js';
 import { Metrics } from './metrics.js';
 import type { CompiledOperation, Snapshot } from './snapshot/build.js';
+import { canonicalPath, isRefusal, type PathRefusal } from './snapshot/path-router.js';
 import type { SnapshotStore } from './snapshot/store.js';
 import type { SourceHealth } from './sources/types.js';
 
@@ -45,20 +53,25 @@ export interface PolicyServerOptions {
   upstreamUrl: string;
   /** Shared secret the internal HTTPRoutes require. */
   internalToken: string;
-  /** A dispatcher to use instead of creating a Pool on `upstreamUrl` (tests). */
-  upstream?: Upstream & { close?: () => Promise<void> };
-  /** Keep-alive connections to the internal listener (default 128). */
-  upstreamConnections?: number;
+  /** Upstream lanes to use instead of creating {@link UpstreamLanes} on `upstreamUrl` (tests). */
+  upstream?: Upstream & { close?: () => Promise<void>; retain?: (hosts: ReadonlySet<string>) => void };
+  /** Keep-alive connections to the internal listener per service (default 64, datapath/upstream.ts). */
+  upstreamConnectionsPerService?: number;
+  /** Requests in flight per service before 503 `upstream-busy` (default 256, datapath/upstream.ts). */
+  upstreamMaxInflightPerService?: number;
   claimDefaults?: ClaimPaths;
   adminRole?: string;
-  forwardCredentials?: boolean;
   cache?: { maxBytes?: number; maxEntryBytes?: number };
   maxJsonDepth?: number;
+  /** Request bodies buffered at once, bytes (default 128 MiB; datapath/handler.ts `maxBufferedRequestBytes`). */
+  maxBufferedRequestBytes?: number;
   logger?: Logger;
   /** Audit ring size per service (default 200). */
   auditRingSize?: number;
   /** Extra express routers mounted before the management API (e.g. the portal at /docs). */
   routers?: Router[];
+  /** Extra express routers of the admin port, mounted before its own (e.g. the cluster-wide /metrics). */
+  adminRouters?: Router[];
   /** Health of the configuration source, for /readyz and metrics. */
   sourceHealth?: () => SourceHealth | undefined;
   /** Maximum time to wait for in-flight requests on close, ms (default 10000). */
@@ -73,8 +86,15 @@ export interface PolicyServer {
   metrics: Metrics;
   audit: AuditLog;
   app: express.Express;
+  /**
+   * The admin port's server (`/healthz`, `/readyz`, `/metrics`; management.ts `adminRouter`),
+   * separate from the data port so that no HTTPRoute to the policy Service reaches it.
+   */
+  admin: Server;
   /** Starts listening. @returns the bound port. */
   listen(port: number, host?: string): Promise<number>;
+  /** Starts the admin port's server. @returns the bound port. */
+  listenAdmin(port: number, host?: string): Promise<number>;
   /** Graceful shutdown (see module doc). Idempotent. */
   close(): Promise<void>;
 }
@@ -93,7 +113,8 @@ function isNonData(path: string): boolean {
  * `<ns>/<name>/<operationId>`, or, when several path templates of one API share a route rule
  * (the controller matches them by their common static prefix), `<ns>/<name>/<id>,<id>,...`:
  * then the first named operation whose method and path template match the request wins.
- * @returns the operation and its raw path parameter values; `{ op: undefined, named: false }`
+ * @param path - the decoded canonical path ({@link canonicalPath}).
+ * @returns the operation and its decoded path parameter values; `{ op: undefined, named: false }`
  *   when no named operation is configured, `{ op: undefined, named: true }` when some is but
  *   none matches the method and path.
  */
@@ -124,8 +145,8 @@ export function resolveOperationHeader(
 }
 
 /**
- * Matches `path` against one operation's template.
- * @returns the raw path parameter values, or undefined if it does not match.
+ * Matches a decoded canonical `path` ({@link canonicalPath}) against one operation's template.
+ * @returns the decoded path parameter values, or undefined if it does not match.
  */
 export function matchOperationPath(op: CompiledOperation, path: string): string[] | undefined {
   const segs = op.pathSegments;
@@ -163,15 +184,7 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
   const audit = new AuditLog({ logger, ringSize: opts.auditRingSize });
   const pool =
     opts.upstream ??
-    new Pool(opts.upstreamUrl, {
-      connections: opts.upstreamConnections ?? 128,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 300_000,
-      headersTimeout: 5_000,
-      bodyTimeout: 5_000,
-      connect: { timeout: 2_000 },
-    });
+    new UpstreamLanes({ url: opts.upstreamUrl, connectionsPerService: opts.upstreamConnectionsPerService, maxInflightPerService: opts.upstreamMaxInflightPerService });
   const dataPath = new DataPath({
     auth: opts.auth,
     upstream: pool,
@@ -180,8 +193,8 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
     metrics,
     internalToken: opts.internalToken,
     claimDefaults: opts.claimDefaults,
-    forwardCredentials: opts.forwardCredentials,
     maxJsonDepth: opts.maxJsonDepth,
+    maxBufferedRequestBytes: opts.maxBufferedRequestBytes,
   });
 
   // Drop a service's cache entries when its configuration (or traffic split) changes.
@@ -196,6 +209,12 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
     metrics.configGeneration.set(next.generation);
     metrics.configErrors.set(next.errors.length);
     metrics.configServices.set(next.services.size);
+    // Close the upstream lanes of services that left the configuration.
+    if (pool.retain) {
+      const hosts = new Set<string>();
+      for (const svc of next.services.values()) hosts.add(svc.def.upstream.host);
+      pool.retain(hosts);
+    }
   });
 
   let shuttingDown = false;
@@ -217,10 +236,21 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
       accepting: () => !shuttingDown,
     }),
   );
-  app.use((req, res) => {
+  const notFoundHandler = (req: express.Request, res: express.Response): void => {
     const body = problem('not-found', `nothing at ${req.method} ${req.path}`);
     res.status(404).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
-  });
+  };
+  app.use(notFoundHandler);
+
+  // The admin port: probes and metrics, never routed by the gateway (the Service exposes only
+  // the data port), so `/readyz`'s configuration errors and `/metrics` stay off tenant routes.
+  const adminApp = express();
+  adminApp.disable('x-powered-by');
+  adminApp.set('etag', false);
+  for (const r of opts.adminRouters ?? []) adminApp.use(r);
+  adminApp.use(adminRouter({ store, metrics, sourceHealth: opts.sourceHealth, accepting: () => !shuttingDown }));
+  adminApp.use(notFoundHandler);
+  const admin = createServer({ keepAliveTimeout: 5_000, requestTimeout: 10_000, headersTimeout: 5_000 }, adminApp);
   const onError: ErrorRequestHandler = (err: { status?: number; statusCode?: number; type?: string; message?: string }, req, res, next) => {
     if (res.headersSent) return next(err);
     const status = err.status ?? err.statusCode ?? 500;
@@ -240,6 +270,12 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
   app.use(onError);
 
   const notFound = (res: ServerResponse, detail: string): void => sendProblem(res, problem('not-found', detail));
+  /** 400 for a path {@link canonicalPath} refuses; the pointer names the whole path (`in: path`, pointer ""). */
+  const refusePath = (res: ServerResponse, r: PathRefusal): void => {
+    const where = r.segment > 0 ? `segment ${r.segment} of the path` : 'the path';
+    const errors = [{ in: 'path' as const, pointer: '', message: `${where} ${r.message}` }];
+    sendProblem(res, problem('validation-failed', `the request path is not in canonical form: ${where} ${r.message}`, { errors }));
+  };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     if (shuttingDown) res.shouldKeepAlive = false;
@@ -250,39 +286,47 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
     const snap = store.current;
     const method = req.method ?? 'GET';
     const opHeader = req.headers[OPERATION_HEADER];
+    const predict = path.startsWith('/services/') && path.endsWith('/predict');
+    const data = opHeader !== undefined || predict || !isNonData(path);
+    // Data-path requests are routed, authorised and forwarded on the canonical path only
+    // (docs/architecture.md, "Canonical request path"): `decoded` for matching and parameter
+    // values, `encoded` upstream and in the audit record.
+    let decoded = path;
+    let encoded = path;
+    if (data) {
+      const c = canonicalPath(path);
+      if (isRefusal(c)) return refusePath(res, c);
+      decoded = c.decoded;
+      encoded = c.encoded;
+    }
     if (opHeader !== undefined) {
-      const found = typeof opHeader === 'string' ? resolveOperationHeader(snap.operations, opHeader, method, path) : ({ op: undefined, named: false } as const);
+      const found = typeof opHeader === 'string' ? resolveOperationHeader(snap.operations, opHeader, method, decoded) : ({ op: undefined, named: false } as const);
       if (!found.op) {
         return notFound(res, found.named ? 'the request does not match the operation named by x-kea-operation' : 'the operation named by x-kea-operation is not configured');
       }
-      void dataPath.handle(req, res, found.op, found.params, query, path);
+      void dataPath.handle(req, res, found.op, found.params, query, encoded);
       return;
     }
-    if (path.startsWith('/services/') && path.endsWith('/predict')) {
-      const parts = path.split('/');
+    if (predict) {
+      const parts = decoded.split('/');
       if (parts.length === 5) {
-        let id: string;
-        try {
-          id = `${decodeURIComponent(parts[2])}/${decodeURIComponent(parts[3])}`;
-        } catch {
-          return notFound(res, 'malformed service id');
-        }
+        const id = `${parts[2]}/${parts[3]}`;
         const svc = snap.services.get(id);
         const op = svc?.defaultOperation;
         if (!op) return notFound(res, `no API ${id} with a default (predict) operation`);
         if (op.pathParamNames.length > 0) return notFound(res, `the default operation of ${id} needs path parameters; call ${op.def.path}`);
         if (method !== op.method) return sendProblem(res, problem('method-not-allowed', `use ${op.method}`), ['allow', op.method]);
-        void dataPath.handle(req, res, op, [], query, path);
+        void dataPath.handle(req, res, op, [], query, encoded);
         return;
       }
     }
     if (!isNonData(path)) {
-      const m = snap.router.match(method === 'HEAD' ? 'GET' : method, path) ?? snap.router.match(method, path);
+      const m = snap.router.match(method === 'HEAD' ? 'GET' : method, decoded) ?? snap.router.match(method, decoded);
       if (m) {
-        void dataPath.handle(req, res, m.value, m.params, query, path);
+        void dataPath.handle(req, res, m.value, m.params, query, encoded);
         return;
       }
-      if (snap.router.hasPath(path)) return sendProblem(res, problem('method-not-allowed', `${method} is not configured for ${path}`));
+      if (snap.router.hasPath(decoded)) return sendProblem(res, problem('method-not-allowed', `${method} is not configured for ${encoded}`));
     }
     app(req, res);
   };
@@ -324,6 +368,12 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
       server.closeAllConnections();
       await closed;
       if ('close' in pool && typeof pool.close === 'function') await pool.close().catch(() => undefined);
+      // The admin port answered `/readyz` 503 during the drain; it closes last.
+      if (admin.listening) {
+        const adminClosed = new Promise<void>((resolve) => admin.close(() => resolve()));
+        admin.closeAllConnections();
+        await adminClosed;
+      }
       logger.info('shutdown complete');
     })());
 
@@ -334,6 +384,15 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
     metrics,
     audit,
     app,
+    admin,
+    listenAdmin: (port, host) =>
+      new Promise<number>((resolve, reject) => {
+        admin.once('error', reject);
+        admin.listen(port, host, () => {
+          admin.off('error', reject);
+          resolve((admin.address() as AddressInfo).port);
+        });
+      }),
     listen: (port, host) =>
       new Promise<number>((resolve, reject) => {
         server.once('error', reject);

@@ -113,6 +113,15 @@ const EXPECTED: Record<string, Cause[]> = {
       message: 'Invalid value: "object": responses keys must be HTTP status codes such as "200" or "4XX", or "default"',
     },
   ],
+  'apis-openapi-path-double-slash.yaml': [
+    { field: 'spec.source.openapi.path', message: `Invalid value: "string": source.openapi.path must not contain '//' (a URL parser reads a leading '//host' as another host)` },
+  ],
+  'apis-openapi-path-backslash.yaml': [
+    {
+      field: 'spec.source.openapi.path',
+      message: `Invalid value: "string": source.openapi.path must not contain a backslash (a URL parser reads it as '/', so '/\\host' names another host)`,
+    },
+  ],
   'apis-inference-on-service.yaml': [
     {
       field: 'spec.inference',
@@ -362,6 +371,53 @@ describe('the samples are accepted', () => {
     await kubectl('patch', 'apischema', 'iris', '-n', NS, '--type=merge', '-p', JSON.stringify({ status: { operationCount: 99 } }));
     const after = JSON.parse((await kubectl('get', 'apis', 'iris', '-n', NS, '-o', 'json')).stdout);
     expect(after.status.operationCount).toBe(1);
+  });
+});
+
+/**
+ * Issue 10 item 3: `spec.source.openapi.path` is fetched by the controller with the internal
+ * token, so admission accepts only a plain absolute path on the target. Each rejected path
+ * names the rule it breaks (the same rules as controller/discover `openApiPathProblem`).
+ */
+describe('spec.source.openapi.path admits only a plain path on the target', () => {
+  const withPath = (name: string, path: string, extra: Record<string, unknown> = {}) => ({
+    apiVersion: 'kea.dev/v1alpha1',
+    kind: 'ApiSchema',
+    metadata: { name, namespace: NS },
+    spec: { target: { service: { name: 'legacy', port: 8000 } }, basePath: `/${name}`, info: { title: name, version: '1' }, source: { openapi: { path, ...extra } } },
+  });
+  const rule = (m: string) => `Invalid value: "string": source.openapi.path ${m}`;
+  const DOUBLE = rule("must not contain '//' (a URL parser reads a leading '//host' as another host)");
+  const BACKSLASH = rule("must not contain a backslash (a URL parser reads it as '/', so '/\\host' names another host)");
+  const ASCII = rule('may contain only printable ASCII characters (no spaces, control or non-ASCII characters)');
+  const ENCODED = rule("must not contain a percent-encoded '/', backslash or NUL (%2F, %5C, %00)");
+  const DOTS = rule("must not contain '.' or '..' segments");
+  const ABSOLUTE = rule("must be an absolute path on the target starting with '/', not a URL");
+
+  test.each<[string, string[]]>([
+    ['//evil.example/x', [DOUBLE]],
+    ['/\\evil.example/x', [BACKSLASH]],
+    ['\\\\evil.example/x', [ABSOLUTE, BACKSLASH]],
+    ['http://evil.example/x', [ABSOLUTE, DOUBLE]],
+    ['/\t/evil.example/x', [ASCII]],
+    ['/\n/evil.example/x', [ASCII]],
+    ['/x y', [ASCII]],
+    ['/%2F%2Fevil.example/x', [ENCODED]],
+    ['/%5cevil.example', [ENCODED]],
+    ['/../admin', [DOTS]],
+    ['/a/./openapi.json', [DOTS]],
+  ])('%j is rejected', async (path, messages) => {
+    const { code, causes } = await rejectionOf(withPath('bad-path', path));
+    expect(code).toBe(422);
+    expect(causes.map((c) => c.field)).toEqual(messages.map(() => 'spec.source.openapi.path'));
+    expect(causes.map((c) => c.message).sort()).toEqual([...messages].sort());
+  });
+
+  test('plain paths are accepted, and so is trustAccess', async () => {
+    await client.create(withPath('path-plain', '/openapi.json'));
+    await client.create(withPath('path-nested', '/api/v1/openapi.json?format=json', { trustAccess: true }));
+    const { stdout } = await kubectl('get', 'apischema', 'path-nested', '-n', NS, '-o', 'json');
+    expect(JSON.parse(stdout).spec.source.openapi).toEqual({ path: '/api/v1/openapi.json?format=json', trustAccess: true });
   });
 });
 

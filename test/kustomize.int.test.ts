@@ -17,6 +17,7 @@ import { installCrds, startControlPlane, type ControlPlane } from '../dev/contro
 import { loadConfig } from '../controller/config.js';
 import { startController, type ControllerHandle } from '../controller/main.js';
 import { createLogger } from '../lib/log.js';
+import { apiConfigMapName } from '../lib/policy/config.js';
 
 const run = promisify(execFile);
 const ROOT = process.cwd();
@@ -112,12 +113,19 @@ describe.each(['kustomize/base', 'kustomize/overlays/dev', 'kustomize/overlays/p
     const svc = find(objs, 'Service', 'kea-policy', 'kea-system');
     expect(svc.spec.ports).toEqual([{ name: 'http', port: 8000, targetPort: 'http', protocol: 'TCP' }]);
     expect(svc.spec.selector).toEqual(policy.spec.selector.matchLabels);
+    // Probes and metrics are on the admin port, which the Service (what HTTPRoutes reference) does not expose.
+    const pc = policy.spec.template.spec.containers[0];
+    expect(pc.ports).toContainEqual({ name: 'admin', containerPort: 8001, protocol: 'TCP' });
+    expect(pc.env).toContainEqual({ name: 'KEA_ADMIN_PORT', value: '8001' });
+    expect([pc.readinessProbe.httpGet.port, pc.livenessProbe.httpGet.port]).toEqual(['admin', 'admin']);
     const gw = find(objs, 'Gateway', 'kea', 'kea-system');
     expect(gw.spec.gatewayClassName).toBe('nginx');
     expect(gw.spec.listeners.map((l: Any) => [l.name, l.protocol, l.port, l.hostname])).toEqual([
       ['public', 'HTTP', 80, undefined],
       ['internal', 'HTTP', 8081, '*.kea.internal'],
     ]);
+    // Only kea-system routes attach to the internal listener (docs/adr/0009-internal-routes.md).
+    expect(gw.spec.listeners.map((l: Any) => l.allowedRoutes.namespaces.from)).toEqual(['All', 'Same']);
     // Every Secret and ConfigMap a pod reads is either rendered or documented as created by the operator.
     for (const d of [ctrl, policy]) {
       const c = d.spec.template.spec.containers[0];
@@ -143,8 +151,20 @@ describe('overlay specifics', () => {
     for (const name of ['kea-controller', 'kea-policy']) {
       const d = find(objects, 'Deployment', name, 'kea-system');
       expect(d.spec.replicas).toBe(1);
-      const env = d.spec.template.spec.containers[0].env.find((e: Any) => e.name === 'KEA_INTERNAL_TOKEN');
-      expect(env.valueFrom.secretKeyRef).toEqual({ name: secret.metadata.name, key: 'token' });
+      const env = (n: string) => d.spec.template.spec.containers[0].env.find((e: Any) => e.name === n);
+      if (name === 'kea-controller') {
+        // Current token, plus the previous/next of a rotation (docs/adr/0009-internal-routes.md).
+        expect(env('KEA_INTERNAL_TOKEN').valueFrom.secretKeyRef).toEqual({ name: secret.metadata.name, key: 'token' });
+        expect(env('KEA_INTERNAL_TOKEN_PREVIOUS').valueFrom.secretKeyRef).toEqual({ name: secret.metadata.name, key: 'previous', optional: true });
+        expect(env('KEA_INTERNAL_TOKEN_NEXT').valueFrom.secretKeyRef).toEqual({ name: secret.metadata.name, key: 'next', optional: true });
+      } else {
+        // The policy server follows the mounted Secret's file (re-read while running).
+        expect(env('KEA_INTERNAL_TOKEN')).toBeUndefined();
+        expect(env('KEA_INTERNAL_TOKEN_FILE').value).toBe('/etc/kea/internal-token/token');
+        const vol = d.spec.template.spec.volumes.find((v: Any) => v.name === 'internal-token');
+        expect(vol.secret.secretName).toBe(secret.metadata.name);
+        expect(d.spec.template.spec.containers[0].volumeMounts).toContainEqual({ name: 'internal-token', mountPath: '/etc/kea/internal-token', readOnly: true });
+      }
       expect(d.spec.template.spec.containers[0].image).toMatch(/:dev$/);
     }
     expect(find(objects, 'ConfigMap', 'kea-config', 'kea-system').data.KEA_GATEWAY_URL).toBe('http://localhost:8080');
@@ -173,7 +193,7 @@ describe('overlay specifics', () => {
       expect(Object.keys(c.resources.requests).sort()).toEqual(['cpu', 'memory']);
       // A read-only root needs writable mounts for /tmp (and the policy server's snapshot dir).
       const mounts = c.volumeMounts.map((m: Any) => m.mountPath).sort();
-      expect(mounts).toEqual(name === 'kea-policy' ? ['/tmp', '/var/lib/kea-policy'] : ['/tmp']);
+      expect(mounts).toEqual(name === 'kea-policy' ? ['/etc/kea/internal-token', '/tmp', '/var/lib/kea-policy'] : ['/tmp']);
       const pdb = find(objects, 'PodDisruptionBudget', name, 'kea-system');
       expect(pdb.spec.minAvailable).toBe(1);
       expect(pdb.spec.selector.matchLabels).toEqual(d.spec.selector.matchLabels);
@@ -183,20 +203,30 @@ describe('overlay specifics', () => {
     }
     const np = find(objects, 'NetworkPolicy', 'kea-policy', 'kea-system');
     expect(np.spec.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'kea-policy' });
-    expect(np.spec.ingress).toEqual([
-      { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'nginx-gateway' } } }], ports: [{ protocol: 'TCP', port: 8000 }] },
-    ]);
+    // The data plane: NGF 1.x (nginx in the control-plane pod, namespace nginx-gateway) and
+    // NGF 2.x (the Gateway's own nginx pods in kea-system, labelled by NGF with the Gateway's name).
+    const dataPlane = [
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'nginx-gateway' } } },
+      { podSelector: { matchLabels: { 'gateway.networking.k8s.io/gateway-name': 'kea' } } },
+    ];
+    expect(np.spec.ingress).toEqual([{ from: dataPlane, ports: [{ protocol: 'TCP', port: 8000 }] }]);
+    for (const who of ['kea-policy', 'kea-controller']) {
+      const egress = find(objects, 'NetworkPolicy', who, 'kea-system').spec.egress;
+      expect(egress).toContainEqual({ to: dataPlane, ports: [{ protocol: 'TCP', port: 8081 }] });
+    }
     expect(find(objects, 'NetworkPolicy', 'kea-controller', 'kea-system').spec.ingress).toEqual([]);
-    const gwnp = find(objects, 'NetworkPolicy', 'kea-gateway-internal-listener', 'nginx-gateway');
-    const internal = gwnp.spec.ingress.find((r: Any) => r.ports.some((p: Any) => p.port === 8081));
-    expect(internal.from).toEqual([
-      {
-        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kea-system' } },
-        podSelector: { matchExpressions: [{ key: 'app.kubernetes.io/name', operator: 'In', values: ['kea-policy', 'kea-controller'] }] },
-      },
-    ]);
-    // Nothing else in the Gateway's namespace opens 8081.
-    expect(gwnp.spec.ingress.filter((r: Any) => r.ports.some((p: Any) => p.port === 8081))).toHaveLength(1);
+    const callers = { matchExpressions: [{ key: 'app.kubernetes.io/name', operator: 'In', values: ['kea-policy', 'kea-controller'] }] };
+    for (const [ns, selector, from] of [
+      ['nginx-gateway', {}, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kea-system' } }, podSelector: callers }],
+      ['kea-system', { matchLabels: { 'gateway.networking.k8s.io/gateway-name': 'kea' } }, { podSelector: callers }],
+    ] as const) {
+      const gwnp = find(objects, 'NetworkPolicy', 'kea-gateway-internal-listener', ns);
+      expect(gwnp.spec.podSelector).toEqual(selector);
+      const internal = gwnp.spec.ingress.find((r: Any) => r.ports.some((p: Any) => p.port === 8081));
+      expect(internal.from).toEqual([from]);
+      // Nothing else on the data plane opens 8081.
+      expect(gwnp.spec.ingress.filter((r: Any) => r.ports.some((p: Any) => p.port === 8081))).toHaveLength(1);
+    }
   });
 });
 
@@ -252,7 +282,9 @@ describe('RBAC is least privilege', () => {
     ['create', 'events', 'default', undefined, true],
     ['list', 'referencegrants.gateway.networking.k8s.io', 'ALL', undefined, true],
     ['create', 'referencegrants.gateway.networking.k8s.io', 'SYSTEM', undefined, true],
-    ['create', 'referencegrants.gateway.networking.k8s.io', 'default', undefined, false],
+    // Its internal routes (kea-system) reach revision Services through grants in the users' namespaces.
+    ['create', 'referencegrants.gateway.networking.k8s.io', 'default', undefined, true],
+    ['delete', 'referencegrants.gateway.networking.k8s.io', 'default', undefined, true],
     ['patch', 'configmaps', 'SYSTEM', undefined, true],
     ['patch', 'configmaps', 'default', undefined, false],
     ['update', 'leases.coordination.k8s.io', 'SYSTEM', undefined, true],
@@ -343,7 +375,7 @@ describe('the controller works with exactly the prod RBAC (its service account t
     const routes = JSON.parse((await kc(['get', 'httproutes', '-n', 'models', '-o', 'json'])).stdout).items;
     expect(routes.length).toBeGreaterThan(0);
     const cms = JSON.parse((await kc(['get', 'configmaps', '-n', 'kea-system', '-l', 'kea.dev/managed-by=kea', '-o', 'json'])).stdout).items;
-    expect(cms.map((c: Any) => c.metadata.name)).toEqual(expect.arrayContaining(['kea-api-models-iris', 'kea-api-models-grades']));
+    expect(cms.map((c: Any) => c.metadata.name)).toEqual(expect.arrayContaining([apiConfigMapName('models', 'iris'), apiConfigMapName('models', 'grades')]));
     const grants = JSON.parse((await kc(['get', 'referencegrants', '-n', 'kea-system', '-o', 'json'])).stdout).items;
     expect(grants.length).toBeGreaterThan(0);
     const apis = JSON.parse((await kc(['get', 'apischema', 'iris', '-n', 'models', '-o', 'json'])).stdout);

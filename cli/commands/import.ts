@@ -8,6 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { importOpenApi, importResultToYaml, loadOpenApi } from '../../lib/import/index.js';
+import { commentSafe } from '../../lib/yaml.js';
 import { parseTarget } from './scan.js';
 
 /** Registers `kea import` on a commander program. */
@@ -42,7 +43,8 @@ export function register(program: Command): void {
         const yaml = importResultToYaml(result, location);
         if (o.output) writeFileSync(String(o.output), yaml);
         else process.stdout.write(yaml);
-        for (const u of result.unroutable) process.stderr.write(`not routed: ${u}\n`);
+        // Items quote the document: escape control and line-break characters for the terminal.
+        for (const u of result.unroutable) process.stderr.write(`not routed: ${commentSafe(u)}\n`);
         process.stderr.write(`kea import: ${result.schema.spec.operations?.length ?? 0} operation(s); ${result.unroutable.length} item(s) not routed\n`);
         if (o.strict && result.unroutable.length) process.exitCode = 1;
       } catch (e) {

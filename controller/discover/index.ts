@@ -2,7 +2,9 @@
  * Stage: discover (a side input of batch).
  *
  * Takes in: the ApiSchemas whose `spec.source.openapi` is set (hand-written services that
- * already serve an OpenAPI document, e.g. FastAPI's `/openapi.json`).
+ * already serve an OpenAPI document, e.g. FastAPI's `/openapi.json`) and that the controller
+ * may fetch for (graph `discoverableApiSchemas`: a plain path, a target in the ApiSchema's
+ * namespace or granted by ReferenceGrants), since every fetch carries the internal token.
  * Gives out: the documents their targets serve, keyed `<namespace>/<name>`, for the
  * {@link ClusterSnapshot}; calls `onChange` whenever a document (by digest) or an error changes,
  * so that batch schedules a reconcile.
@@ -122,7 +124,7 @@ export class OpenApiDiscovery {
 }
 
 export interface GatewayFetcherOptions {
-  /** Base URL of the gateway's internal listener, e.g. `http://127.0.0.1:8081`. */
+  /** Base URL of the gateway's internal listener, e.g. `http://127.0.0.1:8081`; only its origin is used. */
   internalGatewayUrl: string;
   /** Value of the `x-kea-internal-token` header the internal HTTPRoutes require. */
   internalToken: string;
@@ -132,15 +134,55 @@ export interface GatewayFetcherOptions {
   timeoutMs?: number;
 }
 
+/** Longest `spec.source.openapi.path`, in characters (the CRD's maxLength). */
+export const MAX_OPENAPI_PATH = 256;
+
+/**
+ * Why `path` is not an acceptable `spec.source.openapi.path`, or undefined when it is: the
+ * same rules as the CRD's admission (CEL) rules, so that objects stored before those rules, or
+ * written around them, are refused here too. The path must be an absolute path on the target:
+ * a single leading `/`, no `//` (WHATWG URL reads `//host/x` as another host), no `\` (read as
+ * `/` in http(s) URLs, so `/\host/x` is `//host/x`), only printable ASCII (no spaces, control
+ * or non-ASCII characters), no percent-encoded `/`, `\` or NUL (`%2F`, `%5C`, `%00`), no `.` or
+ * `..` segment, at most {@link MAX_OPENAPI_PATH} characters.
+ */
+export function openApiPathProblem(path: string): string | undefined {
+  if (path.length > MAX_OPENAPI_PATH) return `is ${path.length} characters long; at most ${MAX_OPENAPI_PATH} are allowed`;
+  if (!path.startsWith('/')) return "must be an absolute path on the target starting with '/', not a URL";
+  if (path.includes('//')) return "must not contain '//' (a URL parser reads a leading '//host' as another host)";
+  if (path.includes('\\')) return "must not contain a backslash (a URL parser reads it as '/', so '/\\host' names another host)";
+  if (!/^[!-~]*$/.test(path)) return 'may contain only printable ASCII characters (no spaces, control or non-ASCII characters)';
+  if (/%(2f|5c|00)/i.test(path)) return "must not contain a percent-encoded '/', backslash or NUL (%2F, %5C, %00)";
+  if (/(^|\/)\.\.?([/?#]|$)/.test(path)) return "must not contain '.' or '..' segments";
+  return undefined;
+}
+
+/**
+ * The URL of `path` on the gateway's internal listener `base`: `path` appended to the base's
+ * origin (never resolved against it as a reference, which would let `//host/x` or `/\host/x`
+ * name another host), then checked to keep that origin.
+ * @throws Error when `path` fails {@link openApiPathProblem} or the URL would leave the origin.
+ */
+export function internalDocUrl(base: string, path: string): URL {
+  const problem = openApiPathProblem(path);
+  if (problem) throw new Error(`refusing to fetch spec.source.openapi.path ${JSON.stringify(path)}: it ${problem}`);
+  const origin = new URL(base).origin;
+  const url = new URL(`${origin}${path}`);
+  if (url.origin !== origin) throw new Error(`refusing to fetch spec.source.openapi.path ${JSON.stringify(path)}: it resolves to ${url.origin}, not the internal gateway ${origin}`);
+  return url;
+}
+
 /**
  * A {@link DocFetcher} that GETs `spec.source.openapi.path` (default `/openapi.json`) through the
- * gateway's internal listener with the schema's internal Host header.
- * @throws Error naming the URL and HTTP status, or the network error.
+ * gateway's internal listener with the schema's internal Host header. The request (which
+ * carries the internal token) only ever goes to the internal listener's origin
+ * ({@link internalDocUrl}); redirects are not followed.
+ * @throws Error naming the URL and HTTP status, the network error, or why the path is refused.
  */
 export function gatewayFetcher(opts: GatewayFetcherOptions): DocFetcher {
   return async (schema) => {
     const path = schema.spec.source?.openapi?.path ?? '/openapi.json';
-    const url = new URL(path, opts.internalGatewayUrl).toString();
+    const url = internalDocUrl(opts.internalGatewayUrl, path);
     const host = opts.hostFor(schema);
     // undici's request, not fetch: fetch drops a caller-set Host header (a forbidden header name).
     const res = await request(url, {

@@ -9,9 +9,17 @@
  * an imported operation with the operationId, or the method and path template, of an inline
  * one is left out (listed in `shadowed`); inline components win by name. The document is
  * converted by lib/import (`importOpenApi`: 3.1 → 3.0, pydantic idioms); whatever it cannot
- * route is listed in `unroutable`, never dropped silently. Pure.
+ * route is listed in `unroutable`, never dropped silently.
+ *
+ * Access: the served document belongs to the target, not to the ApiSchema's author, so unless
+ * `spec.source.openapi.trustAccess` is true an imported operation's `x-kea-access` may only
+ * tighten `spec.defaults.access` (else `authenticated`), never loosen it ({@link tightenAccess}),
+ * and its `x-kea-cache` scope `shared` on an operation that is not public becomes `identity`;
+ * what was not applied is listed in `unroutable`. Discovery refused for the ApiSchema (a path
+ * that is not a plain path on the target, or a target in another namespace without a
+ * ReferenceGrant: graph's `discoveryRefusal`) imports nothing, whatever was fetched. Pure.
  */
-import type { ApiSchema, Operation } from '../../lib/api/types.js';
+import type { Access, ApiSchema, Operation } from '../../lib/api/types.js';
 import { importOpenApi } from '../../lib/import/index.js';
 import type { DiscoveredDoc } from '../discover/index.js';
 
@@ -20,14 +28,15 @@ export interface ImportInfo {
   /**
    * `pending`: nothing fetched yet; `failed`: every fetch so far failed; `invalid`: the fetched
    * document cannot be imported; `imported`: imported from the latest fetch; `stale`: the
-   * latest fetch failed, the document of an earlier fetch is used.
+   * latest fetch failed, the document of an earlier fetch is used; `refused`: the controller
+   * may not fetch it (`error` says why), nothing is imported.
    */
-  state: 'pending' | 'failed' | 'invalid' | 'imported' | 'stale';
+  state: 'pending' | 'failed' | 'invalid' | 'imported' | 'stale' | 'refused';
   /** Path of the document on the target (default `/openapi.json`). */
   path: string;
   /** sha256 (hex) of the document used (or rejected). */
   digest?: string;
-  /** The fetch error (failed, stale) or import error (invalid). */
+  /** The fetch error (failed, stale), import error (invalid) or why discovery is refused (refused). */
   error?: string;
   /** Operations taken from the document. */
   imported: number;
@@ -39,15 +48,79 @@ export interface ImportInfo {
 
 const routeKey = (o: Operation): string => `${o.method} ${o.path.replace(/\{[^}]+\}/g, '{}')}`;
 
+/** Access modes from loosest to tightest. */
+const ACCESS_RANK: Record<Access['mode'], number> = { public: 0, authenticated: 1, restricted: 2 };
+/** What an operation without access gets (lib/api/types.ts Operation.access). */
+const DEFAULT_ACCESS: Access = { mode: 'authenticated' };
+
+const describeAccess = (a: Access): string =>
+  a.mode !== 'restricted'
+    ? a.mode
+    : `restricted (${[['roles', a.roles], ['groups', a.groups], ['scopes', a.scopes]]
+        .filter(([, v]) => v && v.length)
+        .map(([k, v]) => `${k} ${(v as string[]).join(', ')}`)
+        .join('; ')})`;
+
+/**
+ * Access that requires at least what `base` requires and, where it can be expressed, what
+ * `wanted` requires too (authorization as in policy-server/auth/authorize.ts: `restricted`
+ * allows a caller with any listed role or group, and every listed scope).
+ *   - `wanted` looser than `base` (public < authenticated < restricted): `base`, noted;
+ *   - `base` not restricted: `wanted` (as tight or tighter);
+ *   - both restricted: scopes are united (all of both required); roles and groups, where both
+ *     list some, are intersected per kind (a caller must hold one the ApiSchema names *and*
+ *     the document names, which the intersection approximates from the tight side); when
+ *     that intersection is empty `base`'s roles and groups are kept and it is noted, since an
+ *     empty list would drop the role check rather than refuse everyone.
+ * Returns the access and, when `wanted` was not (fully) applied, why.
+ */
+export function tightenAccess(base: Access, raw: Access): { access: Access; note?: string } {
+  // The document is untrusted JSON: keep only string lists (a string `roles` would otherwise
+  // reach the policy server's authorizer as a string).
+  const list = (v: unknown): string[] => (Array.isArray(v) ? [...new Set(v.filter((x): x is string => typeof x === 'string'))] : []);
+  const rank = Object.hasOwn(ACCESS_RANK, raw.mode) ? ACCESS_RANK[raw.mode] : undefined;
+  if (rank === undefined) return { access: base, note: `x-kea-access mode ${JSON.stringify(raw.mode)} is unknown; ${describeAccess(base)} applies` };
+  const wanted: Access =
+    raw.mode !== 'restricted'
+      ? { mode: raw.mode }
+      : { mode: 'restricted', ...(list(raw.roles).length ? { roles: list(raw.roles) } : {}), ...(list(raw.groups).length ? { groups: list(raw.groups) } : {}), ...(list(raw.scopes).length ? { scopes: list(raw.scopes) } : {}) };
+  if (rank < ACCESS_RANK[base.mode]) return { access: base, note: `x-kea-access ${describeAccess(wanted)} would loosen the ApiSchema's ${describeAccess(base)}; ignored` };
+  if (base.mode !== 'restricted') return { access: wanted };
+  const scopes = [...new Set([...list(base.scopes), ...list(wanted.scopes)])];
+  const basePrincipals = list(base.roles).length + list(base.groups).length > 0;
+  const wantedPrincipals = list(wanted.roles).length + list(wanted.groups).length > 0;
+  let roles = list(base.roles);
+  let groups = list(base.groups);
+  let note: string | undefined;
+  if (!basePrincipals) {
+    roles = list(wanted.roles);
+    groups = list(wanted.groups);
+  } else if (wantedPrincipals) {
+    const r = roles.filter((x) => list(wanted.roles).includes(x));
+    const g = groups.filter((x) => list(wanted.groups).includes(x));
+    if (r.length + g.length > 0) {
+      roles = r;
+      groups = g;
+    } else {
+      note = `x-kea-access roles/groups of ${describeAccess(wanted)} share none with the ApiSchema's ${describeAccess(base)}; the ApiSchema's roles and groups apply`;
+    }
+  }
+  const access: Access = { mode: 'restricted', ...(roles.length ? { roles } : {}), ...(groups.length ? { groups } : {}), ...(scopes.length ? { scopes } : {}) };
+  return note ? { access, note } : { access };
+}
+
 /**
  * The effective ApiSchema with imported operations, and what the import did. ApiSchemas
  * without `spec.source.openapi` are returned as they are, with no info.
+ * @param refusal why the controller may not fetch this ApiSchema's document (graph
+ *   `discoveryRefusal`); when set, `found` is ignored and nothing is imported.
  */
-export function withDiscovered(a: ApiSchema, found: DiscoveredDoc | undefined): { resource: ApiSchema; info?: ImportInfo } {
+export function withDiscovered(a: ApiSchema, found: DiscoveredDoc | undefined, refusal?: string): { resource: ApiSchema; info?: ImportInfo } {
   const src = a.spec.source?.openapi;
   if (!src) return { resource: a };
   const path = src.path ?? '/openapi.json';
   const base = { path, imported: 0, shadowed: [], unroutable: [] };
+  if (refusal) return { resource: a, info: { ...base, state: 'refused', error: refusal } };
   if (!found || found.doc === undefined) {
     return { resource: a, info: { ...base, state: found?.error ? 'failed' : 'pending', ...(found?.error ? { error: found.error } : {}) } };
   }
@@ -62,12 +135,31 @@ export function withDiscovered(a: ApiSchema, found: DiscoveredDoc | undefined): 
   const ids = new Set(inline.map((o) => o.operationId));
   const routes = new Set(inline.map(routeKey));
   const shadowed: string[] = [];
+  const accessNotes: string[] = [];
+  const baseAccess = a.spec.defaults?.access ?? DEFAULT_ACCESS;
   const imported = (result.schema.spec.operations ?? []).filter((o) => {
     if (ids.has(o.operationId) || routes.has(routeKey(o))) {
       shadowed.push(o.operationId);
       return false;
     }
     return true;
+  }).map((o) => {
+    if (src.trustAccess) return o;
+    const why = ' (spec.source.openapi.trustAccess is not set)';
+    let out = o;
+    if (o.access) {
+      const { access, note } = tightenAccess(baseAccess, o.access);
+      if (note) accessNotes.push(`${o.method} ${o.path}: ${note}${why}`);
+      out = { ...out, access };
+    }
+    // A shared cache entry answers every caller with the first caller's response: for an
+    // operation that is not public that, too, is the document loosening access.
+    const mode = (out.access ?? baseAccess).mode;
+    if (out.cache?.scope === 'shared' && mode !== 'public') {
+      accessNotes.push(`${o.method} ${o.path}: x-kea-cache scope shared on an operation with access ${mode} would answer one caller with another's response; scope identity applies${why}`);
+      out = { ...out, cache: { ...out.cache, scope: 'identity' } };
+    }
+    return out;
   });
   const schemas = { ...(result.schema.spec.components?.schemas ?? {}), ...(a.spec.components?.schemas ?? {}) };
   const resource: ApiSchema = {
@@ -87,7 +179,7 @@ export function withDiscovered(a: ApiSchema, found: DiscoveredDoc | undefined): 
       ...(found.error ? { error: found.error } : {}),
       imported: imported.length,
       shadowed,
-      unroutable: [...result.unroutable],
+      unroutable: [...result.unroutable, ...accessNotes],
     },
   };
 }

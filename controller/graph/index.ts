@@ -4,7 +4,8 @@
  * Takes in: a {@link ClusterSnapshot} (ApiSchemas, MLServices, Services, ReferenceGrants, in
  * any order) and the {@link ControllerConfig}.
  * Gives out: a {@link Graph}: every ApiSchema and MLService, sorted by namespace/name, with
- *   - the semantic problems the CRD's admission rules cannot see (unresolvable `$ref`s, path
+ *   - the semantic problems the CRD's admission rules cannot see (unresolvable `$ref`s,
+ *     `pattern`s the policy server's linear-time engine refuses (lookaround, backreferences), path
  *     parameters whose names do not match the template, resource requests above limits,
  *     reserved or conflicting basePaths, inference signatures that do not compile, ...),
  *   - their references resolved: ApiSchema target (MLService or Service + port), MLService
@@ -13,9 +14,12 @@
  *   - operations imported from the OpenAPI document the target serves (`spec.source.openapi`,
  *     from `snapshot.discovered`; see discovered.ts), and the published version history read
  *     from the version-history ConfigMaps (versions.ts),
- *   - basePath conflicts settled: of ApiSchemas sharing a basePath, or routing the same
- *     method + path match, the oldest (creationTimestamp, then namespace/name) wins; the
- *     others get `Accepted=False` reason `Conflicted`.
+ *   - basePath conflicts settled: of ApiSchemas sharing a basePath, with nested basePaths
+ *     in different namespaces (one a whole-segment prefix of the other, `/grades` and
+ *     `/grades/alice`), routing the same method + path match, or whose policy ConfigMap names
+ *     (lib/policy/config.ts apiConfigMapName) clash, the oldest (creationTimestamp, then
+ *     namespace/name) wins; the others get `Accepted=False` reason `Conflicted` naming the
+ *     winner.
  * Each problem is destined for one status condition (`Accepted` or `ResolvedRefs`) with a
  * reason in Gateway API style and a message naming the exact field. Pure: no I/O, no clock.
  */
@@ -27,6 +31,9 @@ import { PORTAL_EXACT_PATHS, PORTAL_PATH_PREFIXES, key, revisionObjectName } fro
 import { operationPathMatch, parseDurationMs, templateParams } from './paths.js';
 import { type ImportInfo, withDiscovered } from './discovered.js';
 import { type PublishedEntry, indexVersionConfigMaps, publishedVersionsOf } from './versions.js';
+import { apiConfigMapName } from '../../lib/policy/config.js';
+import { unsupportedPatterns } from '../../lib/openapi/patterns.js';
+import { openApiPathProblem } from '../discover/index.js';
 
 export * from './names.js';
 export * from './paths.js';
@@ -197,6 +204,23 @@ function checkRefs(a: ApiSchema, ops: Operation[]): Problem[] {
   return out;
 }
 
+/**
+ * Every `pattern` / `patternProperties` key the policy server could not compile with its
+ * linear-time engine (RE2: no lookaround, no backreferences; lib/openapi/patterns.ts), one
+ * `Invalid` problem each, located as `<schema>#<JSON pointer>` like the `$ref` problems.
+ */
+function checkPatterns(a: ApiSchema, ops: Operation[]): Problem[] {
+  const schemas: Array<{ schema: unknown; at: string }> = [];
+  for (const [n, s] of Object.entries(a.spec.components?.schemas ?? {})) schemas.push({ schema: s, at: `spec.components.schemas.${n}` });
+  ops.forEach((o) => {
+    const at = `operation ${o.operationId}`;
+    (o.parameters ?? []).forEach((p) => schemas.push({ schema: p.schema, at: `${at} parameter ${p.name}` }));
+    if (o.requestBody) schemas.push({ schema: o.requestBody.schema, at: `${at} requestBody.schema` });
+    for (const [code, r] of Object.entries(o.responses ?? {})) schemas.push({ schema: r.schema, at: `${at} responses.${code}.schema` });
+  });
+  return schemas.flatMap(({ schema, at }) => unsupportedPatterns(schema).map((p) => invalid(`${at}#${p.pointer}: ${p.message}`)));
+}
+
 const BASEPATH = /^(\/[A-Za-z0-9._~:@-]+)+$/;
 
 function checkApiSchema(a: ApiSchema): { problems: Problem[]; operations: Operation[] } {
@@ -214,6 +238,9 @@ function checkApiSchema(a: ApiSchema): { problems: Problem[]; operations: Operat
     const reserved = [...PORTAL_PATH_PREFIXES, ...PORTAL_EXACT_PATHS].find((r) => bp === r || bp.startsWith(`${r}/`));
     if (reserved) out.push(invalid(`spec.basePath: "${bp}" falls under the gateway path ${reserved}, which KEA reserves for its portal (${PORTAL_PATH_PREFIXES.join(', ')})`));
   }
+  const docPath = spec.source?.openapi?.path;
+  const docPathProblem = docPath !== undefined ? openApiPathProblem(docPath) : undefined;
+  if (docPathProblem) out.push(invalid(`spec.source.openapi.path: ${JSON.stringify(docPath)} ${docPathProblem}`));
   let ops: Operation[] = [];
   try {
     ops = effectiveOperations(spec, t.mlService?.name ?? a.metadata.name);
@@ -244,6 +271,7 @@ function checkApiSchema(a: ApiSchema): { problems: Problem[]; operations: Operat
     out.push(invalid(`spec.defaults.timeout: "${spec.defaults.timeout}" is not a Gateway API Duration (GEP-2257) such as 5s or 500ms`));
   }
   out.push(...checkRefs(a, ops));
+  out.push(...checkPatterns(a, ops));
   return { problems: out, operations: ops };
 }
 
@@ -264,6 +292,56 @@ export function isGranted(grants: KubernetesObject[], fromNamespace: string, toN
   });
 }
 
+/**
+ * Why the controller must not fetch the OpenAPI document of `a`'s target
+ * (`spec.source.openapi`), or undefined when it may (or `a` has no `spec.source.openapi`).
+ * The fetch carries the internal token, so it is refused for a path that is not a plain path
+ * on the target (controller/discover `openApiPathProblem`), and for a target in another
+ * namespace unless ReferenceGrants allow the ApiSchema's namespace to reach it, exactly as for
+ * routing to it (GEP-709; {@link isGranted}: every revision Service of an MLService target,
+ * the Service of a Service target); a cross-namespace MLService that does not exist cannot be
+ * checked, so it is refused too. Used by the controller to choose what discovery fetches and
+ * by the graph to import nothing for a refused ApiSchema. Pure.
+ * @param mlServices MLServices by `<namespace>/<name>` (deleting ones may be left out).
+ */
+export function discoveryRefusal(a: ApiSchema, grants: KubernetesObject[], mlServices: ReadonlyMap<string, MLService>): string | undefined {
+  const src = a.spec.source?.openapi;
+  if (!src) return undefined;
+  const path = src.path ?? '/openapi.json';
+  const problem = openApiPathProblem(path);
+  if (problem) return `spec.source.openapi.path ${JSON.stringify(path)} ${problem}; the document is not fetched`;
+  const ns = a.metadata.namespace ?? '';
+  const t = a.spec.target ?? {};
+  let tns: string;
+  let names: string[];
+  if (t.mlService) {
+    tns = t.mlService.namespace ?? ns;
+    if (tns === ns) return undefined;
+    const m = mlServices.get(key(tns, t.mlService.name));
+    if (!m) return `spec.target.mlService: MLService ${key(tns, t.mlService.name)} in another namespace was not found, so no ReferenceGrant can allow fetching its OpenAPI document; the document is not fetched`;
+    names = (m.spec.revisions ?? []).map((r) => revisionObjectName(m.metadata.name, r.name));
+  } else if (t.service) {
+    tns = t.service.namespace ?? ns;
+    if (tns === ns) return undefined;
+    names = [t.service.name];
+  } else return undefined;
+  const denied = names.filter((n) => !isGranted(grants, ns, tns, n));
+  if (!denied.length) return undefined;
+  return (
+    `spec.source.openapi: the OpenAPI document of Service(s) ${denied.map((n) => key(tns, n)).join(', ')} in another namespace is fetched only when a ReferenceGrant in namespace ${tns} ` +
+    `allows HTTPRoutes of namespace ${ns} to reach it (see ResolvedRefs); the document is not fetched`
+  );
+}
+
+/**
+ * The ApiSchemas whose served OpenAPI document discovery may fetch: those with
+ * `spec.source.openapi` for which {@link discoveryRefusal} finds nothing.
+ */
+export function discoverableApiSchemas(snapshot: Pick<ClusterSnapshot, 'apiSchemas' | 'mlServices' | 'referenceGrants'>): ApiSchema[] {
+  const mls = new Map(snapshot.mlServices.filter((m) => !m.metadata.deletionTimestamp).map((m) => [key(m.metadata.namespace ?? '', m.metadata.name), m]));
+  return snapshot.apiSchemas.filter((a) => a.spec.source?.openapi && !discoveryRefusal(a, snapshot.referenceGrants, mls));
+}
+
 function notPermitted(from: ApiSchema, toNs: string, names: string[]): Problem {
   const ns = from.metadata.namespace ?? '';
   return {
@@ -281,6 +359,8 @@ function notPermitted(from: ApiSchema, toNs: string, names: string[]): Problem {
 interface ApiCheck {
   generation: number;
   found: DiscoveredDoc | undefined;
+  /** Why discovery is refused ({@link discoveryRefusal}), part of the memo key. */
+  refusal: string | undefined;
   /** The effective spec when the discovered document was merged in (else the resource's own). */
   spec?: ApiSchema['spec'];
   info?: ImportInfo;
@@ -315,16 +395,16 @@ export class GraphMemo {
     for (const [k, v] of this.ml) if (v.build !== this.build) this.ml.delete(k);
   }
 
-  apiSchema(raw: ApiSchema, found: DiscoveredDoc | undefined): { resource: ApiSchema; info?: ImportInfo; problems: Problem[]; operations: Operation[] } {
+  apiSchema(raw: ApiSchema, found: DiscoveredDoc | undefined, refusal?: string): { resource: ApiSchema; info?: ImportInfo; problems: Problem[]; operations: Operation[] } {
     const { uid, generation } = raw.metadata;
     const hit = uid !== undefined ? this.api.get(uid) : undefined;
-    if (hit && hit.generation === generation && hit.found === found) {
+    if (hit && hit.generation === generation && hit.found === found && hit.refusal === refusal) {
       hit.build = this.build;
       return { resource: hit.spec ? { ...raw, spec: hit.spec } : raw, ...(hit.info ? { info: hit.info } : {}), problems: hit.problems, operations: hit.operations };
     }
-    const out = checkedApiSchema(raw, found);
+    const out = checkedApiSchema(raw, found, refusal);
     if (uid !== undefined && generation !== undefined) {
-      this.api.set(uid, { generation, found, ...(out.resource !== raw ? { spec: out.resource.spec } : {}), ...(out.info ? { info: out.info } : {}), problems: out.problems, operations: out.operations, build: this.build });
+      this.api.set(uid, { generation, found, refusal, ...(out.resource !== raw ? { spec: out.resource.spec } : {}), ...(out.info ? { info: out.info } : {}), problems: out.problems, operations: out.operations, build: this.build });
     }
     return out;
   }
@@ -342,8 +422,8 @@ export class GraphMemo {
   }
 }
 
-function checkedApiSchema(raw: ApiSchema, found: DiscoveredDoc | undefined): { resource: ApiSchema; info?: ImportInfo; problems: Problem[]; operations: Operation[] } {
-  const { resource, info } = withDiscovered(raw, found);
+function checkedApiSchema(raw: ApiSchema, found: DiscoveredDoc | undefined, refusal?: string): { resource: ApiSchema; info?: ImportInfo; problems: Problem[]; operations: Operation[] } {
+  const { resource, info } = withDiscovered(raw, found, refusal);
   const { problems, operations } = checkApiSchema(resource);
   return { resource, ...(info ? { info } : {}), problems, operations };
 }
@@ -380,11 +460,13 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
     problems: [...(memo ? memo.mlService(m) : checkMLService(m))],
   }));
   const mlByKey = new Map(mlServices.map((n) => [n.key, n]));
+  const mlResourceByKey = new Map(mlResources.map((m) => [key(m.metadata.namespace ?? '', m.metadata.name), m]));
 
   const versionIndex = indexVersionConfigMaps(snapshot.publishedVersions);
   const apiSchemas: ApiSchemaNode[] = apiResources.map((raw) => {
     const k = key(raw.metadata.namespace ?? '', raw.metadata.name);
-    const { resource: a, info, problems: own, operations } = (memo ? memo.apiSchema(raw, snapshot.discovered?.[k]) : checkedApiSchema(raw, snapshot.discovered?.[k]));
+    const refusal = discoveryRefusal(raw, grants, mlResourceByKey);
+    const { resource: a, info, problems: own, operations } = (memo ? memo.apiSchema(raw, snapshot.discovered?.[k], refusal) : checkedApiSchema(raw, snapshot.discovered?.[k], refusal));
     const problems = [...own];
     const published = publishedVersionsOf(versionIndex, raw.metadata.namespace ?? '', raw.metadata.name);
     return { key: k, resource: a, ...(info ? { imported: info } : {}), published, operations, problems };
@@ -465,6 +547,9 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
     return cx < cy ? -1 : cx > cy ? 1 : x.key < y.key ? -1 : x.key > y.key ? 1 : 0;
   });
   const basePaths = new Map<string, ApiSchemaNode>();
+  // Every proper segment-prefix of a claimed basePath (`/a`, `/a/b` for `/a/b/c`) → its claimants.
+  const enclosing = new Map<string, ApiSchemaNode[]>();
+  const configMaps = new Map<string, ApiSchemaNode>();
   const matches = new Map<string, { node: ApiSchemaNode; op: string }>();
   for (const n of contenders) {
     const bp = n.resource.spec.basePath;
@@ -474,6 +559,28 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
         condition: 'Accepted',
         reason: 'Conflicted',
         message: `spec.basePath: ${bp} is already used by ApiSchema ${owner.key} (created ${createdAt(owner.resource)}); the oldest ApiSchema keeps a basePath`,
+      });
+      continue;
+    }
+    const nested = nestedClaim(bp, n.resource.metadata.namespace ?? '', basePaths, enclosing);
+    if (nested) {
+      const where = nested.outer ? `lies under basePath ${nested.other.resource.spec.basePath} of` : `encloses basePath ${nested.other.resource.spec.basePath} of`;
+      n.problems.push({
+        condition: 'Accepted',
+        reason: 'Conflicted',
+        message:
+          `spec.basePath: ${bp} ${where} ApiSchema ${nested.other.key} (created ${createdAt(nested.other.resource)}); ` +
+          `nested basePaths across namespaces overlap (the gateway's longest-prefix match would hand requests of one ApiSchema to the other), so the oldest ApiSchema keeps its path space`,
+      });
+      continue;
+    }
+    const cmName = apiConfigMapName(n.resource.metadata.namespace ?? '', n.resource.metadata.name);
+    const cmOwner = configMaps.get(cmName);
+    if (cmOwner) {
+      n.problems.push({
+        condition: 'Accepted',
+        reason: 'Conflicted',
+        message: `metadata.name: the policy ConfigMap name ${cmName} derived from this ApiSchema is already used by ApiSchema ${cmOwner.key} (created ${createdAt(cmOwner.resource)}); rename this ApiSchema`,
       });
       continue;
     }
@@ -489,6 +596,12 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
       continue;
     }
     basePaths.set(bp, n);
+    configMaps.set(cmName, n);
+    for (const p of segmentPrefixes(bp)) {
+      const list = enclosing.get(p);
+      if (list) list.push(n);
+      else enclosing.set(p, [n]);
+    }
     for (const k of mine) matches.set(k.key, { node: n, op: k.op });
   }
 
@@ -496,6 +609,33 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
     ? new Map(snapshot.deployments.map((d) => [key(d.metadata?.namespace ?? '', d.metadata?.name ?? ''), d]))
     : undefined;
   return { apiSchemas, mlServices, deployments };
+}
+
+/** The proper segment-prefixes of a basePath, shortest first: `/a/b/c` → `/a`, `/a/b`. */
+function segmentPrefixes(bp: string): string[] {
+  const out: string[] = [];
+  for (let i = bp.indexOf('/', 1); i > 0; i = bp.indexOf('/', i + 1)) out.push(bp.slice(0, i));
+  return out;
+}
+
+/**
+ * The claimed basePath of an ApiSchema in another namespace than `ns` that `bp` nests with
+ * (Gateway API PathPrefix semantics: whole segments), if any: `outer` when it is a proper
+ * segment-prefix of `bp` (`/grades` claimed, `bp` `/grades/alice`), else it lies under `bp`.
+ * Every operation path of an ApiSchema starts with its basePath, so nested basePaths are
+ * exactly the case where one ApiSchema's operations fall in the other's path space, and the
+ * gateway's precedence (longest match first) hands requests to the inner one. Within one
+ * namespace (one tenant) nesting is allowed (`/shop` and `/shop/v2`); identical route matches
+ * are still a conflict there (routeKeys). O(segments + claimants under `bp`).
+ */
+function nestedClaim(bp: string, ns: string, claimed: Map<string, ApiSchemaNode>, enclosing: Map<string, ApiSchemaNode[]>): { other: ApiSchemaNode; outer: boolean } | undefined {
+  const foreign = (o: ApiSchemaNode) => (o.resource.metadata.namespace ?? '') !== ns;
+  for (const p of segmentPrefixes(bp)) {
+    const other = claimed.get(p);
+    if (other && foreign(other)) return { other, outer: true };
+  }
+  const inner = enclosing.get(bp)?.find(foreign);
+  return inner ? { other: inner, outer: false } : undefined;
 }
 
 /** The route matches an ApiSchema claims at the gateway: `<METHOD> <Exact|PathPrefix> <value>`. */

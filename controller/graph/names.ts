@@ -16,9 +16,16 @@ export function revisionObjectName(mlService: string, revision: string): string 
   return `${mlService}-${revision}`;
 }
 
-/** Internal HTTPRoute of an MLService (in its namespace). */
-export function mlServiceRouteName(mlService: string): string {
-  return `${mlService}-internal`;
+/**
+ * Name of an internal HTTPRoute (in the system namespace, where tenants cannot read it) and of
+ * the ReferenceGrant beside its backends (in their namespace): the internal hostname itself,
+ * `<mls>.<ns>.<internalDomain>` or `<schema>.<ns>.api.<internalDomain>` (see
+ * {@link mlServiceHost}, {@link serviceTargetHost}). A hostname is a valid object name (RFC 1123
+ * subdomain, ≤ 253 characters) and one per owner, so names never collide across namespaces
+ * (a plain `<ns>-<name>` would: `team-x/y` and `team/x-y`). docs/adr/0009-internal-routes.md.
+ */
+export function internalRouteName(host: string): string {
+  return host;
 }
 
 /**
@@ -28,11 +35,6 @@ export function mlServiceRouteName(mlService: string): string {
  */
 export function publicRouteName(apiSchema: string, chunk = 0): string {
   return chunk === 0 ? `kea-api-${apiSchema}` : `kea-api-${apiSchema}-${chunk + 1}`;
-}
-
-/** Internal HTTPRoute of an ApiSchema whose target is a hand-written Service. */
-export function serviceTargetRouteName(apiSchema: string): string {
-  return `kea-api-${apiSchema}-internal`;
 }
 
 /** ReferenceGrant in the system namespace letting HTTPRoutes of `fromNamespace` reach the policy server. */

@@ -457,7 +457,7 @@ function programState(node: ApiSchemaNode): 'unresolved' | 'awaiting' | 'no-oper
   if (!isAccepted(node) || !refsResolved(node) || !node.target) return 'unresolved';
   const mode = node.resource.spec.policy?.mode ?? 'enforce';
   if (node.operations.length === 0 && mode === 'enforce') {
-    const awaiting = node.imported && ['pending', 'failed', 'invalid'].includes(node.imported.state);
+    const awaiting = node.imported && ['pending', 'failed', 'invalid', 'refused'].includes(node.imported.state);
     return awaiting ? 'awaiting' : 'no-operations';
   }
   return 'programmed';
@@ -488,6 +488,8 @@ function importedCondition(info: ImportInfo, host: string): ConditionIR {
       return { type: 'Imported', status: 'Unknown', reason: 'Pending', message: `${where} through the gateway's internal listener has not completed yet` };
     case 'failed':
       return { type: 'Imported', status: 'False', reason: 'FetchFailed', message: `nothing imported: ${info.error}` };
+    case 'refused':
+      return { type: 'Imported', status: 'False', reason: 'Refused', message: `nothing imported: ${info.error}` };
     case 'invalid':
       return { type: 'Imported', status: 'False', reason: 'InvalidDocument', message: `the document served by ${where}${digest} cannot be imported: ${info.error}` };
     case 'stale':
@@ -549,7 +551,7 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
   if (state === 'awaiting') {
     // Nothing importable yet (e.g. right after a controller restart, before the first fetch):
     // keep whatever an earlier run rendered for this ApiSchema instead of pruning it.
-    const why = node.imported!.state === 'pending' ? 'it has not been fetched yet' : node.imported!.state === 'failed' ? 'fetching it failed (see Imported)' : 'it cannot be imported (see Imported)';
+    const why = node.imported!.state === 'pending' ? 'it has not been fetched yet' : node.imported!.state === 'failed' ? 'fetching it failed (see Imported)' : node.imported!.state === 'refused' ? 'fetching it is refused (see Imported)' : 'it cannot be imported (see Imported)';
     conditions.push({
       type: 'Programmed',
       status: 'False',
@@ -596,6 +598,7 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
     authorization: { ...(a.spec.authorization ?? {}) },
     defaultOperationId: mode === 'enforce' ? defaultOperationId(allPolicyOps) : undefined,
     operations: mode === 'enforce' ? allPolicyOps : [],
+    ...securityPolicy(a),
   };
   const configVersion = policyConfigVersion(withoutVersion);
   const policy: PolicyService = { ...withoutVersion, configVersion };
@@ -629,6 +632,19 @@ function apiSchemaIR(node: ApiSchemaNode, config: ControllerConfig, mls: Map<str
         : `passthrough: 1 HTTPRoute rule with ${revisionBackends.length} backend(s), policy off`,
   });
   return { ...base, programmed: true, routes, upstreamHost, policy, curlExample: curl, openapi };
+}
+
+/**
+ * The policy.json fields of `spec.security` (lib/policy/config.ts): credential header names
+ * lower-cased, sorted and de-duplicated; nothing when the ApiSchema sets nothing (the policy
+ * server's defaults apply), so ApiSchemas without the field keep their configVersion.
+ */
+function securityPolicy(a: ApiSchema): Pick<PolicyService, 'forwardCredentials' | 'contentSecurityPolicy'> {
+  const s = a.spec.security;
+  const out: Pick<PolicyService, 'forwardCredentials' | 'contentSecurityPolicy'> = {};
+  if (s?.forwardCredentials?.length) out.forwardCredentials = [...new Set(s.forwardCredentials.map((h) => h.toLowerCase() as 'authorization' | 'cookie'))].sort();
+  if (s?.contentSecurityPolicy !== undefined) out.contentSecurityPolicy = s.contentSecurityPolicy;
+  return out;
 }
 
 /**

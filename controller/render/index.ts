@@ -6,24 +6,34 @@
  * Gives out: a {@link RenderOutput}: every Kubernetes object KEA wants to exist, the status of
  * every ApiSchema and MLService, and Events for errors. Plain JSON objects:
  *   - per MLService revision: an apps/v1 Deployment and a v1 Service `<mls>-<revision>`;
- *   - per MLService: an internal HTTPRoute `<mls>-internal` (hostname
- *     `<mls>.<ns>.<internalDomain>`, listener `internal`, header match `x-kea-internal-token`)
- *     whose backendRefs split traffic by weight in percent (weight-0 revisions kept at 0);
+ *   - per MLService: an internal HTTPRoute named after its hostname
+ *     `<mls>.<ns>.<internalDomain>` in the **system namespace** (listener `internal`, one
+ *     header match `x-kea-internal-token` per accepted token: the current one, plus the
+ *     previous/next during a rotation) whose cross-namespace backendRefs split traffic by
+ *     weight in percent (weight-0 revisions kept at 0), and a ReferenceGrant of the same name in
+ *     the MLService's namespace letting system-namespace HTTPRoutes reach exactly its revision
+ *     Services (docs/adr/0009-internal-routes.md: tenants can neither read the token nor attach
+ *     routes to the internal listener);
  *   - per ApiSchema in `enforce` mode: public HTTPRoute(s) `kea-api-<name>` (listener `public`),
  *     one rule per operation (method + path match, see graph/paths.ts), a RequestHeaderModifier
  *     setting `x-kea-operation: <ns>/<name>/<operationId>`, backendRef the policy server; at
  *     most 16 rules per route (Gateway API limit), further rules in `kea-api-<name>-2`, ...;
  *     in `passthrough` mode one rule PathPrefix basePath with a URLRewrite (ReplacePrefixMatch
- *     `/`) and the weighted backendRefs of the target itself;
+ *     `/`), a RequestHeaderModifier removing `Authorization` and `Cookie` (unless
+ *     `spec.security.forwardCredentials` keeps them), a ResponseHeaderModifier setting
+ *     `X-Content-Type-Options: nosniff` and the Content-Security-Policy, and the weighted
+ *     backendRefs of the target itself;
  *   - per enforce-mode ApiSchema with a hand-written Service target, and per ApiSchema with
  *     a Service target and `spec.source.openapi` (programmed or not: discovery fetches the
- *     served document through it): an internal HTTPRoute `kea-api-<name>-internal`
- *     (`<name>.<ns>.api.<internalDomain>`) with one backendRef;
- *   - per ApiSchema: a ConfigMap `kea-api-<ns>-<name>` in the system namespace with
+ *     served document through it): an internal HTTPRoute `<name>.<ns>.api.<internalDomain>`
+ *     (same host; system namespace) with one backendRef, and its ReferenceGrant beside the
+ *     Service;
+ *   - per ApiSchema: a ConfigMap `kea-api-<ns>-<name>-<hash8>` (lib/policy/config.ts
+ *     apiConfigMapName: collision-free across namespaces) in the system namespace with
  *     `policy.json` (canonical JSON of the PolicyService) and `openapi.json`
  *     (lib/openapi/generate.ts);
  *   - per ApiSchema: its version history, one ConfigMap per published version
- *     (`kea-apiver-<ns>-<name>-<digest10>`, label `kea.dev/component=api-version`, see
+ *     (`kea-apiver-<ns>-<name>-<hash8>-<digest10>`, label `kea.dev/component=api-version`, see
  *     {@link versionConfigMap}): the current document is published at `now` when its digest
  *     (sha256 of the `openapi.json` text) is new; a kept version is rendered only when it is
  *     new or its live labels/annotations/owner differ from what it should carry (republished
@@ -52,6 +62,7 @@ import { diffCached, generateCached, policyJsonText } from '../ir/memo.js';
 import {
   COMPONENT_API_CONFIG,
   COMPONENT_API_VERSION,
+  DEFAULT_CONTENT_SECURITY_POLICY,
   INTERNAL_TOKEN_HEADER,
   OPENAPI_KEY,
   OPERATION_HEADER,
@@ -68,10 +79,9 @@ import {
   PORTAL_EXACT_PATHS,
   PORTAL_PATH_PREFIXES,
   PORTAL_ROUTE_NAME,
-  mlServiceRouteName,
+  internalRouteName,
   policyGrantName,
   publicRouteName,
-  serviceTargetRouteName,
 } from '../graph/index.js';
 import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, type StreamIR, canonicalJson, genOptions } from '../ir/index.js';
 import { MODEL_MOUNT, PVC_MOUNT, STORAGE_INITIALIZER_IMAGE } from '../ir/runtimes.js';
@@ -204,28 +214,85 @@ function service(m: MLServiceIR, r: RevisionIR): V1Service {
   };
 }
 
-function internalRoute(name: string, namespace: string, owner: Owner, host: string, backends: BackendIR[], config: ControllerConfig): IHTTPRoute {
-  return {
+/** The token values internal routes accept: the current one first, then the rotation extras, without repeats. */
+function acceptedTokens(config: ControllerConfig): string[] {
+  return [...new Set([config.internalToken, ...(config.acceptedInternalTokens ?? [])].filter((t) => t !== ''))];
+}
+
+/**
+ * The internal objects of one owner (docs/adr/0009-internal-routes.md): the HTTPRoute
+ * {@link internalRouteName}(host) in the system namespace (where tenants cannot read the token
+ * it matches on; the Gateway's internal listener admits routes from there only), one `matches`
+ * entry per accepted token (ORed: two values during a rotation), cross-namespace backendRefs to
+ * the owner's Services; and, in each backend namespace other than the system namespace, a
+ * ReferenceGrant of the same name letting HTTPRoutes of the system namespace reach exactly those
+ * Services (GEP-709). The grant carries an ownerReference when it sits in the owner's
+ * namespace; the route only the owner labels (apply prunes by label). Grants come first.
+ */
+function internalObjects(owner: Owner, host: string, backends: BackendIR[], config: ControllerConfig): KubernetesObject[] {
+  const sys = config.systemNamespace;
+  const name = internalRouteName(host);
+  const byNs = new Map<string, Set<string>>();
+  for (const b of backends) if (b.namespace !== sys) byNs.set(b.namespace, (byNs.get(b.namespace) ?? new Set()).add(b.name));
+  const grants = [...byNs.keys()].sort().map(
+    (ns): IReferenceGrant => ({
+      apiVersion: 'gateway.networking.k8s.io/v1beta1',
+      kind: 'ReferenceGrant',
+      metadata: metadata(name, ns, owner),
+      spec: {
+        from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: sys }],
+        to: [...byNs.get(ns)!].sort().map((svc) => ({ group: '', kind: 'Service', name: svc })),
+      },
+    }),
+  );
+  const route: IHTTPRoute = {
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind: 'HTTPRoute',
-    metadata: metadata(name, namespace, owner),
+    metadata: metadata(name, sys, owner),
     spec: {
       parentRefs: [parentRef(config, 'internal')],
       hostnames: [host],
       rules: [
         {
-          matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [{ type: 'Exact', name: INTERNAL_TOKEN_HEADER, value: config.internalToken }] }],
-          backendRefs: backends.map((b) => backendRef(b, namespace)),
+          matches: acceptedTokens(config).map((value) => ({ path: { type: 'PathPrefix' as const, value: '/' }, headers: [{ type: 'Exact' as const, name: INTERNAL_TOKEN_HEADER, value }] })),
+          backendRefs: backends.map((b) => backendRef(b, sys)),
         },
       ],
     },
   };
+  return [...(grants as KubernetesObject[]), route as KubernetesObject];
 }
 
 /* ------------------------------------------------------------ ApiSchema objects */
 
 function policyBackend(config: ControllerConfig): BackendIR {
   return { namespace: config.systemNamespace, name: config.policyServer.name, port: config.policyServer.port, weight: 1 };
+}
+
+/**
+ * Passthrough mode has no policy server to strip credentials or mark responses, so the public
+ * route does it (Gateway API HTTPHeaderFilter, core RequestHeaderModifier and extended
+ * ResponseHeaderModifier): `Authorization` and `Cookie` are removed unless the ApiSchema lists
+ * them in `spec.security.forwardCredentials`, and every response gets
+ * `X-Content-Type-Options: nosniff` and the ApiSchema's `Content-Security-Policy` (default
+ * {@link DEFAULT_CONTENT_SECURITY_POLICY}), as the policy server does in enforce mode.
+ */
+function passthroughIsolation(a: ApiSchemaIR): Array<NonNullable<NonNullable<IHTTPRoute['spec']['rules']>[number]['filters']>[number]> {
+  const sec = a.resource.spec.security;
+  const keep = new Set((sec?.forwardCredentials ?? []).map((h) => h.toLowerCase()));
+  const remove = ['Authorization', 'Cookie'].filter((h) => !keep.has(h.toLowerCase()));
+  return [
+    ...(remove.length ? [{ type: 'RequestHeaderModifier' as const, requestHeaderModifier: { remove } }] : []),
+    {
+      type: 'ResponseHeaderModifier' as const,
+      responseHeaderModifier: {
+        set: [
+          { name: 'X-Content-Type-Options', value: 'nosniff' },
+          { name: 'Content-Security-Policy', value: sec?.contentSecurityPolicy ?? DEFAULT_CONTENT_SECURITY_POLICY },
+        ],
+      },
+    },
+  ];
 }
 
 function publicRoutes(a: ApiSchemaIR, config: ControllerConfig): IHTTPRoute[] {
@@ -240,7 +307,7 @@ function publicRoutes(a: ApiSchemaIR, config: ControllerConfig): IHTTPRoute[] {
           rules: [
             {
               matches: [{ path: { type: 'PathPrefix', value: a.basePath } }],
-              filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }],
+              filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }, ...passthroughIsolation(a)],
               backendRefs: a.passthroughBackends.map((b) => backendRef(b, a.namespace)),
             },
           ],
@@ -526,15 +593,13 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
         const dep = deployment(m, r) as KubernetesObject;
         if (keep(dep)) yield dep;
       }
-      const route = internalRoute(
-        mlServiceRouteName(m.name),
-        m.namespace,
+      const internal = internalObjects(
         mlsOwner(m),
         m.host,
         m.revisions.map((r) => ({ namespace: m.namespace, name: r.objectName, port: r.port, weight: r.weight })),
         config,
-      ) as KubernetesObject;
-      if (keep(route)) yield route;
+      );
+      for (const o of internal) if (keep(o)) yield o;
     }
     const status: MLServiceStatus = {
       ...(m.generation !== undefined ? { observedGeneration: m.generation } : {}),
@@ -563,7 +628,7 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
         if (bytes > MAX_CONFIGMAP_BYTES) throw new Error(`its policy.json and openapi.json take ${bytes} bytes, over the ConfigMap limit of ${MAX_CONFIGMAP_BYTES}`);
         rendered.push(cm as KubernetesObject, ...(publicRoutes(a, config) as KubernetesObject[]));
         if (a.serviceTarget) {
-          rendered.push(internalRoute(serviceTargetRouteName(a.name), a.namespace, apiOwner(a), a.upstreamHost!, [a.serviceTarget], config) as KubernetesObject);
+          rendered.push(...internalObjects(apiOwner(a), a.upstreamHost!, [a.serviceTarget], config));
         }
         current = { text, digest };
       } catch (e) {
@@ -574,7 +639,7 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
     }
     if (!programmed && a.serviceTarget && a.resource.spec.source?.openapi) {
       // Not routed publicly yet, but discovery needs the internal route to fetch the document.
-      rendered.push(internalRoute(serviceTargetRouteName(a.name), a.namespace, apiOwner(a), a.upstreamHost!, [a.serviceTarget], config) as KubernetesObject);
+      rendered.push(...internalObjects(apiOwner(a), a.upstreamHost!, [a.serviceTarget], config));
     }
     for (const o of rendered) if (keep(o)) yield o;
     rendered = [];

@@ -20,7 +20,9 @@
  * start with `/` and use whole-segment templates; no requestBody on GET/HEAD; timeouts are
  * Durations in (0s, 1h]; `cache.ttlSeconds` in 1–86400; `restricted` access names at least
  * one role, group or scope, and only `restricted` access names any; `inference` only with an
- * MLService target. JSON Schema fields are stored verbatim (not validated at admission).
+ * MLService target; `source.openapi.path` a plain absolute path on the target (single leading
+ * `/`, no `//`, `\`, dot segments or `%2F`/`%5C`/`%00`, printable ASCII). JSON Schema fields
+ * are stored verbatim (not validated at admission).
  */
 
 /** API group and version of KEA's resources. */
@@ -220,13 +222,48 @@ export interface Target {
 export interface SchemaSource {
   /** Import from the OpenAPI document the target serves, e.g. FastAPI's `/openapi.json`. */
   openapi?: {
-    /** Path on the target (default `/openapi.json`). */
+    /**
+     * Path on the target (default `/openapi.json`). Only an absolute path on the target
+     * (admission and controller/discover `openApiPathProblem`): a single leading `/`, no `//`,
+     * no `\`, no `.`/`..` segment, no `%2F`/`%5C`/`%00`, printable ASCII, ≤ 256 characters.
+     */
     path?: string;
     /** Keep the schema current by refetching periodically. */
     refresh?: boolean;
     /** Refresh period in seconds (default 60). */
     intervalSeconds?: number;
+    /**
+     * Let `x-kea-access` and `x-kea-cache` in the served document loosen access (default
+     * false). When false an imported operation's `x-kea-access` may only tighten
+     * `spec.defaults.access` (public < authenticated < restricted; both restricted: both
+     * requirements hold), and an `x-kea-cache` scope `shared` on an operation that is not public
+     * becomes `identity`; what is not applied is listed in `status.unroutable`
+     * (controller/graph/discovered.ts).
+     */
+    trustAccess?: boolean;
   };
+}
+
+/**
+ * Browser-origin isolation of an API's backend (every API is served on the gateway's one
+ * origin, next to KEA's session cookie and the docs UI).
+ */
+export interface ApiSecurity {
+  /**
+   * Client credential headers the backend receives, in both policy modes (enforce: the policy
+   * server keeps them; passthrough: the public HTTPRoute does not remove them). Default none:
+   * `Authorization` (the caller's bearer token, valid for every API on the gateway) and
+   * `Cookie` (including KEA's session cookie) never reach the backend unless listed here.
+   */
+  forwardCredentials?: Array<'Authorization' | 'Cookie'>;
+  /**
+   * `Content-Security-Policy` (W3C CSP Level 3) put on every proxied response, next to
+   * `X-Content-Type-Options: nosniff` (always). Default
+   * `default-src 'none'; frame-ancestors 'none'; sandbox`: a backend's HTML cannot run script
+   * or be framed on the gateway's origin. A backend's own CSP header is kept too (browsers
+   * enforce every policy, so it can only tighten).
+   */
+  contentSecurityPolicy?: string;
 }
 
 export interface ApiSchemaSpec {
@@ -243,6 +280,8 @@ export interface ApiSchemaSpec {
   };
   /** Claim paths for authorization (dot-separated), defaults from the policy server config. */
   authorization?: { rolesClaim?: string; groupsClaim?: string; scopesClaim?: string };
+  /** What the backend may see of the caller's credentials, and what its responses may do in a browser. */
+  security?: ApiSecurity;
   inference?: InferenceSignature;
   source?: SchemaSource;
   /** Shared OpenAPI components (`schemas` only), referenced as `#/components/schemas/X`. */

@@ -63,7 +63,7 @@ export const SECURITY_SCHEMES = { oidc: 'oidc', bearer: 'bearerAuth' } as const;
  * The problem+json error responses the gateway adds, by status code. Bodies follow RFC 9457
  * as the policy server writes them (policy-server/datapath/problem.ts): `type`
  * `https://kea.dev/problems/<code>`, `title`, `status`, `detail`, stable `code`, `requestId`,
- * and for validation failures `errors[{in, pointer, message}]`.
+ * and for validation failures `errors[{in, pointer, message}]` (the first 20) and `errorCount`.
  */
 export const GATEWAY_ERRORS: Record<string, { name: string; code: string; description: string; title: string; detail: string }> = {
   '400': { name: 'BadRequest', code: 'validation-failed', title: 'Request validation failed', description: 'The request failed validation against this schema; `errors` lists each failing field.', detail: '1 validation error' },
@@ -245,7 +245,8 @@ function problemSchema(): SchemaObject {
       requestId: { type: 'string', description: 'The request ID, also in every log line of this request.' },
       errors: {
         type: 'array',
-        description: 'Each failing field: where (`in`), an RFC 6901 JSON Pointer into that value, and a message.',
+        maxItems: 20,
+        description: 'The first (at most 20) failing fields: where (`in`), an RFC 6901 JSON Pointer into that value, and a message.',
         items: {
           type: 'object',
           required: ['in', 'pointer', 'message'],
@@ -256,6 +257,7 @@ function problemSchema(): SchemaObject {
           },
         },
       },
+      errorCount: { type: 'integer', minimum: 0, description: 'How many failures were found (`errors` lists the first of them).' },
     },
     additionalProperties: true,
   };
@@ -404,7 +406,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
             detail: e.detail,
             code: e.problem,
             requestId: '3f2c9a1e7b5d4c60',
-            ...(e.status === '400' ? { errors: [{ in: 'body', pointer: '/features/0/1', message: 'must be number' }] } : {}),
+            ...(e.status === '400' ? { errors: [{ in: 'body', pointer: '/features/0/1', message: 'must be number' }], errorCount: 1 } : {}),
           },
         },
       },

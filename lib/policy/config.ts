@@ -15,6 +15,7 @@
  * compiled once) and swaps it in atomically; the last good snapshot is also persisted on
  * local disk so a restart with the API server down still serves.
  */
+import { createHash } from 'node:crypto';
 import type { Access, CachePolicy, HttpMethod, JsonSchema, Parameter } from '../api/types.js';
 
 export const POLICY_CONFIG_KEY = 'policy.json';
@@ -26,6 +27,13 @@ export const COMPONENT_API_VERSION = 'api-version';
 export const OPERATION_HEADER = 'x-kea-operation';
 /** Header the policy server adds when forwarding; the internal HTTPRoute matches on it. */
 export const INTERNAL_TOKEN_HEADER = 'x-kea-internal-token';
+
+/**
+ * The `Content-Security-Policy` of proxied responses when the ApiSchema sets none (W3C CSP
+ * Level 3): nothing may load, the page may not be framed, and it runs sandboxed in an opaque
+ * origin (no script, no access to the gateway origin's cookies or storage).
+ */
+export const DEFAULT_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
 /** One operation as enforced in the data path. All schemas are self-contained (components inlined or under `$defs`). */
 export interface PolicyOperation {
@@ -69,6 +77,17 @@ export interface PolicyService {
   authorization: { rolesClaim?: string; groupsClaim?: string; scopesClaim?: string };
   /** The operation /services/{id}/predict maps to (first POST operation named predict*, else first POST). */
   defaultOperationId?: string;
+  /**
+   * Client credential headers (lower-case) the policy server forwards to the backend, from the
+   * ApiSchema's `spec.security.forwardCredentials`. Absent or empty: neither `authorization`
+   * nor `cookie` is forwarded.
+   */
+  forwardCredentials?: Array<'authorization' | 'cookie'>;
+  /**
+   * `Content-Security-Policy` added to every proxied response (`spec.security.contentSecurityPolicy`);
+   * absent: {@link DEFAULT_CONTENT_SECURITY_POLICY}.
+   */
+  contentSecurityPolicy?: string;
   operations: PolicyOperation[];
 }
 
@@ -81,12 +100,44 @@ export function policyOperation(o: Partial<PolicyOperation> & Pick<PolicyOperati
   return { access: { mode: 'authenticated' }, timeoutMs: 5000, maxBodyBytes: 1048576, responseValidation: 'off', parameters: [], responses: {}, ...o };
 }
 
-/** Stable name of the ConfigMap holding an ApiSchema's policy config and current OpenAPI doc. */
-export function apiConfigMapName(namespace: string, name: string): string {
-  return `kea-api-${namespace}-${name}`;
+/** Longest Kubernetes object name (a DNS-1123 subdomain, RFC 1123), in characters. */
+const MAX_OBJECT_NAME = 253;
+
+/**
+ * The first 8 hex digits of sha256(`<namespace>/<name>`): what makes {@link apiConfigMapName}
+ * and {@link apiVersionConfigMapName} differ for ApiSchemas whose `<namespace>-<name>` read the
+ * same (`team-x/y` and `team/x-y` both give `team-x-y`). `/` cannot occur in a namespace or a
+ * name, so the hashed text is unambiguous.
+ */
+export function apiSchemaNameHash(namespace: string, name: string): string {
+  return createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 8);
 }
 
-/** Stable name of the ConfigMap holding one published version (digest: hex sha256). */
+/**
+ * `<prefix><namespace>-<name>` cut so that it plus `suffix` fits in a Kubernetes object name
+ * (253 characters), without a trailing `-` or `.` before the suffix (DNS-1123 subdomain rules).
+ */
+function boundedName(prefix: string, namespace: string, name: string, suffix: string): string {
+  const head = `${prefix}${namespace}-${name}`.slice(0, MAX_OBJECT_NAME - suffix.length).replace(/[-.]+$/, '');
+  return `${head}${suffix}`;
+}
+
+/**
+ * Name of the ConfigMap (system namespace) holding an ApiSchema's policy config and current
+ * OpenAPI doc: `kea-api-<namespace>-<name>-<hash8>` ({@link apiSchemaNameHash}), the readable
+ * part cut to keep the whole within 253 characters. Collision-free across namespaces: the
+ * readable part alone is not (`team-x/y` and `team/x-y`). The controller still checks that no
+ * two ApiSchemas get the same name (graph stage) and reports a clash in the newer one's status.
+ */
+export function apiConfigMapName(namespace: string, name: string): string {
+  return boundedName('kea-api-', namespace, name, `-${apiSchemaNameHash(namespace, name)}`);
+}
+
+/**
+ * Name of the ConfigMap (system namespace) holding one published version:
+ * `kea-apiver-<namespace>-<name>-<hash8>-<digest10>` (hash8 as in {@link apiConfigMapName},
+ * digest10 the first 10 hex digits of the document's sha256 `digest`), within 253 characters.
+ */
 export function apiVersionConfigMapName(namespace: string, name: string, digest: string): string {
-  return `kea-apiver-${namespace}-${name}-${digest.slice(0, 10)}`;
+  return boundedName('kea-apiver-', namespace, name, `-${apiSchemaNameHash(namespace, name)}-${digest.slice(0, 10)}`);
 }

@@ -7,7 +7,7 @@
  * from it by lib/openapi (generateOpenApi), so the docs always show the model's real inputs.
  * For `custom` the ApiSchema lists example operations to edit. Pure and deterministic.
  */
-import YAML from 'yaml';
+import { toKubeYaml } from '../yaml.js';
 import type { ApiSchema, Framework, InferenceSignature, MLService, TensorSpec } from '../api/types.js';
 import { API_VERSION } from '../api/types.js';
 import { checkTensor, TENSOR_DATATYPES } from '../openapi/inference.js';
@@ -94,13 +94,9 @@ export function parseTensorArg(text: string): TensorSpec {
 
 const NAME_RE = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
+/** One object as YAML headed by comment lines, through lib/yaml.ts (escaped comments, safe for go-yaml). */
 function yamlFile(obj: unknown, header: string): string {
-  const doc = new YAML.Document(obj, { aliasDuplicateObjects: false });
-  doc.commentBefore = header
-    .split('\n')
-    .map((l) => (l ? ` ${l}` : ''))
-    .join('\n');
-  return doc.toString({ lineWidth: 0 });
+  return toKubeYaml(obj, header.split('\n'));
 }
 
 /** The two template files (MLService, ApiSchema), each opening with its explanatory header. */

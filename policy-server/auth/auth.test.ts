@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import * as oidc from 'openid-client';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type JWK, type CryptoKey } from 'jose';
-import { startDevIdp, gatewayClient, scriptsClient, type DevIdp } from '../../dev/idp.js';
+import { startDevIdp, gatewayClient, scriptsClient, DEMO_USERS, type DevIdp, type DevUser } from '../../dev/idp.js';
 import { createAuthenticator, authorize, identityHeaders, AuthError, type Authenticator, type AuthConfig, type Identity } from './index.js';
 import { Sealer } from './session.js';
 import { CookieJar, browserLogin, jarFetch } from './testkit.js';
@@ -90,6 +90,8 @@ beforeAll(async () => {
       gatewayClient(gw.url, GW_SECRET),
       scriptsClient('script-student', 'script-student-secret', ['student']),
       scriptsClient('script-teacher', 'script-teacher-secret', ['teacher']),
+      // A machine client whose id equals a user's sub (issue 10: client_id vs sub).
+      scriptsClient('teacher', 'teacher-client-secret', []),
       { clientId: 'kea-cli', grantTypes: ['authorization_code'], redirectUris: ['http://127.0.0.1/cli-callback'] },
     ],
     jwks: { keys: [jwk] },
@@ -244,15 +246,87 @@ describe('browser login (OIDC code + PKCE) through the express router', () => {
     expect(final.headers.get('location')).toBe(want);
   });
 
+  // Issue 10 item 7: dot segments that the URL parser collapses into `//evil` after the old check.
+  test.each(['/.//evil.com', '/..//evil.com', '/%2e%2e//evil.com', '/a/..//evil.com', '/%2e//evil.com/x?y=1', '/./..//evil.com'])(
+    'open redirect after normalisation: returnTo=%j ends on the gateway origin',
+    async (returnTo) => {
+      const { final, jar } = await loginAs('student', returnTo);
+      expect(final.status).toBe(303);
+      const loc = final.headers.get('location')!;
+      // Resolved as the browser resolves a Location header: still this gateway.
+      expect(new URL(loc, `${gw.url}/auth/callback`).origin).toBe(gw.url);
+      expect(loc).toBe('/');
+      expect(jar.get('kea_session')).toBeTruthy(); // the login itself succeeded
+    },
+  );
+
   test('absolute return-to on the gateway host is kept', async () => {
     const { final } = await loginAs('student', `${gw.url}/docs?x=1`);
     expect(final.headers.get('location')).toBe(`${gw.url}/docs?x=1`);
   });
 
+  test('GET /auth/logout only shows a confirmation form; a cross-site POST is refused (403); neither ends the session', async () => {
+    const { jar } = await loginAs('teacher');
+    const cookie = jar.get('kea_session')!;
+    const revocations = requests.get('POST /token/revocation');
+    // What an <img src="https://gw/auth/logout"> on another site makes the browser send.
+    const img = await jarFetch(jar, `${gw.url}/auth/logout?returnTo=/..//evil.com`, { headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'image' } });
+    expect(img.status).toBe(200);
+    expect(img.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(img.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(img.headers.getSetCookie()).toEqual([]);
+    const page = await img.text();
+    expect(page).toContain('<form method="post" action="/auth/logout?returnTo=%2F">');
+    // Cross-site form POSTs, by Fetch Metadata or by Origin.
+    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'https://evil.example' }, { origin: 'null' }]) {
+      const post = await jarFetch(jar, `${gw.url}/auth/logout`, { method: 'POST', headers });
+      expect(post.status).toBe(403);
+      expect(post.headers.get('content-type')).toMatch(/application\/problem\+json/);
+      expect(post.headers.getSetCookie()).toEqual([]);
+    }
+    expect(jar.get('kea_session')).toBe(cookie);
+    expect((await auth.authenticate(req({ cookie: `kea_session=${cookie}` })))?.subject).toBe('teacher');
+    expect(requests.get('POST /token/revocation')).toBe(revocations);
+    // The form's own POST (same origin) logs out.
+    const ok = await jarFetch(jar, new URL('/auth/logout?returnTo=%2F', gw.url), { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', origin: gw.url } });
+    expect(ok.status).toBe(303);
+    expect(jar.get('kea_session')).toBeUndefined();
+  });
+
+  test('logout without an IdP end-session endpoint: the returnTo fallback is parsed, then held to the gateway origin', async () => {
+    // An authenticator whose IdP is unreachable has no end_session_endpoint: logout answers with returnTo.
+    const dead = http.createServer();
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+    const deadIssuer = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
+    await new Promise<void>((r) => dead.close(() => r()));
+    const a = await createAuthenticator({ ...baseCfg, issuer: deadIssuer });
+    const srv = http.createServer(express().use(a.router()));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const base = `http://localhost:${(srv.address() as AddressInfo).port}`;
+    try {
+      for (const [returnTo, want] of [
+        ['/..//evil.com', '/'],
+        ['/.//evil.com', '/'],
+        ['/%2e%2e//evil.com', '/'],
+        ['/a/..//evil.com', '/'],
+        ['https://evil.com/', '/'],
+        ['/docs?x=1', '/docs?x=1'],
+      ]) {
+        const r = await fetch(`${base}/auth/logout?returnTo=${encodeURIComponent(returnTo)}`, { method: 'POST', headers: { origin: gw.url }, redirect: 'manual' });
+        expect(r.status).toBe(303);
+        expect(r.headers.get('location')).toBe(want);
+      }
+    } finally {
+      srv.closeAllConnections();
+      await new Promise<void>((r) => srv.close(() => r()));
+      await a.close();
+    }
+  });
+
   test('logout clears the cookie and does RP-initiated logout at the IdP', async () => {
     const { jar } = await loginAs('teacher');
     const revocations = requests.get('POST /token/revocation');
-    const r = await jarFetch(jar, `${gw.url}/auth/logout`);
+    const r = await jarFetch(jar, `${gw.url}/auth/logout`, { method: 'POST', headers: { origin: gw.url } });
     expect(r.status).toBe(303);
     const loc = new URL(r.headers.get('location')!);
     expect(loc.origin + loc.pathname).toBe(`${idp.issuer}/session/end`);
@@ -298,7 +372,7 @@ describe('bearer tokens', () => {
     const te = await clientCredentials('script-teacher', 'script-teacher-secret', 'api:read api:write');
     const s = (await auth.authenticate(req({ authorization: `Bearer ${st}` })))!;
     const t = (await auth.authenticate(req({ authorization: `bearer ${te}` })))!; // scheme is case-insensitive
-    expect(s).toMatchObject({ subject: 'script-student', via: 'bearer' });
+    expect(s).toMatchObject({ subject: 'client:script-student', kind: 'client', via: 'bearer' });
     expect(s.claims.roles).toEqual(['student']);
     expect(authorize(s, getGrades, {})).toBe('allow');
     expect(authorize(s, setGrades, {})).toBe('forbidden');
@@ -308,9 +382,45 @@ describe('bearer tokens', () => {
     expect(authorize(t, { mode: 'restricted', scopes: ['api:write'] }, {})).toBe('allow');
     expect(authorize(null, { mode: 'public' }, {})).toBe('allow');
     expect(authorize(null, { mode: 'authenticated' }, {})).toBe('unauthenticated');
-    expect(identityHeaders(t)).toMatchObject({ 'x-kea-user': 'script-teacher', 'x-kea-roles': 'teacher', 'x-kea-scopes': 'api:read api:write', 'x-kea-auth': 'bearer' });
+    expect(identityHeaders(t)).toMatchObject({ 'x-kea-user': 'client:script-teacher', 'x-kea-roles': 'teacher', 'x-kea-scopes': 'api:read api:write', 'x-kea-auth': 'bearer' });
     // Bearer wins over a cookie; the same token twice gives the cached (same) identity.
     expect(await auth.authenticate(req({ authorization: `Bearer ${st}`, cookie: 'kea_session=junk' }))).toBe(s);
+  });
+
+  test('a client whose id equals a user\'s sub never gets that user\'s subject (issue 10: client_id vs sub)', async () => {
+    const machine = (await auth.authenticate(req({ authorization: `Bearer ${await clientCredentials('teacher', 'teacher-client-secret')}` })))!;
+    const { jar } = await loginAs('teacher');
+    const person = (await auth.authenticate(req({ cookie: `kea_session=${jar.get('kea_session')}` })))!;
+    // The IdP gives both the same sub (RFC 9068 §2.2: a client-credentials token's sub is the client id).
+    expect(machine.claims.sub).toBe('teacher');
+    expect(person.claims.sub).toBe('teacher');
+    expect(machine).toMatchObject({ subject: 'client:teacher', kind: 'client' });
+    expect(person).toMatchObject({ subject: 'teacher', kind: 'user' });
+    // Upstream, in audit lines and in per-identity cache keys the two never coincide.
+    expect(identityHeaders(machine)['x-kea-user']).toBe('client:teacher');
+    expect(identityHeaders(person)['x-kea-user']).toBe('teacher');
+    // Role rules go by the roles claim: the client has none, the user has teacher.
+    expect(authorize(machine, setGrades, {})).toBe('forbidden');
+    expect(authorize(person, setGrades, {})).toBe('allow');
+    const me = (await (await fetch(`${gw.url}/auth/me`, { headers: { authorization: `Bearer ${await clientCredentials('teacher', 'teacher-client-secret')}` } })).json()) as { subject: string; kind: string };
+    expect(me).toMatchObject({ subject: 'client:teacher', kind: 'client' });
+  });
+
+  test('classification of bearer subjects: user tokens keep sub; client markers; the reserved prefix is refused', async () => {
+    const sign = (p: Record<string, unknown>) =>
+      new SignJWT({ iss: idp.issuer, aud: idp.audience, iat: nowS(), exp: nowS() + 300, ...p }).setProtectedHeader({ alg: 'RS256', kid: KID }).sign(privateKey);
+    const who = async (p: Record<string, unknown>) => {
+      const id = (await auth.authenticate(req({ authorization: `Bearer ${await sign(p)}` })))!;
+      return { subject: id.subject, kind: id.kind };
+    };
+    expect(await who({ sub: 'alice', client_id: 'kea-cli' })).toEqual({ subject: 'alice', kind: 'user' });
+    expect(await who({ sub: 'svc', client_id: 'svc' })).toEqual({ subject: 'client:svc', kind: 'client' });
+    expect(await who({ client_id: 'svc2' })).toEqual({ subject: 'client:svc2', kind: 'client' });
+    expect(await who({ sub: 'abc@clients', gty: 'client-credentials' })).toEqual({ subject: 'client:abc@clients', kind: 'client' });
+    expect(await who({ sub: 'app-oid', idtyp: 'app' })).toEqual({ subject: 'client:app-oid', kind: 'client' });
+    // A user sub cannot pose as a client's subject.
+    const err = await auth.authenticate(req({ authorization: `Bearer ${await sign({ sub: 'client:svc', client_id: 'kea-cli' })}` })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'invalid_token', status: 401 });
   });
 
   test('user access token from a login flow (public CLI client, PKCE) works as bearer', async () => {
@@ -477,10 +587,12 @@ describe('session refresh and lifetime (IdP with 4 s access tokens)', () => {
   let idp2: DevIdp;
   let auth2: Authenticator;
   const req2 = counter();
+  // Mutable copies: a test changes a user's roles at the IdP between login and refresh.
+  const users2: DevUser[] = [...DEMO_USERS.map((u) => ({ ...u, roles: [...u.roles] })), { username: 'dana', password: 'dana', roles: ['teacher'], groups: ['staff'] }];
 
   beforeAll(async () => {
     gw2 = await startGateway();
-    idp2 = await startDevIdp({ clients: [gatewayClient(gw2.url, GW_SECRET)], ttl: { accessToken: 4 }, onRequest: req2.onRequest });
+    idp2 = await startDevIdp({ clients: [gatewayClient(gw2.url, GW_SECRET)], ttl: { accessToken: 4 }, onRequest: req2.onRequest, users: users2 });
     auth2 = await createAuthenticator({
       ...baseCfg,
       issuer: idp2.issuer,
@@ -522,11 +634,38 @@ describe('session refresh and lifetime (IdP with 4 s access tokens)', () => {
     expect(req2.get('POST /token')).toBe(tokenCalls + 1);
   });
 
+  test('a refresh whose tokens omit roles and groups leaves the session without them (no stale roles)', async () => {
+    const dana = users2.find((u) => u.username === 'dana')!;
+    const { jar } = await loginAs('dana', '/docs', new CookieJar(), gw2.url);
+    const cookie = `kea_session=${jar.get('kea_session')}`;
+    const before = (await auth2.authenticate(req({ cookie })))!;
+    expect(before.claims).toMatchObject({ roles: ['teacher'], groups: ['staff'] });
+    expect(authorize(before, setGrades, {})).toBe('allow');
+    // The IdP takes the roles away: its next tokens carry no roles claim and an empty groups claim.
+    delete (dana as Partial<DevUser>).roles;
+    dana.groups = undefined;
+    await sleep(2300); // within refreshSkew of the 4 s access-token expiry
+    const tokenCalls = req2.get('POST /token');
+    const after = (await auth2.authenticate(req({ cookie })))!;
+    expect(req2.get('POST /token')).toBe(tokenCalls + 1); // refreshed with the real IdP
+    expect(after.setCookie).toBeTruthy();
+    expect(after.subject).toBe('dana');
+    expect(after.claims.roles).toBeUndefined();
+    expect(after.claims.groups).toEqual([]);
+    expect(authorize(after, setGrades, {})).toBe('forbidden');
+    expect(authorize(after, { mode: 'restricted', groups: ['staff'] }, {})).toBe('forbidden');
+    expect(identityHeaders(after)['x-kea-roles']).toBe('');
+    // The re-sealed cookie holds the new claims too.
+    const fresh = /^kea_session=([^;]+)/.exec(after.setCookie!)![1];
+    const sealed = (await new Sealer([SESSION_SECRET]).unseal(fresh))!;
+    expect((sealed.claims as Record<string, unknown>).roles).toBeUndefined();
+  });
+
   test('after logout (refresh token revoked) an expiring session dies with expired_session', async () => {
     const { jar } = await loginAs('student', '/docs', new CookieJar(), gw2.url);
     const cookie = jar.get('kea_session')!;
     expect((await auth2.authenticate(req({ cookie: `kea_session=${cookie}` })))?.subject).toBe('student');
-    const out = await jarFetch(jar, `${gw2.url}/auth/logout`);
+    const out = await jarFetch(jar, `${gw2.url}/auth/logout`, { method: 'POST', headers: { origin: gw2.url } });
     expect(out.status).toBe(303);
     await sleep(2300);
     // A stolen copy of the cookie cannot be revived: the refresh token was revoked at logout.

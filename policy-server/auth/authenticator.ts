@@ -11,7 +11,7 @@ import { decodeJwt } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { AuthError } from './errors.js';
 import type { AuthConfig, Authenticator, Identity } from './index.js';
-import { BearerVerifier } from './bearer.js';
+import { BearerVerifier, CLIENT_SUBJECT_PREFIX } from './bearer.js';
 import { Sealer, serializeCookie, readCookie, type SessionData, type LoginTx } from './session.js';
 import { safeReturnTo } from './redirect.js';
 
@@ -44,14 +44,44 @@ function problem(res: Response, status: number, title: string, detail: string, e
   res.type('application/problem+json').send(JSON.stringify({ type: 'about:blank', title, status, detail }));
 }
 
+/**
+ * Whether a state-changing request comes from a page of the gateway itself: by Fetch Metadata
+ * (`Sec-Fetch-Site: same-origin`) when the browser sends it, else by `Origin` (RFC 6454 §7),
+ * which browsers send on every cross-site POST. A request with neither header is not from a
+ * browser page (curl, scripts) and is allowed; older browsers that send neither also withhold
+ * the `SameSite=Lax` session cookie from cross-site POSTs.
+ * @param headers request headers (lower-case names).
+ * @param origin the gateway's origin, e.g. `https://gw.example.com`.
+ */
+export function sameOriginRequest(headers: IncomingMessage['headers'], origin: string): boolean {
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin';
+  const o = headers.origin;
+  if (o !== undefined) return o === origin;
+  return true;
+}
+
+/** The GET /auth/logout confirmation page: a button that POSTs to `action` (a same-origin path, escaped here). */
+function logoutPage(action: string): string {
+  const a = action.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign out</title></head>
+<body><h1>Sign out of KEA?</h1><form method="post" action="${a}"><button type="submit">Sign out</button></form></body></html>
+`;
+}
+
 function nowS(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-/** Claims of a session identity: access-token claims (if a JWT), overlaid by ID-token claims, minus protocol claims. */
-function sessionClaims(tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers, previous?: Record<string, unknown>): Record<string, unknown> {
+/**
+ * Claims of a session identity: access-token claims (if a JWT), overlaid by ID-token claims,
+ * minus protocol claims. Built from one token response only: on refresh, a claim the new tokens
+ * omit (roles taken away at the IdP) is gone, never carried over from the previous tokens. An
+ * IdP that answers a refresh without an ID token and with an opaque access token therefore
+ * leaves the session with its `scope` only (fail closed: the user logs in again for roles).
+ */
+function sessionClaims(tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (previous) Object.assign(out, previous);
   try {
     // The access token came straight from the token endpoint over the back channel; its
     // claims (scope, roles) are trusted as the IdP's statement about this session.
@@ -93,8 +123,9 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
   const scope = cfg.scope ?? 'openid profile email roles offline_access';
   const audiences = Array.isArray(cfg.audience) ? cfg.audience : [cfg.audience];
   const resource = cfg.resource === undefined ? audiences[0] : cfg.resource;
-  const allowedHosts = new Set([redirectUri.host.toLowerCase(), ...(cfg.allowedReturnHosts ?? []).map((h) => h.toLowerCase())]);
-  const gatewayRoot = `${redirectUri.origin}/`;
+  const gatewayOrigin = redirectUri.origin;
+  const extraReturnHosts = new Set((cfg.allowedReturnHosts ?? []).map((h) => h.toLowerCase()));
+  const gatewayRoot = `${gatewayOrigin}/`;
   const postLogout = cfg.postLogoutRedirectUri ?? gatewayRoot;
   const callbackPath = redirectUri.pathname;
   const clearSession = serializeCookie(cookieName, '', { secure, maxAge: 0 });
@@ -148,7 +179,7 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
   const refreshing = new Map<string, Promise<SessionEntry>>();
 
   function identityOf(d: SessionData, setCookie?: string): Identity {
-    const id: Identity = { subject: d.sub, claims: Object.freeze({ ...d.claims }) as Record<string, unknown>, via: 'session' };
+    const id: Identity = { subject: d.sub, kind: 'user', claims: Object.freeze({ ...d.claims }) as Record<string, unknown>, via: 'session' };
     if (setCookie) id.setCookie = setCookie;
     return Object.freeze(id);
   }
@@ -163,9 +194,11 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
   }
 
   function newSession(tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers, prev?: SessionData): SessionData {
-    const claims = sessionClaims(tokens, prev?.claims);
+    const claims = sessionClaims(tokens);
     const sub = (tokens.claims()?.sub as string | undefined) ?? prev?.sub;
     if (!sub) throw new Error('token response has no ID token subject');
+    // Subjects with this prefix name machine clients (bearer.ts): a user may not take one.
+    if (sub.startsWith(CLIENT_SUBJECT_PREFIX)) throw new Error(`ID token subject uses the reserved prefix ${CLIENT_SUBJECT_PREFIX}`);
     if (prev && sub !== prev.sub) throw new Error('refreshed ID token has a different subject');
     const t = nowS();
     const d: SessionData = {
@@ -293,7 +326,7 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
     const r = express.Router();
 
     r.get('/auth/login', async (req: Request, res: Response) => {
-      const returnTo = safeReturnTo(req.query.returnTo, allowedHosts);
+      const returnTo = safeReturnTo(req.query.returnTo, gatewayOrigin, extraReturnHosts);
       let c: oidc.Configuration;
       try {
         c = await ready();
@@ -383,10 +416,28 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
         res.redirect(303, oidc.buildEndSessionUrl(c, { post_logout_redirect_uri: postLogout }).href);
         return;
       }
-      res.redirect(303, safeReturnTo(req.query.returnTo, allowedHosts));
+      res.redirect(303, safeReturnTo(req.query.returnTo, gatewayOrigin, extraReturnHosts));
     };
-    r.get('/auth/logout', logout);
-    r.post('/auth/logout', logout);
+    // Logging out changes state, so only a same-origin POST does it (a cross-site <img> or
+    // link must not end the session). GET shows a page whose button makes that POST.
+    r.get('/auth/logout', (req: Request, res: Response) => {
+      const rt = safeReturnTo(req.query.returnTo, gatewayOrigin, extraReturnHosts);
+      res.set({
+        'cache-control': 'no-store',
+        'content-security-policy': "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+        'x-frame-options': 'DENY',
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+      });
+      res.type('text/html').send(logoutPage(`/auth/logout?returnTo=${encodeURIComponent(rt)}`));
+    });
+    r.post('/auth/logout', async (req: Request, res: Response) => {
+      if (!sameOriginRequest(req.headers, gatewayOrigin)) {
+        problem(res, 403, 'Cross-site logout refused', 'log out from a page of this gateway (POST /auth/logout from the same origin)');
+        return;
+      }
+      await logout(req, res);
+    });
 
     r.get('/auth/me', async (req: Request, res: Response) => {
       let id: Identity | null;
@@ -408,7 +459,7 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
       }
       if (id.setCookie) res.append('set-cookie', id.setCookie);
       res.set('cache-control', 'no-store');
-      res.json({ subject: id.subject, via: id.via, claims: id.claims });
+      res.json({ subject: id.subject, kind: id.kind ?? 'user', via: id.via, claims: id.claims });
     });
     return r;
   }

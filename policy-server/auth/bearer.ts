@@ -11,6 +11,14 @@ import { LRUCache } from 'lru-cache';
 import { AuthError } from './errors.js';
 import type { Identity } from './index.js';
 
+/**
+ * Prefix of the `Identity.subject` of a machine client (client-credentials token). A user
+ * whose `sub` starts with it is refused, so a subject names one kind of caller only: a client
+ * whose id equals a user's `sub` never shares that user's subject (upstream `x-kea-user`, audit
+ * lines, per-identity cache entries).
+ */
+export const CLIENT_SUBJECT_PREFIX = 'client:';
+
 /** Algorithms accepted by default: asymmetric only (never `none`, never HS*). */
 export const DEFAULT_ALGORITHMS = ['RS256', 'ES256', 'PS256', 'EdDSA'];
 /** Upper bound on how long a verified token stays cached, whatever its exp (ms). */
@@ -40,11 +48,26 @@ export interface BearerOptions {
   jwksCooldownMs?: number;
 }
 
-/** Protocol claims dropped nowhere: bearer identities keep the full payload as claims. */
-function subjectOf(p: JWTPayload): string | undefined {
-  if (typeof p.sub === 'string' && p.sub) return p.sub;
-  const cid = (p as Record<string, unknown>).client_id;
-  return typeof cid === 'string' && cid ? cid : undefined;
+/**
+ * Who a verified access token names, and whether a person or a machine client.
+ * A client (client-credentials grant) when the token has no `sub`, when `sub` equals
+ * `client_id` (RFC 9068 §2.2: "the value of sub SHOULD correspond to an identifier the
+ * authorization server uses to indicate the client application"), or when the IdP says so
+ * (`gty: client-credentials`, Auth0; `idtyp: app`, Microsoft Entra). A client's subject is
+ * {@link CLIENT_SUBJECT_PREFIX} + its id, so it never equals a user's `sub`.
+ * @returns the subject and kind, or an error message (no subject; a user `sub` that uses the
+ *   reserved client prefix).
+ */
+export function bearerSubject(p: JWTPayload): { subject: string; kind: 'user' | 'client' } | { error: string } {
+  const c = p as Record<string, unknown>;
+  const sub = typeof p.sub === 'string' && p.sub ? p.sub : undefined;
+  const cid = typeof c.client_id === 'string' && c.client_id ? c.client_id : undefined;
+  if (!sub || sub === cid || c.gty === 'client-credentials' || c.idtyp === 'app') {
+    const id = sub ?? cid;
+    return id ? { subject: CLIENT_SUBJECT_PREFIX + id, kind: 'client' } : { error: 'token has neither sub nor client_id' };
+  }
+  if (sub.startsWith(CLIENT_SUBJECT_PREFIX)) return { error: `user subject uses the reserved prefix ${CLIENT_SUBJECT_PREFIX}` };
+  return { subject: sub, kind: 'user' };
 }
 
 /** Verifies bearer JWTs and caches the verified ones. */
@@ -109,9 +132,9 @@ export class BearerVerifier {
       if (err instanceof joseErrors.JOSEError) throw this.fail('invalid_token', `token rejected (${err.code})`);
       throw this.fail('invalid_token', 'token could not be verified');
     }
-    const subject = subjectOf(payload);
-    if (!subject) throw this.fail('invalid_token', 'token has neither sub nor client_id');
-    const identity: Identity = Object.freeze({ subject, claims: Object.freeze({ ...payload }) as Record<string, unknown>, via: 'bearer' as const });
+    const who = bearerSubject(payload);
+    if ('error' in who) throw this.fail('invalid_token', who.error);
+    const identity: Identity = Object.freeze({ subject: who.subject, kind: who.kind, claims: Object.freeze({ ...payload }) as Record<string, unknown>, via: 'bearer' as const });
     const expMs = (payload.exp as number) * 1000;
     const ttl = Math.min(expMs - Date.now(), MAX_CACHE_TTL_MS);
     if (ttl > 0) this.cache.set(key, { identity, expMs: Date.now() + ttl });

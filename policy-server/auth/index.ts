@@ -18,8 +18,19 @@ import type { Router } from 'express';
 
 /** Who is calling, once authenticated. */
 export interface Identity {
-  /** The `sub` claim (for client-credentials tokens without `sub`: the `client_id`). */
+  /**
+   * Who: a user's `sub` claim, or for a machine client (`kind: 'client'`)
+   * `CLIENT_SUBJECT_PREFIX` (`client:`, bearer.ts) + its `sub` (RFC 9068 §2.2: the client's id), or + `client_id`
+   * when the token has no `sub`. Unique across users and clients.
+   */
   subject: string;
+  /**
+   * `user` (a person: browser session, or a bearer token issued to a user) or `client` (a
+   * machine identity: a client-credentials token). Absent means `user`. A bearer token is a
+   * client's when it has no `sub`, when `sub` equals `client_id` (RFC 9068 §2.2), or when the
+   * IdP marks it so (`gty: client-credentials`, Auth0; `idtyp: app`, Microsoft Entra).
+   */
+  kind?: 'user' | 'client';
   /** All claims: the access token's payload (bearer) or the ID token's claims (session). */
   claims: Record<string, unknown>;
   /** How the caller authenticated. */
@@ -53,8 +64,10 @@ export interface Authenticator {
    */
   authenticateCached?(req: IncomingMessage): Identity | null | undefined;
   /**
-   * Express router with `GET /auth/login?returnTo=`, `GET /auth/callback`,
-   * `GET|POST /auth/logout` and `GET /auth/me`. Paths are absolute: mount it at the root,
+   * Express router with `GET /auth/login?returnTo=`, `GET /auth/callback`, `POST /auth/logout`
+   * (same-origin only: `Sec-Fetch-Site` or `Origin`; 403 otherwise), `GET /auth/logout` (a
+   * confirmation page whose button makes that POST; it logs nothing out by itself) and
+   * `GET /auth/me`. Paths are absolute: mount it at the root,
    * `app.use(auth.router())`.
    */
   router(): Router;
@@ -71,7 +84,7 @@ export interface AuthConfig {
   /** OAuth client of the gateway (confidential client for the code flow). */
   clientId: string;
   clientSecret?: string;
-  /** Gateway URL + `/auth/callback`, registered at the IdP. Its host is always an allowed return-to host. */
+  /** Gateway URL + `/auth/callback`, registered at the IdP. Its origin is the gateway's: return-to URLs and logout POSTs are checked against it. */
   redirectUri: string;
   /** Expected `aud` of bearer JWT access tokens (the gateway's resource indicator, RFC 8707). */
   audience: string | string[];
@@ -81,7 +94,7 @@ export interface AuthConfig {
   algorithms?: string[];
   /** Session cookie secrets, each ≥ 32 characters. The first one seals; all unseal (key rotation). */
   sessionSecrets: string[];
-  /** Extra hosts (`host` or `host:port`) that absolute return-to URLs may point at. */
+  /** Extra hosts (`host` or `host:port`) that absolute return-to URLs may point at, with the gateway's scheme. */
   allowedReturnHosts?: string[];
   /** Session cookie name. Default `__Host-kea_session` when Secure, else `kea_session`. */
   cookieName?: string;
@@ -118,4 +131,5 @@ export interface ClaimPaths {
 export { authorize, identityHeaders, IDENTITY_HEADERS, readClaim, claimStrings } from './authorize.js';
 export { safeReturnTo } from './redirect.js';
 export { createAuthenticator } from './authenticator.js';
+export { CLIENT_SUBJECT_PREFIX, bearerSubject } from './bearer.js';
 export { authConfigFromEnv } from './config.js';

@@ -1,6 +1,7 @@
 /**
- * Request body handling for the data path: bounded reading, a pre-parse structural guard, and
- * canonical JSON for cache keys.
+ * Request body handling for the data path: bounded reading, a structural guard of the parsed
+ * value (depth, prototype-pollution keys: checked on the parsed keys, never on raw bytes, so a
+ * JSON escape such as `"\u005f_proto__"` cannot hide a key), and canonical JSON for cache keys.
  */
 import type { IncomingMessage } from 'node:http';
 
@@ -106,13 +107,14 @@ const walkDepths: number[] = [];
 
 /**
  * Checks parsed JSON in one iterative walk (no recursion, reused scratch stacks): nesting
- * deeper than `maxDepth`, and (when `checkKeys`) any key named `__proto__`, or
- * `constructor`/`prototype` holding an object. Cheaper than scanning the raw bytes, and safe
- * because V8's JSON.parse is itself iterative.
+ * deeper than `maxDepth`, and any key named `__proto__`, or `constructor`/`prototype` holding
+ * an object. The keys are the parsed ones (after JSON string escapes are resolved), so
+ * `{"\u005f_proto__": 1}` is caught like `{"__proto__": 1}`. Safe for deep input because V8's
+ * JSON.parse is itself iterative.
  * @returns `depth` or `key` for the first violation, else undefined. Use {@link findPollution}
  *   to get the offending pointer.
  */
-export function guardJson(value: unknown, maxDepth: number, checkKeys: boolean): 'depth' | 'key' | undefined {
+export function guardJson(value: unknown, maxDepth: number): 'depth' | 'key' | undefined {
   if (value === null || typeof value !== 'object') return undefined;
   let n = 0;
   let high = 1;
@@ -139,7 +141,7 @@ export function guardJson(value: unknown, maxDepth: number, checkKeys: boolean):
       for (const k in o) {
         const e = o[k];
         const isObj = e !== null && typeof e === 'object';
-        if (checkKeys && (k === '__proto__' || (isObj && (k === 'constructor' || k === 'prototype')))) {
+        if (k === '__proto__' || (isObj && (k === 'constructor' || k === 'prototype'))) {
           result = 'key';
           break outer;
         }
@@ -160,24 +162,15 @@ export function guardJson(value: unknown, maxDepth: number, checkKeys: boolean):
   return result;
 }
 
-/** True if the raw body mentions a key {@link guardJson} must look for. */
-export function mayPollute(raw: Buffer): boolean {
-  return raw.indexOf(PROTO) >= 0 || raw.indexOf(CONSTRUCTOR) >= 0 || raw.indexOf(PROTOTYPE) >= 0;
-}
-
-const PROTO = Buffer.from('__proto__');
-const CONSTRUCTOR = Buffer.from('constructor');
-const PROTOTYPE = Buffer.from('prototype');
 const hasOwn = Object.prototype.hasOwnProperty;
 
 /**
  * Finds prototype-pollution shapes in parsed JSON: any `__proto__` key, or a `constructor` /
- * `prototype` key whose value is an object (`{"constructor": {"prototype": {...}}}`).
- * A quick byte search of the raw text skips the walk for the common clean body.
+ * `prototype` key whose value is an object (`{"constructor": {"prototype": {...}}}`). Walks
+ * the parsed keys (see {@link guardJson}); used to explain a rejection, off the hot path.
  * @returns the RFC 6901 pointer of the first offending key, or undefined.
  */
-export function findPollution(raw: Buffer, value: unknown): string | undefined {
-  if (raw.indexOf(PROTO) < 0 && raw.indexOf(CONSTRUCTOR) < 0 && raw.indexOf(PROTOTYPE) < 0) return undefined;
+export function findPollution(value: unknown): string | undefined {
   const stack: Array<[unknown, string]> = [[value, '']];
   while (stack.length) {
     const [v, ptr] = stack.pop()!;
@@ -229,4 +222,24 @@ export function canonicalJson(v: unknown): string {
     first = false;
   }
   return s + '}';
+}
+
+/**
+ * The `charset` parameter of a Content-Type value (RFC 9110 §8.3.1; quoted or not), lower
+ * case, or undefined when there is none.
+ */
+export function charsetOf(contentType: string): string | undefined {
+  if (contentType.indexOf(';') < 0) return undefined;
+  const m = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType);
+  return m ? (m[1] ?? m[2]).toLowerCase() : undefined;
+}
+
+/**
+ * True when a JSON body declared with this Content-Type may be read as UTF-8: no charset, or
+ * `utf-8` / `utf8` (RFC 8259 §8.1: JSON exchanged between systems is UTF-8). Any other charset
+ * (e.g. `utf-16`) would be misread, so the data path refuses it with 415.
+ */
+export function jsonCharsetOk(contentType: string): boolean {
+  const cs = charsetOf(contentType);
+  return cs === undefined || cs === 'utf-8' || cs === 'utf8';
 }

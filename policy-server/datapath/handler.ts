@@ -26,11 +26,11 @@ import { INTERNAL_TOKEN_HEADER } from '../../lib/policy/config.js';
 import type { AuditLog, AuditRecord } from '../audit.js';
 import type { Metrics } from '../metrics.js';
 import { isJsonMediaType, mediaTypeOf, type CompiledOperation, type CompiledService } from '../snapshot/build.js';
-import { renderTemplate } from '../snapshot/path-router.js';
-import { BodyError, canonicalJson, findPollution, guardJson, mayPollute, readBody } from './body.js';
-import type { CachedResponse, ResponseCache } from './cache.js';
-import { acceptRequestId, clientHeaders, upstreamHeaders } from './headers.js';
-import { DecodeError, extractParams, mapAjvErrors } from './params.js';
+import { encodeSegment, renderTemplate } from '../snapshot/path-router.js';
+import { BodyError, canonicalJson, charsetOf, findPollution, guardJson, jsonCharsetOk, readBody } from './body.js';
+import { keyHeaders, varyNames, type CachedResponse, type ResponseCache } from './cache.js';
+import { acceptRequestId, clientHeaders, securityHeaders, upstreamHeaders } from './headers.js';
+import { DecodeError, explainErrors, extractParams, mapAjvErrors, validationDetail } from './params.js';
 import { problem, sendProblem, type FieldError, type ProblemBody } from './problem.js';
 
 /** The part of the auth module the data path needs (see `policy-server/auth/index.ts`). */
@@ -40,9 +40,18 @@ export interface RequestAuthenticator {
   loginUrl(returnTo: string): string;
 }
 
-/** Something that can dispatch to the internal gateway (an undici Pool). */
-export interface Upstream {
-  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+import type { Upstream, UpstreamLane } from './upstream.js';
+
+export type { Upstream, UpstreamLane } from './upstream.js';
+
+/** A service's forwarding settings, from its policy.json (memoised per compiled service). */
+export interface Forwarding {
+  /** Forward the caller's `Authorization` header (`spec.security.forwardCredentials`). */
+  readonly authorization: boolean;
+  /** Forward the caller's `Cookie` header, KEA's session cookie included. */
+  readonly cookie: boolean;
+  /** Flat `[name, value, ...]` added to every proxied response (headers.ts `securityHeaders`). */
+  readonly responseHeaders: readonly string[];
 }
 
 /** Options of {@link DataPath}. */
@@ -56,15 +65,24 @@ export interface DataPathOptions {
   internalToken: string;
   /** Claim paths used when a service does not set its own. */
   claimDefaults?: ClaimPaths;
-  /** Forward the client's `Authorization` and `Cookie` headers upstream (default false). */
-  forwardCredentials?: boolean;
   /** Maximum JSON nesting depth of request bodies (default 64). */
   maxJsonDepth?: number;
   /** Largest upstream response buffered for caching or response validation, bytes (default 4 MiB). */
   maxBufferedResponseBytes?: number;
+  /**
+   * Request bodies buffered at once by this process, bytes (default 128 MiB): each request
+   * reserves its declared Content-Length (a chunked one its operation's maxBodyBytes) while it
+   * is in the data path; beyond the bound it gets 503 `server-busy` with `Retry-After: 1`
+   * (one request alone is always admitted). The CRD lets an operation accept bodies up to 64 MiB.
+   */
+  maxBufferedRequestBytes?: number;
 }
 
 const EMPTY_BUF = Buffer.alloc(0);
+/** Forwarded credential headers that join the cache key ({@link Forwarding}). */
+const CREDENTIALS_AUTHORIZATION = ['authorization'] as const;
+const CREDENTIALS_COOKIE = ['cookie'] as const;
+const CREDENTIALS_BOTH = ['authorization', 'cookie'] as const;
 /** Deadline sweep period, ms (the precision of per-operation upstream timeouts). */
 const SWEEP_MS = 25;
 
@@ -109,7 +127,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly t0: number;
   readonly path: string;
   identity: Identity | null = null;
+  /** The request's first cache key ({@link ResponseCache.key}); undefined = the response is not stored. */
   cacheKey?: string;
+  /** The response's `Vary` names ({@link varyNames}) when it has any: it is stored under {@link Exchange.variantKey}. */
+  varyNames?: readonly string[];
+  variantKey?: string;
   controller?: Dispatcher.DispatchController;
   status = 0;
   buffering = false;
@@ -133,6 +155,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   prevWaiting: Exchange | null = null;
   nextWaiting: Exchange | null = null;
   isWaiting = false;
+  /** The upstream lane this exchange was dispatched on (its in-flight count includes it). */
+  lane?: UpstreamLane;
+  /** Bytes of {@link DataPath.bufferedRequestBytes} this exchange's request body reserved. */
+  bodyReserved = 0;
+  /** The service's forwarding settings ({@link DataPath.forwardingFor}), set when forwarding. */
+  fwd?: Forwarding;
 
   constructor(dp: DataPath, req: IncomingMessage, res: ServerResponse, op: CompiledOperation, requestId: string, path: string) {
     this.dp = dp;
@@ -165,6 +193,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     this.dp.inflight--;
+    if (this.lane !== undefined) {
+      this.lane.inflight--;
+      this.lane = undefined;
+    }
+    if (this.bodyReserved !== 0) {
+      this.dp.bufferedRequestBytes -= this.bodyReserved;
+      this.bodyReserved = 0;
+    }
     if (this.deadline !== 0) this.dp.untrack(this);
     const latencyMs = performance.now() - this.t0;
     const op = this.op;
@@ -210,13 +246,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (typeof rev === 'string') this.revision = rev;
     const ct = headers['content-type'];
     this.contentType = typeof ct === 'string' ? ct : undefined;
-    const out = clientHeaders(headers);
+    const out = clientHeaders(headers, this.fwd!.responseHeaders);
     const op = this.op;
     const cl = headers['content-length'];
     const small = !(typeof cl === 'string' && Number(cl) > this.dp.maxBufferedResponseBytes);
     const validate =
       op.responseValidators !== undefined && this.contentType !== undefined && isJsonMediaType(mediaTypeOf(this.contentType)) && this.req.method !== 'HEAD';
     if (this.cacheKey !== undefined && (statusCode !== 200 || !responseCacheable(headers))) this.cacheKey = undefined;
+    if (this.cacheKey !== undefined && (headers.vary !== undefined || headers['content-encoding'] !== undefined)) this.keyByVary(headers);
     this.buffering = small && (this.cacheKey !== undefined || validate);
     if (this.buffering) {
       this.headersOut = out;
@@ -226,6 +263,21 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientGone) return;
     for (const x of this.extraHeaders(op.cache ? 'MISS' : undefined)) out.push(x);
     this.res.writeHead(statusCode, out);
+  }
+
+  /**
+   * A cacheable response with `Vary` (or a `Content-Encoding`) is stored per value of the
+   * request headers it names (RFC 9111 §4.1); `Vary: *`, or a header with a per-request
+   * value, makes it not cacheable.
+   */
+  private keyByVary(headers: Record<string, string | string[] | undefined>): void {
+    const names = varyNames(headers.vary, headers['content-encoding']);
+    const values = names === null || names.length === 0 ? undefined : this.dp.varyValues(this, names);
+    if (names === null || values === null) this.cacheKey = undefined;
+    else if (values !== undefined) {
+      this.varyNames = names;
+      this.variantKey = this.dp.cache.variantKey(this.cacheKey!, names, values);
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -283,8 +335,9 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (v) {
         let ok: boolean;
         try {
-          ok = v(JSON.parse(body.toString('utf8'))) as boolean;
-          if (!ok) validation = mapAjvErrors(v.errors, 'response');
+          const value: unknown = JSON.parse(body.toString('utf8'));
+          ok = v(value) as boolean;
+          if (!ok) validation = explainErrors(v, value, body.length, 'response');
         } catch {
           ok = false;
           validation = [{ in: 'response', pointer: '', message: 'is not valid JSON' }];
@@ -316,7 +369,8 @@ class Exchange implements Dispatcher.DispatchHandler {
         storedAt: Date.now(),
         serviceId: this.op.service.id,
       };
-      this.dp.cache.set(this.cacheKey, entry, this.op.cache!.ttlSeconds);
+      if (this.varyNames === undefined) this.dp.cache.set(this.cacheKey, entry, this.op.cache!.ttlSeconds);
+      else this.dp.cache.set(this.variantKey!, entry, this.op.cache!.ttlSeconds, { base: this.cacheKey, names: this.varyNames });
     }
     const out = this.headersOut!.slice();
     for (const x of this.extraHeaders(this.op.cache ? 'MISS' : undefined)) out.push(x);
@@ -362,12 +416,20 @@ export class DataPath {
   readonly cache: ResponseCache;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
-  readonly internalToken: string;
-  readonly forwardCredentials: boolean;
+  /**
+   * Value of `x-kea-internal-token` on every forwarded request: the current token. Not
+   * readonly: main.ts replaces it when the token file changes (a rotation,
+   * docs/adr/0009-internal-routes.md); the next request sends the new value.
+   */
+  internalToken: string;
   readonly maxJsonDepth: number;
   readonly maxBufferedResponseBytes: number;
+  readonly maxBufferedRequestBytes: number;
+  /** Request body bytes reserved by exchanges in the data path now (see {@link DataPathOptions.maxBufferedRequestBytes}). */
+  bufferedRequestBytes = 0;
   private readonly claimDefaults: ClaimPaths;
   private readonly claimMemo = new WeakMap<CompiledService, ClaimPaths>();
+  private readonly forwardingMemo = new WeakMap<CompiledService, Forwarding>();
   /** Requests currently in the data path (for graceful drain). */
   inflight = 0;
   /**
@@ -390,9 +452,9 @@ export class DataPath {
     this.audit = opts.audit;
     this.metrics = opts.metrics;
     this.internalToken = opts.internalToken;
-    this.forwardCredentials = opts.forwardCredentials ?? false;
     this.maxJsonDepth = opts.maxJsonDepth ?? 64;
     this.maxBufferedResponseBytes = opts.maxBufferedResponseBytes ?? 4 * 1024 * 1024;
+    this.maxBufferedRequestBytes = opts.maxBufferedRequestBytes ?? 128 * 1024 * 1024;
     this.claimDefaults = opts.claimDefaults ?? {};
   }
 
@@ -451,6 +513,44 @@ export class DataPath {
     }
   }
 
+  /** Forwarding settings of a service (memoised per compiled service: one WeakMap lookup per request). */
+  forwardingFor(svc: CompiledService): Forwarding {
+    let f = this.forwardingMemo.get(svc);
+    if (!f) {
+      const creds = svc.def.forwardCredentials ?? [];
+      f = { authorization: creds.includes('authorization'), cookie: creds.includes('cookie'), responseHeaders: securityHeaders(svc.def.contentSecurityPolicy) };
+      this.forwardingMemo.set(svc, f);
+    }
+    return f;
+  }
+
+  /**
+   * The values the backend sees (or saw) for the request headers a response's `Vary` names,
+   * in the order of `names`: KEA's own values for the headers it sets (identity headers from
+   * the caller's identity, `x-forwarded-for` as forwarded, `host` constant), the client's
+   * value for every other header (also for one KEA strips: more specific, never less).
+   * @returns the values (undefined = absent), or null when one is unique per request
+   *   (`x-request-id`): such a response is not cacheable.
+   */
+  varyValues(x: Exchange, names: readonly string[]): (string | undefined)[] | null {
+    const h = x.req.headers;
+    const out: (string | undefined)[] = [];
+    for (const name of names) {
+      if (name === 'x-request-id') return null;
+      if (name === 'host') out.push(undefined);
+      else if (name.startsWith('x-kea-')) out.push(x.identity ? identityHeaders(x.identity, this.claimsFor(x.op.service))[name] : undefined);
+      else if (name === 'x-forwarded-for') {
+        const xff = h['x-forwarded-for'];
+        const remote = x.req.socket.remoteAddress ?? '';
+        out.push(xff ? `${xff}, ${remote}` : remote);
+      } else {
+        const v = h[name];
+        out.push(v === undefined || typeof v === 'string' ? v : v.join(', '));
+      }
+    }
+    return out;
+  }
+
   /** Claim paths of a service, falling back to the server defaults (memoised per compiled service). */
   claimsFor(svc: CompiledService): ClaimPaths {
     let c = this.claimMemo.get(svc);
@@ -473,23 +573,24 @@ export class DataPath {
 
   /**
    * Handles one request for `op`. Never throws; every failure becomes a problem response.
-   * @param rawPathParams - raw values of the operation's path template parameters, in order.
+   * @param pathParams - decoded values of the operation's path template parameters, in order
+   *   (from the canonical path, snapshot/path-router.ts `canonicalPath`).
    * @param rawQuery - the raw query string (without `?`).
-   * @param path - the request path without query (for the audit record).
+   * @param path - the canonical (re-encoded) request path without query (for the audit record).
    */
-  async handle(req: IncomingMessage, res: ServerResponse, op: CompiledOperation, rawPathParams: readonly string[], rawQuery: string, path: string): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, op: CompiledOperation, pathParams: readonly string[], rawQuery: string, path: string): Promise<void> {
     this.inflight++;
     const x = new Exchange(this, req, res, op, DataPath.requestId(req), path);
     if (this.audit.debug) this.audit.start(x.requestId, req.method ?? '', path, op.key);
     try {
-      await this.run(x, rawPathParams, rawQuery);
+      await this.run(x, pathParams, rawQuery);
     } catch (err) {
       this.audit.logger.error('data path failure', { requestId: x.requestId, operation: op.key, error: (err as Error).stack ?? String(err) });
       if (!x.done) x.fail(problem('internal', 'unexpected error'), 'internal_error', { close: true });
     }
   }
 
-  private async run(x: Exchange, rawPathParams: readonly string[], rawQuery: string): Promise<void> {
+  private async run(x: Exchange, pathParams: readonly string[], rawQuery: string): Promise<void> {
     const { req, res, op } = x;
     const svc = op.service;
     (res as ExchangeResponse)[EXCHANGE] = x;
@@ -539,25 +640,17 @@ export class DataPath {
       }
     }
 
-    // 2. Parameters.
+    // 2. Parameters. Path values arrive decoded from the canonical path (server.ts); upstream
+    // they are re-encoded deterministically (docs/architecture.md, "Canonical request path").
     const values: Record<string, string> | undefined = op.pathParamNames.length > 0 ? Object.create(null) : undefined;
-    for (let i = 0; i < op.pathParamNames.length; i++) {
-      const raw = rawPathParams[i] ?? '';
-      if (raw === '.' || raw === '..' || /^(?:%2e|\.){1,2}$/i.test(raw)) {
-        const errors: FieldError[] = [{ in: 'path', pointer: `/${op.pathParamNames[i]}`, message: 'must not be a dot segment' }];
-        this.metrics.validation(op.key, errors);
-        x.fail(problem('validation-failed', 'invalid path parameter', { errors }), 'invalid_request', { validation: errors });
-        return;
-      }
-      values![op.pathParamNames[i]] = raw;
-    }
+    for (let i = 0; i < op.pathParamNames.length; i++) values![op.pathParamNames[i]] = encodeSegment(pathParams[i] ?? '');
     if (op.validateParams) {
       let params;
       try {
-        params = extractParams(op, rawPathParams, rawQuery, h);
+        params = extractParams(op, pathParams, rawQuery, h, op.headerParams.length > 0 ? req.headersDistinct : undefined);
       } catch (err) {
         if (!(err instanceof DecodeError)) throw err;
-        const errors: FieldError[] = [{ in: err.where, pointer: `/${err.param}`, message: 'is not valid percent-encoding' }];
+        const errors: FieldError[] = [{ in: err.where, pointer: `/${err.param}`, message: err.fieldMessage }];
         this.metrics.validation(op.key, errors);
         x.fail(problem('validation-failed', err.message, { errors }), 'invalid_request', { validation: errors });
         return;
@@ -565,7 +658,7 @@ export class DataPath {
       if (!op.validateParams(params)) {
         const errors = mapAjvErrors(op.validateParams.errors, 'params');
         this.metrics.validation(op.key, errors);
-        x.fail(problem('validation-failed', `${errors.length} parameter error(s)`, { errors }), 'invalid_request', { validation: errors });
+        x.fail(problem('validation-failed', validationDetail(errors, 'parameter'), { errors }), 'invalid_request', { validation: errors });
         return;
       }
     }
@@ -583,6 +676,13 @@ export class DataPath {
         });
         return;
       }
+      if (spec.isJson && ct !== undefined && !jsonCharsetOk(ct)) {
+        x.fail(problem('unsupported-media-type', `JSON bodies must be UTF-8 (RFC 8259 §8.1), got charset=${charsetOf(ct)}`, { accept: `${spec.mediaType}; charset=utf-8` }), 'unsupported_media_type', {
+          headers: ['accept-post', spec.mediaType],
+          close: true,
+        });
+        return;
+      }
       const ce = h['content-encoding'];
       if (ce !== undefined && ce.toLowerCase() !== 'identity' && spec.validate) {
         x.fail(problem('unsupported-media-type', `Content-Encoding ${ce} is not accepted for validated bodies`), 'unsupported_media_type', { close: true });
@@ -591,6 +691,16 @@ export class DataPath {
     }
     let body: Buffer = EMPTY_BUF;
     if (hasBody) {
+      // Bodies are read whole (validation, cache key, one upstream write): all of them together
+      // stay under maxBufferedRequestBytes. A declared length over the limit is refused by readBody.
+      const cl = h['content-length'];
+      const want = cl === undefined ? op.maxBodyBytes : Number(cl) <= op.maxBodyBytes ? Number(cl) : 0;
+      if (want > 0 && this.bufferedRequestBytes > 0 && this.bufferedRequestBytes + want > this.maxBufferedRequestBytes) {
+        x.fail(problem('server-busy', 'too many request bodies are being received right now; retry later'), 'server_busy', { headers: ['retry-after', '1'], close: true });
+        return;
+      }
+      this.bufferedRequestBytes += want;
+      x.bodyReserved = want;
       try {
         body = await readBody(req, op.maxBodyBytes);
       } catch (err) {
@@ -629,7 +739,7 @@ export class DataPath {
           const errors = this.checkJson(op, body);
           if (errors) {
             this.metrics.validation(op.key, errors);
-            x.fail(problem('validation-failed', errors[0].message === 'is not valid JSON' ? 'the body is not valid JSON' : `${errors.length} body error(s)`, { errors }), 'invalid_request', {
+            x.fail(problem('validation-failed', errors[0].message === 'is not valid JSON' ? 'the body is not valid JSON' : validationDetail(errors, 'body'), { errors }), 'invalid_request', {
               validation: errors,
             });
             return;
@@ -645,17 +755,30 @@ export class DataPath {
       }
     }
 
-    // 4. Cache lookup.
+    // 4. Cache lookup. The key covers everything the response can depend on (datapath/cache.ts):
+    // the upstream path as forwarded, the query, the declared header parameters, credentials
+    // the ApiSchema forwards, the body, the config version, the identity for `scope: identity`,
+    // and (second key) the request headers the backend's `Vary` names.
+    const target = values ? renderTemplate(op.upstream, values) : renderTemplate(op.upstream, {});
     const cachePolicy = op.cache;
     if (cachePolicy) {
       const canonical = bodyDigest ?? (isParsed ? canonicalJson(parsed) : body.toString('latin1'));
       const subject = cachePolicy.scope === 'identity' ? (x.identity ? `${x.identity.via === 'session' ? 's' : 'b'}:${x.identity.subject}` : '') : undefined;
-      const key = this.cache.key(svc.id, op.def.operationId, svc.def.configVersion, canonical, rawQuery, subject);
+      let hk = op.cacheKeyHeaders.length > 0 ? keyHeaders(op.cacheKeyHeaders, h) : '';
+      const fwd = this.forwardingFor(svc);
+      if (fwd.authorization || fwd.cookie) hk += keyHeaders(fwd.authorization ? (fwd.cookie ? CREDENTIALS_BOTH : CREDENTIALS_AUTHORIZATION) : CREDENTIALS_COOKIE, h);
+      const key = this.cache.key(svc.id, op.def.operationId, svc.def.configVersion, target, rawQuery, hk, subject, canonical);
       if (hasNoCache(req)) {
         this.cache.countBypass(svc.id);
         this.metrics.cache(false);
       } else {
-        const hit = this.cache.get(key, svc.id);
+        let found = this.cache.lookup(key);
+        if (found !== undefined && found.vary !== undefined) {
+          const vv = this.varyValues(x, found.vary);
+          found = vv === null ? undefined : this.cache.lookup(this.cache.variantKey(key, found.vary, vv));
+        }
+        const hit = found === undefined || found.vary !== undefined ? undefined : found;
+        this.cache.count(svc.id, hit !== undefined);
         this.metrics.cache(hit !== undefined);
         if (hit) {
           x.revision = hit.revision;
@@ -671,8 +794,18 @@ export class DataPath {
       if (req.method !== 'HEAD') x.cacheKey = key;
     }
 
-    // 5. Forward.
-    const headers = upstreamHeaders(h, this.forwardCredentials);
+    // 5. Forward: on the service's own lane (pool + concurrency limit, datapath/upstream.ts).
+    const lane = this.upstream.lane(svc.def.upstream.host);
+    if (lane.inflight >= lane.limit) {
+      x.fail(problem('upstream-busy', `this service already has ${lane.limit} requests in flight; retry later`), 'upstream_busy', { headers: ['retry-after', '1'] });
+      return;
+    }
+    const fwd = this.forwardingFor(svc);
+    x.fwd = fwd;
+    // Credentials are stripped by upstreamHeaders and put back only where the ApiSchema opts in.
+    const headers = upstreamHeaders(h, false);
+    if (fwd.authorization && h.authorization !== undefined) headers.push('authorization', h.authorization);
+    if (fwd.cookie && h.cookie !== undefined) headers.push('cookie', h.cookie);
     const xff = h['x-forwarded-for'];
     const remote = req.socket.remoteAddress ?? '';
     headers.push(
@@ -689,13 +822,15 @@ export class DataPath {
       const ih = identityHeaders(x.identity, this.claimsFor(svc));
       for (const k in ih) headers.push(k, ih[k]);
     }
-    const upstreamPath = (values ? renderTemplate(op.upstream, values) : renderTemplate(op.upstream, {})) + (rawQuery ? `?${rawQuery}` : '');
+    const upstreamPath = target + (rawQuery ? `?${rawQuery}` : '');
     if (x.clientGone) {
       if (!x.done) x.finish(499, 'client_closed');
       return;
     }
     this.track(x);
-    this.upstream.dispatch(
+    lane.inflight++;
+    x.lane = lane;
+    lane.dispatch(
       {
         path: upstreamPath,
         // HEAD on a GET operation stays HEAD upstream (RFC 9110 §9.3.2): no body is sent back.
@@ -735,7 +870,7 @@ export class DataPath {
     // deeper than such a schema, so deep input is safe to hand it.
     const closed = validate !== undefined && closedDepth !== undefined && closedDepth <= this.maxJsonDepth;
     if (!closed) {
-      const bad = this.guard(body, value);
+      const bad = this.guard(value);
       if (bad) return bad;
     }
     if (validate) {
@@ -746,17 +881,17 @@ export class DataPath {
         // A recursive schema on pathological data can exhaust the stack: still the client's fault.
         return [{ in: 'body', pointer: '', message: 'cannot be validated (too complex)' }];
       }
-      if (!ok) return (closed && this.guard(body, value)) || mapAjvErrors(validate.errors, 'body');
+      if (!ok) return (closed && this.guard(value)) || explainErrors(validate, value, body.length, 'body');
     }
     this.parsedScratch = value;
     return undefined;
   }
 
   /** Depth and prototype-pollution guard of a parsed body; the field errors, or undefined. */
-  private guard(body: Buffer, value: unknown): FieldError[] | undefined {
-    const bad = guardJson(value, this.maxJsonDepth, mayPollute(body));
+  private guard(value: unknown): FieldError[] | undefined {
+    const bad = guardJson(value, this.maxJsonDepth);
     if (bad === 'depth') return [{ in: 'body', pointer: '', message: `nesting deeper than ${this.maxJsonDepth} levels` }];
-    if (bad === 'key') return [{ in: 'body', pointer: findPollution(body, value) ?? '', message: 'is a forbidden key (prototype pollution)' }];
+    if (bad === 'key') return [{ in: 'body', pointer: findPollution(value) ?? '', message: 'is a forbidden key (prototype pollution)' }];
     return undefined;
   }
 }

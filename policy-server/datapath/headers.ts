@@ -4,7 +4,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { IDENTITY_HEADERS } from '../auth/index.js';
-import { INTERNAL_TOKEN_HEADER, OPERATION_HEADER } from '../../lib/policy/config.js';
+import { DEFAULT_CONTENT_SECURITY_POLICY, INTERNAL_TOKEN_HEADER, OPERATION_HEADER } from '../../lib/policy/config.js';
 
 /** Connection-scoped fields never forwarded in either direction. */
 export const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'] as const;
@@ -16,10 +16,27 @@ function table(names: readonly string[]): Record<string, true> {
 }
 
 /**
+ * Request fields that make some servers or frameworks act on another method or URL than the
+ * one KEA authorised (method overrides; IIS/Symfony/Laminas `X-Original-URL` and
+ * `X-Rewrite-URL`). Never forwarded.
+ */
+export const OVERRIDE_HEADERS = ['x-http-method-override', 'x-method-override', 'x-http-method', 'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method'] as const;
+
+/**
+ * Forwarding fields whose client copies are untrusted. The gateway (nginx/NGF, Traefik) sets
+ * its own `X-Forwarded-Proto`/`-Host`/`-Port` and `X-Real-IP` on each hop, including the hop
+ * from the policy server through the internal listener to the backend; a copy that reaches
+ * the policy server may have been written by the client, so it is dropped rather than passed
+ * on. `X-Forwarded-For` is not in this list: the forwarder rebuilds it (the received chain
+ * plus the peer address; only its rightmost entries, added by the gateway, are trustworthy).
+ */
+export const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-scheme', 'x-real-ip', 'x-client-ip'] as const;
+
+/**
  * Request headers dropped before forwarding: hop-by-hop, `host` and `content-length` (set by
  * the forwarder), `expect`, `x-request-id` (re-set), every identity header a client might
- * forge, the internal token and the operation header, and the client's forwarding headers
- * that the forwarder rewrites.
+ * forge, the internal token and the operation header, the client's `x-forwarded-for` (the
+ * forwarder rewrites it), {@link OVERRIDE_HEADERS} and {@link FORWARDING_HEADERS}.
  */
 export const STRIP_REQUEST = table([
   ...HOP_BY_HOP,
@@ -31,6 +48,8 @@ export const STRIP_REQUEST = table([
   INTERNAL_TOKEN_HEADER,
   OPERATION_HEADER,
   'x-forwarded-for',
+  ...OVERRIDE_HEADERS,
+  ...FORWARDING_HEADERS,
 ]);
 
 /** Credentials, dropped unless the server is configured to forward them. */
@@ -43,7 +62,11 @@ export const STRIP_RESPONSE = table([...HOP_BY_HOP, 'x-request-id', 'x-cache', '
 const isKeaHeader = (name: string): boolean => name.length > 6 && name.startsWith('x-kea-');
 
 /**
- * Builds the upstream request header list (flat `[name, value, ...]`).
+ * Builds the upstream request header list (flat `[name, value, ...]`). Besides
+ * {@link STRIP_REQUEST}, `x-kea-*` and (unless forwarded) credentials, every field name with an
+ * `_` is dropped: CGI/WSGI-style servers map `_` and `-` to the same variable, so
+ * `x_kea_user` would read as `X-Kea-User` (nginx drops such names too, `underscores_in_headers
+ * off`).
  * @param headers - the client's (lower-cased) headers.
  * @param forwardCredentials - keep `authorization` and `cookie`.
  * @returns the filtered list; the caller appends host, token, identity, request id.
@@ -53,7 +76,7 @@ export function upstreamHeaders(headers: IncomingHttpHeaders, forwardCredentials
   const conn = headers.connection;
   const connTokens = conn && conn !== 'keep-alive' && conn !== 'close' ? conn.toLowerCase().split(',').map((s) => s.trim()) : undefined;
   for (const name in headers) {
-    if (STRIP_REQUEST[name] || isKeaHeader(name)) continue;
+    if (STRIP_REQUEST[name] || isKeaHeader(name) || name.indexOf('_') >= 0) continue;
     if (!forwardCredentials && CREDENTIAL_HEADERS[name]) continue;
     if (connTokens && connTokens.includes(name)) continue;
     const v = headers[name];
@@ -65,21 +88,39 @@ export function upstreamHeaders(headers: IncomingHttpHeaders, forwardCredentials
 }
 
 /**
- * Filters upstream response headers for the client (flat list).
- * @param headers - undici's parsed response headers (lower-case names).
+ * The response fields that keep a backend's answer from acting on the gateway's origin (every
+ * API shares it with KEA's session cookie and the docs UI): `X-Content-Type-Options: nosniff`
+ * (Fetch standard: no MIME sniffing into script or HTML) and `Content-Security-Policy` (W3C CSP
+ * Level 3).
+ * @param csp - the ApiSchema's policy (`spec.security.contentSecurityPolicy`); default
+ *   {@link DEFAULT_CONTENT_SECURITY_POLICY} (nothing loads, no framing, sandboxed: no script).
+ * @returns a flat `[name, value, ...]` list, computed once per compiled service.
  */
-export function clientHeaders(headers: Record<string, string | string[] | undefined>): string[] {
+export function securityHeaders(csp: string | undefined): string[] {
+  return ['x-content-type-options', 'nosniff', 'content-security-policy', csp ?? DEFAULT_CONTENT_SECURITY_POLICY];
+}
+
+/**
+ * Filters upstream response headers for the client (flat list) and appends `add`. The
+ * backend's `x-content-type-options` is replaced by the one in `add`; its own
+ * `content-security-policy` is kept next to KEA's (browsers enforce every policy they get, so a
+ * second one can only tighten).
+ * @param headers - undici's parsed response headers (lower-case names).
+ * @param add - fields appended to every response, e.g. {@link securityHeaders}.
+ */
+export function clientHeaders(headers: Record<string, string | string[] | undefined>, add: readonly string[]): string[] {
   const out: string[] = [];
   const conn = headers.connection;
   const connTokens = typeof conn === 'string' && conn !== 'keep-alive' && conn !== 'close' ? conn.toLowerCase().split(',').map((s) => s.trim()) : undefined;
   for (const name in headers) {
-    if (STRIP_RESPONSE[name]) continue;
+    if (STRIP_RESPONSE[name] || name === 'x-content-type-options') continue;
     if (connTokens && connTokens.includes(name)) continue;
     const v = headers[name];
     if (v === undefined) continue;
     if (typeof v === 'string') out.push(name, v);
     else for (const x of v) out.push(name, x);
   }
+  for (const x of add) out.push(x);
   return out;
 }
 

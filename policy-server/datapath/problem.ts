@@ -4,10 +4,11 @@
  * Every error leaves the server through {@link sendProblem}: `application/problem+json` with
  * `type` (`https://kea.dev/problems/<code>`), `title`, `status`, `detail`, the stable `code`,
  * the `requestId`, and for validation failures `errors: [{ in, pointer, message }]` (one entry
- * per failing JSON pointer; RFC 9457 §3 allows such extension members). `pointer` is an RFC
- * 6901 JSON pointer into the request body (`in: "body"`), into the named parameter's value
- * (`in: "path" | "query" | "header"`, e.g. `/limit`), or into the response body
- * (`in: "response"`).
+ * per failing JSON pointer, at most the first 20: datapath/params.ts MAX_REPORTED_ERRORS) and
+ * `errorCount`, the number of failures found (RFC 9457 §3 allows such extension members).
+ * `pointer` is an RFC 6901 JSON pointer into the request body (`in: "body"`), into the named
+ * parameter's value (`in: "path" | "query" | "header"`, e.g. `/limit`), or into the response
+ * body (`in: "response"`); pointers and messages longer than 256 characters are clipped (`…`).
  */
 import type { ServerResponse } from 'node:http';
 
@@ -24,6 +25,8 @@ export type ProblemCode =
   | 'method-not-allowed'
   | 'upstream-unavailable'
   | 'upstream-timeout'
+  | 'upstream-busy'
+  | 'server-busy'
   | 'invalid-upstream-response'
   | 'auth-unavailable'
   | 'shutting-down'
@@ -50,6 +53,8 @@ const TITLES: Record<ProblemCode, string> = {
   'method-not-allowed': 'Method not allowed',
   'upstream-unavailable': 'Upstream unavailable',
   'upstream-timeout': 'Upstream timeout',
+  'upstream-busy': 'Too many requests in flight to this service',
+  'server-busy': 'Too many request bodies being received',
   'invalid-upstream-response': 'Upstream response does not match the API schema',
   'auth-unavailable': 'Authentication temporarily unavailable',
   'shutting-down': 'Server is shutting down',
@@ -70,6 +75,8 @@ export const PROBLEM_STATUS: Record<ProblemCode, number> = {
   'method-not-allowed': 405,
   'upstream-unavailable': 502,
   'upstream-timeout': 504,
+  'upstream-busy': 503,
+  'server-busy': 503,
   'invalid-upstream-response': 502,
   'auth-unavailable': 503,
   'shutting-down': 503,
@@ -86,12 +93,17 @@ export interface ProblemBody {
   code: ProblemCode;
   requestId?: string;
   errors?: FieldError[];
+  /** Failures found; `errors` lists the first of them (at most 20). */
+  errorCount?: number;
   [k: string]: unknown;
 }
 
 /** Builds a problem body. */
 export function problem(code: ProblemCode, detail?: string, extra?: Record<string, unknown>): ProblemBody {
-  return { type: `https://kea.dev/problems/${code}`, title: TITLES[code], status: PROBLEM_STATUS[code], detail, code, ...extra };
+  const body: ProblemBody = { type: `https://kea.dev/problems/${code}`, title: TITLES[code], status: PROBLEM_STATUS[code], detail, code, ...extra };
+  // `errors` lists the first failures only (params.ts FieldErrorList); `errorCount` says how many.
+  if (Array.isArray(body.errors) && body.errorCount === undefined) body.errorCount = (body.errors as { total?: number }).total ?? body.errors.length;
+  return body;
 }
 
 /**

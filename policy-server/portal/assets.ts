@@ -9,8 +9,11 @@
  * Browser script. Reads `data-spec-url` / `data-base-path` from `#swagger-ui`, fetches the
  * document same-origin, puts "this gateway" (location.origin + basePath) first in `servers`
  * when no server is same-origin (so try-it-out carries the SSO session cookie), and starts
- * SwaggerUIBundle with `withCredentials: true`. Sets `data-kea-rendered="true"` on `<body>` when
- * Swagger UI has rendered (e2e tests wait on it). Also fills `#kea-who` from the identity endpoint.
+ * SwaggerUIBundle with `withCredentials: true` and `persistAuthorization: false` (tokens entered
+ * in "Authorize" stay in memory; the `authorized` entry older versions left in localStorage is
+ * removed). Sets `data-kea-rendered="true"` on `<body>` when
+ * Swagger UI has rendered (e2e tests wait on it). Also fills `#kea-who` from the identity endpoint: "Signed in as …" with a
+ * "Sign out" button (a form POSTing to `data-logout-path`, same origin), or a "Sign in" link.
  */
 export const KEA_INIT_JS = `(function () {
   'use strict';
@@ -18,6 +21,20 @@ export const KEA_INIT_JS = `(function () {
   var who = document.getElementById('kea-who');
   var mePath = body.getAttribute('data-me-path');
   var loginHref = body.getAttribute('data-login-href');
+  // Logout is a same-origin POST (a GET only shows a confirmation page): a form, not a link.
+  var logoutPath = body.getAttribute('data-logout-path');
+  function signOutForm() {
+    if (!who || !logoutPath) return;
+    var f = document.createElement('form');
+    f.method = 'post';
+    f.action = logoutPath + '?returnTo=' + encodeURIComponent(location.pathname);
+    f.className = 'kea-signout';
+    var b = document.createElement('button');
+    b.type = 'submit';
+    b.textContent = 'Sign out';
+    f.appendChild(b);
+    who.appendChild(f);
+  }
   function signInLink() {
     if (!who || !loginHref) return;
     who.textContent = '';
@@ -33,10 +50,13 @@ export const KEA_INIT_JS = `(function () {
         return r.json().then(function (j) {
           var c = j.claims || {};
           who.textContent = 'Signed in as ' + (c.preferred_username || c.email || c.name || j.subject || 'unknown');
+          signOutForm();
         });
       })
       .catch(signInLink);
   }
+  // Earlier versions persisted Swagger UI's authorizations: drop what they left behind.
+  try { window.localStorage.removeItem('authorized'); } catch (e) { /* storage disabled */ }
   var el = document.getElementById('swagger-ui');
   if (!el) return;
   var specUrl = el.getAttribute('data-spec-url');
@@ -59,7 +79,9 @@ export const KEA_INIT_JS = `(function () {
         dom_id: '#swagger-ui',
         deepLinking: true,
         withCredentials: true,
-        persistAuthorization: true,
+        // Tokens typed into "Authorize" live in memory only: localStorage is shared by every
+        // page of the gateway's origin, backends' included (docs/security.md, browser origin).
+        persistAuthorization: false,
         displayRequestDuration: true,
         docExpansion: 'list',
         defaultModelsExpandDepth: 0,
@@ -81,6 +103,7 @@ body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, san
 .kea-bar { display: flex; justify-content: space-between; align-items: center; padding: 10px 24px; background: #17324d; color: #fff; }
 .kea-bar a { color: #fff; text-decoration: none; font-weight: 600; }
 .kea-bar nav a { font-weight: 400; margin-left: 16px; }
+.kea-signout { display: inline; margin-left: 12px; }
 main.kea { max-width: 1460px; margin: 0 auto; padding: 8px 24px; }
 .kea h1 { margin: 16px 0 4px; font-size: 28px; }
 .kea .version { display: inline-block; margin-left: 8px; padding: 2px 8px; border-radius: 10px; background: #e3ecf5; font-size: 14px; vertical-align: middle; }

@@ -22,6 +22,8 @@ export interface PageChrome {
   title: string;
   loginHref: string;
   mePath: string;
+  /** POST target of the "Sign out" button (shown once signed in). */
+  logoutPath: string;
   catalogTitle: string;
 }
 
@@ -35,7 +37,7 @@ function layout(chrome: PageChrome, main: string, extraHead = '', scripts = ''):
 <link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
 ${extraHead}<link rel="stylesheet" href="/docs/assets/kea.css">
 </head>
-<body data-me-path="${esc(chrome.mePath)}" data-login-href="${esc(chrome.loginHref)}">
+<body data-me-path="${esc(chrome.mePath)}" data-login-href="${esc(chrome.loginHref)}" data-logout-path="${esc(chrome.logoutPath)}">
 <header class="kea-bar"><a href="/docs">${esc(chrome.catalogTitle)}</a><nav><a href="/openapi.json">openapi.json</a><a href="/methods">methods</a><span id="kea-who" style="margin-left:16px"></span></nav></header>
 <main class="kea">
 ${main}

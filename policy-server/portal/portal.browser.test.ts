@@ -40,3 +40,34 @@ const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/go
     expect(stdout).toContain(`${portal.url}/iris`);
   }, 120_000);
 });
+
+(CHROMIUM ? describe : describe.skip)('signed-in header in headless Chromium', () => {
+  test('shows who is signed in and a "Sign out" form that POSTs to /auth/logout', async () => {
+    const express = (await import('express')).default;
+    const { createPortalRouter } = await import('./router.js');
+    const app = express();
+    // The identity endpoint's answer for a signed-in user (the real one is tested in policy-server/auth).
+    app.get('/auth/me', (_req, res) => {
+      res.json({ subject: 'teacher', kind: 'user', via: 'session', claims: { preferred_username: 'teacher' } });
+    });
+    app.use(createPortalRouter(memoryStore([[irisV1]], 'http://gw.test:8080'), { gatewayUrl: 'http://gw.test:8080' }));
+    const server = await new Promise<import('node:http').Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+    const profile = mkdtempSync(join(tmpdir(), 'kea-chromium-'));
+    try {
+      const { stdout } = await run(
+        CHROMIUM!,
+        ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--virtual-time-budget=15000', '--dump-dom', `${url}/docs/models/iris`],
+        { timeout: 90_000, maxBuffer: 64 * 1024 * 1024 },
+      );
+      expect(stdout).toContain('Signed in as teacher');
+      expect(stdout).toMatch(/<form method="post" action="\/auth\/logout\?returnTo=%2Fdocs%2Fmodels%2Firis" class="kea-signout"><button type="submit">Sign out<\/button><\/form>/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      rmSync(profile, { recursive: true, force: true });
+    }
+  }, 120_000);
+});

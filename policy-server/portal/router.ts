@@ -74,12 +74,14 @@ export function createPortalRouter(store: DocsStore, opts: PortalOptions): Route
   const distDir = swaggerUiDistDir();
   const loginPath = opts.loginPath ?? '/auth/login';
   const mePath = opts.mePath ?? '/auth/me';
+  const logoutPath = opts.logoutPath ?? '/auth/logout';
   const catalogTitle = opts.title ?? 'KEA API catalog';
   const chrome = (title: string, returnTo: string): PageChrome => ({
     title,
     catalogTitle,
     mePath,
     loginHref: `${loginPath}?returnTo=${encodeURIComponent(returnTo)}`,
+    logoutPath,
   });
 
   // Aggregates are recomputed only when the published documents change (compared by identity:

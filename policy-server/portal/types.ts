@@ -44,4 +44,6 @@ export interface PortalOptions {
   loginPath?: string;
   /** Path that returns the caller's identity as JSON or 401 (default `/auth/me`); shown in the page header. */
   mePath?: string;
+  /** Path of the logout endpoint (default `/auth/logout`); signed-in pages show a "Sign out" button that POSTs there (same origin). */
+  logoutPath?: string;
 }

@@ -28,6 +28,7 @@ import {
   type PolicyService,
 } from '../../lib/policy/config.js';
 import { closedDepth } from './schema-bound.js';
+import { assertLinearPatterns, linearRegExp } from '../../lib/openapi/patterns.js';
 import { compileTemplate, PathRouter, templateParam, templateParams, type PathTemplate } from './path-router.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext the callable is `.default`.
@@ -70,6 +71,11 @@ export interface CompiledOperation {
   readonly upstream: PathTemplate;
   readonly queryParams: readonly CompiledParam[];
   readonly headerParams: readonly CompiledParam[];
+  /**
+   * Lower-case names of the declared header parameters, sorted and unique: their values are
+   * part of the response cache key (`datapath/cache.ts` `keyHeaders`). Empty when none.
+   */
+  readonly cacheKeyHeaders: readonly string[];
   /** Validates `{ path: {...}, query: {...}, header: {...} }` (strings coerced to the declared types). */
   readonly validateParams?: ValidateFunction;
   readonly body?: {
@@ -77,7 +83,8 @@ export interface CompiledOperation {
     readonly mediaType: string;
     readonly isJson: boolean;
     readonly required: boolean;
-    readonly validate?: ValidateFunction;
+    /** Stops at the first error; `explain` (all errors) says why, for bodies up to 64 KiB. */
+    readonly validate?: ValidateFunction & { readonly explain?: ValidateFunction };
     /**
      * Nesting bound of every body the schema accepts, when it also admits no prototype-pollution
      * key ({@link closedDepth}); undefined for open schemas. The data path then skips its own
@@ -86,7 +93,7 @@ export interface CompiledOperation {
     readonly closedDepth?: number;
   };
   /** Response body validators by status code, `1XX`..`5XX` range or `default` (OpenAPI §4.7.16). */
-  readonly responseValidators?: ReadonlyMap<string, ValidateFunction>;
+  readonly responseValidators?: ReadonlyMap<string, ValidateFunction & { readonly explain?: ValidateFunction }>;
   readonly cache?: CachePolicy;
   /** Upstream timeout, ms. */
   readonly timeoutMs: number;
@@ -198,16 +205,17 @@ export function normalizeSchema(schema: unknown): unknown {
   return out;
 }
 
-function newAjv(coerce: boolean): Ajv {
+function newAjv(coerce: boolean, allErrors = true): Ajv {
   const ajv = new Ajv({
-    allErrors: true,
+    allErrors,
     strict: false,
     logger: false,
     coerceTypes: coerce ? 'array' : false,
     useDefaults: false,
     validateSchema: true,
     // Keep compiled code small; we never need `$data` or async schemas on the hot path.
-    code: { optimize: true },
+    // Tenant `pattern`s run on RE2 (linear time), never on V8's backtracking engine (ADR 0008).
+    code: { optimize: true, regExp: linearRegExp },
   });
   addFormats(ajv);
   return ajv;
@@ -272,9 +280,16 @@ function compileOperation(
   bodyAjv: Ajv,
   paramAjv: Ajv,
   serviceRef: { current?: CompiledService },
+  explainAjv: Ajv,
 ): CompiledOperation {
+  // Body validators stop at the first error (bodyAjv); the all-errors twin explains a failure.
+  const compileBody = (schema: JsonSchema) => Object.assign(bodyAjv.compile(schema), { explain: explainAjv.compile(schema) });
   const parameters = (op.parameters ?? []).filter((p) => p && (p.in === 'path' || p.in === 'query' || p.in === 'header'));
   const pathParamNames = templateParams(op.path);
+  // A pattern RE2 cannot run is a config error naming its JSON pointer (ajv's error names none).
+  for (const p of parameters) assertLinearPatterns(p.schema, `${p.in} parameter "${p.name}" schema`);
+  assertLinearPatterns(op.requestBody?.schema, 'requestBody.schema');
+  for (const [status, schema] of Object.entries(op.responses ?? {})) assertLinearPatterns(schema, `responses.${status}.schema`);
   const toCompiled = (p: Parameter): CompiledParam => ({
     name: p.in === 'header' ? p.name.toLowerCase() : p.name,
     in: p.in,
@@ -290,15 +305,15 @@ function compileOperation(
       mediaType,
       isJson,
       required: !!op.requestBody.required,
-      validate: schema ? bodyAjv.compile(schema as JsonSchema) : undefined,
+      validate: schema ? compileBody(schema as JsonSchema) : undefined,
       closedDepth: schema ? closedDepth(schema) : undefined,
     };
   }
-  let responseValidators: Map<string, ValidateFunction> | undefined;
+  let responseValidators: Map<string, ValidateFunction & { explain: ValidateFunction }> | undefined;
   if (op.responseValidation && op.responseValidation !== 'off') {
     responseValidators = new Map();
     for (const [status, schema] of Object.entries(op.responses ?? {})) {
-      if (schema) responseValidators.set(status.toUpperCase(), bodyAjv.compile(normalizeSchema(schema) as JsonSchema));
+      if (schema) responseValidators.set(status.toUpperCase(), compileBody(normalizeSchema(schema) as JsonSchema));
     }
   }
   const timeoutMs = Number.isFinite(op.timeoutMs) && op.timeoutMs > 0 ? op.timeoutMs : 5000;
@@ -318,6 +333,7 @@ function compileOperation(
     upstream: compileTemplate(op.upstreamPath),
     queryParams: parameters.filter((p) => p.in === 'query').map(toCompiled),
     headerParams: parameters.filter((p) => p.in === 'header').map(toCompiled),
+    cacheKeyHeaders: [...new Set(parameters.filter((p) => p.in === 'header').map((p) => p.name.toLowerCase()))].sort(),
     validateParams: compileParams(paramAjv, parameters, pathParamNames),
     body,
     responseValidators,
@@ -349,7 +365,8 @@ export function compileService(cm: SourceConfigMap): CompiledService {
       throw new Error(`${OPENAPI_KEY}: invalid JSON: ${(err as Error).message}`);
     }
   }
-  const bodyAjv = newAjv(false);
+  const bodyAjv = newAjv(false, false);
+  const explainAjv = newAjv(false);
   const paramAjv = newAjv(true);
   const ref: { current?: CompiledService } = {};
   const operations = new Map<string, CompiledOperation>();
@@ -357,7 +374,7 @@ export function compileService(cm: SourceConfigMap): CompiledService {
   for (const op of ops) {
     if (operations.has(op.operationId)) throw new Error(`duplicate operationId "${op.operationId}"`);
     try {
-      operations.set(op.operationId, compileOperation(def, op, bodyAjv, paramAjv, ref));
+      operations.set(op.operationId, compileOperation(def, op, bodyAjv, paramAjv, ref, explainAjv));
     } catch (err) {
       throw new Error(`operation "${op.operationId}": ${(err as Error).message}`);
     }

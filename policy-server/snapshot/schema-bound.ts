@@ -92,10 +92,14 @@ function arrayDepth(root: unknown, s: Schema, visiting: Set<unknown>): number {
   return 1 + depthOf(root, items, visiting);
 }
 
-/** Depth of enum/const literals (they may be objects; their keys are the author's). */
+/**
+ * Depth of enum/const literals (they may be objects); {@link OPEN} when a literal object has a
+ * {@link POLLUTION_KEYS} key, since the schema then admits a body carrying it.
+ */
 function literalDepth(v: unknown): number {
   if (v === null || typeof v !== 'object') return 0;
   let d = 0;
+  if (!Array.isArray(v)) for (const k of Object.keys(v)) if (POLLUTION_KEYS.has(k)) return OPEN;
   for (const x of Object.values(v as object)) d = Math.max(d, literalDepth(x));
   return 1 + d;
 }

@@ -17,6 +17,8 @@ export interface Stack {
   backend: Backend;
   /** Base URL of the policy server. */
   url: string;
+  /** Base URL of its admin port (`/healthz`, `/readyz`, `/metrics`). */
+  adminUrl: string;
   /** Audit/log records written so far (parsed JSON lines). */
   logs: Array<Record<string, unknown>>;
   logger: Logger;
@@ -62,11 +64,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     routers: opts.routers?.(store),
   });
   const port = await ps.listen(0, '127.0.0.1');
+  const adminPort = await ps.listenAdmin(0, '127.0.0.1');
   return {
     ps,
     store,
     backend,
     url: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
     logs,
     logger,
     configure: (...services) => void store.apply(configMapsFor(...services), 'source'),
