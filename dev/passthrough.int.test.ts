@@ -93,6 +93,7 @@ function passthroughSchema(name: string, security?: ApiSchema['spec']['security'
       basePath: `/${name}`,
       info: { title: name, version: '1.0.0' },
       policy: { mode: 'passthrough' },
+      operations: [{ operationId: 'page', method: 'GET', path: '/page' }],
       ...(security ? { security } : {}),
     },
   };

@@ -33,7 +33,7 @@ import { startControlPlane, installCrds, REPO_ROOT, type ControlPlane } from './
 import { startGateway, applyGateway, type RunningGateway } from './gateway.js';
 import { createBridge, deleteBridge, registerService, type Bridge } from './netns.js';
 import { startLocalPods, type LocalPods } from './localpods.js';
-import { pathExists, stopProcess } from '../lib/process.js';
+import { freePort, pathExists, stopProcess } from '../lib/process.js';
 
 const run = promisify(execFile);
 
@@ -443,11 +443,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       const host = bridge!.hostAddress;
       await writeFile(join(stateDir, 'gateway-client-secret'), secrets.gatewayClientSecret, { mode: 0o600 });
       await writeFile(join(stateDir, 'session-secrets'), secrets.sessionSecret, { mode: 0o600 });
+      // Probes and metrics on loopback only, like the cluster's admin port the Service does not expose.
+      const adminPort = await freePort();
       const args = [
         ...POLICY_NODE_ARGS,
         join(REPO_ROOT, 'dist/policy-server/main.js'),
         '--host', host,
         '--port', String(policyPort),
+        '--admin-host', '127.0.0.1',
+        '--admin-port', String(adminPort),
         '--upstream-url', info.internalUrl,
         '--internal-token-file', join(stateDir, 'internal-token'),
         '--state-dir', join(stateDir, 'policy-state'),
@@ -463,11 +467,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         args,
         env: nodeEnv({ KEA_OIDC_ALLOW_HTTP_ISSUER: 'true', KEA_COOKIE_SECURE: 'false' }),
         logPath: join(logDir, 'policy-server.log'),
-        ready: () => httpOk(`http://${host}:${policyPort}/healthz`),
+        ready: async () => (await httpOk(`http://${host}:${policyPort}/healthz`)) && (await httpOk(`http://127.0.0.1:${adminPort}/readyz`)),
         timeoutMs: 30000,
       });
       await registerService(kc, { namespace: 'kea-system', name: 'kea-policy', port: policyPort, addresses: [host] });
-      return `${host}:${policyPort}, Service kea-system/kea-policy`;
+      return `${host}:${policyPort}, Service kea-system/kea-policy, admin 127.0.0.1:${adminPort}`;
     },
     () => missing('dist/policy-server/main.js'),
   );

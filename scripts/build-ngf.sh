@@ -49,7 +49,7 @@ fi
 # 2. go build, with elapsed time every 30 s (a cold build prints nothing for minutes).
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 start=$SECONDS
-log "building NGF $NGF_VERSION (cold: about 4-5 min on 2 cores, downloads Go modules; warm Go cache: seconds)"
+log "building NGF $NGF_VERSION (cold: about 3-5 min on 2 cores, downloads Go modules; warm Go cache: seconds)"
 cd "$src"
 go build -trimpath \
   -ldflags "-s -w -X main.version=$NGF_VERSION -X main.telemetryReportPeriod=24h -X main.telemetryEndpointInsecure=false" \
@@ -58,7 +58,7 @@ build_pid=$!
 (
   while sleep 30; do
     kill -0 "$build_pid" 2>/dev/null || exit 0
-    log "go build still running: $((SECONDS - start)) s elapsed (expected ~240-300 s cold)"
+    log "go build still running: $((SECONDS - start)) s elapsed (a cold build takes about 180-300 s)"
   done
 ) &
 ticker_pid=$!

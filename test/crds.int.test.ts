@@ -436,3 +436,38 @@ describe('kubectl explain reads the descriptions', () => {
     expect(stdout).toMatch(/Share of traffic routed to this revision, in percent \(0-100\)/);
   });
 });
+
+/**
+ * Issue 10 item 5: `spec.security`. The Content-Security-Policy is copied into an HTTPRoute
+ * ResponseHeaderModifier in passthrough mode, whose values nginx-gateway-fabric refuses when
+ * they hold `"`, `$` or `\`; header values must not carry control characters (RFC 9110 §5.5).
+ */
+describe('spec.security admits only well-formed credential names and CSP values', () => {
+  const withSecurity = (name: string, security: Record<string, unknown>) => ({
+    apiVersion: 'kea.dev/v1alpha1',
+    kind: 'ApiSchema',
+    metadata: { name, namespace: NS },
+    spec: { target: { service: { name: 'legacy', port: 8000 } }, basePath: `/${name}`, info: { title: name, version: '1' }, policy: { mode: 'passthrough' }, security, operations: [{ operationId: 'page', method: 'GET', path: '/page' }] },
+  });
+  const CSP = 'Invalid value: "string": contentSecurityPolicy must be printable ASCII without double quotes, dollar signs or backslashes';
+
+  test.each(["default-src 'none'\nX-Injected: 1", 'default-src "self"', "script-src 'nonce-$request_id'", "default-src 'none' \\"])('contentSecurityPolicy %j is rejected', async (csp) => {
+    const { code, causes } = await rejectionOf(withSecurity('bad-csp', { contentSecurityPolicy: csp }));
+    expect(code).toBe(422);
+    expect(causes).toEqual([{ field: 'spec.security.contentSecurityPolicy', message: CSP }]);
+  });
+
+  test('forwardCredentials names only Authorization and Cookie', async () => {
+    const { code, causes } = await rejectionOf(withSecurity('bad-creds', { forwardCredentials: ['X-Api-Key'] }));
+    expect(code).toBe(422);
+    expect(causes.map((c) => c.field)).toEqual(['spec.security.forwardCredentials[0]']);
+    expect(causes[0].message).toMatch(/Unsupported value: "X-Api-Key": supported values: "Authorization", "Cookie"/);
+  });
+
+  test('a valid spec.security is stored as written', async () => {
+    const security = { forwardCredentials: ['Cookie', 'Authorization'], contentSecurityPolicy: "default-src 'self'; img-src https://cdn.example; frame-ancestors 'none'" };
+    await client.create(withSecurity('security-ok', security));
+    const { stdout } = await kubectl('get', 'apischema', 'security-ok', '-n', NS, '-o', 'json');
+    expect(JSON.parse(stdout).spec.security).toEqual(security);
+  });
+});
