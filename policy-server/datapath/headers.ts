@@ -52,7 +52,7 @@ export const STRIP_REQUEST = table([
   ...FORWARDING_HEADERS,
 ]);
 
-/** Credentials, dropped unless the server is configured to forward them. */
+/** Credentials, dropped by {@link upstreamHeaders}; the data path puts back those the ApiSchema lists in `spec.security.forwardCredentials`. */
 export const CREDENTIAL_HEADERS = table(['authorization', 'cookie']);
 
 /** Response headers dropped before answering the client (and never cached). */
