@@ -237,9 +237,15 @@ async function pidsInMountNs(ns: string): Promise<number[]> {
       return r.status === 200 ? r : undefined;
     });
     firstRouteMs = Date.now() - t0;
-    process.stdout.write(`NGF: new HTTPRoute to first 200 in ${firstRouteMs} ms\n`);
     expect(first.server).toBe('nginx');
     const st = await until('route status', 10000, () => routeConditions('split'));
+    // NGF writes the status once nginx's new workers run; until the old ones have taken their
+    // QUIT, a new connection may still land on one of them (the route's 404): wait for 20 × 200.
+    await until('route served by every worker', 10000, async () => {
+      const c = await split(`${gw.publicUrl}/split`, 20, 4);
+      return Object.keys(c).every((k) => !k.startsWith('status:')) ? c : undefined;
+    });
+    process.stdout.write(`NGF: new HTTPRoute to first 200 in ${firstRouteMs} ms, to status and 20 × 200 in ${Date.now() - t0} ms\n`);
     expect(st.controllerName).toBe(NGF_CONTROLLER_NAME);
     expect(st.conditions.find((c) => c.type === 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
     expect(st.conditions.find((c) => c.type === 'ResolvedRefs')).toMatchObject({ status: 'True', reason: 'ResolvedRefs' });

@@ -203,7 +203,11 @@ export async function waitGatewayProgrammed(kc: KubeConfig, namespace: string, n
 }
 
 export interface NgfOptions {
-  /** Kubeconfig NGF watches with (passed as KUBECONFIG; its server must be an IP address or resolvable without /run). */
+  /**
+   * Kubeconfig NGF watches with (passed as KUBECONFIG). Neither it nor `stateDir` may be under
+   * /etc/nginx, /run, /var/lib/nginx or /var/log/nginx (replaced in the namespace); its server
+   * must be an IP address or a name resolvable without /run.
+   */
   kubeconfig: string;
   /** Folder for the mounted directories, the binary link and the logs (created). */
   stateDir: string;
@@ -265,7 +269,13 @@ async function tail(path: string, lines = 30): Promise<string> {
   return (await readFile(path, 'utf8').catch(() => '')).split('\n').slice(-lines).join('\n');
 }
 
-async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>, failed?: () => Promise<string | undefined>): Promise<void> {
+async function waitUntil(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+  failed?: () => Promise<string | undefined>,
+  detail?: () => Promise<string>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const why = await failed?.();
@@ -273,7 +283,7 @@ async function waitUntil(what: string, timeoutMs: number, check: () => Promise<b
     if (await check().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${what}: not after ${timeoutMs} ms`);
+  throw new Error(`${what}: not after ${timeoutMs} ms${detail ? `\n${await detail()}` : ''}`);
 }
 
 /**
@@ -327,6 +337,12 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
   const kubeconfig = resolve(opts.kubeconfig);
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
+  // Inside the namespace these paths are the state dir's folders: NGF could not reach its binary
+  // link or the kubeconfig under them.
+  for (const [what, path] of [['stateDir', stateDir], ['kubeconfig', kubeconfig]]) {
+    const hidden = MOUNTS.find((m) => path === m.target || path.startsWith(`${m.target}/`) || (m.target === '/run' && path.startsWith('/var/run/')));
+    if (hidden) throw new Error(`startNgf: ${what} ${path} is under ${hidden.target}, which is replaced inside nginx's mount namespace`);
+  }
 
   // 1. State dir: the mounted folders (0755: nginx's workers run as nobody), a fresh config.
   await mkdir(stateDir, { recursive: true });
@@ -416,7 +432,7 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
       log(`ngf exited (${code ?? sig}); restart #${restarts} in ${backoff} ms`);
       timer = setTimeout(() => {
         if (stopping) return;
-        // spawnNgf(); // PROOF: supervisor disabled
+        spawnNgf();
         log(`ngf restarted (pid ${ngf?.pid})`);
       }, backoff);
     });
@@ -471,7 +487,7 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
       if (nginx.exitCode !== null || nginx.signalCode !== null) return `nginx exited:\n${await tail(nginxLogPath)}`;
       if (restarts > 0) return `ngf exited during start:\n${await tail(logPath)}`;
       return undefined;
-    });
+    }, async () => `ngf log (${logPath}):\n${await tail(logPath, 10)}\nnginx log (${nginxLogPath}):\n${await tail(nginxLogPath, 10)}`);
     const ngfReadyMs = Date.now() - tNgf;
     if (opts.waitProgrammed ?? true) await waitGatewayProgrammed(kc, namespace, name, timeout);
     return {

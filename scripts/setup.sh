@@ -34,6 +34,7 @@ fi
 
 # 3. Go-built upstream components, cached by version.
 bash scripts/build-controlplane.sh all
+bash scripts/build-ngf.sh       # NGF 1.6.2 from ../shared/vendor (dev/ngf.ts; opt-in, docs/local-stack.md)
 bash scripts/build-gateway.sh   # Traefik: the local Gateway API implementation (docs/adr/0004)
 
 # 4. Python environment for the example ML services.
