@@ -24,8 +24,10 @@ export const KUBE_VERSION = process.env.KUBE_VERSION ?? 'v1.34.4';
 export const ETCD_VERSION = process.env.ETCD_VERSION ?? 'v3.6.16';
 /**
  * Gateway API release whose CRDs are installed. It serves HTTPRoute v1 and ReferenceGrant
- * v1beta1, which is all KEA emits, as NGF 1.6.2's v1.2.1 does; the local stack's gateway,
- * Traefik v3.4.5 (docs/adr/0004-gateway-implementation.md, built against v1.2.1), runs on it.
+ * v1beta1, which is all KEA emits, as NGF 1.6.2's v1.2.1 does. Traefik v3.4.5 and NGF 1.6.2
+ * (both built against v1.2.1) run on it; NGF reports GatewayClass SupportedVersion=False
+ * ("best effort") and serves normally. v1.2.1 itself cannot be installed beside it: v1.6.1's
+ * `safe-upgrades` admission policy refuses Gateway API CRDs older than v1.5.0.
  */
 export const GATEWAY_API_VERSION = 'v1.6.1';
 
@@ -288,8 +290,8 @@ async function yamlFiles(dir: string): Promise<string[]> {
 /**
  * Installs, with server-side apply, the Gateway API standard CRDs ({@link GATEWAY_API_VERSION},
  * from the sigs.k8s.io/gateway-api Go module) and KEA's CRDs (manifests/crds), then waits
- * until all are Established. (NGF's own CRDs are not installed: its Go module cannot be
- * fetched here, see docs/adr/0004-gateway-implementation.md.)
+ * until all are Established. NGF's own CRDs (NginxProxy, ClientSettingsPolicy, ...) are installed
+ * by dev/ngf.ts from the vendored NGF source, when NGF is the gateway.
  * @throws Error with kubectl's stderr when an apply fails.
  */
 export async function installCrds(kubeconfig: string): Promise<void> {
