@@ -25,6 +25,12 @@
  *   FastAPI + scikit-learn example `examples/iris-v1` (uvicorn, 1 process, from `$KEA_CACHE/venv`)
  *   as the backend instead of node:http; fewer rounds (`KEA_BENCH_IRIS_ROUNDS`, default 6). A
  *   second policy server process (same config) forwards to uvicorn.
+ * - `ngfPlain` / `ngfKea` (when NGF runs here: root and scripts/setup.sh's NGF build; skip with
+ *   `KEA_BENCH_NGF=0`): nginx programmed by NGF 1.6.2 from the routes KEA renders (bench/ngf.ts),
+ *   the passthrough route to the backend against public listener → policy server → internal
+ *   listener → backend, in the same rounds. Then the full-stack real-model pair on that gateway:
+ *   iris-v1 behind a passthrough vs an enforce route, a 3-row body, `KEA_BENCH_NGF_IRIS_ROUNDS`
+ *   (default 3) alternating rounds of `KEA_BENCH_NGF_IRIS_SECONDS` (default 8) s.
  * Latency at a fixed 1000 req/s: an open-loop client of our own (wrk2 is not in Debian):
  * requests are scheduled every 1 ms over 16 keep-alive connections, latency is measured from
  * the scheduled send time (no coordinated omission), p50/p99/max for plain and KEA, in
@@ -54,6 +60,8 @@ import { gatewayClient, scriptsClient, startDevIdp } from '../dev/idp.js';
 import { policyOperation, type PolicyOperation, type PolicyService } from '../lib/policy/config.js';
 import { freePort, stopProcess } from '../lib/process.js';
 import { POLICY_NODE_ARGS } from '../policy-server/runtime-flags.js';
+import { NGF_VERSION } from '../dev/ngf.js';
+import { ngfAvailable, startNgfTopology, type NgfTopology } from './ngf.js';
 
 /** One wrk measurement. */
 export interface WrkRun {
@@ -85,7 +93,22 @@ export interface PolicyBenchResult {
   date: string;
   machine: { cpus: number; loadavgBefore: number[]; loadavgAfter: number[]; node: string };
   setup: { wrk: string; bodyBytes: number; durationSeconds: number; rounds: number; backend: string; nginx: string; policyNodeArgs: string[]; policyWorkers: string };
-  throughput: Record<'plain' | 'kea' | 'keaNoValidation' | 'keaCacheHit' | 'forwarder' | 'forwarderParse' | 'irisPlain' | 'irisKea', { medianRps: number; rounds: WrkRun[] }>;
+  /** Per scenario; `ngfPlain`/`ngfKea` only when the NGF pair ran (see `ngf`). */
+  throughput: Record<MainName | 'irisPlain' | 'irisKea', { medianRps: number; rounds: WrkRun[] }>;
+  /**
+   * The NGF pair (bench/ngf.ts), when NGF could run here: the KEA path through NGF-programmed
+   * nginx (public → policy server → internal → backend) against the passthrough route
+   * (public → backend) in the same rounds, and each against the plain-nginx scenarios.
+   */
+  ngf?: {
+    setup: string;
+    keaVsPassthrough: number;
+    keaVsPlainNginx: number;
+    passthroughVsPlainNginx: number;
+    keaNgfVsKeaPlainNginx: number;
+    /** The full-stack real-model pair: enforce vs passthrough ApiSchema on the same NGF gateway, iris-v1, 3-row body. */
+    iris: { body: string; rounds: number; durationSeconds: number; passthroughRps: number; keaRps: number; keaVsPassthrough: number; runs: Record<'passthrough' | 'kea', WrkRun[]> };
+  };
   /** Setup of the `iris*` pair: backend command and rounds. */
   irisSetup: { backend: string; rounds: number; durationSeconds: number };
   /** Per path: the median of each percentile over its runs (sent/failed: sums); `pairs`: every run. */
@@ -105,10 +128,16 @@ export interface PolicyBenchResult {
   met: { keaVsPlain: boolean; cacheHitVsUncached: boolean; validationOnVsOff: boolean; p99AddedMs: boolean; irisKeaVsPlain: boolean };
 }
 
+/** The scenarios of the main rotation (`ngfPlain`/`ngfKea` only when NGF runs). */
+type MainName = 'plain' | 'kea' | 'keaNoValidation' | 'keaCacheHit' | 'forwarder' | 'forwarderParse' | 'ngfPlain' | 'ngfKea';
+
 const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
 const DURATION = Number(process.env.KEA_BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.KEA_BENCH_ROUNDS ?? 8);
 const IRIS_ROUNDS = Number(process.env.KEA_BENCH_IRIS_ROUNDS ?? 6);
+/** Rounds and round length of the NGF full-stack iris pair (issue 11: 8 s rounds, median of 3). */
+const NGF_IRIS_ROUNDS = Number(process.env.KEA_BENCH_NGF_IRIS_ROUNDS ?? 3);
+const NGF_IRIS_SECONDS = Number(process.env.KEA_BENCH_NGF_IRIS_SECONDS ?? 8);
 /** Interleaved plain/KEA pairs of the fixed-rate latency runs (5 s each). */
 const LATENCY_PAIRS = Number(process.env.KEA_BENCH_LATENCY_PAIRS ?? 7);
 /** Length of one fixed-rate latency run, s. */
@@ -155,7 +184,7 @@ const s = http.createServer((req, res) => {
   });
 });
 s.keepAliveTimeout = 60000;
-s.listen(Number(process.argv[2]), '127.0.0.1');
+s.listen(Number(process.argv[2]), process.argv[3] ?? '127.0.0.1');
 `;
 
 /**
@@ -278,6 +307,21 @@ function benchService(): PolicyService {
       op('predict_novalidate', '/echo/novalidate'),
       op('predict_cached', '/echo/cached', { requestBody: body, cache: { ttlSeconds: 3600, scope: 'shared' } }),
     ],
+  };
+}
+
+/** The iris-v1 ApiSchema of the NGF full-stack pair (enforce mode, the same body schema). */
+function irisService(): PolicyService {
+  return {
+    ...benchService(),
+    id: 'bench/iris',
+    name: 'iris',
+    title: 'Bench iris-v1',
+    basePath: '/iris',
+    configVersion: 'bench-iris-1',
+    upstream: { host: 'iris.bench.kea.internal' },
+    defaultOperationId: 'predict',
+    operations: [op('predict', '/iris/predict', { requestBody: { required: true, contentType: 'application/json', schema: SCHEMA } })],
   };
 }
 
@@ -412,7 +456,15 @@ per-round ratios (the scenarios of one round ran back to back).
 | same, forwarder also runs \`JSON.parse\` on the body | ${t.forwarderParse.medianRps.toFixed(0)} | ${pct(r.reference.forwarderParseVsPlain)} of plain; ${pct(r.reference.parseVsNoParse)} of without | | |
 | nginx → iris-v1 (FastAPI + scikit-learn, plain) | ${t.irisPlain.medianRps.toFixed(0)} | 100% | | |
 | nginx → KEA (JWT + validation) → iris-v1 | ${t.irisKea.medianRps.toFixed(0)} | ${pct(r.ratios.irisKeaVsPlain)} of plain | ≥ 90% | ${r.met.irisKeaVsPlain ? 'yes' : '**no**'} |
-
+${
+  r.ngf && t.ngfPlain && t.ngfKea
+    ? `| NGF nginx → backend (passthrough ApiSchema route) | ${t.ngfPlain.medianRps.toFixed(0)} | 100%; ${pct(r.ngf.passthroughVsPlainNginx)} of plain nginx | | |
+| NGF nginx → KEA → NGF internal listener → backend | ${t.ngfKea.medianRps.toFixed(0)} | ${pct(r.ngf.keaVsPassthrough)} of passthrough; ${pct(r.ngf.keaVsPlainNginx)} of plain nginx; ${pct(r.ngf.keaNgfVsKeaPlainNginx)} of KEA behind plain nginx | | |
+| NGF nginx → iris-v1 (passthrough ApiSchema, 3-row body) | ${r.ngf.iris.passthroughRps.toFixed(0)} | 100% | | |
+| NGF nginx → KEA → NGF internal listener → iris-v1 (enforce ApiSchema, 3-row body) | ${r.ngf.iris.keaRps.toFixed(0)} | ${pct(r.ngf.iris.keaVsPassthrough)} of passthrough | ≥ 90% | ${r.ngf.iris.keaVsPassthrough >= 0.9 ? 'yes' : '**no**'} |
+`
+    : '| NGF rows | not run (no NGF binary here, or not root) | | | |\n'
+}
 The reference forwarder is the least a Node.js server in the policy server's place can do: the
 same runtime, node flags, node:http server and undici Pool, and nothing else (no authentication,
 validation, audit, metrics, request id or deadlines). Its ratio to plain nginx bounds what any
@@ -422,7 +474,15 @@ trivial backend does, in a Node.js process, so it stays under plain nginx: "cach
 then needs the uncached KEA path at ≤ 50% of plain, the opposite of the first target. See
 docs/adr/0007.
 
-The iris-v1 pair: \`examples/iris-v1\` served by ${r.irisSetup.backend}, the same body, token and
+${
+  r.ngf
+    ? `The NGF pair ran in the same rounds: ${r.ngf.setup} (bench/ngf.ts). The KEA path crosses
+nginx twice (public listener → policy server → internal listener, Host and token matched → backend),
+the passthrough route once.
+
+`
+    : ''
+}The iris-v1 pair: \`examples/iris-v1\` served by ${r.irisSetup.backend}, the same body, token and
 wrk settings, ${r.irisSetup.durationSeconds} s × ${r.irisSetup.rounds} interleaved rounds (median of per-round ratios); a second policy
 server process with the same configuration forwards to it. Every request runs a real \`predict\` on all
 rows of the body (pydantic ignores its extra \`model\`/\`options\` fields); the bench checks one class per row.
@@ -467,10 +527,14 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
   };
   // Ctrl-C or a kill of the bench (e.g. ending a KEA_BENCH_HOLD early) takes its children along:
   // nginx, the policy servers, the forwarders, the backend and uvicorn would otherwise outlive it.
+  let stopNgf: (() => Promise<void>) | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
     for (const c of children) c.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
-    process.exit(sig === 'SIGINT' ? 130 : 143);
+    // NGF, nginx, the bridge and the control plane of the NGF pair (bench/ngf.ts) too.
+    void (stopNgf?.() ?? Promise.resolve()).finally(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -480,7 +544,7 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     const [backendPort, policyPort, plainPort, keaPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const [irisPort, irisPolicyPort, irisPlainPort, irisKeaPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const [fwdPort, fwdParsePort, fwdFrontPort, fwdParseFrontPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const adminPorts: Record<string, number> = { node: await freePort(), iris: await freePort(), b: await freePort() };
+    const adminPorts: Record<string, number> = { node: await freePort(), iris: await freePort(), b: await freePort(), ngf: await freePort() };
     const gatewayUrl = `http://127.0.0.1:${keaPort}`;
     const gwSecret = randomBytes(16).toString('hex');
     idp = await startDevIdp({
@@ -518,10 +582,10 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     // Same V8 tuning as Dockerfile.policy should use (NODE_OPTIONS): a larger young generation
     // means fewer scavenges on the per-request allocation churn.
     const nodeArgs = process.env.KEA_BENCH_POLICY_NODE_ARGS?.split(' ').filter(Boolean) ?? POLICY_NODE_ARGS;
-    const startPolicy = (port: number, upstreamUrl: string, label: string, args = nodeArgs, main = mainJs): ChildProcess => {
+    const startPolicy = (port: number, upstreamUrl: string, label: string, args = nodeArgs, main = mainJs, host = '127.0.0.1', cfgDir = join(dir, 'cfg')): ChildProcess => {
       const p = spawn(
         NODE,
-        [...args, main, '--workers', WORKERS, '--host', '127.0.0.1', '--port', String(port), '--upstream-url', upstreamUrl, '--internal-token', 'bench-token', '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, `state-${label}`)],
+        [...args, main, '--workers', WORKERS, '--host', host, '--port', String(port), '--upstream-url', upstreamUrl, '--internal-token', 'bench-token', '--config-dir', cfgDir, '--state-dir', join(dir, `state-${label}`)],
         {
           // KEA_BENCH_POLICY_STDOUT: a file for the policy servers' stdout (profiling, e.g. --trace-gc).
           stdio: ['ignore', process.env.KEA_BENCH_POLICY_STDOUT ? openSync(`${process.env.KEA_BENCH_POLICY_STDOUT}.${label}`, 'w') : devNull, 'pipe'],
@@ -537,6 +601,7 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
             KEA_COOKIE_SECURE: 'false',
             // Probes and metrics are on the admin port (/readyz: the configuration is loaded).
             KEA_ADMIN_PORT: String(adminPorts[label]),
+            KEA_ADMIN_HOST: '127.0.0.1',
           },
         },
       );
@@ -654,6 +719,55 @@ http {
     const bad = await fetch(`http://127.0.0.1:${keaPort}/echo/predict`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{"features":"x"}' });
     if (bad.status !== 400) throw new Error(`validation is not active: got ${bad.status}`);
 
+    // The NGF pair (bench/ngf.ts): nginx programmed by NGF from KEA's routes, the KEA path
+    // crossing it twice (public listener → policy server → internal listener → backend).
+    let ngf: NgfTopology | undefined;
+    let ngfPids: { nginx: number[]; policy: number[]; backend: number[]; model: number[] } | undefined;
+    // The full-stack real-model pair through NGF: a 3-row body (as a new user sends), iris-v1.
+    const irisBody = JSON.stringify({ features: [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]] });
+    const irisScript = join(dir, 'iris3.lua');
+    await writeFile(join(dir, 'iris3.json'), irisBody);
+    await writeFile(
+      irisScript,
+      `wrk.method = "POST"\nwrk.body = io.open("${join(dir, 'iris3.json')}"):read("*a")\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer ${token}"\n`,
+    );
+    if (process.env.KEA_BENCH_NGF !== '0' && ngfAvailable()) {
+      const [ngfBackendPort, ngfPolicyPort, ngfIrisPort] = [await freePort(), await freePort(), await freePort()];
+      ngf = await startNgfTopology({
+        dir: join(dir, 'ngf'),
+        internalToken: 'bench-token',
+        backends: [
+          { name: 'bench-echo', port: ngfBackendPort, internalHost: benchService().upstream.host, operation: 'bench/echo/predict', keaPath: '/echo/predict', passthroughPrefix: '/plain', model: true },
+          { name: 'bench-iris', port: ngfIrisPort, internalHost: irisService().upstream.host, operation: 'bench/iris/predict', keaPath: '/iris/predict', passthroughPrefix: '/irisplain', model: true },
+        ],
+        policyPort: ngfPolicyPort,
+        keepAlive: process.env.KEA_BENCH_NGF_KEEPALIVE !== '0',
+      });
+      const ngfTopology = ngf;
+      stopNgf = () => ngfTopology.stop();
+      const ngfBackend = spawn(NODE, [join(dir, 'backend.mjs'), String(ngfBackendPort), ngf.hostAddress], { stdio: 'ignore' });
+      children.push(ngfBackend);
+      const ngfIris = spawn(uvicornBin, ['app:app', '--host', ngf.hostAddress, '--port', String(ngfIrisPort)], { cwd: join(REPO_ROOT, 'examples', 'iris-v1'), stdio: ['ignore', devNull, devNull] });
+      children.push(ngfIris);
+      // One policy server for both services (as in a cluster): the echo and iris ApiSchemas.
+      const ngfCfg = join(dir, 'cfg-ngf');
+      await mkdir(join(ngfCfg, 'bench-echo'), { recursive: true });
+      await mkdir(join(ngfCfg, 'bench-iris'), { recursive: true });
+      await writeFile(join(ngfCfg, 'bench-echo', 'policy.json'), JSON.stringify(benchService()));
+      await writeFile(join(ngfCfg, 'bench-iris', 'policy.json'), JSON.stringify(irisService()));
+      const ngfPolicy = startPolicy(ngfPolicyPort, ngf.internalUrl, 'ngf', nodeArgs, mainJs, ngf.hostAddress, ngfCfg);
+      await waitReady(ngfPolicyPort, adminPorts.ngf);
+      await waitHttp(`http://${ngf.hostAddress}:${ngfIrisPort}/healthz`, 60_000, 200);
+      await ngf.program(async (url) => {
+        const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: url.includes('/iris') ? irisBody : body });
+        await r.arrayBuffer();
+        return r.status === 200;
+      });
+      ngfPids = { nginx: childPids(ngf.nginxPid), policy: [ngfPolicy.pid!, ...childPids(ngfPolicy.pid!)], backend: [ngfBackend.pid!], model: [ngfIris.pid!] };
+    } else {
+      process.stderr.write('[bench policy] NGF rows skipped (KEA_BENCH_NGF=0, no NGF binary, or not root)\n');
+    }
+
     if (process.env.KEA_BENCH_HOLD) {
       // Profiling aid: keep the whole topology up for KEA_BENCH_HOLD seconds, print where it is.
       // KEA_BENCH_POLICY_NODE_ARGS_B: a second policy server (same config, same backend, other node flags) for A/B runs.
@@ -672,16 +786,24 @@ http {
       keaCacheHit: `http://127.0.0.1:${keaPort}/echo/cached`,
       forwarder: `http://127.0.0.1:${fwdFrontPort}/echo/predict`,
       forwarderParse: `http://127.0.0.1:${fwdParseFrontPort}/echo/predict`,
-    } as const;
-    type Name = keyof typeof scenarios;
-    const runs: Record<Name, WrkRun[]> = { plain: [], kea: [], keaNoValidation: [], keaCacheHit: [], forwarder: [], forwarderParse: [] };
+      ...(ngf ? { ngfPlain: `${ngf.publicUrl}/plain/predict`, ngfKea: `${ngf.publicUrl}/echo/predict` } : {}),
+    } as Record<MainName, string>;
+    type Name = MainName;
+    const names = Object.keys(scenarios) as Name[];
+    const runs = Object.fromEntries(names.map((n) => [n, [] as WrkRun[]])) as Record<Name, WrkRun[]>;
     for (const url of Object.values(scenarios)) await wrk(url, script, 2); // warm-up (JIT, pools, token cache)
     const nginxWorkers = childPids(nginx.pid!);
     // The policy server's own process plus its workers (--workers > 1).
-    const cpuOf = { nginx: nginxWorkers, policy: [policy.pid!, ...childPids(policy.pid!)], backend: [backend.pid!], forwarder: forwarders.map((f) => f.pid!) };
+    const cpuOf = {
+      nginx: nginxWorkers,
+      policy: [policy.pid!, ...childPids(policy.pid!)],
+      backend: [backend.pid!],
+      forwarder: forwarders.map((f) => f.pid!),
+      ...(ngfPids ? { ngfNginx: ngfPids.nginx, ngfPolicy: ngfPids.policy, ngfBackend: ngfPids.backend } : {}),
+    };
     const irisCpuOf = { nginx: nginxWorkers, policy: [irisPolicy.pid!, ...childPids(irisPolicy.pid!)], backend: [iris.pid!] };
     for (let round = 0; round < ROUNDS; round++) {
-      for (const name of roundOrder(Object.keys(scenarios) as Name[], round)) {
+      for (const name of roundOrder(names, round)) {
         await wrk(scenarios[name], script, PREWARM_SECONDS);
         const r = await withCpu(cpuOf, () => wrk(scenarios[name], script, DURATION));
         if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`[bench policy] ${name}: ${r.non2xx} non-2xx, ${r.errors} socket errors\n`);
@@ -701,6 +823,23 @@ http {
         if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`[bench policy] ${name}: ${r.non2xx} non-2xx, ${r.errors} socket errors\n`);
         irisRuns[name].push(r);
         process.stdout.write(`[bench policy] iris round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s\n`);
+      }
+    }
+    // The full-stack real-model pair through NGF (issue 11 item 5): enforce vs passthrough on
+    // the same gateway, iris-v1, 3-row body, wrk -t1 -c32, NGF_IRIS_SECONDS rounds alternating.
+    const ngfIrisRuns: Record<'passthrough' | 'kea', WrkRun[]> = { passthrough: [], kea: [] };
+    if (ngf && ngfPids) {
+      const urls = { passthrough: `${ngf.publicUrl}/irisplain/predict`, kea: `${ngf.publicUrl}/iris/predict` } as const;
+      const cpu = { ngfNginx: ngfPids.nginx, ngfPolicy: ngfPids.policy, model: ngfPids.model };
+      for (const url of Object.values(urls)) await wrk(url, irisScript, 2); // warm-up
+      for (let round = 0; round < NGF_IRIS_ROUNDS; round++) {
+        for (const name of roundOrder(['passthrough', 'kea'] as const, round)) {
+          await wrk(urls[name], irisScript, PREWARM_SECONDS);
+          const r = await withCpu(cpu, () => wrk(urls[name], irisScript, NGF_IRIS_SECONDS));
+          if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`[bench policy] NGF iris ${name}: ${r.non2xx} non-2xx, ${r.errors} socket errors\n`);
+          ngfIrisRuns[name].push(r);
+          process.stdout.write(`[bench policy] NGF iris round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s, CPU µs/req ${JSON.stringify(r.cpuUsPerRequest)}, idle ${r.idlePercent}%\n`);
+        }
       }
     }
     const rate = async (port: number, path: string) => {
@@ -729,7 +868,7 @@ http {
     const lp = medianRun(pairs.map((x) => x.plain));
     const lk = medianRun(pairs.map((x) => x.kea));
 
-    const allRuns: Record<Name | IrisName, WrkRun[]> = { ...runs, ...irisRuns };
+    const allRuns = { ...runs, ...irisRuns } as Record<Name | IrisName, WrkRun[]>;
     const throughput = Object.fromEntries((Object.keys(allRuns) as Array<Name | IrisName>).map((n) => [n, { medianRps: median(allRuns[n].map((r) => r.rps)), rounds: allRuns[n] }])) as PolicyBenchResult['throughput'];
     // Ratios are taken per round (scenarios of one round ran back to back, under the same
     // neighbours' load) and the median over rounds is reported.
@@ -747,6 +886,24 @@ http {
       parseVsNoParse: median(perRound('forwarderParse', 'forwarder')),
       cacheHitVsPlain: median(perRound('keaCacheHit', 'plain')),
     };
+    const ngfResult: PolicyBenchResult['ngf'] = ngf
+      ? {
+          setup: `NGF ${NGF_VERSION} static mode, Debian nginx (worker_processes auto), routes as KEA renders them, UpstreamSettingsPolicy keep-alive ${process.env.KEA_BENCH_NGF_KEEPALIVE !== '0' ? 'on' : 'off'}`,
+          keaVsPassthrough: median(perRound('ngfKea', 'ngfPlain')),
+          keaVsPlainNginx: median(perRound('ngfKea', 'plain')),
+          passthroughVsPlainNginx: median(perRound('ngfPlain', 'plain')),
+          keaNgfVsKeaPlainNginx: median(perRound('ngfKea', 'kea')),
+          iris: {
+            body: '3 rows',
+            rounds: NGF_IRIS_ROUNDS,
+            durationSeconds: NGF_IRIS_SECONDS,
+            passthroughRps: median(ngfIrisRuns.passthrough.map((r) => r.rps)),
+            keaRps: median(ngfIrisRuns.kea.map((r) => r.rps)),
+            keaVsPassthrough: median(ngfIrisRuns.kea.map((r, i) => r.rps / ngfIrisRuns.passthrough[i].rps)),
+            runs: ngfIrisRuns,
+          },
+        }
+      : undefined;
     const targets = { keaVsPlain: 0.5, cacheHitVsUncached: 2, validationOnVsOff: 0.9, p99AddedMs: 1.5, irisKeaVsPlain: 0.9 };
     const p99AddedMs = median(pairs.map((x) => x.kea.p99Ms - x.plain.p99Ms));
     const result: PolicyBenchResult = {
@@ -759,6 +916,7 @@ http {
       latencyAt1000rps: { plain: lp, kea: lk, p99AddedMs, pairs },
       ratios,
       reference,
+      ...(ngfResult ? { ngf: ngfResult } : {}),
       targets,
       met: {
         keaVsPlain: ratios.keaVsPlain >= targets.keaVsPlain,
@@ -778,6 +936,7 @@ http {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await stopAll();
+    await stopNgf?.();
     await idp?.stop();
     await rm(dir, { recursive: true, force: true });
   }

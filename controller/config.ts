@@ -120,6 +120,9 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     .addOption(opt('--gateway-url <url>', 'public base URL of the gateway (docs links, curl examples)', 'KEA_GATEWAY_URL', 'http://localhost:8080'))
     .addOption(opt('--internal-gateway-url <url>', 'base URL of the Gateway internal listener, for fetching served OpenAPI documents (spec.source.openapi)', 'KEA_INTERNAL_GATEWAY_URL'))
     .addOption(opt('--internal-domain <domain>', 'suffix of internal hostnames', 'KEA_INTERNAL_DOMAIN', 'kea.internal'))
+    .addOption(
+      opt('--gateway-implementation <impl>', "ngf: also emit nginx-gateway-fabric's ClientSettingsPolicy and UpstreamSettingsPolicy (skipped when their CRDs are not served); generic: standard Gateway API objects only", 'KEA_GATEWAY_IMPLEMENTATION', 'ngf').choices(['ngf', 'generic']),
+    )
     .addOption(opt('--http-port <port>', 'port of /healthz, /readyz, /metrics (0 = ephemeral)', 'KEA_HTTP_PORT', 8081).argParser(int('--http-port')))
     .addOption(opt('--http-host <addr>', 'bind address of the HTTP server', 'KEA_HTTP_HOST', '0.0.0.0'))
     .addOption(opt('--leader-election <bool>', 'elect a leader with a Lease; only the leader writes', 'KEA_LEADER_ELECTION', true).argParser(bool))
@@ -157,6 +160,7 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     ...(accepted.length ? { acceptedInternalTokens: accepted } : {}),
     gatewayUrl: String(o.gatewayUrl).replace(/\/$/, ''),
     internalDomain: String(o.internalDomain),
+    gatewayImplementation: o.gatewayImplementation === 'generic' ? 'generic' : 'ngf',
   };
   const runtime: RuntimeOptions = {
     kubeconfig: o.kubeconfig as string | undefined,

@@ -14,6 +14,7 @@ import { apiConfigMapName } from '../lib/policy/config.js';
 import { KubeClient, KubeError, RESOURCES, APPLIED_HASH } from './apply/index.js';
 import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, metricSum, parseYaml, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
 import { loadClusterAuth } from './apply/kubeconfig.js';
+import { internalRouteName } from './graph/names.js';
 
 const REPO = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const SYS = 'kea-it-system';
@@ -100,13 +101,13 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
   // Internal route: in the system namespace (tenants cannot read its token), named after its
   // hostname, weighted backendRefs in percent to the tenant's Services, token match; a
   // ReferenceGrant beside the Services lets it reach them (docs/adr/0009-internal-routes.md).
-  const internal = await waitFor('internal route', () => get(R.route, SYS, `iris.${NS}.kea.internal`).catch(() => undefined));
+  const internal = await waitFor('internal route', () => get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined));
   expect(internal.spec.hostnames).toEqual([`iris.${NS}.kea.internal`]);
   expect(internal.spec.parentRefs[0]).toMatchObject({ name: 'kea', namespace: SYS, sectionName: 'internal' });
   expect(internal.spec.rules[0].backendRefs.map((r: { name: string; namespace: string; weight: number }) => `${r.namespace}/${r.name}:${r.weight}`)).toEqual([`${NS}/iris-v1:80`, `${NS}/iris-v2:20`]);
   expect(JSON.stringify(internal.spec.rules[0].matches)).toContain('x-kea-internal-token');
   expect(internal.metadata?.labels?.['kea.dev/owner']).toBe(`MLService.${NS}.iris`);
-  const internalGrant = await waitFor('internal grant', () => get(R.grant, NS, `iris.${NS}.kea.internal`).catch(() => undefined));
+  const internalGrant = await waitFor('internal grant', () => get(R.grant, NS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined));
   expect(internalGrant.spec).toEqual({
     from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: SYS }],
     to: [{ group: '', kind: 'Service', name: 'iris-v1' }, { group: '', kind: 'Service', name: 'iris-v2' }],
@@ -180,7 +181,7 @@ test('change weights → the internal route follows', async () => {
   m.spec.revisions[1].weight = 70;
   await applyAll(client, [m as unknown as KubernetesObject], NS);
   await waitFor('30/70', async () => {
-    const r = await get(R.route, SYS, `iris.${NS}.kea.internal`);
+    const r = await get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`));
     return r.spec.rules[0].backendRefs.map((x: { weight: number }) => x.weight).join() === '30,70';
   });
   await waitFor('mls status traffic', async () => {
@@ -245,7 +246,7 @@ test('kill the leader → the standby takes over and keeps reconciling', async (
   m.spec.revisions[1].weight = 40;
   await applyAll(client, [m as unknown as KubernetesObject], NS);
   await waitFor('60/40 by the new leader', async () => {
-    const r = await get(R.route, SYS, `iris.${NS}.kea.internal`);
+    const r = await get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`));
     return r.spec.rules[0].backendRefs.map((x: { weight: number }) => x.weight).join() === '60,40';
   });
   expect(await writesMetric(standby)).toBeGreaterThan(0);
@@ -287,8 +288,8 @@ test('delete → every emitted object is pruned', async () => {
       gone(R.svc, NS, 'iris-v1'),
       // Objects in the system namespace have no ownerReference (not allowed across
       // namespaces): apply prunes them by their owner label.
-      gone(R.route, SYS, `iris.${NS}.kea.internal`),
-      gone(R.grant, NS, `iris.${NS}.kea.internal`),
+      gone(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`)),
+      gone(R.grant, NS, internalRouteName(`iris.${NS}.kea.internal`)),
       gone(R.route, NS, 'kea-api-grades'),
       gone(R.route, NS, 'kea-api-iris'),
       gone(R.cm, SYS, apiConfigMapName(NS, 'iris')),

@@ -102,7 +102,8 @@ beforeAll(async () => {
   for (const n of ['alpha', 'beta']) {
     await waitFor(`${n} programmed`, async () => {
       const s = await client.get<Obj>(R.schema, NS, n);
-      return (s.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Programmed' && c.status === 'True');
+      // No gateway writes route statuses here: routed by KEA, awaiting the gateway's verdict.
+      return (s.status?.conditions ?? []).some((c: { type: string; status: string; reason: string }) => c.type === 'Programmed' && (c.status === 'True' || c.reason === 'Pending'));
     }, 60_000);
   }
 }, 180_000);

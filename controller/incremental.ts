@@ -18,12 +18,18 @@
  *    status write returned after it (any edit, of spec, labels or status, makes it dirty);
  *  - its **input token** is unchanged: the graph's verdict on it (every problem message), its
  *    resolved target, and for an ApiSchema the target MLService's spec token (uid, generation,
- *    problems, contract inputs), its discovered OpenAPI document (digest, error) and its
+ *    problems, contract inputs) and readiness gating (which of its revisions with weight are
+ *    available, when some are and some are not: ir/index.ts gateWeights), its discovered
+ *    OpenAPI document (digest, error) and its
  *    published version history (names, digests, times, live labels and annotations; less
  *    the versions its own last render published, which are live and current, since render
  *    gives the same cluster state before and after they arrive); for an
  *    MLService its problems, the ApiSchemas its revisions name (uid, generation, discovered
- *    document, acceptance, target) and the readiness of its Deployments;
+ *    document, acceptance, target) and the readiness of its Deployments; for both, the
+ *    gateway's verdict on its HTTPRoutes (`status.parents` entries for KEA's Gateway, with
+ *    the route's generation and applied hash: render/route-status.ts `routeStatusToken`),
+ *    found by the routes' `kea.dev/owner` label (the internal routes live in the system
+ *    namespace);
  *  - every object it got at its last render is live and current (`isCurrent`): a drift edit
  *    by another field manager, or a deletion, makes the owner dirty and is repaired;
  *  - its last render gave no NameConflict loss and dropped no version (such owners render
@@ -47,6 +53,7 @@ import { buildStreamIRSteps } from './ir/index.js';
 import { objectKey } from './apply/kube.js';
 import { type ClusterSnapshot, type ControllerConfig, PAUSE, type StatusUpdate, ownerLabelValue } from './model.js';
 import { type RenderRest, type RenderTrace, renderStream } from './render/index.js';
+import { routeStatusToken } from './render/route-status.js';
 
 /** Thrown by the stream when a partial render could differ from a full one; reset and run in full. */
 export class IncrementalRestart extends Error {
@@ -249,10 +256,28 @@ export class IncrementalReconciler {
       n ? `${n.resource.metadata.uid}${SEP}${n.resource.metadata.generation ?? `r${n.resource.metadata.resourceVersion}`}${SEP}${docToken(n.key)}${SEP}${isAccepted(n)}${SEP}${target(n)}` : '-';
     const mlSpec = new Map<string, string>();
     for (const m of graph.mlServices) mlSpec.set(m.key, this.mlSpecToken(m, apiByKey, contractInput, problems));
+    // Readiness gating of each MLService's revisions: the IR routes no weight to a revision
+    // whose Deployment has no available replica (ir/index.ts gateWeights), so the traffic an
+    // ApiSchema routes (passthrough backends, policy.json traffic) depends on it too.
+    const readiness = new Map<string, string>();
+
+    // The gateway's verdict on each owner's HTTPRoutes (status.parents for KEA's Gateway, with
+    // the route's generation and applied hash), mapped to the owner by its kea.dev/owner label:
+    // the Programmed condition reads it (render/route-status.ts). Only the gateway writes it
+    // (KEA never writes a route's status), so it changes when the gateway speaks; a route with
+    // no entry for KEA's Gateway adds nothing (KEA creating it changes no token).
+    const routeTokens = new Map<string, string[]>();
+    for (const r of snapshot.routes ?? []) {
+      const owner = r.metadata?.labels?.[LABELS.owner];
+      const t = owner === undefined ? '' : routeStatusToken(r, config.gateway);
+      if (t) routeTokens.set(owner!, [...(routeTokens.get(owner!) ?? []), t]);
+    }
 
     const owners = new Map<string, OwnerRun>();
-    const decide = (kind: 'ApiSchema' | 'MLService', ns: string, name: string, token: string, rv: string | undefined, carry?: Array<[string, string]>) => {
+    const decide = (kind: 'ApiSchema' | 'MLService', ns: string, name: string, inputToken: string, rv: string | undefined, carry?: Array<[string, string]>) => {
       const label = ownerLabelValue(kind, ns, name);
+      const routes = routeTokens.get(label);
+      const token = routes ? sha1(`${inputToken}${SEP}${routes.sort().join(SEP)}`) : inputToken;
       const e = this.entries.get(label);
       let dirty = !e || !rv || e.token !== token || !e.rvs.includes(rv);
       if (!dirty) for (const [k, h] of e!.objects) if (!isCurrent(k, h)) { dirty = true; break; }
@@ -270,11 +295,23 @@ export class IncrementalReconciler {
           })
           .join(',');
       }
+      // What of it the ApiSchema's IR reads: which revisions with weight are available, and
+      // only when that is mixed (all or none available: the weights are routed as declared).
+      let gate = '';
+      if (graph.deployments) {
+        const flags = (m.resource.spec.revisions ?? []).map((r) => {
+          if (!(r.weight > 0)) return '-';
+          const d = graph.deployments!.get(key(ns, revisionObjectName(md.name, r.name))) as (KubernetesObject & { status?: { availableReplicas?: number } }) | undefined;
+          return (r.replicas ?? 1) > 0 && (d?.status?.availableReplicas ?? 0) >= 1 ? 'a' : 'n';
+        });
+        if (flags.includes('a') && flags.includes('n')) gate = flags.join('');
+      }
+      readiness.set(m.key, gate);
       decide('MLService', ns, md.name, sha1(`${mlSpec.get(m.key)}${SEP}${ready}`), md.resourceVersion);
     }
     for (const a of graph.apiSchemas) {
       const md = a.resource.metadata;
-      const t = a.target?.kind === 'MLService' ? (mlSpec.get(key(a.target.namespace, a.target.name)) ?? '-') : '';
+      const t = a.target?.kind === 'MLService' ? `${mlSpec.get(key(a.target.namespace, a.target.name)) ?? '-'}${SEP}${readiness.get(key(a.target.namespace, a.target.name)) ?? '-'}` : '';
       // Version history, less the versions this owner's last render published itself (keys
       // among its objects, which must be current, see decide): render found them missing then
       // and finds them live now, and gives the same cluster state either way (the new version

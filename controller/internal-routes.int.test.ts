@@ -19,6 +19,7 @@ import { checkInternalListener } from './internal-listener.js';
 import { KubeClient, RESOURCES } from './apply/index.js';
 import { applyAll, ensureNamespaces, waitFor } from './apply/testkit.js';
 import { loadClusterAuth } from './apply/kubeconfig.js';
+import { internalRouteName } from './graph/names.js';
 
 const SYS = 'kea-ir-system';
 const A = 'kea-ir-a';
@@ -95,19 +96,19 @@ afterAll(async () => {
 test('internal routes live in the system namespace; tenant namespaces hold grants and no token', async () => {
   controller = await start([`--internal-token=${T1}`, `--internal-token-next=${T2}`]);
   const mls = await waitFor('MLService internal route', async () => {
-    const r = await route(`iris.${A}.kea.internal`);
+    const r = await route(internalRouteName(`iris.${A}.kea.internal`));
     return r && tokensOf(r).length === 2 ? r : undefined;
   });
   expect(tokensOf(mls)).toEqual([T1, T2]);
   expect(mls.spec.rules[0].backendRefs.map((b) => `${b.namespace}/${b.name}`)).toEqual([`${A}/iris-v1`, `${A}/iris-v2`]);
-  const svcRoute = await waitFor('ApiSchema internal route', () => route(`grades.${B}.api.kea.internal`));
+  const svcRoute = await waitFor('ApiSchema internal route', () => route(internalRouteName(`grades.${B}.api.kea.internal`)));
   expect(tokensOf(svcRoute)).toEqual([T1, T2]);
-  const grantA = await waitFor('grant in A', () => client.get<KubernetesObject & { spec: unknown }>(R.grant, A, `iris.${A}.kea.internal`).catch(() => undefined));
+  const grantA = await waitFor('grant in A', () => client.get<KubernetesObject & { spec: unknown }>(R.grant, A, internalRouteName(`iris.${A}.kea.internal`)).catch(() => undefined));
   expect(grantA.spec).toEqual({
     from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: SYS }],
     to: [{ group: '', kind: 'Service', name: 'iris-v1' }, { group: '', kind: 'Service', name: 'iris-v2' }],
   });
-  await waitFor('grant in B', () => client.get(R.grant, B, `grades.${B}.api.kea.internal`).catch(() => undefined));
+  await waitFor('grant in B', () => client.get(R.grant, B, internalRouteName(`grades.${B}.api.kea.internal`)).catch(() => undefined));
   await controller.idle();
   // Nothing a tenant can read in its namespace carries a token value.
   for (const ns of [A, B]) {
@@ -123,11 +124,11 @@ test('internal routes live in the system namespace; tenant namespaces hold grant
 test('rotation: the new current with the previous, then the new one alone', async () => {
   await controller!.stop();
   controller = await start([`--internal-token=${T2}`, `--internal-token-previous=${T1}`]);
-  await waitFor('current + previous', async () => (JSON.stringify(tokensOf(await route(`iris.${A}.kea.internal`))) === JSON.stringify([T2, T1]) ? true : undefined));
+  await waitFor('current + previous', async () => (JSON.stringify(tokensOf(await route(internalRouteName(`iris.${A}.kea.internal`)))) === JSON.stringify([T2, T1]) ? true : undefined));
   await controller.stop();
   controller = await start([`--internal-token=${T2}`]);
-  await waitFor('only the new token', async () => (JSON.stringify(tokensOf(await route(`iris.${A}.kea.internal`))) === JSON.stringify([T2]) ? true : undefined));
-  await waitFor('only the new token (ApiSchema route)', async () => (JSON.stringify(tokensOf(await route(`grades.${B}.api.kea.internal`))) === JSON.stringify([T2]) ? true : undefined));
+  await waitFor('only the new token', async () => (JSON.stringify(tokensOf(await route(internalRouteName(`iris.${A}.kea.internal`)))) === JSON.stringify([T2]) ? true : undefined));
+  await waitFor('only the new token (ApiSchema route)', async () => (JSON.stringify(tokensOf(await route(internalRouteName(`grades.${B}.api.kea.internal`)))) === JSON.stringify([T2]) ? true : undefined));
 });
 
 test('deleting the owners prunes their system-namespace routes and their grants', async () => {
@@ -137,10 +138,10 @@ test('deleting the owners prunes their system-namespace routes and their grants'
     'pruned',
     async () => {
       const left = await Promise.all([
-        route(`iris.${A}.kea.internal`),
-        route(`grades.${B}.api.kea.internal`),
-        client.get(R.grant, A, `iris.${A}.kea.internal`).catch(() => undefined),
-        client.get(R.grant, B, `grades.${B}.api.kea.internal`).catch(() => undefined),
+        route(internalRouteName(`iris.${A}.kea.internal`)),
+        route(internalRouteName(`grades.${B}.api.kea.internal`)),
+        client.get(R.grant, A, internalRouteName(`iris.${A}.kea.internal`)).catch(() => undefined),
+        client.get(R.grant, B, internalRouteName(`grades.${B}.api.kea.internal`)).catch(() => undefined),
       ]);
       return left.every((x) => x === undefined) ? true : undefined;
     },

@@ -16,7 +16,7 @@ import { type ClusterSnapshot, type ControllerConfig, type RenderOutput, type St
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ClusterWatcher } from './watch/index.js';
 import { Batcher } from './batch/index.js';
-import { Applier, KubeClient, type ApplyResult, type DesiredStream, streamOfOutput } from './apply/index.js';
+import { Applier, KubeClient, KubeError, type ApplyResult, type DesiredStream, streamOfOutput } from './apply/index.js';
 import { loadClusterAuth, type ClusterAuth } from './apply/kubeconfig.js';
 import { LeaderElector } from './leader/index.js';
 import { IncrementalReconciler, IncrementalRestart } from './incremental.js';
@@ -78,7 +78,9 @@ export interface ControllerHandle {
  * background; `/readyz` turns 200 when they have).
  */
 export async function startController(loaded: LoadedConfig, deps: ControllerDeps = {}): Promise<ControllerHandle> {
-  const { config, runtime } = loaded;
+  const { runtime } = loaded;
+  // A copy: gatewayImplementation may fall back to `generic` below.
+  const config: ControllerConfig = { ...loaded.config };
   const log = deps.logger ?? createLogger('controller');
   const cluster = deps.cluster ?? loadClusterAuth(runtime.kubeconfig);
   const client = new KubeClient(cluster);
@@ -274,8 +276,26 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
       : undefined);
   const discovery = fetchDoc ? new OpenApiDiscovery({ fetchDoc, onChange: () => batcher.trigger() }) : undefined;
 
+  // NGF's policies (render/index.ts) only where NGF's CRDs are served; checked once, at start
+  // (restart the controller after installing them). A failed check keeps `ngf`: applying the
+  // policies then fails and is reported like any other apply error.
+  if (config.gatewayImplementation === 'ngf') {
+    try {
+      await client.resource('gateway.nginx.org/v1alpha1', 'ClientSettingsPolicy');
+      await client.resource('gateway.nginx.org/v1alpha1', 'UpstreamSettingsPolicy');
+    } catch (e) {
+      if (e instanceof KubeError && e.statusCode === 404) {
+        config.gatewayImplementation = 'generic';
+        log.info("NGF's ClientSettingsPolicy/UpstreamSettingsPolicy CRDs are not served: emitting standard Gateway API objects only", { gatewayImplementation: 'generic' });
+      } else {
+        log.warn("could not check whether NGF's policy CRDs are served; emitting NGF policies", { error: (e as Error).message });
+      }
+    }
+  }
+
   const watcher = new ClusterWatcher(client, {
     systemNamespace: config.systemNamespace,
+    ngfPolicies: config.gatewayImplementation === 'ngf',
     relistMs: runtime.relistMs,
     onChange: (_informer, verb, obj) => {
       m.lastEvent.set(Date.now() / 1000);

@@ -40,6 +40,14 @@ export interface ControllerConfig {
   internalPort?: number;
   /** OIDC issuer URL, for the openIdConnect security scheme of generated OpenAPI documents. */
   issuerUrl?: string;
+  /**
+   * The Gateway API implementation that programs the Gateway: `ngf` (nginx-gateway-fabric)
+   * adds NGF's own policies (`gateway.nginx.org/v1alpha1` ClientSettingsPolicy for the body
+   * size, UpstreamSettingsPolicy for upstream keep-alive; render/index.ts); `generic` emits
+   * standard Gateway API objects only. Absent = `generic` (the flag's default is `ngf`, and the
+   * controller falls back to `generic` when NGF's CRDs are not served).
+   */
+  gatewayImplementation?: 'ngf' | 'generic';
 }
 
 /** Everything the pure stages read. Lists are in any order; stages sort. */
@@ -57,6 +65,13 @@ export interface ClusterSnapshot {
    * `status` (MLService `Ready` condition). Optional: when absent, `Ready` is `Unknown`.
    */
   deployments?: KubernetesObject[];
+  /**
+   * gateway.networking.k8s.io/v1 HTTPRoutes KEA manages (label kea.dev/managed-by=kea), read
+   * only for their metadata (owner label, generation, applied hash) and `status.parents` (the
+   * gateway's verdict: the owners' `Programmed` condition, render/route-status.ts). Optional:
+   * absent = no route observed (a rendered owner is then `Programmed=Unknown`, Pending).
+   */
+  routes?: KubernetesObject[];
   /**
    * OpenAPI documents served by the targets of ApiSchemas with `spec.source.openapi`, keyed
    * `<namespace>/<name>` of the ApiSchema (controller/discover). Optional: absent = nothing

@@ -24,6 +24,7 @@ import { generateOpenApi } from '../lib/openapi/generate.js';
 import type { PolicyService } from '../lib/policy/config.js';
 import type { DiscoveredDoc } from './discover/index.js';
 import { canonicalJson, sha256 } from './ir/index.js';
+import { desiredHash } from './apply/index.js';
 import { type ClusterSnapshot, type ControllerConfig, MAX_PUBLISHED_VERSIONS, PAUSE, type RenderOutput } from './model.js';
 import { reconcile, reconcileStream } from './reconcile.js';
 import { openApiText, versionConfigMap } from './render/index.js';
@@ -44,12 +45,19 @@ const BASE_CONFIG = testControllerConfig({ internalToken: 'golden-internal-token
  *     versionConfigMap), so history cases need no hand-written OpenAPI JSON;
  *   - `TestDiscovered` (`key`: `<ns>/<name>`, and the DiscoveredDoc fields `doc`, `error`,
  *     `fetchedAt`; `digest` defaults to the sha256 of the doc's JSON): what controller/discover
- *     found for an ApiSchema with spec.source.openapi.
+ *     found for an ApiSchema with spec.source.openapi;
+ *   - `TestRouteStatus` (`route`: `<ns>/<name>` of an HTTPRoute the case renders, or `owner`:
+ *     the `kea.dev/owner` label of the one HTTPRoute rendered for that owner; `generation`
+ *     (default 1), `stale` (default false: the live copy carries the desired object's
+ *     `kea.dev/applied-hash`; true: another one, so this run's apply rewrites it), `parents`:
+ *     `status.parents` as the gateway wrote them): the live route as the watch stage caches it
+ *     (metadata and status, render/route-status.ts), built from what the case renders.
  */
 function load(file: string): { snapshot: ClusterSnapshot; config: ControllerConfig } {
   const snapshot: ClusterSnapshot = { apiSchemas: [], mlServices: [], services: [], referenceGrants: [], publishedVersions: [] };
   let config = BASE_CONFIG;
   const pendingVersions: Array<Record<string, unknown>> = [];
+  const pendingRoutes: Array<Record<string, unknown>> = [];
   for (const doc of YAML.parseAllDocuments(readFileSync(file, 'utf8'))) {
     if (doc.errors.length) throw new Error(`${file}: ${doc.errors[0].message}`);
     const o = doc.toJS() as KubernetesObject & Record<string, unknown>;
@@ -63,6 +71,7 @@ function load(file: string): { snapshot: ClusterSnapshot; config: ControllerConf
       case 'Deployment': (snapshot.deployments ??= []).push(o); break;
       case 'TestConfig': config = { ...BASE_CONFIG, ...(o.config as Partial<ControllerConfig>) }; break;
       case 'TestPublishedVersion': pendingVersions.push(o); break;
+      case 'TestRouteStatus': pendingRoutes.push(o); break;
       case 'TestDiscovered': {
         const { key, doc, error, fetchedAt, digest } = o as unknown as { key: string } & DiscoveredDoc;
         const d: DiscoveredDoc = { fetchedAt: fetchedAt ?? '2025-12-31T23:59:00Z' };
@@ -87,6 +96,24 @@ function load(file: string): { snapshot: ClusterSnapshot; config: ControllerConf
     const owner = { namespace: base.metadata.namespace ?? '', name: base.metadata.name, uid: base.metadata.uid };
     const cm = versionConfigMap(owner, config, { version: spec.info.version, digest: sha256(text), publishedAt: String(v.publishedAt), openapi: text });
     snapshot.publishedVersions.push({ ...cm, metadata: { ...cm.metadata, annotations: { ...cm.metadata!.annotations, 'kea.dev/applied-hash': 'x' } } } as KubernetesObject);
+  }
+  if (pendingRoutes.length) {
+    const desired = reconcile(snapshot, config, NOW).objects.filter((o) => o.kind === 'HTTPRoute');
+    for (const t of pendingRoutes) {
+      const found = desired.filter((o) => (t.route !== undefined ? `${o.metadata?.namespace}/${o.metadata?.name}` === t.route : o.metadata?.labels?.['kea.dev/owner'] === t.owner));
+      if (found.length !== 1) throw new Error(`${file}: TestRouteStatus of ${String(t.route ?? t.owner)}: the case renders ${found.length} such HTTPRoute(s), not one`);
+      const d = found[0];
+      const md = d.metadata!;
+      snapshot.routes = [
+        ...(snapshot.routes ?? []),
+        {
+          apiVersion: d.apiVersion,
+          kind: d.kind,
+          metadata: { name: md.name, namespace: md.namespace, labels: md.labels, generation: (t.generation as number | undefined) ?? 1, annotations: { 'kea.dev/applied-hash': t.stale ? 'stale' : desiredHash(d) } },
+          status: { parents: t.parents ?? [] },
+        } as KubernetesObject,
+      ];
+    }
   }
   return { snapshot, config };
 }
@@ -174,7 +201,8 @@ describe('controller golden files (graph → IR → render)', () => {
 
     it('no two programmed ApiSchemas of different namespaces have nested basePaths, nor one policy ConfigMap (issue 10 items 6, 14)', () => {
       const programmed = out.statuses
-        .filter((st) => st.kind === 'ApiSchema' && st.status.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True'))
+        // Programmed by KEA: routes rendered (True, or Unknown while the gateway's verdict is pending, or False with the gateway's refusal: docsUrl set).
+        .filter((st) => st.kind === 'ApiSchema' && (st.status as ApiSchemaStatus).docsUrl !== undefined)
         .map((st) => snapshot.apiSchemas.find((a) => a.metadata.namespace === st.namespace && a.metadata.name === st.name)!);
       const nests = (a: string, b: string) => a === b || b.startsWith(`${a}/`);
       for (const a of programmed) {
@@ -197,6 +225,7 @@ describe('controller golden files (graph → IR → render)', () => {
           referenceGrants: shuffled(snapshot.referenceGrants, seed + 3),
           publishedVersions: shuffled(snapshot.publishedVersions, seed + 4),
           ...(snapshot.deployments ? { deployments: shuffled(snapshot.deployments, seed + 5) } : {}),
+          ...(snapshot.routes ? { routes: shuffled(snapshot.routes, seed + 6) } : {}),
           ...(snapshot.discovered ? { discovered: snapshot.discovered } : {}),
         };
         expect(toYaml(reconcile(s, config, NOW))).toBe(yaml);

@@ -24,9 +24,9 @@ export const KUBE_VERSION = process.env.KUBE_VERSION ?? 'v1.34.4';
 export const ETCD_VERSION = process.env.ETCD_VERSION ?? 'v3.6.16';
 /**
  * Gateway API release whose CRDs are installed. It serves HTTPRoute v1 and ReferenceGrant
- * v1beta1, which is all KEA emits, as NGF 1.6.2's v1.2.1 does. Traefik v3.4.5 and NGF 1.6.2
- * (both built against v1.2.1) run on it; NGF reports GatewayClass SupportedVersion=False
- * ("best effort") and serves normally. v1.2.1 itself cannot be installed beside it: v1.6.1's
+ * v1beta1, which is all KEA emits, as NGF 1.6.2's v1.2.1 does. NGF 1.6.2 (built against
+ * v1.2.1) runs on it: it reports GatewayClass SupportedVersion=False ("best effort") and serves
+ * normally (dev/ngf.ts). v1.2.1 itself cannot be installed beside it: v1.6.1's
  * `safe-upgrades` admission policy refuses Gateway API CRDs older than v1.5.0.
  */
 export const GATEWAY_API_VERSION = 'v1.6.1';

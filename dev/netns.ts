@@ -65,24 +65,134 @@ async function linkExists(name: string): Promise<boolean> {
   }
 }
 
+/** The /24 subnet of bridge `kea<index>`: `10.213.<index>.0/24`. */
+export function bridgeSubnet(index: number): string {
+  return `${SUBNET_PREFIX}.${index}.0/24`;
+}
+
+/** An IPv4 prefix the host already uses: a route (any table) or an interface address. */
+export interface HostPrefix {
+  /** CIDR, e.g. `10.213.0.0/16` (a host route or address without a length is /32). */
+  prefix: string;
+  /** Interface it is on (`dev`); for a route with no device, its type (`blackhole`, `unreachable`, ...). */
+  dev: string;
+  /** Where it was seen. */
+  source: 'route' | 'address';
+}
+
+/** Parses `ip -j -4 route show table all`; skips default routes (0.0.0.0/0 overlaps everything and is no conflict). */
+export function parseIpRoutes(json: string): HostPrefix[] {
+  const routes = JSON.parse(json || '[]') as Array<{ dst?: string; dev?: string; type?: string }>;
+  return routes
+    .filter((r) => r.dst && r.dst !== 'default' && r.dst !== '0.0.0.0/0' && /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(r.dst))
+    .map((r) => ({ prefix: r.dst!.includes('/') ? r.dst! : `${r.dst}/32`, dev: r.dev ?? r.type ?? 'unknown', source: 'route' as const }));
+}
+
+/** Parses `ip -j -4 addr`: each IPv4 address as the network prefix it sits in (`local`/`prefixlen`). */
+export function parseIpAddrs(json: string): HostPrefix[] {
+  const links = JSON.parse(json || '[]') as Array<{ ifname: string; addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }> }>;
+  return links.flatMap((l) =>
+    (l.addr_info ?? [])
+      .filter((a) => a.family === 'inet' && a.local)
+      .map((a) => ({ prefix: `${a.local}/${a.prefixlen ?? 32}`, dev: l.ifname, source: 'address' as const })),
+  );
+}
+
+function parseCidr(cidr: string): { base: number; len: number } {
+  const [addr, lenText] = cidr.split('/');
+  const len = Number(lenText ?? 32);
+  const n = addr.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return { base: (n & mask) >>> 0, len };
+}
+
+/** Whether two IPv4 CIDRs share any address (one contains the other). */
+export function prefixesOverlap(a: string, b: string): boolean {
+  const x = parseCidr(a);
+  const y = parseCidr(b);
+  const len = Math.min(x.len, y.len);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return ((x.base & mask) >>> 0) === ((y.base & mask) >>> 0);
+}
+
+/**
+ * The host prefixes that collide with bridge `kea<index>`'s subnet: every route or address
+ * overlapping 10.213.<index>.0/24 on another interface than `kea<index>` itself (a leftover
+ * bridge of ours is reused, not a conflict). Default routes never count (see parseIpRoutes).
+ */
+export function subnetConflicts(index: number, used: HostPrefix[]): HostPrefix[] {
+  const subnet = bridgeSubnet(index);
+  const own = `kea${index}`;
+  return used.filter((u) => u.dev !== own && prefixesOverlap(u.prefix, subnet));
+}
+
+/** How createBridge chooses the bridge (see {@link chooseBridgeIndex}). */
+export interface BridgeChoice {
+  /** Wanted index; undefined = the first free one in 1..254. */
+  index?: number;
+  /** When `index`'s subnet is taken, fall back to the first free one in 1..254 instead of failing. */
+  orFirstFree?: boolean;
+}
+
+/**
+ * Pure: the bridge indexes to try, in order, given the host's routes and addresses. Indexes
+ * whose subnet overlaps a prefix on another interface are left out.
+ * @throws Error naming the interface(s), route(s) or address(es) in the way, when `index` is
+ *   taken and `orFirstFree` is not set, or when every candidate is taken.
+ */
+export function chooseBridgeIndex(choice: BridgeChoice, used: HostPrefix[]): number[] {
+  // Grouped by interface: `interface tun0 (route 10.0.0.0/8), interface eth1 (route 10.213.0.0/24, address 10.213.0.9/24)`.
+  const describe = (cs: HostPrefix[]) => {
+    const byDev = new Map<string, Set<string>>();
+    for (const c of cs) byDev.set(c.dev, (byDev.get(c.dev) ?? new Set()).add(`${c.source} ${c.prefix}`));
+    return [...byDev].map(([dev, ps]) => `interface ${dev} (${[...ps].join(', ')})`).join(', ');
+  };
+  const all = Array.from({ length: 254 }, (_, i) => i + 1);
+  if (choice.index !== undefined) {
+    const conflicts = subnetConflicts(choice.index, used);
+    if (!conflicts.length) return [choice.index];
+    if (!choice.orFirstFree) {
+      throw new Error(
+        `bridge subnet ${bridgeSubnet(choice.index)} (kea${choice.index}) is already in use on this machine: ${describe(conflicts)}. ` +
+          'Choose another bridge index (kea up --bridge-index <1..254>|auto) or remove that route.',
+      );
+    }
+    const free = all.filter((i) => i !== choice.index && !subnetConflicts(i, used).length);
+    if (free.length) return free;
+    throw new Error(`no free bridge subnet in ${SUBNET_PREFIX}.0.0/16 on this machine: ${bridgeSubnet(choice.index)} overlaps ${describe(conflicts)}`);
+  }
+  const free = all.filter((i) => !subnetConflicts(i, used).length);
+  if (free.length) return free;
+  throw new Error(`no free bridge subnet in ${SUBNET_PREFIX}.0.0/16 on this machine: ${describe(all.flatMap((i) => subnetConflicts(i, used)))}`);
+}
+
+/** The host's IPv4 routes (all tables) and addresses, from `ip -j`. */
+export async function hostPrefixes(): Promise<HostPrefix[]> {
+  return [...parseIpRoutes(await ip('-j', '-4', 'route', 'show', 'table', 'all')), ...parseIpAddrs(await ip('-j', '-4', 'addr', 'show'))];
+}
+
 /**
  * Creates (or reuses, when `index` is given and it exists) bridge `kea<index>` with
  * 10.213.<index>.1/24. Without `index`, takes the first free one in 1..254 (creation is atomic:
  * `ip link add` fails when the name is taken, so concurrent test runs get different bridges).
- * @throws Error when no bridge could be created (not root, or all 254 taken).
+ * A subnet that is already routed or addressed on another interface (a VPN, a docker network,
+ * a LAN in 10.213.x) is never used: with `index` the call fails at once naming the interface,
+ * unless `orFirstFree` lets it fall back to the first free one (see chooseBridgeIndex).
+ * @throws Error when no bridge could be created (not root, subnet in use, or all 254 taken).
  */
-export async function createBridge(opts: { index?: number } = {}): Promise<Bridge> {
-  const candidates = opts.index !== undefined ? [opts.index] : Array.from({ length: 254 }, (_, i) => i + 1);
+export async function createBridge(opts: BridgeChoice = {}): Promise<Bridge> {
+  const candidates = chooseBridgeIndex(opts, await hostPrefixes());
+  const explicit = opts.index !== undefined && candidates.length === 1 && candidates[0] === opts.index;
   for (const index of candidates) {
     const b = bridgeFor(index);
     try {
       await ip('link', 'add', b.name, 'type', 'bridge');
     } catch (e) {
-      if (opts.index !== undefined && (await linkExists(b.name))) {
+      if (explicit && (await linkExists(b.name))) {
         await ensureBridgeUp(b);
         return b;
       }
-      if (opts.index !== undefined) throw e;
+      if (explicit) throw e;
       continue;
     }
     await ensureBridgeUp(b);
@@ -156,13 +266,17 @@ export async function execInNetns(host: NetnsHost, command: string, args: string
   return stdout;
 }
 
-async function killNetnsPids(netns: string): Promise<void> {
-  let pids: number[] = [];
+/** Pids of the processes inside a network namespace (`ip netns pids`); none when it does not exist. */
+export async function netnsPids(netns: string): Promise<number[]> {
   try {
-    pids = (await ip('netns', 'pids', netns)).split(/\s+/).filter(Boolean).map(Number);
+    return (await ip('netns', 'pids', netns)).split(/\s+/).filter(Boolean).map(Number);
   } catch {
-    return;
+    return [];
   }
+}
+
+async function killNetnsPids(netns: string): Promise<void> {
+  const pids = await netnsPids(netns);
   if (!pids.length) return;
   for (const p of pids) {
     try {

@@ -2,13 +2,13 @@
  * Proves dev/ngf.ts: a real nginx-gateway-fabric 1.6.2 (static mode, built by
  * scripts/build-ngf.sh) and Debian's nginx in a private mount namespace, programmed only through
  * standard Gateway API objects in a real kube-apiserver, sending real traffic to backends in
- * network namespaces registered by Service + EndpointSlice (dev/netns.ts), like
- * dev/gateway.int.test.ts does for Traefik.
+ * network namespaces registered by Service + EndpointSlice (dev/netns.ts). The Gateway API
+ * behaviour KEA relies on is in dev/gateway.int.test.ts; this file is about the runner.
  *
  * Needs root (ip netns, unshare, mount, nsenter) and the NGF binary (scripts/setup.sh builds it);
  * KUBECONFIG comes from the integration project's global setup (test/global-setup.mjs). The
  * Gateway lives in a namespace of its own (`ngft-gw-<random>`), so that the Gateway
- * kea-system/kea other suites program with Traefik is left alone.
+ * kea-system/kea of other suites is left alone.
  */
 import { mkdtemp, rm, readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';

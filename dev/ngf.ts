@@ -1,8 +1,10 @@
 /**
- * nginx-gateway-fabric (NGF) 1.6.2 as a local Gateway API implementation: Debian's nginx (with
- * the njs and stream modules) and NGF's `static-mode` control plane, run outside any cluster
- * against the local kube-apiserver (KUBECONFIG), as in NGF 1.x's pod where both containers share
- * the PID namespace and the /etc/nginx and /var/run/nginx volumes (field notes §3).
+ * nginx-gateway-fabric (NGF) 1.6.2, the local stack's Gateway API implementation (dev/stack.ts
+ * `gateway` step, hence `kea up` and the e2e suite; why NGF: docs/adr/0010-ngf-local-gateway.md):
+ * Debian's nginx (with the njs and stream modules) and NGF's `static-mode` control plane, run
+ * outside any cluster against the local kube-apiserver (KUBECONFIG), as in NGF 1.x's pod where
+ * both containers share the PID namespace and the /etc/nginx and /var/run/nginx volumes (field
+ * notes §3).
  *
  * Layout (a private mount namespace, `unshare -m --propagation private`, bind mounts with
  * `mount -n` so nothing is recorded on the host):
@@ -56,7 +58,7 @@ import { openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { KEA_CACHE, freePort } from './controlplane.js';
-import { gatewayObjects, type RunningGateway } from './gateway.js';
+import { readlink } from 'node:fs/promises';
 
 const run = promisify(execFile);
 
@@ -125,7 +127,25 @@ export async function installNgfCrds(kubeconfig: string): Promise<void> {
   }
 }
 
-export interface NgfGatewayOptions {
+/** A running gateway: data plane + Gateway API controller (the local stack's `gateway` step). */
+export interface RunningGateway {
+  /** Pid of the data plane's main process (nginx's master). */
+  pid: number;
+  publicPort: number;
+  internalPort: number;
+  /** `http://127.0.0.1:<publicPort>` */
+  publicUrl: string;
+  /** `http://127.0.0.1:<internalPort>` */
+  internalUrl: string;
+  /** The controller's log. */
+  logPath: string;
+  /** Time from the start call to ready, ms. */
+  startMs: number;
+  /** Stops every process of the gateway; resolves once they have exited. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface GatewayResourceOptions {
   /** Gateway namespace; default `kea-system`. */
   namespace?: string;
   /** Gateway name; default `kea`. */
@@ -139,14 +159,44 @@ export interface NgfGatewayOptions {
 }
 
 /**
+ * The Namespace and Gateway of the KEA topology (docs/TEAM.md): listeners `public` (routes from
+ * every namespace) and `internal` (hostname `*.kea.internal`, routes of the Gateway's own
+ * namespace only), the same as manifests/gateway.yaml.
+ */
+export function gatewayObjects(o: GatewayResourceOptions): KubernetesObject[] {
+  const namespace = o.namespace ?? 'kea-system';
+  const allowAll = { namespaces: { from: 'All' } };
+  // The internal listener admits only routes of the Gateway's own namespace (kea-system, where
+  // KEA renders its internal routes): a tenant cannot attach a route there, nor read the token
+  // those routes match on (docs/adr/0009-internal-routes.md). Same as manifests/gateway.yaml.
+  const allowSame = { namespaces: { from: 'Same' } };
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: o.name ?? 'kea', namespace },
+      spec: {
+        gatewayClassName: o.gatewayClassName ?? NGF_GATEWAY_CLASS,
+        listeners: [
+          { name: 'public', protocol: 'HTTP', port: o.publicPort, allowedRoutes: allowAll },
+          { name: 'internal', protocol: 'HTTP', port: o.internalPort, hostname: o.internalHostname ?? '*.kea.internal', allowedRoutes: allowSame },
+        ],
+      },
+    } as KubernetesObject,
+  ];
+}
+
+/** What {@link ngfObjects} makes the objects for (the Gateway's, see {@link gatewayObjects}). */
+export type NgfGatewayOptions = GatewayResourceOptions;
+
+/**
  * The NginxProxy, the GatewayClass referencing it, and the Namespace and Gateway of the KEA
- * topology. The Gateway and its listeners (`public`, `internal`, their allowedRoutes) are the
- * ones dev/gateway.ts gatewayObjects() makes for Traefik, with NGF's GatewayClass: one
- * definition for both implementations, the same as manifests/gateway.yaml.
+ * topology ({@link gatewayObjects}, the same listeners as manifests/gateway.yaml).
  */
 export function ngfObjects(o: NgfGatewayOptions): KubernetesObject[] {
   const className = o.gatewayClassName ?? NGF_GATEWAY_CLASS;
-  const topology = gatewayObjects({ ...o, gatewayClassName: className }).filter((x) => x.kind !== 'GatewayClass');
+  const topology = gatewayObjects({ ...o, gatewayClassName: className });
   return [
     {
       apiVersion: 'gateway.nginx.org/v1alpha1',
@@ -169,10 +219,26 @@ export function ngfObjects(o: NgfGatewayOptions): KubernetesObject[] {
   ];
 }
 
-/** Server-side applies {@link ngfObjects} (field manager {@link NGF_FIELD_MANAGER}, forced). */
+/**
+ * Server-side applies {@link ngfObjects} (field manager {@link NGF_FIELD_MANAGER}, forced). A
+ * 429 (the API server's storage for a CRD installed a moment ago is still initializing) is
+ * retried every second for up to 30 s.
+ * @throws the API server's error otherwise.
+ */
 export async function applyNgfObjects(kc: KubeConfig, o: NgfGatewayOptions): Promise<void> {
   const api = KubernetesObjectApi.makeApiClient(kc);
-  for (const obj of ngfObjects(o)) await api.patch(obj, undefined, undefined, NGF_FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  const deadline = Date.now() + 30000;
+  for (const obj of ngfObjects(o)) {
+    for (;;) {
+      try {
+        await api.patch(obj, undefined, undefined, NGF_FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+        break;
+      } catch (e) {
+        if ((e as { code?: number }).code !== 429 || Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
 }
 
 interface Condition {
@@ -193,7 +259,12 @@ export async function waitGatewayProgrammed(kc: KubeConfig, namespace: string, n
   const deadline = Date.now() + timeoutMs;
   let last: Condition[] = [];
   while (Date.now() < deadline) {
-    const gw = (await api.read(ref)) as KubernetesObject & { status?: { conditions?: Condition[] } };
+    // A transient error (429 while the API server's storage initializes) is polled through.
+    const gw = (await api.read(ref).catch(() => undefined)) as (KubernetesObject & { status?: { conditions?: Condition[] } }) | undefined;
+    if (!gw) {
+      await new Promise((r) => setTimeout(r, 200));
+      continue;
+    }
     last = gw.status?.conditions ?? [];
     const programmed = last.find((c) => c.type === 'Programmed');
     if (programmed?.status === 'True' && programmed.observedGeneration === gw.metadata?.generation) return;
@@ -234,6 +305,8 @@ export interface NgfOptions {
   maxBackoffMs?: number;
   /** Supervision events (NGF exits and restarts, nginx exits); default: none. */
   log?: (line: string) => void;
+  /** Called with NGF's pid at each (re)start, e.g. to record it for a later cleanup. */
+  onNgfPid?: (pid: number) => void;
 }
 
 /** A running nginx + NGF pair (RunningGateway: `pid` is nginx's master, `logPath` NGF's log). */
@@ -251,6 +324,8 @@ export interface RunningNgf extends RunningGateway {
   nginxLogPath: string;
   /** Time from NGF's (first) spawn to /readyz 200, ms. */
   ngfReadyMs: number;
+  /** nginx's mount namespace (`mnt:[<inode>]`, the /proc/<pid>/ns/mnt link): every process in it belongs to this gateway. */
+  mountNs: string;
   /** Resolves when NGF answers /readyz again (e.g. after a restart); @throws Error after `timeoutMs`. */
   waitReady(timeoutMs?: number): Promise<void>;
 }
@@ -333,7 +408,10 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
   const name = opts.name ?? 'kea';
   const publicPort = opts.publicPort ?? (await freePort());
   const internalPort = opts.internalPort ?? (await freePort());
-  const healthPort = opts.healthPort ?? (await freePort());
+  let healthPort = opts.healthPort ?? (await freePort());
+  // The listener ports are not bound yet: a free port could be one of them.
+  while (!opts.healthPort && (healthPort === publicPort || healthPort === internalPort)) healthPort = await freePort();
+  if (healthPort === publicPort || healthPort === internalPort) throw new Error(`startNgf: healthPort ${healthPort} is a listener port`);
   const kubeconfig = resolve(opts.kubeconfig);
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
@@ -417,6 +495,7 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
     const p = spawn('nsenter', ngfArgs, { stdio: ['ignore', fd, fd], env });
     closeSync(fd);
     ngf = p;
+    if (p.pid) opts.onNgfPid?.(p.pid);
     lastSpawn = Date.now();
     ngfExited = new Promise<void>((r) => p.once('exit', () => r()));
     p.once('exit', (code, sig) => {
@@ -489,6 +568,7 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
       return undefined;
     }, async () => `ngf log (${logPath}):\n${await tail(logPath, 10)}\nnginx log (${nginxLogPath}):\n${await tail(nginxLogPath, 10)}`);
     const ngfReadyMs = Date.now() - tNgf;
+    const mountNs = await readlink(`/proc/${nginxPid}/ns/mnt`);
     if (opts.waitProgrammed ?? true) await waitGatewayProgrammed(kc, namespace, name, timeout);
     return {
       pid: nginxPid,
@@ -505,6 +585,7 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
       stateDir,
       startMs: Date.now() - t0,
       ngfReadyMs,
+      mountNs,
       waitReady,
       stop,
     };

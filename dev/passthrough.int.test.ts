@@ -2,13 +2,14 @@
  * Passthrough mode through a real gateway (issue 10, item 5): the public HTTPRoute the
  * controller renders for a `policy.mode: passthrough` ApiSchema (controller/render, no policy
  * server in the path) is applied to a real kube-apiserver and programmed by the local stack's
- * real Traefik; a real backend in a network namespace echoes the request headers it received
+ * gateway, real nginx-gateway-fabric 1.6.2 + nginx (dev/ngf.ts); a real backend in a network namespace echoes the request headers it received
  * and answers `text/html`. Checked: `Authorization` and `Cookie` (KEA's session cookie) reach
  * the backend only when `spec.security.forwardCredentials` lists them, and every answer carries
  * `X-Content-Type-Options: nosniff` and the ApiSchema's Content-Security-Policy.
  *
- * Needs root (ip netns) and the Traefik binary (scripts/build-gateway.sh); KUBECONFIG comes from
- * the integration project's global setup (test/global-setup.ts).
+ * Needs root (ip netns, unshare, mount, nsenter) and the NGF binary (scripts/build-ngf.sh);
+ * KUBECONFIG comes from the integration project's global setup (test/global-setup.mjs). The
+ * routes attach to Gateway kea-system/kea, as the controller renders them.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,7 @@ import type { ApiSchema } from '../lib/api/types.js';
 import { DEFAULT_CONTENT_SECURITY_POLICY } from '../lib/policy/config.js';
 import { reconcile } from '../controller/reconcile.js';
 import { testControllerConfig } from '../controller/testing/config.js';
-import { startGateway, applyGateway, type RunningGateway } from './gateway.js';
+import { startNgf, type RunningNgf } from './ngf.js';
 import { createBridge, createHost, deleteBridge, registerService, spawnInNetns, type Bridge, type NetnsHost } from './netns.js';
 
 /** Echoes the request headers as JSON, in a text/html answer (a backend page on the gateway origin). */
@@ -38,7 +39,7 @@ const APP_CSP = "default-src 'self'; frame-ancestors 'none'";
 
 let kc: KubeConfig;
 let api: KubernetesObjectApi;
-let gw: RunningGateway;
+let gw: RunningNgf;
 let bridge: Bridge;
 let stateDir: string;
 const hosts: NetnsHost[] = [];
@@ -114,8 +115,7 @@ beforeAll(async () => {
     p.once('exit', (c) => rej(new Error(`echo exited ${c}`)));
   });
   await registerService(kc, { namespace: NS, name: 'echo', port: 80, targetPort: 8080, addresses: [host.address] });
-  gw = await startGateway({ kubeconfig: process.env.KUBECONFIG!, stateDir });
-  await applyGateway(kc, { publicPort: gw.publicPort, internalPort: gw.internalPort });
+  gw = await startNgf({ kubeconfig: process.env.KUBECONFIG!, stateDir });
 
   // What the controller renders for two passthrough ApiSchemas: its public routes, applied as is.
   const service = (await api.read({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS } })) as KubernetesObject;

@@ -1,15 +1,19 @@
 /**
  * The local stack (`kea up` without the CLI): every step against the integration project's real
- * kube-apiserver, real Traefik, the dev IdP, the policy server and controller from dist/ (run
+ * kube-apiserver, real nginx-gateway-fabric + nginx (dev/ngf.ts), the dev IdP, the policy server and controller from dist/ (run
  * `npm run build` first; `npm test` does) and the example FastAPI services in network namespaces.
  * Checks a real authenticated predict through the gateway, then that stop() leaves nothing behind,
- * then that `kea down` (stopStack) cleans up after a `kea up` process that was SIGKILLed.
+ * then that `kea down` (stopStack) cleans up after a `kea up` process that was SIGKILLed (nginx's
+ * workers and mount namespace included). Also: a warm start on data from the Traefik era drops
+ * Traefik's stale route statuses.
  */
-import { mkdtemp, readFile, rm, access, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, access, stat, readdir, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { startStack, stopStack, readStackInfo, exampleManifests, type Stack } from './stack.js';
+import { KubeConfig, KubernetesObjectApi, CustomObjectsApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { startStack, stopStack, readStackInfo, exampleManifests, removeStaleGatewayState, TRAEFIK_CONTROLLER_NAME, type Stack } from './stack.js';
+import { NGF_CONTROLLER_NAME } from './ngf.js';
 import { freePort, REPO_ROOT } from './controlplane.js';
 import { listNetns } from './netns.js';
 
@@ -34,6 +38,95 @@ function linkExists(name: string): boolean {
   }
 }
 
+/** Pids in mount namespace `ns` (`mnt:[<inode>]`). */
+async function pidsInMountNs(ns: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const d of await readdir('/proc')) {
+    if (/^\d+$/.test(d) && (await readlink(`/proc/${d}/ns/mnt`).catch(() => '')) === ns) out.push(Number(d));
+  }
+  return out;
+}
+
+const STALE_NS = `kea-stale-${Math.random().toString(36).slice(2, 7)}`;
+interface Parent {
+  parentRef: { name: string; namespace?: string };
+  controllerName: string;
+}
+
+/**
+ * What a warm start finds in etcd data from the Traefik era: an HTTPRoute whose status carries
+ * Traefik's verdict for kea-system/kea, and Traefik's GatewayClass `kea-local`.
+ */
+async function seedTraefikState(kc: KubeConfig, name: string, otherController?: string): Promise<void> {
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  await objects.patch({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: STALE_NS } }, undefined, undefined, 'kea-test', true, PatchStrategy.ServerSideApply).catch(() => undefined);
+  await objects.patch(
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'GatewayClass',
+      metadata: { name: 'kea-local' },
+      spec: { controllerName: TRAEFIK_CONTROLLER_NAME },
+    } as KubernetesObject,
+    undefined, undefined, 'kea-test', true, PatchStrategy.ServerSideApply,
+  );
+  const route = {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name, namespace: STALE_NS },
+    spec: { parentRefs: [{ name: 'kea', namespace: 'kea-system', sectionName: 'public' }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: `/${name}` } }] }] },
+  };
+  const g = { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespace: STALE_NS };
+  await custom.deleteNamespacedCustomObject({ ...g, name }).catch(() => undefined);
+  const created = (await custom.createNamespacedCustomObject({ ...g, body: route })) as KubernetesObject;
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  await custom.replaceNamespacedCustomObjectStatus({
+    ...g,
+    name,
+    body: {
+      ...created,
+      status: {
+        parents: [
+          {
+            parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'kea', namespace: 'kea-system', sectionName: 'public' },
+            controllerName: TRAEFIK_CONTROLLER_NAME,
+            conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'stale: written by Traefik', lastTransitionTime: now, observedGeneration: 1 }],
+          },
+          ...(otherController
+            ? [
+                {
+                  parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'kea', namespace: 'kea-system', sectionName: 'public' },
+                  controllerName: otherController,
+                  conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'current', lastTransitionTime: now, observedGeneration: 1 }],
+                },
+              ]
+            : []),
+        ],
+      },
+    },
+  });
+}
+
+async function routeParents(kc: KubeConfig, name: string): Promise<Parent[]> {
+  const r = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespace: STALE_NS, name })) as { status?: { parents?: Parent[] } };
+  return r.status?.parents ?? [];
+}
+
+async function gatewayClassExists(kc: KubeConfig, name: string): Promise<boolean> {
+  return kc
+    .makeApiClient(CustomObjectsApi)
+    .getClusterCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gatewayclasses', name })
+    .then(() => true, () => false);
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 async function ports() {
   return { publicPort: await freePort(), internalPort: await freePort(), idpPort: await freePort(), policyPort: await freePort(), controllerPort: await freePort() };
 }
@@ -55,8 +148,25 @@ afterAll(async () => {
 });
 
 describe('kea up stack', () => {
+  test('removeStaleGatewayState drops Traefik\'s route status entries and GatewayClass, and keeps other controllers\' entries', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(process.env.KUBECONFIG!);
+    await seedTraefikState(kc, 'stale-direct', 'example.com/another-gateway');
+    expect((await routeParents(kc, 'stale-direct')).map((p) => p.controllerName)).toEqual([TRAEFIK_CONTROLLER_NAME, 'example.com/another-gateway']);
+    const line = await removeStaleGatewayState(kc);
+    expect(line).toContain(`${STALE_NS}/stale-direct`);
+    expect(line).toContain('GatewayClass kea-local');
+    expect((await routeParents(kc, 'stale-direct')).map((p) => p.controllerName)).toEqual(['example.com/another-gateway']);
+    expect(await gatewayClassExists(kc, 'kea-local')).toBe(false);
+    expect(await removeStaleGatewayState(kc)).toBe(''); // nothing left: a no-op
+  }, 30000);
+
   test('every step starts, and an authenticated predict flows through the gateway to the iris model', async () => {
     const lines: string[] = [];
+    // Warm start on Traefik-era data: the gateway step drops what Traefik left (checked below).
+    const kc = new KubeConfig();
+    kc.loadFromFile(process.env.KUBECONFIG!);
+    await seedTraefikState(kc, 'stale-warm');
     stack = await startStack({ stateDir, kubeconfig: process.env.KUBECONFIG, ...(await ports()), bridgeIndex: 'auto', log: (l) => lines.push(l) });
     process.stdout.write(`stack up in ${stack.totalMs} ms: ${stack.steps.map((s) => `${s.step}=${s.status}:${s.ms}ms`).join(' ')}\n`);
     expect(stack.steps.filter((s) => s.status === 'failed')).toEqual([]);
@@ -68,7 +178,15 @@ describe('kea up stack', () => {
     expect(info?.ownerPid).toBe(process.pid);
     expect(Object.keys(info?.children ?? {})).toEqual(expect.arrayContaining(['gateway', 'idp', 'policy-server', 'controller']));
 
-    // Anonymous: the policy server (behind Traefik) refuses with problem+json.
+    // Traefik's stale entry is gone; NGF wrote its own for the same parentRef.
+    const parents = await routeParents(kc, 'stale-warm');
+    expect(parents.map((p) => p.controllerName)).not.toContain(TRAEFIK_CONTROLLER_NAME);
+    expect(await gatewayClassExists(kc, 'kea-local')).toBe(false);
+    expect(lines.some((l) => l.includes(`${STALE_NS}/stale-warm`))).toBe(true);
+    await until(async () => (await routeParents(kc, 'stale-warm')).some((p) => p.controllerName === NGF_CONTROLLER_NAME), 10000);
+    expect(info?.gatewayMountNs).toMatch(/^mnt:\[\d+\]$/);
+
+    // Anonymous: the policy server (behind NGF + nginx) refuses with problem+json.
     const anon = await fetch(`${stack.gatewayUrl}/iris/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ features: [[5.1, 3.5, 1.4, 0.2]] }) });
     expect(anon.status).toBe(401);
     expect(anon.headers.get('content-type')).toMatch(/application\/problem\+json/);
@@ -178,14 +296,28 @@ describe('kea up stack', () => {
     const info = (await readStackInfo(stateDir))!;
     const pids = Object.values(info.children);
     expect(pids.length).toBeGreaterThanOrEqual(3);
+    expect(Object.keys(info.children)).toEqual(expect.arrayContaining(['gateway', 'ngf']));
+    // nginx's master, its workers (whose titles name no path) and NGF share the gateway's mount namespace.
+    const gatewayNs = info.gatewayMountNs!;
+    const inNs = await pidsInMountNs(gatewayNs);
+    expect(inNs).toEqual(expect.arrayContaining([info.children.gateway, info.children.ngf]));
+    expect(inNs.length).toBeGreaterThan(2);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     // The children survive their parent's SIGKILL...
     expect(pids.filter(alive).length).toBeGreaterThan(0);
+    // ...and so do nginx's workers when their master dies too (a crash of both): orphans whose
+    // title names no path, found only by their mount namespace.
+    process.kill(info.children.gateway, 'SIGKILL');
+    await until(async () => !alive(info.children.gateway), 5000);
+    const orphans = (await pidsInMountNs(gatewayNs)).filter((p) => p !== info.children.ngf);
+    expect(orphans.length).toBeGreaterThan(0);
+    for (const p of orphans) expect((await readFile(`/proc/${p}/cmdline`, 'utf8')).replace(/\0/g, ' ')).toMatch(/^nginx: worker process/);
     expect(linkExists(bridge)).toBe(true);
     // ...until `kea down`.
     expect(await stopStack(stateDir, () => undefined)).toBe(true);
     for (const pid of pids) expect(alive(pid)).toBe(false);
+    expect(await pidsInMountNs(gatewayNs)).toEqual([]);
     expect(linkExists(bridge)).toBe(false);
     expect(await readFile(join(stateDir, 'stack.json'), 'utf8').catch(() => 'gone')).toBe('gone');
   }, 120000);

@@ -4,7 +4,8 @@
  *   control-plane  etcd + kube-apiserver (dev/controlplane.ts), unless KUBECONFIG is set
  *   crds           Gateway API standard CRDs + KEA CRDs (installCrds)
  *   network        bridge kea0, 10.213.0.1/24 (dev/netns.ts)
- *   gateway        Traefik, kubernetesGateway provider (dev/gateway.ts) + GatewayClass/Gateway kea-system/kea
+ *   gateway        nginx-gateway-fabric 1.6.2 static mode + Debian's nginx in a private mount namespace
+ *                  (dev/ngf.ts): NGF's CRDs, NginxProxy, GatewayClass `nginx`, Gateway kea-system/kea
  *   idp            dev OpenID provider (dist/dev/idp-main.js), demo users student/teacher/admin
  *   policy-server  dist/policy-server/main.js on 10.213.0.1:<policyPort> + Service/EndpointSlice kea-system/kea-policy
  *   controller     dist/controller/main.js
@@ -23,14 +24,14 @@ import { CONTROLLER_NODE_ARGS, CONTROLLER_ENV } from '../controller/runtime-flag
 import { POLICY_NODE_ARGS } from '../policy-server/runtime-flags.js';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdir, readFile, writeFile, rm, readdir, copyFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, rm, readdir, readlink, copyFile } from 'node:fs/promises';
 import { openSync, closeSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { startControlPlane, installCrds, REPO_ROOT, type ControlPlane } from './controlplane.js';
-import { startGateway, applyGateway, type RunningGateway } from './gateway.js';
+import { startNgf, NGF_VERSION, type RunningNgf } from './ngf.js';
 import { createBridge, deleteBridge, registerService, type Bridge } from './netns.js';
 import { startLocalPods, type LocalPods } from './localpods.js';
 import { freePort, pathExists, stopProcess } from '../lib/process.js';
@@ -55,7 +56,7 @@ export interface StackOptions {
   examples?: boolean;
   /** Use this kubeconfig instead of starting a control plane; default: env KUBECONFIG. */
   kubeconfig?: string;
-  /** Bridge kea<N> to use; default 0 (kea0, 10.213.0.1). `auto`: the first free one (tests). */
+  /** Bridge kea<N> to use (subnet 10.213.N.0/24); default 0 (kea0, 10.213.0.1), or the first free one when that subnet is already routed on the machine. `auto`: the first free one (tests). */
   bridgeIndex?: number | 'auto';
   /** Wipe the control plane's data first (a cold start); default false. */
   fresh?: boolean;
@@ -91,6 +92,8 @@ export interface StackInfo {
   children: Record<string, number>;
   /** Data dir of the embedded control plane (its processes carry this path in their command line). */
   controlPlaneDir?: string;
+  /** Mount namespace of the gateway's nginx and NGF (`mnt:[<inode>]`): every process in it is the gateway's (nginx's workers too). */
+  gatewayMountNs?: string;
   steps: StepResult[];
   /** Wall time from start to ready, ms. */
   totalMs?: number;
@@ -304,7 +307,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   let cp: ControlPlane | undefined;
   let bridge: Bridge | undefined;
-  let gw: RunningGateway | undefined;
+  let gw: RunningNgf | undefined;
   let pods: LocalPods | undefined;
   const children: Array<[string, Supervised]> = [];
   let stopped = false;
@@ -407,16 +410,30 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   });
 
   await step('network', async () => {
-    bridge = await createBridge(opts.bridgeIndex === 'auto' ? {} : { index: opts.bridgeIndex ?? 0 });
+    // Default kea0, or the first free bridge when 10.213.0.0/24 is already routed on this machine; an explicit index whose subnet is taken fails here, naming the interface.
+    bridge = await createBridge(opts.bridgeIndex === 'auto' ? {} : { index: opts.bridgeIndex ?? 0, orFirstFree: opts.bridgeIndex === undefined });
     info.bridge = bridge.name;
     return `${bridge.name} ${bridge.hostAddress}/24`;
   });
 
   await step('gateway', async () => {
-    gw = await startGateway({ kubeconfig: info.kubeconfig, stateDir: join(stateDir, 'gateway'), publicPort, internalPort });
-    info.children.gateway = gw.pid;
-    await applyGateway(kc, { publicPort, internalPort });
-    return `Traefik pid ${gw.pid}, Gateway kea-system/kea programmed (public :${publicPort}, internal :${internalPort})`;
+    // A warm start on etcd data from the Traefik era (before ADR 0010): drop what Traefik wrote.
+    const stale = await removeStaleGatewayState(kc);
+    if (stale) log(stale);
+    gw = await startNgf({
+      kubeconfig: info.kubeconfig,
+      stateDir: join(stateDir, 'gateway'),
+      publicPort,
+      internalPort,
+      log: (l) => log(`gateway: ${l}`),
+      onNgfPid: (pid) => {
+        info.children.ngf = pid;
+        void save();
+      },
+    });
+    info.children.gateway = gw.nginxPid;
+    info.gatewayMountNs = gw.mountNs;
+    return `NGF ${NGF_VERSION} pid ${gw.ngfPid()}, nginx pid ${gw.nginxPid}, Gateway kea-system/kea programmed (public :${publicPort}, internal :${internalPort}, NGF /readyz :${gw.healthPort}; logs ${gw.stateDir}/{ngf,nginx}.log)`;
   });
 
   await step(
@@ -534,6 +551,78 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   return Object.assign(info, { stop, controlPlane: cp, pid: (name: string) => children.find(([n]) => n === name)?.[1].proc?.pid });
 }
 
+/**
+ * Runs `fn`, again after 1 s while the API server answers 429 (e.g. "storage is (re)initializing"
+ * for a CRD installed a moment ago), for up to `timeoutMs` (default 30000).
+ * @throws the last error after the timeout, or any other error at once.
+ */
+export async function whenStorageReady<T>(fn: () => Promise<T>, timeoutMs = 30000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if ((e as { code?: number }).code !== 429 || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+/** `controllerName` of Traefik, the local stack's gateway before NGF (ADR 0004, superseded by docs/adr/0010-ngf-local-gateway.md). */
+export const TRAEFIK_CONTROLLER_NAME = 'traefik.io/gateway-controller';
+/** Traefik's GatewayClass in that era. */
+const TRAEFIK_GATEWAY_CLASS = 'kea-local';
+
+interface RouteStatusParent {
+  controllerName?: string;
+}
+
+/**
+ * Warm start on etcd data written while Traefik was the local gateway: removes the
+ * `status.parents` entries Traefik (controllerName {@link TRAEFIK_CONTROLLER_NAME}) left on
+ * HTTPRoutes, and its GatewayClass `kea-local`. NGF keeps other controllers' entries (its status
+ * setter appends every parent with another controllerName), so without this a route would show
+ * Traefik's stale verdict for parentRef kea-system/kea beside NGF's. Status writes use the
+ * route's resourceVersion (a conflict with NGF's own write is read again and retried, 5 times).
+ * @returns a line saying what was removed, or '' when nothing was stale.
+ * @throws Error from the API server (other than a 409 conflict or 404 for a route deleted meanwhile).
+ */
+export async function removeStaleGatewayState(kc: KubeConfig, controllerName = TRAEFIK_CONTROLLER_NAME): Promise<string> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const g = { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes' };
+  type Route = KubernetesObject & { metadata: { name: string; namespace: string; resourceVersion?: string }; status?: { parents?: RouteStatusParent[] } };
+  const stale = (r: Route) => (r.status?.parents ?? []).some((p) => p.controllerName === controllerName);
+  // Right after the CRDs are installed the API server may answer 429 "storage is (re)initializing" (Retry-After: 1).
+  const list = (await whenStorageReady(() => api.listClusterCustomObject(g))) as { items: Route[] };
+  const cleaned: string[] = [];
+  for (let route of list.items.filter(stale)) {
+    for (let attempt = 0; ; attempt++) {
+      const body = { ...route, status: { ...route.status, parents: (route.status?.parents ?? []).filter((p) => p.controllerName !== controllerName) } };
+      try {
+        await api.replaceNamespacedCustomObjectStatus({ ...g, namespace: route.metadata.namespace, name: route.metadata.name, body });
+        cleaned.push(`${route.metadata.namespace}/${route.metadata.name}`);
+        break;
+      } catch (e) {
+        const code = (e as { code?: number }).code;
+        if (code === 404) break;
+        if (code !== 409 || attempt >= 4) throw e;
+        route = (await api.getNamespacedCustomObject({ ...g, namespace: route.metadata.namespace, name: route.metadata.name })) as Route;
+        if (!stale(route)) break;
+      }
+    }
+  }
+  let classGone = false;
+  const gc = (await api
+    .getClusterCustomObject({ group: g.group, version: g.version, plural: 'gatewayclasses', name: TRAEFIK_GATEWAY_CLASS })
+    .catch(() => undefined)) as { spec?: { controllerName?: string } } | undefined;
+  if (gc?.spec?.controllerName === controllerName) {
+    await api.deleteClusterCustomObject({ group: g.group, version: g.version, plural: 'gatewayclasses', name: TRAEFIK_GATEWAY_CLASS });
+    classGone = true;
+  }
+  if (!cleaned.length && !classGone) return '';
+  return `removed what ${controllerName} left: status.parents of ${cleaned.length} HTTPRoute(s)${cleaned.length ? ` (${cleaned.join(', ')})` : ''}${classGone ? `, GatewayClass ${TRAEFIK_GATEWAY_CLASS}` : ''}`;
+}
+
 function alive(pid: number | undefined): boolean {
   if (!pid) return false;
   try {
@@ -548,10 +637,14 @@ async function cmdline(pid: number): Promise<string> {
   return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ');
 }
 
-/** Programs the stack starts on the host (argv[0] basenames, versions stripped). */
-const STACK_PROGRAMS = /^(etcd|kube-apiserver|traefik|node)(-v[\d.]+)?$/;
+/**
+ * Programs the stack starts on the host (argv[0] basenames, versions stripped): etcd,
+ * kube-apiserver, node, NGF (run as `<stateDir>/gateway/gateway`, dev/ngf.ts) and nginx's master
+ * (its process title, `nginx: master process nginx -g daemon off; env KEA_NGF_STATE=<dir>;`).
+ */
+const STACK_PROGRAMS = /^(etcd|kube-apiserver|node|gateway|nginx:)(-v[\d.]+)?$/;
 
-/** Pids of stack programs (etcd, kube-apiserver, traefik, node) whose command line mentions `needle` (a stack-specific path). */
+/** Pids of stack programs (see STACK_PROGRAMS) whose command line mentions `needle` (a stack-specific path). */
 async function pidsMentioning(needle: string): Promise<number[]> {
   const out: number[] = [];
   for (const d of await readdir('/proc')) {
@@ -583,18 +676,31 @@ async function killAndWait(pids: number[], log: (l: string) => void): Promise<vo
   }
 }
 
+/** Pids of every process in mount namespace `ns` (`mnt:[<inode>]`); none for the caller's own namespace. */
+async function pidsInMountNs(ns: string | undefined): Promise<number[]> {
+  if (!ns || ns === (await readlink('/proc/self/ns/mnt').catch(() => ''))) return [];
+  const out: number[] = [];
+  for (const d of await readdir('/proc')) {
+    if (/^\d+$/.test(d) && (await readlink(`/proc/${d}/ns/mnt`).catch(() => '')) === ns) out.push(Number(d));
+  }
+  return out;
+}
+
 /**
  * Removes what a stack that died without stopping left behind: recorded children (only while
  * their command line still looks like ours), processes whose command line names the stack's
- * state dir (etcd, kube-apiserver, Traefik), the bridge and its namespaces (with their processes).
+ * state dir (etcd, kube-apiserver, NGF, nginx's master), every process in the gateway's mount
+ * namespace (nginx's workers, whose title names nothing; the namespace and its bind mounts go
+ * with its last process), the bridge and its namespaces (with their processes).
  */
 export async function cleanupLeftovers(info: StackInfo, log: (l: string) => void = () => undefined): Promise<void> {
   const recorded: number[] = [];
-  for (const [name, pid] of Object.entries(info.children)) {
+  for (const pid of Object.values(info.children)) {
     const cl = await cmdline(pid);
-    if (cl && (cl.includes(info.stateDir) || cl.includes(REPO_ROOT) || (name === 'gateway' && cl.includes('traefik')))) recorded.push(pid);
+    if (cl && (cl.includes(info.stateDir) || cl.includes(REPO_ROOT))) recorded.push(pid);
   }
-  await killAndWait([...new Set([...recorded, ...(await pidsMentioning(info.stateDir))])], log);
+  const inGatewayNs = await pidsInMountNs(info.gatewayMountNs);
+  await killAndWait([...new Set([...recorded, ...(await pidsMentioning(info.stateDir)), ...inGatewayNs])], log);
   const index = Number((info.bridge ?? 'kea0').replace(/^kea/, '')) || 0;
   await deleteBridge({ name: info.bridge ?? 'kea0', index, hostAddress: `10.213.${index}.1` });
 }

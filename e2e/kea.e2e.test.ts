@@ -1,8 +1,9 @@
 /**
- * KEA end to end (issue 4, items 3 and 4). One whole stack (dev/stack.ts) for the file; every
- * asserted request goes through the gateway's public port (Traefik, the Gateway API
- * implementation of the local stack) → policy server → gateway internal listener → the real
- * FastAPI + scikit-learn example services of examples/ in network namespaces.
+ * KEA end to end (issue 4, items 3 and 4; issue 11). One whole stack (dev/stack.ts) for the file;
+ * every asserted request goes through the gateway's public port (nginx-gateway-fabric 1.6.2 +
+ * nginx, the Gateway API implementation of the local stack, dev/ngf.ts) → policy server →
+ * gateway internal listener → the real FastAPI + scikit-learn example services of examples/ in
+ * network namespaces.
  *
  * The blocks run in order and build on each other: v1 docs and data path, browser login,
  * authorization, caching, the v1 → v2 upgrade (docs diff, 80/20 canary split, a weight change
@@ -41,6 +42,7 @@ import {
   type E2EStack,
   type Hit,
 } from './support.js';
+import { internalRouteName } from '../controller/graph/names.js';
 
 let S: E2EStack;
 /** Browser session (cookie jar) of the student, logged in through the gateway. */
@@ -106,7 +108,7 @@ async function weightChangeConvergence(
   // controller and the gateway).
   const routeWeightsMs = (async () => {
     for (let afterDone = 0; performance.now() < deadline && afterDone < 5; afterDone += done ? 1 : 0) {
-      const w = await kubectl(S, ['get', 'httproute', 'iris.default.kea.internal', '-n', 'kea-system', '-o', 'jsonpath={range .spec.rules[*].backendRefs[*]}{.name}={.weight} {end}']).catch(() => '');
+      const w = await kubectl(S, ['get', 'httproute', internalRouteName('iris.default.kea.internal'), '-n', 'kea-system', '-o', 'jsonpath={range .spec.rules[*].backendRefs[*]}{.name}={.weight} {end}']).catch(() => '');
       const got = new Map(w.trim().split(/\s+/).filter(Boolean).map((x) => [x.split('=')[0], Number(x.split('=')[1])] as const));
       // A backendRef left out counts as weight 0.
       if (w.trim() && (got.get('iris-v1') ?? 0) === v1 && (got.get('iris-v2') ?? 0) === v2) return Math.round(performance.now() - t0);
@@ -167,6 +169,7 @@ afterAll(async () => {
   // Keep the stack's logs (policy server audit, controller, pods, gateway) for a failed run.
   await rm(join(ARTIFACTS, 'logs'), { recursive: true, force: true });
   await cp(join(S.stateDir, 'logs'), join(ARTIFACTS, 'logs'), { recursive: true }).catch(() => undefined);
+  for (const f of ['ngf.log', 'nginx.log']) await cp(join(S.stateDir, 'gateway', f), join(ARTIFACTS, 'logs', 'gateway', f)).catch(() => undefined);
   await removeStateDir(S.stateDir);
 }, 120000);
 
@@ -243,6 +246,21 @@ describe('data path', () => {
     expect(JSON.stringify(json(h3).errors)).toContain('features');
   });
 
+  test('a body over nginx\'s 1 MiB default gets KEA\'s 413 problem+json, never nginx\'s page or a 502 (issue 11 item 4)', async () => {
+    // nginx's client_max_body_size is 1m unless NGF's ClientSettingsPolicy (emitted by the
+    // controller) raises it: then the policy server's per-operation limit (1 MiB for /iris/predict)
+    // answers. 3 MB: the size that got 502s through the old gateway.
+    const token = await bearer(S, 'student');
+    const big = JSON.stringify({ features: [SETOSA], pad: 'x'.repeat(3 * 1000 * 1000) });
+    const seen: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const h = await hit(url('/iris/predict'), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: big, timeoutMs: 15000 });
+      seen.push(`${h.status} ${h.headers.get('content-type') ?? ''}${h.error ? ` ${h.error}` : ''}`);
+    }
+    measure('bodyLimit.3MB', seen);
+    for (const x of seen) expect(x).toMatch(/^413 application\/problem\+json/);
+  });
+
   test('no credentials: 401 problem+json with WWW-Authenticate for a script, 302 to /auth/login for a browser; the login works through the gateway', async () => {
     const s = await postJson(url('/iris/predict'), { features: [SETOSA] });
     expect(s.status).toBe(401);
@@ -299,7 +317,7 @@ describe('data path', () => {
     const { internalToken } = JSON.parse(await readFile(join(S.stateDir, 'secrets.json'), 'utf8')) as { internalToken: string };
     // Nothing in the tenant's namespace carries the token: KEA's internal routes are in kea-system.
     const tenant = await kubectl(S, ['get', 'httproutes,referencegrants,services,deployments,configmaps,apischemas,mlservices', '-n', 'default', '-o', 'json']);
-    expect(tenant).toContain('iris.default.kea.internal'); // the ReferenceGrant for KEA's route
+    expect(tenant).toContain(internalRouteName('iris.default.kea.internal')); // the ReferenceGrant for KEA's route
     expect(tenant).not.toContain(internalToken);
     // A tenant route for the victim's internal host with a more specific path and no token.
     await serverSideApply(
@@ -599,7 +617,7 @@ describe('v1 → v2 upgrade and canary', () => {
     await until('revision v2 answers', 90000, async () => {
       const eps = JSON.parse(await kubectl(S, ['get', 'endpointslices', '-n', 'default', '-l', 'kubernetes.io/service-name=iris-v2', '-o', 'json']).catch(() => '{"items":[]}'));
       if (eps.items.some((e: { endpoints?: Array<{ conditions?: { ready?: boolean } }> }) => (e.endpoints ?? []).some((x) => x.conditions?.ready !== false))) mark('endpointSliceReadyMs');
-      const rt = await kubectl(S, ['get', 'httproute', 'iris.default.kea.internal', '-n', 'kea-system', '-o', 'jsonpath={.spec.rules[*].backendRefs[*].name}']).catch(() => '');
+      const rt = await kubectl(S, ['get', 'httproute', internalRouteName('iris.default.kea.internal'), '-n', 'kea-system', '-o', 'jsonpath={.spec.rules[*].backendRefs[*].name}']).catch(() => '');
       if (rt.includes('iris-v2')) mark('internalRouteHasV2Ms');
       const hs = await pool(10, 2, () => predictNoCache(token));
       return hs.some((h) => irisRevision(h) === 'v2');
@@ -666,6 +684,7 @@ describe('faults', () => {
       beforeOk: before.filter((h) => h.status === 200).length,
       down: down.length,
       downStatuses: [...new Set(down.map((h) => h.status))],
+      downContentTypes: [...new Set(down.map((h) => h.headers.get('content-type')))],
       downP99Ms: r1(pct(down.map((h) => h.ms), 99)),
       downMaxMs: r1(Math.max(...down.map((h) => h.ms))),
       firstErrorAfterKillMs: r1(Math.min(...log.filter((h) => h.status !== 200 && h.t1 >= killAt).map((h) => h.t1 - killAt))),
@@ -768,9 +787,14 @@ describe('faults', () => {
       stopped = false;
       const ready = await until('kube-apiserver /readyz', 60000, async () => (await kubectl(S, ['get', '--raw', '/readyz']).catch(() => '')).trim() === 'ok', 250);
       measure('fault.apiserver', { outageMs: r1(performance.now() - outageStart), readyAfterStartMs: ready.ms });
-      const r = await weightChangeConvergence(token, 100, 0, 'v1', 60000);
-      measure('fault.apiserver.weightChangeAfterRestartMs', Math.round(r.ms), `kubectl apply ${Math.round(r.applyMs)} ms; HTTPRoute updated at ${r.routeMs} ms`);
-      expect(r.ms).toBeLessThanOrEqual(30000);
+      // KEA's part (the controller rewrites the HTTPRoute) is fast; NGF's watches reconnect only
+      // after client-go's backoff: 12–19 s measured after one restart, 65 s after two back to
+      // back (field notes §3; docs/local-stack.md). Until then nginx serves the old weights.
+      const r = await weightChangeConvergence(token, 100, 0, 'v1', 120000);
+      measure('fault.apiserver.weightChangeAfterRestartMs', Math.round(r.ms), `kubectl apply ${Math.round(r.applyMs)} ms; HTTPRoute updated at ${r.routeMs} ms; the rest is NGF's reconnect backoff`);
+      expect(r.routeMs).toBeGreaterThanOrEqual(0);
+      expect(r.routeMs).toBeLessThanOrEqual(30000);
+      expect(r.ms).toBeLessThanOrEqual(90000);
       // The controller's status writes converge too.
       const gen = await until('MLService iris observedGeneration', 30000, async () => {
         const o = JSON.parse(await kubectl(S, ['get', 'mlservice', 'iris', '-o', 'json']));

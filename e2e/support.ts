@@ -1,8 +1,9 @@
 /**
  * Shared support for the end-to-end suite (e2e/*.e2e.test.ts): starts ONE whole KEA stack
- * (dev/stack.ts `startStack`: kube-apiserver + etcd, Traefik as the Gateway API
- * implementation, dev OIDC provider, policy server, controller, example FastAPI/scikit-learn
- * services in network namespaces) on free ports with a temp state dir, and gives the tests
+ * (dev/stack.ts `startStack`: kube-apiserver + etcd, nginx-gateway-fabric 1.6.2 + nginx as the
+ * Gateway API implementation (dev/ngf.ts), dev OIDC provider, policy server, controller,
+ * example FastAPI/scikit-learn services in network namespaces) on free ports with a temp state
+ * dir, and gives the tests
  * plain HTTP, token, kubectl, headless-Chromium and process-fault helpers.
  *
  * Every request a test asserts on goes to the gateway's public port (`stack.gatewayUrl`).

@@ -155,7 +155,9 @@ describe('validation matrix', () => {
     expect(vendorJson.status).toBe(200);
     const big = await send('POST', `${s.url}/iris/small`, { body: { pad: 'x'.repeat(100) } });
     expect(big.status).toBe(413);
-    expect(big.headers.connection).toBe('close');
+    // A declared length is refused unread and the connection kept (the body is discarded):
+    // closing it made nginx answer 502 (policy-server/datapath/handler.ts, issue 11).
+    expect(big.headers.connection).not.toBe('close');
     expect(big.json.limit).toBe(64);
     const ok = await send('POST', `${s.url}/iris/small`, { body: { a: 1 } });
     expect(ok.status).toBe(200);

@@ -46,29 +46,19 @@ if [[ ! -f "$src/.complete" ]]; then
 fi
 [[ -x "$out" ]] && exit 0
 
-# 2. go build, with elapsed time every 30 s (a cold build prints nothing for minutes).
+# 2. go build, with elapsed time every 30 s (a cold build prints nothing for minutes; scripts/lib.sh).
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 start=$SECONDS
-log "building NGF $NGF_VERSION (cold: about 3-5 min on 2 cores, downloads Go modules; warm Go cache: seconds)"
 cd "$src"
-go build -trimpath \
-  -ldflags "-s -w -X main.version=$NGF_VERSION -X main.telemetryReportPeriod=24h -X main.telemetryEndpointInsecure=false" \
-  -o "$out.tmp" ./cmd/gateway &
-build_pid=$!
-(
-  while sleep 30; do
-    kill -0 "$build_pid" 2>/dev/null || exit 0
-    log "go build still running: $((SECONDS - start)) s elapsed (a cold build takes about 180-300 s)"
-  done
-) &
-ticker_pid=$!
 status=0
-wait "$build_pid" || status=$?
-kill "$ticker_pid" 2>/dev/null || true
-wait "$ticker_pid" 2>/dev/null || true
+run_with_progress build-ngf "building NGF $NGF_VERSION (downloads Go modules)" "about 3-5 min cold on 2 cores (180 s measured); seconds with a warm Go cache" \
+  go build -trimpath \
+  -ldflags "-s -w -X main.version=$NGF_VERSION -X main.telemetryReportPeriod=24h -X main.telemetryEndpointInsecure=false" \
+  -o "$out.tmp" ./cmd/gateway || status=$?
 if ((status != 0)); then
   rm -f "$out.tmp"
-  log "go build failed (exit $status)"
   exit "$status"
 fi
 mv "$out.tmp" "$out"

@@ -16,9 +16,14 @@ for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); d
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  flock /tmp/kea-apt.lock bash -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null"
-  # Debian starts nginx as a service on install; KEA runs its own instances.
-  (systemctl disable --now nginx 2>/dev/null || service nginx stop 2>/dev/null || pkill -x nginx || true) >/dev/null 2>&1
+  # Debian's maintainer scripts start nginx as a service on install (and restart a running one
+  # when a module is added); KEA runs its own nginx instances and never touches the host's:
+  # the install runs with a policy-rc.d that forbids every service start (scripts/lib.sh),
+  # created and removed under the apt lock.
+  flock /tmp/kea-apt.lock bash -c "source scripts/lib.sh && without_service_starts bash -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null'"
+  # A package installed just now is still enabled at boot: keep a fresh nginx from serving :80
+  # after a reboot (an nginx the user had before is not touched: it was not in `missing`).
+  if [[ " ${missing[*]} " == *" nginx "* ]]; then systemctl disable nginx >/dev/null 2>&1 || true; fi
 fi
 
 # 2. npm packages (pinned by package-lock.json; reinstalled when the lock changes).
@@ -34,8 +39,7 @@ fi
 
 # 3. Go-built upstream components, cached by version.
 bash scripts/build-controlplane.sh all
-bash scripts/build-ngf.sh       # NGF 1.6.2 from ../shared/vendor (dev/ngf.ts; opt-in, docs/local-stack.md)
-bash scripts/build-gateway.sh   # Traefik: the local Gateway API implementation (docs/adr/0004)
+bash scripts/build-ngf.sh       # NGF 1.6.2 from ../shared/vendor: the local gateway (dev/ngf.ts, docs/adr/0010-ngf-local-gateway.md)
 
 # 4. Python environment for the example ML services.
 if [[ -f examples/requirements.txt ]]; then

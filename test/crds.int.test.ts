@@ -352,20 +352,33 @@ describe('the samples are accepted', () => {
         docsUrl: `http://gateway.example/docs/${NS}/iris`,
         conditions: [
           { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'ok', observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z' },
+          { type: 'Programmed', status: 'False', reason: 'BackendNotFound', message: 'refused by the gateway', observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z' },
         ],
       },
     };
     await kubectl('patch', 'apischema', 'iris', '-n', NS, '--subresource=status', '--type=merge', '-p', JSON.stringify(status));
     await kubectl(
       'patch', 'mlservice', 'iris', '-n', NS, '--subresource=status', '--type=merge', '-p',
-      JSON.stringify({ status: { trafficSplit: 'v1=80,v2=20', conditions: [{ type: 'Ready', status: 'False', reason: 'Progressing', message: 'waiting' }] } }),
+      JSON.stringify({
+        status: {
+          trafficSplit: 'v1=80,v2=20',
+          conditions: [
+            { type: 'Programmed', status: 'Unknown', reason: 'Pending', message: 'waiting for the gateway', lastTransitionTime: '2026-01-01T00:00:00Z' },
+            { type: 'Ready', status: 'False', reason: 'Progressing', message: 'waiting', lastTransitionTime: '2026-01-01T00:00:00Z' },
+          ],
+        },
+      }),
     );
     const apis = (await kubectl('get', 'apis', 'iris', '-n', NS)).stdout.split('\n');
-    expect(apis[0].split(/\s{2,}/)).toEqual(['NAME', 'BASE PATH', 'VERSION', 'OPERATIONS', 'ACCEPTED', 'DOCS URL', 'AGE']);
-    expect(apis[1].split(/\s+/).slice(0, 6)).toEqual(['iris', '/iris', '1.0.0', '1', 'True', `http://gateway.example/docs/${NS}/iris`]);
+    expect(apis[0].split(/\s{2,}/)).toEqual(['NAME', 'BASE PATH', 'VERSION', 'OPERATIONS', 'ACCEPTED', 'PROGRAMMED', 'REASON', 'DOCS URL', 'AGE']);
+    expect(apis[1].split(/\s+/).slice(0, 8)).toEqual(['iris', '/iris', '1.0.0', '1', 'True', 'False', 'BackendNotFound', `http://gateway.example/docs/${NS}/iris`]);
+    // -o wide adds the Programmed message.
+    const wide = (await kubectl('get', 'apis', 'iris', '-n', NS, '-o', 'wide')).stdout.split('\n');
+    expect(wide[0].split(/\s{2,}/)).toContain('MESSAGE');
+    expect(wide[1]).toContain('refused by the gateway');
     const mls = (await kubectl('get', 'mls', 'iris', '-n', NS)).stdout.split('\n');
-    expect(mls[0].split(/\s+/)).toEqual(['NAME', 'FRAMEWORK', 'TRAFFIC', 'READY', 'AGE']);
-    expect(mls[1].split(/\s+/).slice(0, 4)).toEqual(['iris', 'custom', 'v1=80,v2=20', 'False']);
+    expect(mls[0].split(/\s+/)).toEqual(['NAME', 'FRAMEWORK', 'TRAFFIC', 'PROGRAMMED', 'REASON', 'READY', 'AGE']);
+    expect(mls[1].split(/\s+/).slice(0, 6)).toEqual(['iris', 'custom', 'v1=80,v2=20', 'Unknown', 'Pending', 'False']);
 
     // A status written through the main resource is ignored (status subresource semantics).
     await kubectl('patch', 'apischema', 'iris', '-n', NS, '--type=merge', '-p', JSON.stringify({ status: { operationCount: 99 } }));

@@ -92,7 +92,7 @@ afterAll(async () => {
   await dryRunCp?.stop();
 });
 
-describe.each(['kustomize/base', 'kustomize/overlays/dev', 'kustomize/overlays/prod'])('%s', (dir) => {
+describe.each(['kustomize/base', 'kustomize/overlays/dev', 'kustomize/overlays/prod', 'kustomize/overlays/prod-ngf1'])('%s', (dir) => {
   let rendered: { text: string; objects: Obj[] };
 
   beforeAll(async () => {
@@ -227,6 +227,31 @@ describe('overlay specifics', () => {
       // Nothing else on the data plane opens 8081.
       expect(gwnp.spec.ingress.filter((r: Any) => r.ports.some((p: Any) => p.port === 8081))).toHaveLength(1);
     }
+    // NGF 2.x: the control plane in nginx-gateway keeps accepting its agents' gRPC (8443) from
+    // every Gateway's pods, or the policy would cut every data plane off its configuration.
+    const ngfNs = find(objects, 'NetworkPolicy', 'kea-gateway-internal-listener', 'nginx-gateway');
+    expect(ngfNs.spec.ingress).toContainEqual({ ports: [{ protocol: 'TCP', port: 8443 }] });
+  });
+});
+
+describe('NGF 1.x vs 2.x (docs/install.md)', () => {
+  test('prod targets NGF 2.x: the internal listener is the per-Gateway Service NGF provisions (kea-nginx in kea-system)', async () => {
+    const { objects } = await render('kustomize/overlays/prod');
+    expect(find(objects, 'ConfigMap', 'kea-config', 'kea-system').data.KEA_INTERNAL_GATEWAY_URL).toBe('http://kea-nginx.kea-system.svc.cluster.local:8081');
+    expect(objects.filter((o) => o.kind === 'Service' && o.metadata.namespace === 'nginx-gateway')).toEqual([]);
+  });
+
+  test('prod-ngf1: a ClusterIP Service on NGF 1.x pods for the internal listener only, and KEA pointed at it', async () => {
+    const { objects } = await render('kustomize/overlays/prod-ngf1');
+    const svc = find(objects, 'Service', 'kea-gateway-internal', 'nginx-gateway');
+    expect(svc.spec.type).toBe('ClusterIP');
+    expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'nginx-gateway-fabric' });
+    expect(svc.spec.ports).toEqual([{ name: 'internal', port: 8081, targetPort: 8081, protocol: 'TCP' }]);
+    expect(find(objects, 'ConfigMap', 'kea-config', 'kea-system').data.KEA_INTERNAL_GATEWAY_URL).toBe('http://kea-gateway-internal.nginx-gateway.svc.cluster.local:8081');
+    // Everything else is prod's: same objects plus that Service.
+    const prod = (await render('kustomize/overlays/prod')).objects;
+    expect(objects.length).toBe(prod.length + 1);
+    expect(find(objects, 'NetworkPolicy', 'kea-gateway-internal-listener', 'nginx-gateway').spec).toEqual(find(prod, 'NetworkPolicy', 'kea-gateway-internal-listener', 'nginx-gateway').spec);
   });
 });
 

@@ -41,6 +41,8 @@ export const RESOURCES: Record<string, ResourceRef> = Object.fromEntries(
       ['gateway.networking.k8s.io/v1beta1', 'ReferenceGrant', 'referencegrants', true],
       ['coordination.k8s.io/v1', 'Lease', 'leases', true],
       ['policy/v1', 'PodDisruptionBudget', 'poddisruptionbudgets', true],
+      ['gateway.nginx.org/v1alpha1', 'ClientSettingsPolicy', 'clientsettingspolicies', true],
+      ['gateway.nginx.org/v1alpha1', 'UpstreamSettingsPolicy', 'upstreamsettingspolicies', true],
     ] as Array<[string, string, string, boolean]>
   ).map(([apiVersion, kind, plural, namespaced]) => [`${apiVersion}/${kind}`, { apiVersion, kind, plural, namespaced }]),
 );

@@ -84,6 +84,8 @@ export interface Graph {
   mlServices: MLServiceNode[];
   /** Deployments by `<ns>/<name>`, for readiness. Undefined when the snapshot has none. */
   deployments?: Map<string, KubernetesObject>;
+  /** KEA's live HTTPRoutes by `<ns>/<name>` (metadata + status.parents), for the gateway's verdict (render/route-status.ts). Undefined when the snapshot has none. */
+  routes?: Map<string, KubernetesObject>;
 }
 
 /** True when no problem blocks the `Accepted` condition. */
@@ -608,7 +610,8 @@ export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig)
   const deployments = snapshot.deployments
     ? new Map(snapshot.deployments.map((d) => [key(d.metadata?.namespace ?? '', d.metadata?.name ?? ''), d]))
     : undefined;
-  return { apiSchemas, mlServices, deployments };
+  const routes = snapshot.routes ? new Map(snapshot.routes.map((r) => [key(r.metadata?.namespace ?? '', r.metadata?.name ?? ''), r])) : undefined;
+  return { apiSchemas, mlServices, deployments, ...(routes ? { routes } : {}) };
 }
 
 /** The proper segment-prefixes of a basePath, shortest first: `/a/b/c` → `/a`, `/a/b`. */

@@ -3,6 +3,7 @@
  * render. A name depends only on the owning resource's namespace/name (and revision), never
  * on list order, so re-rendering the same input yields the same objects.
  */
+import { createHash } from 'node:crypto';
 import type { ApiSchema } from '../../lib/api/types.js';
 import type { ControllerConfig } from '../model.js';
 
@@ -18,14 +19,21 @@ export function revisionObjectName(mlService: string, revision: string): string 
 
 /**
  * Name of an internal HTTPRoute (in the system namespace, where tenants cannot read it) and of
- * the ReferenceGrant beside its backends (in their namespace): the internal hostname itself,
- * `<mls>.<ns>.<internalDomain>` or `<schema>.<ns>.api.<internalDomain>` (see
- * {@link mlServiceHost}, {@link serviceTargetHost}). A hostname is a valid object name (RFC 1123
- * subdomain, ≤ 253 characters) and one per owner, so names never collide across namespaces
- * (a plain `<ns>-<name>` would: `team-x/y` and `team/x-y`). docs/adr/0009-internal-routes.md.
+ * the ReferenceGrant beside its backends (in their namespace): the internal hostname
+ * (`<mls>.<ns>.<internalDomain>` or `<schema>.<ns>.api.<internalDomain>`, see
+ * {@link mlServiceHost}, {@link serviceTargetHost}) with its dots turned into `-`, plus the first
+ * 8 hex digits of the hostname's SHA-256, e.g. `iris-default-kea-internal-1a2b3c4d`. One per
+ * owner; the hash keeps names apart that the `.` → `-` mapping would merge (`a-b.c`, `a.b-c`) and
+ * across namespaces (a plain `<ns>-<name>` would merge `team-x/y` and `team/x-y`).
+ * No dots: NGF 1.6.2 names the nginx variable of a weighted rule after the route and replaces
+ * only `-` (`$group_<ns>__<route>_rule<n>`), so a dotted route name makes nginx refuse the whole
+ * configuration (`unknown "group_kea_system__iris" variable`). Trimmed to 253 characters (RFC
+ * 1123 subdomain). docs/adr/0009-internal-routes.md.
  */
 export function internalRouteName(host: string): string {
-  return host;
+  const suffix = `-${createHash('sha256').update(host).digest('hex').slice(0, 8)}`;
+  const base = host.replace(/\./g, '-').slice(0, 253 - suffix.length).replace(/-+$/, '');
+  return base + suffix;
 }
 
 /**

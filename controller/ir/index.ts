@@ -7,7 +7,8 @@
  * Kubernetes object shapes:
  *   - per MLService: its revisions with image (framework runtime default or spec image),
  *     command/args, port, replicas, resources, probe paths, model location, and weights in
- *     percent; its internal hostname; its readiness (from observed Deployments, if given);
+ *     percent; its internal hostname; its readiness (from observed Deployments, if given),
+ *     and no weight for a revision not available yet while another is ({@link gateWeights});
  *     the contract check of canary revisions ({@link contractCheck}: condition
  *     `ContractChecked`; a refused canary's weight moves to the stable revision, so the
  *     weights and `traffic` are what is actually routed);
@@ -20,7 +21,8 @@
  *     and the backends (policy server in `enforce` mode, model revisions in `passthrough`),
  *     and a {@link PolicyService} (lib/policy/config.ts) whose `configVersion` is the sha256
  *     of the canonical JSON of the policy and traffic;
- *   - the namespaces whose public routes need a ReferenceGrant to reach the policy server.
+ *   - the namespaces whose public routes need a ReferenceGrant to reach the policy server;
+ *   - the largest request body limit of any operation (`maxBodyBytes`, whole graph).
  * Pure and deterministic: lists keep the graph's sorted order.
  */
 import { createHash } from 'node:crypto';
@@ -40,6 +42,7 @@ import {
   type MLServiceNode,
   type PathMatch,
   type Problem,
+  internalRouteName,
   isAccepted,
   key,
   mlServiceHost,
@@ -180,6 +183,19 @@ export interface IR {
    * retained ApiSchemas (whose existing routes may still point at the policy server).
    */
   policyGrantNamespaces: string[];
+  /**
+   * The largest request body limit (bytes) of any operation of an accepted ApiSchema in the
+   * whole graph (also when only some owners are built), at least {@link DEFAULT_MAX_BODY_BYTES}:
+   * what the gateway must let through so the policy server, not nginx, answers 413 (render's
+   * ClientSettingsPolicy). Optional for compatibility; absent = the default.
+   */
+  maxBodyBytes?: number;
+  /**
+   * KEA's live HTTPRoutes by `<ns>/<name>` (graph `routes`: metadata and `status.parents`):
+   * render qualifies a `Programmed=True` with the gateway's verdict on the routes it renders
+   * (render/route-status.ts). Optional; absent = none observed.
+   */
+  routes?: Map<string, KubernetesObject>;
 }
 
 /* ------------------------------------------------------------ canonical JSON */
@@ -255,6 +271,64 @@ function readyCondition(node: MLServiceNode, revisions: RevisionIR[], deployment
   }
   if (lacking.length) return { type: 'Ready', status: 'False', reason: 'Unavailable', message: lacking.join('; ') };
   return { type: 'Ready', status: 'True', reason: 'Available', message: `every revision with traffic has available replicas: ${ok.join(', ')}` };
+}
+
+/** A revision whose weight {@link gateWeights} routes elsewhere until it is available. */
+export interface HeldRevision {
+  revision: string;
+  /** Its configured weight in percent (after a refused canary's move). */
+  weight: number;
+}
+
+/**
+ * Readiness gating of the weighted split (issue 11): a revision with weight > 0 whose
+ * Deployment has no available replica (not created yet, `replicas: 0`, or
+ * `status.availableReplicas` < 1) gets weight 0, and its share goes to the revisions that are
+ * available, in proportion to their weights (largest remainder, ties to the earlier revision in
+ * spec order, so the weights still sum to 100). A route would otherwise send that share to a
+ * Service without ready endpoints: the gateway answers 503 (measured on NGF 1.6.2: 5 of 33
+ * requests while a canary started). Nothing changes when Deployments were not observed, when
+ * every serving revision is available, or when none is (there is nothing better to route to).
+ * Mutates the weights of `revisions`; returns the revisions held back.
+ * @param deployments live Deployments by `<namespace>/<name>` (watch stage), or undefined.
+ */
+export function gateWeights(ns: string, revisions: RevisionIR[], deployments: Map<string, KubernetesObject> | undefined): HeldRevision[] {
+  if (!deployments) return [];
+  const serving = revisions.filter((r) => r.weight > 0);
+  const available = (r: RevisionIR): boolean => {
+    const d = deployments.get(key(ns, r.objectName)) as (KubernetesObject & { status?: DeploymentStatus }) | undefined;
+    return r.replicas > 0 && (d?.status?.availableReplicas ?? 0) >= 1;
+  };
+  const ready = serving.filter(available);
+  if (ready.length === 0 || ready.length === serving.length) return [];
+  const held = serving.filter((r) => !ready.includes(r));
+  const moved = held.reduce((s, r) => s + r.weight, 0);
+  const base = ready.reduce((s, r) => s + r.weight, 0);
+  const shares = ready.map((r) => ({ r, exact: (r.weight * moved) / base }));
+  for (const x of shares) x.r.weight += Math.floor(x.exact);
+  let left = moved - shares.reduce((s, x) => s + Math.floor(x.exact), 0);
+  const byRemainder = [...shares].sort((a, b) => b.exact - Math.floor(b.exact) - (a.exact - Math.floor(a.exact)) || revisions.indexOf(a.r) - revisions.indexOf(b.r));
+  for (const x of byRemainder) {
+    if (left <= 0) break;
+    x.r.weight += 1;
+    left -= 1;
+  }
+  const out = held.map((r) => ({ revision: r.name, weight: r.weight }));
+  for (const r of held) r.weight = 0;
+  return out;
+}
+
+/**
+ * The `Programmed` condition of an MLService as KEA decides it: `True` when its internal
+ * HTTPRoute is rendered (accepted spec), `False` reason `Invalid` otherwise. Render qualifies a
+ * `True` with the gateway's verdict on that route (render/route-status.ts).
+ */
+function programmedMLService(node: MLServiceNode, config: ControllerConfig, revisions: RevisionIR[]): ConditionIR {
+  if (!isAccepted(node)) {
+    return { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'nothing new is routed: the spec is not accepted (see Accepted); objects of an earlier accepted generation, if any, are kept unchanged' };
+  }
+  const host = mlServiceHost(config, node.resource.metadata.namespace ?? '', node.resource.metadata.name);
+  return { type: 'Programmed', status: 'True', reason: 'Programmed', message: `internal HTTPRoute ${config.systemNamespace}/${internalRouteName(host)} with ${revisions.length} revision backend(s)` };
 }
 
 /** How many breaking changes a ContractChecked message quotes per refused revision. */
@@ -364,11 +438,20 @@ function mlServiceIR(node: MLServiceNode, config: ControllerConfig, graph: Graph
       else if (r.name === check.stable) r.weight += moved;
     }
   }
+  const ready = readyCondition(node, revisions, graph.deployments);
+  // Weights go to available revisions only; Ready (computed above from the configured
+  // weights) says which revision is held back.
+  const held = accepted ? gateWeights(ns, revisions, graph.deployments) : [];
+  if (held.length) {
+    const to = revisions.filter((r) => r.weight > 0).map((r) => `${r.name} ${r.weight}%`).join(', ');
+    ready.message += `; held back from routing until available: ${held.map((h) => `revision ${h.revision} (weight ${h.weight}%)`).join(', ')}; routed meanwhile: ${to}`;
+  }
   const conditions: ConditionIR[] = [
     problemConditions(node.problems, 'Accepted', 'Accepted', `${m.spec.revisions.length} revision(s), framework ${m.spec.framework}`),
     problemConditions(node.problems, 'ResolvedRefs', 'ResolvedRefs', 'all references resolved'),
     ...(contractCondition ? [contractCondition] : []),
-    readyCondition(node, revisions, graph.deployments),
+    programmedMLService(node, config, revisions),
+    ready,
   ];
   return {
     key: node.key,
@@ -380,7 +463,8 @@ function mlServiceIR(node: MLServiceNode, config: ControllerConfig, graph: Graph
     accepted,
     host: mlServiceHost(config, ns, m.metadata.name),
     revisions,
-    // What is actually routed (after a refused canary's weight moved to the stable revision).
+    // What is actually routed (after a refused canary's weight moved to the stable revision,
+    // and a revision not available yet had its share moved to the available ones).
     traffic: accepted ? revisions.map((r) => ({ revision: r.name, weight: r.weight })) : [],
     conditions,
     ...(check ? { contract: check } : {}),
@@ -700,13 +784,26 @@ function* irSteps(graph: Graph, config: ControllerConfig, only: IRSelection | un
     if (++done % IR_PAUSE_EVERY === 0) yield PAUSE;
   }
   const policyGrantNamespaces = grantNamespaces(apiWanted, config);
-  if (lazy) return { mlServices, policyGrantNamespaces, apiSchemas: lazyApiSchemaIRs(apiWanted, config, byKey) };
+  const maxBodyBytes = largestBodyLimit(graph.apiSchemas);
+  const routes = graph.routes ? { routes: graph.routes } : {};
+  if (lazy) return { mlServices, policyGrantNamespaces, maxBodyBytes, ...routes, apiSchemas: lazyApiSchemaIRs(apiWanted, config, byKey) };
   const apiSchemas: ApiSchemaIR[] = [];
   for (const n of apiWanted) {
     apiSchemas.push(apiSchemaIR(n, config, byKey));
     if (apiSchemas.length % IR_PAUSE_EVERY === 0) yield PAUSE;
   }
-  return { mlServices, apiSchemas, policyGrantNamespaces };
+  return { mlServices, apiSchemas, policyGrantNamespaces, maxBodyBytes, ...routes };
+}
+
+/** See {@link IR.maxBodyBytes}: operation, else `spec.defaults`, else the default limit; accepted ApiSchemas only. */
+function largestBodyLimit(nodes: ApiSchemaNode[]): number {
+  let max = DEFAULT_MAX_BODY_BYTES;
+  for (const n of nodes) {
+    if (!isAccepted(n)) continue;
+    const d = n.resource.spec.defaults?.maxBodyBytes;
+    for (const o of n.operations) max = Math.max(max, o.maxBodyBytes ?? d ?? DEFAULT_MAX_BODY_BYTES);
+  }
+  return max;
 }
 
 function grantNamespaces(nodes: ApiSchemaNode[], config: ControllerConfig): string[] {

@@ -2,12 +2,15 @@
  * Stage 5 of the controller pipeline: **render**.
  *
  * Takes in: an {@link IR} (desired state), the {@link ControllerConfig}, the existing statuses
- * (inside the IR's resources, for condition lastTransitionTime) and the time `now`.
+ * (inside the IR's resources, for condition lastTransitionTime), the live HTTPRoutes (IR
+ * `routes`: the gateway's verdict, which qualifies `Programmed`, see ./route-status.ts) and the
+ * time `now`.
  * Gives out: a {@link RenderOutput}: every Kubernetes object KEA wants to exist, the status of
  * every ApiSchema and MLService, and Events for errors. Plain JSON objects:
  *   - per MLService revision: an apps/v1 Deployment and a v1 Service `<mls>-<revision>`;
  *   - per MLService: an internal HTTPRoute named after its hostname
- *     `<mls>.<ns>.<internalDomain>` in the **system namespace** (listener `internal`, one
+ *     `<mls>.<ns>.<internalDomain>` (graph/names.ts internalRouteName: dots → `-`, plus a
+ *     hash) in the **system namespace** (listener `internal`, one
  *     header match `x-kea-internal-token` per accepted token: the current one, plus the
  *     previous/next during a rotation) whose cross-namespace backendRefs split traffic by
  *     weight in percent (weight-0 revisions kept at 0), and a ReferenceGrant of the same name in
@@ -46,11 +49,18 @@
  *     `kea-policy-from-<ns>` in the system namespace (HTTPRoutes of that namespace → the
  *     policy server Service);
  *   - the gateway-level HTTPRoute `kea-portal` (system namespace): /docs, /openapi,
- *     /openapi.json, /auth, /services, /router, /logs, /methods → policy server.
+ *     /openapi.json, /auth, /services, /router, /logs, /methods → policy server;
+ *   - with `config.gatewayImplementation: ngf` only, nginx-gateway-fabric's policies
+ *     (`gateway.nginx.org/v1alpha1`): a ClientSettingsPolicy `kea-client-settings` on the
+ *     Gateway (body cap {@link gatewayBodyMaxSize} of `IR.maxBodyBytes`, so the policy server
+ *     answers 413 problem+json), an UpstreamSettingsPolicy `kea-policy-upstream` (system
+ *     namespace, the policy server Service) and one `kea-upstream-<mls>` per MLService (its
+ *     revision Services): upstream keep-alive.
  * Every object is labelled `kea.dev/managed-by=kea`, `kea.dev/owner=<Kind>.<ns>.<name>` and
  * `kea.dev/owner-kind`; objects in the owner's namespace also carry an ownerReference to it
  * (cross-namespace ownerReferences are not allowed by Kubernetes, so those get labels only).
- * Objects are sorted by kind (ConfigMap, Service, Deployment, ReferenceGrant, HTTPRoute),
+ * Objects are sorted by kind (ConfigMap, Service, Deployment, ReferenceGrant, HTTPRoute,
+ * ClientSettingsPolicy, UpstreamSettingsPolicy),
  * namespace and name. Pure and deterministic; no I/O.
  */
 import type { KubernetesObject, V1ConfigMap, V1Container, V1Deployment, V1OwnerReference, V1Service, V1Volume } from '@kubernetes/client-node';
@@ -83,8 +93,9 @@ import {
   policyGrantName,
   publicRouteName,
 } from '../graph/index.js';
-import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, type StreamIR, canonicalJson, genOptions } from '../ir/index.js';
+import { type ApiSchemaIR, type BackendIR, type ConditionIR, type IR, type MLServiceIR, type RevisionIR, type StreamIR, DEFAULT_MAX_BODY_BYTES, canonicalJson, genOptions } from '../ir/index.js';
 import { MODEL_MOUNT, PVC_MOUNT, STORAGE_INITIALIZER_IMAGE } from '../ir/runtimes.js';
+import { type JudgedRoute, judgedRoute, withGatewayVerdict } from './route-status.js';
 
 /** Gateway API limit on rules per HTTPRoute (v1.2.1 CRD `maxItems: 16`). */
 export const MAX_RULES_PER_ROUTE = 16;
@@ -463,6 +474,89 @@ function portalRoute(config: ControllerConfig): IHTTPRoute {
   };
 }
 
+/* ------------------------------------------------------------ NGF policies */
+
+/** API version of nginx-gateway-fabric's policies (NGF 1.6.2: apis/v1alpha1). */
+export const NGF_POLICY_API_VERSION = 'gateway.nginx.org/v1alpha1';
+/** Name of the ClientSettingsPolicy attached to KEA's Gateway (in the Gateway's namespace). */
+export const CLIENT_SETTINGS_NAME = 'kea-client-settings';
+/** Name of the UpstreamSettingsPolicy of the policy server Service (system namespace). */
+export const POLICY_UPSTREAM_SETTINGS_NAME = 'kea-policy-upstream';
+/** Name of an MLService's UpstreamSettingsPolicy (its namespace), targeting its revision Services. */
+export const mlUpstreamSettingsName = (mls: string): string => `kea-upstream-${mls}`;
+/** At least this much (bytes) above the largest operation limit gets through the gateway to the policy server. */
+export const GATEWAY_BODY_SLACK_BYTES = 8 * 1024 * 1024;
+const MIB = 1024 * 1024;
+
+/**
+ * The gateway's request body cap (nginx `client_max_body_size`) for the largest operation
+ * limit `largest` (bytes): `largest + max(largest, GATEWAY_BODY_SLACK_BYTES)`, rounded up to a
+ * whole MiB, as an NGF Size (`^\d{1,4}(k|m|g)?$`), e.g. 1 MiB → `9m`, 8 MiB → `16m`, 64 MiB →
+ * `128m`. A body over an operation's limit but under the cap reaches the policy server, which
+ * answers 413 `application/problem+json`; only a body over the cap gets nginx's own 413 page.
+ */
+export function gatewayBodyMaxSize(largest: number): string {
+  return `${Math.ceil((largest + Math.max(largest, GATEWAY_BODY_SLACK_BYTES)) / MIB)}m`;
+}
+
+/**
+ * NGF's ClientSettingsPolicy (an Inherited Attached Policy, GEP-713) attached to KEA's Gateway:
+ * `body.maxSize` from {@link gatewayBodyMaxSize} for every server of the Gateway (public and
+ * internal listeners). The Gateway, not each HTTPRoute, is the target: NGF 1.6.2 writes a
+ * route's policy into every location the route has a match in, and two matches of one route
+ * (or of two routes) on the same path give nginx a duplicate `client_max_body_size` and a
+ * failed reload (nginx-gateway-fabric#3763); KEA's enforce routes have one match per method.
+ */
+function clientSettingsPolicy(config: ControllerConfig, largestBodyBytes: number): KubernetesObject {
+  const gw = config.gateway;
+  return {
+    apiVersion: NGF_POLICY_API_VERSION,
+    kind: 'ClientSettingsPolicy',
+    metadata: metadata(CLIENT_SETTINGS_NAME, gw.namespace, { kind: 'Gateway', namespace: gw.namespace, name: gw.name }),
+    spec: {
+      targetRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: gw.name },
+      body: { maxSize: gatewayBodyMaxSize(largestBodyBytes) },
+    },
+  } as KubernetesObject;
+}
+
+/**
+ * Upstream keep-alive of nginx to the policy server (NGF UpstreamSettingsPolicy, a Direct
+ * Attached Policy): without one NGF 1.6.2 sends `Connection: close` and opens a TCP connection
+ * per request. Idle connections are kept 55 s, below the policy server's own keep-alive
+ * timeout (65 s, policy-server/server.ts), so nginx never reuses one the server is closing.
+ */
+function policyUpstreamSettings(config: ControllerConfig): KubernetesObject {
+  const sys = config.systemNamespace;
+  return {
+    apiVersion: NGF_POLICY_API_VERSION,
+    kind: 'UpstreamSettingsPolicy',
+    metadata: metadata(POLICY_UPSTREAM_SETTINGS_NAME, sys, { kind: 'Gateway', namespace: config.gateway.namespace, name: config.gateway.name }),
+    spec: {
+      targetRefs: [{ group: '', kind: 'Service', name: config.policyServer.name }],
+      keepAlive: { connections: 64, requests: 10000, time: '1h', timeout: '55s' },
+    },
+  } as KubernetesObject;
+}
+
+/**
+ * Upstream keep-alive of nginx to an MLService's revision Services (at most 16, the CRD's
+ * limit on both sides). Idle connections are kept 1 s only: model servers close idle
+ * connections early (uvicorn 5 s, gunicorn 2 s), and nginx does not retry a POST whose
+ * pooled connection the server closed (it answers 502), so the pool only carries bursts.
+ */
+function modelUpstreamSettings(m: MLServiceIR): KubernetesObject {
+  return {
+    apiVersion: NGF_POLICY_API_VERSION,
+    kind: 'UpstreamSettingsPolicy',
+    metadata: metadata(mlUpstreamSettingsName(m.name), m.namespace, mlsOwner(m)),
+    spec: {
+      targetRefs: m.revisions.map((r) => ({ group: '', kind: 'Service', name: r.objectName })),
+      keepAlive: { connections: 32, requests: 1000, time: '1h', timeout: '1s' },
+    },
+  } as KubernetesObject;
+}
+
 /* ------------------------------------------------------------ statuses */
 
 function conditions(conds: ConditionIR[], existing: Condition[] | undefined, generation: number | undefined, now: string): Condition[] {
@@ -488,7 +582,7 @@ function errorEvents(kind: 'ApiSchema' | 'MLService', ns: string, name: string, 
 
 /* ------------------------------------------------------------ render */
 
-const KIND_ORDER = ['ConfigMap', 'Service', 'Deployment', 'ReferenceGrant', 'HTTPRoute'];
+const KIND_ORDER = ['ConfigMap', 'Service', 'Deployment', 'ReferenceGrant', 'HTTPRoute', 'ClientSettingsPolicy', 'UpstreamSettingsPolicy'];
 
 function objectKey(o: KubernetesObject): string {
   return `${o.apiVersion}/${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
@@ -575,6 +669,8 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
     return true;
   };
   const gw = config.gatewayUrl.replace(/\/+$/, '');
+  // The current owner's rendered HTTPRoutes, for the gateway's verdict (route-status.ts).
+  const judged: JudgedRoute[] = [];
 
   // Shared objects first: a public route finds its ReferenceGrant already there. (Their names
   // cannot collide with an owner's objects: no owner renders a ReferenceGrant or `kea-portal`.)
@@ -584,6 +680,10 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
   }
   const portal = portalRoute(config) as KubernetesObject;
   if (keep(portal)) yield portal;
+  const ngf = config.gatewayImplementation === 'ngf';
+  if (ngf) {
+    for (const p of [clientSettingsPolicy(config, ir.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES), policyUpstreamSettings(config)]) if (keep(p)) yield p;
+  }
 
   for (const m of ir.mlServices) {
     if (m.accepted) {
@@ -599,17 +699,27 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
         m.revisions.map((r) => ({ namespace: m.namespace, name: r.objectName, port: r.port, weight: r.weight })),
         config,
       );
-      for (const o of internal) if (keep(o)) yield o;
+      for (const o of internal) {
+        if (!keep(o)) continue;
+        if (o.kind === 'HTTPRoute') judged.push(judgedRoute(o, ir.routes));
+        yield o;
+      }
+      if (ngf && m.revisions.length) {
+        const p = modelUpstreamSettings(m);
+        if (keep(p)) yield p;
+      }
     }
+    // Programmed: KEA's own verdict qualified by the gateway's on the routes just rendered.
+    const mconds = withGatewayVerdict(m.conditions, judged.splice(0), config.gateway);
     const status: MLServiceStatus = {
       ...(m.generation !== undefined ? { observedGeneration: m.generation } : {}),
-      conditions: conditions(m.conditions, m.resource.status?.conditions, m.generation, now),
+      conditions: conditions(mconds, m.resource.status?.conditions, m.generation, now),
       traffic: m.traffic,
       ...(m.traffic.length ? { trafficSplit: m.traffic.map((t) => `${t.revision}=${t.weight}`).join(',') } : {}),
       ...(m.accepted ? { url: `http://${m.host}:${config.internalPort ?? DEFAULT_INTERNAL_PORT}` } : {}),
     };
     emitStatus({ kind: 'MLService', namespace: m.namespace, name: m.name, status });
-    events.push(...errorEvents('MLService', m.namespace, m.name, m.uid, m.conditions));
+    events.push(...errorEvents('MLService', m.namespace, m.name, m.uid, mconds));
   }
 
   const droppedVersions: string[] = [];
@@ -641,8 +751,13 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
       // Not routed publicly yet, but discovery needs the internal route to fetch the document.
       rendered.push(...internalObjects(apiOwner(a), a.upstreamHost!, [a.serviceTarget], config));
     }
-    for (const o of rendered) if (keep(o)) yield o;
+    for (const o of rendered) {
+      if (!keep(o)) continue;
+      if (o.kind === 'HTTPRoute') judged.push(judgedRoute(o, ir.routes));
+      yield o;
+    }
     rendered = [];
+    conds = withGatewayVerdict(conds, judged.splice(0), config.gateway);
     // Version history: a new version when the current document's digest is not published yet,
     // a kept one only when its live metadata is not what it should be (apply never prunes a
     // kept one); the oldest beyond the cap are dropped.

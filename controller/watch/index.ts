@@ -10,9 +10,11 @@
  * Informers: ApiSchemas, MLServices, Services, ReferenceGrants (all namespaces); ConfigMaps
  * in the system namespace labelled `kea.dev/component=api-version` (their `openapi.json`
  * cached deflated, see graph/versions.ts {@link packVersionConfigMap}); and the kinds KEA emits,
- * selected by `kea.dev/managed-by=kea`: HTTPRoutes, Deployments, ConfigMaps, cached as
- * metadata only (owned Services and ReferenceGrants come from the full caches). Each informer
- * restarts with backoff after an error, relists periodically and on 410 Gone.
+ * selected by `kea.dev/managed-by=kea`: ConfigMaps cached as metadata only, Deployments as
+ * metadata and status, HTTPRoutes as metadata and a slim `status.parents` ({@link slimRoute}:
+ * the gateway's verdict, read into the owners' `Programmed` condition, render/route-status.ts);
+ * owned Services and ReferenceGrants come from the full caches. Each informer restarts with
+ * backoff after an error, relists periodically and on 410 Gone.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS, MANAGED_BY_VALUE, type ApiSchema, type MLService } from '../../lib/api/types.js';
@@ -21,6 +23,7 @@ import type { ClusterSnapshot } from '../model.js';
 import { packVersionConfigMap } from '../graph/versions.js';
 import { RESOURCES, objectKey, type KubeClient } from '../apply/kube.js';
 import { Informer, type InformerHealth, type InformerOptions, type InformerSpec } from './informer.js';
+import type { RouteParentStatus } from '../render/route-status.js';
 
 export { Informer, slim, type InformerHealth, type InformerSpec } from './informer.js';
 
@@ -36,6 +39,12 @@ export interface ClusterWatcherOptions {
   onError?: InformerOptions['onError'];
   /** Full relist period in ms (default 300 000). */
   relistMs?: number;
+  /**
+   * Also cache KEA's own NGF policies (ClientSettingsPolicy, UpstreamSettingsPolicy; metadata
+   * only), which render emits when the gateway implementation is `ngf`. Only when their CRDs
+   * are served: listing an unserved kind fails with 404 forever.
+   */
+  ngfPolicies?: boolean;
 }
 
 /**
@@ -50,12 +59,41 @@ export function slimService(svc: KubernetesObject): KubernetesObject {
   return o;
 }
 
+/**
+ * Keeps of an HTTPRoute what the controller reads: its metadata (owner label, applied hash,
+ * generation) and of `status.parents` (Gateway API RouteParentStatus) each entry's parentRef,
+ * controllerName and conditions' type, status, reason, message and observedGeneration (no
+ * lastTransitionTime); the spec is dropped. In place; returns the object.
+ */
+export function slimRoute(route: KubernetesObject): KubernetesObject {
+  const o = route as KubernetesObject & { spec?: unknown; status?: { parents?: RouteParentStatus[] } };
+  delete o.spec;
+  const parents = o.status?.parents;
+  if (!Array.isArray(parents) || !parents.length) {
+    delete o.status;
+    return o;
+  }
+  const def = <T>(k: string, v: T | undefined): Record<string, T> => (v !== undefined && v !== null ? { [k]: v } : {});
+  o.status = {
+    parents: parents.map((p) => {
+      const r = p.parentRef ?? ({} as RouteParentStatus['parentRef']);
+      return {
+        parentRef: { ...def('group', r.group), ...def('kind', r.kind), ...def('namespace', r.namespace), name: r.name, ...def('sectionName', r.sectionName), ...def('port', r.port) },
+        ...def('controllerName', p.controllerName),
+        conditions: (p.conditions ?? []).map((c) => ({ type: c.type, status: c.status, ...def('reason', c.reason), ...def('message', c.message), ...def('observedGeneration', c.observedGeneration) })),
+      };
+    }),
+  };
+  return o;
+}
+
 /** The informers of KEA's controller and the views built from them. */
 export class ClusterWatcher {
   readonly informers: Record<
     'apiSchemas' | 'mlServices' | 'services' | 'referenceGrants' | 'versions' | 'ownedRoutes' | 'ownedDeployments' | 'ownedConfigMaps',
     Informer
-  >;
+  > &
+    Partial<Record<'ownedClientSettingsPolicies' | 'ownedUpstreamSettingsPolicies', Informer>>;
 
   constructor(client: KubeClient, opts: ClusterWatcherOptions) {
     const io: InformerOptions = { onChange: opts.onChange, onError: opts.onError, relistMs: opts.relistMs };
@@ -76,12 +114,19 @@ export class ClusterWatcher {
         // one only when a diff or a hand-made ConfigMap needs its text.
         transform: packVersionConfigMap,
       }),
-      // Owned objects: metadata only (hash annotation, labels, generation, resourceVersion).
-      ownedRoutes: mk('owned-httproutes', 'gateway.networking.k8s.io/v1/HTTPRoute', { labelSelector: MANAGED, metadataOnly: true }),
+      // Owned objects: metadata (hash annotation, labels, generation, resourceVersion); routes
+      // also keep the gateway's verdict (status.parents, slimmed), spec dropped.
+      ownedRoutes: mk('owned-httproutes', 'gateway.networking.k8s.io/v1/HTTPRoute', { labelSelector: MANAGED, transform: slimRoute }),
       // Deployments: metadata + status (Ready reads availableReplicas), spec dropped.
       ownedDeployments: mk('owned-deployments', 'apps/v1/Deployment', { labelSelector: MANAGED, dropSpec: true }),
       // KEA emits ConfigMaps only in the system namespace; watching there keeps RBAC to a Role (manifests/rbac).
       ownedConfigMaps: mk('owned-configmaps', 'v1/ConfigMap', { namespace: opts.systemNamespace, labelSelector: MANAGED, metadataOnly: true }),
+      ...(opts.ngfPolicies
+        ? {
+            ownedClientSettingsPolicies: mk('owned-clientsettingspolicies', 'gateway.nginx.org/v1alpha1/ClientSettingsPolicy', { labelSelector: MANAGED, metadataOnly: true }),
+            ownedUpstreamSettingsPolicies: mk('owned-upstreamsettingspolicies', 'gateway.nginx.org/v1alpha1/UpstreamSettingsPolicy', { labelSelector: MANAGED, metadataOnly: true }),
+          }
+        : {}),
     };
   }
 
@@ -113,6 +158,7 @@ export class ClusterWatcher {
       referenceGrants: this.informers.referenceGrants.list().filter(live),
       publishedVersions: this.informers.versions.list().filter(live),
       deployments: this.informers.ownedDeployments.list().filter(live),
+      routes: this.informers.ownedRoutes.list().filter(live),
     };
   }
 
@@ -123,6 +169,8 @@ export class ClusterWatcher {
       ...this.informers.ownedRoutes.list(),
       ...this.informers.ownedDeployments.list(),
       ...this.informers.ownedConfigMaps.list(),
+      ...(this.informers.ownedClientSettingsPolicies?.list() ?? []),
+      ...(this.informers.ownedUpstreamSettingsPolicies?.list() ?? []),
       ...this.informers.services.list().filter(isOwned),
       ...this.informers.referenceGrants.list().filter(isOwned),
     ];

@@ -102,6 +102,29 @@ function upstreamProblem(err: Error & { code?: string }): { body: ProblemBody; o
   return { body: problem('upstream-unavailable', 'the service could not be reached'), outcome: 'upstream_error' };
 }
 
+/**
+ * Socket-level failures that, before any byte of the response, mean the gateway closed a pooled
+ * keep-alive connection under the request (a reload, `keepalive_timeout`, a worker shutting
+ * down): undici's `SocketError` ("other side closed", UND_ERR_SOCKET) and the kernel's
+ * ECONNRESET / EPIPE. See {@link Exchange.retryStale}.
+ */
+const STALE_CONNECTION_CODES: ReadonlySet<string> = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+/**
+ * Most redispatches of one request after stale connections. A reload makes every idle pooled
+ * connection stale at once, so a retry can land on another one (each such attempt fails within
+ * microseconds and removes that connection from the pool); Go's net/http likewise retries as long
+ * as the error says "stale connection". Bounded all the same, and by the operation's deadline.
+ */
+const MAX_STALE_RETRIES = 8;
+
+/** Dispatches an exchange's request again (a retry of {@link Exchange.retryStale}). */
+function redispatch(x: Exchange): void {
+  // The client left (onClientClose answered 499) or the deadline passed (the sweep answered 504).
+  if (x.done || x.lane === undefined) return;
+  x.upstreamStarted = true;
+  x.lane.dispatch(x.upstreamOpts!, x);
+}
+
 function hasNoCache(req: IncomingMessage): boolean {
   const cc = req.headers['cache-control'];
   if (cc !== undefined && /(?:^|[\s,])no-(?:cache|store)\b/i.test(cc)) return true;
@@ -161,6 +184,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   bodyReserved = 0;
   /** The service's forwarding settings ({@link DataPath.forwardingFor}), set when forwarding. */
   fwd?: Forwarding;
+  /** The upstream request as dispatched (kept for the retries of {@link Exchange.retryStale}). */
+  upstreamOpts?: Dispatcher.DispatchOptions;
+  /** Times the upstream request was dispatched again after a stale connection ({@link Exchange.retryStale}). */
+  retries = 0;
 
   constructor(dp: DataPath, req: IncomingMessage, res: ServerResponse, op: CompiledOperation, requestId: string, path: string) {
     this.dp = dp;
@@ -385,6 +412,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.finish(499, 'client_closed');
       return;
     }
+    if (this.retryStale(err)) return;
     if (this.res.headersSent) {
       // Mid-stream failure: the status is already out; cut the connection so the client sees it.
       this.res.destroy(err);
@@ -393,6 +421,44 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     const { body, outcome } = upstreamProblem(err);
     this.fail(body, outcome, { error: (err as { code?: string }).code ?? err.message });
+  }
+
+  /**
+   * Retries a request whose pooled connection the gateway closed before answering it (at most
+   * {@link MAX_STALE_RETRIES} times):
+   * the error is a connection close or reset ({@link STALE_CONNECTION_CODES}), no byte of the
+   * response arrived, and neither the deadline nor the client ended the exchange. The request is
+   * dispatched again on the same lane (a new or another idle connection) on the next tick.
+   *
+   * Why this is safe for every method, POST included: the peer is always the gateway's internal
+   * listener (nginx), never a model directly. nginx closes a keep-alive connection without a
+   * response only while the connection is idle (a reload's old workers close their idle
+   * connections at once, `keepalive_timeout`, `keepalive_requests`/`keepalive_time` end with
+   * `Connection: close` on the last response instead); once it has read a request it always
+   * answers, with the backend's response or its own 502/504. So a close before any response
+   * byte means nginx never read the request: the race of a stale keep-alive connection, which
+   * HTTP clients retry (RFC 9112 §9.3.1; RFC 9110 §9.2.2 allows it for a non-idempotent method
+   * when the client has "some means to detect that the original request was never applied" —
+   * here, nginx's behaviour; OkHttp's `retryOnConnectionFailure` does the same). undici already
+   * re-queues requests that it had not written when their connection closes; this covers the
+   * ones written into a socket the gateway was closing.
+   * @returns true when the request was dispatched again (the exchange goes on).
+   */
+  private retryStale(err: Error): boolean {
+    if (this.retries >= MAX_STALE_RETRIES || this.status !== 0 || this.timedOut || this.lane === undefined || this.upstreamOpts === undefined) return false;
+    const code = (err as { code?: string }).code;
+    if (code === undefined || !STALE_CONNECTION_CODES.has(code)) return false;
+    // A FIN ("other side closed") counts only on a connection that had carried a response
+    // before (a reused keep-alive connection). A reset or a broken pipe means the peer closed
+    // with this request's bytes unread.
+    if (code === 'UND_ERR_SOCKET' && !(((err as { socket?: { bytesRead?: number } }).socket?.bytesRead ?? 0) > 0)) return false;
+    this.retries++;
+    this.controller = undefined;
+    // Until the redispatch a client that leaves is answered by onClientClose (499).
+    this.upstreamStarted = false;
+    // Not from inside undici's socket-error handling: on the next tick, like a fresh dispatch.
+    process.nextTick(redispatch, this);
+    return true;
   }
 }
 
@@ -705,7 +771,24 @@ export class DataPath {
         body = await readBody(req, op.maxBodyBytes);
       } catch (err) {
         if (err instanceof BodyError && err.reason === 'too-large') {
-          x.fail(problem('payload-too-large', err.message, { limit: op.maxBodyBytes }), 'payload_too_large', { close: true });
+          // A declared Content-Length (what nginx sends: it buffers the body, bounded by the
+          // gateway's client_max_body_size) over the limit: the body is read and discarded,
+          // then answered, on a connection kept open. Answering at once and closing reset the
+          // connection under nginx while it still sent the body (nginx answered 502 instead of
+          // this 413: 14 of 40 in dev/ngf-policies.int.test.ts); answering at once without
+          // closing still gave 2 of 320. A chunked body, or a declared one over the largest
+          // gateway cap (128 MiB, controller render gatewayBodyMaxSize for the 64 MiB
+          // maximum), is not worth reading: answered at once, connection closed.
+          const drain = h['content-length'] !== undefined && Number(h['content-length']) <= 134_217_728;
+          if (drain) {
+            await new Promise<void>((done) => {
+              req.once('end', done);
+              req.once('close', done);
+              req.once('error', done);
+              req.resume();
+            });
+          }
+          x.fail(problem('payload-too-large', err.message, { limit: op.maxBodyBytes }), 'payload_too_large', { close: !drain });
           return;
         }
         if (!x.done) x.finish(499, 'client_closed');
@@ -830,23 +913,21 @@ export class DataPath {
     this.track(x);
     lane.inflight++;
     x.lane = lane;
-    lane.dispatch(
-      {
-        path: upstreamPath,
-        // HEAD on a GET operation stays HEAD upstream (RFC 9110 §9.3.2): no body is sent back.
-        method: (req.method === 'HEAD' ? 'HEAD' : op.method) as Dispatcher.HttpMethod,
-        // Also spares undici's per-request net.isIP() check of the Host header.
-        servername: svc.def.upstream.host,
-        headers,
-        body: body.length > 0 ? body : null,
-        // Deadlines are the sweeper's (headers, then body idle). undici's own timers allocate
-        // up to three timer objects per request that stay referenced ~0.5 s (a heap snapshot at
-        // 14k req/s held 15k of them).
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      } as Dispatcher.DispatchOptions,
-      x,
-    );
+    x.upstreamOpts = {
+      path: upstreamPath,
+      // HEAD on a GET operation stays HEAD upstream (RFC 9110 §9.3.2): no body is sent back.
+      method: (req.method === 'HEAD' ? 'HEAD' : op.method) as Dispatcher.HttpMethod,
+      // Also spares undici's per-request net.isIP() check of the Host header.
+      servername: svc.def.upstream.host,
+      headers,
+      body: body.length > 0 ? body : null,
+      // Deadlines are the sweeper's (headers, then body idle). undici's own timers allocate
+      // up to three timer objects per request that stay referenced ~0.5 s (a heap snapshot at
+      // 14k req/s held 15k of them).
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    } as Dispatcher.DispatchOptions;
+    lane.dispatch(x.upstreamOpts, x);
   }
 
   /** The value parsed by the last successful {@link DataPath.checkJson} (consumed at once). */

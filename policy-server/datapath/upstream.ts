@@ -95,6 +95,9 @@ export class UpstreamLanes implements Upstream {
         new Pool(opts.url, {
           connections: this.connections,
           pipelining: 1,
+          // Idle connections are closed by this side first: below nginx's keepalive_timeout on
+          // the internal listener (NGF 1.6 writes none, so nginx's default 75 s applies; a
+          // ClientSettingsPolicy could lower it, the retry of the data path covers that race).
           keepAliveTimeout: 30_000,
           keepAliveMaxTimeout: 300_000,
           headersTimeout: 5_000,
