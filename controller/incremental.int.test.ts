@@ -16,6 +16,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { KubeClient, RESOURCES } from './apply/index.js';
 import { applyAll, ensureBuilt, ensureNamespaces, metricSum, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
 import { loadClusterAuth } from './apply/kubeconfig.js';
+import { internalRouteName } from './graph/names.js';
 
 const REPO = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const SYS = 'kea-inc-system';
@@ -153,7 +154,7 @@ test('new weights of one MLService re-render it and the ApiSchema fronting it; t
   const mark = ctl.logs.length;
   await applyAll(client, [pair('alpha', [30, 70])[0]], NS);
   await waitFor('alpha 30/70', async () => {
-    const r = await client.get<Obj>(R.route, SYS, `alpha.${NS}.kea.internal`);
+    const r = await client.get<Obj>(R.route, SYS, internalRouteName(`alpha.${NS}.kea.internal`));
     return r.spec.rules[0].backendRefs.map((b: { weight: number }) => b.weight).join() === '30,70';
   });
   const after = await settle();

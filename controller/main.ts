@@ -16,7 +16,8 @@ import { type ClusterSnapshot, type ControllerConfig, type RenderOutput, type St
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ClusterWatcher } from './watch/index.js';
 import { Batcher } from './batch/index.js';
-import { Applier, KubeClient, KubeError, type ApplyResult, type DesiredStream, streamOfOutput } from './apply/index.js';
+import { Applier, KubeClient, KubeError, RESOURCES, type ApplyResult, type DesiredStream, streamOfOutput } from './apply/index.js';
+import { LABELS, MANAGED_BY_VALUE } from '../lib/api/types.js';
 import { loadClusterAuth, type ClusterAuth } from './apply/kubeconfig.js';
 import { LeaderElector } from './leader/index.js';
 import { IncrementalReconciler, IncrementalRestart } from './incremental.js';
@@ -281,8 +282,10 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
   // policies then fails and is reported like any other apply error.
   if (config.gatewayImplementation === 'ngf') {
     try {
-      await client.resource('gateway.nginx.org/v1alpha1', 'ClientSettingsPolicy');
-      await client.resource('gateway.nginx.org/v1alpha1', 'UpstreamSettingsPolicy');
+      // A real request (the kinds are in RESOURCES, so resource() alone would not ask).
+      for (const kind of ['ClientSettingsPolicy', 'UpstreamSettingsPolicy']) {
+        await client.list(RESOURCES[`gateway.nginx.org/v1alpha1/${kind}`], { labelSelector: `${LABELS.managedBy}=${MANAGED_BY_VALUE}`, metadataOnly: true });
+      }
     } catch (e) {
       if (e instanceof KubeError && e.statusCode === 404) {
         config.gatewayImplementation = 'generic';

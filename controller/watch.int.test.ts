@@ -11,6 +11,7 @@ import { startControlPlane, installCrds, type ControlPlane } from '../dev/contro
 import { KubeClient, RESOURCES } from './apply/index.js';
 import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, parseYaml, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
 import { loadClusterAuth } from './apply/kubeconfig.js';
+import { internalRouteName } from './graph/names.js';
 
 const REPO = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const SYS = 'kea-system';
@@ -28,7 +29,7 @@ const mlService = (w1: number, w2: number): KubernetesObject => {
   return m as unknown as KubernetesObject;
 };
 const weights = async () => {
-  const r = await client.get<KubernetesObject & { spec: { rules: Array<{ backendRefs: Array<{ weight: number }> }> } }>(ROUTE, SYS, `iris.${NS}.kea.internal`);
+  const r = await client.get<KubernetesObject & { spec: { rules: Array<{ backendRefs: Array<{ weight: number }> }> } }>(ROUTE, SYS, internalRouteName(`iris.${NS}.kea.internal`));
   return r.spec.rules[0].backendRefs.map((b) => b.weight).join('/');
 };
 
