@@ -117,6 +117,13 @@ const STALE_CONNECTION_CODES: ReadonlySet<string> = new Set(['UND_ERR_SOCKET', '
  */
 const MAX_STALE_RETRIES = 8;
 
+/**
+ * Largest declared body, bytes (128 MiB), that is read and discarded before a 413 so the
+ * connection stays open under the gateway: the gateway's own cap for the CRD's largest
+ * operation limit (64 MiB; controller/render gatewayBodyMaxSize).
+ */
+const MAX_DRAINED_BODY_BYTES = 128 * 1024 * 1024;
+
 /** Dispatches an exchange's request again (a retry of {@link Exchange.retryStale}). */
 function redispatch(x: Exchange): void {
   // The client left (onClientClose answered 499) or the deadline passed (the sweep answered 504).
@@ -779,7 +786,7 @@ export class DataPath {
           // closing still gave 2 of 320. A chunked body, or a declared one over the largest
           // gateway cap (128 MiB, controller render gatewayBodyMaxSize for the 64 MiB
           // maximum), is not worth reading: answered at once, connection closed.
-          const drain = h['content-length'] !== undefined && Number(h['content-length']) <= 134_217_728;
+          const drain = h['content-length'] !== undefined && Number(h['content-length']) <= MAX_DRAINED_BODY_BYTES;
           if (drain) {
             await new Promise<void>((done) => {
               req.once('end', done);
