@@ -18,7 +18,7 @@
  *   validation; no cache) → backend.
  * - `keaNoValidation`: same operation without a request body schema (no parse, no ajv).
  * - `keaCacheHit`: same with a shared response cache, every request a hit.
- * - `forwarder` / `forwarderParse`: nginx → the reference forwarder (FORWARDER_JS: node:http +
+ * - `forwarder` / `forwarderParse`: nginx → the reference forwarder (bench/children/forwarder.ts: node:http +
  *   undici, no policy; the second also `JSON.parse`s the body) → backend: the ceilings, on this
  *   machine and runtime, of the KEA/plain and validation on/off ratios.
  * - `irisPlain` / `irisKea`: the same pair (same body, same token, same wrk settings) with the real
@@ -54,10 +54,11 @@ import { existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as oidc from 'openid-client';
 import { KEA_CACHE, REPO_ROOT } from '../dev/controlplane.js';
 import { gatewayClient, scriptsClient, startDevIdp } from '../dev/idp.js';
-import { policyOperation, type PolicyOperation, type PolicyService } from '../lib/policy/config.js';
+import { POLICY_API_VERSION, policyOperation, type PolicyOperation, type PolicyService } from '../lib/policy/config.js';
 import { freePort, stopProcess } from '../lib/process.js';
 import { POLICY_NODE_ARGS } from '../policy-server/runtime-flags.js';
 import { NGF_VERSION } from '../dev/ngf.js';
@@ -115,7 +116,7 @@ export interface PolicyBenchResult {
   latencyAt1000rps: Record<'plain' | 'kea', LatencyRun> & { p99AddedMs: number; pairs: Array<Record<'plain' | 'kea', LatencyRun>> };
   ratios: { keaVsPlain: number; cacheHitVsUncached: number; validationOnVsOff: number; irisKeaVsPlain: number };
   /**
-   * The reference forwarder (no policy; see FORWARDER_JS) against plain nginx; the same with
+   * The reference forwarder (no policy; bench/children/forwarder.ts) against plain nginx; the same with
    * `JSON.parse` of the body (the least validation does) against plain nginx; KEA against the
    * forwarder; and parse against no parse. The first two bound `keaVsPlain`, the last bounds
    * `validationOnVsOff`, for a Node.js server on this machine. `cacheHitVsPlain`: a cache hit
@@ -173,104 +174,16 @@ async function waitHttp(url: string, timeoutMs = 20_000, okStatus?: number): Pro
   }
 }
 
-const BACKEND_JS = `
-import http from 'node:http';
-const body = JSON.stringify({ class: 'setosa', probability: 0.97, revision: 'v1', ok: true });
-const s = http.createServer((req, res) => {
-  req.on('data', () => {});
-  req.on('end', () => {
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-kea-revision': 'v1' });
-    res.end(body);
-  });
-});
-s.keepAliveTimeout = 60000;
-s.listen(Number(process.argv[2]), process.argv[3] ?? '127.0.0.1');
-`;
-
 /**
- * The reference forwarder: the least a Node.js reverse proxy in this position does, with the
- * same runtime, flags and HTTP stack as the policy server (node:http server, undici Pool with
- * the same options, raw dispatch handler, hop-by-hop headers dropped) and no policy at all: no
- * authentication, validation, audit, metrics, request id or deadlines. With `parse` it also
- * runs `JSON.parse` on the body (what validation costs at the least). Its throughput is the
- * ceiling of any Node.js policy server on this machine; the bench reports KEA against it.
+ * The child programs the bench spawns, compiled with the rest (bench/children/*.ts → dist/): the
+ * trivial backend, the reference forwarder (no policy: the ceiling of a Node.js server in the
+ * policy server's position, see bench/children/forwarder.ts) and the open-loop fixed-rate client.
  */
-const FORWARDER_JS = `
-import http from 'node:http';
-import { Pool } from '${join(REPO_ROOT, 'node_modules/undici/index.js')}';
-const [port, upstream, mode] = process.argv.slice(2);
-const parse = mode === 'parse';
-const pool = new Pool(upstream, { connections: 128, pipelining: 1, keepAliveTimeout: 30000, keepAliveMaxTimeout: 300000 });
-const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'content-length', 'date', 'upgrade', 'te', 'trailer', 'proxy-connection']);
-class Handler {
-  constructor(res) { this.res = res; }
-  onRequestStart() {}
-  onResponseStart(_c, status, headers) {
-    const out = [];
-    for (const k in headers) if (!HOP.has(k)) out.push(k, headers[k]);
-    this.res.writeHead(status, out);
-  }
-  onResponseData(_c, chunk) { this.res.write(chunk); }
-  onResponseEnd() { this.res.end(); }
-  onResponseError() { if (!this.res.headersSent) this.res.writeHead(502); this.res.end(); }
-}
-const s = http.createServer((req, res) => {
-  let first; let chunks;
-  req.on('data', (c) => { if (first === undefined) first = c; else (chunks ??= [first]).push(c); });
-  req.on('end', () => {
-    const body = chunks ? Buffer.concat(chunks) : first ?? null;
-    if (parse && body) {
-      try { JSON.parse(body.toString('utf8')); } catch { res.writeHead(400); res.end(); return; }
-    }
-    const h = [];
-    for (const k in req.headers) if (!HOP.has(k)) h.push(k, req.headers[k]);
-    h.push('host', 'upstream.internal');
-    pool.dispatch({ path: '/predict', method: req.method, headers: h, body, headersTimeout: 0, bodyTimeout: 0 }, new Handler(res));
-  });
-});
-s.keepAliveTimeout = 60000;
-s.listen(Number(port), '127.0.0.1');
-`;
-
-/** Open-loop fixed-rate client: prints JSON {latencies summary}. */
-const RATE_JS = `
-import { Pool } from '${join(REPO_ROOT, 'node_modules/undici/index.js')}';
-import { readFileSync } from 'node:fs';
-const [url, path, rate, seconds, token, bodyFile] = process.argv.slice(2);
-const body = readFileSync(bodyFile);
-const pool = new Pool(url, { connections: 16, pipelining: 1 });
-const interval = 1000 / Number(rate);
-// The first second warms this client up (JIT, connections) and is not recorded: a stall of the
-// client itself would count as latency of whichever path it happened to measure.
-const warm = Math.round(Number(rate));
-const total = warm + Math.round(Number(rate) * Number(seconds));
-const lat = [];
-let failed = 0;
-const t0 = performance.now();
-let sent = 0;
-await new Promise((resolve) => {
-  let outstanding = 0;
-  const tick = () => {
-    const now = performance.now();
-    while (sent < total && t0 + sent * interval <= now) {
-      const scheduled = t0 + sent * interval;
-      const recorded = sent >= warm;
-      sent++;
-      outstanding++;
-      pool.request({ path, method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer ' + token }, body })
-        .then(async (r) => { await r.body.dump(); if (r.statusCode !== 200) failed++; if (recorded) lat.push(performance.now() - scheduled); })
-        .catch(() => { failed++; })
-        .finally(() => { outstanding--; if (sent >= total && outstanding === 0) resolve(); });
-    }
-    if (sent < total) setTimeout(tick, Math.max(0, t0 + sent * interval - performance.now()));
-  };
-  tick();
-});
-lat.sort((a, b) => a - b);
-const q = (p) => lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : NaN;
-process.stdout.write(JSON.stringify({ sent: sent - warm, failed, p50Ms: q(0.5), p90Ms: q(0.9), p99Ms: q(0.99), maxMs: lat[lat.length - 1] ?? NaN }));
-await pool.close();
-`;
+const CHILDREN = {
+  backend: fileURLToPath(new URL('./children/backend.js', import.meta.url)),
+  forwarder: fileURLToPath(new URL('./children/forwarder.js', import.meta.url)),
+  rate: fileURLToPath(new URL('./children/rate.js', import.meta.url)),
+};
 
 function op(id: string, path: string, extra: Partial<PolicyOperation> = {}): PolicyOperation {
   return policyOperation({ operationId: id, method: 'POST', path, upstreamPath: '/predict', ...extra });
@@ -290,6 +203,7 @@ const SCHEMA = {
 function benchService(): PolicyService {
   const body = { required: true, contentType: 'application/json', schema: SCHEMA };
   return {
+    apiVersion: POLICY_API_VERSION,
     id: 'bench/echo',
     namespace: 'bench',
     name: 'echo',
@@ -314,6 +228,7 @@ function benchService(): PolicyService {
 function irisService(): PolicyService {
   return {
     ...benchService(),
+    apiVersion: POLICY_API_VERSION,
     id: 'bench/iris',
     name: 'iris',
     title: 'Bench iris-v1',
@@ -560,9 +475,7 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
 
     const body = benchBody();
     await writeFile(join(dir, 'body.json'), body);
-    await writeFile(join(dir, 'backend.mjs'), BACKEND_JS);
-    await writeFile(join(dir, 'rate.mjs'), RATE_JS);
-    await writeFile(join(dir, 'forwarder.mjs'), FORWARDER_JS);
+    for (const child of Object.values(CHILDREN)) if (!existsSync(child)) throw new Error(`${child} missing: run npm run build`);
     const script = join(dir, 'post.lua');
     await writeFile(
       script,
@@ -572,7 +485,7 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     await mkdir(cfg, { recursive: true });
     await writeFile(join(cfg, 'policy.json'), JSON.stringify(benchService()));
 
-    const backend = spawn(NODE, [join(dir, 'backend.mjs'), String(backendPort)], { stdio: 'ignore' });
+    const backend = spawn(NODE, [CHILDREN.backend, String(backendPort)], { stdio: 'ignore' });
     children.push(backend);
     // The audit stream (info level, one JSON line per request) goes to /dev/null: the policy
     // server still pays for building, serialising and writing every record, but neither a
@@ -616,8 +529,8 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     const policy = startPolicy(policyPort, `http://127.0.0.1:${backendPort}`, 'node');
     // The reference forwarders (same node flags as the policy server), in front of the same backend.
     const forwarders = [
-      spawn(NODE, [...nodeArgs, join(dir, 'forwarder.mjs'), String(fwdPort), `http://127.0.0.1:${backendPort}`, 'forward'], { stdio: 'ignore' }),
-      spawn(NODE, [...nodeArgs, join(dir, 'forwarder.mjs'), String(fwdParsePort), `http://127.0.0.1:${backendPort}`, 'parse'], { stdio: 'ignore' }),
+      spawn(NODE, [...nodeArgs, CHILDREN.forwarder, String(fwdPort), `http://127.0.0.1:${backendPort}`, 'forward'], { stdio: 'ignore' }),
+      spawn(NODE, [...nodeArgs, CHILDREN.forwarder, String(fwdParsePort), `http://127.0.0.1:${backendPort}`, 'parse'], { stdio: 'ignore' }),
     ];
     children.push(...forwarders);
     // The real example model: FastAPI + scikit-learn under uvicorn (1 process), and a second
@@ -745,7 +658,7 @@ http {
       });
       const ngfTopology = ngf;
       stopNgf = () => ngfTopology.stop();
-      const ngfBackend = spawn(NODE, [join(dir, 'backend.mjs'), String(ngfBackendPort), ngf.hostAddress], { stdio: 'ignore' });
+      const ngfBackend = spawn(NODE, [CHILDREN.backend, String(ngfBackendPort), ngf.hostAddress], { stdio: 'ignore' });
       children.push(ngfBackend);
       const ngfIris = spawn(uvicornBin, ['app:app', '--host', ngf.hostAddress, '--port', String(ngfIrisPort)], { cwd: join(REPO_ROOT, 'examples', 'iris-v1'), stdio: ['ignore', devNull, devNull] });
       children.push(ngfIris);
@@ -843,7 +756,7 @@ http {
       }
     }
     const rate = async (port: number, path: string) => {
-      const out = await run(NODE, [join(dir, 'rate.mjs'), `http://127.0.0.1:${port}`, path, '1000', String(LATENCY_SECONDS), token, join(dir, 'body.json')]);
+      const out = await run(NODE, [CHILDREN.rate, `http://127.0.0.1:${port}`, path, '1000', String(LATENCY_SECONDS), token, join(dir, 'body.json')]);
       return JSON.parse(out) as LatencyRun;
     };
     // LATENCY_PAIRS interleaved pairs (the order alternates within pairs). The p99 of one 5 s

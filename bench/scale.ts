@@ -21,10 +21,12 @@ import { CONTROLLER_NODE_ARGS, CONTROLLER_ENV } from '../controller/runtime-flag
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { cpus, totalmem } from 'node:os';
 import { startControlPlane, installCrds, REPO_ROOT, KUBE_VERSION, ETCD_VERSION } from '../dev/controlplane.js';
-import { KubeClient, RESOURCES, pool } from '../controller/apply/index.js';
+import { pool } from '../controller/apply/index.js';
+import { KubeClient, RESOURCES } from '../controller/kube/client.js';
 import { Informer } from '../controller/watch/index.js';
-import { loadClusterAuth } from '../controller/apply/kubeconfig.js';
-import { WriteCounter, ensureBuilt, ensureNamespaces, spawnController, waitFor } from '../controller/apply/testkit.js';
+import { loadClusterAuth } from '../controller/kube/kubeconfig.js';
+import { WriteCounter, ensureBuilt, ensureNamespaces, spawnController } from '../controller/testing/testkit.js';
+import { waitFor } from '../dev/testing/wait.js';
 import { LABELS, MANAGED_BY_VALUE } from '../lib/api/types.js';
 
 export interface ScaleResult {
@@ -153,8 +155,8 @@ export async function runScaleBench(): Promise<ScaleResult> {
     const ctl = await spawnController({ repoRoot: REPO_ROOT, kubeconfig: cp.kubeconfig, identity: 'bench', args: ['--system-namespace=kea-system'], nodeArgs, env: CONTROLLER_ENV, echo: true });
     ctl.proc.once('exit', (code, sig) => log(`controller exited: code ${code} signal ${sig}`));
     stopAll.unshift(() => ctl.stop('SIGKILL'));
-    await waitFor('controller ready', async () => (await ctl.http('/readyz')).status === 200, 30_000);
-    await waitFor('controller leads', async () => JSON.parse((await ctl.http('/healthz')).body).leader === true, 30_000);
+    await waitFor('controller ready', 30_000, async () => (await ctl.http('/readyz')).status === 200, 200);
+    await waitFor('controller leads', 30_000, async () => JSON.parse((await ctl.http('/healthz')).body).leader === true, 200);
     const rssBase = await ctl.rss();
     log(`controller ready, RSS ${(rssBase / MiB).toFixed(1)} MiB`);
 
@@ -209,6 +211,7 @@ export async function runScaleBench(): Promise<ScaleResult> {
     let lastLog = 0;
     await waitFor(
       'convergence',
+      timeoutMs,
       () => {
         if (ctl.proc.exitCode !== null || ctl.proc.signalCode !== null) return true;
         const r = benchRoutes();
@@ -221,7 +224,6 @@ export async function runScaleBench(): Promise<ScaleResult> {
         }
         return r >= expectedRoutes && a >= N && sv >= expectedWorkloads && dp >= expectedWorkloads;
       },
-      timeoutMs,
       100,
     ).catch((err: Error) => log(err.message));
     if (ctl.proc.exitCode !== null || ctl.proc.signalCode !== null) throw new Error('controller died during the benchmark (see its stderr above)');

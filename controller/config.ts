@@ -6,9 +6,10 @@
  * Every flag has an environment variable (`KEA_` + upper snake case), e.g.
  * `--system-namespace` ⇔ `KEA_SYSTEM_NAMESPACE`. Run `node dist/controller/main.js --help`.
  */
-import { Command, Option, InvalidArgumentError } from 'commander';
+import { Option, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { nonNegativeInt as int, programCommand } from '../lib/command-line.js';
 import type { ControllerConfig } from './model.js';
 
 /** Runtime options (not seen by the pure stages). */
@@ -61,14 +62,6 @@ export interface LoadedConfig {
   runtime: RuntimeOptions;
 }
 
-function int(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got "${v}"`);
-    return n;
-  };
-}
-
 function bool(v: string): boolean {
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;
@@ -91,9 +84,12 @@ function readTokenFile(path: string): string {
 }
 
 /**
- * Parses `argv` (including the node and script entries, as `process.argv`) and `process.env`.
- * @throws commander's CommanderError (exitOverride) on an unknown flag or an invalid value;
- *   the message names the flag.
+ * Parses `argv` (including the node and script entries, as `process.argv`) and `process.env`
+ * (read only). `--help` prints the help text to stdout and throws (exit code 0).
+ * @throws commander's CommanderError (lib/command-line.ts `programCommand`) on `--help`, an
+ *   unknown flag or an invalid value, and InvalidArgumentError when no internal token is given;
+ *   the message names the flag. The entrypoint turns it into an exit code
+ *   (`exitOnCommandLineError`: 2, or 0 after `--help`).
  */
 export function loadConfig(argv: string[] = process.argv): LoadedConfig {
   const opt = (flags: string, description: string, envName: string, def?: string | number | boolean) => {
@@ -101,10 +97,8 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     if (def !== undefined) o.default(def);
     return o;
   };
-  const cmd = new Command('kea-controller')
+  const cmd = programCommand('kea-controller')
     .description('KEA controller: reconciles ApiSchema and MLService into Gateway API objects')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .addOption(opt('--kubeconfig <path>', 'kubeconfig file (default: KUBECONFIG, in-cluster, ~/.kube/config)', 'KUBECONFIG'))
     .addOption(opt('--system-namespace <ns>', 'namespace of KEA components', 'KEA_SYSTEM_NAMESPACE', 'kea-system'))
     .addOption(opt('--gateway-namespace <ns>', 'namespace of the Gateway routes attach to (default: system namespace)', 'KEA_GATEWAY_NAMESPACE'))
@@ -140,7 +134,7 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     .addOption(opt('--internal-listener-check-ms <ms>', "how often the Gateway's internal listener is checked for admitting other namespaces or foreign routes (0 = off)", 'KEA_INTERNAL_LISTENER_CHECK_MS', 60000).argParser(int('--internal-listener-check-ms')))
     .addOption(opt('--stale-after-ms <ms>', '/healthz fails when an informer fails this long', 'KEA_STALE_AFTER_MS', 120000).argParser(int('--stale-after-ms')));
   cmd.parse(argv, { from: 'node' });
-  const o = cmd.opts() as Record<string, string | number | boolean | undefined>;
+  const o = cmd.opts<Record<string, string | number | boolean | undefined>>();
   const systemNamespace = String(o.systemNamespace);
   const token = (o.internalToken as string | undefined) ?? (o.internalTokenFile ? readTokenFile(String(o.internalTokenFile)) : undefined);
   if (!token) {

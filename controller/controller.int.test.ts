@@ -11,9 +11,11 @@ import { readFileSync } from 'node:fs';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { FIELD_MANAGER, type MLService } from '../lib/api/types.js';
 import { apiConfigMapName } from '../lib/policy/config.js';
-import { KubeClient, KubeError, RESOURCES, APPLIED_HASH } from './apply/index.js';
-import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, metricSum, parseYaml, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
-import { loadClusterAuth } from './apply/kubeconfig.js';
+import { KubeClient, KubeError, RESOURCES } from './kube/client.js';
+import { APPLIED_HASH } from './kube/applied-hash.js';
+import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, metricSum, parseYaml, spawnController, type ControllerProcess } from './testing/testkit.js';
+import { waitFor } from '../dev/testing/wait.js';
+import { loadClusterAuth } from './kube/kubeconfig.js';
 import { internalRouteName } from './graph/names.js';
 
 const REPO = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
@@ -66,7 +68,7 @@ const writesMetric = (p: ControllerProcess): Promise<number> => metricSum(p, 'ke
 const holder = async () => (await get(R.lease, SYS, LEASE)).spec.holderIdentity as string | null;
 
 beforeAll(async () => {
-  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
+  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG));
   await ensureBuilt(REPO);
   await ensureNamespaces(client, SYS, NS, OTHER);
   await client.delete(R.grant, OTHER, 'allow-apps'); // left by an earlier run on a reused API server
@@ -83,11 +85,11 @@ afterAll(async () => {
 test('two replicas: exactly one leader, only it writes; the samples become Gateway API objects', async () => {
   const a = await spawn('replica-a');
   const b = await spawn('replica-b');
-  await waitFor('a leader', async () => (await holder().catch(() => null)) ?? undefined, 20_000);
+  await waitFor('a leader', 20_000, async () => (await holder().catch(() => null)) ?? undefined, 200);
   await applyAll(client, samples(), NS);
 
   // Deployments and Services per revision, with owner references, probes and resources.
-  const d1 = await waitFor('deployment iris-v1', () => get(R.deploy, NS, 'iris-v1').catch(() => undefined), 30_000);
+  const d1 = await waitFor('deployment iris-v1', 30_000, () => get(R.deploy, NS, 'iris-v1').catch(() => undefined), 200);
   const mls = await get(R.mls, NS, 'iris');
   expect(d1.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'MLService', name: 'iris', uid: mls.metadata?.uid, controller: true });
   const container = d1.spec.template.spec.containers[0];
@@ -96,18 +98,18 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
   expect(container.resources.limits.memory).toBe('512Mi');
   expect(d1.metadata?.annotations?.[APPLIED_HASH]).toMatch(/^[0-9a-f]{64}$/);
   expect(d1.metadata?.managedFields?.find((f) => f.manager === FIELD_MANAGER)?.operation).toBe('Apply');
-  await waitFor('services', async () => (await get(R.svc, NS, 'iris-v1')) && (await get(R.svc, NS, 'iris-v2')));
+  await waitFor('services', 30_000, async () => (await get(R.svc, NS, 'iris-v1')) && (await get(R.svc, NS, 'iris-v2')), 200);
 
   // Internal route: in the system namespace (tenants cannot read its token), named after its
   // hostname, weighted backendRefs in percent to the tenant's Services, token match; a
   // ReferenceGrant beside the Services lets it reach them (docs/adr/0009-internal-routes.md).
-  const internal = await waitFor('internal route', () => get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined));
+  const internal = await waitFor('internal route', 30_000, () => get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined), 200);
   expect(internal.spec.hostnames).toEqual([`iris.${NS}.kea.internal`]);
   expect(internal.spec.parentRefs[0]).toMatchObject({ name: 'kea', namespace: SYS, sectionName: 'internal' });
   expect(internal.spec.rules[0].backendRefs.map((r: { name: string; namespace: string; weight: number }) => `${r.namespace}/${r.name}:${r.weight}`)).toEqual([`${NS}/iris-v1:80`, `${NS}/iris-v2:20`]);
   expect(JSON.stringify(internal.spec.rules[0].matches)).toContain('x-kea-internal-token');
   expect(internal.metadata?.labels?.['kea.dev/owner']).toBe(`MLService.${NS}.iris`);
-  const internalGrant = await waitFor('internal grant', () => get(R.grant, NS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined));
+  const internalGrant = await waitFor('internal grant', 30_000, () => get(R.grant, NS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined), 200);
   expect(internalGrant.spec).toEqual({
     from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: SYS }],
     to: [{ group: '', kind: 'Service', name: 'iris-v1' }, { group: '', kind: 'Service', name: 'iris-v2' }],
@@ -117,36 +119,36 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
   expect(tenantRoutes.filter((r) => r.spec.parentRefs.some((p) => p.sectionName === 'internal')).map((r) => r.metadata?.name)).toEqual([]);
 
   // Public route: one rule per operation → policy server, operation identified by header.
-  const pub = await waitFor('public route', () => get(R.route, NS, 'kea-api-grades').catch(() => undefined));
+  const pub = await waitFor('public route', 30_000, () => get(R.route, NS, 'kea-api-grades').catch(() => undefined), 200);
   expect(pub.spec.rules).toHaveLength(2);
   const rule0 = JSON.stringify(pub.spec.rules);
   expect(rule0).toContain(`${NS}/grades/get_grades`);
   expect(rule0).toContain(`${NS}/grades/set_grades`);
   expect(pub.spec.rules[0].backendRefs[0]).toMatchObject({ name: 'kea-policy', namespace: SYS, port: 8000 });
   // Cross-namespace backendRef → a ReferenceGrant in the system namespace.
-  const grant = await waitFor('grant', () => get(R.grant, SYS, `kea-policy-from-${NS}`).catch(() => undefined));
+  const grant = await waitFor('grant', 30_000, () => get(R.grant, SYS, `kea-policy-from-${NS}`).catch(() => undefined), 200);
   expect(grant.spec.from[0]).toMatchObject({ kind: 'HTTPRoute', namespace: NS });
   // Policy config for the policy server.
-  const cm = await waitFor('policy configmap', () => get(R.cm, SYS, apiConfigMapName(NS, 'iris')).catch(() => undefined));
+  const cm = await waitFor('policy configmap', 30_000, () => get(R.cm, SYS, apiConfigMapName(NS, 'iris')).catch(() => undefined), 200);
   expect(JSON.parse(cm.data!['policy.json']).operations[0].operationId).toBe('predict');
   expect(JSON.parse(cm.data!['openapi.json']).openapi).toMatch(/^3\.0\./);
   // The gateway-level portal route.
-  await waitFor('portal route', () => get(R.route, SYS, 'kea-portal').catch(() => undefined));
+  await waitFor('portal route', 30_000, () => get(R.route, SYS, 'kea-portal').catch(() => undefined), 200);
 
   // Status conditions with observedGeneration.
-  const iris = await waitFor('iris Accepted', async () => {
+  const iris = await waitFor('iris Accepted', 30_000, async () => {
     const s = await get(R.schema, NS, 'iris');
     return cond(s, 'Accepted')?.status === 'True' && cond(s, 'ResolvedRefs')?.status === 'True' ? s : undefined;
-  });
+  }, 200);
   expect(cond(iris, 'Accepted').observedGeneration).toBe(iris.metadata?.generation);
 
   // Ready follows the revisions' Deployment status (no kubelet here: write it as one would).
   // (First "not created yet", until the controller's own Deployments reach its informer.)
-  const notReady = await waitFor('iris Ready=False for lack of replicas', async () => {
+  const notReady = await waitFor('iris Ready=False for lack of replicas', 30_000, async () => {
     const m = await get(R.mls, NS, 'iris');
     const c = cond(m, 'Ready');
     return c?.status === 'False' && c.message.includes('available replicas') ? m : undefined;
-  });
+  }, 200);
   expect(cond(notReady, 'Ready').message).toContain('has 0/1 available replicas');
   for (const name of ['iris-v1', 'iris-v2']) {
     await client.request('PATCH', client.objectPath(R.deploy, NS, name, 'status'), {
@@ -154,10 +156,10 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
       contentType: 'application/merge-patch+json',
     });
   }
-  const ready = await waitFor('iris Ready=True', async () => {
+  const ready = await waitFor('iris Ready=True', 30_000, async () => {
     const m = await get(R.mls, NS, 'iris');
     return cond(m, 'Ready')?.status === 'True' ? m : undefined;
-  });
+  }, 200);
   expect(cond(ready, 'Ready').message).toContain('v1 1/1');
 
   // Exactly one replica leads and writes.
@@ -180,14 +182,14 @@ test('change weights → the internal route follows', async () => {
   m.spec.revisions[0].weight = 30;
   m.spec.revisions[1].weight = 70;
   await applyAll(client, [m as unknown as KubernetesObject], NS);
-  await waitFor('30/70', async () => {
+  await waitFor('30/70', 30_000, async () => {
     const r = await get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`));
     return r.spec.rules[0].backendRefs.map((x: { weight: number }) => x.weight).join() === '30,70';
-  });
-  await waitFor('mls status traffic', async () => {
+  }, 200);
+  await waitFor('mls status traffic', 30_000, async () => {
     const s = await get(R.mls, NS, 'iris');
     return (s.status?.traffic ?? []).map((t: { weight: number }) => t.weight).join() === '30,70';
-  });
+  }, 200);
 });
 
 test('an ungranted cross-namespace reference → ResolvedRefs=False with a message and a Warning Event', async () => {
@@ -206,18 +208,18 @@ test('an ungranted cross-namespace reference → ResolvedRefs=False with a messa
     },
   ];
   await applyAll(client, legacy);
-  const s = await waitFor('ResolvedRefs=False', async () => {
+  const s = await waitFor('ResolvedRefs=False', 30_000, async () => {
     const x = await get(R.schema, NS, 'legacy');
     return cond(x, 'ResolvedRefs')?.status === 'False' ? x : undefined;
-  });
+  }, 200);
   const c = cond(s, 'ResolvedRefs');
   expect(c.reason).toBe('RefNotPermitted');
   expect(c.message).toContain(OTHER);
   expect(c.message).toContain('ReferenceGrant');
-  const ev = await waitFor('warning event', async () => {
+  const ev = await waitFor('warning event', 30_000, async () => {
     const l = await client.list(R.event, { namespace: NS });
     return l.items.find((e) => (e as Obj & { involvedObject: { uid: string } }).involvedObject.uid === s.metadata?.uid);
-  });
+  }, 200);
   expect(ev).toMatchObject({ type: 'Warning' });
 
   // Granting the reference resolves it.
@@ -229,7 +231,7 @@ test('an ungranted cross-namespace reference → ResolvedRefs=False with a messa
       spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: NS }], to: [{ group: '', kind: 'Service' }] },
     } as Obj,
   ]);
-  await waitFor('ResolvedRefs=True', async () => cond(await get(R.schema, NS, 'legacy'), 'ResolvedRefs')?.status === 'True');
+  await waitFor('ResolvedRefs=True', 30_000, async () => cond(await get(R.schema, NS, 'legacy'), 'ResolvedRefs')?.status === 'True', 200);
 });
 
 test('kill the leader → the standby takes over and keeps reconciling', async () => {
@@ -238,41 +240,41 @@ test('kill the leader → the standby takes over and keeps reconciling', async (
   const standby = procs.find((p) => p.identity !== leaderId && p.proc.exitCode === null)!;
   await leader.stop('SIGKILL');
   const t0 = Date.now();
-  await waitFor('standby leads', async () => (await holder()) === standby.identity, 20_000, 200);
+  await waitFor('standby leads', 20_000, async () => (await holder()) === standby.identity, 200);
   const takeoverMs = Date.now() - t0;
   expect(takeoverMs).toBeLessThan(15_000);
   const m = samples().find((o) => o.kind === 'MLService') as unknown as MLService;
   m.spec.revisions[0].weight = 60;
   m.spec.revisions[1].weight = 40;
   await applyAll(client, [m as unknown as KubernetesObject], NS);
-  await waitFor('60/40 by the new leader', async () => {
+  await waitFor('60/40 by the new leader', 30_000, async () => {
     const r = await get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`));
     return r.spec.rules[0].backendRefs.map((x: { weight: number }) => x.weight).join() === '60,40';
-  });
+  }, 200);
   expect(await writesMetric(standby)).toBeGreaterThan(0);
 });
 
 test('restart the controller → zero diff, zero writes', async () => {
   const running = procs.find((p) => p.proc.exitCode === null && p.proc.signalCode === null)!;
   // Converged first: no writes for 2 s.
-  await waitFor('converged', async () => {
+  await waitFor('converged', 30_000, async () => {
     const c = new WriteCounter(client);
     await c.start();
     await new Promise((r) => setTimeout(r, 2000));
     c.stop();
     return c.writes.length === 0;
-  }, 30_000, 0);
+  }, 0);
   expect(await running.stop('SIGTERM')).toBe(0);
   // SIGTERM released the Lease.
   expect(await holder()).toBeFalsy();
   const counter = new WriteCounter(client);
   await counter.start();
   const fresh = await spawn('replica-c');
-  await waitFor('replica-c leads', async () => (await holder()) === 'replica-c', 20_000);
-  await waitFor('first reconcile', async () => {
+  await waitFor('replica-c leads', 20_000, async () => (await holder()) === 'replica-c', 200);
+  await waitFor('first reconcile', 30_000, async () => {
     const { body } = await fresh.http('/metrics');
     return /kea_controller_reconcile_total\{result="ok"\} [1-9]/.test(body);
-  });
+  }, 200);
   await new Promise((r) => setTimeout(r, 5000));
   counter.stop();
   expect(counter.writes).toEqual([]);
@@ -281,7 +283,7 @@ test('restart the controller → zero diff, zero writes', async () => {
 
 test('delete → every emitted object is pruned', async () => {
   for (const [ref, name] of [[R.schema, 'iris'], [R.schema, 'grades'], [R.schema, 'legacy'], [R.mls, 'iris']] as const) await client.delete(ref, NS, name);
-  await waitFor('pruned', async () => {
+  await waitFor('pruned', 30_000, async () => {
     const checks = await Promise.all([
       gone(R.deploy, NS, 'iris-v1'),
       gone(R.deploy, NS, 'iris-v2'),
@@ -296,7 +298,7 @@ test('delete → every emitted object is pruned', async () => {
       gone(R.grant, SYS, `kea-policy-from-${NS}`),
     ]);
     return checks.every(Boolean);
-  }, 30_000);
+  }, 200);
   // Hand-written objects are never touched.
   await get(R.svc, NS, 'grades');
   await get(R.svc, OTHER, 'legacy');

@@ -14,9 +14,10 @@ import { createLogger } from '../lib/log.js';
 import { apiConfigMapName } from '../lib/policy/config.js';
 import { loadConfig } from './config.js';
 import { startController, type ControllerHandle } from './main.js';
-import { KubeClient, RESOURCES } from './apply/index.js';
-import { applyAll, countWrites, ensureNamespaces, waitFor } from './apply/testkit.js';
-import { loadClusterAuth } from './apply/kubeconfig.js';
+import { KubeClient, RESOURCES } from './kube/client.js';
+import { applyAll, countWrites, ensureNamespaces } from './testing/testkit.js';
+import { waitFor } from '../dev/testing/wait.js';
+import { loadClusterAuth } from './kube/kubeconfig.js';
 import { internalRouteName } from './graph/names.js';
 
 const NS = 'kea-disc-a';
@@ -83,7 +84,7 @@ const routeRules = async (name: string, namespace = NS) =>
   ((await client.get<Route>(ROUTE, namespace, name).catch(() => undefined))?.spec.rules ?? []).map((r) => `${r.matches[0].method ?? '*'} ${r.matches[0].path.value}`).sort();
 
 beforeAll(async () => {
-  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
+  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG));
   await ensureNamespaces(client, NS, SYS, NS2);
   gateway = createServer((req, res) => {
     seen.push(req.headers);
@@ -108,7 +109,7 @@ async function start(): Promise<ControllerHandle> {
     '--leader-election=false', `--internal-gateway-url=${gatewayUrl}`, '--debounce-ms=50', '--max-delay-ms=300',
   ]);
   expect(loaded.runtime.internalGatewayUrl).toBe(gatewayUrl);
-  return startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG!), logger: createLogger('test', { level: 'silent' }) });
+  return startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: createLogger('test', { level: 'silent' }) });
 }
 
 afterAll(async () => {
@@ -141,10 +142,10 @@ test('a served OpenAPI document is imported, routed, published; a breaking chang
     NS,
   );
   // The target answers 503: nothing to route yet, with the fetch error in status.
-  const failing = await waitFor('FetchFailed', async () => {
+  const failing = await waitFor('FetchFailed', 30_000, async () => {
     const s = await getSchema('legacy');
     return cond(s.status?.conditions, 'Imported')?.reason === 'FetchFailed' ? s : undefined;
-  });
+  }, 200);
   expect(cond(failing.status?.conditions, 'Imported')?.message).toContain('HTTP 503');
   expect(cond(failing.status?.conditions, 'Programmed')).toMatchObject({ status: 'False', reason: 'AwaitingOpenApi' });
   expect(await routeRules('kea-api-legacy')).toEqual([]);
@@ -153,10 +154,10 @@ test('a served OpenAPI document is imported, routed, published; a breaking chang
 
   // The document appears: imported, routed through the policy server, published.
   served = { doc: fastapiDoc(false) };
-  const ok = await waitFor('imported', async () => {
+  const ok = await waitFor('imported', 20_000, async () => {
     const s = await getSchema('legacy');
     return routed(s.status?.conditions) ? s : undefined;
-  }, 20_000);
+  }, 200);
   expect(cond(ok.status?.conditions, 'Imported')).toMatchObject({ status: 'True', reason: 'Imported' });
   expect(ok.status?.unroutable).toEqual([expect.stringContaining('cookie parameter session')]);
   expect(await routeRules('kea-api-legacy')).toEqual(['GET /legacy/items', 'POST /legacy/predict']);
@@ -168,10 +169,10 @@ test('a served OpenAPI document is imported, routed, published; a breaking chang
   // The service changes its API under the same declared version; the refresh (every 10 s)
   // finds it: a new published version (new digest) with a breaking diff.
   served = { doc: fastapiDoc(true) };
-  const v2 = await waitFor('second version', async () => {
+  const v2 = await waitFor('second version', 30_000, async () => {
     const s = await getSchema('legacy');
     return s.status?.versions?.length === 2 && s.status.lastDiff ? s : undefined;
-  }, 30_000).catch(async (e: Error) => {
+  }, 200).catch(async (e: Error) => {
     throw new Error(`${e.message}; status: ${JSON.stringify((await getSchema('legacy')).status)}`);
   });
   expect(v2.status?.versions?.map((v) => v.version)).toEqual(['0.1.0', '0.1.0']);
@@ -189,10 +190,10 @@ test('a served OpenAPI document is imported, routed, published; a breaking chang
 
   // The target fails again: the last good document stays in force (Stale), nothing is pruned.
   served = { status: 500 };
-  const stale = await waitFor('stale', async () => {
+  const stale = await waitFor('stale', 20_000, async () => {
     const s = await getSchema('legacy');
     return cond(s.status?.conditions, 'Imported')?.reason === 'Stale' ? s : undefined;
-  }, 20_000);
+  }, 200);
   expect(routed(stale.status?.conditions)).toBe(true);
   expect(await routeRules('kea-api-legacy')).toEqual(['GET /legacy/items', 'GET /legacy/stats', 'POST /legacy/predict']);
 });
@@ -226,19 +227,19 @@ test('a breaking canary is refused (its weight goes to the stable revision) unti
     }) as unknown as KubernetesObject;
   await applyAll(client, [schema('iris-v1', '/iris', ['a']), schema('iris-v2', '/iris-v2', ['a', 'b']), mls(false)], NS);
   const weights = async () => (await client.get<Route>(ROUTE, SYS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined))?.spec.rules[0].backendRefs.map((b) => `${b.name}=${b.weight}`).join(',');
-  await waitFor('refused canary routes 100/0', async () => (await weights()) === 'iris-v1=100,iris-v2=0', 20_000);
+  await waitFor('refused canary routes 100/0', 20_000, async () => (await weights()) === 'iris-v1=100,iris-v2=0', 200);
   const refused = await client.get<MLService>(MLS, NS, 'iris');
   expect(cond(refused.status?.conditions, 'ContractChecked')).toMatchObject({ status: 'False', reason: 'BreakingApiChange' });
   expect(cond(refused.status?.conditions, 'ContractChecked')?.message).toContain('POST /predict: request body.b');
   expect(cond(refused.status?.conditions, 'Accepted')?.status).toBe('True');
   expect(refused.status?.traffic).toEqual([{ revision: 'v1', weight: 100 }, { revision: 'v2', weight: 0 }]);
   // The canary still gets its Deployment, so it can warm up.
-  await waitFor('v2 deployment', () => client.get(RESOURCES['apps/v1/Deployment'], NS, 'iris-v2').catch(() => undefined));
+  await waitFor('v2 deployment', 30_000, () => client.get(RESOURCES['apps/v1/Deployment'], NS, 'iris-v2').catch(() => undefined), 200);
   const events = (await client.list(RESOURCES['v1/Event'], { namespace: NS })).items as Array<KubernetesObject & { reason?: string; type?: string }>;
   expect(events.some((e) => e.reason === 'BreakingApiChange' && e.type === 'Warning')).toBe(true);
 
   await applyAll(client, [mls(true)], NS);
-  await waitFor('allowed canary routes 90/10', async () => (await weights()) === 'iris-v1=90,iris-v2=10', 20_000);
+  await waitFor('allowed canary routes 90/10', 20_000, async () => (await weights()) === 'iris-v1=90,iris-v2=10', 200);
   const allowed = await client.get<MLService>(MLS, NS, 'iris');
   expect(cond(allowed.status?.conditions, 'ContractChecked')).toMatchObject({ status: 'True', reason: 'BreakingChangeAllowed' });
 
@@ -256,18 +257,18 @@ test('a controller restart while the served document is unreachable prunes nothi
   served = { status: 503 };
   controller = await start();
   // The new process has no document for legacy: AwaitingOpenApi, and its objects are retained.
-  const waiting = await waitFor('FetchFailed after restart', async () => {
+  const waiting = await waitFor('FetchFailed after restart', 20_000, async () => {
     const s = await getSchema('legacy');
     // Imported is Pending until the first fetch has failed: wait for both.
     return cond(s.status?.conditions, 'Programmed')?.reason === 'AwaitingOpenApi' && cond(s.status?.conditions, 'Imported')?.reason === 'FetchFailed' ? s : undefined;
-  }, 20_000);
+  }, 200);
   expect(cond(waiting.status?.conditions, 'Imported')).toMatchObject({ status: 'False', reason: 'FetchFailed' });
-  await controller!.idle();
+  await controller.idle();
   expect(await routeRules('kea-api-legacy')).toEqual(rules);
   expect(await apiConfig()).toBeDefined();
   // The document is back: programmed again, same routes.
   served = { doc: fastapiDoc(true) };
-  await waitFor('programmed again', async () => routed((await getSchema('legacy')).status?.conditions), 30_000);
+  await waitFor('programmed again', 30_000, async () => routed((await getSchema('legacy')).status?.conditions), 200);
   expect(await routeRules('kea-api-legacy')).toEqual(rules);
 });
 
@@ -292,10 +293,10 @@ test('a discovery target in another namespace is fetched only once a ReferenceGr
     ],
     NS2,
   );
-  const refused = await waitFor('Imported=False Refused', async () => {
+  const refused = await waitFor('Imported=False Refused', 20_000, async () => {
     const s = await getPeek();
     return cond(s.status?.conditions, 'Imported')?.reason === 'Refused' ? s : undefined;
-  }, 20_000);
+  }, 200);
   expect(cond(refused.status?.conditions, 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'RefNotPermitted' });
   expect(cond(refused.status?.conditions, 'Imported')?.message).toContain(`ReferenceGrant in namespace ${NS} allows HTTPRoutes of namespace ${NS2}`);
   // Two more batches (debounce 50 ms): still no request for its host reached the internal listener.
@@ -317,11 +318,11 @@ test('a discovery target in another namespace is fetched only once a ReferenceGr
     ],
     NS,
   );
-  await waitFor('fetched once granted', () => seen.some((h) => h.host === host), 20_000);
-  const after = await waitFor('Imported no longer Refused', async () => {
+  await waitFor('fetched once granted', 20_000, () => seen.some((h) => h.host === host), 200);
+  const after = await waitFor('Imported no longer Refused', 20_000, async () => {
     const s = await getPeek();
     const c = cond(s.status?.conditions, 'Imported');
     return c && c.reason !== 'Refused' ? s : undefined;
-  }, 20_000);
+  }, 200);
   expect(cond(after.status?.conditions, 'Imported')).toMatchObject({ status: 'False', reason: 'FetchFailed' });
 });

@@ -30,9 +30,10 @@ import { FIELD_MANAGER, type Condition } from '../lib/api/types.js';
 import { createLogger } from '../lib/log.js';
 import { KEA_CACHE, KUBE_VERSION } from '../dev/controlplane.js';
 import { NGF_CONTROLLER_NAME, NGF_VERSION, applyNgfObjects, startNgf, type RunningNgf } from '../dev/ngf.js';
-import { KubeClient, RESOURCES } from './apply/index.js';
-import { loadClusterAuth } from './apply/kubeconfig.js';
-import { applyAll, countWrites, ensureNamespaces, waitFor } from './apply/testkit.js';
+import { KubeClient, RESOURCES } from './kube/client.js';
+import { loadClusterAuth } from './kube/kubeconfig.js';
+import { applyAll, countWrites, ensureNamespaces } from './testing/testkit.js';
+import { waitFor } from '../dev/testing/wait.js';
 import { loadConfig } from './config.js';
 import { startController, type ControllerHandle } from './main.js';
 
@@ -69,10 +70,10 @@ const programmed = async (ref: (typeof R)['schema' | 'mls'], name: string): Prom
 
 /** Waits until `Programmed` of the resource has `status` (and `reason`, when given); returns it. */
 const waitProgrammed = (ref: (typeof R)['schema' | 'mls'], name: string, status: string, reason?: string, timeoutMs = 30_000): Promise<Condition> =>
-  waitFor(`${ref.kind} ${name} Programmed=${status}${reason ? ` ${reason}` : ''}`, async () => {
+  waitFor(`${ref.kind} ${name} Programmed=${status}${reason ? ` ${reason}` : ''}`, timeoutMs, async () => {
     const c = await programmed(ref, name);
     return c?.status === status && (reason === undefined || c.reason === reason) ? c : undefined;
-  }, timeoutMs, 100).catch(async (e: Error) => {
+  }, 100).catch(async (e: Error) => {
     throw new Error(`${e.message}; last: ${JSON.stringify(await programmed(ref, name))}`);
   });
 
@@ -97,7 +98,7 @@ const policyService = (port: number): KubernetesObject =>
 
 (skip ? describe.skip : describe)('the gateway verdict in Programmed, with real NGF refusals', () => {
   beforeAll(async () => {
-    client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
+    client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG));
     stateDir = await mkdtemp(join(tmpdir(), 'kea-gws-'));
     // The internal listener admits another domain than KEA's internal hosts: a hostname mismatch.
     gw = await startNgf({ kubeconfig: process.env.KUBECONFIG!, stateDir, namespace: SYS, internalHostname: '*.other.internal' });
@@ -106,7 +107,7 @@ const policyService = (port: number): KubernetesObject =>
       'node', 'main', `--internal-token=${TOKEN}`, '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`,
       '--leader-election=false', '--debounce-ms=50', '--max-delay-ms=300', '--internal-listener-check-ms=0',
     ]);
-    controller = await startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG!), logger: createLogger('test', { level: 'silent' }) });
+    controller = await startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: createLogger('test', { level: 'silent' }) });
   }, 120_000);
 
   afterAll(async () => {
@@ -162,10 +163,10 @@ const policyService = (port: number): KubernetesObject =>
 
     // 3. The Service exists, with the wrong port: NGF's other BackendNotFound message.
     await applyAll(client, [policyService(9000)]);
-    const wrongPort = await waitFor('the wrong-port message', async () => {
+    const wrongPort = await waitFor('the wrong-port message', 30_000, async () => {
       const c = await programmed(R.schema, 'iris');
       return c?.status === 'False' && c.message.includes('no matching port') ? c : undefined;
-    }, 30_000, 100);
+    }, 100);
     expect(wrongPort.reason).toBe('BackendNotFound');
     expect(wrongPort.message).toContain(`${(await ngfCondition(APPS, 'kea-api-iris', 'ResolvedRefs'))!.message}`);
     expect(wrongPort.message).toContain('no matching port for Service kea-policy and port 8000');

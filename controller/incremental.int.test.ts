@@ -13,9 +13,10 @@
  *    often (the safety net), and writes nothing.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { KubeClient, RESOURCES } from './apply/index.js';
-import { applyAll, ensureBuilt, ensureNamespaces, metricSum, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
-import { loadClusterAuth } from './apply/kubeconfig.js';
+import { KubeClient, RESOURCES } from './kube/client.js';
+import { applyAll, ensureBuilt, ensureNamespaces, metricSum, spawnController, type ControllerProcess } from './testing/testkit.js';
+import { waitFor } from '../dev/testing/wait.js';
+import { loadClusterAuth } from './kube/kubeconfig.js';
 import { internalRouteName } from './graph/names.js';
 
 const REPO = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
@@ -71,9 +72,7 @@ const rendered = async () => ({
 async function settle(): Promise<{ api: number; mls: number }> {
   let last = '';
   let since = Date.now();
-  return waitFor(
-    'controller at rest',
-    async () => {
+  return waitFor('controller at rest', 60_000, async () => {
       const now = JSON.stringify([await rendered(), await metric('kea_controller_writes_total{'), await metric('kea_controller_reconcile_total{')]);
       if (now !== last) {
         last = now;
@@ -81,16 +80,13 @@ async function settle(): Promise<{ api: number; mls: number }> {
         return undefined;
       }
       return Date.now() - since >= 2000 ? rendered() : undefined;
-    },
-    60_000,
-    250,
-  );
+    }, 250);
 }
 
 const headerValue = (r: Obj): string => r.spec.rules[0].filters[0].requestHeaderModifier.set[0].value;
 
 beforeAll(async () => {
-  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
+  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG));
   await ensureBuilt(REPO);
   await ensureNamespaces(client, SYS, NS);
   ctl = await spawnController({
@@ -101,11 +97,11 @@ beforeAll(async () => {
   });
   await applyAll(client, [...pair('alpha'), ...pair('beta')], NS);
   for (const n of ['alpha', 'beta']) {
-    await waitFor(`${n} programmed`, async () => {
+    await waitFor(`${n} programmed`, 60_000, async () => {
       const s = await client.get<Obj>(R.schema, NS, n);
       // No gateway writes route statuses here: routed by KEA, awaiting the gateway's verdict.
       return (s.status?.conditions ?? []).some((c: { type: string; status: string; reason: string }) => c.type === 'Programmed' && (c.status === 'True' || c.reason === 'Pending'));
-    }, 60_000);
+    }, 200);
   }
 }, 180_000);
 
@@ -142,7 +138,7 @@ test('new operations of one ApiSchema re-render that ApiSchema only, once (its o
   const beta = pair('beta')[1];
   beta.spec.operations.push({ operationId: 'info', method: 'GET', path: '/info', summary: 'Info', responses: { '200': { description: 'ok' } } });
   await applyAll(client, [beta], NS);
-  await waitFor('beta has 2 operations', async () => (await client.get<Obj>(R.schema, NS, 'beta')).status?.operationCount === 2);
+  await waitFor('beta has 2 operations', 30_000, async () => (await client.get<Obj>(R.schema, NS, 'beta')).status?.operationCount === 2, 200);
   const after = await settle();
   expect(after.mls - before.mls).toBe(0);
   expect(after.api - before.api).toBe(1);
@@ -153,10 +149,10 @@ test('new weights of one MLService re-render it and the ApiSchema fronting it; t
   const before = await settle();
   const mark = ctl.logs.length;
   await applyAll(client, [pair('alpha', [30, 70])[0]], NS);
-  await waitFor('alpha 30/70', async () => {
+  await waitFor('alpha 30/70', 30_000, async () => {
     const r = await client.get<Obj>(R.route, SYS, internalRouteName(`alpha.${NS}.kea.internal`));
     return r.spec.rules[0].backendRefs.map((b: { weight: number }) => b.weight).join() === '30,70';
-  });
+  }, 200);
   const after = await settle();
   expect(after.mls - before.mls).toBe(1);
   expect(after.api - before.api).toBe(1);
@@ -173,10 +169,10 @@ test('a drift edit of an owned route by another field manager is repaired, rende
     contentType: 'application/json-patch+json',
     query: { fieldManager: 'intruder' },
   });
-  const repaired = await waitFor('drift repaired', async () => {
+  const repaired = await waitFor('drift repaired', 30_000, async () => {
     const r = await client.get<Obj>(R.route, NS, 'kea-api-alpha');
     return r.metadata?.resourceVersion !== route.metadata?.resourceVersion && headerValue(r) === want ? r : undefined;
-  });
+  }, 200);
   expect(headerValue(repaired)).toBe(want);
   const after = await settle();
   expect(after.api - before.api).toBe(1);
@@ -196,7 +192,7 @@ test('--full-reconcile-ms: every owner is rendered again periodically without an
   expect(first.api).toBeGreaterThanOrEqual(2); // the start renders everything
   const writes = await metric('kea_controller_writes_total{');
   const mark = ctl.logs.length;
-  await waitFor('a periodic full reconcile', async () => ((await rendered()).api - first.api >= 2 ? true : undefined), 20_000, 250);
+  await waitFor('a periodic full reconcile', 20_000, async () => ((await rendered()).api - first.api >= 2 ? true : undefined), 250);
   const after = await rendered();
   expect(after.api - first.api).toBeGreaterThanOrEqual(2);
   expect(after.mls - first.mls).toBeGreaterThanOrEqual(2);

@@ -2,7 +2,7 @@
  * Incremental reconcile: graph → IR → render for the owners whose inputs changed, and only
  * for them.
  *
- * Takes in: the same {@link ClusterSnapshot} and {@link ControllerConfig} as
+ * Takes in: the same {@link GraphInput} and {@link ControllerConfig} as
  * controller/reconcile.ts's `reconcileStream`, plus `isCurrent(objectKey, hash)` (does the
  * live copy of an object still carry what KEA's apply of that desired hash left: apply's
  * `Applier.isCurrent` over the owned-object cache).
@@ -16,20 +16,22 @@
  * is answered afresh every run. An owner is then **skipped** only when all of these hold:
  *  - its resource's resourceVersion is the one of its last render, or the one KEA's own
  *    status write returned after it (any edit, of spec, labels or status, makes it dirty);
- *  - its **input token** is unchanged: the graph's verdict on it (every problem message), its
- *    resolved target, and for an ApiSchema the target MLService's spec token (uid, generation,
- *    problems, contract inputs) and readiness gating (which of its revisions with weight are
- *    available, when some are and some are not: ir/index.ts gateWeights), its discovered
- *    OpenAPI document (digest, error) and its
- *    published version history (names, digests, times, live labels and annotations; less
- *    the versions its own last render published, which are live and current, since render
- *    gives the same cluster state before and after they arrive); for an
- *    MLService its problems, the ApiSchemas its revisions name (uid, generation, discovered
- *    document, acceptance, target) and the readiness of its Deployments; for both, the
- *    gateway's verdict on its HTTPRoutes (`status.parents` entries for KEA's Gateway, with
- *    the route's generation and applied hash: render/route-status.ts `routeStatusToken`),
- *    found by the routes' `kea.dev/owner` label (the internal routes live in the system
- *    namespace);
+ *  - its **input token** is unchanged. The token is not a list of inputs someone keeps up to
+ *    date: it is derived from what the owner's last IR build and render actually read. The IR
+ *    builds an owner only through the reads of ir/inputs.ts (its graph node, version history,
+ *    the ApiSchemas a contract check compares, Deployments' available replicas, its target
+ *    MLService's traffic and backends), each logged with a fingerprint of the value it
+ *    returned; render adds the live HTTPRoutes whose gateway verdict qualified `Programmed`
+ *    (render/route-status.ts `routeStatusToken`: what that verdict reads of a route). The
+ *    owner is remembered with the keys of those reads and the sha1 of their fingerprints; the
+ *    next run asks the same reads of the new graph and compares. The IR and render are pure
+ *    and deterministic, so the same reads give the same output; and a read that is not logged
+ *    cannot be made, so a new input needs no one to remember to add it here. Two refinements:
+ *    an ApiSchema's `target:` read of an MLService whose own inputs are unchanged is answered
+ *    from what that MLService's last build gave (its IR is the same), so the MLService's IR is
+ *    not rebuilt to check it; and versions an ApiSchema's last render published itself are left
+ *    out of its history read when checking (their arrival is its own output, which render gives
+ *    the same cluster state with or without; they stay among its objects, which must be current);
  *  - every object it got at its last render is live and current (`isCurrent`): a drift edit
  *    by another field manager, or a deletion, makes the owner dirty and is repaired;
  *  - its last render gave no NameConflict loss and dropped no version (such owners render
@@ -38,20 +40,21 @@
  * full render (it comes first in owner order), the stream throws {@link IncrementalRestart}:
  * the caller forgets every owner ({@link reset}) and runs a full reconcile.
  * The controller's configuration is fixed for the life of a process; the clock only matters
- * for conditions that change, which belong to dirty owners. Leaving an owner out therefore
- * gives the same cluster state as rendering it: `controller/incremental.test.ts` checks that
- * against the full `reconcile()` over a sequence of edits.
+ * for conditions that change and versions published, which belong to dirty owners. Leaving an
+ * owner out therefore gives the same cluster state as rendering it:
+ * `controller/incremental.property.test.ts` checks that against the full `reconcile()` over
+ * long random edit sequences, and `controller/incremental.test.ts` that exactly the dependent
+ * owners are rendered.
  *
- * Memory: per owner, a 40-character token, one or two resourceVersions and its objects' keys
- * and desired hashes (~8000 at the scale benchmark).
+ * Memory: per owner, its read keys (a few, ~40 characters each), a 40-character token, one or
+ * two resourceVersions and its objects' keys and desired hashes (~8000 at the scale benchmark).
  */
-import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS } from '../lib/api/types.js';
-import { type ApiSchemaNode, type Graph, type MLServiceNode, buildGraph, isAccepted, key, revisionObjectName } from './graph/index.js';
-import { buildStreamIRSteps } from './ir/index.js';
-import { objectKey } from './apply/kube.js';
-import { type ClusterSnapshot, type ControllerConfig, PAUSE, type StatusUpdate, ownerLabelValue } from './model.js';
+import { type Graph, type GraphInput, buildGraph, key } from './graph/index.js';
+import { type ApiSchemaIR, type BuiltIR, IRBuild, type ReadLog, type StreamIR, fingerprint, readToken } from './ir/index.js';
+import { objectKey } from '../lib/kube/objects.js';
+import { type ControllerConfig, PAUSE, type StatusUpdate, ownerLabelValue } from './model.js';
 import { type RenderRest, type RenderTrace, renderStream } from './render/index.js';
 import { routeStatusToken } from './render/route-status.js';
 
@@ -65,6 +68,9 @@ export class IncrementalRestart extends Error {
 
 /** What is remembered of an owner after a successful apply of its render. */
 interface OwnerEntry {
+  /** Read keys of its last IR build and render (ir/inputs.ts, plus `route:<ns>/<name>`). */
+  reads: string[];
+  /** {@link readToken} of those reads' fingerprints then. */
   token: string;
   /** resourceVersions of the owner's resource for which the render is still valid. */
   rvs: string[];
@@ -74,17 +80,26 @@ interface OwnerEntry {
   retain: boolean;
   /** Namespace whose policy ReferenceGrant this ApiSchema needs. */
   grantNamespace?: string;
+  /** MLService: fingerprint of what an ApiSchema reads of its IR (`target:`), at its last build. */
+  targetFp?: string;
+  /** ApiSchema: names of the version ConfigMaps its last render wrote. */
+  ownVersions?: string[];
 }
 
 interface OwnerRun {
   kind: 'ApiSchema' | 'MLService';
   namespace: string;
   name: string;
-  token: string;
   rv?: string;
+  /** Its resourceVersion and reads are those of its last render (its IR would be the same). */
+  same: boolean;
   dirty: boolean;
   retain: boolean;
   grantNamespace?: string;
+  /** Filled when it is built: what its IR build (then its render) read. */
+  reads?: ReadLog;
+  targetFp?: string;
+  ownVersions?: string[];
   /**
    * Version-history ConfigMaps this ApiSchema published in an earlier render that are live
    * and current: kept among its objects even when a new render does not emit them again.
@@ -101,8 +116,11 @@ export interface IncrementalStats {
   skipped: number;
 }
 
-const SEP = '\u0000';
-const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');
+/** Fingerprint of what the gateway-verdict read of a route sees (`route:` reads). */
+function routeFp(graph: Graph, routeKey: string, config: ControllerConfig): string {
+  const r = graph.routes?.get(routeKey);
+  return r ? routeStatusToken(r, config.gateway) : '';
+}
 
 /** One instance per controller process (the leader's apply loop). */
 export class IncrementalReconciler {
@@ -155,13 +173,22 @@ export class IncrementalReconciler {
         if (e) next.set(label, e);
         continue;
       }
-      if (!o.rv || run.trace.conflictLosers.has(label) || run.trace.droppedOwners.has(label)) continue;
+      if (!o.rv || !o.reads || run.trace.conflictLosers.has(label) || run.trace.droppedOwners.has(label)) continue;
       const rvs = [o.rv];
       const s = statusRv(o.kind, o.namespace, o.name);
       if (s && s !== o.rv) rvs.push(s);
       const objects = run.objects.get(label) ?? [];
       for (const c of o.carry ?? []) if (!objects.some(([k]) => k === c[0])) objects.push(c);
-      next.set(label, { token: o.token, rvs, objects, retain: o.retain, ...(o.grantNamespace ? { grantNamespace: o.grantNamespace } : {}) });
+      next.set(label, {
+        reads: [...o.reads.keys()],
+        token: readToken(o.reads),
+        rvs,
+        objects,
+        retain: o.retain,
+        ...(o.grantNamespace ? { grantNamespace: o.grantNamespace } : {}),
+        ...(o.targetFp !== undefined ? { targetFp: o.targetFp } : {}),
+        ...(o.ownVersions?.length ? { ownVersions: o.ownVersions } : {}),
+      });
     }
     this.entries = next;
   }
@@ -173,7 +200,7 @@ export class IncrementalReconciler {
    * @throws IncrementalRestart (from `next()`) when a partial render could differ from a full one.
    */
   *stream(
-    snapshot: ClusterSnapshot,
+    snapshot: GraphInput,
     config: ControllerConfig,
     isCurrent: (objectKey: string, hash: string) => boolean,
     now: string = new Date().toISOString(),
@@ -182,7 +209,8 @@ export class IncrementalReconciler {
     this.current = undefined;
     const graph = buildGraph(snapshot, config);
     yield PAUSE;
-    const owners = this.plan(graph, snapshot, config, isCurrent);
+    const build = new IRBuild(graph, config, now, true);
+    const owners = this.plan(graph, build, config, isCurrent);
     yield PAUSE;
     const dirtyApi = new Set<string>();
     const dirtyMls = new Set<string>();
@@ -193,22 +221,25 @@ export class IncrementalReconciler {
     }
     // ApiSchema IRs are built one at a time as render takes them (never all held at once);
     // what is remembered of each is noted on the way.
-    const ir = yield* buildStreamIRSteps(graph, config, { apiSchemas: dirtyApi, mlServices: dirtyMls });
-    for (const m of ir.mlServices) owners.get(ownerLabelValue('MLService', m.namespace, m.name))!.retain = !m.accepted;
-    const lazy = ir.apiSchemas;
-    ir.apiSchemas = (function* () {
-      for (const a of lazy) {
-        const o = owners.get(ownerLabelValue('ApiSchema', a.namespace, a.name))!;
-        o.retain = a.retain;
-        if (((a.programmed && a.mode === 'enforce') || a.retain) && a.namespace !== config.systemNamespace) o.grantNamespace = a.namespace;
-        yield a;
-      }
-    })();
+    const onApiSchema = ({ ir: a, reads }: BuiltIR<ApiSchemaIR>): void => {
+      const o = owners.get(ownerLabelValue('ApiSchema', a.namespace, a.name))!;
+      o.reads = reads;
+      o.retain = a.retain;
+      if (a.policyGrant && a.namespace !== config.systemNamespace) o.grantNamespace = a.namespace;
+      o.ownVersions = a.history.kept.filter((v) => v.apply).map((v) => v.name);
+    };
+    const built: StreamIR = yield* build.stream({ apiSchemas: dirtyApi, mlServices: dirtyMls }, onApiSchema);
+    for (const m of built.mlServices) {
+      const o = owners.get(ownerLabelValue('MLService', m.namespace, m.name))!;
+      o.retain = m.retain;
+      o.reads = build.mlService(m.key)!.reads;
+      o.targetFp = fingerprint(build.target(m.key));
+    }
     // Skipped owners: their objects stay claimed and desired; their facts carry over.
     const claimed = new Map<string, string>();
     const unchangedKeys: string[] = [];
     const retained: string[] = [];
-    const grantNamespaces = new Set(ir.policyGrantNamespaces);
+    const grantNamespaces = new Set(built.policyGrantNamespaces);
     for (const [label, o] of owners) {
       if (o.dirty) continue;
       const e = this.entries.get(label)!;
@@ -219,8 +250,8 @@ export class IncrementalReconciler {
       if (e.retain) retained.push(label);
       if (e.grantNamespace) grantNamespaces.add(e.grantNamespace);
     }
-    ir.policyGrantNamespaces = [...grantNamespaces].sort();
-    const trace: RenderTrace = { conflictLosers: new Set(), droppedOwners: new Set() };
+    const ir: StreamIR = { ...built, policyGrantNamespaces: [...grantNamespaces].sort() };
+    const trace: RenderTrace = { conflictLosers: new Set(), droppedOwners: new Set(), routeReads: new Map() };
     this.current = { owners, objects: new Map(), trace };
     this.stats = { renderedApiSchemas: [...dirtyApi], renderedMLServices: [...dirtyMls], skipped: owners.size - dirtyApi.size - dirtyMls.size };
     const rest = yield* renderStream(ir, config, now, {
@@ -236,111 +267,61 @@ export class IncrementalReconciler {
         }
       },
     });
+    // What render read besides the IR: the live routes behind each owner's gateway verdict.
+    for (const [label, routes] of trace.routeReads) {
+      const reads = owners.get(label)?.reads;
+      if (reads) for (const r of routes) reads.set(`route:${r}`, routeFp(graph, r, config));
+    }
     return { ...rest, retainOwners: [...(rest.retainOwners ?? []), ...retained].sort(), unchangedKeys };
   }
 
-  /** Every owner of the graph, in render order (MLServices, then ApiSchemas), with its token and whether it must be rendered. */
-  private plan(graph: Graph, snapshot: ClusterSnapshot, config: ControllerConfig, isCurrent: (objectKey: string, hash: string) => boolean): Map<string, OwnerRun> {
-    const apiByKey = new Map(graph.apiSchemas.map((n) => [n.key, n]));
-    const discovered = snapshot.discovered ?? {};
-    const docToken = (k: string): string => {
-      const d = discovered[k];
-      return d ? `${d.digest ?? ''}${SEP}${d.error ?? ''}${SEP}${d.doc === undefined ? 0 : 1}` : '-';
-    };
-    const problems = (n: { problems: Array<{ condition: string; reason: string; message: string }> }): string =>
-      n.problems.map((p) => `${p.condition}${SEP}${p.reason}${SEP}${p.message}`).join(SEP);
-    const target = (n: ApiSchemaNode): string =>
-      n.target ? `${n.target.kind}${SEP}${n.target.namespace}${SEP}${n.target.name}${SEP}${n.target.kind === 'Service' ? n.target.port : ''}` : '-';
-    // What a contract check reads of an ApiSchema named by a revision.
-    const contractInput = (n: ApiSchemaNode | undefined): string =>
-      n ? `${n.resource.metadata.uid}${SEP}${n.resource.metadata.generation ?? `r${n.resource.metadata.resourceVersion}`}${SEP}${docToken(n.key)}${SEP}${isAccepted(n)}${SEP}${target(n)}` : '-';
-    const mlSpec = new Map<string, string>();
-    for (const m of graph.mlServices) mlSpec.set(m.key, this.mlSpecToken(m, apiByKey, contractInput, problems));
-    // Readiness gating of each MLService's revisions: the IR routes no weight to a revision
-    // whose Deployment has no available replica (ir/index.ts gateWeights), so the traffic an
-    // ApiSchema routes (passthrough backends, policy.json traffic) depends on it too.
-    const readiness = new Map<string, string>();
-
-    // The gateway's verdict on each owner's HTTPRoutes (status.parents for KEA's Gateway, with
-    // the route's generation and applied hash), mapped to the owner by its kea.dev/owner label:
-    // the Programmed condition reads it (render/route-status.ts). Only the gateway writes it
-    // (KEA never writes a route's status), so it changes when the gateway speaks; a route with
-    // no entry for KEA's Gateway adds nothing (KEA creating it changes no token).
-    const routeTokens = new Map<string, string[]>();
-    for (const r of snapshot.routes ?? []) {
-      const owner = r.metadata?.labels?.[LABELS.owner];
-      const t = owner === undefined ? '' : routeStatusToken(r, config.gateway);
-      if (t) routeTokens.set(owner!, [...(routeTokens.get(owner!) ?? []), t]);
-    }
-
+  /**
+   * Every owner of the graph, in render order (MLServices, then ApiSchemas), with whether its
+   * inputs are those of its last render and whether it must be rendered.
+   */
+  private plan(graph: Graph, build: IRBuild, config: ControllerConfig, isCurrent: (objectKey: string, hash: string) => boolean): Map<string, OwnerRun> {
     const owners = new Map<string, OwnerRun>();
-    const decide = (kind: 'ApiSchema' | 'MLService', ns: string, name: string, inputToken: string, rv: string | undefined, carry?: Array<[string, string]>) => {
+    /** The token an entry's reads give now. */
+    const tokenNow = (e: OwnerEntry): string => {
+      const log: ReadLog = new Map();
+      const except = new Set(e.ownVersions ?? []);
+      for (const k of e.reads) {
+        let fp: string;
+        if (k.startsWith('route:')) fp = routeFp(graph, k.slice('route:'.length), config);
+        else if (k.startsWith('target:')) {
+          // Early cutoff: an MLService whose inputs are unchanged has the same IR as at its last build.
+          const [ns, ...rest] = k.slice('target:'.length).split('/');
+          const label = ownerLabelValue('MLService', ns, rest.join('/'));
+          const stored = owners.get(label)?.same ? this.entries.get(label)?.targetFp : undefined;
+          fp = stored ?? build.inputs.current(k);
+        } else fp = build.inputs.current(k, except);
+        log.set(k, fp);
+      }
+      return readToken(log);
+    };
+    const decide = (kind: 'ApiSchema' | 'MLService', ns: string, name: string, rv: string | undefined, carry?: Array<[string, string]>) => {
       const label = ownerLabelValue(kind, ns, name);
-      const routes = routeTokens.get(label);
-      const token = routes ? sha1(`${inputToken}${SEP}${routes.sort().join(SEP)}`) : inputToken;
       const e = this.entries.get(label);
-      let dirty = !e || !rv || e.token !== token || !e.rvs.includes(rv);
+      const same = !!e && !!rv && e.rvs.includes(rv) && tokenNow(e) === e.token;
+      let dirty = !same;
       if (!dirty) for (const [k, h] of e!.objects) if (!isCurrent(k, h)) { dirty = true; break; }
-      owners.set(label, { kind, namespace: ns, name, token, rv, dirty, retain: false, ...(carry?.length ? { carry } : {}) });
+      owners.set(label, { kind, namespace: ns, name, rv, same, dirty, retain: false, ...(carry?.length ? { carry } : {}) });
     };
     for (const m of graph.mlServices) {
       const md = m.resource.metadata;
-      const ns = md.namespace ?? '';
-      let ready = 'u';
-      if (graph.deployments) {
-        ready = (m.resource.spec.revisions ?? [])
-          .map((r) => {
-            const d = graph.deployments!.get(key(ns, revisionObjectName(md.name, r.name))) as (KubernetesObject & { status?: { availableReplicas?: number } }) | undefined;
-            return d ? String(d.status?.availableReplicas ?? 0) : '-';
-          })
-          .join(',');
-      }
-      // What of it the ApiSchema's IR reads: which revisions with weight are available, and
-      // only when that is mixed (all or none available: the weights are routed as declared).
-      let gate = '';
-      if (graph.deployments) {
-        const flags = (m.resource.spec.revisions ?? []).map((r) => {
-          if (!(r.weight > 0)) return '-';
-          const d = graph.deployments!.get(key(ns, revisionObjectName(md.name, r.name))) as (KubernetesObject & { status?: { availableReplicas?: number } }) | undefined;
-          return (r.replicas ?? 1) > 0 && (d?.status?.availableReplicas ?? 0) >= 1 ? 'a' : 'n';
-        });
-        if (flags.includes('a') && flags.includes('n')) gate = flags.join('');
-      }
-      readiness.set(m.key, gate);
-      decide('MLService', ns, md.name, sha1(`${mlSpec.get(m.key)}${SEP}${ready}`), md.resourceVersion);
+      decide('MLService', md.namespace ?? '', md.name, md.resourceVersion);
     }
     for (const a of graph.apiSchemas) {
       const md = a.resource.metadata;
-      const t = a.target?.kind === 'MLService' ? `${mlSpec.get(key(a.target.namespace, a.target.name)) ?? '-'}${SEP}${readiness.get(key(a.target.namespace, a.target.name)) ?? '-'}` : '';
-      // Version history, less the versions this owner's last render published itself (keys
-      // among its objects, which must be current, see decide): render found them missing then
-      // and finds them live now, and gives the same cluster state either way (the new version
-      // is kept, with the same publishedAt), so their arrival is not a change.
+      // Versions this owner's last render published that are live and current stay among its objects.
       const own = this.entries.get(ownerLabelValue('ApiSchema', md.namespace ?? '', md.name))?.objects;
       const carry: Array<[string, string]> = [];
-      const published = a.published
-        .filter((e) => {
-          const mine = own?.find(([k]) => k === `core/ConfigMap/${config.systemNamespace}/${e.name}`);
-          if (mine && isCurrent(mine[0], mine[1])) carry.push(mine);
-          return !mine;
-        })
-        .map((e) => `${e.name}${SEP}${e.version}${SEP}${e.digest}${SEP}${e.publishedAt}${SEP}${e.live ? JSON.stringify(e.live) : ''}`)
-        .join(SEP);
-      decide('ApiSchema', md.namespace ?? '', md.name, sha1([docToken(a.key), problems(a), target(a), t, published].join(`${SEP}${SEP}`)), md.resourceVersion, carry);
+      for (const e of a.published) {
+        const mine = own?.find(([k]) => k === `core/ConfigMap/${config.systemNamespace}/${e.name}`);
+        if (mine && isCurrent(mine[0], mine[1])) carry.push(mine);
+      }
+      decide('ApiSchema', md.namespace ?? '', md.name, md.resourceVersion, carry);
     }
     return owners;
-  }
-
-  /** What an ApiSchema's IR reads of its target MLService: everything its revisions, traffic and contract check derive from. */
-  private mlSpecToken(
-    m: MLServiceNode,
-    apiByKey: Map<string, ApiSchemaNode>,
-    contractInput: (n: ApiSchemaNode | undefined) => string,
-    problems: (n: MLServiceNode) => string,
-  ): string {
-    const md = m.resource.metadata;
-    const ns = md.namespace ?? '';
-    const refs = (m.resource.spec.revisions ?? []).filter((r) => r.apiSchema).map((r) => contractInput(apiByKey.get(key(ns, r.apiSchema!))));
-    return [md.uid, md.generation ?? `r${md.resourceVersion}`, problems(m), ...refs].join(SEP);
   }
 }

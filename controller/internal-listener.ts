@@ -17,7 +17,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS, MANAGED_BY_VALUE } from '../lib/api/types.js';
-import { KubeError, RESOURCES, type KubeClient } from './apply/index.js';
+import { KubeError, RESOURCES, type KubeClient } from './kube/client.js';
 import type { ControllerConfig } from './model.js';
 
 /** One finding of {@link checkInternalListener}. */

@@ -16,9 +16,10 @@ import { createLogger } from '../lib/log.js';
 import { loadConfig } from './config.js';
 import { startController, type ControllerHandle } from './main.js';
 import { checkInternalListener } from './internal-listener.js';
-import { KubeClient, RESOURCES } from './apply/index.js';
-import { applyAll, ensureNamespaces, waitFor } from './apply/testkit.js';
-import { loadClusterAuth } from './apply/kubeconfig.js';
+import { KubeClient, RESOURCES } from './kube/client.js';
+import { applyAll, ensureNamespaces } from './testing/testkit.js';
+import { waitFor } from '../dev/testing/wait.js';
+import { loadClusterAuth } from './kube/kubeconfig.js';
 import { internalRouteName } from './graph/names.js';
 
 const SYS = 'kea-ir-system';
@@ -44,7 +45,7 @@ let controller: ControllerHandle | undefined;
 
 async function start(tokenFlags: string[]): Promise<ControllerHandle> {
   const loaded = loadConfig(['node', 'main', ...tokenFlags, '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`, '--leader-election=false', '--debounce-ms=50', '--max-delay-ms=300', '--internal-listener-check-ms=200']);
-  return startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG!), logger: createLogger('test', { level: 'silent' }) });
+  return startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: createLogger('test', { level: 'silent' }) });
 }
 
 /** Token values the route's matches accept, in order. */
@@ -52,7 +53,7 @@ const tokensOf = (r: Route | undefined) => (r?.spec.rules[0].matches ?? []).map(
 const route = (name: string) => client.get<Route>(R.route, SYS, name).catch(() => undefined);
 
 beforeAll(async () => {
-  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
+  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG));
   await ensureNamespaces(client, SYS, A, B);
   await applyAll(
     client,
@@ -95,20 +96,20 @@ afterAll(async () => {
 
 test('internal routes live in the system namespace; tenant namespaces hold grants and no token', async () => {
   controller = await start([`--internal-token=${T1}`, `--internal-token-next=${T2}`]);
-  const mls = await waitFor('MLService internal route', async () => {
+  const mls = await waitFor('MLService internal route', 30_000, async () => {
     const r = await route(internalRouteName(`iris.${A}.kea.internal`));
     return r && tokensOf(r).length === 2 ? r : undefined;
-  });
+  }, 200);
   expect(tokensOf(mls)).toEqual([T1, T2]);
   expect(mls.spec.rules[0].backendRefs.map((b) => `${b.namespace}/${b.name}`)).toEqual([`${A}/iris-v1`, `${A}/iris-v2`]);
-  const svcRoute = await waitFor('ApiSchema internal route', () => route(internalRouteName(`grades.${B}.api.kea.internal`)));
+  const svcRoute = await waitFor('ApiSchema internal route', 30_000, () => route(internalRouteName(`grades.${B}.api.kea.internal`)), 200);
   expect(tokensOf(svcRoute)).toEqual([T1, T2]);
-  const grantA = await waitFor('grant in A', () => client.get<KubernetesObject & { spec: unknown }>(R.grant, A, internalRouteName(`iris.${A}.kea.internal`)).catch(() => undefined));
+  const grantA = await waitFor('grant in A', 30_000, () => client.get<KubernetesObject & { spec: unknown }>(R.grant, A, internalRouteName(`iris.${A}.kea.internal`)).catch(() => undefined), 200);
   expect(grantA.spec).toEqual({
     from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: SYS }],
     to: [{ group: '', kind: 'Service', name: 'iris-v1' }, { group: '', kind: 'Service', name: 'iris-v2' }],
   });
-  await waitFor('grant in B', () => client.get(R.grant, B, internalRouteName(`grades.${B}.api.kea.internal`)).catch(() => undefined));
+  await waitFor('grant in B', 30_000, () => client.get(R.grant, B, internalRouteName(`grades.${B}.api.kea.internal`)).catch(() => undefined), 200);
   await controller.idle();
   // Nothing a tenant can read in its namespace carries a token value.
   for (const ns of [A, B]) {
@@ -124,19 +125,17 @@ test('internal routes live in the system namespace; tenant namespaces hold grant
 test('rotation: the new current with the previous, then the new one alone', async () => {
   await controller!.stop();
   controller = await start([`--internal-token=${T2}`, `--internal-token-previous=${T1}`]);
-  await waitFor('current + previous', async () => (JSON.stringify(tokensOf(await route(internalRouteName(`iris.${A}.kea.internal`)))) === JSON.stringify([T2, T1]) ? true : undefined));
+  await waitFor('current + previous', 30_000, async () => (JSON.stringify(tokensOf(await route(internalRouteName(`iris.${A}.kea.internal`)))) === JSON.stringify([T2, T1]) ? true : undefined), 200);
   await controller.stop();
   controller = await start([`--internal-token=${T2}`]);
-  await waitFor('only the new token', async () => (JSON.stringify(tokensOf(await route(internalRouteName(`iris.${A}.kea.internal`)))) === JSON.stringify([T2]) ? true : undefined));
-  await waitFor('only the new token (ApiSchema route)', async () => (JSON.stringify(tokensOf(await route(internalRouteName(`grades.${B}.api.kea.internal`)))) === JSON.stringify([T2]) ? true : undefined));
+  await waitFor('only the new token', 30_000, async () => (JSON.stringify(tokensOf(await route(internalRouteName(`iris.${A}.kea.internal`)))) === JSON.stringify([T2]) ? true : undefined), 200);
+  await waitFor('only the new token (ApiSchema route)', 30_000, async () => (JSON.stringify(tokensOf(await route(internalRouteName(`grades.${B}.api.kea.internal`)))) === JSON.stringify([T2]) ? true : undefined), 200);
 });
 
 test('deleting the owners prunes their system-namespace routes and their grants', async () => {
   await client.delete(R.mls, A, 'iris');
   await client.delete(R.schema, B, 'grades');
-  await waitFor(
-    'pruned',
-    async () => {
+  await waitFor('pruned', 30_000, async () => {
       const left = await Promise.all([
         route(internalRouteName(`iris.${A}.kea.internal`)),
         route(internalRouteName(`grades.${B}.api.kea.internal`)),
@@ -144,9 +143,7 @@ test('deleting the owners prunes their system-namespace routes and their grants'
         client.get(R.grant, B, internalRouteName(`grades.${B}.api.kea.internal`)).catch(() => undefined),
       ]);
       return left.every((x) => x === undefined) ? true : undefined;
-    },
-    30_000,
-  );
+    }, 200);
 });
 
 test('the internal listener guard reports a listener open to other namespaces and foreign routes on it', async () => {
@@ -168,7 +165,7 @@ test('the internal listener guard reports a listener open to other namespaces an
   const open = await checkInternalListener(client, config);
   expect(open).toEqual([expect.objectContaining({ kind: 'Gateway', name: 'kea', message: expect.stringContaining('allowedRoutes.namespaces.from is All') })]);
   // The running controller logs it and counts it.
-  await waitFor('gauge', async () => ((await (await fetch(`http://127.0.0.1:${controller!.port}/metrics`)).text()).includes('kea_controller_internal_listener_problems 1') ? true : undefined));
+  await waitFor('gauge', 30_000, async () => ((await (await fetch(`http://127.0.0.1:${controller!.port}/metrics`)).text()).includes('kea_controller_internal_listener_problems 1') ? true : undefined), 200);
   await applyAll(client, [gateway('Same')]);
   expect(await checkInternalListener(client, config)).toEqual([]);
   // A route in the system namespace that KEA did not render, on the internal listener.

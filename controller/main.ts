@@ -12,20 +12,21 @@ import { createServer, type Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { createLogger, flushLogs, type Logger } from '../lib/log.js';
-import { type ClusterSnapshot, type ControllerConfig, type RenderOutput, type StatusUpdate } from './model.js';
+import { exitOnCommandLineError } from '../lib/command-line.js';
+import { type ClusterSnapshot, type ControllerConfig, type DiscoveredDoc, type RenderOutput, type StatusUpdate } from './model.js';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { ClusterWatcher } from './watch/index.js';
 import { Batcher } from './batch/index.js';
-import { Applier, KubeClient, KubeError, RESOURCES, type ApplyResult, type DesiredStream, streamOfOutput } from './apply/index.js';
-import { LABELS, MANAGED_BY_VALUE } from '../lib/api/types.js';
-import { loadClusterAuth, type ClusterAuth } from './apply/kubeconfig.js';
+import { Applier, type ApplyResult, type DesiredStream, streamOfOutput } from './apply/index.js';
+import { KubeClient, KubeError, RESOURCES } from './kube/client.js';
+import { type ApiSchema, LABELS, MANAGED_BY_VALUE } from '../lib/api/types.js';
+import { loadClusterAuth, type ClusterAuth } from './kube/kubeconfig.js';
 import { LeaderElector } from './leader/index.js';
 import { IncrementalReconciler, IncrementalRestart } from './incremental.js';
-import { type DiscoveredDoc, type DocFetcher, OpenApiDiscovery, gatewayFetcher } from './discover/index.js';
+import { type DocFetcher, OpenApiDiscovery, gatewayFetcher } from './discover/index.js';
 import { apiSchemaHost } from './graph/names.js';
 import { checkInternalListener } from './internal-listener.js';
-import { GraphMemo, discoverableApiSchemas } from './graph/index.js';
-import type { ApiSchema } from '../lib/api/types.js';
+import { GraphMemo, discoverableApiSchemas, type GraphInput } from './graph/index.js';
 
 /** The pure stages: graph → IR → render. */
 export type ReconcileFn = (snapshot: ClusterSnapshot, config: ControllerConfig) => RenderOutput;
@@ -136,8 +137,7 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
       fullDue = false;
       incremental.reset();
     }
-    const snapshot = watcher.snapshot();
-    snapshot.graphMemo = graphMemo;
+    const snapshot: GraphInput = { ...watcher.snapshot(), graphMemo };
     // Served OpenAPI documents: start/stop fetch loops for the current ApiSchemas, then read
     // what has been found so far (a new document or error triggers another batch). Only
     // targets the ApiSchema may reference, by a plain path (graph discoveryRefusal): the
@@ -439,11 +439,9 @@ async function main(): Promise<void> {
   try {
     loaded = loadConfig(process.argv);
   } catch (err) {
-    const e = err as { code?: string; message: string; exitCode?: number };
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') process.exit(0);
-    log.error('invalid configuration', { error: e.message });
-    flushLogs();
-    process.exit(2);
+    // --help: exit 0; a bad flag or value: one stderr line and exit 2 (lib/command-line.ts).
+    exitOnCommandLineError('kea-controller', err);
+    throw err;
   }
   const handle = await startController(loaded, { logger: log });
   let signalled = false;

@@ -4,13 +4,40 @@
  * watch/batch produce a {@link ClusterSnapshot}; graph+IR+render are pure functions of
  * (snapshot, config) and produce a {@link RenderOutput}; apply makes the cluster match it.
  */
-import { createHash } from 'node:crypto';
+import { sha256Prefix } from '../lib/hash.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, ApiSchemaStatus, MLService, MLServiceStatus } from '../lib/api/types.js';
-import type { DiscoveredDoc } from './discover/index.js';
-import type { GraphMemo } from './graph/index.js';
 
-export type { DiscoveredDoc } from './discover/index.js';
+/** The latest result of fetching one ApiSchema's served OpenAPI document (the discover stage's output). */
+export interface DiscoveredDoc {
+  /** RFC 3339 time of the last attempt. */
+  fetchedAt: string;
+  /** The parsed document (OpenAPI 3.0 or 3.1), when the last successful fetch had one. */
+  doc?: unknown;
+  /** sha256 (hex) of the document's JSON text. */
+  digest?: string;
+  /** Why the last attempt failed; absent after a success. */
+  error?: string;
+}
+
+/** One condition of a RouteParentStatus, as cached (Gateway API `metav1.Condition`, no lastTransitionTime). */
+export interface RouteParentCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  observedGeneration?: number;
+}
+
+/** A `status.parents[]` entry of an HTTPRoute (Gateway API RouteParentStatus), as the watch stage caches it. */
+export interface RouteParentStatus {
+  parentRef: { group?: string; kind?: string; namespace?: string; name: string; sectionName?: string; port?: number };
+  controllerName?: string;
+  conditions?: RouteParentCondition[];
+}
+
+/** A live HTTPRoute as the watch stage caches it: metadata and `status.parents`, no spec. */
+export type ObservedRoute = KubernetesObject & { status?: { parents?: RouteParentStatus[] } };
 
 /** Static controller configuration (flags/env). */
 export interface ControllerConfig {
@@ -78,11 +105,6 @@ export interface ClusterSnapshot {
    * discovered yet.
    */
   discovered?: Record<string, DiscoveredDoc>;
-  /**
-   * The controller's cache of per-resource graph checks (graph/index.ts `GraphMemo`), kept
-   * from one snapshot of the same cluster to the next. Optional: absent = everything checked.
-   */
-  graphMemo?: GraphMemo;
 }
 
 export interface StatusUpdate {
@@ -151,6 +173,6 @@ export const MAX_PUBLISHED_VERSIONS = 10;
 export function ownerLabelValue(kind: string, namespace: string, name: string): string {
   const full = `${kind}.${namespace}.${name}`;
   if (full.length <= 63) return full;
-  const digest = createHash('sha256').update(full).digest('hex').slice(0, 10);
+  const digest = sha256Prefix(full, 10);
   return `${full.slice(0, 52).replace(/[^A-Za-z0-9]+$/, '')}-${digest}`;
 }

@@ -16,9 +16,10 @@ import { KubeSource } from '../policy-server/sources/kube.js';
 import { buildSnapshot, type SourceConfigMap } from '../policy-server/snapshot/build.js';
 import { loadConfig } from './config.js';
 import { startController, type ControllerHandle } from './main.js';
-import { KubeClient, RESOURCES } from './apply/index.js';
-import { applyAll, ensureNamespaces, waitFor } from './apply/testkit.js';
-import { loadClusterAuth } from './apply/kubeconfig.js';
+import { KubeClient, RESOURCES } from './kube/client.js';
+import { applyAll, ensureNamespaces } from './testing/testkit.js';
+import { waitFor } from '../dev/testing/wait.js';
+import { loadClusterAuth } from './kube/kubeconfig.js';
 
 /** `<A>-x/y` and `<A>/x-y`: the same `kea-api-<ns>-<name>`. */
 const NS_A = 'kea-names-team-x';
@@ -32,10 +33,10 @@ let controller: ControllerHandle | undefined;
 let source: KubeSource | undefined;
 
 beforeAll(async () => {
-  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
+  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG));
   await ensureNamespaces(client, NS_A, NS_B, SYS);
   const loaded = loadConfig(['node', 'main', '--internal-token=names-token', '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`, '--leader-election=false', '--debounce-ms=50', '--max-delay-ms=300']);
-  controller = await startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG!), logger: createLogger('test', { level: 'silent' }) });
+  controller = await startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: createLogger('test', { level: 'silent' }) });
 });
 
 afterAll(async () => {
@@ -68,8 +69,8 @@ test('team-x/y and team/x-y each get their own policy ConfigMap, and the policy 
     const cm = await client.get<KubernetesObject & { data: Record<string, string> }>(CM, SYS, apiConfigMapName(ns, name)).catch(() => undefined);
     return cm ? (JSON.parse(cm.data['policy.json']) as PolicyService) : undefined;
   };
-  const victim = await waitFor('victim ConfigMap', () => policyOf(NS_A, 'y'));
-  const other = await waitFor('other ConfigMap', () => policyOf(NS_B, 'x-y'));
+  const victim = await waitFor('victim ConfigMap', 30_000, () => policyOf(NS_A, 'y'), 200);
+  const other = await waitFor('other ConfigMap', 30_000, () => policyOf(NS_B, 'x-y'), 200);
   expect([victim.id, victim.operations[0].access]).toEqual([`${NS_A}/y`, { mode: 'restricted', roles: ['owner'] }]);
   expect([other.id, other.operations[0].access]).toEqual([`${NS_B}/x-y`, { mode: 'public' }]);
   await controller!.idle();
@@ -83,10 +84,10 @@ test('team-x/y and team/x-y each get their own policy ConfigMap, and the policy 
   source = new KubeSource({ kubeConfig: kc, namespace: SYS });
   let list: SourceConfigMap[] = [];
   await source.start((l) => (list = l));
-  const snap = await waitFor('both services in the policy snapshot', () => {
+  const snap = await waitFor('both services in the policy snapshot', 30_000, () => {
     const s = buildSnapshot(list);
     return s.services.has(`${NS_A}/y`) && s.services.has(`${NS_B}/x-y`) ? s : undefined;
-  });
+  }, 200);
   expect(snap.errors).toEqual([]);
   expect(snap.services.get(`${NS_A}/y`)!.def.operations[0].access).toEqual({ mode: 'restricted', roles: ['owner'] });
 });

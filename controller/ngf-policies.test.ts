@@ -9,10 +9,11 @@ import type { ApiSchema, MLService, MLServiceStatus } from '../lib/api/types.js'
 import { loadConfig } from './config.js';
 import { internalRouteName } from './graph/names.js';
 import { IncrementalReconciler } from './incremental.js';
-import { type RevisionIR, gateWeights } from './ir/index.js';
+import { type GatedRevision, gateWeights } from './ir/index.js';
 import type { ClusterSnapshot } from './model.js';
 import { reconcile } from './reconcile.js';
-import { CLIENT_SETTINGS_NAME, gatewayBodyMaxSize } from './render/index.js';
+import { CLIENT_SETTINGS_NAME } from './render/index.js';
+import { gatewayBodyMaxSize } from '../lib/policy/config.js';
 import { testControllerConfig } from './testing/config.js';
 
 const NOW = '2026-01-01T00:00:00Z';
@@ -20,61 +21,60 @@ const MIB = 1024 * 1024;
 /** NGF 1.6.2 Size pattern (config/crd/bases/gateway.nginx.org_clientsettingspolicies.yaml). */
 const NGF_SIZE = /^\d{1,4}(k|m|g)?$/;
 
-function rev(name: string, weight: number, replicas = 1): RevisionIR {
-  return { name, objectName: `m-${name}`, weight, replicas, port: 8080, image: 'i', args: [], env: [], readinessPath: '/', livenessPath: '/' };
+function rev(name: string, weight: number, replicas = 1): GatedRevision {
+  return { name, objectName: `m-${name}`, weight, replicas };
 }
 
-function deployments(available: Record<string, number | undefined>): Map<string, KubernetesObject> {
-  const m = new Map<string, KubernetesObject>();
-  for (const [name, n] of Object.entries(available)) {
-    m.set(`ns/m-${name}`, { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: `m-${name}`, namespace: 'ns' }, status: n === undefined ? {} : { availableReplicas: n } } as KubernetesObject);
-  }
-  return m;
+/** Available replicas by Deployment name `m-<revision>`: a listed revision's Deployment exists (undefined: no status yet). */
+function deployments(available: Record<string, number | undefined>): (objectName: string) => number | undefined {
+  return (objectName) => {
+    const name = objectName.slice('m-'.length);
+    return Object.hasOwn(available, name) ? (available[name] ?? 0) : undefined;
+  };
 }
 
-const weights = (rs: RevisionIR[]) => Object.fromEntries(rs.map((r) => [r.name, r.weight]));
+/** gateWeights, checked not to modify its input; the gated weights by revision name and the held revisions. */
+function gate(rs: GatedRevision[], available: ((objectName: string) => number | undefined) | undefined) {
+  const before = rs.map((r) => r.weight);
+  const { weights, held } = gateWeights(rs, available);
+  expect(rs.map((r) => r.weight)).toEqual(before);
+  return { weights: Object.fromEntries(rs.map((r, i) => [r.name, weights[i]])), held, sum: weights.reduce((s, w) => s + w, 0) };
+}
 
 describe('readiness gating of revision weights (gateWeights)', () => {
   it('moves the share of a revision without an available replica to the available ones', () => {
-    const rs = [rev('v1', 80), rev('v2', 20)];
-    const held = gateWeights('ns', rs, deployments({ v1: 1, v2: 0 }));
-    expect(weights(rs)).toEqual({ v1: 100, v2: 0 });
-    expect(held).toEqual([{ revision: 'v2', weight: 20 }]);
+    const g = gate([rev('v1', 80), rev('v2', 20)], deployments({ v1: 1, v2: 0 }));
+    expect(g.weights).toEqual({ v1: 100, v2: 0 });
+    expect(g.held).toEqual([{ revision: 'v2', weight: 20 }]);
   });
 
   it('holds back a revision whose Deployment does not exist yet or has replicas 0', () => {
-    const rs = [rev('v1', 60), rev('v2', 20), rev('v3', 20, 0)];
-    const held = gateWeights('ns', rs, deployments({ v1: 2, v3: 1 }));
-    expect(weights(rs)).toEqual({ v1: 100, v2: 0, v3: 0 });
-    expect(held.map((h) => h.revision)).toEqual(['v2', 'v3']);
+    const g = gate([rev('v1', 60), rev('v2', 20), rev('v3', 20, 0)], deployments({ v1: 2, v3: 1 }));
+    expect(g.weights).toEqual({ v1: 100, v2: 0, v3: 0 });
+    expect(g.held.map((h) => h.revision)).toEqual(['v2', 'v3']);
   });
 
   it('splits the moved share in proportion, largest remainder, ties to the earlier revision; the sum stays 100', () => {
-    const rs = [rev('a', 50), rev('b', 30), rev('c', 20)];
-    gateWeights('ns', rs, deployments({ a: 1, b: 1, c: 0 }));
     // 20 × 50/80 = 12.5, 20 × 30/80 = 7.5: both remainders .5, the tie goes to a.
-    expect(weights(rs)).toEqual({ a: 63, b: 37, c: 0 });
-    const rs2 = [rev('a', 33), rev('b', 33), rev('c', 34)];
-    gateWeights('ns', rs2, deployments({ a: 1, b: 1 }));
-    expect(weights(rs2)).toEqual({ a: 50, b: 50, c: 0 });
-    expect(rs2.reduce((s, r) => s + r.weight, 0)).toBe(100);
+    expect(gate([rev('a', 50), rev('b', 30), rev('c', 20)], deployments({ a: 1, b: 1, c: 0 })).weights).toEqual({ a: 63, b: 37, c: 0 });
+    const g = gate([rev('a', 33), rev('b', 33), rev('c', 34)], deployments({ a: 1, b: 1 }));
+    expect(g.weights).toEqual({ a: 50, b: 50, c: 0 });
+    expect(g.sum).toBe(100);
   });
 
   it('keeps the configured weights when every serving revision is available, when none is, and when Deployments were not observed', () => {
     for (const [avail, label] of [[{ v1: 1, v2: 3 }, 'all'], [{ v1: 0, v2: undefined }, 'none']] as const) {
-      const rs = [rev('v1', 70), rev('v2', 30)];
-      expect([label, gateWeights('ns', rs, deployments(avail))]).toEqual([label, []]);
-      expect(weights(rs)).toEqual({ v1: 70, v2: 30 });
+      const g = gate([rev('v1', 70), rev('v2', 30)], deployments(avail));
+      expect([label, g.held]).toEqual([label, []]);
+      expect(g.weights).toEqual({ v1: 70, v2: 30 });
     }
-    const rs = [rev('v1', 70), rev('v2', 30)];
-    expect(gateWeights('ns', rs, undefined)).toEqual([]);
-    expect(weights(rs)).toEqual({ v1: 70, v2: 30 });
+    const g = gate([rev('v1', 70), rev('v2', 30)], undefined);
+    expect(g.held).toEqual([]);
+    expect(g.weights).toEqual({ v1: 70, v2: 30 });
   });
 
   it('never gives weight to a revision configured with weight 0, available or not', () => {
-    const rs = [rev('v1', 90), rev('v2', 10), rev('v3', 0)];
-    gateWeights('ns', rs, deployments({ v1: 0, v2: 1, v3: 1 }));
-    expect(weights(rs)).toEqual({ v1: 0, v2: 100, v3: 0 });
+    expect(gate([rev('v1', 90), rev('v2', 10), rev('v3', 0)], deployments({ v1: 0, v2: 1, v3: 1 })).weights).toEqual({ v1: 0, v2: 100, v3: 0 });
   });
 });
 
@@ -85,7 +85,7 @@ const mls: MLService = {
   kind: 'MLService',
   metadata: { name: 'iris', namespace: 'models', uid: 'u1', generation: 1, resourceVersion: '10' },
   spec: { framework: 'sklearn', revisions: [{ name: 'v1', modelUri: 's3://m/iris/1', weight: 80 }, { name: 'v2', modelUri: 's3://m/iris/2', weight: 20 }] },
-} as MLService;
+};
 
 function api(mode: 'enforce' | 'passthrough', maxBodyBytes?: number): ApiSchema {
   return {
@@ -99,7 +99,7 @@ function api(mode: 'enforce' | 'passthrough', maxBodyBytes?: number): ApiSchema 
       policy: { mode },
       operations: [{ operationId: 'predict', method: 'POST', path: '/predict', ...(maxBodyBytes ? { maxBodyBytes } : {}), requestBody: { schema: { type: 'object' } } }],
     },
-  } as ApiSchema;
+  };
 }
 
 function snapshot(a: ApiSchema, avail: Record<string, number>): ClusterSnapshot {

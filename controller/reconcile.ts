@@ -11,9 +11,9 @@
  * Never throws on bad resources: problems become status conditions and Events.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { buildGraph } from './graph/index.js';
+import { buildGraph, type GraphInput } from './graph/index.js';
 import { buildIR, buildStreamIRSteps } from './ir/index.js';
-import { type ClusterSnapshot, type ControllerConfig, PAUSE, type RenderOutput } from './model.js';
+import { type ControllerConfig, PAUSE, type RenderOutput } from './model.js';
 import { type RenderRest, render, renderStream } from './render/index.js';
 
 export type { RenderRest } from './render/index.js';
@@ -23,9 +23,9 @@ export type { RenderRest } from './render/index.js';
  * @param now RFC 3339 timestamp for conditions that change status. Defaults to the current
  *   time: the only impure input, so pass it explicitly for reproducible output (tests do).
  */
-export function reconcile(snapshot: ClusterSnapshot, config: ControllerConfig, now: string = new Date().toISOString()): RenderOutput {
+export function reconcile(snapshot: GraphInput, config: ControllerConfig, now: string = new Date().toISOString()): RenderOutput {
   const graph = buildGraph(snapshot, config);
-  const ir = buildIR(graph, config);
+  const ir = buildIR(graph, config, now);
   return render(ir, config, now);
 }
 
@@ -36,10 +36,10 @@ export function reconcile(snapshot: ClusterSnapshot, config: ControllerConfig, n
  * and the generator returns the statuses, events, retained owners and dropped versions.
  * Collecting the objects (skipping PAUSEs) and sorting them gives exactly `reconcile`'s output.
  */
-export function* reconcileStream(snapshot: ClusterSnapshot, config: ControllerConfig, now: string = new Date().toISOString()): Generator<KubernetesObject | typeof PAUSE, RenderRest, undefined> {
+export function* reconcileStream(snapshot: GraphInput, config: ControllerConfig, now: string = new Date().toISOString()): Generator<KubernetesObject | typeof PAUSE, RenderRest, undefined> {
   const graph = buildGraph(snapshot, config);
   yield PAUSE;
   // ApiSchema IRs are built as render takes them: the stream never holds them all.
-  const ir = yield* buildStreamIRSteps(graph, config);
+  const ir = yield* buildStreamIRSteps(graph, config, now);
   return yield* renderStream(ir, config, now);
 }

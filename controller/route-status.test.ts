@@ -9,13 +9,14 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, Condition, MLService } from '../lib/api/types.js';
-import { APPLIED_HASH, desiredHash, objectKey } from './apply/index.js';
-import { canonicalJson } from './canonical.js';
+import { objectKey } from '../lib/kube/objects.js';
+import { APPLIED_HASH, desiredHash } from './kube/applied-hash.js';
+import { canonicalJson } from '../lib/canonical-json.js';
 import { IncrementalReconciler } from './incremental.js';
 import type { ConditionIR } from './ir/index.js';
-import { type ClusterSnapshot, PAUSE } from './model.js';
+import { type ClusterSnapshot, type ObservedRoute, type RouteParentStatus, PAUSE } from './model.js';
 import { reconcile } from './reconcile.js';
-import { type ObservedRoute, type RouteParentStatus, PENDING_REASON, gatewayParents, judgedRoute, programmedCondition, routeStatusToken, routeVerdict } from './render/route-status.js';
+import { PENDING_REASON, gatewayParents, judgedRoute, programmedCondition, routeStatusToken, routeVerdict } from './render/route-status.js';
 import { testControllerConfig } from './testing/config.js';
 import { slimRoute } from './watch/index.js';
 
@@ -142,7 +143,7 @@ describe('programmedCondition: the owner condition', () => {
 
   test('judgedRoute: current only when the live applied hash is the desired one', () => {
     const desired = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'models' }, spec: { rules: [] } } as KubernetesObject;
-    const live = (hash: string) => new Map([['models/r', { ...route(1, [], 'models', 'r'), metadata: { name: 'r', namespace: 'models', generation: 1, annotations: { [APPLIED_HASH]: hash } } } as KubernetesObject]]);
+    const live = (hash: string) => new Map([['models/r', { ...route(1, [], 'models', 'r'), metadata: { name: 'r', namespace: 'models', generation: 1, annotations: { [APPLIED_HASH]: hash } } }]]);
     expect(judgedRoute(desired, live(desiredHash(desired)))).toMatchObject({ key: 'models/r', current: true });
     expect(judgedRoute(desired, live('other'))).toMatchObject({ current: false });
     expect(judgedRoute(desired, undefined)).toEqual({ key: 'models/r', live: undefined, current: false });
@@ -234,15 +235,15 @@ class GatewaySim {
       this.writes.objects++;
       if (o.kind !== 'HTTPRoute') continue;
       const routes = this.snapshot.routes!;
-      const live = routes.find((x) => x.metadata?.namespace === o.metadata?.namespace && x.metadata?.name === o.metadata?.name) as ObservedRoute | undefined;
+      const live = routes.find((x): x is ObservedRoute => x.metadata?.namespace === o.metadata?.namespace && x.metadata?.name === o.metadata?.name);
       const md = { ...o.metadata, generation: (live?.metadata?.generation ?? 0) + 1, annotations: { [APPLIED_HASH]: h } };
-      this.snapshot.routes = [...routes.filter((x) => x !== live), { apiVersion: o.apiVersion, kind: o.kind, metadata: md, ...(live?.status ? { status: live.status } : {}) } as KubernetesObject];
+      this.snapshot.routes = [...routes.filter((x) => x !== live), { apiVersion: o.apiVersion, kind: o.kind, metadata: md, ...(live?.status ? { status: live.status } : {}) }];
     }
     for (const s of r.value.statuses) {
       const list: Array<ApiSchema | MLService> = s.kind === 'ApiSchema' ? this.snapshot.apiSchemas : this.snapshot.mlServices;
       const res = list.find((x) => x.metadata.namespace === s.namespace && x.metadata.name === s.name)!;
       if (canonicalJson(res.status ?? {}) === canonicalJson(s.status)) continue;
-      res.status = structuredClone(s.status) as never;
+      res.status = structuredClone(s.status);
       res.metadata.resourceVersion = String(++this.rv);
       this.statusRv.set(`${s.kind}/${s.namespace}/${s.name}`, res.metadata.resourceVersion);
       this.writes.statuses++;
@@ -277,13 +278,13 @@ test('incremental: a route status change re-renders exactly its owner; KEA write
     kind: 'MLService',
     metadata: { name: 'iris', namespace: 'models', uid: 'u1', generation: 1, resourceVersion: '1' },
     spec: { framework: 'custom', port: 8080, healthPath: '/healthz', revisions: [{ name: 'v1', weight: 100, image: 'img/iris:v1', replicas: 1 }] },
-  } as MLService);
+  });
   sim.snapshot.apiSchemas.push({
     apiVersion: 'kea.dev/v1alpha1',
     kind: 'ApiSchema',
     metadata: { name: 'iris', namespace: 'models', uid: 'u2', generation: 1, resourceVersion: '2' },
     spec: { target: { mlService: { name: 'iris' } }, basePath: '/iris', info: { title: 'Iris', version: '1.0.0' }, operations: [{ operationId: 'predict', method: 'POST', path: '/predict', responses: { '200': { description: 'ok' } } }] },
-  } as ApiSchema);
+  });
 
   expect(sim.run()).toEqual({ apiSchemas: ['models/iris'], mlServices: ['models/iris'] });
   expect(sim.programmed('ApiSchema', 'iris')).toMatchObject({ status: 'Unknown', reason: 'Pending' });

@@ -14,9 +14,11 @@ import { COMPONENT_API_VERSION } from '../lib/policy/config.js';
 import { ownerLabelValue, type ClusterSnapshot, type ControllerConfig, type RenderOutput } from './model.js';
 import { loadConfig } from './config.js';
 import { startController, type ControllerHandle } from './main.js';
-import { APPLIED_HASH, KubeClient, KubeError, RESOURCES } from './apply/index.js';
-import { WriteCounter, applyAll, countWrites, ensureNamespaces, parseYaml, waitFor } from './apply/testkit.js';
-import { loadClusterAuth } from './apply/kubeconfig.js';
+import { KubeClient, KubeError, RESOURCES } from './kube/client.js';
+import { APPLIED_HASH } from './kube/applied-hash.js';
+import { WriteCounter, applyAll, countWrites, ensureNamespaces, parseYaml } from './testing/testkit.js';
+import { waitFor } from '../dev/testing/wait.js';
+import { loadClusterAuth } from './kube/kubeconfig.js';
 import { createLogger } from '../lib/log.js';
 
 const NS = 'kea-rt-a';
@@ -88,7 +90,7 @@ const log = createLogger('test', { level: 'silent' });
 
 async function start(identity: string): Promise<ControllerHandle> {
   const loaded = loadConfig(['node', 'main', '--internal-token=t', '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`, `--identity=${identity}`, '--lease-name=kea-rt', '--retry-period-ms=500', '--lease-duration-ms=3000']);
-  const h = await startController(loaded, { reconcile: tinyRender, cluster: loadClusterAuth(process.env.KUBECONFIG!), logger: log });
+  const h = await startController(loaded, { reconcile: tinyRender, cluster: loadClusterAuth(process.env.KUBECONFIG), logger: log });
   controllers.push(h);
   return h;
 }
@@ -102,7 +104,7 @@ const getRoute = (name: string) => client.get<KubernetesObject & { spec: { rules
 const getSchema = (name: string) => client.get<ApiSchema>(SCHEMA, NS, name);
 
 beforeAll(async () => {
-  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
+  client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG));
   await ensureNamespaces(client, NS, SYS);
 });
 
@@ -118,14 +120,14 @@ test('converges: SSA objects with field manager and hash, status, events; then z
   const during = new WriteCounter(client);
   await during.start();
   await applyAll(client, samples(), NS);
-  const route = await waitFor('route', () => getRoute('kea-iris').catch(() => undefined), 20_000);
+  const route = await waitFor('route', 20_000, () => getRoute('kea-iris').catch(() => undefined), 200);
   expect(route.metadata?.annotations?.[APPLIED_HASH]).toMatch(/^[0-9a-f]{64}$/);
   expect(route.metadata?.managedFields?.some((f) => f.manager === FIELD_MANAGER && f.operation === 'Apply')).toBe(true);
   expect(route.spec.rules[0].backendRefs.map((b) => b.weight)).toEqual([80, 20]);
-  const schema = await waitFor('status', async () => {
+  const schema = await waitFor('status', 30_000, async () => {
     const s = await getSchema('iris');
     return s.status?.conditions?.[0]?.status === 'True' ? s : undefined;
-  });
+  }, 200);
   expect(schema.status?.observedGeneration).toBe(schema.metadata.generation);
   const ltt = schema.status!.conditions![0].lastTransitionTime;
   expect(ltt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
@@ -146,10 +148,10 @@ test('change weights → route updated; condition kept lastTransitionTime', asyn
   mls.spec.revisions[0].weight = 50;
   mls.spec.revisions[1].weight = 50;
   await applyAll(client, [mls as unknown as KubernetesObject], NS);
-  await waitFor('weights 50/50', async () => {
+  await waitFor('weights 50/50', 30_000, async () => {
     const r = await getRoute('kea-iris');
     return r.spec.rules[0].backendRefs.map((b) => b.weight).join() === '50,50';
-  });
+  }, 200);
   const after = await getSchema('iris');
   expect(after.status!.conditions![0].lastTransitionTime).toBe(before.status!.conditions![0].lastTransitionTime);
 });
@@ -160,16 +162,16 @@ test('invalid reference → Accepted=False with message, one Warning event (dedu
   bad.spec.basePath = '/orphan';
   bad.spec.target = { mlService: { name: 'nope' } };
   await applyAll(client, [bad as unknown as KubernetesObject], NS);
-  const s = await waitFor('orphan status', async () => {
+  const s = await waitFor('orphan status', 30_000, async () => {
     const x = await getSchema('orphan');
     return x.status?.conditions?.[0]?.status === 'False' ? x : undefined;
-  });
+  }, 200);
   expect(s.status!.conditions![0].message).toBe('MLService nope not found');
-  const events = await waitFor('event', async () => {
+  const events = await waitFor('event', 30_000, async () => {
     const l = await client.list(RESOURCES['v1/Event'], { namespace: NS });
     const mine = l.items.filter((e) => (e as unknown as { involvedObject: { uid: string } }).involvedObject.uid === s.metadata.uid);
     return mine.length ? mine : undefined;
-  });
+  }, 200);
   // Trigger more reconciles; the event must not be duplicated.
   await applyAll(client, [{ ...bad, metadata: { ...bad.metadata, labels: { touch: '1' } } } as unknown as KubernetesObject], NS);
   await new Promise((r) => setTimeout(r, 1500));
@@ -188,10 +190,10 @@ test('drift is repaired: a foreign edit of an owned route is undone', async () =
     contentType: 'application/json-patch+json',
     query: { fieldManager: 'intruder' },
   });
-  await waitFor('drift repaired', async () => {
+  await waitFor('drift repaired', 30_000, async () => {
     const x = await getRoute('kea-iris');
     return x.metadata?.resourceVersion !== r.metadata?.resourceVersion && x.spec.rules[0].backendRefs[0].weight === 50;
-  });
+  }, 200);
 });
 
 test('version ConfigMaps survive a version bump; everything of a deleted ApiSchema is pruned', async () => {
@@ -204,28 +206,28 @@ test('version ConfigMaps survive a version bump; everything of a deleted ApiSche
       .filter((o) => o.metadata?.labels?.[LABELS.owner] === owner)
       .map((o) => (o as unknown as { data: { version: string } }).data.version)
       .sort();
-  await waitFor('two versions', async () => (await versions()).join() === '1.0.0,2.0.0');
+  await waitFor('two versions', 30_000, async () => (await versions()).join() === '1.0.0,2.0.0', 200);
   await client.delete(SCHEMA, NS, 'iris');
-  await waitFor('route pruned', async () => {
+  await waitFor('route pruned', 30_000, async () => {
     try {
       await getRoute('kea-iris');
       return false;
     } catch (err) {
       return err instanceof KubeError && err.statusCode === 404;
     }
-  });
-  await waitFor('versions pruned', async () => (await versions()).length === 0);
+  }, 200);
+  await waitFor('versions pruned', 30_000, async () => (await versions()).length === 0, 200);
 });
 
 test('restart: a new controller process state writes nothing', async () => {
   await applyAll(client, samples(), NS);
-  await waitFor('route back', () => getRoute('kea-iris').catch(() => undefined), 20_000);
-  await waitFor('status', async () => (await getSchema('iris')).status?.conditions?.[0]?.status === 'True');
+  await waitFor('route back', 20_000, () => getRoute('kea-iris').catch(() => undefined), 200);
+  await waitFor('status', 30_000, async () => (await getSchema('iris')).status?.conditions?.[0]?.status === 'True', 200);
   await controllers[0].idle();
   await controllers[0].stop();
   const c2 = await start('rt-2');
   const counter = countWrites(client, 6000);
-  await waitFor('synced and leading', () => c2.isSynced() && c2.isLeader(), 20_000);
+  await waitFor('synced and leading', 20_000, () => c2.isSynced() && c2.isLeader(), 200);
   const writes = await counter;
   expect(writes).toEqual([]);
   expect(c2.lastApply()?.applied).toBe(0);

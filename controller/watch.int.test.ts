@@ -8,9 +8,10 @@ import { readFileSync } from 'node:fs';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { MLService } from '../lib/api/types.js';
 import { startControlPlane, installCrds, type ControlPlane } from '../dev/controlplane.js';
-import { KubeClient, RESOURCES } from './apply/index.js';
-import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, parseYaml, spawnController, waitFor, type ControllerProcess } from './apply/testkit.js';
-import { loadClusterAuth } from './apply/kubeconfig.js';
+import { KubeClient, RESOURCES } from './kube/client.js';
+import { WriteCounter, applyAll, ensureBuilt, ensureNamespaces, parseYaml, spawnController, type ControllerProcess } from './testing/testkit.js';
+import { waitFor } from '../dev/testing/wait.js';
+import { loadClusterAuth } from './kube/kubeconfig.js';
 import { internalRouteName } from './graph/names.js';
 
 const REPO = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
@@ -41,7 +42,7 @@ beforeAll(async () => {
   await ensureNamespaces(client, SYS, NS);
   ctl = await spawnController({ repoRoot: REPO, kubeconfig: cp.kubeconfig, identity: 'resilient', args: ['--leader-election=false'] });
   await applyAll(client, [mlService(80, 20), ...parseYaml(readFileSync(`${REPO}/manifests/samples/iris-apischema.yaml`, 'utf8'))], NS);
-  await waitFor('converged 80/20', async () => (await weights()) === '80/20', 30_000);
+  await waitFor('converged 80/20', 30_000, async () => (await weights()) === '80/20', 200);
 }, 240_000);
 
 afterAll(async () => {
@@ -52,10 +53,10 @@ afterAll(async () => {
 test('kube-apiserver restart during a watch → informers restart and the controller converges again', async () => {
   await cp.restartApiServer();
   await applyAll(client, [mlService(10, 90)], NS);
-  await waitFor('10/90 after restart', async () => (await weights()) === '10/90', 60_000, 250);
+  await waitFor('10/90 after restart', 60_000, async () => (await weights()) === '10/90', 250);
   // The restart was seen as watch errors (the recovery path actually ran), and health recovered.
   expect(ctl.logs.some((r) => r.message === 'watch error, restarting')).toBe(true);
-  await waitFor('healthz ok', async () => (await ctl.http('/healthz')).status === 200, 30_000);
+  await waitFor('healthz ok', 30_000, async () => (await ctl.http('/healthz')).status === 200, 200);
   expect(ctl.proc.exitCode).toBeNull();
 });
 
@@ -70,15 +71,15 @@ test('a 10 s outage: nothing is pruned, and once back, changes and deletions con
   const back = Date.now();
   await counter.start();
   // Relisting after the outage writes nothing (nothing changed, nothing pruned).
-  await waitFor('informers relisted', async () => {
+  await waitFor('informers relisted', 60_000, async () => {
     const r = JSON.parse((await ctl.http('/readyz')).body) as { informers: Array<{ lastSyncAt: number }> };
     return r.informers.every((i) => i.lastSyncAt >= back);
-  }, 60_000, 250);
+  }, 250);
   await new Promise((r) => setTimeout(r, 2000));
   counter.stop();
   expect(counter.writes).toEqual([]);
   await applyAll(client, [mlService(50, 50)], NS);
-  await waitFor('50/50 after outage', async () => (await weights()) === '50/50', 60_000, 250);
+  await waitFor('50/50 after outage', 60_000, async () => (await weights()) === '50/50', 250);
   await client.delete(RESOURCES['kea.dev/v1alpha1/MLService'], NS, 'iris');
-  await waitFor('route pruned', async () => weights().then(() => false, () => true), 30_000);
+  await waitFor('route pruned', 30_000, async () => weights().then(() => false, () => true), 200);
 });

@@ -14,15 +14,14 @@
  * Every request opens a new connection (`agent: false`): each route change reloads nginx, which
  * closes idle keep-alive connections (issue 11 item 8), which is not what these tests are about.
  */
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import http from 'node:http';
-import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
-import { startNgf, type RunningNgf } from './ngf.js';
-import { createBridge, createHost, deleteBridge, listNetns, registerService, spawnInNetns, type Bridge, type NetnsHost } from './netns.js';
+import { readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import type { KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
+import type { RunningNgf } from './ngf.js';
+import { listNetns } from './netns.js';
+import { GatewayTestbed, httpRequest, split } from './testing/testbed.js';
 import { internalRouteName } from '../controller/graph/names.js';
+import { waitFor } from './testing/wait.js';
 
 const ECHO = `
 const http = require('node:http');
@@ -40,27 +39,11 @@ const OTHER = `gwt-other-${suffix}`;
 /** The Gateway's namespace (kea-system in the stack): the only one the internal listener admits routes from. */
 const GW_NS = `gwt-gw-${suffix}`;
 
-let kc: KubeConfig;
+let tb: GatewayTestbed;
 let api: KubernetesObjectApi;
 let gw: RunningNgf;
-let bridge: Bridge;
-let stateDir: string;
-const hosts: NetnsHost[] = [];
-const procs: ChildProcess[] = [];
 
-const apply = (o: KubernetesObject) => api.patch(o, undefined, undefined, FM, true, PatchStrategy.ServerSideApply);
-
-async function startEcho(name: string): Promise<NetnsHost> {
-  const host = await createHost(bridge, name);
-  hosts.push(host);
-  const p = spawnInNetns(host, process.execPath, ['-e', ECHO, name], { stdio: ['ignore', 'pipe', 'inherit'] });
-  procs.push(p);
-  await new Promise<void>((res, rej) => {
-    p.stdout!.once('data', () => res());
-    p.once('exit', (c) => rej(new Error(`echo ${name} exited ${c}`)));
-  });
-  return host;
-}
+const apply = (o: KubernetesObject) => tb.apply(o);
 
 interface Reply {
   status: number;
@@ -68,53 +51,12 @@ interface Reply {
   operation?: string | null;
 }
 
-/** GET through node:http (fetch would not let a test set the Host header). */
-function get(url: string, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { headers, agent: false, timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        if (res.statusCode !== 200) return resolve({ status: res.statusCode ?? 0 });
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { backend: string; operation: string | null };
-        resolve({ status: 200, backend: body.backend, operation: body.operation });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timeout`)));
-    req.on('error', reject);
-  });
-}
-
-/** Sends n GETs, `concurrency` at a time; returns counts by backend (or by `status:<code>`). */
-async function split(url: string, n: number, concurrency = 8): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  let sent = 0;
-  const worker = async () => {
-    while (sent < n) {
-      sent++;
-      const r = await get(url);
-      const key = r.status === 200 ? r.backend! : `status:${r.status}`;
-      counts[key] = (counts[key] ?? 0) + 1;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return counts;
-}
-
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what}: not true after ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+/** GET on a new connection; the echo's backend name and the operation header it saw. */
+async function get(url: string, headers: Record<string, string> = {}): Promise<Reply> {
+  const r = await httpRequest(url, { headers });
+  if (r.status !== 200) return { status: r.status };
+  const body = JSON.parse(r.text) as { backend: string; operation: string | null };
+  return { status: 200, backend: body.backend, operation: body.operation };
 }
 
 function route(name: string, namespace: string, weights: [number, number], extra: Record<string, unknown> = {}): KubernetesObject {
@@ -140,30 +82,22 @@ function route(name: string, namespace: string, weights: [number, number], extra
 }
 
 beforeAll(async () => {
-  kc = new KubeConfig();
-  kc.loadFromFile(process.env.KUBECONFIG!);
-  api = KubernetesObjectApi.makeApiClient(kc);
-  stateDir = await mkdtemp(join(tmpdir(), 'kea-gw-'));
-  bridge = await createBridge();
-  const [v1, v2] = [await startEcho('v1'), await startEcho('v2')];
-  await registerService(kc, { namespace: APPS, name: 'echo-v1', port: 80, targetPort: 8080, addresses: [v1.address] });
-  await registerService(kc, { namespace: APPS, name: 'echo-v2', port: 80, targetPort: 8080, addresses: [v2.address] });
+  tb = await GatewayTestbed.create('kea-gw-', FM);
+  api = tb.api;
+  for (const v of ['v1', 'v2']) await tb.service({ namespace: APPS, name: `echo-${v}`, host: v, script: ECHO, args: [v] });
   await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: OTHER } });
-  gw = await startNgf({ kubeconfig: process.env.KUBECONFIG!, stateDir, namespace: GW_NS });
+  gw = await tb.gateway({ namespace: GW_NS });
 }, 120000);
 
 afterAll(async () => {
-  await gw?.stop();
-  for (const p of procs) p.kill('SIGTERM');
-  if (bridge) await deleteBridge(bridge);
-  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  await tb?.stop();
 });
 
 describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s gateway)', () => {
   test('weighted backendRefs 80/20 split 1000 requests within ±5%', async () => {
     await apply(route('split', APPS, [80, 20]));
     // Served by every nginx worker (20 × 200: after a reload an old worker may answer a new connection for a few ms).
-    await until('route served', 10000, async () => {
+    await waitFor('route served', 10000, async () => {
       const c = await split(`${gw.publicUrl}/split`, 20, 4);
       return Object.keys(c).every((k) => !k.startsWith('status:')) ? c : undefined;
     });
@@ -180,7 +114,7 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
     const t0 = Date.now();
     await apply(route('split', APPS, [20, 80]));
     // New split visible: 100 consecutive requests with v2's share within 80% ± 10%.
-    await until('new split', 5000, async () => {
+    await waitFor('new split', 5000, async () => {
       const c = await split(`${gw.publicUrl}/split`, 100, 4);
       return (c.v2 ?? 0) >= 70 && (c.v2 ?? 0) <= 90 ? c : undefined;
     });
@@ -195,10 +129,10 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
   test('a cross-namespace backendRef needs a ReferenceGrant', async () => {
     await apply(route('xns', OTHER, [1, 0]));
     // Without a grant the route is refused with ResolvedRefs=False/RefNotPermitted and no traffic reaches the backend.
-    const cond = await until('ResolvedRefs=False', 10000, async () => {
-      const r = (await api.read({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'xns', namespace: OTHER } })) as KubernetesObject & {
+    const cond = await waitFor('ResolvedRefs=False', 10000, async () => {
+      const r = await api.read<KubernetesObject & {
         status?: { parents?: { conditions?: { type: string; status: string; reason: string }[] }[] };
-      };
+      }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'xns', namespace: OTHER } });
       const c = r.status?.parents?.[0]?.conditions?.find((x) => x.type === 'ResolvedRefs');
       return c?.status === 'False' ? c : undefined;
     });
@@ -210,7 +144,7 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
       metadata: { name: 'allow-other', namespace: APPS },
       spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: OTHER }], to: [{ group: '', kind: 'Service' }] },
     } as KubernetesObject);
-    const r = await until('served after grant', 5000, async () => {
+    const r = await waitFor('served after grant', 5000, async () => {
       const x = await get(`${gw.publicUrl}/xns`);
       return x.status === 200 ? x : undefined;
     });
@@ -246,7 +180,7 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
       spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: GW_NS }], to: [{ group: '', kind: 'Service', name: 'echo-v2' }] },
     } as KubernetesObject);
     await apply(internalRoute(['s3cret']));
-    const ok = await until('internal route', 5000, async () => {
+    const ok = await waitFor('internal route', 5000, async () => {
       const x = await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': 's3cret' });
       return x.status === 200 ? x : undefined;
     });
@@ -278,10 +212,10 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
       metadata: { name: 'allow-other-internal', namespace: APPS },
       spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: OTHER }], to: [{ group: '', kind: 'Service' }] },
     } as KubernetesObject);
-    const accepted = await until('hijack route status', 10000, async () => {
-      const r = (await api.read({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'hijack', namespace: OTHER } })) as KubernetesObject & {
+    const accepted = await waitFor('hijack route status', 10000, async () => {
+      const r = await api.read<KubernetesObject & {
         status?: { parents?: { parentRef: { sectionName?: string }; conditions?: { type: string; status: string; reason: string }[] }[] };
-      };
+      }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'hijack', namespace: OTHER } });
       return r.status?.parents?.find((p) => p.parentRef.sectionName === 'internal')?.conditions?.find((c) => c.type === 'Accepted');
     });
     expect(accepted).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
@@ -313,7 +247,7 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
     // Served by every nginx worker: after a reload, a new connection may still land on an old
     // worker for a few ms (until it has taken its QUIT); 20 answers in a row rule that out.
     const waitServes = (t: string) =>
-      until(`route accepts ${t}`, 5000, async () => {
+      waitFor(`route accepts ${t}`, 5000, async () => {
         for (let i = 0; i < 20; i++) if ((await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': t })).status !== 200) return undefined;
         return true;
       });
@@ -323,7 +257,7 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
     token = 'n3w-token'; // 2. the sender switches
     await new Promise((r) => setTimeout(r, 300));
     await apply(internalRoute(['n3w-token'])); // 3. the previous token is dropped
-    await until('old token refused', 5000, async () =>
+    await waitFor('old token refused', 5000, async () =>
       (await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': 's3cret' })).status === 404 ? true : undefined,
     );
     await new Promise((r) => setTimeout(r, 300));
@@ -338,20 +272,21 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
     expect((await get(`${gw.publicUrl}/split`)).status).toBe(200);
     const t0 = Date.now();
     await api.delete({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'split', namespace: APPS } });
-    await until('404 after delete', 5000, async () => ((await get(`${gw.publicUrl}/split`)).status === 404 ? true : undefined));
+    await waitFor('404 after delete', 5000, async () => ((await get(`${gw.publicUrl}/split`)).status === 404 ? true : undefined));
     process.stdout.write(`route deletion visible after ${Date.now() - t0} ms\n`);
   });
 
-  test('stop() and deleteBridge leave no process or namespace behind', async () => {
+  test('the test bed\'s stop() leaves no process or namespace behind', async () => {
     const [nginx, ngf] = [gw.nginxPid, gw.ngfPid()!];
-    await gw.stop();
+    const bridge = await tb.bridge();
+    const log = await readFile(gw.logPath, 'utf8');
+    await tb.stop();
     expect(() => process.kill(nginx, 0)).toThrow();
     expect(() => process.kill(ngf, 0)).toThrow();
-    await deleteBridge(bridge);
     expect(await listNetns(bridge)).toEqual([]);
     expect(() => execFileSync('ip', ['link', 'show', 'dev', bridge.name], { stdio: 'ignore' })).toThrow();
-    for (const p of procs) expect(p.exitCode !== null || p.signalCode !== null).toBe(true);
-    const log = await readFile(gw.logPath, 'utf8');
+    await new Promise((r) => setTimeout(r, 200)); // SIGTERM was sent; let the exits be reaped
+    for (const p of tb.processes) expect(p.exitCode !== null || p.signalCode !== null).toBe(true);
     expect(log).not.toMatch(/"level":"(fatal|panic)"/i);
   });
 });

@@ -184,7 +184,7 @@ export async function startDevIdp(opts: DevIdpOptions): Promise<DevIdp> {
 
   const configuration: Configuration = {
     clients,
-    jwks: jwks as Configuration['jwks'],
+    jwks: jwks,
     cookies: { keys: [randomBytes(32).toString('hex')] },
     claims: {
       openid: ['sub'],
@@ -362,7 +362,8 @@ export async function startDevIdp(opts: DevIdpOptions): Promise<DevIdp> {
       });
       return;
     }
-    callback(req, res);
+    // oidc-provider's callback answers its own errors; nothing is left to await.
+    void callback(req, res);
   });
 
   let stopped = false;

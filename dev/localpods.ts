@@ -287,7 +287,7 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
       // Services KEA's controller emits always come with their own Deployment, which may just
       // not be listed yet: never stand in for them (that raced the v2 rollout).
       if (svc.metadata?.labels?.[LABELS.managedBy] === MANAGED_BY_VALUE) continue;
-      const served = [...wanted.values()].some(({ d }) => d.metadata?.namespace === ns && selects(sel, (d.spec?.template.metadata?.labels ?? {}) as Record<string, string>));
+      const served = [...wanted.values()].some(({ d }) => d.metadata?.namespace === ns && selects(sel, (d.spec?.template.metadata?.labels ?? {})));
       if (served || !(await pathExists(join(examplesDir, name, 'Dockerfile')))) continue;
       const sp = svc.spec?.ports?.[0];
       const target = typeof sp?.targetPort === 'number' ? sp.targetPort : Number(sp?.targetPort) || sp?.port || 8080;
@@ -325,7 +325,7 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
         example,
         host,
         port: containerPort(d),
-        labels: (d.spec?.template.metadata?.labels ?? {}) as Record<string, string>,
+        labels: (d.spec?.template.metadata?.labels ?? {}),
         ready: false,
         generation: d.metadata?.generation ?? 0,
         restarts: 0,
@@ -377,7 +377,7 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
       };
       const s = JSON.stringify(slice);
       if (sliceCache.get(`${ns}/${name}`) === s) continue;
-      await objects.patch(slice as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      await objects.patch(slice, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
       sliceCache.set(`${ns}/${name}`, s);
     }
     // Delete slices of ours whose Service or pods are gone.

@@ -17,26 +17,24 @@
  * Needs root (ip netns, unshare, mount, nsenter) and the NGF binary (scripts/build-ngf.sh);
  * KUBECONFIG comes from the integration project's global setup (test/global-setup.mjs).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import http from 'node:http';
 import { Writable } from 'node:stream';
-import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, MLService } from '../lib/api/types.js';
 import { createLogger } from '../lib/log.js';
 import { reconcile } from '../controller/reconcile.js';
 import { testControllerConfig } from '../controller/testing/config.js';
-import { KubeClient } from '../controller/apply/kube.js';
-import { loadClusterAuth } from '../controller/apply/kubeconfig.js';
+import { KubeClient } from '../controller/kube/client.js';
+import { loadClusterAuth } from '../controller/kube/kubeconfig.js';
 import { createPolicyServer, type PolicyServer } from '../policy-server/server.js';
 import { SnapshotStore } from '../policy-server/snapshot/store.js';
 import { testAuthenticator } from '../policy-server/testing/fixtures.js';
 import { KEA_CACHE, KUBE_VERSION } from './controlplane.js';
-import { startNgf, NGF_VERSION, type RunningNgf } from './ngf.js';
-import { createBridge, createHost, deleteBridge, registerService, spawnInNetns, type Bridge, type NetnsHost } from './netns.js';
+import { NGF_VERSION, type RunningNgf } from './ngf.js';
+import { registerService } from './netns.js';
+import { GatewayTestbed, httpRequest } from './testing/testbed.js';
+import { waitFor } from './testing/wait.js';
 
 const ngfBin = process.env.KEA_NGF_BIN ?? join(KEA_CACHE, 'bin', `ngf-${NGF_VERSION}`);
 const skip = !existsSync(ngfBin) && !existsSync(join(KEA_CACHE, 'bin', `kube-apiserver-${KUBE_VERSION}`));
@@ -63,18 +61,13 @@ const GW_NS = `ngfp-gw-${suffix}`;
 const TOKEN = `internal-${suffix}`;
 const MIB = 1024 * 1024;
 
-let kc: KubeConfig;
-let api: KubernetesObjectApi;
+let tb: GatewayTestbed;
 let gw: RunningNgf;
-let bridge: Bridge;
-let stateDir: string;
 let ps: PolicyServer;
 let policyConnections = 0;
 let ngfPolicies: KubernetesObject[] = [];
-const hosts: NetnsHost[] = [];
-const procs: ChildProcess[] = [];
 
-const apply = (o: KubernetesObject) => api.patch(o, undefined, undefined, FM, true, PatchStrategy.ServerSideApply);
+const apply = (o: KubernetesObject) => tb.apply(o);
 
 interface Answer {
   status: number;
@@ -83,46 +76,22 @@ interface Answer {
 }
 
 /** POSTs `bytes` bytes of JSON (`{"pad":"xxx…"}`) on a new connection. */
-function post(path: string, bytes: number): Promise<Answer> {
+async function post(path: string, bytes: number): Promise<Answer> {
   const head = '{"pad":"';
   const body = Buffer.alloc(bytes, 'x');
   body.write(head, 0);
   body.write('"}', bytes - 2);
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${gw.publicUrl}${path}`, { method: 'POST', agent: false, timeout: 20000, headers: { 'content-type': 'application/json', 'content-length': String(bytes) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`POST ${path}: timeout`)));
-    // nginx may answer (413) before the body is sent and close: the answer is what counts.
-    req.on('error', reject);
-    req.end(body);
-  });
+  const r = await httpRequest(`${gw.publicUrl}${path}`, { method: 'POST', timeoutMs: 20000, headers: { 'content-type': 'application/json', 'content-length': String(bytes) }, body });
+  return { status: r.status, contentType: String(r.headers['content-type'] ?? ''), text: r.text };
 }
 
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: not true after ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-}
 
 const mls: MLService = {
   apiVersion: 'kea.dev/v1alpha1',
   kind: 'MLService',
   metadata: { name: 'iris', namespace: APPS, uid: 'uid-mls', generation: 1 },
   spec: { framework: 'sklearn', revisions: [{ name: 'v1', modelUri: 's3://m/iris/1', weight: 100 }] },
-} as MLService;
+};
 
 const apiSchema: ApiSchema = {
   apiVersion: 'kea.dev/v1alpha1',
@@ -138,7 +107,7 @@ const apiSchema: ApiSchema = {
       { operationId: 'slow', method: 'POST', path: '/slow', access: { mode: 'public' }, timeout: '2s', requestBody: { schema: { type: 'object' } } },
     ],
   },
-} as ApiSchema;
+};
 
 /** Distinct client ports the backend saw over `n` sequential requests (each client request on a new connection). */
 async function backendPorts(n: number): Promise<Set<number>> {
@@ -153,27 +122,16 @@ async function backendPorts(n: number): Promise<Set<number>> {
 
 maybe('NGF policies rendered by the controller, through NGF 1.6.2, a policy server and a backend', () => {
   beforeAll(async () => {
-    kc = new KubeConfig();
-    kc.loadFromFile(process.env.KUBECONFIG!);
-    api = KubernetesObjectApi.makeApiClient(kc);
-    stateDir = await mkdtemp(join(tmpdir(), 'kea-ngfp-'));
-    bridge = await createBridge();
-    const host = await createHost(bridge, 'ngfp-iris');
-    hosts.push(host);
-    const p = spawnInNetns(host, process.execPath, ['-e', ECHO], { stdio: ['ignore', 'pipe', 'inherit'] });
-    procs.push(p);
-    await new Promise<void>((res, rej) => {
-      p.stdout!.once('data', () => res());
-      p.once('exit', (c) => rej(new Error(`echo exited ${c}`)));
-    });
-    await registerService(kc, { namespace: APPS, name: 'iris-v1', port: 8080, targetPort: 8080, addresses: [host.address] });
-    gw = await startNgf({ kubeconfig: process.env.KUBECONFIG!, stateDir, namespace: GW_NS });
+    tb = await GatewayTestbed.create('kea-ngfp-', FM);
+    await tb.service({ namespace: APPS, name: 'iris-v1', host: 'ngfp-iris', script: ECHO, port: 8080 });
+    gw = await tb.gateway({ namespace: GW_NS });
+    const bridge = await tb.bridge();
 
     const store = new SnapshotStore({ logger: createLogger('policy-server', { level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) }) });
     ps = createPolicyServer({ store, auth: testAuthenticator(), upstreamUrl: gw.internalUrl, internalToken: TOKEN, logger: createLogger('policy-server', { level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) }) });
     ps.server.on('connection', () => policyConnections++);
     const port = await ps.listen(0, bridge.hostAddress);
-    await registerService(kc, { namespace: GW_NS, name: 'kea-policy', port, targetPort: port, addresses: [bridge.hostAddress] });
+    await registerService(tb.kc, { namespace: GW_NS, name: 'kea-policy', port, targetPort: port, addresses: [bridge.hostAddress] });
 
     const config = testControllerConfig({
       systemNamespace: GW_NS,
@@ -196,15 +154,13 @@ maybe('NGF policies rendered by the controller, through NGF 1.6.2, a policy serv
   }, 120000);
 
   afterAll(async () => {
-    await gw?.stop();
+    await tb?.stop();
     await ps?.close();
-    for (const p of procs) p.kill('SIGTERM');
-    if (bridge) await deleteBridge(bridge);
-    if (stateDir && !process.env.KEA_KEEP_STATE) await rm(stateDir, { recursive: true, force: true });
   });
 
+
   test('without the policies: nginx refuses a 3 MiB body with its own HTML 413, and opens a connection per request upstream', async () => {
-    await until('route served', 30000, async () => ((await post('/iris/predict', 64)).status === 200 ? true : undefined));
+    await waitFor('route served', 30000, async () => ((await post('/iris/predict', 64)).status === 200 ? true : undefined));
     const r = await post('/iris/predict', 3 * MIB);
     expect([r.status, r.contentType]).toEqual([413, 'text/html']);
     const before = policyConnections;
@@ -216,10 +172,10 @@ maybe('NGF policies rendered by the controller, through NGF 1.6.2, a policy serv
   test('with the policies: 3 MiB reaches the backend through both listeners; over the limit, always the policy server 413 problem+json', async () => {
     // Through KEA's own client (its apply stage): the kinds are not in its static table and are
     // resolved by API discovery.
-    const kea = new KubeClient(loadClusterAuth(process.env.KUBECONFIG!));
+    const kea = new KubeClient(loadClusterAuth(process.env.KUBECONFIG));
     for (const o of ngfPolicies) await kea.apply(o, 'kea-controller');
     await kea.close();
-    const ok = await until('3 MiB body accepted', 30000, async () => {
+    const ok = await waitFor('3 MiB body accepted', 30000, async () => {
       const r = await post('/iris/predict', 3 * MIB);
       return r.status === 200 ? r : undefined;
     });

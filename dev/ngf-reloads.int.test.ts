@@ -15,19 +15,20 @@
  * Needs root (unshare, mount, nsenter) and the NGF binary (scripts/build-ngf.sh); KUBECONFIG
  * comes from the integration project's global setup (test/global-setup.mjs).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
 import { createLogger } from '../lib/log.js';
 import { loadConfig } from '../controller/config.js';
 import { startController, type ControllerHandle } from '../controller/main.js';
-import { loadClusterAuth } from '../controller/apply/kubeconfig.js';
+import { loadClusterAuth } from '../controller/kube/kubeconfig.js';
 import { internalRouteName } from '../controller/graph/names.js';
 import { KEA_CACHE, KUBE_VERSION } from './controlplane.js';
-import { startNgf, NGF_VERSION, type RunningNgf } from './ngf.js';
+import { NGF_VERSION, type RunningNgf } from './ngf.js';
+import { GatewayTestbed } from './testing/testbed.js';
+import { waitFor } from './testing/wait.js';
 
 const ngfBin = process.env.KEA_NGF_BIN ?? join(KEA_CACHE, 'bin', `ngf-${NGF_VERSION}`);
 const skip = !existsSync(ngfBin) && !existsSync(join(KEA_CACHE, 'bin', `kube-apiserver-${KUBE_VERSION}`));
@@ -41,23 +42,13 @@ const RELOADED = 'NGINX configuration was successfully updated';
 /** Internal route names with dots break NGF 1.6.2's weighted split (see the first test). */
 const DOTTED = internalRouteName('iris.apps.kea.internal').includes('.');
 
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what}: not true after ${timeoutMs} ms`);
-}
 
-let kc: KubeConfig;
+let tb: GatewayTestbed;
 let api: KubernetesObjectApi;
 let gw: RunningNgf;
-let stateDir: string;
 let ctl: ControllerHandle;
 
-const apply = (o: KubernetesObject) => api.patch(o, undefined, undefined, FM, true, PatchStrategy.ServerSideApply);
+const apply = (o: KubernetesObject) => tb.apply(o);
 
 function mlService(weights: [number, number]): KubernetesObject {
   return {
@@ -102,22 +93,20 @@ async function settled(quietMs = 2500, timeoutMs = 60000): Promise<number> {
 }
 
 async function routeWeights(): Promise<string> {
-  const r = (await api.read({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: internalRouteName(`iris.${APPS}.kea.internal`), namespace: GW_NS } })) as KubernetesObject & { spec: { rules: Array<{ backendRefs: Array<{ weight: number }> }> } };
+  const r = await api.read<KubernetesObject & { spec: { rules: Array<{ backendRefs: Array<{ weight: number }> }> } }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: internalRouteName(`iris.${APPS}.kea.internal`), namespace: GW_NS } });
   return r.spec.rules[0].backendRefs.map((b) => b.weight).join('/');
 }
 
 maybe('nginx reloads per KEA weight change, through NGF 1.6.2', () => {
   beforeAll(async () => {
-    kc = new KubeConfig();
-    kc.loadFromFile(process.env.KUBECONFIG!);
-    api = KubernetesObjectApi.makeApiClient(kc);
-    stateDir = await mkdtemp(join(tmpdir(), 'kea-ngfr-'));
-    gw = await startNgf({ kubeconfig: process.env.KUBECONFIG!, stateDir, namespace: GW_NS });
+    tb = await GatewayTestbed.create('kea-ngfr-', FM);
+    api = tb.api;
+    gw = await tb.gateway({ namespace: GW_NS });
     await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: APPS } });
     const quiet = createLogger('controller', { level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
     ctl = await startController(
       loadConfig(['node', 'main', '--internal-token=t', '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${GW_NS}`, '--leader-election=false', `--identity=ngfr-${suffix}`]),
-      { cluster: loadClusterAuth(process.env.KUBECONFIG!), logger: quiet },
+      { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: quiet },
     );
     await apply(mlService([80, 20]));
     await apply(apiSchema);
@@ -127,8 +116,7 @@ maybe('nginx reloads per KEA weight change, through NGF 1.6.2', () => {
     await ctl?.stop();
     // Other suites' controllers watch every namespace: leave them no MLService or ApiSchema.
     for (const o of [apiSchema, mlService([100, 0])]) await api.delete(o).catch(() => undefined);
-    await gw?.stop();
-    if (stateDir && !process.env.KEA_KEEP_STATE) await rm(stateDir, { recursive: true, force: true });
+    await tb?.stop();
   });
 
   test('one MLService weight change is one nginx reload', async () => {
@@ -139,7 +127,7 @@ maybe('nginx reloads per KEA weight change, through NGF 1.6.2', () => {
       // NGF programs nothing more (its event handler waits 60 s per failed reload). KEA's
       // internal route names were their hostnames (graph/names.ts internalRouteName), so every
       // MLService with two or more revisions breaks NGF. Should they carry dots again:
-      const seen = await until('nginx refuses the split of the dotted route', 30000, async () => ((await readFile(gw.nginxLogPath, 'utf8')).includes('unknown "group_') ? true : undefined));
+      const seen = await waitFor('nginx refuses the split of the dotted route', 30000, async () => ((await readFile(gw.nginxLogPath, 'utf8')).includes('unknown "group_') ? true : undefined));
       expect(seen).toBe(true);
       process.stdout.write(`\n[ngf-reloads] internal route ${internalRouteName(`iris.${APPS}.kea.internal`)}: nginx refuses NGF's config (unknown "group_..." variable); reloads not measured\n`);
       return;

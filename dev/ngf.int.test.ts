@@ -10,16 +10,14 @@
  * Gateway lives in a namespace of its own (`ngft-gw-<random>`), so that the Gateway
  * kea-system/kea of other suites is left alone.
  */
-import { mkdtemp, rm, readFile, readdir, readlink, stat } from 'node:fs/promises';
+import { readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ChildProcess } from 'node:child_process';
-import http from 'node:http';
-import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
 import { KEA_CACHE, KUBE_VERSION } from './controlplane.js';
-import { startNgf, NGF_VERSION, NGF_CONTROLLER_NAME, NGF_GATEWAY_CLASS, type RunningNgf } from './ngf.js';
-import { createBridge, createHost, deleteBridge, registerService, spawnInNetns, type Bridge, type NetnsHost } from './netns.js';
+import { NGF_VERSION, NGF_CONTROLLER_NAME, NGF_GATEWAY_CLASS, type RunningNgf } from './ngf.js';
+import { GatewayTestbed, httpRequest, split } from './testing/testbed.js';
+import { waitFor } from './testing/wait.js';
 
 // Skip only when setup has never run here (then there is no control plane binary either, and the
 // integration project could not start). After setup the NGF binary must exist: its absence fails.
@@ -42,30 +40,15 @@ const suffix = Math.random().toString(36).slice(2, 7);
 const APPS = `ngft-apps-${suffix}`;
 const GW_NS = `ngft-gw-${suffix}`;
 
-let kc: KubeConfig;
+let tb: GatewayTestbed;
 let api: KubernetesObjectApi;
 let gw: RunningNgf;
-let bridge: Bridge;
 let stateDir: string;
 let hostBefore: string[];
 let firstRouteMs = 0;
-const hosts: NetnsHost[] = [];
-const procs: ChildProcess[] = [];
 const supervisorLog: string[] = [];
 
-const apply = (o: KubernetesObject) => api.patch(o, undefined, undefined, FM, true, PatchStrategy.ServerSideApply);
-
-async function startEcho(name: string): Promise<NetnsHost> {
-  const host = await createHost(bridge, name);
-  hosts.push(host);
-  const p = spawnInNetns(host, process.execPath, ['-e', ECHO, name], { stdio: ['ignore', 'pipe', 'inherit'] });
-  procs.push(p);
-  await new Promise<void>((res, rej) => {
-    p.stdout!.once('data', () => res());
-    p.once('exit', (c) => rej(new Error(`echo ${name} exited ${c}`)));
-  });
-  return host;
-}
+const apply = (o: KubernetesObject) => tb.apply(o);
 
 interface Reply {
   status: number;
@@ -74,54 +57,12 @@ interface Reply {
 }
 
 /** GET on a new connection each time: an nginx reload closes idle keep-alive connections (issue 11 item 8), which is not what these tests are about. */
-function get(url: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const server = [res.headers.server ?? []].flat().join(", ") || undefined;
-        if (res.statusCode !== 200) return resolve({ status: res.statusCode ?? 0, server });
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { backend: string };
-        resolve({ status: 200, server, backend: body.backend });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timeout`)));
-    req.on('error', reject);
-  });
+async function get(url: string): Promise<Reply> {
+  const r = await httpRequest(url);
+  const server = [r.headers.server ?? []].flat().join(', ') || undefined;
+  return r.status === 200 ? { status: 200, server, backend: (JSON.parse(r.text) as { backend: string }).backend } : { status: r.status, server };
 }
 
-/** Sends n GETs, `concurrency` at a time; returns counts by backend (or by `status:<code>`). */
-async function split(url: string, n: number, concurrency = 8): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  let sent = 0;
-  const worker = async () => {
-    while (sent < n) {
-      sent++;
-      const r = await get(url);
-      const key = r.status === 200 ? r.backend! : `status:${r.status}`;
-      counts[key] = (counts[key] ?? 0) + 1;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return counts;
-}
-
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what}: not true after ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-}
 
 interface Condition {
   type: string;
@@ -144,10 +85,10 @@ function route(name: string, backends: Array<{ name: string; weight: number }>):
 
 /** The conditions NGF wrote for the route's parentRef to the test Gateway (undefined until it has). */
 async function routeConditions(name: string): Promise<{ controllerName: string; conditions: Condition[] } | undefined> {
-  const r = (await api.read({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace: APPS } })) as KubernetesObject & {
+  const r = await api.read<KubernetesObject & {
     metadata: { generation?: number };
     status?: { parents?: Array<{ parentRef: { name: string; namespace?: string }; controllerName: string; conditions?: Array<Condition & { observedGeneration?: number }> }> };
-  };
+  }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace: APPS } });
   const p = r.status?.parents?.find((x) => x.parentRef.name === 'kea' && x.parentRef.namespace === GW_NS);
   if (!p?.conditions?.length || p.conditions.some((c) => c.observedGeneration !== r.metadata.generation)) return undefined;
   return { controllerName: p.controllerName, conditions: p.conditions };
@@ -190,39 +131,32 @@ async function pidsInMountNs(ns: string): Promise<number[]> {
 
 (skip ? describe.skip : describe)('nginx-gateway-fabric + nginx as a local Gateway API implementation (dev/ngf.ts)', () => {
   beforeAll(async () => {
-    kc = new KubeConfig();
-    kc.loadFromFile(process.env.KUBECONFIG!);
-    api = KubernetesObjectApi.makeApiClient(kc);
     hostBefore = await hostSnapshot();
-    stateDir = await mkdtemp(join(tmpdir(), 'kea-ngf-'));
-    bridge = await createBridge();
-    const [v1, v2] = [await startEcho('v1'), await startEcho('v2')];
-    await registerService(kc, { namespace: APPS, name: 'echo-v1', port: 80, targetPort: 8080, addresses: [v1.address] });
-    await registerService(kc, { namespace: APPS, name: 'echo-v2', port: 80, targetPort: 8080, addresses: [v2.address] });
-    gw = await startNgf({ kubeconfig: process.env.KUBECONFIG!, stateDir, namespace: GW_NS, log: (l) => supervisorLog.push(l) });
+    tb = await GatewayTestbed.create('kea-ngf-', FM);
+    api = tb.api;
+    stateDir = tb.stateDir;
+    for (const v of ['v1', 'v2']) await tb.service({ namespace: APPS, name: `echo-${v}`, host: v, script: ECHO, args: [v] });
+    gw = await tb.gateway({ namespace: GW_NS, log: (l) => supervisorLog.push(l) });
     process.stdout.write(`NGF ${NGF_VERSION}: start to Gateway Programmed ${gw.startMs} ms (NGF spawn to /readyz ${gw.ngfReadyMs} ms)\n`);
   }, 120000);
 
   afterAll(async () => {
-    await gw?.stop();
-    for (const p of procs) p.kill('SIGTERM');
-    if (bridge) await deleteBridge(bridge);
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+    await tb?.stop();
   });
 
   test('GatewayClass nginx is accepted with its NginxProxy, the Gateway and both listeners are programmed', async () => {
-    const gc = (await api.read({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: NGF_GATEWAY_CLASS } })) as KubernetesObject & {
+    const gc = await api.read<KubernetesObject & {
       status?: { conditions?: Condition[] };
-    };
+    }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: NGF_GATEWAY_CLASS } });
     const cond = (t: string) => gc.status?.conditions?.find((c) => c.type === t);
     expect(cond('Accepted')?.status).toBe('True');
     expect(cond('ResolvedRefs')?.status).toBe('True'); // the NginxProxy parametersRef resolved
     // The project's Gateway API CRDs (v1.6.1) are newer than NGF 1.6.2's v1.2.1: NGF says so and works ("best effort").
     process.stdout.write(`GatewayClass SupportedVersion: ${JSON.stringify(cond('SupportedVersion'))}\n`);
     expect(cond('SupportedVersion')).toMatchObject({ status: 'False', reason: 'UnsupportedVersion' });
-    const g = (await api.read({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'kea', namespace: GW_NS } })) as KubernetesObject & {
+    const g = await api.read<KubernetesObject & {
       status?: { listeners?: Array<{ name: string; conditions: Condition[] }> };
-    };
+    }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'kea', namespace: GW_NS } });
     for (const name of ['public', 'internal']) {
       const l = g.status?.listeners?.find((x) => x.name === name);
       expect(l?.conditions.find((c) => c.type === 'Programmed')?.status).toBe('True');
@@ -232,16 +166,16 @@ async function pidsInMountNs(ns: string): Promise<number[]> {
   test('weighted backendRefs: traffic flows through nginx, NGF writes Accepted/ResolvedRefs, 80/20 within ±5% over 1000 requests', async () => {
     const t0 = Date.now();
     await apply(route('split', [{ name: 'echo-v1', weight: 80 }, { name: 'echo-v2', weight: 20 }]));
-    const first = await until('route served', 10000, async () => {
+    const first = await waitFor('route served', 10000, async () => {
       const r = await get(`${gw.publicUrl}/split`);
       return r.status === 200 ? r : undefined;
     });
     firstRouteMs = Date.now() - t0;
     expect(first.server).toBe('nginx');
-    const st = await until('route status', 10000, () => routeConditions('split'));
+    const st = await waitFor('route status', 10000, () => routeConditions('split'));
     // NGF writes the status once nginx's new workers run; until the old ones have taken their
     // QUIT, a new connection may still land on one of them (the route's 404): wait for 20 × 200.
-    await until('route served by every worker', 10000, async () => {
+    await waitFor('route served by every worker', 10000, async () => {
       const c = await split(`${gw.publicUrl}/split`, 20, 4);
       return Object.keys(c).every((k) => !k.startsWith('status:')) ? c : undefined;
     });
@@ -258,9 +192,9 @@ async function pidsInMountNs(ns: string): Promise<number[]> {
 
   test('a route to a missing Service gets ResolvedRefs=False (BackendNotFound) and no backend answers', async () => {
     await apply(route('missing', [{ name: 'no-such-service', weight: 1 }]));
-    const st = await until('route status', 10000, () => routeConditions('missing'));
+    const st = await waitFor('route status', 10000, () => routeConditions('missing'));
     expect(st.conditions.find((c) => c.type === 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
-    const r = await until('route programmed', 10000, async () => {
+    const r = await waitFor('route programmed', 10000, async () => {
       const x = await get(`${gw.publicUrl}/missing`);
       return x.status !== 404 ? x : undefined;
     });
@@ -282,7 +216,7 @@ async function pidsInMountNs(ns: string): Promise<number[]> {
       }
     })();
     process.kill(oldNgf, 'SIGKILL');
-    await until('NGF restarted', 15000, async () => (gw.restarts() === 1 && gw.ngfPid() !== oldNgf ? true : undefined));
+    await waitFor('NGF restarted', 15000, async () => (gw.restarts() === 1 && gw.ngfPid() !== oldNgf ? true : undefined));
     await gw.waitReady(30000);
     stop = true;
     await client;
@@ -294,7 +228,7 @@ async function pidsInMountNs(ns: string): Promise<number[]> {
     expect(results.filter((r) => r !== 'ok')).toEqual([]);
     // The restarted NGF programs nginx: a weight change reaches traffic.
     await apply(route('split', [{ name: 'echo-v1', weight: 0 }, { name: 'echo-v2', weight: 100 }]));
-    await until('new weights served', 10000, async () => {
+    await waitFor('new weights served', 10000, async () => {
       const c = await split(`${gw.publicUrl}/split`, 40, 4);
       return c.v2 === 40 ? c : undefined;
     });

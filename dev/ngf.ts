@@ -260,7 +260,7 @@ export async function waitGatewayProgrammed(kc: KubeConfig, namespace: string, n
   let last: Condition[] = [];
   while (Date.now() < deadline) {
     // A transient error (429 while the API server's storage initializes) is polled through.
-    const gw = (await api.read(ref).catch(() => undefined)) as (KubernetesObject & { status?: { conditions?: Condition[] } }) | undefined;
+    const gw = await api.read<KubernetesObject & { status?: { conditions?: Condition[] } }>(ref).catch(() => undefined);
     if (!gw) {
       await new Promise((r) => setTimeout(r, 200));
       continue;

@@ -16,6 +16,7 @@ import { startStack, stopStack, readStackInfo, exampleManifests, removeStaleGate
 import { NGF_CONTROLLER_NAME } from './ngf.js';
 import { freePort, REPO_ROOT } from './controlplane.js';
 import { listNetns } from './netns.js';
+import { waitFor } from './testing/wait.js';
 
 let stack: Stack | undefined;
 let stateDir: string;
@@ -119,13 +120,6 @@ async function gatewayClassExists(kc: KubeConfig, name: string): Promise<boolean
     .then(() => true, () => false);
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function ports() {
   return { publicPort: await freePort(), internalPort: await freePort(), idpPort: await freePort(), policyPort: await freePort(), controllerPort: await freePort() };
@@ -183,7 +177,7 @@ describe('kea up stack', () => {
     expect(parents.map((p) => p.controllerName)).not.toContain(TRAEFIK_CONTROLLER_NAME);
     expect(await gatewayClassExists(kc, 'kea-local')).toBe(false);
     expect(lines.some((l) => l.includes(`${STALE_NS}/stale-warm`))).toBe(true);
-    await until(async () => (await routeParents(kc, 'stale-warm')).some((p) => p.controllerName === NGF_CONTROLLER_NAME), 10000);
+    await waitFor('NGF status on the stale-warm route', 10000, async () => (await routeParents(kc, 'stale-warm')).some((p) => p.controllerName === NGF_CONTROLLER_NAME), 200);
     expect(info?.gatewayMountNs).toMatch(/^mnt:\[\d+\]$/);
 
     // Anonymous: the policy server (behind NGF + nginx) refuses with problem+json.
@@ -286,7 +280,7 @@ describe('kea up stack', () => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
     const bridge = await new Promise<string>((res, rej) => {
       let out = '';
-      child.stdout!.on('data', (c: Buffer) => {
+      child.stdout.on('data', (c: Buffer) => {
         out += c.toString();
         const m = /UP (kea\d+)/.exec(out);
         if (m) res(m[1]);
@@ -309,7 +303,7 @@ describe('kea up stack', () => {
     // ...and so do nginx's workers when their master dies too (a crash of both): orphans whose
     // title names no path, found only by their mount namespace.
     process.kill(info.children.gateway, 'SIGKILL');
-    await until(async () => !alive(info.children.gateway), 5000);
+    await waitFor('gateway stopped', 5000, () => !alive(info.children.gateway), 200);
     const orphans = (await pidsInMountNs(gatewayNs)).filter((p) => p !== info.children.ngf);
     expect(orphans.length).toBeGreaterThan(0);
     for (const p of orphans) expect((await readFile(`/proc/${p}/cmdline`, 'utf8')).replace(/\0/g, ' ')).toMatch(/^nginx: worker process/);

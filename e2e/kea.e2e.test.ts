@@ -261,6 +261,13 @@ describe('data path', () => {
     for (const x of seen) expect(x).toMatch(/^413 application\/problem\+json/);
   });
 
+  test('a path no route claims: 404 problem+json from the policy server (the portal route\'s catch-all), not nginx\'s HTML page', async () => {
+    const r = await hit(url('/no-such-api/anything'));
+    expect(r.status).toBe(404);
+    expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(json(r)).toMatchObject({ status: 404, code: 'not-found' });
+  });
+
   test('no credentials: 401 problem+json with WWW-Authenticate for a script, 302 to /auth/login for a browser; the login works through the gateway', async () => {
     const s = await postJson(url('/iris/predict'), { features: [SETOSA] });
     expect(s.status).toBe(401);

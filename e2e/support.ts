@@ -188,21 +188,8 @@ export function pct(xs: number[], p: number): number {
 /** Rounds ms for printing. */
 export const r1 = (x: number): number => Math.round(x * 10) / 10;
 
-/** Polls `check` every `everyMs` until it returns a truthy value or `timeoutMs` passes. */
-export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined | false>, everyMs = 100): Promise<{ value: T; ms: number }> {
-  const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < timeoutMs) {
-    try {
-      const v = await check();
-      if (v) return { value: v, ms: Date.now() - t0 };
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`${what}: not reached after ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-}
+/** Polls until a truthy value; the value and the wait, ms (test/wait.ts). */
+export { waitForTimed as until } from '../dev/testing/wait.js';
 
 // ---- kubectl ----------------------------------------------------------------------------
 

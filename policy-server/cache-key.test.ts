@@ -7,7 +7,7 @@
  */
 import { gunzipSync } from 'node:zlib';
 import { createLogger } from '../lib/log.js';
-import { policyOperation as op, type PolicyService } from '../lib/policy/config.js';
+import { POLICY_API_VERSION, policyOperation as op, type PolicyService } from '../lib/policy/config.js';
 import { createPolicyServer, type PolicyServer } from './server.js';
 import { SnapshotStore } from './snapshot/store.js';
 import { startEchoUpstream, type Echo, type EchoUpstream } from './testing/echo-upstream.js';
@@ -22,6 +22,7 @@ function shop(extra: Partial<PolicyService> = {}): PolicyService {
   const get = (operationId: string, path: string, upstreamPath: string) =>
     op({ operationId, method: 'GET', path: `/t${path}`, upstreamPath, access: reader, cache: shared });
   return {
+    apiVersion: POLICY_API_VERSION,
     id: 'shop/items',
     namespace: 'shop',
     name: 'items',

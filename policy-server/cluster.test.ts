@@ -19,6 +19,7 @@ import { SnapshotStore } from './snapshot/store.js';
 import { irisBody, irisService, INTERNAL_TOKEN, startBackend, writeConfigDir, type Backend } from './testing/fixtures.js';
 import { configMapsFor } from './testing/fixtures.js';
 import { send, type RawResponse } from './testing/http.js';
+import { waitFor } from '../dev/testing/wait.js';
 
 const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
 const MAIN = join(REPO_ROOT, 'dist/policy-server/main.js');
@@ -160,15 +161,6 @@ function startMain(args: string[], env: Record<string, string>): Running {
   };
 }
 
-async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 describe('--workers 2: one server over two processes', () => {
   const CACHE_TOTAL = 10_000_000;
@@ -186,7 +178,7 @@ describe('--workers 2: one server over two processes', () => {
   const fresh = (method: string, path: string, opts: Parameters<typeof send>[2] = {}): Promise<RawResponse> => send(method, `${url}${path}`, { agent: false, ...opts });
   /** Pid of the worker that served a request, from its audit record on stdout. */
   const servedBy = (requestId: string): Promise<number> =>
-    until(`audit record ${requestId}`, () => run.records().find((r) => r.message === 'request end' && r.requestId === requestId)?.pid as number | undefined, 5000);
+    waitFor(`audit record ${requestId}`, 5000, () => run.records().find((r) => r.message === 'request end' && r.requestId === requestId)?.pid as number | undefined, 25);
   const health = async (): Promise<string> => {
     const r = await fresh('GET', '/iris/health');
     expect(r.status).toBe(200);
@@ -228,12 +220,12 @@ describe('--workers 2: one server over two processes', () => {
       ['--workers', '2', '--host', '127.0.0.1', '--port', '0', '--upstream-url', backend.url, '--internal-token', INTERNAL_TOKEN, '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, 'state'), '--cache-max-bytes', String(CACHE_TOTAL), '--ipc-timeout-ms', '500', '--admin-port', '0'],
       { KEA_OIDC_ISSUER: idp.issuer, KEA_OIDC_ALLOW_HTTP_ISSUER: 'true', KEA_GATEWAY_URL: 'http://127.0.0.1', KEA_SESSION_SECRETS: 'cluster-test-session-secret-0123456789abcdef', KEA_COOKIE_SECURE: 'false' },
     );
-    await until('both workers listening', () => run.workerPids().size === 2 || (run.child.exitCode !== null && Promise.reject(new Error(run.stderr()))), 60_000);
+    await waitFor('both workers listening', 60_000, () => run.workerPids().size === 2 || (run.child.exitCode !== null && Promise.reject(new Error(run.stderr()))), 25);
     const port = run.records().find((r) => r.message === 'worker listening')!.port as number;
     url = `http://127.0.0.1:${port}`;
-    adminUrl = `http://127.0.0.1:${await until('admin port', () => run.records().find((r) => r.message === 'policy server listening')?.adminPort as number | undefined)}`;
+    adminUrl = `http://127.0.0.1:${await waitFor('admin port', 30_000, () => run.records().find((r) => r.message === 'policy server listening')?.adminPort as number | undefined, 25)}`;
     // Both workers have loaded the config directory.
-    await until('config in both workers', () => run.records().filter((r) => r.message === 'config snapshot swapped' && r.services === 1).length >= 2);
+    await waitFor('config in both workers', 30_000, () => run.records().filter((r) => r.message === 'config snapshot swapped' && r.services === 1).length >= 2, 25);
   }, 90_000);
 
   afterAll(async () => {
@@ -343,18 +335,18 @@ describe('--workers 2: one server over two processes', () => {
     } finally {
       process.kill(stopped, 'SIGCONT');
     }
-    await until('worker 2 answers again', async () => metricSum(await scrape(), 'kea_policy_workers_answered') === 2);
+    await waitFor('worker 2 answers again', 30_000, async () => metricSum(await scrape(), 'kea_policy_workers_answered') === 2, 25);
   });
 
   test('a killed worker is restarted and traffic continues', async () => {
     const old = run.workerPids().get(1)!;
     process.kill(old, 'SIGKILL');
-    const fresh1 = await until('worker 1 restarted', () => {
+    const fresh1 = await waitFor('worker 1 restarted', 30_000, () => {
       const p = run.workerPids().get(1);
       return p !== undefined && p !== old ? p : undefined;
-    });
+    }, 25);
     expect(run.records().some((r) => r.message === 'worker exited unexpectedly; restarting' && r.pid === old && r.signal === 'SIGKILL')).toBe(true);
-    await until('config in the new worker', () => run.records().some((r) => r.message === 'config snapshot swapped' && r.pid === fresh1));
+    await waitFor('config in the new worker', 30_000, () => run.records().some((r) => r.message === 'config snapshot swapped' && r.pid === fresh1), 25);
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) ids.push(await health());
     const pids = new Set(await Promise.all(ids.map(servedBy)));
@@ -366,7 +358,7 @@ describe('--workers 2: one server over two processes', () => {
   test('SIGTERM: in-flight requests drain on every worker, the primary exits 0', async () => {
     // One slow request per worker (fresh connections alternate between the workers).
     const slow = [fresh('GET', '/iris/slow-ok'), fresh('GET', '/iris/slow-ok')];
-    await until('both slow requests in flight', () => backend.seen.filter((s) => s.url === '/slow').length >= 2, 5000);
+    await waitFor('both slow requests in flight', 5000, () => backend.seen.filter((s) => s.url === '/slow').length >= 2, 25);
     run.child.kill('SIGTERM');
     const answers = await Promise.all(slow);
     expect(answers.map((a) => a.status)).toEqual([200, 200]);

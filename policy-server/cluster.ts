@@ -412,7 +412,7 @@ export function startWorkerPeer(handlers: LocalHandlers): WorkerPeer {
         } catch (err) {
           clearTimeout(timer);
           waiting.delete(id);
-          reject(err as Error);
+          reject(err);
         }
       }),
     ready: (port) => send({ tag: TAG, type: 'ready', port }),

@@ -36,8 +36,8 @@ describe('authorization matrix (seed: students get_grades, teachers set_grades)'
     ['teacher', teacher, 'POST', 200],
   ])('%s %s', async (_who, auth, method, status) => {
     const before = s.backend.count();
-    const r = await send(method as string, `${s.url}/school/grades/alice`, {
-      headers: { ...(auth ? { authorization: auth as string } : {}), 'x-kea-operation': method === 'GET' ? 'school/grades/get_grades' : 'school/grades/set_grades' },
+    const r = await send(method, `${s.url}/school/grades/alice`, {
+      headers: { ...(auth ? { authorization: auth } : {}), 'x-kea-operation': method === 'GET' ? 'school/grades/get_grades' : 'school/grades/set_grades' },
       body: method === 'POST' ? grade : undefined,
     });
     expect(r.status).toBe(status);
@@ -156,7 +156,7 @@ describe('validation matrix', () => {
     const big = await send('POST', `${s.url}/iris/small`, { body: { pad: 'x'.repeat(100) } });
     expect(big.status).toBe(413);
     // A declared length is refused unread and the connection kept (the body is discarded):
-    // closing it made nginx answer 502 (policy-server/datapath/handler.ts, issue 11).
+    // closing it made nginx answer 502 (policy-server/datapath/steps/body.ts, issue 11).
     expect(big.headers.connection).not.toBe('close');
     expect(big.json.limit).toBe(64);
     const ok = await send('POST', `${s.url}/iris/small`, { body: { a: 1 } });

@@ -12,7 +12,7 @@
  *   its first error; the /logs ring stays bounded.
  */
 import { flushLogs } from '../lib/log.js';
-import { policyOperation as op, type PolicyService } from '../lib/policy/config.js';
+import { POLICY_API_VERSION, policyOperation as op, type PolicyService } from '../lib/policy/config.js';
 import { MAX_REPORTED_ERRORS } from './datapath/params.js';
 import { bearer, irisService } from './testing/fixtures.js';
 import { send } from './testing/http.js';
@@ -24,6 +24,7 @@ const HOSTILE = `${'a'.repeat(27)}!`;
 
 function evilService(extra: PolicyService['operations'] = []): PolicyService {
   return {
+    apiVersion: POLICY_API_VERSION,
     id: 'evil/redos',
     namespace: 'evil',
     name: 'redos',

@@ -15,7 +15,7 @@ import { createServer, request, type IncomingHttpHeaders, type Server, type Serv
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { createLogger } from '../lib/log.js';
-import { DEFAULT_CONTENT_SECURITY_POLICY, policyOperation as op, type PolicyService } from '../lib/policy/config.js';
+import { POLICY_API_VERSION, DEFAULT_CONTENT_SECURITY_POLICY, policyOperation as op, type PolicyService } from '../lib/policy/config.js';
 import { UpstreamLanes } from './datapath/upstream.js';
 import { createPolicyServer, type PolicyServer, type PolicyServerOptions } from './server.js';
 import { SnapshotStore } from './snapshot/store.js';
@@ -27,6 +27,7 @@ const HTML = '<!doctype html><html><body><script>fetch("/services",{credentials:
 /** A tenant API at `/<name>` with public operations html, echo (headers seen), hang, and a cached html. */
 function tenant(name: string, extra: Partial<PolicyService> = {}): PolicyService {
   return {
+    apiVersion: POLICY_API_VERSION,
     id: `${name}/api`,
     namespace: name,
     name: 'api',

@@ -1,11 +1,14 @@
 /**
  * Policy server entrypoint: `node dist/policy-server/main.js [options]`.
  *
- * Every option has an environment variable (flags win). Authentication settings are read by
- * `authConfigFromEnv` (policy-server/auth/config.ts: `KEA_OIDC_ISSUER`, `KEA_GATEWAY_URL`,
- * `KEA_SESSION_SECRETS`, ...); the `--oidc-*` flags below only set those variables. Without an
- * issuer, authentication is off: requests carry no identity, so only `public` operations
- * succeed (others answer 401).
+ * Every option has an environment variable (flags win); a bad flag or value ends the process
+ * with one stderr line and exit code 2 (lib/command-line.ts, as for the controller).
+ * Authentication settings are the variables `authConfigFromEnv` reads
+ * (policy-server/auth/config.ts: `KEA_OIDC_ISSUER`, `KEA_GATEWAY_URL`, `KEA_SESSION_SECRETS`,
+ * ...); the `--gateway-url`, `--oidc-*` and `--session-secrets-file` flags override them
+ * ({@link authEnv}: a copy of the environment is passed on, `process.env` is never written).
+ * Without an issuer, authentication is off: requests carry no identity, so only `public`
+ * operations succeed (others answer 401).
  *
  * Configuration source: `--config-dir` (a directory of policy/openapi JSON files, for local
  * runs and benchmarks) or else the Kubernetes API (kubeconfig from `--kubeconfig`,
@@ -29,9 +32,10 @@
  */
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { Router } from 'express';
 import { createLogger, flushLogs, type Logger } from '../lib/log.js';
+import { exitOnCommandLineError, programCommand } from '../lib/command-line.js';
 import type { Authenticator } from './auth/index.js';
 import type { AuditRecord } from './audit.js';
 import { resolveWorkers, runPrimary, startWorkerPeer, WORKER_ENV, type LocalHandlers } from './cluster.js';
@@ -82,19 +86,43 @@ export interface MainOptions {
   ipcTimeoutMs: number;
 }
 
-/** Parses argv (+ env) into {@link MainOptions}. */
+/** An option parser for a finite number ≥ 0 (ports, bytes, counts, ms); throws InvalidArgumentError naming the flag. */
+function num(flag: string): (value: string) => number {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a number ≥ 0, got "${value}"`);
+    return n;
+  };
+}
+
+/** The `--workers` parser: `auto` or 1..256 (cluster.ts `resolveWorkers`); throws InvalidArgumentError. */
+function workers(value: string): number {
+  try {
+    return resolveWorkers(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+/**
+ * Parses argv (+ env, read only) into {@link MainOptions}. `--help` prints the help text to
+ * stdout and throws (exit code 0).
+ * @param argv - as `process.argv` (node and script entries first).
+ * @throws commander's CommanderError on `--help`, an unknown flag, an invalid value or a missing
+ *   `--upstream-url`; the message names the flag. The entrypoint turns it into an exit code
+ *   (lib/command-line.ts `exitOnCommandLineError`: 2, or 0 after `--help`).
+ */
 export function parseArgs(argv: string[]): MainOptions {
-  const e = process.env;
-  const cmd = new Command('kea-policy-server')
+  const cmd = programCommand('kea-policy-server')
     .description("KEA's policy server: SSO, authorization, validation, caching, audit and forwarding in the data path")
     .addOption(new Option('--host <addr>', 'listen address').env('KEA_LISTEN_HOST').default('0.0.0.0'))
-    .addOption(new Option('--port <n>', 'listen port').env('KEA_PORT').default('8000'))
-    .addOption(new Option('--admin-port <n>', 'port of /healthz, /readyz, /metrics (not for the gateway; 0 = ephemeral)').env('KEA_ADMIN_PORT').default('8001'))
+    .addOption(new Option('--port <n>', 'listen port').env('KEA_PORT').default(8000).argParser(num('--port')))
+    .addOption(new Option('--admin-port <n>', 'port of /healthz, /readyz, /metrics (not for the gateway; 0 = ephemeral)').env('KEA_ADMIN_PORT').default(8001).argParser(num('--admin-port')))
     .addOption(new Option('--admin-host <addr>', 'admin listen address (default: --host)').env('KEA_ADMIN_HOST'))
     .addOption(new Option('--upstream-url <url>', "base URL of the gateway's internal listener").env('KEA_INTERNAL_GATEWAY_URL').makeOptionMandatory())
     .addOption(new Option('--internal-token <secret>', 'x-kea-internal-token value').env('KEA_INTERNAL_TOKEN'))
     .addOption(new Option('--internal-token-file <path>', 'file holding the internal token, re-read while running (rotation without restart)').env('KEA_INTERNAL_TOKEN_FILE'))
-    .addOption(new Option('--internal-token-reload-ms <n>', 'how often the internal token file is re-read, ms').env('KEA_INTERNAL_TOKEN_RELOAD_MS').default('2000'))
+    .addOption(new Option('--internal-token-reload-ms <n>', 'how often the internal token file is re-read, ms').env('KEA_INTERNAL_TOKEN_RELOAD_MS').default(2000).argParser(num('--internal-token-reload-ms')))
     .addOption(new Option('--namespace <ns>', 'KEA system namespace (policy ConfigMaps)').env('KEA_SYSTEM_NAMESPACE').default('kea-system'))
     .addOption(new Option('--state-dir <dir>', 'where the last good snapshot is persisted').env('KEA_STATE_DIR').default('/var/lib/kea-policy'))
     .addOption(new Option('--config-dir <dir>', 'read config from a directory instead of Kubernetes').env('KEA_CONFIG_DIR'))
@@ -103,57 +131,73 @@ export function parseArgs(argv: string[]): MainOptions {
     .addOption(new Option('--groups-claim <path>', 'default claim path of groups').env('KEA_GROUPS_CLAIM'))
     .addOption(new Option('--scopes-claim <path>', 'default claim path of scopes').env('KEA_SCOPES_CLAIM'))
     .addOption(new Option('--admin-role <role>', 'role allowed to read caches and logs').env('KEA_ADMIN_ROLE').default('admin'))
-    .addOption(new Option('--cache-max-bytes <n>', 'response cache size bound, bytes').env('KEA_CACHE_MAX_BYTES').default(String(64 * 1024 * 1024)))
-    .addOption(new Option('--upstream-connections <n>', 'keep-alive connections to the internal listener, per service').env('KEA_UPSTREAM_CONNECTIONS').default('64'))
-    .addOption(new Option('--upstream-max-inflight <n>', 'requests in flight per service before 503 upstream-busy').env('KEA_UPSTREAM_MAX_INFLIGHT').default('256'))
-    .addOption(new Option('--max-buffered-request-bytes <n>', 'request bodies buffered at once (all workers), bytes, before 503 server-busy').env('KEA_MAX_BUFFERED_REQUEST_BYTES').default(String(128 * 1024 * 1024)))
-    .addOption(new Option('--gateway-url <url>', 'public gateway URL (sets KEA_GATEWAY_URL for auth)'))
-    .addOption(new Option('--oidc-issuer <url>', 'OpenID Provider issuer (sets KEA_OIDC_ISSUER)'))
-    .addOption(new Option('--oidc-client-id <id>', 'OAuth client id (sets KEA_OIDC_CLIENT_ID)'))
-    .addOption(new Option('--oidc-client-secret-file <path>', 'file with the client secret (sets KEA_OIDC_CLIENT_SECRET)'))
-    .addOption(new Option('--oidc-audience <aud>', 'expected access token audience (sets KEA_OIDC_AUDIENCE)'))
-    .addOption(new Option('--session-secrets-file <path>', 'file with comma-separated session secrets (sets KEA_SESSION_SECRETS)'))
-    .addOption(new Option('--drain-timeout-ms <n>', 'max wait for in-flight requests on SIGTERM').env('KEA_DRAIN_TIMEOUT_MS').default('10000'))
-    .addOption(new Option('--workers <n|auto>', 'worker processes sharing the port; auto = CPUs allowed by affinity and cgroup quota').env('KEA_POLICY_WORKERS').default('1'))
-    .addOption(new Option('--ipc-timeout-ms <n>', "max wait for one worker's answer to a cluster request (/metrics, /logs, /router/cache)").env('KEA_POLICY_IPC_TIMEOUT_MS').default('2000'));
+    .addOption(new Option('--cache-max-bytes <n>', 'response cache size bound, bytes').env('KEA_CACHE_MAX_BYTES').default(64 * 1024 * 1024).argParser(num('--cache-max-bytes')))
+    .addOption(new Option('--upstream-connections <n>', 'keep-alive connections to the internal listener, per service').env('KEA_UPSTREAM_CONNECTIONS').default(64).argParser(num('--upstream-connections')))
+    .addOption(new Option('--upstream-max-inflight <n>', 'requests in flight per service before 503 upstream-busy').env('KEA_UPSTREAM_MAX_INFLIGHT').default(256).argParser(num('--upstream-max-inflight')))
+    .addOption(new Option('--max-buffered-request-bytes <n>', 'request bodies buffered at once (all workers), bytes, before 503 server-busy').env('KEA_MAX_BUFFERED_REQUEST_BYTES').default(128 * 1024 * 1024).argParser(num('--max-buffered-request-bytes')))
+    .addOption(new Option('--gateway-url <url>', 'public gateway URL (docs links; the OIDC redirect URI is this URL + /auth/callback)').env('KEA_GATEWAY_URL'))
+    .addOption(new Option('--oidc-issuer <url>', 'OpenID Provider issuer (overrides KEA_OIDC_ISSUER)'))
+    .addOption(new Option('--oidc-client-id <id>', 'OAuth client id (overrides KEA_OIDC_CLIENT_ID)'))
+    .addOption(new Option('--oidc-client-secret-file <path>', 'file with the client secret (overrides KEA_OIDC_CLIENT_SECRET)'))
+    .addOption(new Option('--oidc-audience <aud>', 'expected access token audience (overrides KEA_OIDC_AUDIENCE)'))
+    .addOption(new Option('--session-secrets-file <path>', 'file with comma-separated session secrets (overrides KEA_SESSION_SECRETS)'))
+    .addOption(new Option('--drain-timeout-ms <n>', 'max wait for in-flight requests on SIGTERM').env('KEA_DRAIN_TIMEOUT_MS').default(10000).argParser(num('--drain-timeout-ms')))
+    .addOption(new Option('--workers <n|auto>', 'worker processes sharing the port; auto = CPUs allowed by affinity and cgroup quota').env('KEA_POLICY_WORKERS').default(1).argParser(workers))
+    .addOption(new Option('--ipc-timeout-ms <n>', "max wait for one worker's answer to a cluster request (/metrics, /logs, /router/cache)").env('KEA_POLICY_IPC_TIMEOUT_MS').default(2000).argParser(num('--ipc-timeout-ms')));
   cmd.parse(argv, { from: 'node' });
-  const o = cmd.opts<Record<string, string | boolean | undefined>>();
-  const num = (k: string): number => {
-    const n = Number(o[k]);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a number`);
-    return n;
-  };
+  const o = cmd.opts<Record<string, string | number | undefined>>();
+  const str = (k: string): string | undefined => (o[k] === undefined ? undefined : String(o[k]));
   return {
     host: String(o.host),
-    port: num('port'),
-    adminPort: num('adminPort'),
+    port: Number(o.port),
+    adminPort: Number(o.adminPort),
     adminHost: String(o.adminHost ?? o.host),
     upstreamUrl: String(o.upstreamUrl),
-    internalToken: o.internalToken as string | undefined,
-    internalTokenFile: o.internalTokenFile as string | undefined,
-    internalTokenReloadMs: Math.max(100, num('internalTokenReloadMs')),
+    internalToken: str('internalToken'),
+    internalTokenFile: str('internalTokenFile'),
+    internalTokenReloadMs: Math.max(100, Number(o.internalTokenReloadMs)),
     namespace: String(o.namespace),
     stateDir: String(o.stateDir),
-    configDir: o.configDir as string | undefined,
-    kubeconfig: o.kubeconfig as string | undefined,
-    rolesClaim: o.rolesClaim as string | undefined,
-    groupsClaim: o.groupsClaim as string | undefined,
-    scopesClaim: o.scopesClaim as string | undefined,
+    configDir: str('configDir'),
+    kubeconfig: str('kubeconfig'),
+    rolesClaim: str('rolesClaim'),
+    groupsClaim: str('groupsClaim'),
+    scopesClaim: str('scopesClaim'),
     adminRole: String(o.adminRole),
-    cacheMaxBytes: num('cacheMaxBytes'),
-    upstreamConnections: num('upstreamConnections'),
-    upstreamMaxInflight: num('upstreamMaxInflight'),
-    maxBufferedRequestBytes: num('maxBufferedRequestBytes'),
-    gatewayUrl: (o.gatewayUrl as string | undefined) ?? e.KEA_GATEWAY_URL,
-    oidcIssuer: o.oidcIssuer as string | undefined,
-    oidcClientId: o.oidcClientId as string | undefined,
-    oidcClientSecretFile: o.oidcClientSecretFile as string | undefined,
-    oidcAudience: o.oidcAudience as string | undefined,
-    sessionSecretsFile: o.sessionSecretsFile as string | undefined,
-    drainTimeoutMs: num('drainTimeoutMs'),
-    workers: resolveWorkers(o.workers as string | undefined),
-    ipcTimeoutMs: num('ipcTimeoutMs'),
+    cacheMaxBytes: Number(o.cacheMaxBytes),
+    upstreamConnections: Number(o.upstreamConnections),
+    upstreamMaxInflight: Number(o.upstreamMaxInflight),
+    maxBufferedRequestBytes: Number(o.maxBufferedRequestBytes),
+    gatewayUrl: str('gatewayUrl'),
+    oidcIssuer: str('oidcIssuer'),
+    oidcClientId: str('oidcClientId'),
+    oidcClientSecretFile: str('oidcClientSecretFile'),
+    oidcAudience: str('oidcAudience'),
+    sessionSecretsFile: str('sessionSecretsFile'),
+    drainTimeoutMs: Number(o.drainTimeoutMs),
+    workers: Number(o.workers),
+    ipcTimeoutMs: Number(o.ipcTimeoutMs),
   };
+}
+
+/**
+ * The variables `authConfigFromEnv` (auth/config.ts) reads: a copy of `env` with the
+ * authentication flags applied over it (`--gateway-url` → `KEA_GATEWAY_URL`, `--oidc-issuer` →
+ * `KEA_OIDC_ISSUER`, `--oidc-client-id` → `KEA_OIDC_CLIENT_ID`, `--oidc-audience` →
+ * `KEA_OIDC_AUDIENCE`, the trimmed text of `--oidc-client-secret-file` →
+ * `KEA_OIDC_CLIENT_SECRET` and of `--session-secrets-file` → `KEA_SESSION_SECRETS`). `env` is
+ * not modified.
+ * @throws Error (ENOENT, EACCES, ...) when a secret file cannot be read.
+ */
+export function authEnv(opts: MainOptions, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  if (opts.gatewayUrl) out.KEA_GATEWAY_URL = opts.gatewayUrl;
+  if (opts.oidcIssuer) out.KEA_OIDC_ISSUER = opts.oidcIssuer;
+  if (opts.oidcClientId) out.KEA_OIDC_CLIENT_ID = opts.oidcClientId;
+  if (opts.oidcClientSecretFile) out.KEA_OIDC_CLIENT_SECRET = readFileSync(opts.oidcClientSecretFile, 'utf8').trim();
+  if (opts.oidcAudience) out.KEA_OIDC_AUDIENCE = opts.oidcAudience;
+  if (opts.sessionSecretsFile) out.KEA_SESSION_SECRETS = readFileSync(opts.sessionSecretsFile, 'utf8').trim();
+  return out;
 }
 
 /** Authentication off: no identities; any presented credential is rejected with 401. */
@@ -174,13 +218,6 @@ async function noAuthenticator(): Promise<Authenticator> {
 export async function main(argv = process.argv): Promise<void> {
   const opts = parseArgs(argv);
   const logger = createLogger('policy-server');
-  const env = process.env;
-  if (opts.gatewayUrl) env.KEA_GATEWAY_URL = opts.gatewayUrl;
-  if (opts.oidcIssuer) env.KEA_OIDC_ISSUER = opts.oidcIssuer;
-  if (opts.oidcClientId) env.KEA_OIDC_CLIENT_ID = opts.oidcClientId;
-  if (opts.oidcClientSecretFile) env.KEA_OIDC_CLIENT_SECRET = readFileSync(opts.oidcClientSecretFile, 'utf8').trim();
-  if (opts.oidcAudience) env.KEA_OIDC_AUDIENCE = opts.oidcAudience;
-  if (opts.sessionSecretsFile) env.KEA_SESSION_SECRETS = readFileSync(opts.sessionSecretsFile, 'utf8').trim();
   const internalToken = opts.internalToken || (opts.internalTokenFile ? readFileSync(opts.internalTokenFile, 'utf8').trim() : undefined);
   if (!internalToken) throw new Error('an internal token is required (--internal-token, --internal-token-file, KEA_INTERNAL_TOKEN)');
 
@@ -190,12 +227,14 @@ export async function main(argv = process.argv): Promise<void> {
     runPrimary({ workers: opts.workers, logger, drainTimeoutMs: opts.drainTimeoutMs, ipcTimeoutMs: opts.ipcTimeoutMs });
     return;
   }
-  await serve(opts, logger, internalToken);
+  await serve(opts, logger, internalToken, authEnv(opts, process.env));
 }
 
-/** Runs one server process (the only one, or a cluster worker) until SIGTERM/SIGINT. */
-async function serve(opts: MainOptions, logger: Logger, internalToken: string): Promise<void> {
-  const env = process.env;
+/**
+ * Runs one server process (the only one, or a cluster worker) until SIGTERM/SIGINT.
+ * @param authVars - the authentication variables ({@link authEnv}).
+ */
+async function serve(opts: MainOptions, logger: Logger, internalToken: string, authVars: NodeJS.ProcessEnv): Promise<void> {
   const [{ authConfigFromEnv, createAuthenticator }, { SnapshotDocsStore }, { createPortalRouter }, { clusterAdminRouter, clusterManagementRouter, workerLocalHandlers }, { createPolicyServer }, { SnapshotStore }] =
     await Promise.all([
       import('./auth/index.js'),
@@ -212,7 +251,7 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string): 
   const peer = inCluster ? startWorkerPeer(localHandlers) : undefined;
   if (peer) logger.defaultMeta = { ...logger.defaultMeta, worker: peer.worker, pid: process.pid };
 
-  const authCfg = authConfigFromEnv(env);
+  const authCfg = authConfigFromEnv(authVars);
   const auth = authCfg ? await createAuthenticator(authCfg) : await noAuthenticator();
   if (!authCfg) logger.warn('KEA_OIDC_ISSUER not set: authentication disabled, only public operations succeed');
 
@@ -303,6 +342,8 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string): 
 const isEntry = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isEntry) {
   main().catch((err: unknown) => {
+    // --help: exit 0; a bad flag or value: one stderr line and exit 2 (lib/command-line.ts).
+    exitOnCommandLineError('kea-policy-server', err);
     process.stderr.write(`policy-server: ${(err as Error).message ?? String(err)}\n`);
     flushLogs();
     process.exit(1);

@@ -30,7 +30,8 @@ import type { IncomingMessage } from 'node:http';
 import { AuthError, authorize, type ClaimPaths, type Identity } from './auth/index.js';
 import type { AuditLog, AuditRecord } from './audit.js';
 import type { Gathered, LocalHandlers, WorkerAnswer, WorkerPeer } from './cluster.js';
-import { canonicalJson, findPollution, jsonDepth } from './datapath/body.js';
+import { findPollution, jsonDepth } from './datapath/body.js';
+import { canonicalJson } from '../lib/canonical-json.js';
 import type { CacheStats, ResponseCache } from './datapath/cache.js';
 import { DecodeError, explainErrors, extractParams, mapAjvErrors } from './datapath/params.js';
 import { problem, type FieldError, type ProblemBody } from './datapath/problem.js';
@@ -91,9 +92,8 @@ function makeGuard(deps: GuardDeps) {
       try {
         identity = await deps.auth.authenticate(req);
       } catch (err) {
-        if (err instanceof AuthError || (err as Error)?.name === 'AuthError') {
-          const ae = err as AuthError;
-          send(res, problem('unauthenticated', ae.message, { authError: ae.code }), { 'www-authenticate': ae.wwwAuthenticate });
+        if (err instanceof AuthError) {
+          send(res, problem('unauthenticated', err.message, { authError: err.code }), { 'www-authenticate': err.wwwAuthenticate });
           return;
         }
         send(res, problem('auth-unavailable', 'credentials could not be checked right now'));

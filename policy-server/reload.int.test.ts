@@ -3,7 +3,7 @@
  * workers close their idle keep-alive connections at once. The policy server's pooled
  * connections to the gateway's internal listener are closed under it; a request written into
  * such a socket used to fail with 502 `upstream-unavailable`. The data path now dispatches it
- * again, once (handler.ts `Exchange.retryStale`).
+ * again, once (datapath/exchange.ts `Exchange.retryStale`).
  *
  * Topology, all real and on loopback: a load client (node:http, keep-alive) → the policy server
  * (in process, real undici lanes) → nginx (Debian's, a process of this test, keep-alive from
@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { createLogger } from '../lib/log.js';
-import { policyOperation as op, type PolicyService } from '../lib/policy/config.js';
+import { POLICY_API_VERSION, policyOperation as op, type PolicyService } from '../lib/policy/config.js';
 import { freePort, stopProcess } from '../lib/process.js';
 import { UpstreamLanes } from './datapath/upstream.js';
 import { createPolicyServer, type PolicyServer } from './server.js';
@@ -31,6 +31,7 @@ import { send } from './testing/http.js';
 const HAVE_NGINX = spawnSync('which', ['nginx']).status === 0;
 
 const service: PolicyService = {
+  apiVersion: POLICY_API_VERSION,
   id: 'models/iris',
   namespace: 'models',
   name: 'iris',

@@ -15,7 +15,7 @@
  */
 import { flushLogs } from '../lib/log.js';
 import type { PolicyService } from '../lib/policy/config.js';
-import { policyOperation as op } from '../lib/policy/config.js';
+import { POLICY_API_VERSION, policyOperation as op } from '../lib/policy/config.js';
 import { canonicalPath, encodeSegment, isRefusal } from './snapshot/path-router.js';
 import { closedDepth } from './snapshot/schema-bound.js';
 import { bearer } from './testing/fixtures.js';
@@ -30,6 +30,7 @@ const pollutedEnum = { enum: [JSON.parse('{"__proto__":{"polluted":true}}') as u
 
 function service(): PolicyService {
   return {
+    apiVersion: POLICY_API_VERSION,
     id: 't/req',
     namespace: 't',
     name: 'req',

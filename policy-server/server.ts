@@ -6,7 +6,8 @@
  * 1. `x-kea-operation: <ns>/<name>/<operationId>` (set by the public HTTPRoute) → that
  *    operation, provided the method and path match its template (else 404).
  * 2. `POST /services/{ns}/{name}/predict` → the service's default operation.
- * 3. `/auth`, `/docs`, `/openapi`, `/methods`, `/services`, `/router`, `/logs`, `/healthz`
+ * 3. The reserved portal paths (lib/policy/reserved-paths.ts: `/auth`, `/docs`, `/openapi`,
+ *    `/openapi.json`, `/methods`, `/services`, `/router`, `/logs`) and `/healthz`
  *    → express (auth router, portal router, management router). `/readyz` and `/metrics`
  *    are served only on the admin port ({@link PolicyServer.listenAdmin}), which the
  *    gateway-facing Service does not expose: a tenant HTTPRoute that references the policy
@@ -30,6 +31,7 @@ import express, { type ErrorRequestHandler, type Router } from 'express';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OPERATION_HEADER } from '../lib/policy/config.js';
+import { PORTAL_EXACT_PATHS, PORTAL_PATH_PREFIXES, POLICY_SERVER_OWN_PREFIXES } from '../lib/policy/reserved-paths.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { AuditLog } from './audit.js';
 import type { ClaimPaths } from './auth/index.js';
@@ -99,13 +101,15 @@ export interface PolicyServer {
   close(): Promise<void>;
 }
 
-const NON_DATA_PREFIXES = ['/auth', '/docs', '/openapi', '/methods', '/services', '/router', '/logs', '/healthz', '/readyz', '/metrics'];
+/** Paths the policy server answers itself, never the data path (lib/policy/reserved-paths.ts). */
+const NON_DATA_PREFIXES: readonly string[] = [...PORTAL_PATH_PREFIXES, ...POLICY_SERVER_OWN_PREFIXES];
+const NON_DATA_EXACT: readonly string[] = PORTAL_EXACT_PATHS;
 
 function isNonData(path: string): boolean {
   for (const p of NON_DATA_PREFIXES) {
     if (path.startsWith(p) && (path.length === p.length || path.charCodeAt(p.length) === 47 /* / */)) return true;
   }
-  return false;
+  return NON_DATA_EXACT.includes(path);
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The bounds of the data path's stale-connection retry (handler.ts `Exchange.retryStale`; the
+ * The bounds of the data path's stale-connection retry (datapath/exchange.ts `Exchange.retryStale`; the
  * retry itself is proven under real nginx reloads in reload.int.test.ts): a request is dispatched
  * again only when the upstream closed a reused keep-alive connection before any byte of the
  * response. A server that reads a request on a fresh connection and then drops it, or that drops
@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { createLogger } from '../lib/log.js';
-import { policyOperation as op, type PolicyService } from '../lib/policy/config.js';
+import { POLICY_API_VERSION, policyOperation as op, type PolicyService } from '../lib/policy/config.js';
 import { UpstreamLanes } from './datapath/upstream.js';
 import { createPolicyServer, type PolicyServer } from './server.js';
 import { SnapshotStore } from './snapshot/store.js';
@@ -17,6 +17,7 @@ import { configMapsFor, INTERNAL_TOKEN, testAuthenticator } from './testing/fixt
 import { send } from './testing/http.js';
 
 const service: PolicyService = {
+  apiVersion: POLICY_API_VERSION,
   id: 'models/crash',
   namespace: 'models',
   name: 'crash',

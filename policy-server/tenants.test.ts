@@ -21,7 +21,7 @@ import type { IncomingMessage } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { scriptsClient, gatewayClient, startDevIdp, type DevIdp } from '../dev/idp.js';
 import { createLogger } from '../lib/log.js';
-import { policyOperation as op, type PolicyOperation, type PolicyService } from '../lib/policy/config.js';
+import { POLICY_API_VERSION, policyOperation as op, type PolicyOperation, type PolicyService } from '../lib/policy/config.js';
 import { createAuthenticator, type Authenticator } from './auth/index.js';
 import { browserLogin, CookieJar } from './auth/testkit.js';
 import type { RequestAuthenticator } from './datapath/handler.js';
@@ -52,8 +52,8 @@ interface Kind {
 
 const getParams: PolicyOperation['parameters'] = [
   { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9]{1,4}$' } },
-  { name: 'lang', in: 'query', schema: { type: 'array', items: { type: 'string', enum: ['en', 'fr'] } } },
-  { name: 'x-lang', in: 'header', schema: { type: 'string', enum: ['en', 'fr'] } },
+  { name: 'lang', in: 'query', required: false, schema: { type: 'array', items: { type: 'string', enum: ['en', 'fr'] } } },
+  { name: 'x-lang', in: 'header', required: false, schema: { type: 'string', enum: ['en', 'fr'] } },
 ];
 const bodySchema = { type: 'object', required: ['input'], additionalProperties: false, properties: { input: { type: 'string', maxLength: 16 } } };
 
@@ -70,6 +70,7 @@ const KINDS: Kind[] = [
 
 function tenantService(t: Tenant): PolicyService {
   return {
+    apiVersion: POLICY_API_VERSION,
     id: `${t}/api`,
     namespace: t,
     name: 'api',

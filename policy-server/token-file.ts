@@ -10,7 +10,7 @@
  * swap in progress) and is reported to `onError` once per distinct message.
  */
 import { readFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { sha256Prefix } from '../lib/hash.js';
 
 /** Options of {@link followTokenFile}. */
 export interface TokenFileOptions {
@@ -27,7 +27,7 @@ export interface TokenFileOptions {
 
 /** First 12 hex digits of the sha256 of a token: names it in logs without revealing it. */
 export function tokenFingerprint(token: string): string {
-  return createHash('sha256').update(token).digest('hex').slice(0, 12);
+  return sha256Prefix(token, 12);
 }
 
 /**

@@ -26,15 +26,16 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" nginx "* ]]; then systemctl disable nginx >/dev/null 2>&1 || true; fi
 fi
 
-# 2. npm packages (pinned by package-lock.json; reinstalled when the lock changes).
-#    `npm install`, not `npm ci`: npm 11 leaves the other platforms' optional bindings of
-#    unrs-resolver (a jest dependency) out of the lock, and `npm ci` then refuses the lock as
-#    out of sync. `npm install` honours the lock and leaves it unchanged (checked).
-lock_sum=$(sha256sum package-lock.json | cut -c1-16)
-if [[ ! -f node_modules/.kea-lock-$lock_sum ]]; then
-  log "npm install (from package-lock.json)"
-  flock /tmp/kea-npm.lock npm install --no-audit --no-fund --loglevel=error
-  touch "node_modules/.kea-lock-$lock_sum"
+# 2. npm packages, exactly as package-lock.json pins them: `npm ci`, which never writes the lock
+#    and refuses one out of sync with package.json (scripts/check-lock.sh, run by `npm test`,
+#    also fails when npm would rewrite it). The lock is complete: it lists every platform's
+#    optional bindings. Skipped while node_modules holds an install of this very lock (a stamp
+#    named after its sha256; the lock's root entry repeats package.json's dependencies).
+npm_sum=$(sha256sum package-lock.json | cut -c1-16)
+if [[ ! -f node_modules/.kea-npm-$npm_sum ]]; then
+  log "npm ci (from package-lock.json)"
+  flock /tmp/kea-npm.lock npm ci --no-audit --no-fund --loglevel=error
+  touch "node_modules/.kea-npm-$npm_sum"
 fi
 
 # 3. Go-built upstream components, cached by version.

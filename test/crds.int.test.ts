@@ -30,7 +30,7 @@ interface Cause {
 }
 
 const RESERVED =
-  'basePath must not be under a gateway path reserved by KEA (/docs, /openapi, /auth, /services, /router, /logs, /methods)';
+  'basePath must not be under a gateway path reserved by KEA (/docs, /openapi, /auth, /services, /router, /logs, /methods, /openapi.json)';
 
 /** fixture file → the exact causes the API server must return (order-insensitive). */
 const EXPECTED: Record<string, Cause[]> = {
@@ -74,6 +74,7 @@ const EXPECTED: Record<string, Cause[]> = {
   'apis-basepath-trailing-slash.yaml': [{ field: 'spec.basePath', message: `Invalid value: "string": basePath must not end with '/'` }],
   'apis-basepath-no-leading-slash.yaml': [{ field: 'spec.basePath', message: `Invalid value: "string": basePath must start with '/'` }],
   'apis-basepath-reserved.yaml': [{ field: 'spec.basePath', message: `Invalid value: "string": ${RESERVED}` }],
+  'apis-basepath-reserved-openapi-json.yaml': [{ field: 'spec.basePath', message: `Invalid value: "string": ${RESERVED}` }],
   'apis-cache-ttl-too-long.yaml': [
     {
       field: 'spec.operations[0].cache.ttlSeconds',
@@ -310,9 +311,9 @@ describe('the samples are accepted', () => {
   });
 
   test('the iris MLService is stored with its 80/20 split', async () => {
-    const mls = (await client.read({ apiVersion: 'kea.dev/v1alpha1', kind: 'MLService', metadata: { name: 'iris', namespace: NS } })) as KubernetesObject & {
+    const mls = await client.read<KubernetesObject & {
       spec: { framework: string; revisions: Array<{ name: string; weight: number; image?: string }> };
-    };
+    }>({ apiVersion: 'kea.dev/v1alpha1', kind: 'MLService', metadata: { name: 'iris', namespace: NS } });
     expect(mls.spec.framework).toBe('custom');
     expect(mls.spec.revisions.map((r) => [r.name, r.weight])).toEqual([
       ['v1', 80],

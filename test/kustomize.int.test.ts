@@ -355,7 +355,7 @@ describe('the controller works with exactly the prod RBAC (its service account t
     await kc(['create', 'namespace', 'models']);
     await kc(['apply', '--server-side', '-n', 'models', '-f', join(ROOT, 'manifests/samples')]);
     const token = (await kc(['create', 'token', 'kea-controller', '-n', 'kea-system', '--duration=1h'])).stdout.trim();
-    const admin = parseAllDocuments((await kc(['config', 'view', '--raw', '-o', 'yaml'])).stdout)[0].toJS() as Any;
+    const admin = parseAllDocuments((await kc(['config', 'view', '--raw', '-o', 'yaml'])).stdout)[0].toJS();
     const saKubeconfig = join(cp.dataDir, 'kea-controller.kubeconfig');
     await writeFile(
       saKubeconfig,

@@ -3,9 +3,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { APPLIED_HASH, Applier, type KubeClient, canonicalJson, desiredHash, mergeStatus, objectKey, pool } from './index.js';
+import { Applier, mergeStatus, pool } from './index.js';
+import type { KubeClient } from '../kube/client.js';
+import { APPLIED_HASH, desiredHash } from '../kube/applied-hash.js';
+import { objectKey } from '../../lib/kube/objects.js';
+import { canonicalJson } from '../../lib/canonical-json.js';
 import { PAUSE, type RenderOutput } from '../model.js';
-import { loadKubeconfigFile } from './kubeconfig.js';
+import { loadKubeconfigFile } from '../kube/kubeconfig.js';
 
 const obj = (weight: number): KubernetesObject =>
   ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'n', labels: { a: 'b' } }, spec: { rules: [{ backendRefs: [{ name: 's', weight }] }] } }) as KubernetesObject;
@@ -25,13 +29,6 @@ test('desiredHash: stable, sensitive to content, blind to its own annotation, do
 
 test('canonicalJson ignores key order and undefined', () => {
   expect(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: undefined } })).toBe(canonicalJson({ a: { d: [1, { x: 1, y: 2 }] }, b: 1 }));
-});
-
-test('objectKey is version-free', () => {
-  expect(objectKey({ apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'HTTPRoute', metadata: { namespace: 'n', name: 'r' } })).toBe(
-    objectKey({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { namespace: 'n', name: 'r' } }),
-  );
-  expect(objectKey({ apiVersion: 'v1', kind: 'Service', metadata: { namespace: 'n', name: 'r' } })).toBe('core/Service/n/r');
 });
 
 test('mergeStatus keeps lastTransitionTime when a condition keeps its status, sets now when it flips', () => {
@@ -164,7 +161,7 @@ describe('Applier with a render stream (fake API client: request order and resul
     const returned = new Map<string, KubernetesObject>();
     for (const o of owners) {
       for (const x of [cm(o, `cm-${o}`), route(o, `r-${o}`)]) {
-        returned.set(objectKey(x), { ...x, metadata: { ...x.metadata, annotations: { [APPLIED_HASH]: desiredHash(x) }, generation: 1 } } as KubernetesObject);
+        returned.set(objectKey(x), { ...x, metadata: { ...x.metadata, annotations: { [APPLIED_HASH]: desiredHash(x) }, generation: 1 } });
       }
     }
     calls.length = 0;

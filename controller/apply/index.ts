@@ -18,19 +18,16 @@
  *  - core/v1 Events, deduplicated by a deterministic name (a repeat is a 409, not a write).
  * At most `concurrency` requests are in flight. Once converged it sends no write at all.
  */
-import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { FIELD_MANAGER, LABELS, API_VERSION, type Condition } from '../../lib/api/types.js';
 import { COMPONENT_API_VERSION } from '../../lib/policy/config.js';
 import { PAUSE, ownerLabelValue, type EventRecord, type RenderOutput, type StatusUpdate } from '../model.js';
-import { KubeError, RESOURCES, objectKey, type KubeClient } from './kube.js';
-import { canonicalJson } from '../canonical.js';
-
-export { KubeClient, KubeError, RESOURCES, objectKey, type ResourceRef } from './kube.js';
-
-/** Annotation carrying the sha256 (hex) of the desired object KEA last applied. */
-export const APPLIED_HASH = 'kea.dev/applied-hash';
+import { KubeError, RESOURCES, type KubeClient } from '../kube/client.js';
+import { kindRank, objectKey } from '../../lib/kube/objects.js';
+import { APPLIED_HASH, desiredHash } from '../kube/applied-hash.js';
+import { canonicalJson } from '../../lib/canonical-json.js';
+import { sha256Hex, sha256Prefix } from '../../lib/hash.js';
 
 /** What apply reads from the watch stage. */
 export interface LiveView {
@@ -90,26 +87,6 @@ export interface ApplierOptions {
   now?: () => number;
 }
 
-/** JSON with object keys sorted: equal values give equal strings (controller/canonical.ts). */
-export { canonicalJson } from '../canonical.js';
-
-/**
- * sha256 (hex) of a desired object's JSON, ignoring any applied-hash annotation. Render
- * output is deterministic down to key order (same inputs, same code → same JSON), so plain
- * `JSON.stringify` is used: about 3× cheaper than sorting keys, which matters at 5000
- * objects per run. Does not copy or modify `obj`.
- */
-export function desiredHash(obj: KubernetesObject): string {
-  let c: KubernetesObject = obj;
-  const ann = obj.metadata?.annotations;
-  if (ann && APPLIED_HASH in ann) {
-    const rest = { ...ann };
-    delete rest[APPLIED_HASH];
-    c = { ...obj, metadata: { ...obj.metadata, annotations: Object.keys(rest).length ? rest : undefined } };
-  }
-  return createHash('sha256').update(JSON.stringify(c)).digest('hex');
-}
-
 /** A shallow copy of `obj` carrying the applied-hash annotation (nested spec shared, not copied). */
 function withHash(obj: KubernetesObject, hash: string): KubernetesObject {
   return { ...obj, metadata: { ...obj.metadata, annotations: { ...(obj.metadata?.annotations ?? {}), [APPLIED_HASH]: hash } } };
@@ -132,7 +109,7 @@ export function mergeStatus(desired: StatusUpdate['status'], live: { conditions?
     if (p && p.status === c.status && p.lastTransitionTime) c.lastTransitionTime = p.lastTransitionTime;
     else c.lastTransitionTime = c.lastTransitionTime && !p ? c.lastTransitionTime : rfc3339(nowMs);
   }
-  return out as StatusUpdate['status'];
+  return out;
 }
 
 /** Error entry of an apply run cut short by `stop()` (e.g. leadership lost). */
@@ -144,7 +121,7 @@ export const STOPPED = 'stopped: no longer allowed to write (leadership lost or 
  */
 function statusSignature(st: StatusUpdate['status']): string {
   const c = st as { conditions?: Condition[] };
-  return createHash('sha256').update(canonicalJson({ ...c, conditions: c.conditions?.map((x) => ({ ...x, lastTransitionTime: undefined })) })).digest('hex');
+  return sha256Hex(canonicalJson({ ...c, conditions: c.conditions?.map((x) => ({ ...x, lastTransitionTime: undefined })) }));
 }
 
 /** Compares opaque resourceVersions/generations; numeric when both are integers. */
@@ -187,12 +164,6 @@ export async function pool<T>(items: T[], limit: number, fn: (t: T) => Promise<v
   });
   await Promise.all(workers);
 }
-
-const KIND_ORDER = ['ConfigMap', 'Secret', 'Service', 'Deployment', 'ReferenceGrant', 'HTTPRoute'];
-const kindRank = (k?: string) => {
-  const i = KIND_ORDER.indexOf(k ?? '');
-  return i < 0 ? KIND_ORDER.length : i;
-};
 
 /** Makes the cluster match a RenderOutput. One instance per controller process. */
 export class Applier {
@@ -255,6 +226,7 @@ export class Applier {
     const stream = 'next' in out ? out : streamOfOutput(out);
 
     const writeStatus = guarded(async (s: StatusUpdate) => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- tsc needs it (status is not on KubernetesObject); the rule's program disagrees
       const cur = live.getResource(s.kind, s.namespace, s.name) as (KubernetesObject & { status?: { conditions?: Condition[] } }) | undefined;
       if (!cur || cur.metadata?.deletionTimestamp) return;
       const merged = mergeStatus(s.status, cur.status, this.now());
@@ -446,7 +418,7 @@ export class Applier {
   private eventObject(e: EventRecord, live: LiveView): KubernetesObject {
     const r = e.regarding;
     const uid = r.uid ?? (r.kind === 'ApiSchema' || r.kind === 'MLService' ? live.getResource(r.kind, r.namespace, r.name)?.metadata?.uid : undefined);
-    const digest = createHash('sha256').update(canonicalJson({ r: { ...r, uid }, t: e.type, reason: e.reason, m: e.message })).digest('hex').slice(0, 16);
+    const digest = sha256Prefix(canonicalJson({ r: { ...r, uid }, t: e.type, reason: e.reason, m: e.message }), 16);
     const apiVersion = r.kind === 'ApiSchema' || r.kind === 'MLService' ? API_VERSION : Object.values(RESOURCES).find((x) => x.kind === r.kind)?.apiVersion ?? 'v1';
     const ts = rfc3339(this.now());
     const base = r.name.slice(0, 253 - 17).replace(/[^a-z0-9.-]/g, '-');

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OpenApiDiscovery, gatewayFetcher, internalDocUrl, openApiPathProblem } from './index.js';
 import type { ApiSchema } from '../../lib/api/types.js';
+import { waitFor } from '../../dev/testing/wait.js';
 
 function schema(name: string, generation = 1, refresh = false): ApiSchema {
   return {
@@ -16,14 +17,6 @@ function schema(name: string, generation = 1, refresh = false): ApiSchema {
     },
   };
 }
-
-const until = async (cond: () => boolean, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 describe('OpenAPI discovery through the internal listener', () => {
   let server: Server;
@@ -52,7 +45,7 @@ describe('OpenAPI discovery through the internal listener', () => {
     let changes = 0;
     const d = new OpenApiDiscovery({ fetchDoc: fetcher(), onChange: () => changes++ });
     d.sync([schema('grades')]);
-    await until(() => changes === 1);
+    await waitFor('discovery state', 5000, () => changes === 1, 20);
     const got = d.snapshot()['ns/grades'];
     expect(got.error).toBeUndefined();
     expect((got.doc as { info: { version: string } }).info.version).toBe(String(version));
@@ -65,9 +58,9 @@ describe('OpenAPI discovery through the internal listener', () => {
     let changes = 0;
     const d = new OpenApiDiscovery({ fetchDoc: fetcher(), onChange: () => changes++ });
     d.sync([schema('grades', 1, true)]);
-    await until(() => changes === 1);
+    await waitFor('discovery state', 5000, () => changes === 1, 20);
     version++;
-    await until(() => changes === 2, 4000);
+    await waitFor('discovery state', 4000, () => changes === 2, 20);
     expect((d.snapshot()['ns/grades'].doc as { info: { version: string } }).info.version).toBe(String(version));
     d.sync([]);
     expect(d.snapshot()).toEqual({});
@@ -81,16 +74,16 @@ describe('OpenAPI discovery through the internal listener', () => {
     let changes = 0;
     const d = new OpenApiDiscovery({ fetchDoc: fetcher(), onChange: () => changes++, minBackoffMs: 50 });
     d.sync([schema('grades')]);
-    await until(() => changes === 1);
+    await waitFor('discovery state', 5000, () => changes === 1, 20);
     const good = d.snapshot()['ns/grades'];
     healthy = false;
     d.sync([schema('grades', 2)]); // new generation → refetch
-    await until(() => changes === 2);
+    await waitFor('discovery state', 5000, () => changes === 2, 20);
     const bad = d.snapshot()['ns/grades'];
     expect(bad.error).toBe('GET /openapi.json on grades.ns.kea.internal: HTTP 503');
     expect(bad.digest).toBe(good.digest);
     healthy = true;
-    await until(() => changes === 3, 3000);
+    await waitFor('discovery state', 3000, () => changes === 3, 20);
     expect(d.snapshot()['ns/grades'].error).toBeUndefined();
     d.stop();
   });
@@ -175,7 +168,7 @@ describe('discovery never sends the internal token to another origin', () => {
     const d = new OpenApiDiscovery({ fetchDoc: f, onChange: () => changes++, minBackoffMs: 10_000 });
     const s = withPath(`//127.0.0.1:${evilPort}/x`);
     d.sync([s]);
-    await until(() => changes === 1);
+    await waitFor('discovery state', 5000, () => changes === 1, 20);
     expect(d.snapshot()['ns/grades'].error).toMatch(/must not contain '\/\/'/);
     expect(d.snapshot()['ns/grades'].doc).toBeUndefined();
     d.stop();

@@ -14,21 +14,10 @@
  * fetched once per generation, then every `intervalSeconds` (default 60) when `refresh` is on.
  * Failures retry with exponential backoff from 1 s up to the interval.
  */
-import { createHash } from 'node:crypto';
 import { request } from 'undici';
 import type { ApiSchema } from '../../lib/api/types.js';
-
-/** The latest result of fetching one ApiSchema's served OpenAPI document. */
-export interface DiscoveredDoc {
-  /** RFC 3339 time of the last attempt. */
-  fetchedAt: string;
-  /** The parsed document (OpenAPI 3.0 or 3.1), when the last successful fetch had one. */
-  doc?: unknown;
-  /** sha256 (hex) of the document's JSON text. */
-  digest?: string;
-  /** Why the last attempt failed; absent after a success. */
-  error?: string;
-}
+import type { DiscoveredDoc } from '../model.js';
+import { sha256Hex } from '../../lib/hash.js';
 
 /** Fetches the OpenAPI document an ApiSchema's target serves. Rejects with a readable Error. */
 export type DocFetcher = (schema: ApiSchema) => Promise<unknown>;
@@ -106,7 +95,7 @@ export class OpenApiDiscovery {
     let next: DiscoveredDoc;
     try {
       const doc = await this.opts.fetchDoc(schema);
-      const digest = createHash('sha256').update(JSON.stringify(doc)).digest('hex');
+      const digest = sha256Hex(JSON.stringify(doc));
       next = { fetchedAt: new Date().toISOString(), doc, digest };
       entry.failures = 0;
     } catch (e) {

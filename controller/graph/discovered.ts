@@ -21,7 +21,8 @@
  */
 import type { Access, ApiSchema, Operation } from '../../lib/api/types.js';
 import { importOpenApi } from '../../lib/import/index.js';
-import type { DiscoveredDoc } from '../discover/index.js';
+import { POLICY_DEFAULTS } from '../../lib/policy/config.js';
+import type { DiscoveredDoc } from '../model.js';
 
 /** Outcome of importing an ApiSchema's served OpenAPI document. */
 export interface ImportInfo {
@@ -50,8 +51,6 @@ const routeKey = (o: Operation): string => `${o.method} ${o.path.replace(/\{[^}]
 
 /** Access modes from loosest to tightest. */
 const ACCESS_RANK: Record<Access['mode'], number> = { public: 0, authenticated: 1, restricted: 2 };
-/** What an operation without access gets (lib/api/types.ts Operation.access). */
-const DEFAULT_ACCESS: Access = { mode: 'authenticated' };
 
 const describeAccess = (a: Access): string =>
   a.mode !== 'restricted'
@@ -136,7 +135,7 @@ export function withDiscovered(a: ApiSchema, found: DiscoveredDoc | undefined, r
   const routes = new Set(inline.map(routeKey));
   const shadowed: string[] = [];
   const accessNotes: string[] = [];
-  const baseAccess = a.spec.defaults?.access ?? DEFAULT_ACCESS;
+  const baseAccess: Access = a.spec.defaults?.access ?? POLICY_DEFAULTS.access;
   const imported = (result.schema.spec.operations ?? []).filter((o) => {
     if (ids.has(o.operationId) || routes.has(routeKey(o))) {
       shadowed.push(o.operationId);

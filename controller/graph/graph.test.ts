@@ -4,8 +4,9 @@
  */
 import { ownerLabelValue } from '../model.js';
 import { selfContained } from '../ir/schemas.js';
-import { canonicalJson } from '../ir/index.js';
-import { isGranted, operationPathMatch, parseDurationMs, parseQuantity, templateParams } from './index.js';
+import { canonicalJson } from '../../lib/canonical-json.js';
+import { isGranted, operationPathMatch, parseQuantity, templateParams } from './index.js';
+import { parseDurationMs } from '../../lib/api/duration.js';
 
 describe('operationPathMatch (NGF 1.6.2: Exact and PathPrefix only)', () => {
   it.each([

@@ -3,7 +3,6 @@
  * import (discovered.ts) and the contract check of canary revisions (ir contractCheck). Each
  * runs the real code on small inputs; the golden files cover the assembled output.
  */
-import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, MLService, Operation } from '../../lib/api/types.js';
 import { contractCheck, genOptions } from '../ir/index.js';
@@ -12,11 +11,13 @@ import type { ApiSchemaStatus } from '../../lib/api/types.js';
 import { reconcile } from '../reconcile.js';
 import { versionConfigMap } from '../render/index.js';
 import { buildGraph } from './index.js';
-import { publishedVersionsOf, sortNewestFirst, withDiscovered } from './index.js';
-import { PACKED_OPENAPI, packVersionConfigMap } from './versions.js';
+import { publishedVersionsOf, withDiscovered } from './index.js';
+import { sortNewestFirst } from '../../lib/policy/versions.js';
+import { PACKED_OPENAPI, packVersionConfigMap } from '../watch/packed.js';
 import { testControllerConfig } from '../testing/config.js';
+import { sha256Hex } from '../../lib/hash.js';
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const sha = sha256Hex;
 
 function cm(name: string, text: string, md: { labels?: Record<string, string>; annotations?: Record<string, string>; creationTimestamp?: string; deletionTimestamp?: string } = {}): KubernetesObject {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'kea-system', ...md } as never, data: { 'openapi.json': text } } as KubernetesObject;
@@ -106,7 +107,7 @@ describe('render of kept versions', () => {
       info: { title: 'Grades', version: '1.1.0' },
       operations: [{ operationId: 'list', method: 'GET', path: '/grades', access: { mode: 'public' } }],
     },
-  } as ApiSchema;
+  };
   const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'grades', namespace: 'school' }, spec: { ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] } } as KubernetesObject;
   const text = generateCached(schema, genOptions(config)).text;
   const publishedAt = '2025-07-01T00:00:00Z';

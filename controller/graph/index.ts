@@ -27,8 +27,10 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ApiSchema, MLService, Operation } from '../../lib/api/types.js';
 import { effectiveOperations } from '../../lib/openapi/inference.js';
 import type { ClusterSnapshot, ControllerConfig, DiscoveredDoc } from '../model.js';
-import { PORTAL_EXACT_PATHS, PORTAL_PATH_PREFIXES, key, revisionObjectName } from './names.js';
-import { operationPathMatch, parseDurationMs, templateParams } from './paths.js';
+import { key, revisionObjectName } from './names.js';
+import { RESERVED_BASE_PATHS, reservedBasePath } from '../../lib/policy/reserved-paths.js';
+import { operationPathMatch, templateParams } from './paths.js';
+import { parseDurationMs } from '../../lib/api/duration.js';
 import { type ImportInfo, withDiscovered } from './discovered.js';
 import { type PublishedEntry, indexVersionConfigMaps, publishedVersionsOf } from './versions.js';
 import { apiConfigMapName } from '../../lib/policy/config.js';
@@ -237,8 +239,8 @@ function checkApiSchema(a: ApiSchema): { problems: Problem[]; operations: Operat
   if (!BASEPATH.test(bp)) {
     out.push(invalid(`spec.basePath: "${bp}" must be one or more /segments of letters, digits and . _ ~ : @ -, without a trailing slash`));
   } else {
-    const reserved = [...PORTAL_PATH_PREFIXES, ...PORTAL_EXACT_PATHS].find((r) => bp === r || bp.startsWith(`${r}/`));
-    if (reserved) out.push(invalid(`spec.basePath: "${bp}" falls under the gateway path ${reserved}, which KEA reserves for its portal (${PORTAL_PATH_PREFIXES.join(', ')})`));
+    const reserved = reservedBasePath(bp);
+    if (reserved) out.push(invalid(`spec.basePath: "${bp}" falls under the gateway path ${reserved}, which KEA reserves for its portal (${RESERVED_BASE_PATHS.join(', ')})`));
   }
   const docPath = spec.source?.openapi?.path;
   const docPathProblem = docPath !== undefined ? openApiPathProblem(docPath) : undefined;
@@ -379,7 +381,7 @@ interface ApiCheck {
  * schema node), and neither need the run after 1000 status writes (measured: re-checking them
  * in one synchronous stretch made V8's young generation, and RSS, jump ~20 MiB). Only for
  * snapshots of one cluster, where uids are unique: the controller passes one memo with every
- * snapshot ({@link ClusterSnapshot.graphMemo}). Entries not used by the latest build are
+ * snapshot ({@link GraphInput.graphMemo}). Entries not used by the latest build are
  * dropped. Callers copy `problems` before adding to it.
  */
 export class GraphMemo {
@@ -438,10 +440,20 @@ function createdAt(a: ApiSchema): string {
 }
 
 /**
+ * What {@link buildGraph} reads: a {@link ClusterSnapshot} and, optionally, the graph stage's
+ * own cache of per-resource checks, kept by the controller from one snapshot of the same cluster
+ * to the next (declared here, not in the shared model: only graph knows its shape).
+ */
+export interface GraphInput extends ClusterSnapshot {
+  /** The controller's {@link GraphMemo}. Optional: absent = every resource checked. */
+  graphMemo?: GraphMemo;
+}
+
+/**
  * Build the graph: validate, resolve references and grants, settle basePath conflicts.
  * Never throws on bad input: every problem ends up in a {@link Problem}.
  */
-export function buildGraph(snapshot: ClusterSnapshot, _config: ControllerConfig): Graph {
+export function buildGraph(snapshot: GraphInput, _config: ControllerConfig): Graph {
   const memo = snapshot.graphMemo;
   memo?.beginBuild();
   const live = <T extends { metadata?: object }>(xs: T[]): T[] => xs.filter((x) => !(x.metadata as { deletionTimestamp?: unknown } | undefined)?.deletionTimestamp);

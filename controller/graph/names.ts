@@ -3,7 +3,7 @@
  * render. A name depends only on the owning resource's namespace/name (and revision), never
  * on list order, so re-rendering the same input yields the same objects.
  */
-import { createHash } from 'node:crypto';
+import { sha256Prefix } from '../../lib/hash.js';
 import type { ApiSchema } from '../../lib/api/types.js';
 import type { ControllerConfig } from '../model.js';
 
@@ -31,7 +31,7 @@ export function revisionObjectName(mlService: string, revision: string): string 
  * 1123 subdomain). docs/adr/0009-internal-routes.md.
  */
 export function internalRouteName(host: string): string {
-  const suffix = `-${createHash('sha256').update(host).digest('hex').slice(0, 8)}`;
+  const suffix = `-${sha256Prefix(host, 8)}`;
   const base = host.replace(/\./g, '-').slice(0, 253 - suffix.length).replace(/-+$/, '');
   return base + suffix;
 }
@@ -79,8 +79,3 @@ export function apiSchemaHost(config: Pick<ControllerConfig, 'internalDomain'>, 
   if (m) return mlServiceHost(config, m.namespace ?? ns, m.name);
   return serviceTargetHost(config, ns, schema.metadata.name);
 }
-
-/** Gateway paths served by the policy server itself; an ApiSchema basePath must not fall under them. */
-export const PORTAL_PATH_PREFIXES = ['/docs', '/openapi', '/auth', '/services', '/router', '/logs', '/methods'] as const;
-/** Exact gateway paths served by the policy server. */
-export const PORTAL_EXACT_PATHS = ['/openapi.json'] as const;

@@ -44,14 +44,3 @@ export function operationPathMatch(basePath: string, path: string): PathMatch {
 export function templateParams(path: string): string[] {
   return [...path.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]);
 }
-
-/** Parse a Gateway API Duration (GEP-2257: `1h`, `5s`, `500ms`, `1m30s`) into ms; undefined when invalid. */
-export function parseDurationMs(d: string): number | undefined {
-  if (!/^([0-9]{1,5}(h|m|s|ms)){1,4}$/.test(d)) return undefined;
-  let ms = 0;
-  for (const m of d.matchAll(/([0-9]{1,5})(h|ms|m|s)/g)) {
-    const n = Number(m[1]);
-    ms += m[2] === 'h' ? n * 3_600_000 : m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1000 : n;
-  }
-  return ms;
-}

@@ -5,33 +5,21 @@
  * Takes in: the snapshot's `publishedVersions` ConfigMaps and one ApiSchema's namespace/name.
  * Gives out: that ApiSchema's {@link PublishedEntry}s, newest first. A ConfigMap belongs to the
  * ApiSchema named by its annotation `kea.dev/api-schema` (`<ns>/<name>`), else by its
- * `kea.dev/owner` label. Version from annotation `kea.dev/version`, else label
- * `kea.dev/api-version`, else the document's `info.version`; digest from annotation
- * `kea.dev/digest`, else the sha256 (hex) of the `openapi.json` text; publishedAt from
- * annotation `kea.dev/published-at`, else creationTimestamp. ConfigMaps being deleted or
- * without an `openapi.json` key are ignored. Pure.
+ * `kea.dev/owner` label. Version, digest and publishedAt by the rules the policy server reads
+ * them with too (lib/policy/versions.ts `versionFields`). ConfigMaps being deleted or without
+ * an `openapi.json` key are ignored. Pure.
  *
  * Memory: the watch stage caches these ConfigMaps with their `openapi.json` deflated
- * ({@link packVersionConfigMap}: ~10.5 KB of text → ~1.5 KB); an entry's text is inflated only
+ * (watch/packed.ts `packVersionConfigMap`: ~10.5 KB of text → ~1.5 KB); an entry's text is inflated only
  * when asked for ({@link PublishedEntry.text}), i.e. for a diff not cached yet or a ConfigMap
  * written by hand (no digest annotation).
  */
-import { createHash } from 'node:crypto';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS } from '../../lib/api/types.js';
-import { OPENAPI_KEY } from '../../lib/policy/config.js';
+import { VERSION_ANNOTATIONS, newestPerDigest, versionFields } from '../../lib/policy/versions.js';
 import { ownerLabelValue } from '../model.js';
+import { openapiLoader } from '../watch/packed.js';
 
-/** Annotations of a version-history ConfigMap. */
-export const VERSION_ANNOTATIONS = {
-  apiSchema: 'kea.dev/api-schema',
-  digest: 'kea.dev/digest',
-  version: 'kea.dev/version',
-  publishedAt: 'kea.dev/published-at',
-} as const;
-/** Label carrying the (label-safe) info.version on a version-history ConfigMap. */
-export const API_VERSION_LABEL = 'kea.dev/api-version';
 
 /** One published version of an ApiSchema's OpenAPI document. */
 export interface PublishedEntry {
@@ -51,59 +39,6 @@ export interface PublishedEntry {
    * would write.
    */
   live?: { labels: Record<string, string>; annotations: Record<string, string>; ownerUids: string[] };
-}
-
-/** Where {@link packVersionConfigMap} keeps the deflated `openapi.json` (not a Kubernetes field). */
-export const PACKED_OPENAPI: unique symbol = Symbol('kea.packedOpenapi');
-
-/**
- * Replaces a version-history ConfigMap's `openapi.json` text by its raw-deflated UTF-8 bytes
- * (under {@link PACKED_OPENAPI}), in place; other keys stay. For the watch stage's cache.
- */
-export function packVersionConfigMap<T extends KubernetesObject>(cm: T): T {
-  const data = (cm as { data?: Record<string, string> }).data;
-  const text = data?.[OPENAPI_KEY];
-  if (data && typeof text === 'string') {
-    // An exact-size copy: zlib's result is a view of its 64 KB output chunk, and a pooled
-    // copy (Buffer.from) would pin a whole 64 KB pool slab per cached ConfigMap.
-    const deflated = deflateRawSync(Buffer.from(text, 'utf8'), { chunkSize: 16 * 1024 });
-    const packed = Buffer.allocUnsafeSlow(deflated.length);
-    deflated.copy(packed);
-    (cm as unknown as Record<symbol, Buffer>)[PACKED_OPENAPI] = packed;
-    delete data[OPENAPI_KEY];
-  }
-  return cm;
-}
-
-/** A version ConfigMap's `openapi.json` as a loader (packed or plain), or undefined when it has none. */
-function openapiLoader(cm: KubernetesObject): (() => string) | undefined {
-  const packed = (cm as unknown as Record<symbol, Buffer | undefined>)[PACKED_OPENAPI];
-  if (packed) return () => inflateRawSync(packed, { chunkSize: 32 * 1024 }).toString('utf8');
-  const text = (cm as { data?: Record<string, string> }).data?.[OPENAPI_KEY];
-  return typeof text === 'string' ? () => text : undefined;
-}
-
-/** Hex sha256 of a string. */
-function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
-}
-
-/**
- * Orders entries newest first: by publishedAt descending; ties put `preferDigest` first, then
- * by ConfigMap name (a total order, so the result never depends on input order).
- */
-export function sortNewestFirst(entries: PublishedEntry[], preferDigest?: string): PublishedEntry[] {
-  return [...entries].sort((x, y) => {
-    if (x.publishedAt !== y.publishedAt) {
-      // RFC 3339 strings with and without fractional seconds do not sort as text ("…40Z" > "…40.5Z").
-      const tx = Date.parse(x.publishedAt);
-      const ty = Date.parse(y.publishedAt);
-      if (!Number.isNaN(tx) && !Number.isNaN(ty) && tx !== ty) return ty - tx;
-      if (Number.isNaN(tx) || Number.isNaN(ty)) return x.publishedAt < y.publishedAt ? 1 : -1;
-    }
-    if (preferDigest && (x.digest === preferDigest) !== (y.digest === preferDigest)) return x.digest === preferDigest ? -1 : 1;
-    return x.name < y.name ? -1 : x.name > y.name ? 1 : 0;
-  });
 }
 
 /**
@@ -140,27 +75,12 @@ export function publishedVersionsOf(configMaps: KubernetesObject[] | Map<string,
     const l = md.labels ?? {};
     const load = openapiLoader(cm);
     if (!load) continue;
-    let docVersion: string | undefined;
-    if (a[VERSION_ANNOTATIONS.version] === undefined && l[API_VERSION_LABEL] === undefined) {
-      try {
-        const v = (JSON.parse(load()) as { info?: { version?: unknown } }).info?.version;
-        if (typeof v === 'string') docVersion = v;
-      } catch {
-        /* not JSON: version unknown */
-      }
-    }
-    const created = md.creationTimestamp as unknown;
-    const createdAt = typeof created === 'string' ? created : created instanceof Date ? created.toISOString() : undefined;
     out.push({
       name: md.name ?? '',
-      version: a[VERSION_ANNOTATIONS.version] ?? l[API_VERSION_LABEL] ?? docVersion ?? '',
-      digest: a[VERSION_ANNOTATIONS.digest] ?? sha256(load()),
-      publishedAt: a[VERSION_ANNOTATIONS.publishedAt] ?? createdAt ?? '1970-01-01T00:00:00Z',
+      ...versionFields({ annotations: a, labels: l, creationTimestamp: md.creationTimestamp }, load),
       text: load,
       live: { labels: l, annotations: a, ownerUids: (md.ownerReferences ?? []).map((r) => r.uid) },
     });
   }
-  // One entry per digest: the newest (a duplicate can only come from hand-made ConfigMaps).
-  const seen = new Set<string>();
-  return sortNewestFirst(out).filter((e) => (seen.has(e.digest) ? false : (seen.add(e.digest), true)));
+  return newestPerDigest(out);
 }

@@ -11,12 +11,12 @@
  * Keys are content digests, so a hit always equals a fresh computation: the stages stay pure
  * and deterministic. Callers must not mutate returned objects (they are shared).
  */
-import { createHash } from 'node:crypto';
 import type { ApiSchema } from '../../lib/api/types.js';
 import { type ApiDiff, diffOpenApi } from '../../lib/openapi/diff.js';
 import { type GenerateOptions, type OpenAPIObject, generateOpenApi } from '../../lib/openapi/generate.js';
 import { curlExample } from '../../lib/openapi/examples.js';
-import { canonicalJson } from '../canonical.js';
+import { canonicalJson } from '../../lib/canonical-json.js';
+import { sha256Hex as sha256 } from '../../lib/hash.js';
 
 /** A small least-recently-used map (Map keeps insertion order; a hit re-inserts). */
 export class Lru<V> {
@@ -40,7 +40,6 @@ export class Lru<V> {
   }
 }
 
-const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 /** A generated document with its published text (`openapi.json`) and that text's sha256. */
 export interface GeneratedDoc {

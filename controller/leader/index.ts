@@ -15,7 +15,7 @@
  *  - `release()` (on SIGTERM) clears holderIdentity so a standby takes over at its next
  *    retry instead of waiting for expiry.
  */
-import { KubeError, RESOURCES, type KubeClient } from '../apply/kube.js';
+import { KubeError, RESOURCES, type KubeClient } from '../kube/client.js';
 
 export interface LeaderElectorOptions {
   namespace: string;
@@ -80,7 +80,7 @@ export class LeaderElector {
       if (this.stopped) return;
       this.ticking = this.tick();
       await this.ticking;
-      if (!this.stopped) this.timer = setTimeout(loop, this.leading ? this.o.retryPeriodMs : this.jitter(this.o.retryPeriodMs));
+      if (!this.stopped) this.timer = setTimeout(() => void loop(), this.leading ? this.o.retryPeriodMs : this.jitter(this.o.retryPeriodMs));
     };
     void loop();
   }
@@ -103,7 +103,7 @@ export class LeaderElector {
       const lease = await this.client.get<Lease>(LEASE, this.o.namespace, this.o.name);
       if (lease.spec.holderIdentity === this.o.identity) {
         lease.spec = { ...lease.spec, holderIdentity: null, acquireTime: null, renewTime: null, leaseDurationSeconds: 1 };
-        await this.client.replace(lease as never);
+        await this.client.replace(lease);
       }
     } catch (err) {
       this.o.onError?.(err);
@@ -156,7 +156,7 @@ export class LeaderElector {
         spec: { holderIdentity: this.o.identity, leaseDurationSeconds: durS, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
       };
       try {
-        await this.client.create(fresh as never);
+        await this.client.create(fresh);
         this.observe(fresh, nowMs);
         return true;
       } catch (err) {
@@ -182,7 +182,7 @@ export class LeaderElector {
         };
     const updated: Lease = { ...lease, spec };
     try {
-      const got = await this.client.replace<Lease>(updated as never);
+      const got = await this.client.replace<Lease>(updated);
       this.observe(got, nowMs);
       return true;
     } catch (err) {

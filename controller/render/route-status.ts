@@ -26,9 +26,9 @@
  * any refusal among them wins.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { ControllerConfig } from '../model.js';
+import type { ControllerConfig, ObservedRoute, RouteParentCondition, RouteParentStatus } from '../model.js';
 import type { ConditionIR } from '../ir/index.js';
-import { APPLIED_HASH, desiredHash } from '../apply/index.js';
+import { APPLIED_HASH, desiredHash } from '../kube/applied-hash.js';
 
 /** Reason of `Programmed=Unknown` while the gateway's verdict on the current routes is not in. */
 export const PENDING_REASON = 'Pending';
@@ -38,25 +38,6 @@ const NO_VERDICT = 'no status from the gateway yet';
 
 /** Longest gateway message quoted per route (characters); longer ones are cut with `…`. */
 export const MAX_QUOTED_MESSAGE = 512;
-
-/** One condition of a RouteParentStatus, as cached (Gateway API `metav1.Condition`, no lastTransitionTime). */
-export interface RouteParentCondition {
-  type: string;
-  status: string;
-  reason?: string;
-  message?: string;
-  observedGeneration?: number;
-}
-
-/** A `status.parents[]` entry of an HTTPRoute (Gateway API RouteParentStatus), as cached. */
-export interface RouteParentStatus {
-  parentRef: { group?: string; kind?: string; namespace?: string; name: string; sectionName?: string; port?: number };
-  controllerName?: string;
-  conditions?: RouteParentCondition[];
-}
-
-/** A live HTTPRoute as the watch stage caches it: metadata and `status.parents`, no spec. */
-export type ObservedRoute = KubernetesObject & { status?: { parents?: RouteParentStatus[] } };
 
 /** The gateway's verdict on one route. */
 export type RouteVerdict =
@@ -127,12 +108,12 @@ export interface JudgedRoute {
 
 /**
  * A desired HTTPRoute with its live copy from `live` (keyed `<namespace>/<name>`): current when
- * the live copy's `kea.dev/applied-hash` is the desired object's hash (apply/index.ts
+ * the live copy's `kea.dev/applied-hash` is the desired object's hash (kube/applied-hash.ts
  * `desiredHash`, the same test apply makes before writing).
  */
 export function judgedRoute(desired: KubernetesObject, live: ReadonlyMap<string, KubernetesObject> | undefined): JudgedRoute {
   const key = `${desired.metadata?.namespace ?? ''}/${desired.metadata?.name ?? ''}`;
-  const l = live?.get(key) as ObservedRoute | undefined;
+  const l = live?.get(key);
   return { key, live: l, current: l !== undefined && l.metadata?.annotations?.[APPLIED_HASH] === desiredHash(desired) };
 }
 
@@ -140,7 +121,7 @@ export function judgedRoute(desired: KubernetesObject, live: ReadonlyMap<string,
  * `conds` with its `Programmed` condition replaced by {@link programmedCondition} over `routes`
  * (the others unchanged; a new array, `conds` is not modified).
  */
-export function withGatewayVerdict(conds: ConditionIR[], routes: JudgedRoute[], gateway: Pick<ControllerConfig['gateway'], 'namespace' | 'name'>): ConditionIR[] {
+export function withGatewayVerdict(conds: readonly ConditionIR[], routes: JudgedRoute[], gateway: Pick<ControllerConfig['gateway'], 'namespace' | 'name'>): readonly ConditionIR[] {
   if (!routes.length) return conds;
   return conds.map((c) => (c.type === 'Programmed' ? programmedCondition(c, routes, gateway) : c));
 }

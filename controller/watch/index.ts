@@ -9,7 +9,7 @@
  *
  * Informers: ApiSchemas, MLServices, Services, ReferenceGrants (all namespaces); ConfigMaps
  * in the system namespace labelled `kea.dev/component=api-version` (their `openapi.json`
- * cached deflated, see graph/versions.ts {@link packVersionConfigMap}); and the kinds KEA emits,
+ * cached deflated, see watch/packed.ts {@link packVersionConfigMap}); and the kinds KEA emits,
  * selected by `kea.dev/managed-by=kea`: ConfigMaps cached as metadata only, Deployments as
  * metadata and status, HTTPRoutes as metadata and a slim `status.parents` ({@link slimRoute}:
  * the gateway's verdict, read into the owners' `Programmed` condition, render/route-status.ts);
@@ -19,11 +19,11 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS, MANAGED_BY_VALUE, type ApiSchema, type MLService } from '../../lib/api/types.js';
 import { COMPONENT_API_VERSION } from '../../lib/policy/config.js';
-import type { ClusterSnapshot } from '../model.js';
-import { packVersionConfigMap } from '../graph/versions.js';
-import { RESOURCES, objectKey, type KubeClient } from '../apply/kube.js';
+import type { ClusterSnapshot, RouteParentStatus } from '../model.js';
+import { packVersionConfigMap } from './packed.js';
+import { RESOURCES, type KubeClient } from '../kube/client.js';
+import { objectKey } from '../../lib/kube/objects.js';
 import { Informer, type InformerHealth, type InformerOptions, type InformerSpec } from './informer.js';
-import type { RouteParentStatus } from '../render/route-status.js';
 
 export { Informer, slim, type InformerHealth, type InformerSpec } from './informer.js';
 

@@ -19,7 +19,7 @@
  * Watch opens a new TLS connection per watch (see docs/performance.md, "Controller scale").
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { KubeError, type KubeClient, type ResourceRef } from '../apply/kube.js';
+import { KubeError, type KubeClient, type ResourceRef } from '../kube/client.js';
 
 /** What one informer watches. */
 export interface InformerSpec {

@@ -52,8 +52,8 @@ async function kea(...args: string[]): Promise<{ out: string; err: string; code:
   let err = '';
   const ow = process.stdout.write.bind(process.stdout);
   const ew = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  process.stdout.write = ((s: string) => ((out += s), true));
+  process.stderr.write = ((s: string) => ((err += s), true));
   try {
     await program.parseAsync(['node', 'kea', ...args]);
   } finally {

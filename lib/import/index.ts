@@ -157,7 +157,7 @@ function fixNullUnions(node: unknown, isNameMap = false): void {
     if (rest.length === 1 && isObj(rest[0])) {
       const only: Record<string, unknown> = rest[0];
       if ('$ref' in only) node.allOf = [only];
-      else for (const [k, v] of Object.entries(only) as Array<[string, unknown]>) if (!(k in node)) node[k] = v;
+      else for (const [k, v] of Object.entries<unknown>(only)) if (!(k in node)) node[k] = v;
     } else if (rest.length > 1) node[key] = rest;
   }
   if (node.type === 'null') {
@@ -339,8 +339,8 @@ function pickJson(content: unknown): { media?: string; schema?: JsonSchema; exam
   const media = medias.find((m) => /^application\/json/i.test(m)) ?? medias.find(isJsonMedia);
   const others = medias.filter((m) => m !== media);
   if (!media) return { others };
-  const mt = isObj(content[media]) ? (content[media] as Record<string, unknown>) : {};
-  return { media, schema: isObj(mt.schema) ? (mt.schema as JsonSchema) : undefined, example: mt.example, others };
+  const mt = isObj(content[media]) ? (content[media]) : {};
+  return { media, schema: isObj(mt.schema) ? (mt.schema) : undefined, example: mt.example, others };
 }
 
 function convertOperation(
@@ -392,7 +392,7 @@ function convertOperation(
     }
     const param: Parameter = { name, in: loc as Parameter['in'], required: loc === 'path' ? true : p.required === true };
     if (typeof p.description === 'string') param.description = p.description.slice(0, 4096);
-    if (isObj(p.schema)) param.schema = p.schema as JsonSchema;
+    if (isObj(p.schema)) param.schema = p.schema;
     else if (isObj(p.content)) {
       const j = pickJson(p.content);
       if (j.schema) param.schema = j.schema;

@@ -9,7 +9,7 @@ const gen = (s: ApiSchema) => generateOpenApi(s, { gatewayUrl: 'http://gw.test',
 function one(op: Partial<Operation>, extra: Partial<ApiSchema['spec']> = {}): ApiSchema {
   return api('svc', {
     ...extra,
-    operations: [{ operationId: 'op', method: 'POST', path: '/op', ...op } as Operation],
+    operations: [{ operationId: 'op', method: 'POST', path: '/op', ...op }],
   });
 }
 const body = (schema: Record<string, unknown>, required = true) => ({ requestBody: { schema, required } });

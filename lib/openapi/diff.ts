@@ -127,8 +127,8 @@ class Differ {
     const combOf = (x: SchemaObject) => (x.oneOf ? 'oneOf' : x.anyOf ? 'anyOf' : undefined);
     const co = combOf(o);
     const cn = combOf(n);
-    if (!co && cn && !n.type) return this.variants(dir, cn, { [cn]: [o] } as SchemaObject, n, ptr, where);
-    if (co && !cn && !o.type) return this.variants(dir, co, o, { [co]: [n] } as SchemaObject, ptr, where);
+    if (!co && cn && !n.type) return this.variants(dir, cn, { [cn]: [o] }, n, ptr, where);
+    if (co && !cn && !o.type) return this.variants(dir, co, o, { [co]: [n] }, ptr, where);
 
     const ot = o.type as string | undefined;
     const nt = n.type as string | undefined;

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -76,7 +76,7 @@ describe('curlExample', () => {
   let port = 0;
   const docs: Record<string, any> = {};
   beforeAll(async () => {
-    server = createServer(async (req, res) => {
+    const check = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
       const [, svc, ...rest] = (req.url ?? '').split('?')[0].split('/');
@@ -95,7 +95,8 @@ describe('curlExample', () => {
         if (!v(JSON.parse(Buffer.concat(chunks).toString()))) return void res.writeHead(400).end(JSON.stringify(v.errors));
       }
       res.writeHead(200).end('ok');
-    });
+    };
+    server = createServer((req, res) => void check(req, res).catch((e: Error) => res.writeHead(500).end(e.message)));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     port = (server.address() as AddressInfo).port;
   });

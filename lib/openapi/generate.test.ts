@@ -73,13 +73,13 @@ describe('document contents', () => {
     const grades = gen(VARIED.find((s) => s.metadata.name === 'grades')!);
     expect(codes('post', '/set_grades', grades)).toEqual(['200', '400', '401', '403', '413', '415', '502', '504']);
     expect(codes('get', '/me', grades)).toEqual(['200', '401', '502', '504']);
-    expect((doc.paths['/predict'].post!.responses['413'] as any).$ref).toBe('#/components/responses/PayloadTooLarge');
+    expect((doc.paths['/predict'].post!.responses['413']).$ref).toBe('#/components/responses/PayloadTooLarge');
     const problem = doc.components!.schemas!.Problem as any;
     expect(problem.properties.errors.items.required).toEqual(['in', 'pointer', 'message']);
     expect(doc.components!.responses!.BadRequest).toMatchObject({ content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
     // an operation's own status wins over the gateway's
     const legacy = gen(VARIED.find((s) => s.metadata.name === 'legacy')!);
-    expect((legacy.paths['/v0/predict'].post!.responses['400'] as any).description).toBe('Model-specific error');
+    expect((legacy.paths['/v0/predict'].post!.responses['400']).description).toBe('Model-specific error');
   });
   test('restricted access: scopes on the OIDC requirement, roles in the description and x-kea-access', () => {
     const grades = gen(VARIED.find((s) => s.metadata.name === 'grades')!);

@@ -15,7 +15,8 @@
  *   - root `x-kea`: {@link KeaDocMeta} (service id, basePath, which components are the gateway's);
  *   - operation `x-kea-access`: the effective {@link Access}; `x-kea-cache`: the {@link CachePolicy}.
  */
-import { createHash } from 'node:crypto';
+import { canonicalJson } from '../canonical-json.js';
+import { sha256Hex } from '../hash.js';
 import { OpenApiBuilder } from 'openapi3-ts/oas30';
 import type {
   OpenAPIObject,
@@ -30,6 +31,8 @@ import type {
   SecurityRequirementObject,
 } from 'openapi3-ts/oas30';
 import type { Access, ApiSchema, HttpMethod, JsonSchema, Operation, Parameter } from '../api/types.js';
+import { POLICY_DEFAULTS } from '../policy/config.js';
+import { PROBLEM_CODES, PROBLEM_TYPES, problemTypeUri, type ProblemCode } from '../policy/problems.js';
 import { effectiveOperations } from './inference.js';
 
 export type { OpenAPIObject } from 'openapi3-ts/oas30';
@@ -64,23 +67,21 @@ export const SECURITY_SCHEMES = { oidc: 'oidc', bearer: 'bearerAuth' } as const;
  * as the policy server writes them (policy-server/datapath/problem.ts): `type`
  * `https://kea.dev/problems/<code>`, `title`, `status`, `detail`, stable `code`, `requestId`,
  * and for validation failures `errors[{in, pointer, message}]` (the first 20) and `errorCount`.
+ * Status and title come from the problem registry (lib/policy/problems.ts).
  */
-export const GATEWAY_ERRORS: Record<string, { name: string; code: string; description: string; title: string; detail: string }> = {
-  '400': { name: 'BadRequest', code: 'validation-failed', title: 'Request validation failed', description: 'The request failed validation against this schema; `errors` lists each failing field.', detail: '1 validation error' },
-  '401': { name: 'Unauthorized', code: 'unauthenticated', title: 'Authentication required', description: 'No valid SSO session or bearer token.', detail: 'sign in or send a bearer token' },
-  '403': { name: 'Forbidden', code: 'forbidden', title: 'Forbidden', description: 'Authenticated, but the roles, groups or scopes do not allow this operation.', detail: 'missing a required role' },
-  '413': { name: 'PayloadTooLarge', code: 'payload-too-large', title: 'Request body too large', description: 'The request body exceeds the operation\'s size limit.', detail: 'request body exceeds 1048576 bytes' },
-  '415': { name: 'UnsupportedMediaType', code: 'unsupported-media-type', title: 'Unsupported media type', description: 'The request body\'s Content-Type is not the documented one.', detail: 'expected application/json' },
-  '502': { name: 'BadGateway', code: 'upstream-unavailable', title: 'Upstream unavailable', description: 'The model service could not be reached, or its response broke the schema.', detail: 'upstream connection failed' },
-  '504': { name: 'GatewayTimeout', code: 'upstream-timeout', title: 'Upstream timeout', description: 'The model service did not answer within the operation\'s timeout.', detail: 'upstream timed out after 5000 ms' },
-};
-
-/** Stable problem codes the policy server uses (the last segment of a problem's `type`). */
-export const PROBLEM_CODES = [
-  'validation-failed', 'unsupported-media-type', 'payload-too-large', 'unauthenticated', 'forbidden', 'not-found',
-  'method-not-allowed', 'upstream-unavailable', 'upstream-timeout', 'invalid-upstream-response', 'auth-unavailable',
-  'shutting-down', 'internal',
-];
+export const GATEWAY_ERRORS: Record<string, { name: string; code: ProblemCode; description: string; title: string; detail: string }> = Object.fromEntries(
+  (
+    [
+      ['BadRequest', 'validation-failed', 'The request failed validation against this schema; `errors` lists each failing field.', '1 validation error'],
+      ['Unauthorized', 'unauthenticated', 'No valid SSO session or bearer token.', 'sign in or send a bearer token'],
+      ['Forbidden', 'forbidden', 'Authenticated, but the roles, groups or scopes do not allow this operation.', 'missing a required role'],
+      ['PayloadTooLarge', 'payload-too-large', "The request body exceeds the operation's size limit.", `request body exceeds ${POLICY_DEFAULTS.maxBodyBytes} bytes`],
+      ['UnsupportedMediaType', 'unsupported-media-type', "The request body's Content-Type is not the documented one.", 'expected application/json'],
+      ['BadGateway', 'upstream-unavailable', 'The model service could not be reached, or its response broke the schema.', 'upstream connection failed'],
+      ['GatewayTimeout', 'upstream-timeout', "The model service did not answer within the operation's timeout.", `upstream timed out after ${POLICY_DEFAULTS.timeoutMs} ms`],
+    ] as const
+  ).map(([name, code, description, detail]) => [String(PROBLEM_TYPES[code].status), { name, code, title: PROBLEM_TYPES[code].title, description, detail }]),
+);
 
 const METHOD_ORDER: HttpMethod[] = ['GET', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'HEAD', 'PATCH'];
 
@@ -162,7 +163,7 @@ export function toOas30Schema(input: unknown): SchemaObject | ReferenceObject {
     }
   }
   if (out.type === 'array' && out.items === undefined) out.items = {};
-  return out as SchemaObject;
+  return out;
 }
 
 /** `/` and `` → ``; `/iris/` → `/iris`. */
@@ -384,7 +385,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
   // Components: user schemas (sorted), the Problem schema, used gateway responses, security schemes.
   const schemaNames = [...Object.keys(userSchemas), problemName].sort();
   for (const name of schemaNames) {
-    builder.addSchema(name, name === problemName ? problemSchema() : (toOas30Schema(userSchemas[name]) as SchemaObject));
+    builder.addSchema(name, name === problemName ? problemSchema() : (toOas30Schema(userSchemas[name])));
   }
   const responseNames: string[] = [];
   for (const code of [...usedErrors].sort()) {
@@ -400,7 +401,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
         'application/problem+json': {
           schema: { $ref: `#/components/schemas/${problemName}` },
           example: {
-            type: `https://kea.dev/problems/${e.problem}`,
+            type: problemTypeUri(e.code),
             title: e.title,
             status: Number(e.status),
             detail: e.detail,
@@ -435,7 +436,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
       if (section && Object.keys(section).length === 0) delete c[k];
       else if (section) c[k] = sortKeys(section);
     }
-    doc.components = sortKeys(c as Record<string, Record<string, unknown>>) as OpenAPIObject['components'];
+    doc.components = sortKeys(c as Record<string, Record<string, unknown>>);
   }
   const meta: KeaDocMeta = {
     id,
@@ -463,17 +464,9 @@ export function docBasePath(doc: OpenAPIObject): string {
   }
 }
 
-function stableStringify(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableStringify((v as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
-
-/** sha256 (hex) of the canonical JSON form of a value (keys sorted): stable document digests. */
+/** sha256 (hex) of the canonical JSON form of a value (lib/canonical-json.ts): stable document digests. */
 export function canonicalDigest(v: unknown): string {
-  return createHash('sha256').update(stableStringify(v)).digest('hex');
+  return sha256Hex(canonicalJson(v));
 }
 
 function rewriteRefs(node: unknown, map: Map<string, string>): unknown {
@@ -542,7 +535,7 @@ export function buildCatalog(docs: Array<{ id: string; doc: OpenAPIObject }>, ga
         let to = prefix + name;
         if (sharedList.includes(name)) {
           const existing = components[section]?.[name];
-          if (existing === undefined || stableStringify(existing) === stableStringify(entries[name])) to = name;
+          if (existing === undefined || canonicalJson(existing) === canonicalJson(entries[name])) to = name;
         }
         names.push({ section, from: name, to });
         if (to !== name) refMap.set(`#/components/${section}/${name}`, `#/components/${section}/${to}`);
@@ -602,7 +595,7 @@ export function buildCatalog(docs: Array<{ id: string; doc: OpenAPIObject }>, ga
   const doc = builder.getSpec();
   const comps: Record<string, Record<string, unknown>> = {};
   for (const section of Object.keys(components).sort()) comps[section] = sortKeys(components[section]);
-  doc.components = comps as OpenAPIObject['components'];
+  doc.components = comps;
   if (conflicts.length) doc['x-kea-conflicts'] = conflicts;
   return doc;
 }

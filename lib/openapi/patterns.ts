@@ -242,6 +242,7 @@ export function unsupportedPatterns(schema: unknown): PatternProblem[] {
       out.push({ pointer, pattern, message: err.message });
     }
   };
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- without it tsc cannot type the callback's parameters
   traverse(schema as traverse.SchemaObject, (node, ptr) => {
     if (typeof node.pattern === 'string') check(node.pattern, `${ptr}/pattern`);
     const pp: unknown = node.patternProperties;

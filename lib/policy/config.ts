@@ -14,11 +14,23 @@
  * The policy server watches these ConfigMaps, builds an immutable snapshot (every validator
  * compiled once) and swaps it in atomically; the last good snapshot is also persisted on
  * local disk so a restart with the API server down still serves.
+ *
+ * `policy.json` is versioned ({@link PolicyService.apiVersion}, {@link POLICY_API_VERSION}) and
+ * has a JSON Schema (lib/policy/schema.ts) the policy server validates it with; a version it
+ * does not know is refused, naming both versions. Every decision is the controller's: the
+ * defaults ({@link POLICY_DEFAULTS}), the default operation, and each schema already in the
+ * JSON Schema form ajv compiles (lib/policy/operation.ts); the policy server only compiles.
  */
-import { createHash } from 'node:crypto';
-import type { Access, CachePolicy, HttpMethod, JsonSchema, Parameter } from '../api/types.js';
+import { sha256Prefix } from '../hash.js';
+import type { Access, CachePolicy, HttpMethod, JsonSchema } from '../api/types.js';
 
 export const POLICY_CONFIG_KEY = 'policy.json';
+/**
+ * The `policy.json` format this code writes (controller) and reads (policy server):
+ * {@link PolicyService.apiVersion}. A change that an older policy server would misread gets a
+ * new version; the policy server refuses any version but this one.
+ */
+export const POLICY_API_VERSION = 'policy.kea.dev/v1';
 export const OPENAPI_KEY = 'openapi.json';
 export const COMPONENT_API_CONFIG = 'api-config';
 export const COMPONENT_API_VERSION = 'api-version';
@@ -35,7 +47,40 @@ export const INTERNAL_TOKEN_HEADER = 'x-kea-internal-token';
  */
 export const DEFAULT_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
-/** One operation as enforced in the data path. All schemas are self-contained (components inlined or under `$defs`). */
+/**
+ * The defaults the controller applies to an ApiSchema operation that does not set a field
+ * (neither on the operation nor in `spec.defaults`), as documented on the CRD: access
+ * `authenticated`, timeout `5s` (a Gateway API Duration, GEP-2257; `timeoutMs` is the same in
+ * ms), request body limit 1048576 bytes (1 MiB), response validation `off`, request body media
+ * type `application/json`. The policy server applies none: policy.json carries every value.
+ * Frozen (shared by every caller): copy `access` before handing it out as mutable.
+ */
+export const POLICY_DEFAULTS = Object.freeze({
+  access: Object.freeze({ mode: 'authenticated' } as const satisfies Access),
+  timeout: '5s',
+  timeoutMs: 5000,
+  maxBodyBytes: 1_048_576,
+  responseValidation: 'off',
+  contentType: 'application/json',
+} as const);
+
+/** A parameter as enforced in the data path. */
+export interface PolicyParameter {
+  name: string;
+  in: 'path' | 'query' | 'header';
+  /** Always true for `in: path` (OpenAPI 3.0.3 §4.7.12: path parameters are required). */
+  required: boolean;
+  description?: string;
+  example?: unknown;
+  /** The value's JSON Schema in the form ajv compiles (see {@link PolicyOperation}); absent: any value. */
+  schema?: JsonSchema;
+}
+
+/**
+ * One operation as enforced in the data path. Every schema is self-contained (components
+ * inlined, recursive ones under `$defs`) and already in the JSON Schema form ajv compiles
+ * (draft-07 with ajv's `nullable`; lib/openapi/jsonschema.ts `oas30ToJsonSchema`).
+ */
 export interface PolicyOperation {
   operationId: string;
   method: HttpMethod;
@@ -45,12 +90,12 @@ export interface PolicyOperation {
   upstreamPath: string;
   access: Access;
   cache?: CachePolicy;
-  /** Upstream timeout in ms (default 5000). */
+  /** Upstream timeout in ms, > 0 ({@link POLICY_DEFAULTS} when the ApiSchema sets none). */
   timeoutMs: number;
-  /** Request body limit in bytes (default 1048576). */
+  /** Request body limit in bytes, 1..{@link MAX_OPERATION_BODY_BYTES}. */
   maxBodyBytes: number;
   responseValidation: 'off' | 'log' | 'enforce';
-  parameters: Parameter[];
+  parameters: PolicyParameter[];
   requestBody?: { required: boolean; contentType: string; schema: JsonSchema };
   /** Response schemas by status code (`"200"`, `"default"`), for responseValidation. */
   responses: Record<string, JsonSchema | undefined>;
@@ -58,6 +103,8 @@ export interface PolicyOperation {
 
 /** Everything the policy server needs for one ApiSchema. */
 export interface PolicyService {
+  /** The policy.json format, {@link POLICY_API_VERSION}. */
+  apiVersion: typeof POLICY_API_VERSION;
   /** `<namespace>/<name>` of the ApiSchema. */
   id: string;
   namespace: string;
@@ -75,7 +122,10 @@ export interface PolicyService {
   /** Weighted split currently routed, per revision, in percent (for /router/loadbalancer). */
   traffic: Array<{ revision: string; weight: number }>;
   authorization: { rolesClaim?: string; groupsClaim?: string; scopesClaim?: string };
-  /** The operation /services/{id}/predict maps to (first POST operation named predict*, else first POST). */
+  /**
+   * The operation `/services/{id}/predict` maps to, as the controller decided it
+   * (lib/policy/operation.ts `defaultOperationId`); absent: that path answers 404.
+   */
   defaultOperationId?: string;
   /**
    * Client credential headers (lower-case) the policy server forwards to the backend, from the
@@ -92,13 +142,61 @@ export interface PolicyService {
 }
 
 /**
- * A {@link PolicyOperation} with the documented defaults filled in (access `authenticated`,
- * timeout 5000 ms, body limit 1048576 bytes, response validation `off`, no parameters, no
- * response schemas), for hand-written configurations (tests, benchmarks).
+ * A {@link PolicyOperation} with {@link POLICY_DEFAULTS} filled in (no parameters, no response
+ * schemas; a parameter without `required` is required only `in: path`), for hand-written
+ * configurations (tests, benchmarks), as the controller would write it. Schemas are taken as
+ * given: write them in the JSON Schema form ajv compiles.
  */
-export function policyOperation(o: Partial<PolicyOperation> & Pick<PolicyOperation, 'operationId' | 'method' | 'path' | 'upstreamPath'>): PolicyOperation {
-  return { access: { mode: 'authenticated' }, timeoutMs: 5000, maxBodyBytes: 1048576, responseValidation: 'off', parameters: [], responses: {}, ...o };
+export function policyOperation(
+  o: Partial<Omit<PolicyOperation, 'parameters'>> &
+    Pick<PolicyOperation, 'operationId' | 'method' | 'path' | 'upstreamPath'> & { parameters?: Array<Omit<PolicyParameter, 'required'> & { required?: boolean }> },
+): PolicyOperation {
+  return {
+    access: structuredClone(POLICY_DEFAULTS.access),
+    timeoutMs: POLICY_DEFAULTS.timeoutMs,
+    maxBodyBytes: POLICY_DEFAULTS.maxBodyBytes,
+    responseValidation: POLICY_DEFAULTS.responseValidation,
+    responses: {},
+    ...o,
+    parameters: (o.parameters ?? []).map((p) => ({ ...p, required: p.required ?? p.in === 'path' })),
+  };
 }
+
+const MIB = 1024 * 1024;
+
+/** The largest request body limit an operation may set (bytes, 64 MiB): the CRD's `maxBodyBytes` maximum. */
+export const MAX_OPERATION_BODY_BYTES = 64 * MIB;
+
+/** At least this much (bytes, 8 MiB) above the largest operation limit gets through the gateway to the policy server. */
+export const GATEWAY_BODY_SLACK_BYTES = 8 * MIB;
+
+/**
+ * The gateway's request body cap (nginx `client_max_body_size`, bytes) for the largest
+ * operation limit `largest` (bytes): `largest + max(largest, GATEWAY_BODY_SLACK_BYTES)`,
+ * rounded up to a whole MiB. A body over an operation's limit but under the cap reaches the
+ * policy server, which answers 413 `application/problem+json`; only a body over the cap gets
+ * nginx's own 413 page.
+ */
+export function gatewayBodyCapBytes(largest: number): number {
+  return Math.ceil((largest + Math.max(largest, GATEWAY_BODY_SLACK_BYTES)) / MIB) * MIB;
+}
+
+/**
+ * {@link gatewayBodyCapBytes} as an NGF Size (`^\d{1,4}(k|m|g)?$`, whole MiB), the
+ * ClientSettingsPolicy `body.maxSize` the controller renders: 1 MiB → `9m`, 8 MiB → `16m`,
+ * 64 MiB → `128m`.
+ */
+export function gatewayBodyMaxSize(largest: number): string {
+  return `${gatewayBodyCapBytes(largest) / MIB}m`;
+}
+
+/**
+ * Largest declared request body (bytes, 128 MiB) the policy server reads and discards before
+ * its 413, so the connection under the gateway stays open: the gateway's cap for the largest
+ * limit an operation may set ({@link gatewayBodyCapBytes} of {@link MAX_OPERATION_BODY_BYTES}).
+ * No body over it can come through the gateway.
+ */
+export const MAX_DRAINED_BODY_BYTES = gatewayBodyCapBytes(MAX_OPERATION_BODY_BYTES);
 
 /** Longest Kubernetes object name (a DNS-1123 subdomain, RFC 1123), in characters. */
 const MAX_OBJECT_NAME = 253;
@@ -110,7 +208,7 @@ const MAX_OBJECT_NAME = 253;
  * name, so the hashed text is unambiguous.
  */
 export function apiSchemaNameHash(namespace: string, name: string): string {
-  return createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 8);
+  return sha256Prefix(`${namespace}/${name}`, 8);
 }
 
 /**

@@ -363,7 +363,7 @@ function routeOperations(
   // Path template: strip Starlette convertors ({x:path} → {x}).
   let path = mount.prefix + rawPath;
   path = path.replace(/\{([A-Za-z_][A-Za-z0-9_]*):([a-z]+)\}/g, (_m, name: string, conv: string) => {
-    reporter.add(file, pathNode!, conv === 'path' ? 'warning' : 'info', `path convertor {${name}:${conv}} is published as {${name}}${conv === 'path' ? ' (a single path segment at the gateway)' : ''}`);
+    reporter.add(file, pathNode, conv === 'path' ? 'warning' : 'info', `path convertor {${name}:${conv}} is published as {${name}}${conv === 'path' ? ' (a single path segment at the gateway)' : ''}`);
     return `{${name}}`;
   });
   const pathParams = [...path.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1]);

@@ -10,7 +10,7 @@ import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { AuthError } from './errors.js';
-import type { AuthConfig, Authenticator, Identity } from './index.js';
+import type { AuthConfig, Authenticator, Identity } from './types.js';
 import { BearerVerifier, CLIENT_SUBJECT_PREFIX } from './bearer.js';
 import { Sealer, serializeCookie, readCookie, type SessionData, type LoginTx } from './session.js';
 import { safeReturnTo } from './redirect.js';
@@ -179,7 +179,7 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
   const refreshing = new Map<string, Promise<SessionEntry>>();
 
   function identityOf(d: SessionData, setCookie?: string): Identity {
-    const id: Identity = { subject: d.sub, kind: 'user', claims: Object.freeze({ ...d.claims }) as Record<string, unknown>, via: 'session' };
+    const id: Identity = { subject: d.sub, kind: 'user', claims: Object.freeze({ ...d.claims }), via: 'session' };
     if (setCookie) id.setCookie = setCookie;
     return Object.freeze(id);
   }
@@ -195,7 +195,7 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
 
   function newSession(tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers, prev?: SessionData): SessionData {
     const claims = sessionClaims(tokens);
-    const sub = (tokens.claims()?.sub as string | undefined) ?? prev?.sub;
+    const sub = (tokens.claims()?.sub) ?? prev?.sub;
     if (!sub) throw new Error('token response has no ID token subject');
     // Subjects with this prefix name machine clients (bearer.ts): a user may not take one.
     if (sub.startsWith(CLIENT_SUBJECT_PREFIX)) throw new Error(`ID token subject uses the reserved prefix ${CLIENT_SUBJECT_PREFIX}`);

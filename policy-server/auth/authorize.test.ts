@@ -17,9 +17,9 @@ describe('authorize: the grades matrix', () => {
     ['teacher', teacher, setGrades, 'allow'],
     ['anonymous', null, getGrades, 'unauthenticated'],
     ['anonymous', null, setGrades, 'unauthenticated'],
-    ['anonymous', null, { mode: 'public' } as Access, 'allow'],
-    ['anonymous', null, { mode: 'authenticated' } as Access, 'unauthenticated'],
-    ['student', student, { mode: 'authenticated' } as Access, 'allow'],
+    ['anonymous', null, { mode: 'public' }, 'allow'],
+    ['anonymous', null, { mode: 'authenticated' }, 'unauthenticated'],
+    ['student', student, { mode: 'authenticated' }, 'allow'],
   ] as const)('%s on %j → %s', (_n, who, access, want) => {
     expect(authorize(who, access, {})).toBe(want);
   });

@@ -4,7 +4,7 @@
  * upstream receives.
  */
 import type { Access } from '../../lib/api/types.js';
-import type { ClaimPaths, Identity } from './index.js';
+import type { ClaimPaths, Identity } from './types.js';
 
 /** Header names carrying the identity upstream. Strip client-sent copies of every one of these. */
 export const IDENTITY_HEADERS = ['x-kea-user', 'x-kea-roles', 'x-kea-groups', 'x-kea-scopes', 'x-kea-auth'] as const;

@@ -9,7 +9,7 @@ import { hash } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { AuthError } from './errors.js';
-import type { Identity } from './index.js';
+import type { Identity } from './types.js';
 
 /**
  * Prefix of the `Identity.subject` of a machine client (client-credentials token). A user
@@ -134,7 +134,7 @@ export class BearerVerifier {
     }
     const who = bearerSubject(payload);
     if ('error' in who) throw this.fail('invalid_token', who.error);
-    const identity: Identity = Object.freeze({ subject: who.subject, kind: who.kind, claims: Object.freeze({ ...payload }) as Record<string, unknown>, via: 'bearer' as const });
+    const identity: Identity = Object.freeze({ subject: who.subject, kind: who.kind, claims: Object.freeze({ ...payload }), via: 'bearer' as const });
     const expMs = (payload.exp as number) * 1000;
     const ttl = Math.min(expMs - Date.now(), MAX_CACHE_TTL_MS);
     if (ttl > 0) this.cache.set(key, { identity, expMs: Date.now() + ttl });

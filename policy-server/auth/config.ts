@@ -19,7 +19,7 @@
  * | `KEA_ALLOWED_RETURN_HOSTS` (comma-separated host[:port]) | allowedReturnHosts | |
  * | `KEA_POST_LOGOUT_REDIRECT_URI` | postLogoutRedirectUri | gateway root |
  */
-import type { AuthConfig } from './index.js';
+import type { AuthConfig } from './types.js';
 
 const list = (v: string | undefined): string[] | undefined =>
   v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);

@@ -1,7 +1,8 @@
 /**
  * Request body handling for the data path: bounded reading, a structural guard of the parsed
  * value (depth, prototype-pollution keys: checked on the parsed keys, never on raw bytes, so a
- * JSON escape such as `"\u005f_proto__"` cannot hide a key), and canonical JSON for cache keys.
+ * JSON escape such as `"\u005f_proto__"` cannot hide a key); canonical JSON for cache keys is
+ * lib/canonical-json.ts.
  */
 import type { IncomingMessage } from 'node:http';
 
@@ -162,8 +163,6 @@ export function guardJson(value: unknown, maxDepth: number): 'depth' | 'key' | u
   return result;
 }
 
-const hasOwn = Object.prototype.hasOwnProperty;
-
 /**
  * Finds prototype-pollution shapes in parsed JSON: any `__proto__` key, or a `constructor` /
  * `prototype` key whose value is an object (`{"constructor": {"prototype": {...}}}`). Walks
@@ -188,40 +187,6 @@ export function findPollution(value: unknown): string | undefined {
     }
   }
   return undefined;
-}
-
-/**
- * Canonical JSON (keys sorted by UTF-16 code units, no whitespace; arrays keep order), so two
- * bodies that differ only in key order or spacing give the same cache key. Recursion depth is
- * bounded by the caller's {@link jsonDepth} guard.
- */
-export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) {
-    // Arrays of primitives (feature vectors, tensors) are already canonical: one native call.
-    let flat = true;
-    for (let i = 0; i < v.length; i++) {
-      const e = v[i];
-      if (e !== null && typeof e === 'object') {
-        flat = false;
-        break;
-      }
-    }
-    if (flat) return JSON.stringify(v);
-    let s = '[';
-    for (let i = 0; i < v.length; i++) s += (i ? ',' : '') + canonicalJson(v[i]);
-    return s + ']';
-  }
-  const o = v as Record<string, unknown>;
-  const keys = Object.keys(o).sort();
-  let s = '{';
-  let first = true;
-  for (const k of keys) {
-    if (!hasOwn.call(o, k)) continue;
-    s += (first ? '' : ',') + JSON.stringify(k) + ':' + canonicalJson(o[k]);
-    first = false;
-  }
-  return s + '}';
 }
 
 /**

@@ -23,7 +23,7 @@ function table(names: readonly string[]): Record<string, true> {
 export const OVERRIDE_HEADERS = ['x-http-method-override', 'x-method-override', 'x-http-method', 'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method'] as const;
 
 /**
- * Forwarding fields whose client copies are untrusted. The gateway (nginx/NGF, Traefik) sets
+ * Forwarding fields whose client copies are untrusted. The gateway (NGF's nginx) sets
  * its own `X-Forwarded-Proto`/`-Host`/`-Port` and `X-Real-IP` on each hop, including the hop
  * from the policy server through the internal listener to the backend; a copy that reaches
  * the policy server may have been written by the client, so it is dropped rather than passed

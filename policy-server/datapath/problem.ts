@@ -11,27 +11,7 @@
  * body (`in: "response"`); pointers and messages longer than 256 characters are clipped (`…`).
  */
 import type { ServerResponse } from 'node:http';
-
-/** Stable problem codes (the last segment of `type`). */
-export type ProblemCode =
-  | 'validation-failed'
-  | 'unsupported-media-type'
-  | 'payload-too-large'
-  | 'header-too-large'
-  | 'request-timeout'
-  | 'unauthenticated'
-  | 'forbidden'
-  | 'not-found'
-  | 'method-not-allowed'
-  | 'upstream-unavailable'
-  | 'upstream-timeout'
-  | 'upstream-busy'
-  | 'server-busy'
-  | 'invalid-upstream-response'
-  | 'auth-unavailable'
-  | 'shutting-down'
-  | 'cluster-incomplete'
-  | 'internal';
+import { PROBLEM_TYPES, problemTypeUri, type ProblemCode } from '../../lib/policy/problems.js';
 
 /** One failing location. */
 export interface FieldError {
@@ -40,49 +20,6 @@ export interface FieldError {
   pointer: string;
   message: string;
 }
-
-const TITLES: Record<ProblemCode, string> = {
-  'validation-failed': 'Request validation failed',
-  'unsupported-media-type': 'Unsupported media type',
-  'payload-too-large': 'Request body too large',
-  'header-too-large': 'Request line or header fields too large',
-  'request-timeout': 'Request not received in time',
-  unauthenticated: 'Authentication required',
-  forbidden: 'Forbidden',
-  'not-found': 'Not found',
-  'method-not-allowed': 'Method not allowed',
-  'upstream-unavailable': 'Upstream unavailable',
-  'upstream-timeout': 'Upstream timeout',
-  'upstream-busy': 'Too many requests in flight to this service',
-  'server-busy': 'Too many request bodies being received',
-  'invalid-upstream-response': 'Upstream response does not match the API schema',
-  'auth-unavailable': 'Authentication temporarily unavailable',
-  'shutting-down': 'Server is shutting down',
-  'cluster-incomplete': 'Not every worker process answered',
-  internal: 'Internal error',
-};
-
-/** HTTP status for each code. */
-export const PROBLEM_STATUS: Record<ProblemCode, number> = {
-  'validation-failed': 400,
-  'unsupported-media-type': 415,
-  'payload-too-large': 413,
-  'header-too-large': 431,
-  'request-timeout': 408,
-  unauthenticated: 401,
-  forbidden: 403,
-  'not-found': 404,
-  'method-not-allowed': 405,
-  'upstream-unavailable': 502,
-  'upstream-timeout': 504,
-  'upstream-busy': 503,
-  'server-busy': 503,
-  'invalid-upstream-response': 502,
-  'auth-unavailable': 503,
-  'shutting-down': 503,
-  'cluster-incomplete': 503,
-  internal: 500,
-};
 
 /** The JSON body of a problem response. */
 export interface ProblemBody {
@@ -98,9 +35,10 @@ export interface ProblemBody {
   [k: string]: unknown;
 }
 
-/** Builds a problem body. */
+/** Builds a problem body: `type`, `title` and `status` from the registry (lib/policy/problems.ts). */
 export function problem(code: ProblemCode, detail?: string, extra?: Record<string, unknown>): ProblemBody {
-  const body: ProblemBody = { type: `https://kea.dev/problems/${code}`, title: TITLES[code], status: PROBLEM_STATUS[code], detail, code, ...extra };
+  const t = PROBLEM_TYPES[code];
+  const body: ProblemBody = { type: problemTypeUri(code), title: t.title, status: t.status, detail, code, ...extra };
   // `errors` lists the first failures only (params.ts FieldErrorList); `errorCount` says how many.
   if (Array.isArray(body.errors) && body.errorCount === undefined) body.errorCount = (body.errors as { total?: number }).total ?? body.errors.length;
   return body;

@@ -8,6 +8,12 @@
  * `x-kea-operation` key (`<ns>/<name>/<operationId>`) and by method + path template, and
  * every ajv validator compiled (parameters, JSON request body, responses).
  *
+ * Every `policy.json` is checked first against its JSON Schema and version
+ * (lib/policy/schema.ts `checkPolicyService`): a version this server does not read is refused
+ * with a message naming both versions. The controller has decided everything a policy.json
+ * carries (defaults, the default operation, every schema in the JSON Schema form ajv compiles:
+ * lib/policy/operation.ts), so the builder only compiles; it applies no defaults of its own.
+ *
  * Each service gets its own pair of Ajv instances (ajv's compiled-schema cache is keyed by
  * object identity and `removeSchema` does not free generated code, so validators must not
  * share an Ajv across configuration versions). A service whose source text is unchanged since
@@ -15,18 +21,21 @@
  * whose config is malformed or whose schemas do not compile keeps its previous compiled
  * version (if any) and is reported in {@link Snapshot.errors}.
  */
-import { createHash } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import type { CachePolicy, JsonSchema, Parameter } from '../../lib/api/types.js';
+import type { CachePolicy, JsonSchema } from '../../lib/api/types.js';
+import { sha256Hex } from '../../lib/hash.js';
 import {
   COMPONENT_API_CONFIG,
   COMPONENT_API_VERSION,
   OPENAPI_KEY,
   POLICY_CONFIG_KEY,
   type PolicyOperation,
+  type PolicyParameter,
   type PolicyService,
 } from '../../lib/policy/config.js';
+import { checkPolicyService } from '../../lib/policy/schema.js';
+import { newestPerDigest, versionFields, versionOwnerId } from '../../lib/policy/versions.js';
 import { closedDepth } from './schema-bound.js';
 import { assertLinearPatterns, linearRegExp } from '../../lib/openapi/patterns.js';
 import { compileTemplate, PathRouter, templateParam, templateParams, type PathTemplate } from './path-router.js';
@@ -173,38 +182,6 @@ export function isJsonMediaType(mt: string): boolean {
   return JSON_TYPE.test(mt);
 }
 
-/**
- * Converts OpenAPI 3.0 Schema Object idioms that draft-07 ajv rejects (without mutating the
- * input): boolean `exclusiveMinimum`/`exclusiveMaximum` (draft-04 style) become numeric
- * bounds; `nullable` without `type` is dropped (it has no effect there).
- */
-export function normalizeSchema(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(normalizeSchema);
-  if (schema === null || typeof schema !== 'object') return schema;
-  const src = schema as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(src)) {
-    if (k === 'example' || k === 'xml' || k === 'externalDocs') {
-      out[k] = src[k]; // annotations: keep verbatim, never walk
-      continue;
-    }
-    out[k] = normalizeSchema(src[k]);
-  }
-  for (const [ex, bound] of [
-    ['exclusiveMinimum', 'minimum'],
-    ['exclusiveMaximum', 'maximum'],
-  ] as const) {
-    if (typeof out[ex] === 'boolean') {
-      if (out[ex] === true && typeof out[bound] === 'number') {
-        out[ex] = out[bound];
-        delete out[bound];
-      } else delete out[ex];
-    }
-  }
-  if ('nullable' in out && out.type === undefined) delete out.nullable;
-  return out;
-}
-
 function newAjv(coerce: boolean, allErrors = true): Ajv {
   const ajv = new Ajv({
     allErrors,
@@ -221,36 +198,11 @@ function newAjv(coerce: boolean, allErrors = true): Ajv {
   return ajv;
 }
 
-const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
-
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** Structural check of a parsed `policy.json`; throws with a precise message. */
-function checkPolicyService(p: unknown): asserts p is PolicyService {
-  if (!isObject(p)) throw new Error('policy.json: not a JSON object');
-  for (const k of ['id', 'namespace', 'name', 'configVersion'] as const) {
-    if (typeof p[k] !== 'string' || !(p[k] as string)) throw new Error(`policy.json: ${k} must be a non-empty string`);
-  }
-  if (p.id !== `${p.namespace}/${p.name}`) throw new Error(`policy.json: id must be "<namespace>/<name>"`);
-  if (!isObject(p.upstream) || typeof p.upstream.host !== 'string') throw new Error('policy.json: upstream.host must be a string');
-  if (!Array.isArray(p.operations)) throw new Error('policy.json: operations must be an array');
-  if (p.traffic !== undefined && !Array.isArray(p.traffic)) throw new Error('policy.json: traffic must be an array');
-  p.operations.forEach((op: unknown, i: number) => {
-    if (!isObject(op)) throw new Error(`policy.json: operations[${i}] is not an object`);
-    for (const k of ['operationId', 'method', 'path', 'upstreamPath'] as const) {
-      if (typeof op[k] !== 'string' || !(op[k] as string)) throw new Error(`policy.json: operations[${i}].${k} must be a non-empty string`);
-    }
-    if (!isObject(op.access)) throw new Error(`policy.json: operations[${i}].access must be an object`);
-    if (!(op.path as string).startsWith('/')) throw new Error(`policy.json: operations[${i}].path must start with "/"`);
-    if (op.parameters !== undefined && !Array.isArray(op.parameters)) {
-      throw new Error(`policy.json: operations[${i}].parameters must be an array`);
-    }
-  });
-}
-
-function compileParams(ajv: Ajv, params: Parameter[], pathNames: string[]): ValidateFunction | undefined {
+function compileParams(ajv: Ajv, params: readonly PolicyParameter[], pathNames: string[]): ValidateFunction | undefined {
   if (params.length === 0) return undefined;
   const loc = (where: 'path' | 'query' | 'header') => {
     const properties: Record<string, unknown> = {};
@@ -258,8 +210,8 @@ function compileParams(ajv: Ajv, params: Parameter[], pathNames: string[]): Vali
     for (const p of params) {
       if (p.in !== where) continue;
       const name = where === 'header' ? p.name.toLowerCase() : p.name;
-      properties[name] = normalizeSchema(p.schema ?? {});
-      if (p.required || where === 'path') required.push(name);
+      properties[name] = p.schema ?? {};
+      if (p.required) required.push(name);
     }
     return { type: 'object', properties, required };
   };
@@ -284,40 +236,38 @@ function compileOperation(
 ): CompiledOperation {
   // Body validators stop at the first error (bodyAjv); the all-errors twin explains a failure.
   const compileBody = (schema: JsonSchema) => Object.assign(bodyAjv.compile(schema), { explain: explainAjv.compile(schema) });
-  const parameters = (op.parameters ?? []).filter((p) => p && (p.in === 'path' || p.in === 'query' || p.in === 'header'));
+  const parameters = op.parameters;
   const pathParamNames = templateParams(op.path);
   // A pattern RE2 cannot run is a config error naming its JSON pointer (ajv's error names none).
   for (const p of parameters) assertLinearPatterns(p.schema, `${p.in} parameter "${p.name}" schema`);
   assertLinearPatterns(op.requestBody?.schema, 'requestBody.schema');
-  for (const [status, schema] of Object.entries(op.responses ?? {})) assertLinearPatterns(schema, `responses.${status}.schema`);
-  const toCompiled = (p: Parameter): CompiledParam => ({
+  for (const [status, schema] of Object.entries(op.responses)) assertLinearPatterns(schema, `responses.${status}.schema`);
+  const toCompiled = (p: PolicyParameter): CompiledParam => ({
     name: p.in === 'header' ? p.name.toLowerCase() : p.name,
     in: p.in,
-    required: !!p.required || p.in === 'path',
+    required: p.required,
     isArray: isObject(p.schema) && p.schema.type === 'array',
   });
   let body: CompiledOperation['body'];
   if (op.requestBody) {
-    const mediaType = mediaTypeOf(op.requestBody.contentType || 'application/json');
+    const mediaType = mediaTypeOf(op.requestBody.contentType);
     const isJson = isJsonMediaType(mediaType);
-    const schema = isJson && op.requestBody.schema ? normalizeSchema(op.requestBody.schema) : undefined;
+    const schema = isJson ? op.requestBody.schema : undefined;
     body = {
       mediaType,
       isJson,
-      required: !!op.requestBody.required,
-      validate: schema ? compileBody(schema as JsonSchema) : undefined,
+      required: op.requestBody.required,
+      validate: schema ? compileBody(schema) : undefined,
       closedDepth: schema ? closedDepth(schema) : undefined,
     };
   }
   let responseValidators: Map<string, ValidateFunction & { explain: ValidateFunction }> | undefined;
-  if (op.responseValidation && op.responseValidation !== 'off') {
+  if (op.responseValidation !== 'off') {
     responseValidators = new Map();
-    for (const [status, schema] of Object.entries(op.responses ?? {})) {
-      if (schema) responseValidators.set(status.toUpperCase(), compileBody(normalizeSchema(schema) as JsonSchema));
+    for (const [status, schema] of Object.entries(op.responses)) {
+      if (schema) responseValidators.set(status.toUpperCase(), compileBody(schema));
     }
   }
-  const timeoutMs = Number.isFinite(op.timeoutMs) && op.timeoutMs > 0 ? op.timeoutMs : 5000;
-  const maxBodyBytes = Number.isFinite(op.maxBodyBytes) && op.maxBodyBytes > 0 ? op.maxBodyBytes : 1048576;
   const compiled: CompiledOperation = {
     key: `${svc.id}/${op.operationId}`,
     get service(): CompiledService {
@@ -337,9 +287,9 @@ function compileOperation(
     validateParams: compileParams(paramAjv, parameters, pathParamNames),
     body,
     responseValidators,
-    cache: op.cache && op.cache.ttlSeconds > 0 ? op.cache : undefined,
-    timeoutMs,
-    maxBodyBytes,
+    cache: op.cache,
+    timeoutMs: op.timeoutMs,
+    maxBodyBytes: op.maxBodyBytes,
   };
   return compiled;
 }
@@ -355,6 +305,7 @@ export function compileService(cm: SourceConfigMap): CompiledService {
     throw new Error(`${POLICY_CONFIG_KEY}: invalid JSON: ${(err as Error).message}`);
   }
   checkPolicyService(def);
+  if (def.id !== `${def.namespace}/${def.name}`) throw new Error('policy.json: /id must be "<namespace>/<name>"');
   let openapi: Record<string, unknown> | undefined;
   const openapiText = cm.data[OPENAPI_KEY];
   if (typeof openapiText === 'string' && openapiText.trim()) {
@@ -379,17 +330,18 @@ export function compileService(cm: SourceConfigMap): CompiledService {
       throw new Error(`operation "${op.operationId}": ${(err as Error).message}`);
     }
   }
-  const defaultOperation =
-    (def.defaultOperationId ? operations.get(def.defaultOperationId) : undefined) ??
-    [...operations.values()].find((o) => o.method === 'POST' && /^predict/i.test(o.def.operationId)) ??
-    [...operations.values()].find((o) => o.method === 'POST');
+  // The controller decided it (lib/policy/operation.ts defaultOperationId); it must exist. A
+  // passthrough service enforces nothing: its operations and default operation are not used.
+  const defaultId = def.mode === 'passthrough' ? undefined : def.defaultOperationId;
+  const defaultOperation = defaultId === undefined ? undefined : operations.get(defaultId);
+  if (defaultId !== undefined && !defaultOperation) throw new Error(`policy.json: /defaultOperationId "${defaultId}" is not an operation of this service`);
   const svc: CompiledService = {
     id: def.id,
     def,
     operations,
     defaultOperation,
     openapi,
-    sourceDigest: sha256(`${policyText}\n${openapiText ?? ''}`),
+    sourceDigest: sha256Hex(`${policyText}\n${openapiText ?? ''}`),
     configMap: cm.name,
     sourceConfigMap: cm,
   };
@@ -398,41 +350,21 @@ export function compileService(cm: SourceConfigMap): CompiledService {
 }
 
 /**
- * Reads one `api-version` ConfigMap. Accepted shape (lenient, so the controller may evolve):
- * the OpenAPI document under `openapi.json`; the service id (`<ns>/<name>`) from annotation
- * `kea.dev/api-schema` (as on the api-config ConfigMap) or `kea.dev/api`, data `service`, or
- * the owner label `kea.dev/owner: ApiSchema.<ns>.<name>`; version from
- * data `version` / annotation `kea.dev/version` / `info.version`; digest from data `digest` /
- * annotation `kea.dev/digest` / sha256 of the document text; publishedAt from data
- * `publishedAt` / annotation `kea.dev/published-at` / creationTimestamp.
+ * Reads one `api-version` ConfigMap: the OpenAPI document under `openapi.json` (a JSON object),
+ * the service it belongs to, its version, digest and publication time, by the rules the
+ * controller reads them with too (lib/policy/versions.ts `versionOwnerId`, `versionFields`).
+ * @throws Error when `openapi.json` is missing or not a JSON object, or nothing says which
+ *   service the version belongs to.
  */
 export function parseVersionConfigMap(cm: SourceConfigMap): { serviceId: string; entry: VersionEntry } {
   const text = cm.data[OPENAPI_KEY];
   if (typeof text !== 'string') throw new Error(`missing key ${OPENAPI_KEY}`);
   const openapi: unknown = JSON.parse(text);
   if (!isObject(openapi)) throw new Error(`${OPENAPI_KEY}: not a JSON object`);
-  const a = cm.annotations;
-  const l = cm.labels;
-  const info = isObject(openapi.info) ? openapi.info : {};
-  const xKea = isObject(openapi['x-kea']) ? (openapi['x-kea'] as Record<string, unknown>) : {};
-  const owner = l['kea.dev/owner'];
-  const ownerMatch = owner ? /^ApiSchema\.([a-z0-9-]+)\.(.+)$/.exec(owner) : null;
-  const serviceId =
-    a['kea.dev/api-schema'] ??
-    a['kea.dev/api'] ??
-    cm.data.service ??
-    (typeof xKea.service === 'string' ? xKea.service : undefined) ??
-    (ownerMatch && !/-[0-9a-f]{10}$/.test(owner!) ? `${ownerMatch[1]}/${ownerMatch[2]}` : undefined);
-  if (!serviceId) throw new Error('cannot tell which API this version belongs to (annotation kea.dev/api)');
-  return {
-    serviceId,
-    entry: {
-      version: cm.data.version ?? a['kea.dev/version'] ?? (typeof info.version === 'string' ? info.version : '0'),
-      digest: cm.data.digest ?? a['kea.dev/digest'] ?? sha256(text),
-      publishedAt: cm.data.publishedAt ?? a['kea.dev/published-at'] ?? cm.creationTimestamp ?? new Date(0).toISOString(),
-      openapi,
-    },
-  };
+  const meta = { annotations: cm.annotations, labels: cm.labels, creationTimestamp: cm.creationTimestamp };
+  const serviceId = versionOwnerId(meta);
+  if (!serviceId) throw new Error('cannot tell which API this version belongs to (annotation kea.dev/api-schema)');
+  return { serviceId, entry: { ...versionFields(meta, () => text), openapi } };
 }
 
 /**
@@ -447,7 +379,7 @@ export function buildSnapshot(source: readonly SourceConfigMap[], previous?: Sna
   for (const s of previous?.services.values() ?? []) prevByConfigMap.set(s.configMap, s);
   const services = new Map<string, CompiledService>();
   const errors: SnapshotError[] = [];
-  const versionsMut = new Map<string, VersionEntry[]>();
+  const versionsMut = new Map<string, Array<{ name: string; digest: string; publishedAt: string; entry: VersionEntry }>>();
   const good: SourceConfigMap[] = [];
   const sorted = [...source].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const cm of sorted) {
@@ -456,7 +388,7 @@ export function buildSnapshot(source: readonly SourceConfigMap[], previous?: Sna
       try {
         const { serviceId, entry } = parseVersionConfigMap(cm);
         const list = versionsMut.get(serviceId) ?? [];
-        if (!list.some((v) => v.digest === entry.digest)) list.push(entry);
+        list.push({ name: cm.name, digest: entry.digest, publishedAt: entry.publishedAt, entry });
         versionsMut.set(serviceId, list);
         good.push(cm);
       } catch (err) {
@@ -466,7 +398,7 @@ export function buildSnapshot(source: readonly SourceConfigMap[], previous?: Sna
     }
     if (component !== COMPONENT_API_CONFIG && component !== undefined) continue;
     const prev = prevByConfigMap.get(cm.name);
-    const digest = sha256(`${cm.data[POLICY_CONFIG_KEY] ?? ''}\n${cm.data[OPENAPI_KEY] ?? ''}`);
+    const digest = sha256Hex(`${cm.data[POLICY_CONFIG_KEY] ?? ''}\n${cm.data[OPENAPI_KEY] ?? ''}`);
     let svc: CompiledService | undefined;
     if (prev && prev.sourceDigest === digest) svc = prev;
     else {
@@ -501,10 +433,8 @@ export function buildSnapshot(source: readonly SourceConfigMap[], previous?: Sna
     }
   }
   const versions = new Map<string, readonly VersionEntry[]>();
-  for (const [id, list] of versionsMut) {
-    list.sort((a, b) => (a.publishedAt < b.publishedAt ? 1 : a.publishedAt > b.publishedAt ? -1 : 0));
-    versions.set(id, list);
-  }
+  // Newest first, one per digest, ordered as the controller orders its history.
+  for (const [id, list] of versionsMut) versions.set(id, newestPerDigest(list).map((v) => v.entry));
   return {
     generation: ++generationCounter,
     builtAt: Date.now(),

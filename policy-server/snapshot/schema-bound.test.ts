@@ -1,6 +1,6 @@
 /** Unit test of the closed-schema analysis (pure logic). */
 import { closedDepth } from './schema-bound.js';
-import { normalizeSchema } from './build.js';
+import { oas30ToJsonSchema } from '../../lib/openapi/jsonschema.js';
 
 const matrix = { type: 'array', items: { type: 'array', items: { type: 'number' } } };
 
@@ -9,7 +9,7 @@ test.each([
   ['a nullable primitive list', { type: ['string', 'null'] }, 0],
   ['an array of arrays of numbers', matrix, 2],
   ['a closed object', { type: 'object', additionalProperties: false, properties: { a: { type: 'integer' }, m: matrix } }, 3],
-  ['the bench/iris body', normalizeSchema({ type: 'object', required: ['features'], additionalProperties: false, properties: { model: { type: 'string' }, options: { type: 'object', additionalProperties: false, properties: { explain: { type: 'boolean' } } }, features: matrix } }), 3],
+  ['the bench/iris body', oas30ToJsonSchema({ type: 'object', required: ['features'], additionalProperties: false, properties: { model: { type: 'string' }, options: { type: 'object', additionalProperties: false, properties: { explain: { type: 'boolean' } } }, features: matrix } }), 3],
   ['a local $ref', { type: 'object', additionalProperties: false, properties: { m: { $ref: '#/definitions/M' } }, definitions: { M: matrix } }, 3],
   ['allOf with one closed branch', { allOf: [{ type: 'object' }, { type: 'object', additionalProperties: false, properties: {} }] }, 1],
   ['anyOf of closed branches', { anyOf: [{ type: 'string' }, matrix] }, 2],

@@ -1,7 +1,7 @@
 /**
- * Static analysis of a request-body JSON Schema (draft-07 as compiled by ajv, after
- * {@link normalizeSchema}): does every value the schema accepts have bounded nesting and no
- * key that prototype pollution uses? When it does, a value that passes the schema needs no
+ * Static analysis of a request-body JSON Schema (draft-07 as compiled by ajv, as the controller
+ * writes it into policy.json: lib/openapi/jsonschema.ts `oas30ToJsonSchema`): does every value
+ * the schema accepts have bounded nesting and no key that prototype pollution uses? When it does, a value that passes the schema needs no
  * separate depth / key walk (policy-server/datapath/body.ts `guardJson`), which is then run
  * only to explain a rejection.
  *
@@ -100,7 +100,7 @@ function literalDepth(v: unknown): number {
   if (v === null || typeof v !== 'object') return 0;
   let d = 0;
   if (!Array.isArray(v)) for (const k of Object.keys(v)) if (POLLUTION_KEYS.has(k)) return OPEN;
-  for (const x of Object.values(v as object)) d = Math.max(d, literalDepth(x));
+  for (const x of Object.values(v)) d = Math.max(d, literalDepth(x));
   return 1 + d;
 }
 

@@ -10,7 +10,10 @@ import { matchOperationPath } from '../server.js';
 import { FileSource } from '../sources/file.js';
 import type { ConfigSource } from '../sources/types.js';
 import { configMapsFor, irisService, schoolService, writeConfigDir } from '../testing/fixtures.js';
-import { buildSnapshot, normalizeSchema, type SourceConfigMap } from './build.js';
+import { PassThrough } from 'node:stream';
+import { createLogger, flushLogs } from '../../lib/log.js';
+import { POLICY_API_VERSION } from '../../lib/policy/config.js';
+import { buildSnapshot, type SourceConfigMap } from './build.js';
 import { PathRouter } from './path-router.js';
 import { SnapshotStore } from './store.js';
 
@@ -57,18 +60,84 @@ describe('buildSnapshot', () => {
     expect(buildSnapshot(cms).services.size).toBe(0);
   });
 
-  test('structural checks name the field', () => {
-    const cm = configMapsFor(irisService())[0];
-    const p = JSON.parse(cm.data['policy.json']) as Record<string, unknown>;
-    delete p.upstream;
-    cm.data['policy.json'] = JSON.stringify(p);
-    expect(buildSnapshot([cm]).errors[0].message).toBe('policy.json: upstream.host must be a string');
+  test('policy.json is checked against its JSON Schema; the message names the field', () => {
+    const withPolicy = (edit: (p: Record<string, unknown>) => void): SourceConfigMap => {
+      const cm = configMapsFor(irisService())[0];
+      const p = JSON.parse(cm.data['policy.json']) as Record<string, unknown>;
+      edit(p);
+      cm.data['policy.json'] = JSON.stringify(p);
+      return cm;
+    };
+    const errorOf = (edit: (p: Record<string, unknown>) => void) => buildSnapshot([withPolicy(edit)]).errors.map((e) => e.message);
+    expect(errorOf((p) => delete p.upstream)).toEqual(["policy.json: (root) must have required property 'upstream'"]);
+    expect(errorOf((p) => ((p.operations as Array<Record<string, unknown>>)[5].timeoutMs = 0))).toEqual(['policy.json: /operations/5/timeoutMs must be >= 1']);
+    expect(errorOf((p) => delete (p.operations as Array<Record<string, unknown>>)[0].maxBodyBytes)).toEqual(["policy.json: /operations/0 must have required property 'maxBodyBytes'"]);
+    expect(errorOf((p) => (p.rateLimit = { rps: 1 }))).toEqual(['policy.json: (root) has unknown field "rateLimit"']);
+    expect(errorOf((p) => ((p.operations as Array<Record<string, unknown>>)[0].access = { mode: 'everyone' }))).toEqual([
+      'policy.json: /operations/0/access/mode must be one of "public", "authenticated", "restricted"',
+    ]);
+    expect(errorOf((p) => (p.id = 'ml/other'))).toEqual(['policy.json: /id must be "<namespace>/<name>"']);
+    // A path parameter the controller did not mark required is refused, not re-decided here.
+    expect(
+      errorOf((p) => ((p.operations as Array<{ parameters: Array<Record<string, unknown>> }>).find((o) => o.parameters.some((x) => x.in === 'path'))!.parameters[0].required = false)),
+    ).toEqual(['policy.json: /operations/13/parameters/0/required must be equal to constant; /operations/13/parameters/0 must match "then" schema']);
   });
 
-  test('OpenAPI 3.0 idioms: boolean exclusiveMinimum, nullable, components refs', () => {
-    expect(normalizeSchema({ type: 'number', minimum: 0, exclusiveMinimum: true })).toEqual({ type: 'number', exclusiveMinimum: 0 });
-    expect(normalizeSchema({ maximum: 5, exclusiveMaximum: false })).toEqual({ maximum: 5 });
-    expect(normalizeSchema({ nullable: true, example: { exclusiveMinimum: true } })).toEqual({ example: { exclusiveMinimum: true } });
+  test('a policy.json of another (or no) apiVersion is refused with both versions named; the previous service stays', () => {
+    const a = buildSnapshot(configMapsFor(irisService('iv1')));
+    const next = configMapsFor(irisService('iv2'))[0];
+    const p = JSON.parse(next.data['policy.json']) as Record<string, unknown>;
+    next.data['policy.json'] = JSON.stringify({ ...p, apiVersion: 'policy.kea.dev/v2' });
+    const b = buildSnapshot([next], a);
+    expect(b.errors).toEqual([
+      {
+        configMap: 'kea-api-ml-iris',
+        serviceId: 'ml/iris',
+        keptPrevious: true,
+        message: `policy.json: apiVersion "policy.kea.dev/v2" is not supported: this policy server reads apiVersion "${POLICY_API_VERSION}" only (controller and policy server are at different versions; upgrade the older one)`,
+      },
+    ]);
+    expect(b.services.get('ml/iris')).toBe(a.services.get('ml/iris'));
+    delete p.apiVersion;
+    next.data['policy.json'] = JSON.stringify(p);
+    expect(buildSnapshot([next]).errors[0].message).toMatch(/^policy\.json: no apiVersion is not supported: this policy server reads apiVersion "policy\.kea\.dev\/v1" only/);
+    expect(buildSnapshot([next]).services.size).toBe(0);
+  });
+
+  test('the store logs the refused version and keeps serving the previous service', () => {
+    const out = new PassThrough();
+    const lines: string[] = [];
+    out.on('data', (c: Buffer) => lines.push(...c.toString('utf8').split('\n').filter(Boolean)));
+    const store = new SnapshotStore({ logger: createLogger('test', { stream: out, level: 'info' }) });
+    store.apply(configMapsFor(irisService('iv1')));
+    const next = configMapsFor(irisService('iv2'))[0];
+    next.data['policy.json'] = JSON.stringify({ ...(JSON.parse(next.data['policy.json']) as object), apiVersion: 'policy.kea.dev/v9' });
+    store.apply([next]);
+    flushLogs();
+    const rejected = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.message === 'config rejected');
+    expect(rejected).toMatchObject({ level: 'warn', configMap: 'kea-api-ml-iris', serviceId: 'ml/iris', keptPrevious: true });
+    expect(rejected!.error).toMatch(/apiVersion "policy\.kea\.dev\/v9" is not supported: this policy server reads apiVersion "policy\.kea\.dev\/v1" only/);
+    expect(store.current.services.get('ml/iris')!.def.configVersion).toBe('iv1');
+    expect(store.current.errors).toHaveLength(1); // what /readyz lists and kea_policy_config_errors counts
+  });
+
+  test('the default operation is the one policy.json names, never re-derived', () => {
+    expect(buildSnapshot(configMapsFor(irisService('iv1', { defaultOperationId: 'predict_mine' }))).services.get('ml/iris')!.defaultOperation!.key).toBe('ml/iris/predict_mine');
+    // No defaultOperationId: no default operation, even with POST operations named predict*.
+    expect(buildSnapshot(configMapsFor(irisService('iv1', { defaultOperationId: undefined }))).services.get('ml/iris')!.defaultOperation).toBeUndefined();
+    expect(buildSnapshot(configMapsFor(irisService('iv1', { defaultOperationId: 'nope' }))).errors[0].message).toBe(
+      'policy.json: /defaultOperationId "nope" is not an operation of this service',
+    );
+  });
+
+  test('limits and timeouts are used as written (the controller applied the defaults)', () => {
+    const op = buildSnapshot(configMapsFor(irisService())).operations;
+    expect(op.get('ml/iris/slow')!.timeoutMs).toBe(300);
+    expect(op.get('ml/iris/small_body')!.maxBodyBytes).toBe(64);
+    expect(op.get('ml/iris/predict')!.timeoutMs).toBe(5000);
+  });
+
+  test('schemas are compiled as written (JSON Schema as ajv compiles it), components refs resolved', () => {
     const svc = irisService();
     svc.operations[0].requestBody!.schema = {
       type: 'object',

@@ -114,7 +114,7 @@ export class FileSource implements ConfigSource {
           continue; // half-written file: the next poll sees it complete
         }
         const data: Record<string, string> = { [OPENAPI_KEY]: JSON.stringify(v.openapi ?? {}) };
-        for (const k of ['service', 'version', 'digest', 'publishedAt']) if (typeof v[k] === 'string') data[k] = v[k] as string;
+        for (const k of ['service', 'version', 'digest', 'publishedAt']) if (typeof v[k] === 'string') data[k] = v[k];
         out.push({ name: `file-version-${f.name}`, labels: { 'kea.dev/component': COMPONENT_API_VERSION }, annotations: {}, data });
       }
     }

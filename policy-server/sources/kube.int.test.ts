@@ -16,6 +16,7 @@ import { startControlPlane, type ControlPlane } from '../../dev/controlplane.js'
 import { SnapshotStore } from '../snapshot/store.js';
 import { configMapsFor, irisService, schoolService } from '../testing/fixtures.js';
 import { KubeSource } from './kube.js';
+import { waitFor, waitForTimed } from '../../dev/testing/wait.js';
 
 const NS = 'kea-system';
 let cp: ControlPlane;
@@ -27,15 +28,6 @@ const cmBody = (svcCm: ReturnType<typeof configMapsFor>[number]): k8s.V1ConfigMa
   metadata: { name: svcCm.name, namespace: NS, labels: svcCm.labels, annotations: svcCm.annotations },
   data: svcCm.data,
 });
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timeout after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - t0;
-}
 
 beforeAll(async () => {
   cp = await startControlPlane({ unsafeNoFsync: true });
@@ -55,17 +47,17 @@ test('changes reach the snapshot within 2 s; versions; deletes; survives an API 
   const store = new SnapshotStore({ stateDir });
   const src = new KubeSource({ kubeConfig: kc, namespace: NS, backoffMs: 100, maxBackoffMs: 2000 });
   await store.start(src);
-  await waitFor('initial (empty) list', () => store.origin === 'source', 10_000);
+  await waitFor('initial (empty) list', 10_000, () => store.origin === 'source', 10);
   expect(store.current.services.size).toBe(0);
 
   const [iris] = configMapsFor(irisService('k1'));
   await core.createNamespacedConfigMap({ namespace: NS, body: cmBody(iris) });
-  const created = await waitFor('created', () => store.current.services.get('ml/iris')?.def.configVersion === 'k1', 5000);
+  const created = (await waitForTimed('created', 5000, () => store.current.services.get('ml/iris')?.def.configVersion === 'k1', 10)).ms;
   expect(created).toBeLessThan(2000);
 
   const [iris2] = configMapsFor(irisService('k2'));
   await core.replaceNamespacedConfigMap({ name: iris.name, namespace: NS, body: cmBody(iris2) });
-  const updated = await waitFor('updated', () => store.current.services.get('ml/iris')?.def.configVersion === 'k2', 5000);
+  const updated = (await waitForTimed('updated', 5000, () => store.current.services.get('ml/iris')?.def.configVersion === 'k2', 10)).ms;
   expect(updated).toBeLessThan(2000);
 
   // Unrelated ConfigMaps (no kea.dev/component label) are not seen.
@@ -77,18 +69,18 @@ test('changes reach the snapshot within 2 s; versions; deletes; survives an API 
       data: { 'openapi.json': JSON.stringify({ openapi: '3.0.3', info: { title: 'Iris', version: '1.0.0' }, paths: {} }) },
     },
   });
-  await waitFor('version history', () => (store.current.versions.get('ml/iris') ?? []).length === 1, 5000);
+  await waitFor('version history', 5000, () => (store.current.versions.get('ml/iris') ?? []).length === 1, 10);
   expect(store.current.errors).toEqual([]);
 
   // Restart the API server; the watch breaks and must be restarted by the source.
   await cp.restartApiServer();
   const [school] = configMapsFor(schoolService('s1'));
   await core.createNamespacedConfigMap({ namespace: NS, body: cmBody(school) });
-  await waitFor('seen after restart', () => store.current.services.has('school/grades'), 30_000);
-  await waitFor('source connected again', () => src.health().connected, 30_000);
+  await waitFor('seen after restart', 30_000, () => store.current.services.has('school/grades'), 10);
+  await waitFor('source connected again', 30_000, () => src.health().connected, 10);
 
   await core.deleteNamespacedConfigMap({ name: iris.name, namespace: NS });
-  const deleted = await waitFor('deleted', () => !store.current.services.has('ml/iris'), 5000);
+  const deleted = (await waitForTimed('deleted', 5000, () => !store.current.services.has('ml/iris'), 10)).ms;
   expect(deleted).toBeLessThan(2000);
   await store.stop();
 }, 120_000);
@@ -104,13 +96,13 @@ test('restart while the API server is down: persisted snapshot served, then live
     expect(store.ready).toBe(true);
     expect(store.current.services.has('school/grades')).toBe(true);
     expect(store.current.services.get('school/grades')!.operations.get('set_grades')!.body!.validate!({ subject: 'x', grade: 9 })).toBe(false);
-    await waitFor('source reports the outage', () => !src.health().connected && !!src.health().lastError, 10_000);
+    await waitFor('source reports the outage', 10_000, () => !src.health().connected && !!src.health().lastError, 10);
 
     await cp.startApiServer();
-    await waitFor('live again', () => store.origin === 'source' && src.health().connected, 30_000);
+    await waitFor('live again', 30_000, () => store.origin === 'source' && src.health().connected, 10);
     const [iris] = configMapsFor(irisService('k3'));
     await core.createNamespacedConfigMap({ namespace: NS, body: cmBody(iris) });
-    const t = await waitFor('change after outage', () => store.current.services.get('ml/iris')?.def.configVersion === 'k3', 5000);
+    const t = (await waitForTimed('change after outage', 5000, () => store.current.services.get('ml/iris')?.def.configVersion === 'k3', 10)).ms;
     expect(t).toBeLessThan(2000);
     expect(src.health().restarts).toBeGreaterThan(0);
     await store.stop();

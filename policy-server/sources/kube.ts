@@ -28,7 +28,7 @@ function toSource(cm: k8s.V1ConfigMap): SourceConfigMap {
     creationTimestamp:
       cm.metadata?.creationTimestamp instanceof Date
         ? cm.metadata.creationTimestamp.toISOString()
-        : (cm.metadata?.creationTimestamp as string | undefined),
+        : (cm.metadata?.creationTimestamp),
     data: { ...(cm.data ?? {}) },
   };
 }

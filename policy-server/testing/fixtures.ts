@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { AuthError, type Identity } from '../auth/index.js';
 import type { PolicyService } from '../../lib/policy/config.js';
 import type { RequestAuthenticator } from '../datapath/handler.js';
-import { COMPONENT_API_CONFIG, OPENAPI_KEY, POLICY_CONFIG_KEY, policyOperation as op } from '../../lib/policy/config.js';
+import { POLICY_API_VERSION, COMPONENT_API_CONFIG, OPENAPI_KEY, POLICY_CONFIG_KEY, policyOperation as op } from '../../lib/policy/config.js';
 import type { SourceConfigMap } from '../snapshot/build.js';
 
 export const INTERNAL_TOKEN = 'test-internal-token';
@@ -20,6 +20,7 @@ export const INTERNAL_TOKEN = 'test-internal-token';
 /** The seed's example: students may call get_grades, only teachers set_grades. */
 export function schoolService(configVersion = 'cv1'): PolicyService {
   return {
+    apiVersion: POLICY_API_VERSION,
     id: 'school/grades',
     namespace: 'school',
     name: 'grades',
@@ -88,7 +89,7 @@ const irisSchema = {
       type: 'array',
       minItems: 1,
       maxItems: 1000,
-      items: { type: 'array', minItems: 4, maxItems: 4, items: { type: 'number', minimum: 0, exclusiveMaximum: true, maximum: 100 } },
+      items: { type: 'array', minItems: 4, maxItems: 4, items: { type: 'number', minimum: 0, exclusiveMaximum: 100 } },
     },
   },
 };
@@ -96,6 +97,7 @@ const irisSchema = {
 /** An inference service with cached, identity-cached, slow, validated-response and streaming operations. */
 export function irisService(configVersion = 'iv1', extra: Partial<PolicyService> = {}): PolicyService {
   return {
+    apiVersion: POLICY_API_VERSION,
     id: 'ml/iris',
     namespace: 'ml',
     name: 'iris',

@@ -71,7 +71,7 @@ export async function requestValidator(doc: OpenAPIObject, method: string, path:
   const resolved = validator.resolveRefs() as any;
   const schema = resolved.paths[path][method.toLowerCase()].requestBody.content['application/json'].schema;
   const v = newAjv().compile(oas30ToJsonSchema(schema) as object);
-  return (x: unknown) => v(x) as boolean;
+  return (x: unknown) => v(x);
 }
 
 export async function responseValidator(doc: OpenAPIObject, method: string, path: string, code = '200'): Promise<(v: unknown) => boolean> {
@@ -80,5 +80,5 @@ export async function responseValidator(doc: OpenAPIObject, method: string, path
   const resolved = validator.resolveRefs() as any;
   const schema = resolved.paths[path][method.toLowerCase()].responses[code].content['application/json'].schema;
   const v = newAjv().compile(oas30ToJsonSchema(schema) as object);
-  return (x: unknown) => v(x) as boolean;
+  return (x: unknown) => v(x);
 }

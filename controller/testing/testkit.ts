@@ -11,25 +11,9 @@ import { readFile, stat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { KubeClient, KubeError, RESOURCES, type ResourceRef } from './kube.js';
+import { KubeClient, KubeError, RESOURCES, type ResourceRef } from '../kube/client.js';
 
 const run = promisify(execFile);
-
-/** Polls `fn` every `intervalMs` until it returns a truthy value; throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as T;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 /** Parses a multi-document YAML string into objects (empty documents dropped). */
 export function parseYaml(text: string): KubernetesObject[] {
@@ -158,8 +142,8 @@ export async function spawnController(o: SpawnOptions): Promise<ControllerProces
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{ pred: (r: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }> = [];
   let buf = '';
-  proc.stdout!.setEncoding('utf8');
-  proc.stdout!.on('data', (chunk: string) => {
+  proc.stdout.setEncoding('utf8');
+  proc.stdout.on('data', (chunk: string) => {
     buf += chunk;
     let i;
     while ((i = buf.indexOf('\n')) >= 0) {
@@ -181,8 +165,8 @@ export async function spawnController(o: SpawnOptions): Promise<ControllerProces
     }
   });
   let stderr = '';
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (c: string) => {
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (c: string) => {
     stderr += c;
     if (o.echo) process.stderr.write(c);
   });

@@ -1,6 +1,8 @@
 /**
  * Canonical JSON: object keys sorted, `undefined` members dropped, so equal values give equal
- * strings (content digests such as a PolicyService's `configVersion`, status comparisons).
+ * strings. The one implementation behind content digests (a PolicyService's `configVersion`,
+ * published OpenAPI document digests), status comparisons in the controller, and the policy
+ * server's response cache keys (request bodies that differ only in key order or spacing).
  *
  * Takes in: any JSON-able value (plain objects, arrays, strings, finite numbers, booleans,
  * null; objects with `toJSON`, such as Date, are serialized through it like JSON.stringify
@@ -15,6 +17,7 @@
  */
 export function canonicalJson(value: unknown, indent?: number): string {
   const gap = indent && indent > 0 ? ' '.repeat(Math.min(10, indent)) : '';
+  if (!gap) return compact(value, new Set()) ?? 'undefined';
   const parts: string[] = [];
   // JSON.stringify returns undefined for undefined/functions/symbols at the top; callers
   // always pass objects, and a string is what they hash or publish.
@@ -49,6 +52,54 @@ function orderedKeys(o: object): string[] {
   return idx.concat(rest);
 }
 
+/**
+ * True when no element is an object or array: JSON.stringify then writes the array exactly as
+ * {@link write} would (undefined, functions and symbols as `null`, non-finite numbers as `null`).
+ */
+function isFlat(a: unknown[]): boolean {
+  for (let i = 0; i < a.length; i++) {
+    const e = a[i];
+    if (e !== null && typeof e === 'object') return false;
+  }
+  return true;
+}
+
+/**
+ * {@link write} without indentation, as one string built by concatenation: the digest and
+ * cache-key inputs are hashed and dropped at once, so the cons-string tree never lives long,
+ * and the policy server's cache keys (request bodies) take this path per request.
+ * @returns the text, or undefined for undefined, functions and symbols.
+ */
+function compact(v: unknown, stack: Set<object>): string | undefined {
+  if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+    v = (v as { toJSON: () => unknown }).toJSON();
+  }
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (stack.has(v)) throw new TypeError('Converting circular structure to JSON');
+  let s: string;
+  if (Array.isArray(v)) {
+    if (isFlat(v)) return JSON.stringify(v);
+    stack.add(v);
+    s = '[';
+    for (let i = 0; i < v.length; i++) s += (i ? ',' : '') + (compact(v[i], stack) ?? 'null');
+    s += ']';
+  } else {
+    stack.add(v);
+    const rec = v as Record<string, unknown>;
+    s = '{';
+    let first = true;
+    for (const k of orderedKeys(v)) {
+      const t = compact(rec[k], stack);
+      if (t === undefined) continue; // skipped member
+      s += (first ? '' : ',') + JSON.stringify(k) + ':' + t;
+      first = false;
+    }
+    s += '}';
+  }
+  stack.delete(v);
+  return s;
+}
+
 /** Appends `v`'s text to `out`; false (nothing appended) for undefined, functions and symbols. */
 function write(v: unknown, gap: string, nl: string, out: string[], stack: Set<object>): boolean {
   if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
@@ -75,12 +126,13 @@ function write(v: unknown, gap: string, nl: string, out: string[], stack: Set<ob
     default:
       return false; // undefined, function, symbol
   }
-  const o = v as object;
+  const o = v;
   if (stack.has(o)) throw new TypeError('Converting circular structure to JSON');
   stack.add(o);
   const inner = gap ? nl + gap : '';
   if (Array.isArray(o)) {
     if (o.length === 0) out.push('[]');
+    else if (!gap && isFlat(o)) out.push(JSON.stringify(o)); // feature vectors, tensors: one native call
     else {
       out.push('[');
       for (let i = 0; i < o.length; i++) {

@@ -371,9 +371,3 @@ function groupPath(apiVersion: string): string {
   return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
 }
 
-/** `group/kind/namespace/name` (version-free): the identity of an object across KEA's caches. */
-export function objectKey(o: { apiVersion?: string; kind?: string; metadata?: { namespace?: string; name?: string } }): string {
-  const av = o.apiVersion ?? 'v1';
-  const group = av.includes('/') ? av.slice(0, av.indexOf('/')) : 'core';
-  return `${group}/${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
-}

@@ -1,5 +1,5 @@
-import { prng as rng } from '../lib/testing/prng.js';
-import { canonicalJson } from './canonical.js';
+import { prng as rng } from './testing/prng.js';
+import { canonicalJson } from './canonical-json.js';
 
 /** The reference: a sorted copy serialized by JSON.stringify (what canonicalJson must equal). */
 function reference(value: unknown, indent?: number): string {
@@ -63,6 +63,19 @@ describe('canonicalJson', () => {
     a.self = a;
     expect(() => canonicalJson(a)).toThrow(TypeError);
     expect(() => canonicalJson({ n: BigInt(1) })).toThrow(TypeError);
+  });
+
+  test('arrays of primitives (the one-call fast path) read as the general path writes them', () => {
+    expect(canonicalJson({ f: [1, 'a', null, undefined, Number.NaN, true, () => 1] })).toBe('{"f":[1,"a",null,null,null,true,null]}');
+    expect(canonicalJson([[5.1, 3.5], [1.4, 0.2]])).toBe('[[5.1,3.5],[1.4,0.2]]');
+    expect(() => canonicalJson([BigInt(1)])).toThrow(TypeError);
+  });
+
+  test('request bodies that differ only in key order or whitespace give one text (policy server cache keys)', () => {
+    const a = JSON.parse('{"model":"iris","options":{"tag":"x","explain":false},"features":[[1,2],[3,4]]}') as unknown;
+    const b = JSON.parse('{ "features": [[1, 2], [3, 4]], "options": { "explain": false, "tag": "x" }, "model": "iris" }') as unknown;
+    expect(canonicalJson(a)).toBe(canonicalJson(b));
+    expect(canonicalJson(JSON.parse('{"__proto__":{"x":1}}'))).toBe('{"__proto__":{"x":1}}');
   });
 
   test('equals the sorted-copy reference on 3000 random values, with and without indent', () => {
