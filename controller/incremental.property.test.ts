@@ -19,23 +19,12 @@ import type { ApiSchema, MLService, Operation } from '../lib/api/types.js';
 import type { DiscoveredDoc } from './model.js';
 import { testControllerConfig } from './testing/config.js';
 import { Counters, Sim, api, mls, op } from './testing/incremental-sim.js';
+import { prng } from '../lib/testing/prng.js';
 
 const config = testControllerConfig();
 const NOW = '2026-01-01T00:00:00Z';
 const SEQUENCES = Number(process.env.KEA_PROP_SEQUENCES ?? 200);
 const EDITS = Number(process.env.KEA_PROP_EDITS ?? 30);
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   constructor(readonly next: () => number) {}

@@ -192,7 +192,7 @@ export class ResponseCache {
    * @param query - the raw query string without `?` (canonicalised here, {@link canonicalQuery}).
    * @param headers - {@link keyHeaders} of the operation's declared header parameters.
    * @param subject - the caller's identity (kind and subject) for `scope: identity`, else undefined.
-   * @param canonicalBody - {@link canonicalJson} of the parsed body (or its digest), or the raw body text for non-JSON.
+   * @param canonicalBody - `canonicalJson` (lib/canonical-json.ts) of the parsed body (or its digest), or the raw body text for non-JSON.
    * @returns base64url SHA-256 (43 characters).
    */
   key(serviceId: string, operationId: string, configVersion: string, path: string, query: string, headers: string, subject: string | undefined, canonicalBody: string): string {

@@ -20,18 +20,12 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import { isJsonMediaType, mediaTypeOf, type CompiledOperation } from '../../snapshot/build.js';
 import { canonicalJson } from '../../../lib/canonical-json.js';
+import { MAX_DRAINED_BODY_BYTES } from '../../../lib/policy/config.js';
 import { BodyError, charsetOf, findPollution, guardJson, jsonCharsetOk, readBody } from '../body.js';
 import type { Exchange } from '../exchange.js';
 import { explainErrors, validationDetail } from '../params.js';
 import { problem, type FieldError } from '../problem.js';
 import type { Step, StepContext, StepFactory, StepResult } from '../step.js';
-
-/**
- * Largest declared body, bytes (128 MiB), that is read and discarded before a 413 so the
- * connection stays open under the gateway: the gateway's own cap for the CRD's largest
- * operation limit (64 MiB; controller/render gatewayBodyMaxSize).
- */
-const MAX_DRAINED_BODY_BYTES = 128 * 1024 * 1024;
 
 /** Raw-body memo entries per cacheable operation (see {@link Body.digestOf}). */
 const BODY_MEMO_ENTRIES = 4096;
@@ -72,7 +66,7 @@ interface BodyCheck {
 /**
  * Reads the body into `x.body` (after {@link reserve}), then has `then` check it, in the same
  * async function (one promise per body besides readBody's). Over the limit: 413; a declared
- * `Content-Length` up to {@link MAX_DRAINED_BODY_BYTES} is read and discarded first. A client
+ * `Content-Length` up to `MAX_DRAINED_BODY_BYTES` (lib/policy/config.ts, 128 MiB) is read and discarded first. A client
  * that leaves while sending: 499.
  */
 async function read(x: Exchange, then?: BodyCheck): Promise<void> {
