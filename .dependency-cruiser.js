@@ -75,7 +75,8 @@ export default {
     },
     {
       name: 'programs-not-tooling',
-      comment: 'the images ship lib/, controller/ and policy-server/ only (Dockerfile.*): they import nothing from cli/, dev/, bench/, e2e/ or test/ (tests may)',
+      comment:
+        'the images ship lib/, controller/ and policy-server/ only (Dockerfile.*): they import nothing from cli/, dev/, bench/, e2e/ or test/ (tests may)',
       severity: 'error',
       from: { path: '^(lib|controller|policy-server)/', pathNot: TEST },
       to: { path: '^(cli|dev|bench|e2e|test)/' },

@@ -115,7 +115,8 @@ export async function startNgfTopology(o: NgfTopologyOptions): Promise<NgfTopolo
       nginxPid: gw.nginxPid,
       stop,
       program: async (check) => {
-        for (const be of o.backends) await registerService(kc, { namespace: 'kea-system', name: be.name, port: 8080, targetPort: be.port, addresses: [hostAddress] });
+        for (const be of o.backends)
+          await registerService(kc, { namespace: 'kea-system', name: be.name, port: 8080, targetPort: be.port, addresses: [hostAddress] });
         await registerService(kc, { namespace: 'kea-system', name: 'kea-policy-bench', port: 8080, targetPort: o.policyPort, addresses: [hostAddress] });
         const api = KubernetesObjectApi.makeApiClient(kc);
         for (const obj of routes(o)) await api.patch(obj, undefined, undefined, 'kea-bench', true, PatchStrategy.ServerSideApply);
@@ -138,9 +139,15 @@ export async function startNgfTopology(o: NgfTopologyOptions): Promise<NgfTopolo
 function routes(o: NgfTopologyOptions): KubernetesObject[] {
   const sys = 'kea-system';
   const parent = (sectionName: string) => ({ group: 'gateway.networking.k8s.io', kind: 'Gateway', namespace: sys, name: 'kea', sectionName });
-  const httpRoute = (name: string, spec: object): KubernetesObject => ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace: sys }, spec }) as KubernetesObject;
+  const httpRoute = (name: string, spec: object): KubernetesObject =>
+    ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace: sys }, spec }) as KubernetesObject;
   const usp = (name: string, service: string, keepAlive: object): KubernetesObject =>
-    ({ apiVersion: 'gateway.nginx.org/v1alpha1', kind: 'UpstreamSettingsPolicy', metadata: { name, namespace: sys }, spec: { targetRefs: [{ group: '', kind: 'Service', name: service }], keepAlive } }) as KubernetesObject;
+    ({
+      apiVersion: 'gateway.nginx.org/v1alpha1',
+      kind: 'UpstreamSettingsPolicy',
+      metadata: { name, namespace: sys },
+      spec: { targetRefs: [{ group: '', kind: 'Service', name: service }], keepAlive },
+    }) as KubernetesObject;
   // The values of controller/render/index.ts (policy server; a model's revision Services).
   const POLICY_KEEPALIVE = { connections: 64, requests: 10000, time: '1h', timeout: '55s' };
   const MODEL_KEEPALIVE = { connections: 32, requests: 1000, time: '1h', timeout: '1s' };

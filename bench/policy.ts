@@ -93,7 +93,16 @@ export interface PolicyBenchResult {
   benchmark: 'policy';
   date: string;
   machine: { cpus: number; loadavgBefore: number[]; loadavgAfter: number[]; node: string };
-  setup: { wrk: string; bodyBytes: number; durationSeconds: number; rounds: number; backend: string; nginx: string; policyNodeArgs: string[]; policyWorkers: string };
+  setup: {
+    wrk: string;
+    bodyBytes: number;
+    durationSeconds: number;
+    rounds: number;
+    backend: string;
+    nginx: string;
+    policyNodeArgs: string[];
+    policyWorkers: string;
+  };
   /** Per scenario; `ngfPlain`/`ngfKea` only when the NGF pair ran (see `ngf`). */
   throughput: Record<MainName | 'irisPlain' | 'irisKea', { medianRps: number; rounds: WrkRun[] }>;
   /**
@@ -108,7 +117,15 @@ export interface PolicyBenchResult {
     passthroughVsPlainNginx: number;
     keaNgfVsKeaPlainNginx: number;
     /** The full-stack real-model pair: enforce vs passthrough ApiSchema on the same NGF gateway, iris-v1, 3-row body. */
-    iris: { body: string; rounds: number; durationSeconds: number; passthroughRps: number; keaRps: number; keaVsPassthrough: number; runs: Record<'passthrough' | 'kea', WrkRun[]> };
+    iris: {
+      body: string;
+      rounds: number;
+      durationSeconds: number;
+      passthroughRps: number;
+      keaRps: number;
+      keaVsPassthrough: number;
+      runs: Record<'passthrough' | 'kea', WrkRun[]>;
+    };
   };
   /** Setup of the `iris*` pair: backend command and rounds. */
   irisSetup: { backend: string; rounds: number; durationSeconds: number };
@@ -149,7 +166,6 @@ const LATENCY_SECONDS = Math.max(5, Math.min(DURATION, 6));
  */
 const WORKERS = process.env.KEA_BENCH_POLICY_WORKERS ?? '1';
 const VENV = join(KEA_CACHE, 'venv');
-
 
 /**
  * Waits for a policy server's readiness: `/readyz` on its admin port, or on its data port for
@@ -196,7 +212,12 @@ const SCHEMA = {
   properties: {
     model: { type: 'string', maxLength: 64 },
     options: { type: 'object', additionalProperties: false, properties: { explain: { type: 'boolean' }, tag: { type: 'string', maxLength: 32 } } },
-    features: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'array', minItems: 4, maxItems: 4, items: { type: 'number', minimum: 0, maximum: 100 } } },
+    features: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 1000,
+      items: { type: 'array', minItems: 4, maxItems: 4, items: { type: 'number', minimum: 0, maximum: 100 } },
+    },
   },
 };
 
@@ -303,7 +324,10 @@ async function withCpu(pids: Record<string, number[]>, measure: () => Promise<Wr
   const r = await measure();
   const m1 = machineTicks();
   r.cpuUsPerRequest = Object.fromEntries(
-    Object.entries(pids).map(([k, ps]) => [k, Math.round(((ps.reduce((a, p) => a + cpuTicks(p), 0) - before[k]) * TICK_US * 10) / Math.max(1, r.requests)) / 10]),
+    Object.entries(pids).map(([k, ps]) => [
+      k,
+      Math.round(((ps.reduce((a, p) => a + cpuTicks(p), 0) - before[k]) * TICK_US * 10) / Math.max(1, r.requests)) / 10,
+    ]),
   );
   r.idlePercent = Math.round((1000 * (m1.idle - m0.idle)) / Math.max(1, m1.total - m0.total)) / 10;
   return r;
@@ -415,7 +439,9 @@ p99 added by KEA (median over the pairs of KEA p99 − plain p99; per pair:
 ${r.latencyAt1000rps.pairs.map((x) => (x.kea.p99Ms - x.plain.p99Ms).toFixed(2)).join(', ')} ms): **${r.latencyAt1000rps.p99AddedMs.toFixed(2)} ms** (target ≤ 1.5 ms: ${r.met.p99AddedMs ? 'met' : '**not met**'}).
 Raw numbers: \`bench/results/policy.json\`.
 <!-- data-path:end -->`;
-  let doc = existsSync(file) ? await readFile(file, 'utf8') : '# Performance\n\nBenchmarks run with `npm run bench`; each compares a KEA path with a baseline in the same run.\n';
+  let doc = existsSync(file)
+    ? await readFile(file, 'utf8')
+    : '# Performance\n\nBenchmarks run with `npm run bench`; each compares a KEA path with a baseline in the same run.\n';
   const re = /<!-- data-path:begin[\s\S]*?<!-- data-path:end -->/;
   doc = re.test(doc) ? doc.replace(re, section) : `${doc.trimEnd()}\n\n${section}\n`;
   await mkdir(join(REPO_ROOT, 'docs'), { recursive: true });
@@ -463,7 +489,11 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     const gatewayUrl = `http://127.0.0.1:${keaPort}`;
     const gwSecret = randomBytes(16).toString('hex');
     idp = await startDevIdp({
-      clients: [gatewayClient(gatewayUrl, gwSecret), scriptsClient('bench-script', 'bench-script-secret', ['student']), scriptsClient('bench-admin', 'bench-admin-secret', ['admin'])],
+      clients: [
+        gatewayClient(gatewayUrl, gwSecret),
+        scriptsClient('bench-script', 'bench-script-secret', ['student']),
+        scriptsClient('bench-admin', 'bench-admin-secret', ['admin']),
+      ],
       ttl: { accessToken: 3600 },
     });
     const tokenFor = async (id: string, secret: string): Promise<string> => {
@@ -495,10 +525,35 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     // Same V8 tuning as Dockerfile.policy should use (NODE_OPTIONS): a larger young generation
     // means fewer scavenges on the per-request allocation churn.
     const nodeArgs = process.env.KEA_BENCH_POLICY_NODE_ARGS?.split(' ').filter(Boolean) ?? POLICY_NODE_ARGS;
-    const startPolicy = (port: number, upstreamUrl: string, label: string, args = nodeArgs, main = mainJs, host = '127.0.0.1', cfgDir = join(dir, 'cfg')): ChildProcess => {
+    const startPolicy = (
+      port: number,
+      upstreamUrl: string,
+      label: string,
+      args = nodeArgs,
+      main = mainJs,
+      host = '127.0.0.1',
+      cfgDir = join(dir, 'cfg'),
+    ): ChildProcess => {
       const p = spawn(
         NODE,
-        [...args, main, '--workers', WORKERS, '--host', host, '--port', String(port), '--upstream-url', upstreamUrl, '--internal-token', 'bench-token', '--config-dir', cfgDir, '--state-dir', join(dir, `state-${label}`)],
+        [
+          ...args,
+          main,
+          '--workers',
+          WORKERS,
+          '--host',
+          host,
+          '--port',
+          String(port),
+          '--upstream-url',
+          upstreamUrl,
+          '--internal-token',
+          'bench-token',
+          '--config-dir',
+          cfgDir,
+          '--state-dir',
+          join(dir, `state-${label}`),
+        ],
         {
           // KEA_BENCH_POLICY_STDOUT: a file for the policy servers' stdout (profiling, e.g. --trace-gc).
           stdio: ['ignore', process.env.KEA_BENCH_POLICY_STDOUT ? openSync(`${process.env.KEA_BENCH_POLICY_STDOUT}.${label}`, 'w') : devNull, 'pipe'],
@@ -537,7 +592,10 @@ export async function runPolicyBench(): Promise<PolicyBenchResult> {
     // policy server (same configuration) whose upstream is that uvicorn.
     const uvicornBin = join(VENV, 'bin', 'uvicorn');
     if (!existsSync(uvicornBin)) throw new Error(`${uvicornBin} missing: run scripts/setup.sh (Python venv for examples/)`);
-    const iris = spawn(uvicornBin, ['app:app', '--host', '127.0.0.1', '--port', String(irisPort)], { cwd: join(REPO_ROOT, 'examples', 'iris-v1'), stdio: ['ignore', devNull, devNull] });
+    const iris = spawn(uvicornBin, ['app:app', '--host', '127.0.0.1', '--port', String(irisPort)], {
+      cwd: join(REPO_ROOT, 'examples', 'iris-v1'),
+      stdio: ['ignore', devNull, devNull],
+    });
     children.push(iris);
     const irisPolicy = startPolicy(irisPolicyPort, `http://127.0.0.1:${irisPort}`, 'iris');
     await mkdir(join(dir, 'nginx', 'logs'), { recursive: true });
@@ -618,7 +676,11 @@ http {
       [irisPlainPort, '/predict'],
       [irisKeaPort, '/echo/predict'],
     ] as const) {
-      const r = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body });
+      const r = await fetch(`http://127.0.0.1:${port}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body,
+      });
       const text = await r.text();
       if (r.status !== 200) throw new Error(`sanity check ${path} on ${port}: ${r.status} ${text}`);
       // Both iris paths really ran the model: one predicted class per input row.
@@ -629,7 +691,11 @@ http {
       }
     }
     // A bad body is rejected on the validated path (the validator is really on).
-    const bad = await fetch(`http://127.0.0.1:${keaPort}/echo/predict`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{"features":"x"}' });
+    const bad = await fetch(`http://127.0.0.1:${keaPort}/echo/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: '{"features":"x"}',
+    });
     if (bad.status !== 400) throw new Error(`validation is not active: got ${bad.status}`);
 
     // The NGF pair (bench/ngf.ts): nginx programmed by NGF from KEA's routes, the KEA path
@@ -637,7 +703,13 @@ http {
     let ngf: NgfTopology | undefined;
     let ngfPids: { nginx: number[]; policy: number[]; backend: number[]; model: number[] } | undefined;
     // The full-stack real-model pair through NGF: a 3-row body (as a new user sends), iris-v1.
-    const irisBody = JSON.stringify({ features: [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]] });
+    const irisBody = JSON.stringify({
+      features: [
+        [5.1, 3.5, 1.4, 0.2],
+        [6.2, 2.9, 4.3, 1.3],
+        [7.7, 3.0, 6.1, 2.3],
+      ],
+    });
     const irisScript = join(dir, 'iris3.lua');
     await writeFile(join(dir, 'iris3.json'), irisBody);
     await writeFile(
@@ -650,8 +722,24 @@ http {
         dir: join(dir, 'ngf'),
         internalToken: 'bench-token',
         backends: [
-          { name: 'bench-echo', port: ngfBackendPort, internalHost: benchService().upstream.host, operation: 'bench/echo/predict', keaPath: '/echo/predict', passthroughPrefix: '/plain', model: true },
-          { name: 'bench-iris', port: ngfIrisPort, internalHost: irisService().upstream.host, operation: 'bench/iris/predict', keaPath: '/iris/predict', passthroughPrefix: '/irisplain', model: true },
+          {
+            name: 'bench-echo',
+            port: ngfBackendPort,
+            internalHost: benchService().upstream.host,
+            operation: 'bench/echo/predict',
+            keaPath: '/echo/predict',
+            passthroughPrefix: '/plain',
+            model: true,
+          },
+          {
+            name: 'bench-iris',
+            port: ngfIrisPort,
+            internalHost: irisService().upstream.host,
+            operation: 'bench/iris/predict',
+            keaPath: '/iris/predict',
+            passthroughPrefix: '/irisplain',
+            model: true,
+          },
         ],
         policyPort: ngfPolicyPort,
         keepAlive: process.env.KEA_BENCH_NGF_KEEPALIVE !== '0',
@@ -660,7 +748,10 @@ http {
       stopNgf = () => ngfTopology.stop();
       const ngfBackend = spawn(NODE, [CHILDREN.backend, String(ngfBackendPort), ngf.hostAddress], { stdio: 'ignore' });
       children.push(ngfBackend);
-      const ngfIris = spawn(uvicornBin, ['app:app', '--host', ngf.hostAddress, '--port', String(ngfIrisPort)], { cwd: join(REPO_ROOT, 'examples', 'iris-v1'), stdio: ['ignore', devNull, devNull] });
+      const ngfIris = spawn(uvicornBin, ['app:app', '--host', ngf.hostAddress, '--port', String(ngfIrisPort)], {
+        cwd: join(REPO_ROOT, 'examples', 'iris-v1'),
+        stdio: ['ignore', devNull, devNull],
+      });
       children.push(ngfIris);
       // One policy server for both services (as in a cluster): the echo and iris ApiSchemas.
       const ngfCfg = join(dir, 'cfg-ngf');
@@ -672,7 +763,11 @@ http {
       await waitReady(ngfPolicyPort, adminPorts.ngf);
       await waitHttp(`http://${ngf.hostAddress}:${ngfIrisPort}/healthz`, 60_000, 200);
       await ngf.program(async (url) => {
-        const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: url.includes('/iris') ? irisBody : body });
+        const r = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: url.includes('/iris') ? irisBody : body,
+        });
         await r.arrayBuffer();
         return r.status === 200;
       });
@@ -688,7 +783,17 @@ http {
       const portB = argsB ? await freePort() : undefined;
       const policyB = argsB ? startPolicy(portB!, `http://127.0.0.1:${backendPort}`, 'b', argsB, process.env.KEA_BENCH_POLICY_MAIN_B) : undefined;
       if (portB) await waitReady(portB, adminPorts.b);
-      process.stdout.write(JSON.stringify({ plainPort, keaPort, policyPort, backendPort, portB, script, pids: { policy: policy.pid, policyB: policyB?.pid, nginx: childPids(nginx.pid!), backend: backend.pid } }) + '\n');
+      process.stdout.write(
+        JSON.stringify({
+          plainPort,
+          keaPort,
+          policyPort,
+          backendPort,
+          portB,
+          script,
+          pids: { policy: policy.pid, policyB: policyB?.pid, nginx: childPids(nginx.pid!), backend: backend.pid },
+        }) + '\n',
+      );
       await new Promise((r) => setTimeout(r, Number(process.env.KEA_BENCH_HOLD) * 1000));
       throw new Error('KEA_BENCH_HOLD: held, no measurement');
     }
@@ -721,7 +826,9 @@ http {
         const r = await withCpu(cpuOf, () => wrk(scenarios[name], script, DURATION));
         if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`[bench policy] ${name}: ${r.non2xx} non-2xx, ${r.errors} socket errors\n`);
         runs[name].push(r);
-        process.stdout.write(`[bench policy] round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s, CPU µs/req ${JSON.stringify(r.cpuUsPerRequest)}, idle ${r.idlePercent}%\n`);
+        process.stdout.write(
+          `[bench policy] round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s, CPU µs/req ${JSON.stringify(r.cpuUsPerRequest)}, idle ${r.idlePercent}%\n`,
+        );
       }
     }
     // The iris-v1 pair: same wrk settings, fewer rounds (each scenario is one uvicorn process's worth).
@@ -751,7 +858,9 @@ http {
           const r = await withCpu(cpu, () => wrk(urls[name], irisScript, NGF_IRIS_SECONDS));
           if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`[bench policy] NGF iris ${name}: ${r.non2xx} non-2xx, ${r.errors} socket errors\n`);
           ngfIrisRuns[name].push(r);
-          process.stdout.write(`[bench policy] NGF iris round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s, CPU µs/req ${JSON.stringify(r.cpuUsPerRequest)}, idle ${r.idlePercent}%\n`);
+          process.stdout.write(
+            `[bench policy] NGF iris round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s, CPU µs/req ${JSON.stringify(r.cpuUsPerRequest)}, idle ${r.idlePercent}%\n`,
+          );
         }
       }
     }
@@ -782,7 +891,9 @@ http {
     const lk = medianRun(pairs.map((x) => x.kea));
 
     const allRuns = { ...runs, ...irisRuns } as Record<Name | IrisName, WrkRun[]>;
-    const throughput = Object.fromEntries((Object.keys(allRuns) as Array<Name | IrisName>).map((n) => [n, { medianRps: median(allRuns[n].map((r) => r.rps)), rounds: allRuns[n] }])) as PolicyBenchResult['throughput'];
+    const throughput = Object.fromEntries(
+      (Object.keys(allRuns) as Array<Name | IrisName>).map((n) => [n, { medianRps: median(allRuns[n].map((r) => r.rps)), rounds: allRuns[n] }]),
+    ) as PolicyBenchResult['throughput'];
     // Ratios are taken per round (scenarios of one round ran back to back, under the same
     // neighbours' load) and the median over rounds is reported.
     const perRound = (a: Name | IrisName, b: Name | IrisName) => allRuns[a].map((r, i) => r.rps / allRuns[b][i].rps);
@@ -823,9 +934,22 @@ http {
       benchmark: 'policy',
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg(), node: process.version },
-      setup: { wrk: 'wrk -t1 -c32 --latency', bodyBytes: Buffer.byteLength(body), durationSeconds: DURATION, rounds: ROUNDS, backend: 'node:http, 63-byte JSON', nginx: 'nginx 1.22, 1 worker, keepalive 64', policyNodeArgs: nodeArgs, policyWorkers: WORKERS },
+      setup: {
+        wrk: 'wrk -t1 -c32 --latency',
+        bodyBytes: Buffer.byteLength(body),
+        durationSeconds: DURATION,
+        rounds: ROUNDS,
+        backend: 'node:http, 63-byte JSON',
+        nginx: 'nginx 1.22, 1 worker, keepalive 64',
+        policyNodeArgs: nodeArgs,
+        policyWorkers: WORKERS,
+      },
       throughput,
-      irisSetup: { backend: 'uvicorn app:app (1 process; FastAPI + pydantic + scikit-learn LogisticRegression)', rounds: IRIS_ROUNDS, durationSeconds: DURATION },
+      irisSetup: {
+        backend: 'uvicorn app:app (1 process; FastAPI + pydantic + scikit-learn LogisticRegression)',
+        rounds: IRIS_ROUNDS,
+        durationSeconds: DURATION,
+      },
       latencyAt1000rps: { plain: lp, kea: lk, p99AddedMs, pairs },
       ratios,
       reference,

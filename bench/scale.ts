@@ -74,7 +74,6 @@ export interface ScaleResult {
 
 const MiB = 1024 * 1024;
 
-
 function fixtures(i: number, ns: string, revisions: number): KubernetesObject[] {
   const name = `svc-${String(i).padStart(4, '0')}`;
   const revs =
@@ -114,10 +113,19 @@ function fixtures(i: number, ns: string, revisions: number): KubernetesObject[] 
                 properties: { features: { type: 'array', items: { type: 'array', items: { type: 'number' }, minItems: 4, maxItems: 4 } } },
               },
             },
-            responses: { '200': { description: 'Predictions', schema: { type: 'object', properties: { classes: { type: 'array', items: { type: 'string' } } } } } },
+            responses: {
+              '200': { description: 'Predictions', schema: { type: 'object', properties: { classes: { type: 'array', items: { type: 'string' } } } } },
+            },
             cache: { ttlSeconds: 60, scope: 'shared' },
           },
-          { operationId: 'info', method: 'GET', path: '/info', summary: 'Model info', access: { mode: 'public' }, responses: { '200': { description: 'Info' } } },
+          {
+            operationId: 'info',
+            method: 'GET',
+            path: '/info',
+            summary: 'Model info',
+            access: { mode: 'public' },
+            responses: { '200': { description: 'Info' } },
+          },
         ],
       },
     } as KubernetesObject,
@@ -152,7 +160,15 @@ export async function runScaleBench(): Promise<ScaleResult> {
       body: { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: { name: 'kea-bench' }, spec: { cidrs: ['10.96.0.0/16'] } },
     });
 
-    const ctl = await spawnController({ repoRoot: REPO_ROOT, kubeconfig: cp.kubeconfig, identity: 'bench', args: ['--system-namespace=kea-system'], nodeArgs, env: CONTROLLER_ENV, echo: true });
+    const ctl = await spawnController({
+      repoRoot: REPO_ROOT,
+      kubeconfig: cp.kubeconfig,
+      identity: 'bench',
+      args: ['--system-namespace=kea-system'],
+      nodeArgs,
+      env: CONTROLLER_ENV,
+      echo: true,
+    });
     ctl.proc.once('exit', (code, sig) => log(`controller exited: code ${code} signal ${sig}`));
     stopAll.unshift(() => ctl.stop('SIGKILL'));
     await waitFor('controller ready', 30_000, async () => (await ctl.http('/readyz')).status === 200, 200);
@@ -164,9 +180,21 @@ export async function runScaleBench(): Promise<ScaleResult> {
     const expectedRoutes = N * 2;
     const expectedWorkloads = N * REVS;
     const owned = `${LABELS.managedBy}=${MANAGED_BY_VALUE}`;
-    const services = new Informer(client, { name: 'bench-services', ref: RESOURCES['v1/Service'], labelSelector: owned, metadataOnly: true }, { onChange: () => {}, relistMs: 0 });
-    const deployments = new Informer(client, { name: 'bench-deployments', ref: RESOURCES['apps/v1/Deployment'], labelSelector: owned, metadataOnly: true }, { onChange: () => {}, relistMs: 0 });
-    const routes = new Informer(client, { name: 'bench-routes', ref: RESOURCES['gateway.networking.k8s.io/v1/HTTPRoute'], labelSelector: `${LABELS.managedBy}=${MANAGED_BY_VALUE}` }, { onChange: () => {}, relistMs: 0 });
+    const services = new Informer(
+      client,
+      { name: 'bench-services', ref: RESOURCES['v1/Service'], labelSelector: owned, metadataOnly: true },
+      { onChange: () => {}, relistMs: 0 },
+    );
+    const deployments = new Informer(
+      client,
+      { name: 'bench-deployments', ref: RESOURCES['apps/v1/Deployment'], labelSelector: owned, metadataOnly: true },
+      { onChange: () => {}, relistMs: 0 },
+    );
+    const routes = new Informer(
+      client,
+      { name: 'bench-routes', ref: RESOURCES['gateway.networking.k8s.io/v1/HTTPRoute'], labelSelector: `${LABELS.managedBy}=${MANAGED_BY_VALUE}` },
+      { onChange: () => {}, relistMs: 0 },
+    );
     const schemas = new Informer(client, { name: 'bench-schemas', ref: RESOURCES['kea.dev/v1alpha1/ApiSchema'] }, { onChange: () => {}, relistMs: 0 });
     const trackers = [routes, schemas, services, deployments];
     for (const t of trackers) t.start();
@@ -190,13 +218,21 @@ export async function runScaleBench(): Promise<ScaleResult> {
     const hwmSteps: string[] = [];
     let tStart = Date.now();
     const sampler = setInterval(() => {
-      void ctl.rss().then((r) => (rssPeak = Math.max(rssPeak, r)), () => {});
-      void ctl.rssHighWater().then((h) => {
-        if (h > hwmSeen + 2 * MiB) {
-          hwmSteps.push(`+${((Date.now() - tStart) / 1000).toFixed(1)}s: HWM ${(h / MiB).toFixed(1)} MiB (RSS peak sampled so far ${(rssPeak / MiB).toFixed(1)})`);
-          hwmSeen = h;
-        }
-      }, () => {});
+      void ctl.rss().then(
+        (r) => (rssPeak = Math.max(rssPeak, r)),
+        () => {},
+      );
+      void ctl.rssHighWater().then(
+        (h) => {
+          if (h > hwmSeen + 2 * MiB) {
+            hwmSteps.push(
+              `+${((Date.now() - tStart) / 1000).toFixed(1)}s: HWM ${(h / MiB).toFixed(1)} MiB (RSS peak sampled so far ${(rssPeak / MiB).toFixed(1)})`,
+            );
+            hwmSeen = h;
+          }
+        },
+        () => {},
+      );
     }, 250);
     stopAll.unshift(async () => clearInterval(sampler));
 
@@ -220,7 +256,9 @@ export async function runScaleBench(): Promise<ScaleResult> {
         const dp = benchCount(deployments);
         if (Date.now() - lastLog > 5000) {
           lastLog = Date.now();
-          log(`routes ${r}/${expectedRoutes}, services ${sv}/${expectedWorkloads}, deployments ${dp}/${expectedWorkloads}, accepted ${a}/${N}, RSS peak ${(rssPeak / MiB).toFixed(1)} MiB`);
+          log(
+            `routes ${r}/${expectedRoutes}, services ${sv}/${expectedWorkloads}, deployments ${dp}/${expectedWorkloads}, accepted ${a}/${N}, RSS peak ${(rssPeak / MiB).toFixed(1)} MiB`,
+          );
         }
         return r >= expectedRoutes && a >= N && sv >= expectedWorkloads && dp >= expectedWorkloads;
       },
@@ -256,7 +294,17 @@ export async function runScaleBench(): Promise<ScaleResult> {
     const quiescentMs = Date.now() - t0 - 3000;
     log(`controller quiet after ${quiescentMs} ms`);
     if (process.env.KEA_SCALE_DEBUG) {
-      log((await ctl.http('/metrics')).body.split('\n').filter((l) => l.startsWith('kea_controller_api_requests_total') || l.startsWith('kea_controller_reconcile_total') || l.startsWith('kea_controller_writes_total')).join('\n'));
+      log(
+        (await ctl.http('/metrics')).body
+          .split('\n')
+          .filter(
+            (l) =>
+              l.startsWith('kea_controller_api_requests_total') ||
+              l.startsWith('kea_controller_reconcile_total') ||
+              l.startsWith('kea_controller_writes_total'),
+          )
+          .join('\n'),
+      );
       log((await ctl.http('/readyz')).body);
     }
     const writesBefore = await metric('kea_controller_writes_total');
@@ -286,20 +334,27 @@ export async function runScaleBench(): Promise<ScaleResult> {
       // a heap snapshot (after a full GC) into its cwd; the heap after that is the live set.
       ctl.proc.kill('SIGUSR2');
       await new Promise((r) => setTimeout(r, Number(process.env.KEA_SCALE_HEAPSNAPSHOT)));
-      log(`after snapshot (full GC): heapUsed ${((await metric('kea_controller_nodejs_heap_size_used_bytes')) / MiB).toFixed(1)} MiB, RSS ${((await ctl.rss()) / MiB).toFixed(1)} MiB`);
+      log(
+        `after snapshot (full GC): heapUsed ${((await metric('kea_controller_nodejs_heap_size_used_bytes')) / MiB).toFixed(1)} MiB, RSS ${((await ctl.rss()) / MiB).toFixed(1)} MiB`,
+      );
     }
     // The controller's runs (its `reconciled` log records): owners rendered, objects applied.
     const runs = ctl.logs.filter((r) => r.message === 'reconciled');
     for (const r of runs) {
       const at = typeof r.time === 'string' ? `+${((Date.parse(r.time) - t0) / 1000).toFixed(1)}s` : '';
-      log(`run ${at}: rendered ${r.rendered ?? '?'}, desired ${r.desired}, applied ${r.applied}, statusWrites ${r.statusWrites}, pruned ${r.pruned}, renderMs ${r.renderMs}, applyMs ${r.applyMs}`);
+      log(
+        `run ${at}: rendered ${r.rendered ?? '?'}, desired ${r.desired}, applied ${r.applied}, statusWrites ${r.statusWrites}, pruned ${r.pruned}, renderMs ${r.renderMs}, applyMs ${r.applyMs}`,
+      );
     }
     const ownersRendered = await metric('kea_controller_owners_rendered_total');
     const ownersSkipped = await metric('kea_controller_owners_skipped_total');
-    log(`steady: ${counter.writes.length} writes observed, controller writes delta ${writesAfter - writesBefore}, requests delta ${requestsAfter - requestsBefore}, RSS ${(rssSteady / MiB).toFixed(1)} MiB`);
+    log(
+      `steady: ${counter.writes.length} writes observed, controller writes delta ${writesAfter - writesBefore}, requests delta ${requestsAfter - requestsBefore}, RSS ${(rssSteady / MiB).toFixed(1)} MiB`,
+    );
 
     const targets = { convergeMs: 60_000, rssBytes: 150 * MiB, steadyStateWrites: 0 };
-    const converged = routesPresent >= expectedRoutes && acceptedSchemas >= N && servicesPresent >= expectedWorkloads && deploymentsPresent >= expectedWorkloads;
+    const converged =
+      routesPresent >= expectedRoutes && acceptedSchemas >= N && servicesPresent >= expectedWorkloads && deploymentsPresent >= expectedWorkloads;
     return {
       benchmark: 'controller-scale',
       date: new Date().toISOString(),

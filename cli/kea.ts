@@ -18,8 +18,6 @@ import { register as scan } from './commands/scan.js';
 import { register as importCmd } from './commands/import.js';
 import { register as diff } from './commands/diff.js';
 
-const program = new Command('kea')
-  .description('KEA: a self-documenting API gateway for ML model serving on Gateway API')
-  .version('0.1.0');
+const program = new Command('kea').description('KEA: a self-documenting API gateway for ML model serving on Gateway API').version('0.1.0');
 for (const register of [up, status, down, init, scan, importCmd, diff]) register(program);
 await program.parseAsync(process.argv);

@@ -72,8 +72,25 @@ afterAll(async () => {
 });
 
 test('kea up --detach returns once the stack is ready; kea status shows every component; kea down leaves nothing', async () => {
-  const ports = { port: await freePort(), internalPort: await freePort(), idpPort: await freePort(), policyPort: await freePort(), controllerPort: await freePort() };
-  const portArgs = ['--port', ports.port, '--internal-port', ports.internalPort, '--idp-port', ports.idpPort, '--policy-port', ports.policyPort, '--controller-port', ports.controllerPort].map(String);
+  const ports = {
+    port: await freePort(),
+    internalPort: await freePort(),
+    idpPort: await freePort(),
+    policyPort: await freePort(),
+    controllerPort: await freePort(),
+  };
+  const portArgs = [
+    '--port',
+    ports.port,
+    '--internal-port',
+    ports.internalPort,
+    '--idp-port',
+    ports.idpPort,
+    '--policy-port',
+    ports.policyPort,
+    '--controller-port',
+    ports.controllerPort,
+  ].map(String);
   const up = await kea(['up', '--detach', '--state-dir', stateDir, ...portArgs, '--bridge-index', 'auto', '--no-examples']);
   process.stdout.write(`kea up --detach returned in ${up.ms} ms (exit ${up.code})\n`);
   expect(up.stderr + up.stdout).not.toMatch(/FAIL/);
@@ -153,7 +170,18 @@ test('a detached start that fails returns at once with the error, and leaves not
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
   const idpPort = (blocker.address() as { port: number }).port;
   try {
-    const args = ['--port', await freePort(), '--internal-port', await freePort(), '--idp-port', idpPort, '--policy-port', await freePort(), '--controller-port', await freePort()].map(String);
+    const args = [
+      '--port',
+      await freePort(),
+      '--internal-port',
+      await freePort(),
+      '--idp-port',
+      idpPort,
+      '--policy-port',
+      await freePort(),
+      '--controller-port',
+      await freePort(),
+    ].map(String);
     const up = await kea(['up', '--detach', '--state-dir', stateDir, ...args, '--bridge-index', 'auto', '--no-examples']);
     expect(up.code).toBe(1);
     expect(up.stderr).toMatch(/kea up --detach: kea up: step idp failed: .*\(log: .*kea-up\.log\)/s);
@@ -178,7 +206,18 @@ test('kea up on a bridge subnet already routed on another interface fails at onc
   await run('ip', ['link', 'add', ifname, 'type', 'bridge']);
   try {
     await run('ip', ['addr', 'add', `10.213.${n}.9/24`, 'dev', ifname]);
-    const args = ['--port', await freePort(), '--internal-port', await freePort(), '--idp-port', await freePort(), '--policy-port', await freePort(), '--controller-port', await freePort()].map(String);
+    const args = [
+      '--port',
+      await freePort(),
+      '--internal-port',
+      await freePort(),
+      '--idp-port',
+      await freePort(),
+      '--policy-port',
+      await freePort(),
+      '--controller-port',
+      await freePort(),
+    ].map(String);
     for (const mode of [['--detach'], []]) {
       const up = await kea(['up', ...mode, '--state-dir', stateDir, ...args, '--bridge-index', String(n), '--no-examples'], 20000);
       expect(up.code).toBe(1);

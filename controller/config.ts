@@ -107,15 +107,46 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     .addOption(opt('--internal-listener <name>', 'Gateway listener (sectionName) of internal routes', 'KEA_INTERNAL_LISTENER', 'internal'))
     .addOption(opt('--policy-service <name>', 'policy server Service name (in the system namespace)', 'KEA_POLICY_SERVICE', 'kea-policy'))
     .addOption(opt('--policy-port <port>', 'policy server Service port', 'KEA_POLICY_PORT', 8000).argParser(int('--policy-port')))
-    .addOption(opt('--internal-token <secret>', 'shared secret internal routes require in x-kea-internal-token (prefer the env variable or --internal-token-file: a flag shows in ps)', 'KEA_INTERNAL_TOKEN'))
-    .addOption(opt('--internal-token-file <path>', 'file holding the internal token (surrounding white space ignored); used when --internal-token is not given', 'KEA_INTERNAL_TOKEN_FILE'))
-    .addOption(opt('--internal-token-previous <secret>', 'during a rotation: the previous token, still accepted by internal routes (never sent)', 'KEA_INTERNAL_TOKEN_PREVIOUS'))
-    .addOption(opt('--internal-token-next <secret>', 'during a rotation: the next token, already accepted by internal routes (never sent)', 'KEA_INTERNAL_TOKEN_NEXT'))
+    .addOption(
+      opt(
+        '--internal-token <secret>',
+        'shared secret internal routes require in x-kea-internal-token (prefer the env variable or --internal-token-file: a flag shows in ps)',
+        'KEA_INTERNAL_TOKEN',
+      ),
+    )
+    .addOption(
+      opt(
+        '--internal-token-file <path>',
+        'file holding the internal token (surrounding white space ignored); used when --internal-token is not given',
+        'KEA_INTERNAL_TOKEN_FILE',
+      ),
+    )
+    .addOption(
+      opt(
+        '--internal-token-previous <secret>',
+        'during a rotation: the previous token, still accepted by internal routes (never sent)',
+        'KEA_INTERNAL_TOKEN_PREVIOUS',
+      ),
+    )
+    .addOption(
+      opt('--internal-token-next <secret>', 'during a rotation: the next token, already accepted by internal routes (never sent)', 'KEA_INTERNAL_TOKEN_NEXT'),
+    )
     .addOption(opt('--gateway-url <url>', 'public base URL of the gateway (docs links, curl examples)', 'KEA_GATEWAY_URL', 'http://localhost:8080'))
-    .addOption(opt('--internal-gateway-url <url>', 'base URL of the Gateway internal listener, for fetching served OpenAPI documents (spec.source.openapi)', 'KEA_INTERNAL_GATEWAY_URL'))
+    .addOption(
+      opt(
+        '--internal-gateway-url <url>',
+        'base URL of the Gateway internal listener, for fetching served OpenAPI documents (spec.source.openapi)',
+        'KEA_INTERNAL_GATEWAY_URL',
+      ),
+    )
     .addOption(opt('--internal-domain <domain>', 'suffix of internal hostnames', 'KEA_INTERNAL_DOMAIN', 'kea.internal'))
     .addOption(
-      opt('--gateway-implementation <impl>', "ngf: also emit nginx-gateway-fabric's ClientSettingsPolicy and UpstreamSettingsPolicy (skipped when their CRDs are not served); generic: standard Gateway API objects only", 'KEA_GATEWAY_IMPLEMENTATION', 'ngf').choices(['ngf', 'generic']),
+      opt(
+        '--gateway-implementation <impl>',
+        "ngf: also emit nginx-gateway-fabric's ClientSettingsPolicy and UpstreamSettingsPolicy (skipped when their CRDs are not served); generic: standard Gateway API objects only",
+        'KEA_GATEWAY_IMPLEMENTATION',
+        'ngf',
+      ).choices(['ngf', 'generic']),
     )
     .addOption(opt('--http-port <port>', 'port of /healthz, /readyz, /metrics (0 = ephemeral)', 'KEA_HTTP_PORT', 8081).argParser(int('--http-port')))
     .addOption(opt('--http-host <addr>', 'bind address of the HTTP server', 'KEA_HTTP_HOST', '0.0.0.0'))
@@ -124,21 +155,41 @@ export function loadConfig(argv: string[] = process.argv): LoadedConfig {
     .addOption(opt('--lease-namespace <ns>', 'Lease namespace (default: system namespace)', 'KEA_LEASE_NAMESPACE'))
     .addOption(opt('--identity <id>', 'this replica in the Lease (default: hostname_pid)', 'KEA_IDENTITY'))
     .addOption(opt('--lease-duration-ms <ms>', 'Lease duration', 'KEA_LEASE_DURATION_MS', 15000).argParser(int('--lease-duration-ms')))
-    .addOption(opt('--renew-deadline-ms <ms>', 'leader gives up after failing to renew this long', 'KEA_RENEW_DEADLINE_MS', 10000).argParser(int('--renew-deadline-ms')))
+    .addOption(
+      opt('--renew-deadline-ms <ms>', 'leader gives up after failing to renew this long', 'KEA_RENEW_DEADLINE_MS', 10000).argParser(int('--renew-deadline-ms')),
+    )
     .addOption(opt('--retry-period-ms <ms>', 'election/renew period', 'KEA_RETRY_PERIOD_MS', 2000).argParser(int('--retry-period-ms')))
     .addOption(opt('--debounce-ms <ms>', 'batch: quiet time before reconciling', 'KEA_DEBOUNCE_MS', 100).argParser(int('--debounce-ms')))
     .addOption(opt('--max-delay-ms <ms>', 'batch: longest delay of a burst', 'KEA_MAX_DELAY_MS', 1000).argParser(int('--max-delay-ms')))
     .addOption(opt('--relist-ms <ms>', 'informer full relist period (0 = off)', 'KEA_RELIST_MS', 300000).argParser(int('--relist-ms')))
-    .addOption(opt('--full-reconcile-ms <ms>', 'the leader renders every owner at least this often (0 = off: only at start and after errors)', 'KEA_FULL_RECONCILE_MS', 0).argParser(int('--full-reconcile-ms')))
+    .addOption(
+      opt(
+        '--full-reconcile-ms <ms>',
+        'the leader renders every owner at least this often (0 = off: only at start and after errors)',
+        'KEA_FULL_RECONCILE_MS',
+        0,
+      ).argParser(int('--full-reconcile-ms')),
+    )
     .addOption(opt('--concurrency <n>', 'max API requests in flight during apply', 'KEA_CONCURRENCY', 16).argParser(int('--concurrency')))
-    .addOption(opt('--internal-listener-check-ms <ms>', "how often the Gateway's internal listener is checked for admitting other namespaces or foreign routes (0 = off)", 'KEA_INTERNAL_LISTENER_CHECK_MS', 60000).argParser(int('--internal-listener-check-ms')))
-    .addOption(opt('--stale-after-ms <ms>', '/healthz fails when an informer fails this long', 'KEA_STALE_AFTER_MS', 120000).argParser(int('--stale-after-ms')));
+    .addOption(
+      opt(
+        '--internal-listener-check-ms <ms>',
+        "how often the Gateway's internal listener is checked for admitting other namespaces or foreign routes (0 = off)",
+        'KEA_INTERNAL_LISTENER_CHECK_MS',
+        60000,
+      ).argParser(int('--internal-listener-check-ms')),
+    )
+    .addOption(
+      opt('--stale-after-ms <ms>', '/healthz fails when an informer fails this long', 'KEA_STALE_AFTER_MS', 120000).argParser(int('--stale-after-ms')),
+    );
   cmd.parse(argv, { from: 'node' });
   const o = cmd.opts<Record<string, string | number | boolean | undefined>>();
   const systemNamespace = String(o.systemNamespace);
   const token = (o.internalToken as string | undefined) ?? (o.internalTokenFile ? readTokenFile(String(o.internalTokenFile)) : undefined);
   if (!token) {
-    throw new InvalidArgumentError('--internal-token-file (KEA_INTERNAL_TOKEN_FILE) or KEA_INTERNAL_TOKEN is required: the secret internal HTTPRoutes match on');
+    throw new InvalidArgumentError(
+      '--internal-token-file (KEA_INTERNAL_TOKEN_FILE) or KEA_INTERNAL_TOKEN is required: the secret internal HTTPRoutes match on',
+    );
   }
   const accepted = [o.internalTokenPrevious, o.internalTokenNext].map((v) => (typeof v === 'string' ? v.trim() : '')).filter((v) => v !== '' && v !== token);
   const config: ControllerConfig = {

@@ -106,16 +106,29 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
   const internal = await waitFor('internal route', 30_000, () => get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined), 200);
   expect(internal.spec.hostnames).toEqual([`iris.${NS}.kea.internal`]);
   expect(internal.spec.parentRefs[0]).toMatchObject({ name: 'kea', namespace: SYS, sectionName: 'internal' });
-  expect(internal.spec.rules[0].backendRefs.map((r: { name: string; namespace: string; weight: number }) => `${r.namespace}/${r.name}:${r.weight}`)).toEqual([`${NS}/iris-v1:80`, `${NS}/iris-v2:20`]);
+  expect(internal.spec.rules[0].backendRefs.map((r: { name: string; namespace: string; weight: number }) => `${r.namespace}/${r.name}:${r.weight}`)).toEqual([
+    `${NS}/iris-v1:80`,
+    `${NS}/iris-v2:20`,
+  ]);
   expect(JSON.stringify(internal.spec.rules[0].matches)).toContain('x-kea-internal-token');
   expect(internal.metadata?.labels?.['kea.dev/owner']).toBe(`MLService.${NS}.iris`);
-  const internalGrant = await waitFor('internal grant', 30_000, () => get(R.grant, NS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined), 200);
+  const internalGrant = await waitFor(
+    'internal grant',
+    30_000,
+    () => get(R.grant, NS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined),
+    200,
+  );
   expect(internalGrant.spec).toEqual({
     from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: SYS }],
-    to: [{ group: '', kind: 'Service', name: 'iris-v1' }, { group: '', kind: 'Service', name: 'iris-v2' }],
+    to: [
+      { group: '', kind: 'Service', name: 'iris-v1' },
+      { group: '', kind: 'Service', name: 'iris-v2' },
+    ],
   });
   // No HTTPRoute in the tenant's namespace names the internal listener.
-  const tenantRoutes = (await client.list(R.route, { namespace: NS })).items as Array<KubernetesObject & { spec: { parentRefs: Array<{ sectionName?: string }> } }>;
+  const tenantRoutes = (await client.list(R.route, { namespace: NS })).items as Array<
+    KubernetesObject & { spec: { parentRefs: Array<{ sectionName?: string }> } }
+  >;
   expect(tenantRoutes.filter((r) => r.spec.parentRefs.some((p) => p.sectionName === 'internal')).map((r) => r.metadata?.name)).toEqual([]);
 
   // Public route: one rule per operation → policy server, operation identified by header.
@@ -136,19 +149,29 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
   await waitFor('portal route', 30_000, () => get(R.route, SYS, 'kea-portal').catch(() => undefined), 200);
 
   // Status conditions with observedGeneration.
-  const iris = await waitFor('iris Accepted', 30_000, async () => {
-    const s = await get(R.schema, NS, 'iris');
-    return cond(s, 'Accepted')?.status === 'True' && cond(s, 'ResolvedRefs')?.status === 'True' ? s : undefined;
-  }, 200);
+  const iris = await waitFor(
+    'iris Accepted',
+    30_000,
+    async () => {
+      const s = await get(R.schema, NS, 'iris');
+      return cond(s, 'Accepted')?.status === 'True' && cond(s, 'ResolvedRefs')?.status === 'True' ? s : undefined;
+    },
+    200,
+  );
   expect(cond(iris, 'Accepted').observedGeneration).toBe(iris.metadata?.generation);
 
   // Ready follows the revisions' Deployment status (no kubelet here: write it as one would).
   // (First "not created yet", until the controller's own Deployments reach its informer.)
-  const notReady = await waitFor('iris Ready=False for lack of replicas', 30_000, async () => {
-    const m = await get(R.mls, NS, 'iris');
-    const c = cond(m, 'Ready');
-    return c?.status === 'False' && c.message.includes('available replicas') ? m : undefined;
-  }, 200);
+  const notReady = await waitFor(
+    'iris Ready=False for lack of replicas',
+    30_000,
+    async () => {
+      const m = await get(R.mls, NS, 'iris');
+      const c = cond(m, 'Ready');
+      return c?.status === 'False' && c.message.includes('available replicas') ? m : undefined;
+    },
+    200,
+  );
   expect(cond(notReady, 'Ready').message).toContain('has 0/1 available replicas');
   for (const name of ['iris-v1', 'iris-v2']) {
     await client.request('PATCH', client.objectPath(R.deploy, NS, name, 'status'), {
@@ -156,10 +179,15 @@ test('two replicas: exactly one leader, only it writes; the samples become Gatew
       contentType: 'application/merge-patch+json',
     });
   }
-  const ready = await waitFor('iris Ready=True', 30_000, async () => {
-    const m = await get(R.mls, NS, 'iris');
-    return cond(m, 'Ready')?.status === 'True' ? m : undefined;
-  }, 200);
+  const ready = await waitFor(
+    'iris Ready=True',
+    30_000,
+    async () => {
+      const m = await get(R.mls, NS, 'iris');
+      return cond(m, 'Ready')?.status === 'True' ? m : undefined;
+    },
+    200,
+  );
   expect(cond(ready, 'Ready').message).toContain('v1 1/1');
 
   // Exactly one replica leads and writes.
@@ -182,14 +210,24 @@ test('change weights → the internal route follows', async () => {
   m.spec.revisions[0].weight = 30;
   m.spec.revisions[1].weight = 70;
   await applyAll(client, [m as unknown as KubernetesObject], NS);
-  await waitFor('30/70', 30_000, async () => {
-    const r = await get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`));
-    return r.spec.rules[0].backendRefs.map((x: { weight: number }) => x.weight).join() === '30,70';
-  }, 200);
-  await waitFor('mls status traffic', 30_000, async () => {
-    const s = await get(R.mls, NS, 'iris');
-    return (s.status?.traffic ?? []).map((t: { weight: number }) => t.weight).join() === '30,70';
-  }, 200);
+  await waitFor(
+    '30/70',
+    30_000,
+    async () => {
+      const r = await get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`));
+      return r.spec.rules[0].backendRefs.map((x: { weight: number }) => x.weight).join() === '30,70';
+    },
+    200,
+  );
+  await waitFor(
+    'mls status traffic',
+    30_000,
+    async () => {
+      const s = await get(R.mls, NS, 'iris');
+      return (s.status?.traffic ?? []).map((t: { weight: number }) => t.weight).join() === '30,70';
+    },
+    200,
+  );
 });
 
 test('an ungranted cross-namespace reference → ResolvedRefs=False with a message and a Warning Event', async () => {
@@ -208,18 +246,28 @@ test('an ungranted cross-namespace reference → ResolvedRefs=False with a messa
     },
   ];
   await applyAll(client, legacy);
-  const s = await waitFor('ResolvedRefs=False', 30_000, async () => {
-    const x = await get(R.schema, NS, 'legacy');
-    return cond(x, 'ResolvedRefs')?.status === 'False' ? x : undefined;
-  }, 200);
+  const s = await waitFor(
+    'ResolvedRefs=False',
+    30_000,
+    async () => {
+      const x = await get(R.schema, NS, 'legacy');
+      return cond(x, 'ResolvedRefs')?.status === 'False' ? x : undefined;
+    },
+    200,
+  );
   const c = cond(s, 'ResolvedRefs');
   expect(c.reason).toBe('RefNotPermitted');
   expect(c.message).toContain(OTHER);
   expect(c.message).toContain('ReferenceGrant');
-  const ev = await waitFor('warning event', 30_000, async () => {
-    const l = await client.list(R.event, { namespace: NS });
-    return l.items.find((e) => (e as Obj & { involvedObject: { uid: string } }).involvedObject.uid === s.metadata?.uid);
-  }, 200);
+  const ev = await waitFor(
+    'warning event',
+    30_000,
+    async () => {
+      const l = await client.list(R.event, { namespace: NS });
+      return l.items.find((e) => (e as Obj & { involvedObject: { uid: string } }).involvedObject.uid === s.metadata?.uid);
+    },
+    200,
+  );
   expect(ev).toMatchObject({ type: 'Warning' });
 
   // Granting the reference resolves it.
@@ -247,23 +295,33 @@ test('kill the leader → the standby takes over and keeps reconciling', async (
   m.spec.revisions[0].weight = 60;
   m.spec.revisions[1].weight = 40;
   await applyAll(client, [m as unknown as KubernetesObject], NS);
-  await waitFor('60/40 by the new leader', 30_000, async () => {
-    const r = await get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`));
-    return r.spec.rules[0].backendRefs.map((x: { weight: number }) => x.weight).join() === '60,40';
-  }, 200);
+  await waitFor(
+    '60/40 by the new leader',
+    30_000,
+    async () => {
+      const r = await get(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`));
+      return r.spec.rules[0].backendRefs.map((x: { weight: number }) => x.weight).join() === '60,40';
+    },
+    200,
+  );
   expect(await writesMetric(standby)).toBeGreaterThan(0);
 });
 
 test('restart the controller → zero diff, zero writes', async () => {
   const running = procs.find((p) => p.proc.exitCode === null && p.proc.signalCode === null)!;
   // Converged first: no writes for 2 s.
-  await waitFor('converged', 30_000, async () => {
-    const c = new WriteCounter(client);
-    await c.start();
-    await new Promise((r) => setTimeout(r, 2000));
-    c.stop();
-    return c.writes.length === 0;
-  }, 0);
+  await waitFor(
+    'converged',
+    30_000,
+    async () => {
+      const c = new WriteCounter(client);
+      await c.start();
+      await new Promise((r) => setTimeout(r, 2000));
+      c.stop();
+      return c.writes.length === 0;
+    },
+    0,
+  );
   expect(await running.stop('SIGTERM')).toBe(0);
   // SIGTERM released the Lease.
   expect(await holder()).toBeFalsy();
@@ -271,10 +329,15 @@ test('restart the controller → zero diff, zero writes', async () => {
   await counter.start();
   const fresh = await spawn('replica-c');
   await waitFor('replica-c leads', 20_000, async () => (await holder()) === 'replica-c', 200);
-  await waitFor('first reconcile', 30_000, async () => {
-    const { body } = await fresh.http('/metrics');
-    return /kea_controller_reconcile_total\{result="ok"\} [1-9]/.test(body);
-  }, 200);
+  await waitFor(
+    'first reconcile',
+    30_000,
+    async () => {
+      const { body } = await fresh.http('/metrics');
+      return /kea_controller_reconcile_total\{result="ok"\} [1-9]/.test(body);
+    },
+    200,
+  );
   await new Promise((r) => setTimeout(r, 5000));
   counter.stop();
   expect(counter.writes).toEqual([]);
@@ -282,25 +345,35 @@ test('restart the controller → zero diff, zero writes', async () => {
 });
 
 test('delete → every emitted object is pruned', async () => {
-  for (const [ref, name] of [[R.schema, 'iris'], [R.schema, 'grades'], [R.schema, 'legacy'], [R.mls, 'iris']] as const) await client.delete(ref, NS, name);
-  await waitFor('pruned', 30_000, async () => {
-    const checks = await Promise.all([
-      gone(R.deploy, NS, 'iris-v1'),
-      gone(R.deploy, NS, 'iris-v2'),
-      gone(R.svc, NS, 'iris-v1'),
-      // Objects in the system namespace have no ownerReference (not allowed across
-      // namespaces): apply prunes them by their owner label.
-      gone(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`)),
-      gone(R.grant, NS, internalRouteName(`iris.${NS}.kea.internal`)),
-      gone(R.route, NS, 'kea-api-grades'),
-      gone(R.route, NS, 'kea-api-iris'),
-      gone(R.cm, SYS, apiConfigMapName(NS, 'iris')),
-      gone(R.grant, SYS, `kea-policy-from-${NS}`),
-    ]);
-    return checks.every(Boolean);
-  }, 200);
+  for (const [ref, name] of [
+    [R.schema, 'iris'],
+    [R.schema, 'grades'],
+    [R.schema, 'legacy'],
+    [R.mls, 'iris'],
+  ] as const)
+    await client.delete(ref, NS, name);
+  await waitFor(
+    'pruned',
+    30_000,
+    async () => {
+      const checks = await Promise.all([
+        gone(R.deploy, NS, 'iris-v1'),
+        gone(R.deploy, NS, 'iris-v2'),
+        gone(R.svc, NS, 'iris-v1'),
+        // Objects in the system namespace have no ownerReference (not allowed across
+        // namespaces): apply prunes them by their owner label.
+        gone(R.route, SYS, internalRouteName(`iris.${NS}.kea.internal`)),
+        gone(R.grant, NS, internalRouteName(`iris.${NS}.kea.internal`)),
+        gone(R.route, NS, 'kea-api-grades'),
+        gone(R.route, NS, 'kea-api-iris'),
+        gone(R.cm, SYS, apiConfigMapName(NS, 'iris')),
+        gone(R.grant, SYS, `kea-policy-from-${NS}`),
+      ]);
+      return checks.every(Boolean);
+    },
+    200,
+  );
   // Hand-written objects are never touched.
   await get(R.svc, NS, 'grades');
   await get(R.svc, OTHER, 'legacy');
 });
-

@@ -59,7 +59,15 @@ function fastapiDoc(extra: boolean): unknown {
           operationId: 'predict',
           requestBody: {
             required: true,
-            content: { 'application/json': { schema: { type: 'object', required: extra ? ['rows', 'model'] : ['rows'], properties: { rows: { type: 'array' }, model: { anyOf: [{ type: 'string' }, { type: 'null' }] } } } } },
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: extra ? ['rows', 'model'] : ['rows'],
+                  properties: { rows: { type: 'array' }, model: { anyOf: [{ type: 'string' }, { type: 'null' }] } },
+                },
+              },
+            },
           },
           responses: { '200': { description: 'OK', content: { 'application/json': { schema: { type: 'object' } } } } },
         },
@@ -79,9 +87,13 @@ const routed = (conds: Condition[] | undefined): boolean => {
   return p?.status === 'True' || (p?.status === 'Unknown' && p.reason === 'Pending');
 };
 const getSchema = (name: string) => client.get<ApiSchema>(SCHEMA, NS, name);
-type Route = KubernetesObject & { spec: { rules: Array<{ matches: Array<{ method?: string; path: { value: string } }>; backendRefs: Array<{ name: string; weight: number }> }> } };
+type Route = KubernetesObject & {
+  spec: { rules: Array<{ matches: Array<{ method?: string; path: { value: string } }>; backendRefs: Array<{ name: string; weight: number }> }> };
+};
 const routeRules = async (name: string, namespace = NS) =>
-  ((await client.get<Route>(ROUTE, namespace, name).catch(() => undefined))?.spec.rules ?? []).map((r) => `${r.matches[0].method ?? '*'} ${r.matches[0].path.value}`).sort();
+  ((await client.get<Route>(ROUTE, namespace, name).catch(() => undefined))?.spec.rules ?? [])
+    .map((r) => `${r.matches[0].method ?? '*'} ${r.matches[0].path.value}`)
+    .sort();
 
 beforeAll(async () => {
   client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG));
@@ -105,8 +117,16 @@ beforeAll(async () => {
 
 async function start(): Promise<ControllerHandle> {
   const loaded = loadConfig([
-    'node', 'main', `--internal-token=${TOKEN}`, '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`,
-    '--leader-election=false', `--internal-gateway-url=${gatewayUrl}`, '--debounce-ms=50', '--max-delay-ms=300',
+    'node',
+    'main',
+    `--internal-token=${TOKEN}`,
+    '--http-port=0',
+    '--http-host=127.0.0.1',
+    `--system-namespace=${SYS}`,
+    '--leader-election=false',
+    `--internal-gateway-url=${gatewayUrl}`,
+    '--debounce-ms=50',
+    '--max-delay-ms=300',
   ]);
   expect(loaded.runtime.internalGatewayUrl).toBe(gatewayUrl);
   return startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: createLogger('test', { level: 'silent' }) });
@@ -114,7 +134,12 @@ async function start(): Promise<ControllerHandle> {
 
 afterAll(async () => {
   await controller?.stop();
-  for (const [ref, ns] of [[SCHEMA, NS], [MLS, NS], [SCHEMA, NS2], [GRANT, NS]] as const) {
+  for (const [ref, ns] of [
+    [SCHEMA, NS],
+    [MLS, NS],
+    [SCHEMA, NS2],
+    [GRANT, NS],
+  ] as const) {
     for (const o of (await client.list(ref, { namespace: ns })).items) await client.delete(ref, ns, o.metadata!.name!);
   }
   await new Promise<void>((r) => gateway.close(() => r()));
@@ -142,10 +167,15 @@ test('a served OpenAPI document is imported, routed, published; a breaking chang
     NS,
   );
   // The target answers 503: nothing to route yet, with the fetch error in status.
-  const failing = await waitFor('FetchFailed', 30_000, async () => {
-    const s = await getSchema('legacy');
-    return cond(s.status?.conditions, 'Imported')?.reason === 'FetchFailed' ? s : undefined;
-  }, 200);
+  const failing = await waitFor(
+    'FetchFailed',
+    30_000,
+    async () => {
+      const s = await getSchema('legacy');
+      return cond(s.status?.conditions, 'Imported')?.reason === 'FetchFailed' ? s : undefined;
+    },
+    200,
+  );
   expect(cond(failing.status?.conditions, 'Imported')?.message).toContain('HTTP 503');
   expect(cond(failing.status?.conditions, 'Programmed')).toMatchObject({ status: 'False', reason: 'AwaitingOpenApi' });
   expect(await routeRules('kea-api-legacy')).toEqual([]);
@@ -154,10 +184,15 @@ test('a served OpenAPI document is imported, routed, published; a breaking chang
 
   // The document appears: imported, routed through the policy server, published.
   served = { doc: fastapiDoc(false) };
-  const ok = await waitFor('imported', 20_000, async () => {
-    const s = await getSchema('legacy');
-    return routed(s.status?.conditions) ? s : undefined;
-  }, 200);
+  const ok = await waitFor(
+    'imported',
+    20_000,
+    async () => {
+      const s = await getSchema('legacy');
+      return routed(s.status?.conditions) ? s : undefined;
+    },
+    200,
+  );
   expect(cond(ok.status?.conditions, 'Imported')).toMatchObject({ status: 'True', reason: 'Imported' });
   expect(ok.status?.unroutable).toEqual([expect.stringContaining('cookie parameter session')]);
   expect(await routeRules('kea-api-legacy')).toEqual(['GET /legacy/items', 'POST /legacy/predict']);
@@ -169,10 +204,15 @@ test('a served OpenAPI document is imported, routed, published; a breaking chang
   // The service changes its API under the same declared version; the refresh (every 10 s)
   // finds it: a new published version (new digest) with a breaking diff.
   served = { doc: fastapiDoc(true) };
-  const v2 = await waitFor('second version', 30_000, async () => {
-    const s = await getSchema('legacy');
-    return s.status?.versions?.length === 2 && s.status.lastDiff ? s : undefined;
-  }, 200).catch(async (e: Error) => {
+  const v2 = await waitFor(
+    'second version',
+    30_000,
+    async () => {
+      const s = await getSchema('legacy');
+      return s.status?.versions?.length === 2 && s.status.lastDiff ? s : undefined;
+    },
+    200,
+  ).catch(async (e: Error) => {
     throw new Error(`${e.message}; status: ${JSON.stringify((await getSchema('legacy')).status)}`);
   });
   expect(v2.status?.versions?.map((v) => v.version)).toEqual(['0.1.0', '0.1.0']);
@@ -190,10 +230,15 @@ test('a served OpenAPI document is imported, routed, published; a breaking chang
 
   // The target fails again: the last good document stays in force (Stale), nothing is pruned.
   served = { status: 500 };
-  const stale = await waitFor('stale', 20_000, async () => {
-    const s = await getSchema('legacy');
-    return cond(s.status?.conditions, 'Imported')?.reason === 'Stale' ? s : undefined;
-  }, 200);
+  const stale = await waitFor(
+    'stale',
+    20_000,
+    async () => {
+      const s = await getSchema('legacy');
+      return cond(s.status?.conditions, 'Imported')?.reason === 'Stale' ? s : undefined;
+    },
+    200,
+  );
   expect(routed(stale.status?.conditions)).toBe(true);
   expect(await routeRules('kea-api-legacy')).toEqual(['GET /legacy/items', 'GET /legacy/stats', 'POST /legacy/predict']);
 });
@@ -208,7 +253,14 @@ test('a breaking canary is refused (its weight goes to the stable revision) unti
         target: { mlService: { name: 'iris' } },
         basePath,
         info: { title: 'Iris', version: required.length > 1 ? '2.0.0' : '1.0.0' },
-        operations: [{ operationId: 'predict', method: 'POST', path: '/predict', requestBody: { required: true, schema: { type: 'object', required, properties: { a: { type: 'array' }, b: { type: 'string' } } } } }],
+        operations: [
+          {
+            operationId: 'predict',
+            method: 'POST',
+            path: '/predict',
+            requestBody: { required: true, schema: { type: 'object', required, properties: { a: { type: 'array' }, b: { type: 'string' } } } },
+          },
+        ],
       },
     }) as unknown as KubernetesObject;
   const mls = (allow: boolean): KubernetesObject =>
@@ -226,13 +278,19 @@ test('a breaking canary is refused (its weight goes to the stable revision) unti
       },
     }) as unknown as KubernetesObject;
   await applyAll(client, [schema('iris-v1', '/iris', ['a']), schema('iris-v2', '/iris-v2', ['a', 'b']), mls(false)], NS);
-  const weights = async () => (await client.get<Route>(ROUTE, SYS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined))?.spec.rules[0].backendRefs.map((b) => `${b.name}=${b.weight}`).join(',');
+  const weights = async () =>
+    (await client.get<Route>(ROUTE, SYS, internalRouteName(`iris.${NS}.kea.internal`)).catch(() => undefined))?.spec.rules[0].backendRefs
+      .map((b) => `${b.name}=${b.weight}`)
+      .join(',');
   await waitFor('refused canary routes 100/0', 20_000, async () => (await weights()) === 'iris-v1=100,iris-v2=0', 200);
   const refused = await client.get<MLService>(MLS, NS, 'iris');
   expect(cond(refused.status?.conditions, 'ContractChecked')).toMatchObject({ status: 'False', reason: 'BreakingApiChange' });
   expect(cond(refused.status?.conditions, 'ContractChecked')?.message).toContain('POST /predict: request body.b');
   expect(cond(refused.status?.conditions, 'Accepted')?.status).toBe('True');
-  expect(refused.status?.traffic).toEqual([{ revision: 'v1', weight: 100 }, { revision: 'v2', weight: 0 }]);
+  expect(refused.status?.traffic).toEqual([
+    { revision: 'v1', weight: 100 },
+    { revision: 'v2', weight: 0 },
+  ]);
   // The canary still gets its Deployment, so it can warm up.
   await waitFor('v2 deployment', 30_000, () => client.get(RESOURCES['apps/v1/Deployment'], NS, 'iris-v2').catch(() => undefined), 200);
   const events = (await client.list(RESOURCES['v1/Event'], { namespace: NS })).items as Array<KubernetesObject & { reason?: string; type?: string }>;
@@ -257,11 +315,18 @@ test('a controller restart while the served document is unreachable prunes nothi
   served = { status: 503 };
   controller = await start();
   // The new process has no document for legacy: AwaitingOpenApi, and its objects are retained.
-  const waiting = await waitFor('FetchFailed after restart', 20_000, async () => {
-    const s = await getSchema('legacy');
-    // Imported is Pending until the first fetch has failed: wait for both.
-    return cond(s.status?.conditions, 'Programmed')?.reason === 'AwaitingOpenApi' && cond(s.status?.conditions, 'Imported')?.reason === 'FetchFailed' ? s : undefined;
-  }, 200);
+  const waiting = await waitFor(
+    'FetchFailed after restart',
+    20_000,
+    async () => {
+      const s = await getSchema('legacy');
+      // Imported is Pending until the first fetch has failed: wait for both.
+      return cond(s.status?.conditions, 'Programmed')?.reason === 'AwaitingOpenApi' && cond(s.status?.conditions, 'Imported')?.reason === 'FetchFailed'
+        ? s
+        : undefined;
+    },
+    200,
+  );
   expect(cond(waiting.status?.conditions, 'Imported')).toMatchObject({ status: 'False', reason: 'FetchFailed' });
   await controller.idle();
   expect(await routeRules('kea-api-legacy')).toEqual(rules);
@@ -293,10 +358,15 @@ test('a discovery target in another namespace is fetched only once a ReferenceGr
     ],
     NS2,
   );
-  const refused = await waitFor('Imported=False Refused', 20_000, async () => {
-    const s = await getPeek();
-    return cond(s.status?.conditions, 'Imported')?.reason === 'Refused' ? s : undefined;
-  }, 200);
+  const refused = await waitFor(
+    'Imported=False Refused',
+    20_000,
+    async () => {
+      const s = await getPeek();
+      return cond(s.status?.conditions, 'Imported')?.reason === 'Refused' ? s : undefined;
+    },
+    200,
+  );
   expect(cond(refused.status?.conditions, 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'RefNotPermitted' });
   expect(cond(refused.status?.conditions, 'Imported')?.message).toContain(`ReferenceGrant in namespace ${NS} allows HTTPRoutes of namespace ${NS2}`);
   // Two more batches (debounce 50 ms): still no request for its host reached the internal listener.
@@ -319,10 +389,15 @@ test('a discovery target in another namespace is fetched only once a ReferenceGr
     NS,
   );
   await waitFor('fetched once granted', 20_000, () => seen.some((h) => h.host === host), 200);
-  const after = await waitFor('Imported no longer Refused', 20_000, async () => {
-    const s = await getPeek();
-    const c = cond(s.status?.conditions, 'Imported');
-    return c && c.reason !== 'Refused' ? s : undefined;
-  }, 200);
+  const after = await waitFor(
+    'Imported no longer Refused',
+    20_000,
+    async () => {
+      const s = await getPeek();
+      const c = cond(s.status?.conditions, 'Imported');
+      return c && c.reason !== 'Refused' ? s : undefined;
+    },
+    200,
+  );
   expect(cond(after.status?.conditions, 'Imported')).toMatchObject({ status: 'False', reason: 'FetchFailed' });
 });

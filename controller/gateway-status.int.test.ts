@@ -57,7 +57,13 @@ const R = {
 type Status = { conditions?: Condition[] };
 type Route = KubernetesObject & {
   metadata: { generation?: number };
-  status?: { parents?: Array<{ parentRef: { name: string; namespace?: string }; controllerName: string; conditions?: Array<Condition & { observedGeneration?: number }> }> };
+  status?: {
+    parents?: Array<{
+      parentRef: { name: string; namespace?: string };
+      controllerName: string;
+      conditions?: Array<Condition & { observedGeneration?: number }>;
+    }>;
+  };
 };
 
 let client: KubeClient;
@@ -70,17 +76,24 @@ const programmed = async (ref: (typeof R)['schema' | 'mls'], name: string): Prom
 
 /** Waits until `Programmed` of the resource has `status` (and `reason`, when given); returns it. */
 const waitProgrammed = (ref: (typeof R)['schema' | 'mls'], name: string, status: string, reason?: string, timeoutMs = 30_000): Promise<Condition> =>
-  waitFor(`${ref.kind} ${name} Programmed=${status}${reason ? ` ${reason}` : ''}`, timeoutMs, async () => {
-    const c = await programmed(ref, name);
-    return c?.status === status && (reason === undefined || c.reason === reason) ? c : undefined;
-  }, 100).catch(async (e: Error) => {
+  waitFor(
+    `${ref.kind} ${name} Programmed=${status}${reason ? ` ${reason}` : ''}`,
+    timeoutMs,
+    async () => {
+      const c = await programmed(ref, name);
+      return c?.status === status && (reason === undefined || c.reason === reason) ? c : undefined;
+    },
+    100,
+  ).catch(async (e: Error) => {
     throw new Error(`${e.message}; last: ${JSON.stringify(await programmed(ref, name))}`);
   });
 
 /** NGF's condition of `type` on the route, for its current generation (undefined until written). */
 async function ngfCondition(namespace: string, name: string, type: string): Promise<(Condition & { observedGeneration?: number }) | undefined> {
   const r = await client.get<Route>(R.route, namespace, name);
-  const p = r.status?.parents?.find((x) => x.parentRef.name === 'kea' && (x.parentRef.namespace ?? namespace) === SYS && x.controllerName === NGF_CONTROLLER_NAME);
+  const p = r.status?.parents?.find(
+    (x) => x.parentRef.name === 'kea' && (x.parentRef.namespace ?? namespace) === SYS && x.controllerName === NGF_CONTROLLER_NAME,
+  );
   const c = p?.conditions?.find((x) => x.type === type);
   return c && c.observedGeneration === r.metadata.generation ? c : undefined;
 }
@@ -94,7 +107,12 @@ async function kubectlRow(kind: string, name: string): Promise<Record<string, st
 }
 
 const policyService = (port: number): KubernetesObject =>
-  ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'kea-policy', namespace: SYS }, spec: { ports: [{ name: 'http', port, targetPort: 8000 }] } }) as KubernetesObject;
+  ({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'kea-policy', namespace: SYS },
+    spec: { ports: [{ name: 'http', port, targetPort: 8000 }] },
+  }) as KubernetesObject;
 
 (skip ? describe.skip : describe)('the gateway verdict in Programmed, with real NGF refusals', () => {
   beforeAll(async () => {
@@ -104,8 +122,16 @@ const policyService = (port: number): KubernetesObject =>
     gw = await startNgf({ kubeconfig: process.env.KUBECONFIG!, stateDir, namespace: SYS, internalHostname: '*.other.internal' });
     await ensureNamespaces(client, APPS);
     const loaded = loadConfig([
-      'node', 'main', `--internal-token=${TOKEN}`, '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`,
-      '--leader-election=false', '--debounce-ms=50', '--max-delay-ms=300', '--internal-listener-check-ms=0',
+      'node',
+      'main',
+      `--internal-token=${TOKEN}`,
+      '--http-port=0',
+      '--http-host=127.0.0.1',
+      `--system-namespace=${SYS}`,
+      '--leader-election=false',
+      '--debounce-ms=50',
+      '--max-delay-ms=300',
+      '--internal-listener-check-ms=0',
     ]);
     controller = await startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: createLogger('test', { level: 'silent' }) });
   }, 120_000);
@@ -136,7 +162,15 @@ const policyService = (port: number): KubernetesObject =>
             target: { mlService: { name: 'iris' } },
             basePath: '/iris',
             info: { title: 'Iris', version: '1.0.0' },
-            operations: [{ operationId: 'predict', method: 'POST', path: '/predict', requestBody: { schema: { type: 'object' } }, responses: { '200': { description: 'ok' } } }],
+            operations: [
+              {
+                operationId: 'predict',
+                method: 'POST',
+                path: '/predict',
+                requestBody: { schema: { type: 'object' } },
+                responses: { '200': { description: 'ok' } },
+              },
+            ],
           },
         } as KubernetesObject,
       ],
@@ -149,7 +183,9 @@ const policyService = (port: number): KubernetesObject =>
     const internalRoute = owned[0].metadata!.name!;
     const ngfHost = await ngfCondition(SYS, internalRoute, 'Accepted');
     expect(ngfHost).toMatchObject({ status: 'False', reason: 'NoMatchingListenerHostname' });
-    expect(host.message).toContain(`HTTPRoute ${SYS}/${internalRoute}: Accepted=False (NoMatchingListenerHostname, ${NGF_CONTROLLER_NAME}): ${ngfHost!.message}`);
+    expect(host.message).toContain(
+      `HTTPRoute ${SYS}/${internalRoute}: Accepted=False (NoMatchingListenerHostname, ${NGF_CONTROLLER_NAME}): ${ngfHost!.message}`,
+    );
 
     // 2. The public route's backend (the policy server Service) does not exist.
     const missing = await waitProgrammed(R.schema, 'iris', 'False', 'BackendNotFound');
@@ -163,10 +199,15 @@ const policyService = (port: number): KubernetesObject =>
 
     // 3. The Service exists, with the wrong port: NGF's other BackendNotFound message.
     await applyAll(client, [policyService(9000)]);
-    const wrongPort = await waitFor('the wrong-port message', 30_000, async () => {
-      const c = await programmed(R.schema, 'iris');
-      return c?.status === 'False' && c.message.includes('no matching port') ? c : undefined;
-    }, 100);
+    const wrongPort = await waitFor(
+      'the wrong-port message',
+      30_000,
+      async () => {
+        const c = await programmed(R.schema, 'iris');
+        return c?.status === 'False' && c.message.includes('no matching port') ? c : undefined;
+      },
+      100,
+    );
     expect(wrongPort.reason).toBe('BackendNotFound');
     expect(wrongPort.message).toContain(`${(await ngfCondition(APPS, 'kea-api-iris', 'ResolvedRefs'))!.message}`);
     expect(wrongPort.message).toContain('no matching port for Service kea-policy and port 8000');

@@ -72,7 +72,10 @@ const rendered = async () => ({
 async function settle(): Promise<{ api: number; mls: number }> {
   let last = '';
   let since = Date.now();
-  return waitFor('controller at rest', 60_000, async () => {
+  return waitFor(
+    'controller at rest',
+    60_000,
+    async () => {
       const now = JSON.stringify([await rendered(), await metric('kea_controller_writes_total{'), await metric('kea_controller_reconcile_total{')]);
       if (now !== last) {
         last = now;
@@ -80,7 +83,9 @@ async function settle(): Promise<{ api: number; mls: number }> {
         return undefined;
       }
       return Date.now() - since >= 2000 ? rendered() : undefined;
-    }, 250);
+    },
+    250,
+  );
 }
 
 const headerValue = (r: Obj): string => r.spec.rules[0].filters[0].requestHeaderModifier.set[0].value;
@@ -97,11 +102,18 @@ beforeAll(async () => {
   });
   await applyAll(client, [...pair('alpha'), ...pair('beta')], NS);
   for (const n of ['alpha', 'beta']) {
-    await waitFor(`${n} programmed`, 60_000, async () => {
-      const s = await client.get<Obj>(R.schema, NS, n);
-      // No gateway writes route statuses here: routed by KEA, awaiting the gateway's verdict.
-      return (s.status?.conditions ?? []).some((c: { type: string; status: string; reason: string }) => c.type === 'Programmed' && (c.status === 'True' || c.reason === 'Pending'));
-    }, 200);
+    await waitFor(
+      `${n} programmed`,
+      60_000,
+      async () => {
+        const s = await client.get<Obj>(R.schema, NS, n);
+        // No gateway writes route statuses here: routed by KEA, awaiting the gateway's verdict.
+        return (s.status?.conditions ?? []).some(
+          (c: { type: string; status: string; reason: string }) => c.type === 'Programmed' && (c.status === 'True' || c.reason === 'Pending'),
+        );
+      },
+      200,
+    );
   }
 }, 180_000);
 
@@ -149,10 +161,15 @@ test('new weights of one MLService re-render it and the ApiSchema fronting it; t
   const before = await settle();
   const mark = ctl.logs.length;
   await applyAll(client, [pair('alpha', [30, 70])[0]], NS);
-  await waitFor('alpha 30/70', 30_000, async () => {
-    const r = await client.get<Obj>(R.route, SYS, internalRouteName(`alpha.${NS}.kea.internal`));
-    return r.spec.rules[0].backendRefs.map((b: { weight: number }) => b.weight).join() === '30,70';
-  }, 200);
+  await waitFor(
+    'alpha 30/70',
+    30_000,
+    async () => {
+      const r = await client.get<Obj>(R.route, SYS, internalRouteName(`alpha.${NS}.kea.internal`));
+      return r.spec.rules[0].backendRefs.map((b: { weight: number }) => b.weight).join() === '30,70';
+    },
+    200,
+  );
   const after = await settle();
   expect(after.mls - before.mls).toBe(1);
   expect(after.api - before.api).toBe(1);
@@ -169,10 +186,15 @@ test('a drift edit of an owned route by another field manager is repaired, rende
     contentType: 'application/json-patch+json',
     query: { fieldManager: 'intruder' },
   });
-  const repaired = await waitFor('drift repaired', 30_000, async () => {
-    const r = await client.get<Obj>(R.route, NS, 'kea-api-alpha');
-    return r.metadata?.resourceVersion !== route.metadata?.resourceVersion && headerValue(r) === want ? r : undefined;
-  }, 200);
+  const repaired = await waitFor(
+    'drift repaired',
+    30_000,
+    async () => {
+      const r = await client.get<Obj>(R.route, NS, 'kea-api-alpha');
+      return r.metadata?.resourceVersion !== route.metadata?.resourceVersion && headerValue(r) === want ? r : undefined;
+    },
+    200,
+  );
   expect(headerValue(repaired)).toBe(want);
   const after = await settle();
   expect(after.api - before.api).toBe(1);

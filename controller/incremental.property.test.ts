@@ -58,18 +58,26 @@ const OPS: Operation[] = [
 ];
 /** Documents a Service target may serve (spec.source.openapi). */
 const DOCS: unknown[] = [
-  { openapi: '3.0.3', info: { title: 'docs', version: '1.0.0' }, paths: { '/hello': { get: { operationId: 'hello', responses: { '200': { description: 'ok' } } } } } },
+  {
+    openapi: '3.0.3',
+    info: { title: 'docs', version: '1.0.0' },
+    paths: { '/hello': { get: { operationId: 'hello', responses: { '200': { description: 'ok' } } } } },
+  },
   {
     openapi: '3.0.3',
     info: { title: 'docs', version: '1.1.0' },
-    paths: { '/hello': { get: { operationId: 'hello', responses: { '200': { description: 'ok' } } } }, '/bye': { post: { operationId: 'bye', responses: { '200': { description: 'ok' } } } } },
+    paths: {
+      '/hello': { get: { operationId: 'hello', responses: { '200': { description: 'ok' } } } },
+      '/bye': { post: { operationId: 'bye', responses: { '200': { description: 'ok' } } } },
+    },
   },
   { swagger: '2.0' },
 ];
 
 type Edit = (sim: Sim, r: Rng) => string | undefined;
 
-const find = <T extends ApiSchema | MLService>(list: T[], ns: string, name: string) => list.find((x) => x.metadata.namespace === ns && x.metadata.name === name);
+const find = <T extends ApiSchema | MLService>(list: T[], ns: string, name: string) =>
+  list.find((x) => x.metadata.namespace === ns && x.metadata.name === name);
 const keyOf = (x: { metadata?: { namespace?: string; name?: string } }) => `${x.metadata?.namespace}/${x.metadata?.name}`;
 
 function randomRevisions(r: Rng, ns: string, sim: Sim): Array<{ name: string; weight: number; apiSchema?: string; replicas?: number }> {
@@ -135,7 +143,12 @@ const EDITS_BY_NAME: Record<string, Edit> = {
     if (!sim.snapshot.mlServices.length) return undefined;
     const m = r.pick(sim.snapshot.mlServices);
     const revs = randomRevisions(r, m.metadata.namespace!, sim);
-    sim.edit(sim.snapshot.mlServices, m.metadata.namespace!, m.metadata.name, (x) => (x.spec.revisions = revs.map((v) => ({ replicas: 1, ...v, image: `img/${x.metadata.name}:${v.name}` }))));
+    sim.edit(
+      sim.snapshot.mlServices,
+      m.metadata.namespace!,
+      m.metadata.name,
+      (x) => (x.spec.revisions = revs.map((v) => ({ replicas: 1, ...v, image: `img/${x.metadata.name}:${v.name}` }))),
+    );
     return `revisions of ${keyOf(m)}: ${JSON.stringify(revs)}`;
   },
   mlsImage: (sim, r) => {
@@ -185,7 +198,12 @@ const EDITS_BY_NAME: Record<string, Edit> = {
   apiMode: (sim, r) => {
     if (!sim.snapshot.apiSchemas.length) return undefined;
     const a = r.pick(sim.snapshot.apiSchemas);
-    sim.edit(sim.snapshot.apiSchemas, a.metadata.namespace!, a.metadata.name, (x) => (x.spec.policy = { mode: x.spec.policy?.mode === 'passthrough' ? 'enforce' : 'passthrough' }));
+    sim.edit(
+      sim.snapshot.apiSchemas,
+      a.metadata.namespace!,
+      a.metadata.name,
+      (x) => (x.spec.policy = { mode: x.spec.policy?.mode === 'passthrough' ? 'enforce' : 'passthrough' }),
+    );
     return `mode of ${keyOf(a)} toggled`;
   },
   apiTarget: (sim, r) => {
@@ -203,7 +221,12 @@ const EDITS_BY_NAME: Record<string, Edit> = {
   apiSecurity: (sim, r) => {
     if (!sim.snapshot.apiSchemas.length) return undefined;
     const a = r.pick(sim.snapshot.apiSchemas);
-    const sec = r.chance(0.3) ? undefined : { ...(r.chance(0.5) ? { forwardCredentials: ['Authorization' as const] } : {}), ...(r.chance(0.5) ? { contentSecurityPolicy: "default-src 'self'" } : {}) };
+    const sec = r.chance(0.3)
+      ? undefined
+      : {
+          ...(r.chance(0.5) ? { forwardCredentials: ['Authorization' as const] } : {}),
+          ...(r.chance(0.5) ? { contentSecurityPolicy: "default-src 'self'" } : {}),
+        };
     sim.edit(sim.snapshot.apiSchemas, a.metadata.namespace!, a.metadata.name, (x) => {
       if (sec) x.spec.security = sec;
       else delete x.spec.security;
@@ -216,7 +239,12 @@ const EDITS_BY_NAME: Record<string, Edit> = {
     sim.snapshot.services = sim.snapshot.services.filter((s) => s !== existing);
     if (existing && r.chance(0.5)) return `delete Service c/${name}`;
     const port = r.pick([80, 8080]);
-    sim.snapshot.services.push({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'c', resourceVersion: sim.c.nextRv() }, spec: { ports: [{ port, protocol: 'TCP' }] } } as KubernetesObject);
+    sim.snapshot.services.push({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'c', resourceVersion: sim.c.nextRv() },
+      spec: { ports: [{ port, protocol: 'TCP' }] },
+    } as KubernetesObject);
     return `Service c/${name} port ${port}`;
   },
   grant: (sim, r) => {
@@ -252,7 +280,15 @@ const EDITS_BY_NAME: Record<string, Edit> = {
       return `delete Deployment ${ns}/${name}`;
     }
     const avail = r.int(3);
-    sim.snapshot.deployments = [...rest, { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: ns, resourceVersion: sim.c.nextRv() }, status: { availableReplicas: avail } } as KubernetesObject];
+    sim.snapshot.deployments = [
+      ...rest,
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name, namespace: ns, resourceVersion: sim.c.nextRv() },
+        status: { availableReplicas: avail },
+      } as KubernetesObject,
+    ];
     return `Deployment ${ns}/${name} available ${avail}`;
   },
   deploymentsObserved: (sim) => {
@@ -296,7 +332,16 @@ const EDITS_BY_NAME: Record<string, Edit> = {
     const parents =
       verdict === 'none'
         ? []
-        : [{ parentRef: gw, controllerName: 'gateway.nginx.org/nginx-gateway-controller', conditions: verdict === 'accepted' ? [ok('Accepted'), ok('ResolvedRefs')] : [ok('Accepted'), { type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', observedGeneration: at, message: 'no endpoints' }] }];
+        : [
+            {
+              parentRef: gw,
+              controllerName: 'gateway.nginx.org/nginx-gateway-controller',
+              conditions:
+                verdict === 'accepted'
+                  ? [ok('Accepted'), ok('ResolvedRefs')]
+                  : [ok('Accepted'), { type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', observedGeneration: at, message: 'no endpoints' }],
+            },
+          ];
     route.status = { parents };
     return `gateway verdict on ${keyOf(route)}: ${verdict} at generation ${at} (route at ${gen})`;
   },
@@ -327,7 +372,15 @@ const EDITS_BY_NAME: Record<string, Edit> = {
       {
         apiVersion: 'v1',
         kind: 'ConfigMap',
-        metadata: { name, namespace: config.systemNamespace, annotations: { 'kea.dev/api-schema': keyOf(a), 'kea.dev/digest': `hand-${r.int(1000)}`, 'kea.dev/published-at': r.pick(['2025-06-01T00:00:00Z', '2026-06-01T00:00:00Z']) } },
+        metadata: {
+          name,
+          namespace: config.systemNamespace,
+          annotations: {
+            'kea.dev/api-schema': keyOf(a),
+            'kea.dev/digest': `hand-${r.int(1000)}`,
+            'kea.dev/published-at': r.pick(['2025-06-01T00:00:00Z', '2026-06-01T00:00:00Z']),
+          },
+        },
         data: { 'openapi.json': text },
       } as KubernetesObject,
     ];
@@ -337,10 +390,28 @@ const EDITS_BY_NAME: Record<string, Edit> = {
 
 /** Edit names by weight (how often each is drawn). */
 const WEIGHTED: string[] = Object.entries({
-  mlsCreate: 3, mlsDelete: 2, mlsWeights: 4, mlsRevisions: 3, mlsImage: 2, mlsAllowBreaking: 1,
-  apiCreate: 4, apiDelete: 2, apiOps: 4, apiBasePath: 2, apiMode: 2, apiTarget: 2, apiSecurity: 1,
-  service: 2, grant: 3, deployment: 5, deploymentsObserved: 1, discovered: 3, gatewayVerdict: 4,
-  drift: 2, foreignWrite: 2, handVersion: 1,
+  mlsCreate: 3,
+  mlsDelete: 2,
+  mlsWeights: 4,
+  mlsRevisions: 3,
+  mlsImage: 2,
+  mlsAllowBreaking: 1,
+  apiCreate: 4,
+  apiDelete: 2,
+  apiOps: 4,
+  apiBasePath: 2,
+  apiMode: 2,
+  apiTarget: 2,
+  apiSecurity: 1,
+  service: 2,
+  grant: 3,
+  deployment: 5,
+  deploymentsObserved: 1,
+  discovered: 3,
+  gatewayVerdict: 4,
+  drift: 2,
+  foreignWrite: 2,
+  handVersion: 1,
 }).flatMap(([name, w]) => Array<string>(w).fill(name));
 
 /** A random starting fleet. */
@@ -381,7 +452,9 @@ function sequence(seed: number, edits: number): { restarts: number; rendered: nu
       }
     }
   } catch (e) {
-    const err = new Error(`incremental reconcile ≠ full reconcile; replay with KEA_PROP_SEED=${seed} KEA_PROP_EDITS=${edits}\nedits:\n${log.join('\n')}\n\n${(e as Error).message}`);
+    const err = new Error(
+      `incremental reconcile ≠ full reconcile; replay with KEA_PROP_SEED=${seed} KEA_PROP_EDITS=${edits}\nedits:\n${log.join('\n')}\n\n${(e as Error).message}`,
+    );
     err.stack = `${err.message}\n${(e as Error).stack ?? ''}`;
     throw err;
   }

@@ -43,11 +43,21 @@ function fleet(): Sim {
   }
   // A canary whose revision names an ApiSchema (contract check), a passthrough schema, a
   // hand-written Service in another namespace behind a ReferenceGrant, an invalid MLService.
-  s.mlServices.push(mls('a', 'canary', [{ name: 'v1', weight: 90, apiSchema: 'canary' }, { name: 'v2', weight: 10, apiSchema: 'canary-v2' }]));
+  s.mlServices.push(
+    mls('a', 'canary', [
+      { name: 'v1', weight: 90, apiSchema: 'canary' },
+      { name: 'v2', weight: 10, apiSchema: 'canary-v2' },
+    ]),
+  );
   s.apiSchemas.push(api('a', 'canary', { mlService: { name: 'canary' } }));
   s.apiSchemas.push(api('a', 'canary-v2', { mlService: { name: 'canary' } }, { basePath: '/a/canary-v2' }));
   s.apiSchemas.push(api('b', 'pass', { mlService: { name: 'm1' } }, { mode: 'passthrough', basePath: '/b/pass' }));
-  s.services.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'legacy', namespace: 'c', resourceVersion: nextRv() }, spec: { ports: [{ port: 80, protocol: 'TCP' }] } } as KubernetesObject);
+  s.services.push({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'legacy', namespace: 'c', resourceVersion: nextRv() },
+    spec: { ports: [{ port: 80, protocol: 'TCP' }] },
+  } as KubernetesObject);
   s.referenceGrants.push({
     apiVersion: 'gateway.networking.k8s.io/v1beta1',
     kind: 'ReferenceGrant',
@@ -82,7 +92,10 @@ test('a changed input re-renders exactly the owners that depend on it', () => {
   sim.run();
   // MLService weights: the MLService and the ApiSchemas fronting it (a/m1 only; b/pass targets b/m1).
   sim.edit(sim.snapshot.mlServices, 'a', 'm1', (m) => {
-    m.spec.revisions = [{ name: 'v1', weight: 70, image: 'img/m1:v1', replicas: 1 }, { name: 'v2', weight: 30, image: 'img/m1:v2', replicas: 1 }];
+    m.spec.revisions = [
+      { name: 'v1', weight: 70, image: 'img/m1:v1', replicas: 1 },
+      { name: 'v2', weight: 30, image: 'img/m1:v2', replicas: 1 },
+    ];
   });
   expect(sim.run()).toMatchObject({ mlServices: ['a/m1'], apiSchemas: ['a/m1'] });
   expect(sim.run()).toMatchObject({ mlServices: [], apiSchemas: [] }); // after the status echo
@@ -123,7 +136,9 @@ test('a changed input re-renders exactly the owners that depend on it', () => {
   // its input token, derived from what the build read, does not change: nothing is rendered.
   expect(sim.run()).toMatchObject({ apiSchemas: [], mlServices: [] });
   // Deployment readiness: the MLService only (its Ready condition), not its ApiSchema.
-  sim.snapshot.deployments = [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'm3-v1', namespace: 'b' }, status: { availableReplicas: 1 } } as KubernetesObject];
+  sim.snapshot.deployments = [
+    { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'm3-v1', namespace: 'b' }, status: { availableReplicas: 1 } } as KubernetesObject,
+  ];
   expect(sim.run()).toMatchObject({ mlServices: ['b/m3'], apiSchemas: [] });
 });
 
@@ -197,7 +212,13 @@ test('first incremental run = full reconcile, object for object', () => {
   // With onStatus, each status is handed over right after its owner's objects, none returned.
   const handed: Array<{ at: number; key: string; status: unknown }> = [];
   const fresh = new IncrementalReconciler();
-  const s2 = fresh.stream(sim.snapshot, config, () => true, NOW, (st) => handed.push({ at: seen.length, key: `${st.kind}/${st.namespace}/${st.name}`, status: st.status }));
+  const s2 = fresh.stream(
+    sim.snapshot,
+    config,
+    () => true,
+    NOW,
+    (st) => handed.push({ at: seen.length, key: `${st.kind}/${st.namespace}/${st.name}`, status: st.status }),
+  );
   const seen: KubernetesObject[] = [];
   let r2 = s2.next();
   while (!r2.done) {

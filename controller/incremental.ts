@@ -304,7 +304,12 @@ export class IncrementalReconciler {
       const e = this.entries.get(label);
       const same = !!e && !!rv && e.rvs.includes(rv) && tokenNow(e) === e.token;
       let dirty = !same;
-      if (!dirty) for (const [k, h] of e!.objects) if (!isCurrent(k, h)) { dirty = true; break; }
+      if (!dirty)
+        for (const [k, h] of e!.objects)
+          if (!isCurrent(k, h)) {
+            dirty = true;
+            break;
+          }
       owners.set(label, { kind, namespace: ns, name, rv, same, dirty, retain: false, ...(carry?.length ? { carry } : {}) });
     };
     for (const m of graph.mlServices) {

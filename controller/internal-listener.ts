@@ -39,10 +39,12 @@ type Route = KubernetesObject & { spec?: { parentRefs?: Array<{ group?: string; 
 export function listenerAdmitsOthers(listener: Listener, gatewayNamespace: string, systemNamespace: string): string | undefined {
   const ns = listener.allowedRoutes?.namespaces;
   const from = ns?.from ?? 'Same';
-  if (from === 'Same') return gatewayNamespace === systemNamespace ? undefined : `admits routes of the Gateway's namespace ${gatewayNamespace}, not of ${systemNamespace} only`;
+  if (from === 'Same')
+    return gatewayNamespace === systemNamespace ? undefined : `admits routes of the Gateway's namespace ${gatewayNamespace}, not of ${systemNamespace} only`;
   if (from === 'Selector') {
     const labels = ns?.selector?.matchLabels ?? {};
-    const only = Object.keys(labels).length === 1 && labels['kubernetes.io/metadata.name'] === systemNamespace && !(ns?.selector?.matchExpressions ?? []).length;
+    const only =
+      Object.keys(labels).length === 1 && labels['kubernetes.io/metadata.name'] === systemNamespace && !(ns?.selector?.matchExpressions ?? []).length;
     return only ? undefined : `its namespace selector is not exactly kubernetes.io/metadata.name=${systemNamespace}`;
   }
   return `allowedRoutes.namespaces.from is ${from}: routes of any namespace can attach`;
@@ -66,15 +68,32 @@ export async function checkInternalListener(client: KubeClient, config: Controll
   const listener = gw?.spec?.listeners?.find((l) => l.name === internalListener);
   if (gw && listener) {
     const why = listenerAdmitsOthers(listener, gwNs, sys);
-    if (why) out.push({ kind: 'Gateway', namespace: gwNs, name: gwName, message: `listener ${internalListener} ${why}; a tenant could attach a route for another tenant's internal host (set allowedRoutes.namespaces.from: Same, docs/adr/0009-internal-routes.md)` });
+    if (why)
+      out.push({
+        kind: 'Gateway',
+        namespace: gwNs,
+        name: gwName,
+        message: `listener ${internalListener} ${why}; a tenant could attach a route for another tenant's internal host (set allowedRoutes.namespaces.from: Same, docs/adr/0009-internal-routes.md)`,
+      });
   }
   const routes = (await client.list(RESOURCES['gateway.networking.k8s.io/v1/HTTPRoute'], { namespace: sys })).items as Route[];
   for (const r of routes) {
     if (r.metadata?.labels?.[LABELS.managedBy] === MANAGED_BY_VALUE) continue;
     const attaches = (r.spec?.parentRefs ?? []).some(
-      (p) => (p.kind ?? 'Gateway') === 'Gateway' && (p.group ?? 'gateway.networking.k8s.io') === 'gateway.networking.k8s.io' && p.name === gwName && (p.namespace ?? sys) === gwNs && (p.sectionName === undefined || p.sectionName === internalListener),
+      (p) =>
+        (p.kind ?? 'Gateway') === 'Gateway' &&
+        (p.group ?? 'gateway.networking.k8s.io') === 'gateway.networking.k8s.io' &&
+        p.name === gwName &&
+        (p.namespace ?? sys) === gwNs &&
+        (p.sectionName === undefined || p.sectionName === internalListener),
     );
-    if (attaches) out.push({ kind: 'HTTPRoute', namespace: sys, name: r.metadata?.name ?? '', message: `HTTPRoute ${sys}/${r.metadata?.name} is not rendered by KEA and attaches to the internal listener ${internalListener}` });
+    if (attaches)
+      out.push({
+        kind: 'HTTPRoute',
+        namespace: sys,
+        name: r.metadata?.name ?? '',
+        message: `HTTPRoute ${sys}/${r.metadata?.name} is not rendered by KEA and attaches to the internal listener ${internalListener}`,
+      });
   }
   return out.sort((a, b) => `${a.kind}/${a.name}`.localeCompare(`${b.kind}/${b.name}`));
 }

@@ -38,13 +38,26 @@ const R = {
   schema: RESOURCES['kea.dev/v1alpha1/ApiSchema'],
 };
 const GATEWAY = RESOURCES['gateway.networking.k8s.io/v1/Gateway'];
-type Route = KubernetesObject & { spec: { rules: Array<{ matches: Array<{ headers?: Array<{ name: string; value: string }> }>; backendRefs: Array<{ name: string; namespace?: string }> }> } };
+type Route = KubernetesObject & {
+  spec: { rules: Array<{ matches: Array<{ headers?: Array<{ name: string; value: string }> }>; backendRefs: Array<{ name: string; namespace?: string }> }> };
+};
 
 let client: KubeClient;
 let controller: ControllerHandle | undefined;
 
 async function start(tokenFlags: string[]): Promise<ControllerHandle> {
-  const loaded = loadConfig(['node', 'main', ...tokenFlags, '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`, '--leader-election=false', '--debounce-ms=50', '--max-delay-ms=300', '--internal-listener-check-ms=200']);
+  const loaded = loadConfig([
+    'node',
+    'main',
+    ...tokenFlags,
+    '--http-port=0',
+    '--http-host=127.0.0.1',
+    `--system-namespace=${SYS}`,
+    '--leader-election=false',
+    '--debounce-ms=50',
+    '--max-delay-ms=300',
+    '--internal-listener-check-ms=200',
+  ]);
   return startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: createLogger('test', { level: 'silent' }) });
 }
 
@@ -62,7 +75,13 @@ beforeAll(async () => {
         apiVersion: 'kea.dev/v1alpha1',
         kind: 'MLService',
         metadata: { name: 'iris' },
-        spec: { framework: 'sklearn', revisions: [{ name: 'v1', modelUri: 'gs://bucket/iris/v1', weight: 80 }, { name: 'v2', modelUri: 'gs://bucket/iris/v2', weight: 20 }] },
+        spec: {
+          framework: 'sklearn',
+          revisions: [
+            { name: 'v1', modelUri: 'gs://bucket/iris/v1', weight: 80 },
+            { name: 'v2', modelUri: 'gs://bucket/iris/v2', weight: 20 },
+          ],
+        },
       } as KubernetesObject,
     ],
     A,
@@ -89,25 +108,42 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await controller?.stop();
-  for (const [ref, ns] of [[R.schema, B], [R.mls, A], [R.svc, B]] as const) {
+  for (const [ref, ns] of [
+    [R.schema, B],
+    [R.mls, A],
+    [R.svc, B],
+  ] as const) {
     for (const o of (await client.list(ref, { namespace: ns })).items) await client.delete(ref, ns, o.metadata!.name!).catch(() => undefined);
   }
 });
 
 test('internal routes live in the system namespace; tenant namespaces hold grants and no token', async () => {
   controller = await start([`--internal-token=${T1}`, `--internal-token-next=${T2}`]);
-  const mls = await waitFor('MLService internal route', 30_000, async () => {
-    const r = await route(internalRouteName(`iris.${A}.kea.internal`));
-    return r && tokensOf(r).length === 2 ? r : undefined;
-  }, 200);
+  const mls = await waitFor(
+    'MLService internal route',
+    30_000,
+    async () => {
+      const r = await route(internalRouteName(`iris.${A}.kea.internal`));
+      return r && tokensOf(r).length === 2 ? r : undefined;
+    },
+    200,
+  );
   expect(tokensOf(mls)).toEqual([T1, T2]);
   expect(mls.spec.rules[0].backendRefs.map((b) => `${b.namespace}/${b.name}`)).toEqual([`${A}/iris-v1`, `${A}/iris-v2`]);
   const svcRoute = await waitFor('ApiSchema internal route', 30_000, () => route(internalRouteName(`grades.${B}.api.kea.internal`)), 200);
   expect(tokensOf(svcRoute)).toEqual([T1, T2]);
-  const grantA = await waitFor('grant in A', 30_000, () => client.get<KubernetesObject & { spec: unknown }>(R.grant, A, internalRouteName(`iris.${A}.kea.internal`)).catch(() => undefined), 200);
+  const grantA = await waitFor(
+    'grant in A',
+    30_000,
+    () => client.get<KubernetesObject & { spec: unknown }>(R.grant, A, internalRouteName(`iris.${A}.kea.internal`)).catch(() => undefined),
+    200,
+  );
   expect(grantA.spec).toEqual({
     from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: SYS }],
-    to: [{ group: '', kind: 'Service', name: 'iris-v1' }, { group: '', kind: 'Service', name: 'iris-v2' }],
+    to: [
+      { group: '', kind: 'Service', name: 'iris-v1' },
+      { group: '', kind: 'Service', name: 'iris-v2' },
+    ],
   });
   await waitFor('grant in B', 30_000, () => client.get(R.grant, B, internalRouteName(`grades.${B}.api.kea.internal`)).catch(() => undefined), 200);
   await controller.idle();
@@ -116,7 +152,10 @@ test('internal routes live in the system namespace; tenant namespaces hold grant
     for (const ref of Object.values(R)) {
       for (const o of (await client.list(ref, { namespace: ns })).items) {
         const text = JSON.stringify(o);
-        expect({ object: `${o.kind} ${ns}/${o.metadata?.name}`, token: text.includes(T1) || text.includes(T2) }).toEqual({ object: `${o.kind} ${ns}/${o.metadata?.name}`, token: false });
+        expect({ object: `${o.kind} ${ns}/${o.metadata?.name}`, token: text.includes(T1) || text.includes(T2) }).toEqual({
+          object: `${o.kind} ${ns}/${o.metadata?.name}`,
+          token: false,
+        });
       }
     }
   }
@@ -125,17 +164,35 @@ test('internal routes live in the system namespace; tenant namespaces hold grant
 test('rotation: the new current with the previous, then the new one alone', async () => {
   await controller!.stop();
   controller = await start([`--internal-token=${T2}`, `--internal-token-previous=${T1}`]);
-  await waitFor('current + previous', 30_000, async () => (JSON.stringify(tokensOf(await route(internalRouteName(`iris.${A}.kea.internal`)))) === JSON.stringify([T2, T1]) ? true : undefined), 200);
+  await waitFor(
+    'current + previous',
+    30_000,
+    async () => (JSON.stringify(tokensOf(await route(internalRouteName(`iris.${A}.kea.internal`)))) === JSON.stringify([T2, T1]) ? true : undefined),
+    200,
+  );
   await controller.stop();
   controller = await start([`--internal-token=${T2}`]);
-  await waitFor('only the new token', 30_000, async () => (JSON.stringify(tokensOf(await route(internalRouteName(`iris.${A}.kea.internal`)))) === JSON.stringify([T2]) ? true : undefined), 200);
-  await waitFor('only the new token (ApiSchema route)', 30_000, async () => (JSON.stringify(tokensOf(await route(internalRouteName(`grades.${B}.api.kea.internal`)))) === JSON.stringify([T2]) ? true : undefined), 200);
+  await waitFor(
+    'only the new token',
+    30_000,
+    async () => (JSON.stringify(tokensOf(await route(internalRouteName(`iris.${A}.kea.internal`)))) === JSON.stringify([T2]) ? true : undefined),
+    200,
+  );
+  await waitFor(
+    'only the new token (ApiSchema route)',
+    30_000,
+    async () => (JSON.stringify(tokensOf(await route(internalRouteName(`grades.${B}.api.kea.internal`)))) === JSON.stringify([T2]) ? true : undefined),
+    200,
+  );
 });
 
 test('deleting the owners prunes their system-namespace routes and their grants', async () => {
   await client.delete(R.mls, A, 'iris');
   await client.delete(R.schema, B, 'grades');
-  await waitFor('pruned', 30_000, async () => {
+  await waitFor(
+    'pruned',
+    30_000,
+    async () => {
       const left = await Promise.all([
         route(internalRouteName(`iris.${A}.kea.internal`)),
         route(internalRouteName(`grades.${B}.api.kea.internal`)),
@@ -143,7 +200,9 @@ test('deleting the owners prunes their system-namespace routes and their grants'
         client.get(R.grant, B, internalRouteName(`grades.${B}.api.kea.internal`)).catch(() => undefined),
       ]);
       return left.every((x) => x === undefined) ? true : undefined;
-    }, 200);
+    },
+    200,
+  );
 });
 
 test('the internal listener guard reports a listener open to other namespaces and foreign routes on it', async () => {
@@ -165,7 +224,13 @@ test('the internal listener guard reports a listener open to other namespaces an
   const open = await checkInternalListener(client, config);
   expect(open).toEqual([expect.objectContaining({ kind: 'Gateway', name: 'kea', message: expect.stringContaining('allowedRoutes.namespaces.from is All') })]);
   // The running controller logs it and counts it.
-  await waitFor('gauge', 30_000, async () => ((await (await fetch(`http://127.0.0.1:${controller!.port}/metrics`)).text()).includes('kea_controller_internal_listener_problems 1') ? true : undefined), 200);
+  await waitFor(
+    'gauge',
+    30_000,
+    async () =>
+      (await (await fetch(`http://127.0.0.1:${controller!.port}/metrics`)).text()).includes('kea_controller_internal_listener_problems 1') ? true : undefined,
+    200,
+  );
   await applyAll(client, [gateway('Same')]);
   expect(await checkInternalListener(client, config)).toEqual([]);
   // A route in the system namespace that KEA did not render, on the internal listener.
@@ -174,7 +239,11 @@ test('the internal listener guard reports a listener open to other namespaces an
       apiVersion: 'gateway.networking.k8s.io/v1',
       kind: 'HTTPRoute',
       metadata: { name: 'hand-made', namespace: SYS },
-      spec: { parentRefs: [{ name: 'kea', sectionName: 'internal' }], hostnames: [`iris.${A}.kea.internal`], rules: [{ backendRefs: [{ name: 'x', port: 80 }] }] },
+      spec: {
+        parentRefs: [{ name: 'kea', sectionName: 'internal' }],
+        hostnames: [`iris.${A}.kea.internal`],
+        rules: [{ backendRefs: [{ name: 'x', port: 80 }] }],
+      },
     } as KubernetesObject,
   ]);
   expect(await checkInternalListener(client, config)).toEqual([expect.objectContaining({ kind: 'HTTPRoute', name: 'hand-made' })]);

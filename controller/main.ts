@@ -54,7 +54,8 @@ function discoveryOff(schemas: ApiSchema[]): Record<string, DiscoveredDoc> {
     if (!s.spec.source?.openapi) continue;
     out[`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`] = {
       fetchedAt: new Date(0).toISOString(),
-      error: 'OpenAPI discovery is off: start the controller with --internal-gateway-url (KEA_INTERNAL_GATEWAY_URL), the base URL of the Gateway internal listener',
+      error:
+        'OpenAPI discovery is off: start the controller with --internal-gateway-url (KEA_INTERNAL_GATEWAY_URL), the base URL of the Gateway internal listener',
     };
   }
   return out;
@@ -91,19 +92,70 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'kea_controller_' });
   const m = {
-    requests: new Counter({ name: 'kea_controller_api_requests_total', help: 'Kubernetes API requests sent (watches excluded), by method and HTTP status (0 = transport error)', labelNames: ['method', 'code'], registers: [registry] }),
-    writes: new Counter({ name: 'kea_controller_writes_total', help: 'Successful writes by verb (apply, delete, status, event) and kind', labelNames: ['verb', 'kind'], registers: [registry] }),
-    reconciles: new Counter({ name: 'kea_controller_reconcile_total', help: 'Reconcile runs by result (ok, error, follower)', labelNames: ['result'], registers: [registry] }),
-    renderSeconds: new Histogram({ name: 'kea_controller_render_duration_seconds', help: 'Time of the pure stages (graph, IR, render) per run', buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [registry] }),
-    applySeconds: new Histogram({ name: 'kea_controller_apply_duration_seconds', help: 'Time of the apply stage per run', buckets: [0.005, 0.02, 0.1, 0.5, 2, 10, 60], registers: [registry] }),
+    requests: new Counter({
+      name: 'kea_controller_api_requests_total',
+      help: 'Kubernetes API requests sent (watches excluded), by method and HTTP status (0 = transport error)',
+      labelNames: ['method', 'code'],
+      registers: [registry],
+    }),
+    writes: new Counter({
+      name: 'kea_controller_writes_total',
+      help: 'Successful writes by verb (apply, delete, status, event) and kind',
+      labelNames: ['verb', 'kind'],
+      registers: [registry],
+    }),
+    reconciles: new Counter({
+      name: 'kea_controller_reconcile_total',
+      help: 'Reconcile runs by result (ok, error, follower)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    renderSeconds: new Histogram({
+      name: 'kea_controller_render_duration_seconds',
+      help: 'Time of the pure stages (graph, IR, render) per run',
+      buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10],
+      registers: [registry],
+    }),
+    applySeconds: new Histogram({
+      name: 'kea_controller_apply_duration_seconds',
+      help: 'Time of the apply stage per run',
+      buckets: [0.005, 0.02, 0.1, 0.5, 2, 10, 60],
+      registers: [registry],
+    }),
     desired: new Gauge({ name: 'kea_controller_desired_objects', help: 'Objects in the last desired state', registers: [registry] }),
     leader: new Gauge({ name: 'kea_controller_leader', help: '1 when this replica holds the Lease', registers: [registry] }),
-    watchErrors: new Counter({ name: 'kea_controller_watch_errors_total', help: 'List/watch errors by informer', labelNames: ['informer'], registers: [registry] }),
-    ownersRendered: new Counter({ name: 'kea_controller_owners_rendered_total', help: 'ApiSchemas and MLServices run through graph → IR → render by the leader (incremental reconcile), by kind', labelNames: ['kind'], registers: [registry] }),
-    ownersSkipped: new Counter({ name: 'kea_controller_owners_skipped_total', help: 'ApiSchemas and MLServices left out of a leader run because none of their inputs changed', registers: [registry] }),
-    fullRestarts: new Counter({ name: 'kea_controller_incremental_restarts_total', help: 'Incremental runs abandoned for a full reconcile (an object claimed across owners)', registers: [registry] }),
-    internalListenerProblems: new Gauge({ name: 'kea_controller_internal_listener_problems', help: 'Findings of the last internal listener check (controller/internal-listener.ts): a Gateway listener admitting other namespaces, foreign routes on it', registers: [registry] }),
-    lastEvent: new Gauge({ name: 'kea_controller_last_event_timestamp_seconds', help: 'When any informer last saw an event or completed a list (Unix seconds)', registers: [registry] }),
+    watchErrors: new Counter({
+      name: 'kea_controller_watch_errors_total',
+      help: 'List/watch errors by informer',
+      labelNames: ['informer'],
+      registers: [registry],
+    }),
+    ownersRendered: new Counter({
+      name: 'kea_controller_owners_rendered_total',
+      help: 'ApiSchemas and MLServices run through graph → IR → render by the leader (incremental reconcile), by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    ownersSkipped: new Counter({
+      name: 'kea_controller_owners_skipped_total',
+      help: 'ApiSchemas and MLServices left out of a leader run because none of their inputs changed',
+      registers: [registry],
+    }),
+    fullRestarts: new Counter({
+      name: 'kea_controller_incremental_restarts_total',
+      help: 'Incremental runs abandoned for a full reconcile (an object claimed across owners)',
+      registers: [registry],
+    }),
+    internalListenerProblems: new Gauge({
+      name: 'kea_controller_internal_listener_problems',
+      help: 'Findings of the last internal listener check (controller/internal-listener.ts): a Gateway listener admitting other namespaces, foreign routes on it',
+      registers: [registry],
+    }),
+    lastEvent: new Gauge({
+      name: 'kea_controller_last_event_timestamp_seconds',
+      help: 'When any informer last saw an event or completed a list (Unix seconds)',
+      registers: [registry],
+    }),
   };
   client.observer = (method, _path, status) => m.requests.inc({ method, code: String(status) });
 
@@ -125,10 +177,13 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
   // The periodic full reconcile (--full-reconcile-ms): due when the timer fired; taken at the
   // start of the next run, never in the middle of one.
   let fullDue = false;
-  const fullTimer = runtime.fullReconcileMs > 0 ? setInterval(() => {
-    fullDue = true;
-    batcher.trigger();
-  }, runtime.fullReconcileMs) : undefined;
+  const fullTimer =
+    runtime.fullReconcileMs > 0
+      ? setInterval(() => {
+          fullDue = true;
+          batcher.trigger();
+        }, runtime.fullReconcileMs)
+      : undefined;
   fullTimer?.unref();
 
   const run = async (restarted = false): Promise<void> => {
@@ -289,7 +344,9 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     } catch (e) {
       if (e instanceof KubeError && e.statusCode === 404) {
         config.gatewayImplementation = 'generic';
-        log.info("NGF's ClientSettingsPolicy/UpstreamSettingsPolicy CRDs are not served: emitting standard Gateway API objects only", { gatewayImplementation: 'generic' });
+        log.info("NGF's ClientSettingsPolicy/UpstreamSettingsPolicy CRDs are not served: emitting standard Gateway API objects only", {
+          gatewayImplementation: 'generic',
+        });
       } else {
         log.warn("could not check whether NGF's policy CRDs are served; emitting NGF policies", { error: (e as Error).message });
       }
@@ -431,7 +488,6 @@ export async function startController(loaded: LoadedConfig, deps: ControllerDeps
     },
   };
 }
-
 
 async function main(): Promise<void> {
   const log = createLogger('controller');

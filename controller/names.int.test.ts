@@ -35,7 +35,17 @@ let source: KubeSource | undefined;
 beforeAll(async () => {
   client = new KubeClient(loadClusterAuth(process.env.KUBECONFIG));
   await ensureNamespaces(client, NS_A, NS_B, SYS);
-  const loaded = loadConfig(['node', 'main', '--internal-token=names-token', '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`, '--leader-election=false', '--debounce-ms=50', '--max-delay-ms=300']);
+  const loaded = loadConfig([
+    'node',
+    'main',
+    '--internal-token=names-token',
+    '--http-port=0',
+    '--http-host=127.0.0.1',
+    `--system-namespace=${SYS}`,
+    '--leader-election=false',
+    '--debounce-ms=50',
+    '--max-delay-ms=300',
+  ]);
   controller = await startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: createLogger('test', { level: 'silent' }) });
 });
 
@@ -84,10 +94,15 @@ test('team-x/y and team/x-y each get their own policy ConfigMap, and the policy 
   source = new KubeSource({ kubeConfig: kc, namespace: SYS });
   let list: SourceConfigMap[] = [];
   await source.start((l) => (list = l));
-  const snap = await waitFor('both services in the policy snapshot', 30_000, () => {
-    const s = buildSnapshot(list);
-    return s.services.has(`${NS_A}/y`) && s.services.has(`${NS_B}/x-y`) ? s : undefined;
-  }, 200);
+  const snap = await waitFor(
+    'both services in the policy snapshot',
+    30_000,
+    () => {
+      const s = buildSnapshot(list);
+      return s.services.has(`${NS_A}/y`) && s.services.has(`${NS_B}/x-y`) ? s : undefined;
+    },
+    200,
+  );
   expect(snap.errors).toEqual([]);
   expect(snap.services.get(`${NS_A}/y`)!.def.operations[0].access).toEqual({ mode: 'restricted', roles: ['owner'] });
 });

@@ -63,7 +63,10 @@ describe('readiness gating of revision weights (gateWeights)', () => {
   });
 
   it('keeps the configured weights when every serving revision is available, when none is, and when Deployments were not observed', () => {
-    for (const [avail, label] of [[{ v1: 1, v2: 3 }, 'all'], [{ v1: 0, v2: undefined }, 'none']] as const) {
+    for (const [avail, label] of [
+      [{ v1: 1, v2: 3 }, 'all'],
+      [{ v1: 0, v2: undefined }, 'none'],
+    ] as const) {
       const g = gate([rev('v1', 70), rev('v2', 30)], deployments(avail));
       expect([label, g.held]).toEqual([label, []]);
       expect(g.weights).toEqual({ v1: 70, v2: 30 });
@@ -84,7 +87,13 @@ const mls: MLService = {
   apiVersion: 'kea.dev/v1alpha1',
   kind: 'MLService',
   metadata: { name: 'iris', namespace: 'models', uid: 'u1', generation: 1, resourceVersion: '10' },
-  spec: { framework: 'sklearn', revisions: [{ name: 'v1', modelUri: 's3://m/iris/1', weight: 80 }, { name: 'v2', modelUri: 's3://m/iris/2', weight: 20 }] },
+  spec: {
+    framework: 'sklearn',
+    revisions: [
+      { name: 'v1', modelUri: 's3://m/iris/1', weight: 80 },
+      { name: 'v2', modelUri: 's3://m/iris/2', weight: 20 },
+    ],
+  },
 };
 
 function api(mode: 'enforce' | 'passthrough', maxBodyBytes?: number): ApiSchema {
@@ -97,7 +106,9 @@ function api(mode: 'enforce' | 'passthrough', maxBodyBytes?: number): ApiSchema 
       basePath: '/iris',
       info: { title: 'Iris', version: '1.0.0' },
       policy: { mode },
-      operations: [{ operationId: 'predict', method: 'POST', path: '/predict', ...(maxBodyBytes ? { maxBodyBytes } : {}), requestBody: { schema: { type: 'object' } } }],
+      operations: [
+        { operationId: 'predict', method: 'POST', path: '/predict', ...(maxBodyBytes ? { maxBodyBytes } : {}), requestBody: { schema: { type: 'object' } } },
+      ],
     },
   };
 }
@@ -109,13 +120,23 @@ function snapshot(a: ApiSchema, avail: Record<string, number>): ClusterSnapshot 
     services: [],
     referenceGrants: [],
     publishedVersions: [],
-    deployments: Object.entries(avail).map(([r, n]) => ({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: `iris-${r}`, namespace: 'models', resourceVersion: String(n + 1) }, status: { availableReplicas: n } }) as KubernetesObject),
+    deployments: Object.entries(avail).map(
+      ([r, n]) =>
+        ({
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: `iris-${r}`, namespace: 'models', resourceVersion: String(n + 1) },
+          status: { availableReplicas: n },
+        }) as KubernetesObject,
+    ),
   };
 }
 
-const find = (objs: KubernetesObject[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata?.name === name) as (KubernetesObject & { spec: Record<string, unknown> }) | undefined;
+const find = (objs: KubernetesObject[], kind: string, name: string) =>
+  objs.find((o) => o.kind === kind && o.metadata?.name === name) as (KubernetesObject & { spec: Record<string, unknown> }) | undefined;
 type Rule = { backendRefs: Array<{ name: string; weight: number }> };
-const backendWeights = (o: { spec: Record<string, unknown> } | undefined) => Object.fromEntries((o!.spec.rules as Rule[])[0].backendRefs.map((b) => [b.name, b.weight]));
+const backendWeights = (o: { spec: Record<string, unknown> } | undefined) =>
+  Object.fromEntries((o!.spec.rules as Rule[])[0].backendRefs.map((b) => [b.name, b.weight]));
 
 describe('readiness gating through graph → IR → render', () => {
   it('the internal route, a passthrough route and the MLService status route nothing to a revision until its Deployment is available', () => {
@@ -178,7 +199,10 @@ describe("nginx-gateway-fabric's policies", () => {
     expect(policyUps.spec.targetRefs).toEqual([{ group: '', kind: 'Service', name: 'kea-policy' }]);
     const modelUps = find(ngf.objects, 'UpstreamSettingsPolicy', 'kea-upstream-iris')!;
     expect(modelUps.metadata?.namespace).toBe('models');
-    expect(modelUps.spec.targetRefs).toEqual([{ group: '', kind: 'Service', name: 'iris-v1' }, { group: '', kind: 'Service', name: 'iris-v2' }]);
+    expect(modelUps.spec.targetRefs).toEqual([
+      { group: '', kind: 'Service', name: 'iris-v1' },
+      { group: '', kind: 'Service', name: 'iris-v2' },
+    ]);
     // Without an operation over the default limit, the cap is the default's.
     const small = reconcile(snapshot(api('enforce'), { v1: 1, v2: 1 }), testControllerConfig({ gatewayImplementation: 'ngf' }), NOW);
     expect(find(small.objects, 'ClientSettingsPolicy', CLIENT_SETTINGS_NAME)!.spec.body).toEqual({ maxSize: '9m' });

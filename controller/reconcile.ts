@@ -36,7 +36,11 @@ export function reconcile(snapshot: GraphInput, config: ControllerConfig, now: s
  * and the generator returns the statuses, events, retained owners and dropped versions.
  * Collecting the objects (skipping PAUSEs) and sorting them gives exactly `reconcile`'s output.
  */
-export function* reconcileStream(snapshot: GraphInput, config: ControllerConfig, now: string = new Date().toISOString()): Generator<KubernetesObject | typeof PAUSE, RenderRest, undefined> {
+export function* reconcileStream(
+  snapshot: GraphInput,
+  config: ControllerConfig,
+  now: string = new Date().toISOString(),
+): Generator<KubernetesObject | typeof PAUSE, RenderRest, undefined> {
   const graph = buildGraph(snapshot, config);
   yield PAUSE;
   // ApiSchema IRs are built as render takes them: the stream never holds them all.

@@ -42,7 +42,11 @@ function toYaml(out: RenderOutput): string {
   const objects = out.objects.map((o) => {
     const data = (o as { data?: Record<string, string> }).data;
     if (o.kind !== 'ConfigMap' || !data?.['openapi.json']) return o;
-    const doc = JSON.parse(data['openapi.json']) as { openapi: string; servers?: Array<{ url: string }>; paths: Record<string, Record<string, { operationId?: string }>> };
+    const doc = JSON.parse(data['openapi.json']) as {
+      openapi: string;
+      servers?: Array<{ url: string }>;
+      paths: Record<string, Record<string, { operationId?: string }>>;
+    };
     const ops = Object.entries(doc.paths).flatMap(([p, item]) =>
       Object.entries(item)
         .filter(([m]) => ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'].includes(m))
@@ -90,7 +94,7 @@ describe('controller golden files (graph → IR → render)', () => {
       expect(yaml).toBe(readFileSync(goldenPath, 'utf8'));
     });
 
-    it('the stream the controller applies carries the same desired state, each owner\'s ConfigMap before its routes', () => {
+    it("the stream the controller applies carries the same desired state, each owner's ConfigMap before its routes", () => {
       const stream = reconcileStream(snapshot, config, NOW);
       const objects: KubernetesObject[] = [];
       let r = stream.next();
@@ -101,7 +105,12 @@ describe('controller golden files (graph → IR → render)', () => {
       const keyOf = (o: KubernetesObject) => `${o.apiVersion}/${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
       expect(objects.map(keyOf).sort()).toEqual(out.objects.map(keyOf).sort());
       expect(new Set(objects.map(keyOf)).size).toBe(objects.length);
-      expect(toYaml({ objects: [...objects].sort((a, b) => out.objects.findIndex((o) => keyOf(o) === keyOf(a)) - out.objects.findIndex((o) => keyOf(o) === keyOf(b))), ...r.value })).toBe(yaml);
+      expect(
+        toYaml({
+          objects: [...objects].sort((a, b) => out.objects.findIndex((o) => keyOf(o) === keyOf(a)) - out.objects.findIndex((o) => keyOf(o) === keyOf(b))),
+          ...r.value,
+        }),
+      ).toBe(yaml);
       // Per owner: its policy ConfigMap is streamed before any of its HTTPRoutes.
       const firstRoute = new Map<string, number>();
       objects.forEach((o, i) => {
@@ -110,7 +119,8 @@ describe('controller golden files (graph → IR → render)', () => {
       });
       objects.forEach((o, i) => {
         const owner = o.metadata?.labels?.['kea.dev/owner'] ?? '';
-        if (o.kind === 'ConfigMap' && o.metadata?.labels?.['kea.dev/component'] !== 'api-version' && firstRoute.has(owner)) expect(i).toBeLessThan(firstRoute.get(owner)!);
+        if (o.kind === 'ConfigMap' && o.metadata?.labels?.['kea.dev/component'] !== 'api-version' && firstRoute.has(owner))
+          expect(i).toBeLessThan(firstRoute.get(owner)!);
       });
     });
 
@@ -123,7 +133,9 @@ describe('controller golden files (graph → IR → render)', () => {
       for (const a of programmed) {
         for (const b of programmed) {
           if (a === b || a.metadata.namespace === b.metadata.namespace) continue;
-          expect(`${a.metadata.namespace}/${a.metadata.name} ${a.spec.basePath} nests ${b.metadata.namespace}/${b.metadata.name} ${b.spec.basePath}: ${nests(a.spec.basePath, b.spec.basePath)}`).toMatch(/: false$/);
+          expect(
+            `${a.metadata.namespace}/${a.metadata.name} ${a.spec.basePath} nests ${b.metadata.namespace}/${b.metadata.name} ${b.spec.basePath}: ${nests(a.spec.basePath, b.spec.basePath)}`,
+          ).toMatch(/: false$/);
         }
       }
       const policyMaps = out.objects.filter((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.['kea.dev/component'] === 'api-config');
@@ -215,18 +227,26 @@ describe('controller golden files (graph → IR → render)', () => {
         const versions = st.versions ?? [];
         expect(versions.length).toBeLessThanOrEqual(MAX_PUBLISHED_VERSIONS);
         for (let i = 1; i < versions.length; i++) expect(versions[i - 1].publishedAt >= versions[i].publishedAt).toBe(true);
-        const cms = out.objects.filter((o) => o.metadata?.labels?.['kea.dev/component'] === 'api-version' && o.metadata?.annotations?.['kea.dev/api-schema'] === `${s.namespace}/${s.name}`);
+        const cms = out.objects.filter(
+          (o) => o.metadata?.labels?.['kea.dev/component'] === 'api-version' && o.metadata?.annotations?.['kea.dev/api-schema'] === `${s.namespace}/${s.name}`,
+        );
         // Render emits a version's ConfigMap only when it is new or its live one lacks what
         // render would write (apply never prunes a kept one): every other kept version is live
         // with the same digest and publishedAt.
         const rendered = cms.map((o) => o.metadata?.annotations?.['kea.dev/digest']);
         for (const d of rendered) expect(versions.map((v) => v.digest)).toContain(d);
-        const livePublishedAt = new Map(snapshot.publishedVersions.map((o) => [o.metadata?.annotations?.['kea.dev/digest'], o.metadata?.annotations?.['kea.dev/published-at']]));
+        const livePublishedAt = new Map(
+          snapshot.publishedVersions.map((o) => [o.metadata?.annotations?.['kea.dev/digest'], o.metadata?.annotations?.['kea.dev/published-at']]),
+        );
         for (const v of versions) if (!rendered.includes(v.digest)) expect([v.digest, livePublishedAt.get(v.digest)]).toEqual([v.digest, v.publishedAt]);
-        const current = out.objects.find((o) => o.metadata?.labels?.['kea.dev/component'] === 'api-config' && o.metadata?.annotations?.['kea.dev/api-schema'] === `${s.namespace}/${s.name}`);
+        const current = out.objects.find(
+          (o) => o.metadata?.labels?.['kea.dev/component'] === 'api-config' && o.metadata?.annotations?.['kea.dev/api-schema'] === `${s.namespace}/${s.name}`,
+        );
         if (current) expect(versions[0].digest).toBe(sha256((current as unknown as { data: Record<string, string> }).data['openapi.json']));
         // Two versions that cannot be compared (a hand-made document that is not JSON): no lastDiff, and an Event says why.
-        const diffFailed = out.events.some((e) => e.reason === 'VersionDiffFailed' && e.regarding.kind === 'ApiSchema' && e.regarding.namespace === s.namespace && e.regarding.name === s.name);
+        const diffFailed = out.events.some(
+          (e) => e.reason === 'VersionDiffFailed' && e.regarding.kind === 'ApiSchema' && e.regarding.namespace === s.namespace && e.regarding.name === s.name,
+        );
         if (versions.length < 2 || diffFailed) expect(st.lastDiff).toBeUndefined();
         else expect(st.lastDiff?.to).toBe(versions[0].version);
       }
@@ -234,7 +254,9 @@ describe('controller golden files (graph → IR → render)', () => {
       for (const s of out.statuses) {
         for (const c of s.status.conditions ?? []) {
           if (c.status === 'False' && (c.type === 'Accepted' || c.type === 'ResolvedRefs')) {
-            expect(out.events.some((e) => e.regarding.name === s.name && e.regarding.kind === s.kind && e.reason === c.reason && e.type === 'Warning')).toBe(true);
+            expect(out.events.some((e) => e.regarding.name === s.name && e.regarding.kind === s.kind && e.reason === c.reason && e.type === 'Warning')).toBe(
+              true,
+            );
           }
         }
       }

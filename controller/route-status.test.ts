@@ -46,7 +46,10 @@ const IR_TRUE: ConditionIR = { type: 'Programmed', status: 'True', reason: 'Prog
 describe('routeVerdict: one route, for KEA parentRef', () => {
   test('accepted only with Accepted=True and ResolvedRefs=True at the route generation', () => {
     expect(routeVerdict(route(2, [parent(ok(2))]), true, GW)).toEqual({ state: 'accepted' });
-    expect(routeVerdict(route(3, [parent(ok(2))]), true, GW)).toEqual({ state: 'pending', why: "the gateway's status is for generation 2, the route is at generation 3" });
+    expect(routeVerdict(route(3, [parent(ok(2))]), true, GW)).toEqual({
+      state: 'pending',
+      why: "the gateway's status is for generation 2, the route is at generation 3",
+    });
     expect(routeVerdict(route(2, [parent([ok(2)[0]])]), true, GW)).toMatchObject({ state: 'pending' });
     expect(routeVerdict(route(2, [parent([{ ...ok(2)[0], status: 'Unknown' }, ok(2)[1]])]), true, GW)).toMatchObject({ state: 'pending' });
   });
@@ -71,7 +74,13 @@ describe('routeVerdict: one route, for KEA parentRef', () => {
   });
 
   test("a refusal carries the gateway's own type, reason, message and controller; Accepted before ResolvedRefs", () => {
-    const notFound: Cond = { type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', message: 'spec.rules[0].backendRefs[0].name: Not found: "kea-policy"', observedGeneration: 4 };
+    const notFound: Cond = {
+      type: 'ResolvedRefs',
+      status: 'False',
+      reason: 'BackendNotFound',
+      message: 'spec.rules[0].backendRefs[0].name: Not found: "kea-policy"',
+      observedGeneration: 4,
+    };
     expect(routeVerdict(route(4, [parent([ok(4)[0], notFound])]), true, GW)).toEqual({
       state: 'refused',
       type: 'ResolvedRefs',
@@ -80,9 +89,23 @@ describe('routeVerdict: one route, for KEA parentRef', () => {
       message: 'spec.rules[0].backendRefs[0].name: Not found: "kea-policy"',
       controllerName: NGF,
     });
-    const host: Cond = { type: 'Accepted', status: 'False', reason: 'NoMatchingListenerHostname', message: 'Listener hostname does not match the Route hostnames', observedGeneration: 4 };
+    const host: Cond = {
+      type: 'Accepted',
+      status: 'False',
+      reason: 'NoMatchingListenerHostname',
+      message: 'Listener hostname does not match the Route hostnames',
+      observedGeneration: 4,
+    };
     expect(routeVerdict(route(4, [parent([notFound, host])]), true, GW)).toMatchObject({ type: 'Accepted', reason: 'NoMatchingListenerHostname' });
-    expect(routeVerdict(route(4, [parent([...ok(4), { type: 'PartiallyInvalid', status: 'True', reason: 'UnsupportedValue', message: 'rule 2 dropped', observedGeneration: 4 }])]), true, GW)).toMatchObject({
+    expect(
+      routeVerdict(
+        route(4, [
+          parent([...ok(4), { type: 'PartiallyInvalid', status: 'True', reason: 'UnsupportedValue', message: 'rule 2 dropped', observedGeneration: 4 }]),
+        ]),
+        true,
+        GW,
+      ),
+    ).toMatchObject({
       state: 'refused',
       type: 'PartiallyInvalid',
       reason: 'UnsupportedValue',
@@ -92,10 +115,26 @@ describe('routeVerdict: one route, for KEA parentRef', () => {
   });
 
   test('several controllers: entries of an older generation are ignored, a current refusal wins', () => {
-    const stale = parent([{ type: 'Accepted', status: 'False', reason: 'NotAllowedByListeners', message: 'old', observedGeneration: 1 }], {}, 'traefik.io/gateway-controller');
+    const stale = parent(
+      [{ type: 'Accepted', status: 'False', reason: 'NotAllowedByListeners', message: 'old', observedGeneration: 1 }],
+      {},
+      'traefik.io/gateway-controller',
+    );
     expect(routeVerdict(route(2, [stale, parent(ok(2))]), true, GW)).toEqual({ state: 'accepted' });
-    const refusing = parent([{ ...ok(2)[0] }, { type: 'ResolvedRefs', status: 'False', reason: 'RefNotPermitted', message: 'Backend ref to Service models/x not permitted by any ReferenceGrant', observedGeneration: 2 }]);
-    expect(routeVerdict(route(2, [parent(ok(2), {}, 'traefik.io/gateway-controller'), refusing]), true, GW)).toMatchObject({ state: 'refused', reason: 'RefNotPermitted' });
+    const refusing = parent([
+      { ...ok(2)[0] },
+      {
+        type: 'ResolvedRefs',
+        status: 'False',
+        reason: 'RefNotPermitted',
+        message: 'Backend ref to Service models/x not permitted by any ReferenceGrant',
+        observedGeneration: 2,
+      },
+    ]);
+    expect(routeVerdict(route(2, [parent(ok(2), {}, 'traefik.io/gateway-controller'), refusing]), true, GW)).toMatchObject({
+      state: 'refused',
+      reason: 'RefNotPermitted',
+    });
   });
 });
 
@@ -104,12 +143,18 @@ describe('programmedCondition: the owner condition', () => {
 
   test("KEA's own False or Unknown is kept; no routes: unchanged", () => {
     const invalid: ConditionIR = { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'nothing is routed' };
-    expect(programmedCondition(invalid, [judged('models/a', route(1, [parent([{ type: 'Accepted', status: 'False', reason: 'X', observedGeneration: 1 }])]))], GW)).toBe(invalid);
+    expect(
+      programmedCondition(invalid, [judged('models/a', route(1, [parent([{ type: 'Accepted', status: 'False', reason: 'X', observedGeneration: 1 }])]))], GW),
+    ).toBe(invalid);
     expect(programmedCondition(IR_TRUE, [], GW)).toBe(IR_TRUE);
   });
 
   test('True only when every route is accepted; the message names the Gateway and the routes', () => {
-    const c = programmedCondition(IR_TRUE, [judged('models/kea-api-iris', route(1, [parent(ok(1))])), judged('models/kea-api-iris-2', route(5, [parent(ok(5))], 'models', 'kea-api-iris-2'))], GW);
+    const c = programmedCondition(
+      IR_TRUE,
+      [judged('models/kea-api-iris', route(1, [parent(ok(1))])), judged('models/kea-api-iris-2', route(5, [parent(ok(5))], 'models', 'kea-api-iris-2'))],
+      GW,
+    );
     expect(c).toEqual({
       type: 'Programmed',
       status: 'True',
@@ -119,7 +164,18 @@ describe('programmedCondition: the owner condition', () => {
   });
 
   test('one refused route: False with its reason, every refused route named; refusal beats pending', () => {
-    const refused = route(3, [parent([ok(3)[0], { type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', message: 'no matching port for Service kea-policy and port 8000', observedGeneration: 3 }])]);
+    const refused = route(3, [
+      parent([
+        ok(3)[0],
+        {
+          type: 'ResolvedRefs',
+          status: 'False',
+          reason: 'BackendNotFound',
+          message: 'no matching port for Service kea-policy and port 8000',
+          observedGeneration: 3,
+        },
+      ]),
+    ]);
     const c = programmedCondition(IR_TRUE, [judged('models/a', route(1, [parent(ok(1))])), judged('models/b', undefined), judged('models/c', refused)], GW);
     expect(c.status).toBe('False');
     expect(c.reason).toBe('BackendNotFound');
@@ -136,14 +192,26 @@ describe('programmedCondition: the owner condition', () => {
 
   test('a long gateway message is cut', () => {
     const long = 'x'.repeat(2000);
-    const c = programmedCondition(IR_TRUE, [judged('models/a', route(1, [parent([{ type: 'Accepted', status: 'False', reason: 'R', message: long, observedGeneration: 1 }])]))], GW);
+    const c = programmedCondition(
+      IR_TRUE,
+      [judged('models/a', route(1, [parent([{ type: 'Accepted', status: 'False', reason: 'R', message: long, observedGeneration: 1 }])]))],
+      GW,
+    );
     expect(c.message.length).toBeLessThan(700);
     expect(c.message.endsWith('…')).toBe(true);
   });
 
   test('judgedRoute: current only when the live applied hash is the desired one', () => {
-    const desired = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'models' }, spec: { rules: [] } } as KubernetesObject;
-    const live = (hash: string) => new Map([['models/r', { ...route(1, [], 'models', 'r'), metadata: { name: 'r', namespace: 'models', generation: 1, annotations: { [APPLIED_HASH]: hash } } }]]);
+    const desired = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'r', namespace: 'models' },
+      spec: { rules: [] },
+    } as KubernetesObject;
+    const live = (hash: string) =>
+      new Map([
+        ['models/r', { ...route(1, [], 'models', 'r'), metadata: { name: 'r', namespace: 'models', generation: 1, annotations: { [APPLIED_HASH]: hash } } }],
+      ]);
     expect(judgedRoute(desired, live(desiredHash(desired)))).toMatchObject({ key: 'models/r', current: true });
     expect(judgedRoute(desired, live('other'))).toMatchObject({ current: false });
     expect(judgedRoute(desired, undefined)).toEqual({ key: 'models/r', live: undefined, current: false });
@@ -162,7 +230,16 @@ describe('watch stage: slimRoute', () => {
           {
             parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', namespace: 'kea-system', name: 'kea', sectionName: 'public' },
             controllerName: NGF,
-            conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'The route is accepted', observedGeneration: 3, lastTransitionTime: '2026-12-02T00:00:00Z' }],
+            conditions: [
+              {
+                type: 'Accepted',
+                status: 'True',
+                reason: 'Accepted',
+                message: 'The route is accepted',
+                observedGeneration: 3,
+                lastTransitionTime: '2026-12-02T00:00:00Z',
+              },
+            ],
             extra: 'dropped',
           },
         ],
@@ -182,7 +259,10 @@ describe('watch stage: slimRoute', () => {
         ],
       },
     });
-    expect(slimRoute({ kind: 'HTTPRoute', metadata: { name: 'b' }, spec: {}, status: { parents: [] } } as KubernetesObject)).toEqual({ kind: 'HTTPRoute', metadata: { name: 'b' } });
+    expect(slimRoute({ kind: 'HTTPRoute', metadata: { name: 'b' }, spec: {}, status: { parents: [] } } as KubernetesObject)).toEqual({
+      kind: 'HTTPRoute',
+      metadata: { name: 'b' },
+    });
   });
 
   test('routeStatusToken: empty without an entry for KEA Gateway; changes with what Programmed reads, not with lastTransitionTime', () => {
@@ -237,7 +317,10 @@ class GatewaySim {
       const routes = this.snapshot.routes!;
       const live = routes.find((x): x is ObservedRoute => x.metadata?.namespace === o.metadata?.namespace && x.metadata?.name === o.metadata?.name);
       const md = { ...o.metadata, generation: (live?.metadata?.generation ?? 0) + 1, annotations: { [APPLIED_HASH]: h } };
-      this.snapshot.routes = [...routes.filter((x) => x !== live), { apiVersion: o.apiVersion, kind: o.kind, metadata: md, ...(live?.status ? { status: live.status } : {}) }];
+      this.snapshot.routes = [
+        ...routes.filter((x) => x !== live),
+        { apiVersion: o.apiVersion, kind: o.kind, metadata: md, ...(live?.status ? { status: live.status } : {}) },
+      ];
     }
     for (const s of r.value.statuses) {
       const list: Array<ApiSchema | MLService> = s.kind === 'ApiSchema' ? this.snapshot.apiSchemas : this.snapshot.mlServices;
@@ -261,7 +344,11 @@ class GatewaySim {
     const mine = this.snapshot.routes!.filter((x) => x.metadata?.labels?.['kea.dev/owner'] === owner) as ObservedRoute[];
     expect(mine).toHaveLength(1);
     const live = mine[0];
-    live.status = { parents: [parent(conds(live.metadata!.generation!), { namespace: 'kea-system', sectionName: live.metadata?.namespace === 'kea-system' ? 'internal' : 'public' })] };
+    live.status = {
+      parents: [
+        parent(conds(live.metadata!.generation!), { namespace: 'kea-system', sectionName: live.metadata?.namespace === 'kea-system' ? 'internal' : 'public' }),
+      ],
+    };
     live.metadata!.resourceVersion = String(++this.rv);
   }
 
@@ -283,7 +370,12 @@ test('incremental: a route status change re-renders exactly its owner; KEA write
     apiVersion: 'kea.dev/v1alpha1',
     kind: 'ApiSchema',
     metadata: { name: 'iris', namespace: 'models', uid: 'u2', generation: 1, resourceVersion: '2' },
-    spec: { target: { mlService: { name: 'iris' } }, basePath: '/iris', info: { title: 'Iris', version: '1.0.0' }, operations: [{ operationId: 'predict', method: 'POST', path: '/predict', responses: { '200': { description: 'ok' } } }] },
+    spec: {
+      target: { mlService: { name: 'iris' } },
+      basePath: '/iris',
+      info: { title: 'Iris', version: '1.0.0' },
+      operations: [{ operationId: 'predict', method: 'POST', path: '/predict', responses: { '200': { description: 'ok' } } }],
+    },
   });
 
   expect(sim.run()).toEqual({ apiSchemas: ['models/iris'], mlServices: ['models/iris'] });
@@ -302,7 +394,16 @@ test('incremental: a route status change re-renders exactly its owner; KEA write
   expect(sim.run()).toEqual({ apiSchemas: [], mlServices: [] });
 
   // The gateway refuses the public route: only the ApiSchema, False with the gateway's reason.
-  sim.gatewayWrites('ApiSchema.models.iris', (g) => [ok(g)[0], { type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', message: 'spec.rules[0].backendRefs[0].name: Not found: "kea-policy"', observedGeneration: g }]);
+  sim.gatewayWrites('ApiSchema.models.iris', (g) => [
+    ok(g)[0],
+    {
+      type: 'ResolvedRefs',
+      status: 'False',
+      reason: 'BackendNotFound',
+      message: 'spec.rules[0].backendRefs[0].name: Not found: "kea-policy"',
+      observedGeneration: g,
+    },
+  ]);
   expect(sim.run()).toEqual({ apiSchemas: ['models/iris'], mlServices: [] });
   expect(sim.programmed('ApiSchema', 'iris')).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
   expect(sim.programmed('ApiSchema', 'iris')!.message).toContain('Not found: "kea-policy"');

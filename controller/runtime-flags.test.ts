@@ -12,13 +12,22 @@ const NODE = new URL('../node_modules/.bin/node', import.meta.url).pathname;
 const ROOT = new URL('..', import.meta.url).pathname;
 
 test('a process started with CONTROLLER_NODE_ARGS has WebAssembly and a working undici parser', () => {
-  const out = execFileSync(NODE, [...CONTROLLER_NODE_ARGS, '--input-type=module', '-e', `
+  const out = execFileSync(
+    NODE,
+    [
+      ...CONTROLLER_NODE_ARGS,
+      '--input-type=module',
+      '-e',
+      `
     import { createServer } from 'node:http';
     const s = createServer((q, r) => r.end('ok')).listen(0, '127.0.0.1', async () => {
       const r = await fetch('http://127.0.0.1:' + s.address().port + '/');
       console.log(typeof WebAssembly, r.status, await r.text());
       s.close();
-    });`], { encoding: 'utf8' });
+    });`,
+    ],
+    { encoding: 'utf8' },
+  );
   expect(out.trim()).toBe('object 200 ok');
 });
 

@@ -75,11 +75,23 @@ function tinyRender(s: ClusterSnapshot, cfg: ControllerConfig): RenderOutput {
         conditions: [
           mls
             ? { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'ok', observedGeneration: a.metadata.generation }
-            : { type: 'Accepted', status: 'False', reason: 'MLServiceNotFound', message: `MLService ${a.spec.target.mlService?.name} not found`, observedGeneration: a.metadata.generation },
+            : {
+                type: 'Accepted',
+                status: 'False',
+                reason: 'MLServiceNotFound',
+                message: `MLService ${a.spec.target.mlService?.name} not found`,
+                observedGeneration: a.metadata.generation,
+              },
         ],
       },
     });
-    if (!mls) out.events.push({ regarding: { kind: 'ApiSchema', namespace: ns, name: a.metadata.name }, type: 'Warning', reason: 'MLServiceNotFound', message: `MLService ${a.spec.target.mlService?.name} not found` });
+    if (!mls)
+      out.events.push({
+        regarding: { kind: 'ApiSchema', namespace: ns, name: a.metadata.name },
+        type: 'Warning',
+        reason: 'MLServiceNotFound',
+        message: `MLService ${a.spec.target.mlService?.name} not found`,
+      });
   }
   return out;
 }
@@ -89,7 +101,18 @@ const controllers: ControllerHandle[] = [];
 const log = createLogger('test', { level: 'silent' });
 
 async function start(identity: string): Promise<ControllerHandle> {
-  const loaded = loadConfig(['node', 'main', '--internal-token=t', '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${SYS}`, `--identity=${identity}`, '--lease-name=kea-rt', '--retry-period-ms=500', '--lease-duration-ms=3000']);
+  const loaded = loadConfig([
+    'node',
+    'main',
+    '--internal-token=t',
+    '--http-port=0',
+    '--http-host=127.0.0.1',
+    `--system-namespace=${SYS}`,
+    `--identity=${identity}`,
+    '--lease-name=kea-rt',
+    '--retry-period-ms=500',
+    '--lease-duration-ms=3000',
+  ]);
   const h = await startController(loaded, { reconcile: tinyRender, cluster: loadClusterAuth(process.env.KUBECONFIG), logger: log });
   controllers.push(h);
   return h;
@@ -110,7 +133,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of controllers) await c.stop();
-  for (const [ref, ns] of [[SCHEMA, NS], [MLS, NS]] as const) {
+  for (const [ref, ns] of [
+    [SCHEMA, NS],
+    [MLS, NS],
+  ] as const) {
     for (const o of (await client.list(ref, { namespace: ns })).items) await client.delete(ref, ns, o.metadata!.name!);
   }
 });
@@ -124,10 +150,15 @@ test('converges: SSA objects with field manager and hash, status, events; then z
   expect(route.metadata?.annotations?.[APPLIED_HASH]).toMatch(/^[0-9a-f]{64}$/);
   expect(route.metadata?.managedFields?.some((f) => f.manager === FIELD_MANAGER && f.operation === 'Apply')).toBe(true);
   expect(route.spec.rules[0].backendRefs.map((b) => b.weight)).toEqual([80, 20]);
-  const schema = await waitFor('status', 30_000, async () => {
-    const s = await getSchema('iris');
-    return s.status?.conditions?.[0]?.status === 'True' ? s : undefined;
-  }, 200);
+  const schema = await waitFor(
+    'status',
+    30_000,
+    async () => {
+      const s = await getSchema('iris');
+      return s.status?.conditions?.[0]?.status === 'True' ? s : undefined;
+    },
+    200,
+  );
   expect(schema.status?.observedGeneration).toBe(schema.metadata.generation);
   const ltt = schema.status!.conditions![0].lastTransitionTime;
   expect(ltt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
@@ -148,10 +179,15 @@ test('change weights → route updated; condition kept lastTransitionTime', asyn
   mls.spec.revisions[0].weight = 50;
   mls.spec.revisions[1].weight = 50;
   await applyAll(client, [mls as unknown as KubernetesObject], NS);
-  await waitFor('weights 50/50', 30_000, async () => {
-    const r = await getRoute('kea-iris');
-    return r.spec.rules[0].backendRefs.map((b) => b.weight).join() === '50,50';
-  }, 200);
+  await waitFor(
+    'weights 50/50',
+    30_000,
+    async () => {
+      const r = await getRoute('kea-iris');
+      return r.spec.rules[0].backendRefs.map((b) => b.weight).join() === '50,50';
+    },
+    200,
+  );
   const after = await getSchema('iris');
   expect(after.status!.conditions![0].lastTransitionTime).toBe(before.status!.conditions![0].lastTransitionTime);
 });
@@ -162,16 +198,26 @@ test('invalid reference → Accepted=False with message, one Warning event (dedu
   bad.spec.basePath = '/orphan';
   bad.spec.target = { mlService: { name: 'nope' } };
   await applyAll(client, [bad as unknown as KubernetesObject], NS);
-  const s = await waitFor('orphan status', 30_000, async () => {
-    const x = await getSchema('orphan');
-    return x.status?.conditions?.[0]?.status === 'False' ? x : undefined;
-  }, 200);
+  const s = await waitFor(
+    'orphan status',
+    30_000,
+    async () => {
+      const x = await getSchema('orphan');
+      return x.status?.conditions?.[0]?.status === 'False' ? x : undefined;
+    },
+    200,
+  );
   expect(s.status!.conditions![0].message).toBe('MLService nope not found');
-  const events = await waitFor('event', 30_000, async () => {
-    const l = await client.list(RESOURCES['v1/Event'], { namespace: NS });
-    const mine = l.items.filter((e) => (e as unknown as { involvedObject: { uid: string } }).involvedObject.uid === s.metadata.uid);
-    return mine.length ? mine : undefined;
-  }, 200);
+  const events = await waitFor(
+    'event',
+    30_000,
+    async () => {
+      const l = await client.list(RESOURCES['v1/Event'], { namespace: NS });
+      const mine = l.items.filter((e) => (e as unknown as { involvedObject: { uid: string } }).involvedObject.uid === s.metadata.uid);
+      return mine.length ? mine : undefined;
+    },
+    200,
+  );
   // Trigger more reconciles; the event must not be duplicated.
   await applyAll(client, [{ ...bad, metadata: { ...bad.metadata, labels: { touch: '1' } } } as unknown as KubernetesObject], NS);
   await new Promise((r) => setTimeout(r, 1500));
@@ -190,10 +236,15 @@ test('drift is repaired: a foreign edit of an owned route is undone', async () =
     contentType: 'application/json-patch+json',
     query: { fieldManager: 'intruder' },
   });
-  await waitFor('drift repaired', 30_000, async () => {
-    const x = await getRoute('kea-iris');
-    return x.metadata?.resourceVersion !== r.metadata?.resourceVersion && x.spec.rules[0].backendRefs[0].weight === 50;
-  }, 200);
+  await waitFor(
+    'drift repaired',
+    30_000,
+    async () => {
+      const x = await getRoute('kea-iris');
+      return x.metadata?.resourceVersion !== r.metadata?.resourceVersion && x.spec.rules[0].backendRefs[0].weight === 50;
+    },
+    200,
+  );
 });
 
 test('version ConfigMaps survive a version bump; everything of a deleted ApiSchema is pruned', async () => {
@@ -208,14 +259,19 @@ test('version ConfigMaps survive a version bump; everything of a deleted ApiSche
       .sort();
   await waitFor('two versions', 30_000, async () => (await versions()).join() === '1.0.0,2.0.0', 200);
   await client.delete(SCHEMA, NS, 'iris');
-  await waitFor('route pruned', 30_000, async () => {
-    try {
-      await getRoute('kea-iris');
-      return false;
-    } catch (err) {
-      return err instanceof KubeError && err.statusCode === 404;
-    }
-  }, 200);
+  await waitFor(
+    'route pruned',
+    30_000,
+    async () => {
+      try {
+        await getRoute('kea-iris');
+        return false;
+      } catch (err) {
+        return err instanceof KubeError && err.statusCode === 404;
+      }
+    },
+    200,
+  );
   await waitFor('versions pruned', 30_000, async () => (await versions()).length === 0, 200);
 });
 

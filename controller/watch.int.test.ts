@@ -30,7 +30,11 @@ const mlService = (w1: number, w2: number): KubernetesObject => {
   return m as unknown as KubernetesObject;
 };
 const weights = async () => {
-  const r = await client.get<KubernetesObject & { spec: { rules: Array<{ backendRefs: Array<{ weight: number }> }> } }>(ROUTE, SYS, internalRouteName(`iris.${NS}.kea.internal`));
+  const r = await client.get<KubernetesObject & { spec: { rules: Array<{ backendRefs: Array<{ weight: number }> }> } }>(
+    ROUTE,
+    SYS,
+    internalRouteName(`iris.${NS}.kea.internal`),
+  );
   return r.spec.rules[0].backendRefs.map((b) => b.weight).join('/');
 };
 
@@ -71,15 +75,29 @@ test('a 10 s outage: nothing is pruned, and once back, changes and deletions con
   const back = Date.now();
   await counter.start();
   // Relisting after the outage writes nothing (nothing changed, nothing pruned).
-  await waitFor('informers relisted', 60_000, async () => {
-    const r = JSON.parse((await ctl.http('/readyz')).body) as { informers: Array<{ lastSyncAt: number }> };
-    return r.informers.every((i) => i.lastSyncAt >= back);
-  }, 250);
+  await waitFor(
+    'informers relisted',
+    60_000,
+    async () => {
+      const r = JSON.parse((await ctl.http('/readyz')).body) as { informers: Array<{ lastSyncAt: number }> };
+      return r.informers.every((i) => i.lastSyncAt >= back);
+    },
+    250,
+  );
   await new Promise((r) => setTimeout(r, 2000));
   counter.stop();
   expect(counter.writes).toEqual([]);
   await applyAll(client, [mlService(50, 50)], NS);
   await waitFor('50/50 after outage', 60_000, async () => (await weights()) === '50/50', 250);
   await client.delete(RESOURCES['kea.dev/v1alpha1/MLService'], NS, 'iris');
-  await waitFor('route pruned', 30_000, async () => weights().then(() => false, () => true), 200);
+  await waitFor(
+    'route pruned',
+    30_000,
+    async () =>
+      weights().then(
+        () => false,
+        () => true,
+      ),
+    200,
+  );
 });

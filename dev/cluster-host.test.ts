@@ -53,7 +53,9 @@ describe('cluster host bookkeeping (dev/cluster-host.ts)', () => {
   });
 
   it('drops only the tables created since the snapshot that are empty again', () => {
-    const now = parseIptablesSave('*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:MINE - [0:0]\nCOMMIT\n*mangle\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j ACCEPT\nCOMMIT\n*raw\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n');
+    const now = parseIptablesSave(
+      '*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:MINE - [0:0]\nCOMMIT\n*mangle\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j ACCEPT\nCOMMIT\n*raw\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n',
+    );
     // nat: created and empty; filter: has a custom chain; mangle: has a rule; raw: existed before.
     expect(createdEmptyTables(now, { raw: ['OUTPUT'] })).toEqual(['nat']);
     expect(createdEmptyTables(now, undefined)).toEqual(['nat', 'raw']);

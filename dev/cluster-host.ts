@@ -192,7 +192,10 @@ export async function snapshotChains(): Promise<ChainSnapshot> {
   const out: ChainSnapshot = {};
   for (const fam of ['iptables', 'ip6tables']) {
     out[fam] = {};
-    const text = await run(`${fam}-save`, [], { maxBuffer: 64 << 20 }).then((r) => r.stdout, () => '');
+    const text = await run(`${fam}-save`, [], { maxBuffer: 64 << 20 }).then(
+      (r) => r.stdout,
+      () => '',
+    );
     for (const t of parseIptablesSave(text)) out[fam][t.name] = t.chains;
   }
   return out;
@@ -211,7 +214,11 @@ export async function cgroupMounts(): Promise<string[]> {
  */
 export async function snapshotHost(cgroupName: string): Promise<HostSnapshot> {
   const sysctls: Record<string, string | null> = {};
-  for (const s of TRACKED_SYSCTLS) sysctls[s] = await readFile(`/proc/sys/${s}`, 'utf8').then((v) => v.trim(), () => null);
+  for (const s of TRACKED_SYSCTLS)
+    sysctls[s] = await readFile(`/proc/sys/${s}`, 'utf8').then(
+      (v) => v.trim(),
+      () => null,
+    );
   const missing: Record<string, string | null> = {};
   for (const f of FIXED_PATHS) missing[f.path] = await highestMissing(f.path);
   const cgroups: string[] = [];
@@ -270,7 +277,10 @@ async function restore(fam: string, input: string): Promise<void> {
 /** Removes the owned chains created since `before` (see {@link iptablesCleanupPlan}) in every table of both families. */
 export async function cleanupChains(before: ChainSnapshot, log: (l: string) => void): Promise<void> {
   for (const fam of ['iptables', 'ip6tables']) {
-    const text = await run(`${fam}-save`, [], { maxBuffer: 64 << 20 }).then((r) => r.stdout, () => '');
+    const text = await run(`${fam}-save`, [], { maxBuffer: 64 << 20 }).then(
+      (r) => r.stdout,
+      () => '',
+    );
     for (const t of parseIptablesSave(text)) {
       const plan = iptablesCleanupPlan(t, before[fam]?.[t.name]);
       if (!plan) continue;
@@ -297,7 +307,10 @@ export function createdEmptyTables(now: SavedTable[], before: Record<string, str
 /** Drops the empty tables the node created (see {@link createdEmptyTables}) with `nft`; logs when nft is missing. */
 export async function dropCreatedTables(before: ChainSnapshot, log: (l: string) => void): Promise<void> {
   for (const fam of ['iptables', 'ip6tables']) {
-    const text = await run(`${fam}-save`, [], { maxBuffer: 64 << 20 }).then((r) => r.stdout, () => '');
+    const text = await run(`${fam}-save`, [], { maxBuffer: 64 << 20 }).then(
+      (r) => r.stdout,
+      () => '',
+    );
     for (const t of createdEmptyTables(parseIptablesSave(text), before[fam])) {
       await run('nft', ['delete', 'table', NFT_FAMILY[fam], t]).then(
         () => log(`dropped the empty table ${NFT_FAMILY[fam]} ${t}`),
@@ -330,7 +343,10 @@ export async function unmountUnder(roots: string[], log: (l: string) => void): P
 export async function restoreSysctls(snap: HostSnapshot, log: (l: string) => void): Promise<void> {
   for (const [s, v] of Object.entries(snap.sysctls)) {
     if (v === null) continue;
-    const cur = await readFile(`/proc/sys/${s}`, 'utf8').then((x) => x.trim(), () => null);
+    const cur = await readFile(`/proc/sys/${s}`, 'utf8').then(
+      (x) => x.trim(),
+      () => null,
+    );
     if (cur !== null && cur !== v) {
       await writeFile(`/proc/sys/${s}`, v).then(
         () => log(`sysctl ${s.replace(/\//g, '.')}: ${cur} -> ${v}`),

@@ -24,7 +24,6 @@ import { installCrds, REPO_ROOT } from './controlplane.js';
 import { installNgfCrds, waitGatewayProgrammed, NGF_VERSION } from './ngf.js';
 import { importImages, kubectl, readClusterInfo, startDaemon, daemonAlive, NODE_IP, DEFAULT_CLUSTER_DIR, type Daemon } from './cluster.js';
 
-
 /** KEA's images as kustomize/overlays/dev names them. */
 export const KEA_IMAGES = ['ghcr.io/kea-dev/kea-controller:dev', 'ghcr.io/kea-dev/kea-policy:dev'];
 /** NGF's images as dev/cluster/ngf-1.6.2.yaml names them. */
@@ -83,12 +82,20 @@ async function ensureIdp(stateDir: string): Promise<void> {
   if (!info) throw new Error(`no cluster recorded in ${stateDir}`);
   if (await daemonAlive(info.extras?.['dev-idp'])) return;
   const node = process.execPath;
-  const d: Daemon = await startDaemon('dev-idp', node, [join(REPO_ROOT, 'dist', 'dev', 'idp-main.js'), '--host', NODE_IP, '--port', String(IDP_PORT), '--gateway-url', 'http://localhost:8080'], join(info.stateDir, 'logs'));
+  const d: Daemon = await startDaemon(
+    'dev-idp',
+    node,
+    [join(REPO_ROOT, 'dist', 'dev', 'idp-main.js'), '--host', NODE_IP, '--port', String(IDP_PORT), '--gateway-url', 'http://localhost:8080'],
+    join(info.stateDir, 'logs'),
+  );
   info.extras = { ...(info.extras ?? {}), 'dev-idp': { pid: d.pid, startTime: d.startTime, log: d.log } };
   await writeFile(join(info.stateDir, 'cluster.json'), JSON.stringify(info, null, 2));
   const deadline = Date.now() + 20000;
   for (;;) {
-    const ok = await fetch(`${IDP_ISSUER}/.well-known/openid-configuration`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${IDP_ISSUER}/.well-known/openid-configuration`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`dev IdP not ready on ${IDP_ISSUER} (log: ${d.log})`);
     await new Promise((r) => setTimeout(r, 200));
@@ -125,7 +132,10 @@ export async function installKea(
   // Same tag, new content: running pods keep the old image until restarted.
   const restart = async (ns: string, deployment: string, images: string[]) => {
     if (!images.some((i) => imported.includes(i))) return;
-    const exists = await k(['-n', ns, 'get', 'deployment', deployment, '-o', 'name']).then(() => true, () => false);
+    const exists = await k(['-n', ns, 'get', 'deployment', deployment, '-o', 'name']).then(
+      () => true,
+      () => false,
+    );
     if (exists) await k(['-n', ns, 'rollout', 'restart', `deployment/${deployment}`]);
   };
   await installCrds(info.kubeconfig);
@@ -152,15 +162,27 @@ export async function installKea(
 
 /** Applies examples/<name>/kea.yaml (MLService + ApiSchema) in `namespace` (server-side). */
 export async function applyExample(stateDir: string, name: string, namespace = 'default'): Promise<void> {
-  await kubectl(stateDir, ['apply', '--server-side', '--force-conflicts', '--field-manager=kea-cluster', '-n', namespace, '-f', join(REPO_ROOT, 'examples', name, 'kea.yaml')]);
+  await kubectl(stateDir, [
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '--field-manager=kea-cluster',
+    '-n',
+    namespace,
+    '-f',
+    join(REPO_ROOT, 'examples', name, 'kea.yaml'),
+  ]);
 }
 
 /** `kubectl` output of the KEA pods and objects, for a failure message. */
 export async function describeKea(stateDir: string): Promise<string> {
   const out: string[] = [];
-  for (const args of [['get', 'pods', '-A', '-o', 'wide'], ['get', 'apischemas,mlservices', '-A'], ['-n', 'kea-system', 'get', 'gateway', 'kea', '-o', 'yaml']]) {
+  for (const args of [
+    ['get', 'pods', '-A', '-o', 'wide'],
+    ['get', 'apischemas,mlservices', '-A'],
+    ['-n', 'kea-system', 'get', 'gateway', 'kea', '-o', 'yaml'],
+  ]) {
     out.push(`$ kubectl ${args.join(' ')}`, await kubectl(stateDir, args).catch((e: Error) => e.message));
   }
   return out.join('\n');
 }
-

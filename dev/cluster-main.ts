@@ -45,7 +45,8 @@ program
       if (o.kea) await buildImages(['kea', 'ngf', 'examples'], log);
       // With --kea, a cluster already running is kept: KEA is installed on it.
       const running = await readClusterInfo(o.stateDir);
-      const info = o.kea && !o.fresh && (await clusterHealthy(running)) ? running! : await startCluster({ stateDir: o.stateDir, fresh: o.fresh, importAll: !o.kea });
+      const info =
+        o.kea && !o.fresh && (await clusterHealthy(running)) ? running! : await startCluster({ stateDir: o.stateDir, fresh: o.fresh, importAll: !o.kea });
       let kea: KeaInstall | undefined;
       if (o.kea) {
         kea = await installKea(o.stateDir, (l) => log(`[kea] ${l}`));

@@ -181,7 +181,13 @@ async function tail(path: string, n = 25): Promise<string> {
  * Starts `bin` in its own session (it outlives the caller), output appended to `<logs>/<name>.log`.
  * `exited()` tells whether it exited while this process watched. @throws Error when the spawn fails.
  */
-export async function startDaemon(name: string, bin: string, args: string[], logs: string, env: NodeJS.ProcessEnv = process.env): Promise<Daemon & { exited: () => boolean }> {
+export async function startDaemon(
+  name: string,
+  bin: string,
+  args: string[],
+  logs: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Daemon & { exited: () => boolean }> {
   const log = join(logs, `${name}.log`);
   const fd = openSync(log, 'a');
   const p = spawn(bin, args, { stdio: ['ignore', fd, fd], detached: true, env });
@@ -204,8 +210,7 @@ async function waitFor(what: string, timeoutMs: number, check: () => Promise<boo
   throw new Error(`${what}: not after ${timeoutMs} ms`);
 }
 
-const exitedCheck = (name: string, d: { exited: () => boolean; log: string }) => async () =>
-  d.exited() ? `${name} exited:\n${await tail(d.log)}` : undefined;
+const exitedCheck = (name: string, d: { exited: () => boolean; log: string }) => async () => (d.exited() ? `${name} exited:\n${await tail(d.log)}` : undefined);
 
 // ---------------------------------------------------------------------------------------------
 // Certificates and kubeconfigs
@@ -240,10 +245,38 @@ async function makeCerts(dir: string): Promise<void> {
   const sign = async (name: string, subj: string, ext: string) => {
     await writeFile(join(dir, `${name}.ext`), ext);
     await openssl(['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], dir);
-    await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', days, '-extfile', `${name}.ext`], dir);
+    await openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        `${name}.crt`,
+        '-days',
+        days,
+        '-extfile',
+        `${name}.ext`,
+      ],
+      dir,
+    );
   };
   const svcIp = '10.96.0.1';
-  const sans = [`IP:${NODE_IP}`, 'IP:127.0.0.1', `IP:${svcIp}`, 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default', 'DNS:kubernetes.default.svc', `DNS:kubernetes.default.svc.${CLUSTER_DOMAIN}`];
+  const sans = [
+    `IP:${NODE_IP}`,
+    'IP:127.0.0.1',
+    `IP:${svcIp}`,
+    'DNS:localhost',
+    'DNS:kubernetes',
+    'DNS:kubernetes.default',
+    'DNS:kubernetes.default.svc',
+    `DNS:kubernetes.default.svc.${CLUSTER_DOMAIN}`,
+  ];
   // Sequential: one CA serial file.
   await sign('apiserver', '/CN=kube-apiserver', `subjectAltName=${sans.join(',')}\nextendedKeyUsage=serverAuth\n`);
   for (const [name, subj] of Object.entries(CLIENTS)) await sign(name, subj, 'extendedKeyUsage=clientAuth\n');
@@ -533,7 +566,10 @@ async function builtArchives(): Promise<Map<string, { file: string; inputs: stri
     const file = join(IMAGE_ARCHIVES, f);
     const inputs = (await readFile(`${file}.inputs`, 'utf8').catch(() => '')).trim();
     // `<name>_<tag>.tar`, the name's `/` also as `_`: the ref is read from the archive's manifest instead.
-    const manifest = await run('tar', ['-xOf', file, 'manifest.json'], { maxBuffer: 1 << 20 }).then((r) => r.stdout, () => '');
+    const manifest = await run('tar', ['-xOf', file, 'manifest.json'], { maxBuffer: 1 << 20 }).then(
+      (r) => r.stdout,
+      () => '',
+    );
     const ref = (JSON.parse(manifest || '[{}]') as Array<{ RepoTags?: string[] }>)[0]?.RepoTags?.[0];
     if (ref && inputs) out.set(ref, { file, inputs });
   }
@@ -721,10 +757,16 @@ async function ip(...args: string[]): Promise<void> {
 
 /** Creates the node bridge with the node IP and the route to the Service range (idempotent). */
 async function createNodeBridge(): Promise<void> {
-  const exists = await run('ip', ['link', 'show', 'dev', NODE_BRIDGE]).then(() => true, () => false);
+  const exists = await run('ip', ['link', 'show', 'dev', NODE_BRIDGE]).then(
+    () => true,
+    () => false,
+  );
   if (!exists) {
-    const conflicts = (await hostPrefixes()).filter((h) => h.dev !== NODE_BRIDGE && (prefixesOverlap(h.prefix, POD_CIDR) || prefixesOverlap(h.prefix, SERVICE_CIDR)));
-    if (conflicts.length) throw new Error(`${POD_CIDR} or ${SERVICE_CIDR} is already used on this machine: ${conflicts.map((c) => `${c.dev} ${c.prefix}`).join(', ')}`);
+    const conflicts = (await hostPrefixes()).filter(
+      (h) => h.dev !== NODE_BRIDGE && (prefixesOverlap(h.prefix, POD_CIDR) || prefixesOverlap(h.prefix, SERVICE_CIDR)),
+    );
+    if (conflicts.length)
+      throw new Error(`${POD_CIDR} or ${SERVICE_CIDR} is already used on this machine: ${conflicts.map((c) => `${c.dev} ${c.prefix}`).join(', ')}`);
     await ip('link', 'add', NODE_BRIDGE, 'type', 'bridge');
   }
   await run('ip', ['addr', 'add', `${NODE_IP}/24`, 'dev', NODE_BRIDGE]).catch(() => undefined); // already there
@@ -754,7 +796,13 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterIn
   if (process.getuid?.() !== 0) throw new Error('the cluster needs root (containerd, kubelet, iptables, mounts)');
   const previous = await readClusterInfo(p.state);
   if (previous && (await clusterHealthy(previous))) throw new Error(`a cluster already runs from ${p.state} (npm run cluster -- down stops it)`);
-  if (previous || (await access(p.host).then(() => true, () => false))) {
+  if (
+    previous ||
+    (await access(p.host).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     log('cleaning up what a previous run left');
     await stopCluster(p.state, log);
   }
@@ -762,7 +810,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterIn
   if (opts.fresh) {
     for (const d of [p.etcd, p.kubelet, p.containerd, p.cni, p.runc]) await rm(d, { recursive: true, force: true });
   }
-  const warm = await access(join(p.etcd, 'member')).then(() => true, () => false);
+  const warm = await access(join(p.etcd, 'member')).then(
+    () => true,
+    () => false,
+  );
   for (const d of [p.state, p.logs, p.config, join(p.cni, 'net.d'), p.containerd, p.kubelet]) await mkdir(d, { recursive: true });
 
   // 1. The host: snapshot first (before anything changes), then bridge, cgroups, bridge netfilter.
@@ -795,7 +846,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterIn
     // 2. Certificates and configuration.
     await makeCerts(p.certs);
     await writeKubeconfig(p.kubeconfig, p.certs, 'admin');
-    for (const c of ['kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy']) await writeKubeconfig(join(p.config, `${c}.kubeconfig`), p.certs, c);
+    for (const c of ['kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy'])
+      await writeKubeconfig(join(p.config, `${c}.kubeconfig`), p.certs, c);
     await writeFile(join(p.config, 'containerd.toml'), containerdConfig(p));
     await writeFile(join(p.cni, 'net.d', '10-kea-node.conflist'), cniConfig(p));
     await writeFile(join(p.config, 'kubelet.yaml'), kubeletConfig(p));
@@ -818,7 +870,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterIn
     // The node needs the sandbox and DNS images before the kubelet starts; every other built
     // image (opts.importAll) is imported while the node comes up.
     const images = (async () => {
-      await waitFor('containerd socket', 30000, async () => (await run('ctr', ['--address', p.containerdSock, 'version'])).stdout.includes('Server'), exitedCheck('containerd', containerd));
+      await waitFor(
+        'containerd socket',
+        30000,
+        async () => (await run('ctr', ['--address', p.containerdSock, 'version'])).stdout.includes('Server'),
+        exitedCheck('containerd', containerd),
+      );
       const built = await builtArchives();
       for (const ref of [PAUSE_IMAGE, COREDNS_IMAGE]) if (!built.has(ref)) throw new Error(`${ref} is not built: run scripts/build-images.sh base`);
       const tImport = Date.now();
@@ -872,14 +929,19 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterIn
 }
 
 async function startKubelet(p: ReturnType<typeof paths>, bin: string): Promise<Daemon & { exited: () => boolean }> {
-  return startDaemon('kubelet', bin, [
-    `--config=${join(p.config, 'kubelet.yaml')}`,
-    `--kubeconfig=${join(p.config, 'kubelet.kubeconfig')}`,
-    `--root-dir=${p.kubelet}`,
-    `--hostname-override=${NODE_NAME}`,
-    `--node-ip=${NODE_IP}`,
-    '--v=1',
-  ], p.logs);
+  return startDaemon(
+    'kubelet',
+    bin,
+    [
+      `--config=${join(p.config, 'kubelet.yaml')}`,
+      `--kubeconfig=${join(p.config, 'kubelet.kubeconfig')}`,
+      `--root-dir=${p.kubelet}`,
+      `--hostname-override=${NODE_NAME}`,
+      `--node-ip=${NODE_IP}`,
+      '--v=1',
+    ],
+    p.logs,
+  );
 }
 
 /**
@@ -895,7 +957,12 @@ export async function restartNode(stateDir = DEFAULT_CLUSTER_DIR, log: (l: strin
   for (const c of ['kubelet', 'containerd'] as const) await stopDaemon(c, info.daemons[c], log);
   const containerd = await startDaemon('containerd', '/usr/bin/containerd', ['--config', join(p.config, 'containerd.toml')], p.logs);
   info.daemons.containerd = containerd;
-  await waitFor('containerd socket', 30000, async () => (await run('ctr', ['--address', p.containerdSock, 'version'])).stdout.includes('Server'), exitedCheck('containerd', containerd));
+  await waitFor(
+    'containerd socket',
+    30000,
+    async () => (await run('ctr', ['--address', p.containerdSock, 'version'])).stdout.includes('Server'),
+    exitedCheck('containerd', containerd),
+  );
   const kubelet = await startKubelet(p, await clusterBinary('kubelet'));
   info.daemons.kubelet = kubelet;
   await writeFile(p.info, JSON.stringify(info, null, 2));
@@ -966,7 +1033,10 @@ async function killAll(pids: number[], signal: NodeJS.Signals = 'SIGKILL', timeo
  * store (warm restart). Safe to call when nothing runs.
  * @returns false when neither cluster.json nor host.json was there (nothing to stop).
  */
-export async function stopCluster(stateDir = DEFAULT_CLUSTER_DIR, log: (l: string) => void = (l) => process.stderr.write(`[cluster] ${l}\n`)): Promise<boolean> {
+export async function stopCluster(
+  stateDir = DEFAULT_CLUSTER_DIR,
+  log: (l: string) => void = (l) => process.stderr.write(`[cluster] ${l}\n`),
+): Promise<boolean> {
   const p = paths(stateDir);
   const info = await readClusterInfo(p.state);
   const snap = JSON.parse(await readFile(p.host, 'utf8').catch(() => 'null')) as HostSnapshot | null;

@@ -70,7 +70,6 @@ export interface ControlPlane {
 
 export { freePort } from '../lib/process.js';
 
-
 /** Path of a cached binary built by scripts/build-controlplane.sh; throws if it is missing. */
 export async function binary(name: 'kube-apiserver' | 'etcd'): Promise<string> {
   const version = name === 'etcd' ? ETCD_VERSION : KUBE_VERSION;
@@ -100,10 +99,32 @@ async function makeCerts(dir: string): Promise<void> {
   await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', days, '-subj', '/CN=kea-local-ca'], dir);
   await writeFile(join(dir, 'serving.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n');
   await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'serving.key', '-out', 'serving.csr', '-subj', '/CN=kube-apiserver'], dir);
-  await openssl(['x509', '-req', '-in', 'serving.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'serving.crt', '-days', days, '-extfile', 'serving.ext'], dir);
+  await openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'serving.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'serving.crt',
+      '-days',
+      days,
+      '-extfile',
+      'serving.ext',
+    ],
+    dir,
+  );
   await writeFile(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
   await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'admin.key', '-out', 'admin.csr', '-subj', '/O=system:masters/CN=kea-admin'], dir);
-  await openssl(['x509', '-req', '-in', 'admin.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'admin.crt', '-days', days, '-extfile', 'client.ext'], dir);
+  await openssl(
+    ['x509', '-req', '-in', 'admin.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'admin.crt', '-days', days, '-extfile', 'client.ext'],
+    dir,
+  );
   await openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   await openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
 }
@@ -171,7 +192,6 @@ function spawnLogged(bin: string, args: string[], logPath: string): ChildProcess
   return child;
 }
 
-
 /**
  * Starts etcd and kube-apiserver and waits until the API server is ready.
  * @throws Error when a binary is missing (run scripts/setup.sh) or a component fails to start
@@ -182,9 +202,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const dataDir = resolve(opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'kea-cp-'))));
   const certDir = join(dataDir, 'certs');
   await mkdir(dataDir, { recursive: true });
-  const [etcdBin, apiBin] = await Promise.all([binary('etcd'), binary('kube-apiserver'), makeCerts(certDir)]).then(
-    ([e, a]) => [e, a] as const,
-  );
+  const [etcdBin, apiBin] = await Promise.all([binary('etcd'), binary('kube-apiserver'), makeCerts(certDir)]).then(([e, a]) => [e, a] as const);
   const [etcdPort, peerPort] = [await freePort(), await freePort()];
   const apiPort = opts.apiPort ?? (await freePort());
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
@@ -200,14 +218,20 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     ...(opts.unsafeNoFsync ? ['--unsafe-no-fsync'] : []),
   ];
   const etcd = spawnLogged(etcdBin, etcdArgs, join(dataDir, 'etcd.log'));
-  await waitFor('etcd', 20000, async () => {
-    try {
-      const r = await fetch(`${etcdUrl}/health`);
-      return r.ok;
-    } catch {
-      return false;
-    }
-  }, etcd, join(dataDir, 'etcd.log'));
+  await waitFor(
+    'etcd',
+    20000,
+    async () => {
+      try {
+        const r = await fetch(`${etcdUrl}/health`);
+        return r.ok;
+      } catch {
+        return false;
+      }
+    },
+    etcd,
+    join(dataDir, 'etcd.log'),
+  );
 
   const server = `https://127.0.0.1:${apiPort}`;
   const apiArgs = [
@@ -277,7 +301,7 @@ export async function goModuleDir(module: string, version: string): Promise<stri
     env: { ...process.env, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local' },
     maxBuffer: 16 << 20,
   });
-  const dir = (JSON.parse(stdout) as { Dir?: string; Error?: string });
+  const dir = JSON.parse(stdout) as { Dir?: string; Error?: string };
   if (!dir.Dir) throw new Error(`go mod download ${module}@${version}: ${dir.Error ?? 'no Dir'}`);
   return dir.Dir;
 }

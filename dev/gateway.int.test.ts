@@ -93,7 +93,7 @@ afterAll(async () => {
   await tb?.stop();
 });
 
-describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s gateway)', () => {
+describe("Gateway API through nginx-gateway-fabric + nginx (the local stack's gateway)", () => {
   test('weighted backendRefs 80/20 split 1000 requests within ±5%', async () => {
     await apply(route('split', APPS, [80, 20]));
     // Served by every nginx worker (20 × 200: after a reload an old worker may answer a new connection for a few ms).
@@ -130,9 +130,11 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
     await apply(route('xns', OTHER, [1, 0]));
     // Without a grant the route is refused with ResolvedRefs=False/RefNotPermitted and no traffic reaches the backend.
     const cond = await waitFor('ResolvedRefs=False', 10000, async () => {
-      const r = await api.read<KubernetesObject & {
-        status?: { parents?: { conditions?: { type: string; status: string; reason: string }[] }[] };
-      }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'xns', namespace: OTHER } });
+      const r = await api.read<
+        KubernetesObject & {
+          status?: { parents?: { conditions?: { type: string; status: string; reason: string }[] }[] };
+        }
+      >({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'xns', namespace: OTHER } });
       const c = r.status?.parents?.[0]?.conditions?.find((x) => x.type === 'ResolvedRefs');
       return c?.status === 'False' ? c : undefined;
     });
@@ -172,7 +174,7 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
       },
     }) as KubernetesObject;
 
-  test('internal listener: a route in the Gateway\'s namespace, hostname + header match, backend through a ReferenceGrant', async () => {
+  test("internal listener: a route in the Gateway's namespace, hostname + header match, backend through a ReferenceGrant", async () => {
     await apply({
       apiVersion: 'gateway.networking.k8s.io/v1beta1',
       kind: 'ReferenceGrant',
@@ -192,7 +194,7 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
     expect((await get(`${gw.publicUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': 's3cret' })).status).toBe(404);
   });
 
-  test('internal listener: a tenant route is refused (NotAllowedByListeners) and cannot outrank KEA\'s route', async () => {
+  test("internal listener: a tenant route is refused (NotAllowedByListeners) and cannot outrank KEA's route", async () => {
     // Issue 10 item 4: a tenant attaches a route for the victim's internal host with a more
     // specific path and no token match, pointing at its own backend (echo-v1).
     await apply({
@@ -213,9 +215,11 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
       spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: OTHER }], to: [{ group: '', kind: 'Service' }] },
     } as KubernetesObject);
     const accepted = await waitFor('hijack route status', 10000, async () => {
-      const r = await api.read<KubernetesObject & {
-        status?: { parents?: { parentRef: { sectionName?: string }; conditions?: { type: string; status: string; reason: string }[] }[] };
-      }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'hijack', namespace: OTHER } });
+      const r = await api.read<
+        KubernetesObject & {
+          status?: { parents?: { parentRef: { sectionName?: string }; conditions?: { type: string; status: string; reason: string }[] }[] };
+        }
+      >({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'hijack', namespace: OTHER } });
       return r.status?.parents?.find((p) => p.parentRef.sectionName === 'internal')?.conditions?.find((c) => c.type === 'Accepted');
     });
     expect(accepted).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
@@ -239,7 +243,10 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
     let sent = 0;
     const client = (async () => {
       while (!stop) {
-        const r = await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': token }).catch((e: Error) => ({ status: 0, error: e.message }));
+        const r = await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': token }).catch((e: Error) => ({
+          status: 0,
+          error: e.message,
+        }));
         sent++;
         if (r.status !== 200) failures.push(`${token}: ${r.status}`);
       }
@@ -248,7 +255,8 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
     // worker for a few ms (until it has taken its QUIT); 20 answers in a row rule that out.
     const waitServes = (t: string) =>
       waitFor(`route accepts ${t}`, 5000, async () => {
-        for (let i = 0; i < 20; i++) if ((await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': t })).status !== 200) return undefined;
+        for (let i = 0; i < 20; i++)
+          if ((await get(`${gw.internalUrl}/predict`, { host: 'echo.apps.kea.internal', 'x-kea-internal-token': t })).status !== 200) return undefined;
         return true;
       });
     await apply(internalRoute(['s3cret', 'n3w-token'])); // 1. the next token is accepted too
@@ -276,7 +284,7 @@ describe('Gateway API through nginx-gateway-fabric + nginx (the local stack\'s g
     process.stdout.write(`route deletion visible after ${Date.now() - t0} ms\n`);
   });
 
-  test('the test bed\'s stop() leaves no process or namespace behind', async () => {
+  test("the test bed's stop() leaves no process or namespace behind", async () => {
     const [nginx, ngf] = [gw.nginxPid, gw.ngfPid()!];
     const bridge = await tb.bridge();
     const log = await readFile(gw.logPath, 'utf8');

@@ -209,7 +209,10 @@ export async function startDevIdp(opts: DevIdpOptions): Promise<DevIdp> {
         enabled: true,
         logoutSource: async (ctx, form) => {
           ctx.type = 'html';
-          ctx.body = page('Sign out of KEA (dev IdP)', `${form}<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Sign out</button>`);
+          ctx.body = page(
+            'Sign out of KEA (dev IdP)',
+            `${form}<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Sign out</button>`,
+          );
         },
         postLogoutSuccessSource: async (ctx) => {
           ctx.type = 'html';
@@ -295,16 +298,28 @@ export async function startDevIdp(opts: DevIdpOptions): Promise<DevIdp> {
     };
     if (!action && req.method === 'GET') {
       if (prompt.name === 'login') {
-        send(200, page('Sign in to KEA (dev IdP)', `
+        send(
+          200,
+          page(
+            'Sign in to KEA (dev IdP)',
+            `
 <form method="post" action="/interaction/${esc(details.uid)}/login">
 <label>Username <input name="username" autocomplete="username" autofocus></label>
 <label>Password <input name="password" type="password" autocomplete="current-password"></label>
 <button type="submit">Sign in</button></form>
-<p>Demo users: student/student, teacher/teacher, admin/admin.</p>`));
+<p>Demo users: student/student, teacher/teacher, admin/admin.</p>`,
+          ),
+        );
       } else {
-        send(200, page('Authorize', `<p>Client <b>${esc(String(params.client_id))}</b> asks for: ${esc(String(params.scope ?? ''))}</p>
+        send(
+          200,
+          page(
+            'Authorize',
+            `<p>Client <b>${esc(String(params.client_id))}</b> asks for: ${esc(String(params.scope ?? ''))}</p>
 <form method="post" action="/interaction/${esc(details.uid)}/confirm"><button type="submit">Authorize</button></form>
-<form method="post" action="/interaction/${esc(details.uid)}/abort"><button type="submit">Cancel</button></form>`));
+<form method="post" action="/interaction/${esc(details.uid)}/abort"><button type="submit">Cancel</button></form>`,
+          ),
+        );
       }
       return;
     }
@@ -316,10 +331,16 @@ export async function startDevIdp(opts: DevIdpOptions): Promise<DevIdp> {
       const form = await readForm(req);
       const u = users.get(form.get('username') ?? '');
       if (!u || u.password !== form.get('password')) {
-        send(401, page('Sign in to KEA (dev IdP)', `<p role="alert">Invalid username or password.</p>
+        send(
+          401,
+          page(
+            'Sign in to KEA (dev IdP)',
+            `<p role="alert">Invalid username or password.</p>
 <form method="post" action="/interaction/${esc(details.uid)}/login">
 <label>Username <input name="username"></label><label>Password <input name="password" type="password"></label>
-<button type="submit">Sign in</button></form>`));
+<button type="submit">Sign in</button></form>`,
+          ),
+        );
         return;
       }
       await provider.interactionFinished(req, res, { login: { accountId: u.username } }, { mergeWithLastSubmission: false });
@@ -348,7 +369,12 @@ export async function startDevIdp(opts: DevIdpOptions): Promise<DevIdp> {
     }
     // abort
     await readForm(req);
-    await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'End-user aborted interaction' }, { mergeWithLastSubmission: false });
+    await provider.interactionFinished(
+      req,
+      res,
+      { error: 'access_denied', error_description: 'End-user aborted interaction' },
+      { mergeWithLastSubmission: false },
+    );
   }
 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {

@@ -96,10 +96,11 @@ export function parseDockerfile(text: string): { entrypoint: string[]; cmd: stri
     const [, kw, rest] = m;
     if (kw.toUpperCase() === 'ENV') {
       const pairs = rest.match(/(\w+)=("[^"]*"|\S+)/g);
-      if (pairs) for (const p of pairs) {
-        const i = p.indexOf('=');
-        out.env[p.slice(0, i)] = p.slice(i + 1).replace(/^"|"$/g, '');
-      }
+      if (pairs)
+        for (const p of pairs) {
+          const i = p.indexOf('=');
+          out.env[p.slice(0, i)] = p.slice(i + 1).replace(/^"|"$/g, '');
+        }
       else {
         const [k, ...v] = rest.split(/\s+/);
         out.env[k] = v.join(' ');
@@ -138,7 +139,6 @@ function setFlag(argv: string[], flag: string, value: string): string[] {
   }
   return out;
 }
-
 
 function selects(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
   if (!selector || !Object.keys(selector).length) return false;
@@ -287,7 +287,7 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
       // Services KEA's controller emits always come with their own Deployment, which may just
       // not be listed yet: never stand in for them (that raced the v2 rollout).
       if (svc.metadata?.labels?.[LABELS.managedBy] === MANAGED_BY_VALUE) continue;
-      const served = [...wanted.values()].some(({ d }) => d.metadata?.namespace === ns && selects(sel, (d.spec?.template.metadata?.labels ?? {})));
+      const served = [...wanted.values()].some(({ d }) => d.metadata?.namespace === ns && selects(sel, d.spec?.template.metadata?.labels ?? {}));
       if (served || !(await pathExists(join(examplesDir, name, 'Dockerfile')))) continue;
       const sp = svc.spec?.ports?.[0];
       const target = typeof sp?.targetPort === 'number' ? sp.targetPort : Number(sp?.targetPort) || sp?.port || 8080;
@@ -297,7 +297,16 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
           selector: { matchLabels: sel },
           template: {
             metadata: { labels: sel },
-            spec: { containers: [{ name: 'app', image: `local/${name}`, ports: [{ name: 'http', containerPort: target }], readinessProbe: { httpGet: { path: '/openapi.json', port: target } } }] },
+            spec: {
+              containers: [
+                {
+                  name: 'app',
+                  image: `local/${name}`,
+                  ports: [{ name: 'http', containerPort: target }],
+                  readinessProbe: { httpGet: { path: '/openapi.json', port: target } },
+                },
+              ],
+            },
           },
         },
       };
@@ -325,7 +334,7 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
         example,
         host,
         port: containerPort(d),
-        labels: (d.spec?.template.metadata?.labels ?? {}),
+        labels: d.spec?.template.metadata?.labels ?? {},
         ready: false,
         generation: d.metadata?.generation ?? 0,
         restarts: 0,
@@ -340,7 +349,14 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
       if (synthetic) continue;
       const pod = pods.get(key);
       const n = pod?.ready ? 1 : 0;
-      const status = { observedGeneration: d.metadata?.generation, replicas: 1, updatedReplicas: 1, readyReplicas: n, availableReplicas: n, unavailableReplicas: 1 - n };
+      const status = {
+        observedGeneration: d.metadata?.generation,
+        replicas: 1,
+        updatedReplicas: 1,
+        readyReplicas: n,
+        availableReplicas: n,
+        unavailableReplicas: 1 - n,
+      };
       const s = JSON.stringify(status);
       if (statusCache.get(key) === s && d.status?.availableReplicas === n) continue;
       try {

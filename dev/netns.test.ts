@@ -17,7 +17,14 @@ const ROUTES = JSON.stringify([
 // `ip -j -4 addr`: an address in 10.213.7.x on eth1 (no route printed for it, e.g. noprefixroute).
 const ADDRS = JSON.stringify([
   { ifindex: 1, ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
-  { ifindex: 3, ifname: 'eth1', addr_info: [{ family: 'inet', local: '10.213.7.5', prefixlen: 28 }, { family: 'inet6', local: 'fe80::1', prefixlen: 64 }] },
+  {
+    ifindex: 3,
+    ifname: 'eth1',
+    addr_info: [
+      { family: 'inet', local: '10.213.7.5', prefixlen: 28 },
+      { family: 'inet6', local: 'fe80::1', prefixlen: 64 },
+    ],
+  },
 ]);
 
 describe('parsing ip -j', () => {
@@ -49,7 +56,12 @@ test('prefixesOverlap: containment either way, disjoint prefixes do not overlap'
 });
 
 describe('choosing the bridge', () => {
-  const clean: HostPrefix[] = parseIpRoutes(JSON.stringify([{ dst: 'default', dev: 'eth0' }, { dst: '192.0.2.0/24', dev: 'eth0' }]));
+  const clean: HostPrefix[] = parseIpRoutes(
+    JSON.stringify([
+      { dst: 'default', dev: 'eth0' },
+      { dst: '192.0.2.0/24', dev: 'eth0' },
+    ]),
+  );
 
   test('a machine with nothing in 10.213.0.0/16 gets the wanted index; auto gets 1..254 in order', () => {
     expect(chooseBridgeIndex({ index: 0 }, clean)).toEqual([0]);
@@ -57,7 +69,10 @@ describe('choosing the bridge', () => {
   });
 
   test("our own bridge's routes and address (a leftover kea0) are no conflict", () => {
-    const own = [{ prefix: '10.213.0.0/24', dev: 'kea0', source: 'route' as const }, { prefix: '10.213.0.1/24', dev: 'kea0', source: 'address' as const }];
+    const own = [
+      { prefix: '10.213.0.0/24', dev: 'kea0', source: 'route' as const },
+      { prefix: '10.213.0.1/24', dev: 'kea0', source: 'address' as const },
+    ];
     expect(chooseBridgeIndex({ index: 0 }, [...clean, ...own])).toEqual([0]);
     // ...but kea0's subnet is a conflict for any other bridge name overlapping it (none here).
     expect(subnetConflicts(1, own)).toEqual([]);
@@ -82,7 +97,9 @@ describe('choosing the bridge', () => {
 
   test('a wide route covering every candidate (a VPN on 10.0.0.0/8) fails, naming its interface', () => {
     const used = parseIpRoutes(JSON.stringify([{ dst: '10.0.0.0/8', dev: 'tun0' }]));
-    expect(() => chooseBridgeIndex({ index: 0, orFirstFree: true }, used)).toThrow(/no free bridge subnet in 10\.213\.0\.0\/16 on this machine: 10\.213\.0\.0\/24 overlaps interface tun0 \(route 10\.0\.0\.0\/8\)$/);
+    expect(() => chooseBridgeIndex({ index: 0, orFirstFree: true }, used)).toThrow(
+      /no free bridge subnet in 10\.213\.0\.0\/16 on this machine: 10\.213\.0\.0\/24 overlaps interface tun0 \(route 10\.0\.0\.0\/8\)$/,
+    );
     expect(() => chooseBridgeIndex({}, used)).toThrow(/interface tun0/);
   });
 

@@ -112,7 +112,7 @@ export function prefixesOverlap(a: string, b: string): boolean {
   const y = parseCidr(b);
   const len = Math.min(x.len, y.len);
   const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  return ((x.base & mask) >>> 0) === ((y.base & mask) >>> 0);
+  return (x.base & mask) >>> 0 === (y.base & mask) >>> 0;
 }
 
 /**
@@ -379,9 +379,10 @@ export async function registerService(kc: KubeConfig, reg: ServiceRegistration):
 /** Deletes the Service and EndpointSlice made by registerService (404s ignored). */
 export async function unregisterService(kc: KubeConfig, namespace: string, name: string): Promise<void> {
   const api = KubernetesObjectApi.makeApiClient(kc);
-  const del = (o: KubernetesObject) => api.delete(o).catch((e: { code?: number }) => {
-    if (e.code !== 404) throw e;
-  });
+  const del = (o: KubernetesObject) =>
+    api.delete(o).catch((e: { code?: number }) => {
+      if (e.code !== 404) throw e;
+    });
   await del({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `${name}-kea`, namespace } });
   await del({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace } });
 }

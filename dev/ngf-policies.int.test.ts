@@ -81,10 +81,14 @@ async function post(path: string, bytes: number): Promise<Answer> {
   const body = Buffer.alloc(bytes, 'x');
   body.write(head, 0);
   body.write('"}', bytes - 2);
-  const r = await httpRequest(`${gw.publicUrl}${path}`, { method: 'POST', timeoutMs: 20000, headers: { 'content-type': 'application/json', 'content-length': String(bytes) }, body });
+  const r = await httpRequest(`${gw.publicUrl}${path}`, {
+    method: 'POST',
+    timeoutMs: 20000,
+    headers: { 'content-type': 'application/json', 'content-length': String(bytes) },
+    body,
+  });
   return { status: r.status, contentType: String(r.headers['content-type'] ?? ''), text: r.text };
 }
-
 
 const mls: MLService = {
   apiVersion: 'kea.dev/v1alpha1',
@@ -102,7 +106,14 @@ const apiSchema: ApiSchema = {
     basePath: '/iris',
     info: { title: 'Iris', version: '1.0.0' },
     operations: [
-      { operationId: 'predict', method: 'POST', path: '/predict', access: { mode: 'public' }, maxBodyBytes: 8 * MIB, requestBody: { schema: { type: 'object' } } },
+      {
+        operationId: 'predict',
+        method: 'POST',
+        path: '/predict',
+        access: { mode: 'public' },
+        maxBodyBytes: 8 * MIB,
+        requestBody: { schema: { type: 'object' } },
+      },
       { operationId: 'explain', method: 'POST', path: '/explain', access: { mode: 'public' }, requestBody: { schema: { type: 'object' } } },
       { operationId: 'slow', method: 'POST', path: '/slow', access: { mode: 'public' }, timeout: '2s', requestBody: { schema: { type: 'object' } } },
     ],
@@ -128,7 +139,13 @@ maybe('NGF policies rendered by the controller, through NGF 1.6.2, a policy serv
     const bridge = await tb.bridge();
 
     const store = new SnapshotStore({ logger: createLogger('policy-server', { level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) }) });
-    ps = createPolicyServer({ store, auth: testAuthenticator(), upstreamUrl: gw.internalUrl, internalToken: TOKEN, logger: createLogger('policy-server', { level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) }) });
+    ps = createPolicyServer({
+      store,
+      auth: testAuthenticator(),
+      upstreamUrl: gw.internalUrl,
+      internalToken: TOKEN,
+      logger: createLogger('policy-server', { level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
+    });
     ps.server.on('connection', () => policyConnections++);
     const port = await ps.listen(0, bridge.hostAddress);
     await registerService(tb.kc, { namespace: GW_NS, name: 'kea-policy', port, targetPort: port, addresses: [bridge.hostAddress] });
@@ -140,9 +157,18 @@ maybe('NGF policies rendered by the controller, through NGF 1.6.2, a policy serv
       internalToken: TOKEN,
       gatewayImplementation: 'ngf',
     });
-    const out = reconcile({ apiSchemas: [apiSchema], mlServices: [mls], services: [], referenceGrants: [], publishedVersions: [] }, config, new Date().toISOString());
-    const cms = out.objects.filter((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.['kea.dev/component'] === 'api-config') as Array<KubernetesObject & { data: Record<string, string> }>;
-    store.apply(cms.map((c) => ({ name: c.metadata!.name!, labels: c.metadata!.labels ?? {}, annotations: c.metadata!.annotations ?? {}, data: c.data })), 'source');
+    const out = reconcile(
+      { apiSchemas: [apiSchema], mlServices: [mls], services: [], referenceGrants: [], publishedVersions: [] },
+      config,
+      new Date().toISOString(),
+    );
+    const cms = out.objects.filter((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.['kea.dev/component'] === 'api-config') as Array<
+      KubernetesObject & { data: Record<string, string> }
+    >;
+    store.apply(
+      cms.map((c) => ({ name: c.metadata!.name!, labels: c.metadata!.labels ?? {}, annotations: c.metadata!.annotations ?? {}, data: c.data })),
+      'source',
+    );
     // Routes and grants now; NGF's policies in the second test (the first one shows nginx without them).
     for (const o of out.objects.filter((x) => x.kind === 'ReferenceGrant' || x.kind === 'HTTPRoute')) await apply(o);
     ngfPolicies = out.objects.filter((o) => o.apiVersion === 'gateway.nginx.org/v1alpha1');
@@ -157,7 +183,6 @@ maybe('NGF policies rendered by the controller, through NGF 1.6.2, a policy serv
     await tb?.stop();
     await ps?.close();
   });
-
 
   test('without the policies: nginx refuses a 3 MiB body with its own HTML 413, and opens a connection per request upstream', async () => {
     await waitFor('route served', 30000, async () => ((await post('/iris/predict', 64)).status === 200 ? true : undefined));
@@ -183,7 +208,10 @@ maybe('NGF policies rendered by the controller, through NGF 1.6.2, a policy serv
     const statuses: string[] = [];
     for (let i = 0; i < 20; i++) {
       // Over predict's 8 MiB (under the gateway cap, 16m), and over explain's default 1 MiB.
-      for (const [path, bytes, limit] of [['/iris/predict', 9 * MIB, 8 * MIB], ['/iris/explain', 3 * MIB, MIB]] as const) {
+      for (const [path, bytes, limit] of [
+        ['/iris/predict', 9 * MIB, 8 * MIB],
+        ['/iris/explain', 3 * MIB, MIB],
+      ] as const) {
         const r = await post(path, bytes);
         statuses.push(`${r.status} ${r.contentType}`);
         if (r.status === 413) expect(JSON.parse(r.text)).toMatchObject({ status: 413, limit });

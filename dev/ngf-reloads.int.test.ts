@@ -42,7 +42,6 @@ const RELOADED = 'NGINX configuration was successfully updated';
 /** Internal route names with dots break NGF 1.6.2's weighted split (see the first test). */
 const DOTTED = internalRouteName('iris.apps.kea.internal').includes('.');
 
-
 let tb: GatewayTestbed;
 let api: KubernetesObjectApi;
 let gw: RunningNgf;
@@ -55,7 +54,13 @@ function mlService(weights: [number, number]): KubernetesObject {
     apiVersion: 'kea.dev/v1alpha1',
     kind: 'MLService',
     metadata: { name: 'iris', namespace: APPS },
-    spec: { framework: 'sklearn', revisions: [{ name: 'v1', modelUri: 's3://m/iris/1', weight: weights[0] }, { name: 'v2', modelUri: 's3://m/iris/2', weight: weights[1] }] },
+    spec: {
+      framework: 'sklearn',
+      revisions: [
+        { name: 'v1', modelUri: 's3://m/iris/1', weight: weights[0] },
+        { name: 'v2', modelUri: 's3://m/iris/2', weight: weights[1] },
+      ],
+    },
   } as KubernetesObject;
 }
 
@@ -93,7 +98,11 @@ async function settled(quietMs = 2500, timeoutMs = 60000): Promise<number> {
 }
 
 async function routeWeights(): Promise<string> {
-  const r = await api.read<KubernetesObject & { spec: { rules: Array<{ backendRefs: Array<{ weight: number }> }> } }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: internalRouteName(`iris.${APPS}.kea.internal`), namespace: GW_NS } });
+  const r = await api.read<KubernetesObject & { spec: { rules: Array<{ backendRefs: Array<{ weight: number }> }> } }>({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: internalRouteName(`iris.${APPS}.kea.internal`), namespace: GW_NS },
+  });
   return r.spec.rules[0].backendRefs.map((b) => b.weight).join('/');
 }
 
@@ -105,7 +114,16 @@ maybe('nginx reloads per KEA weight change, through NGF 1.6.2', () => {
     await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: APPS } });
     const quiet = createLogger('controller', { level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
     ctl = await startController(
-      loadConfig(['node', 'main', '--internal-token=t', '--http-port=0', '--http-host=127.0.0.1', `--system-namespace=${GW_NS}`, '--leader-election=false', `--identity=ngfr-${suffix}`]),
+      loadConfig([
+        'node',
+        'main',
+        '--internal-token=t',
+        '--http-port=0',
+        '--http-host=127.0.0.1',
+        `--system-namespace=${GW_NS}`,
+        '--leader-election=false',
+        `--identity=ngfr-${suffix}`,
+      ]),
       { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: quiet },
     );
     await apply(mlService([80, 20]));
@@ -127,16 +145,24 @@ maybe('nginx reloads per KEA weight change, through NGF 1.6.2', () => {
       // NGF programs nothing more (its event handler waits 60 s per failed reload). KEA's
       // internal route names were their hostnames (graph/names.ts internalRouteName), so every
       // MLService with two or more revisions breaks NGF. Should they carry dots again:
-      const seen = await waitFor('nginx refuses the split of the dotted route', 30000, async () => ((await readFile(gw.nginxLogPath, 'utf8')).includes('unknown "group_') ? true : undefined));
+      const seen = await waitFor('nginx refuses the split of the dotted route', 30000, async () =>
+        (await readFile(gw.nginxLogPath, 'utf8')).includes('unknown "group_') ? true : undefined,
+      );
       expect(seen).toBe(true);
-      process.stdout.write(`\n[ngf-reloads] internal route ${internalRouteName(`iris.${APPS}.kea.internal`)}: nginx refuses NGF's config (unknown "group_..." variable); reloads not measured\n`);
+      process.stdout.write(
+        `\n[ngf-reloads] internal route ${internalRouteName(`iris.${APPS}.kea.internal`)}: nginx refuses NGF's config (unknown "group_..." variable); reloads not measured\n`,
+      );
       return;
     }
     const deadline = Date.now() + 30000;
     while ((await routeWeights().catch(() => '')) !== '80/20' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const counts: number[] = [];
     let n = await settled();
-    for (const w of [[60, 40], [90, 10], [50, 50]] as Array<[number, number]>) {
+    for (const w of [
+      [60, 40],
+      [90, 10],
+      [50, 50],
+    ] as Array<[number, number]>) {
       await apply(mlService(w));
       const t = Date.now();
       while ((await routeWeights()) !== `${w[0]}/${w[1]}` && Date.now() - t < 20000) await new Promise((r) => setTimeout(r, 100));
@@ -153,7 +179,11 @@ maybe('nginx reloads per KEA weight change, through NGF 1.6.2', () => {
     await apply({ ...apiSchema, spec: { ...(apiSchema as unknown as { spec: object }).spec, policy: { mode: 'passthrough' } } } as KubernetesObject);
     let n = await settled();
     const counts: number[] = [];
-    for (const w of [[70, 30], [20, 80], [55, 45]] as Array<[number, number]>) {
+    for (const w of [
+      [70, 30],
+      [20, 80],
+      [55, 45],
+    ] as Array<[number, number]>) {
       await apply(mlService(w));
       const t = Date.now();
       while ((await routeWeights()) !== `${w[0]}/${w[1]}` && Date.now() - t < 20000) await new Promise((r) => setTimeout(r, 100));

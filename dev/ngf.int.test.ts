@@ -63,7 +63,6 @@ async function get(url: string): Promise<Reply> {
   return r.status === 200 ? { status: 200, server, backend: (JSON.parse(r.text) as { backend: string }).backend } : { status: r.status, server };
 }
 
-
 interface Condition {
   type: string;
   status: string;
@@ -85,10 +84,18 @@ function route(name: string, backends: Array<{ name: string; weight: number }>):
 
 /** The conditions NGF wrote for the route's parentRef to the test Gateway (undefined until it has). */
 async function routeConditions(name: string): Promise<{ controllerName: string; conditions: Condition[] } | undefined> {
-  const r = await api.read<KubernetesObject & {
-    metadata: { generation?: number };
-    status?: { parents?: Array<{ parentRef: { name: string; namespace?: string }; controllerName: string; conditions?: Array<Condition & { observedGeneration?: number }> }> };
-  }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace: APPS } });
+  const r = await api.read<
+    KubernetesObject & {
+      metadata: { generation?: number };
+      status?: {
+        parents?: Array<{
+          parentRef: { name: string; namespace?: string };
+          controllerName: string;
+          conditions?: Array<Condition & { observedGeneration?: number }>;
+        }>;
+      };
+    }
+  >({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace: APPS } });
   const p = r.status?.parents?.find((x) => x.parentRef.name === 'kea' && x.parentRef.namespace === GW_NS);
   if (!p?.conditions?.length || p.conditions.some((c) => c.observedGeneration !== r.metadata.generation)) return undefined;
   return { controllerName: p.controllerName, conditions: p.conditions };
@@ -145,18 +152,22 @@ async function pidsInMountNs(ns: string): Promise<number[]> {
   });
 
   test('GatewayClass nginx is accepted with its NginxProxy, the Gateway and both listeners are programmed', async () => {
-    const gc = await api.read<KubernetesObject & {
-      status?: { conditions?: Condition[] };
-    }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: NGF_GATEWAY_CLASS } });
+    const gc = await api.read<
+      KubernetesObject & {
+        status?: { conditions?: Condition[] };
+      }
+    >({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: NGF_GATEWAY_CLASS } });
     const cond = (t: string) => gc.status?.conditions?.find((c) => c.type === t);
     expect(cond('Accepted')?.status).toBe('True');
     expect(cond('ResolvedRefs')?.status).toBe('True'); // the NginxProxy parametersRef resolved
     // The project's Gateway API CRDs (v1.6.1) are newer than NGF 1.6.2's v1.2.1: NGF says so and works ("best effort").
     process.stdout.write(`GatewayClass SupportedVersion: ${JSON.stringify(cond('SupportedVersion'))}\n`);
     expect(cond('SupportedVersion')).toMatchObject({ status: 'False', reason: 'UnsupportedVersion' });
-    const g = await api.read<KubernetesObject & {
-      status?: { listeners?: Array<{ name: string; conditions: Condition[] }> };
-    }>({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'kea', namespace: GW_NS } });
+    const g = await api.read<
+      KubernetesObject & {
+        status?: { listeners?: Array<{ name: string; conditions: Condition[] }> };
+      }
+    >({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'kea', namespace: GW_NS } });
     for (const name of ['public', 'internal']) {
       const l = g.status?.listeners?.find((x) => x.name === name);
       expect(l?.conditions.find((c) => c.type === 'Programmed')?.status).toBe('True');
@@ -165,7 +176,12 @@ async function pidsInMountNs(ns: string): Promise<number[]> {
 
   test('weighted backendRefs: traffic flows through nginx, NGF writes Accepted/ResolvedRefs, 80/20 within ±5% over 1000 requests', async () => {
     const t0 = Date.now();
-    await apply(route('split', [{ name: 'echo-v1', weight: 80 }, { name: 'echo-v2', weight: 20 }]));
+    await apply(
+      route('split', [
+        { name: 'echo-v1', weight: 80 },
+        { name: 'echo-v2', weight: 20 },
+      ]),
+    );
     const first = await waitFor('route served', 10000, async () => {
       const r = await get(`${gw.publicUrl}/split`);
       return r.status === 200 ? r : undefined;
@@ -227,7 +243,12 @@ async function pidsInMountNs(ns: string): Promise<number[]> {
     expect(results.length).toBeGreaterThan(20);
     expect(results.filter((r) => r !== 'ok')).toEqual([]);
     // The restarted NGF programs nginx: a weight change reaches traffic.
-    await apply(route('split', [{ name: 'echo-v1', weight: 0 }, { name: 'echo-v2', weight: 100 }]));
+    await apply(
+      route('split', [
+        { name: 'echo-v1', weight: 0 },
+        { name: 'echo-v2', weight: 100 },
+      ]),
+    );
     await waitFor('new weights served', 10000, async () => {
       const c = await split(`${gw.publicUrl}/split`, 40, 4);
       return c.v2 === 40 ? c : undefined;

@@ -112,7 +112,10 @@ export async function ngfBinary(): Promise<string> {
  */
 export async function installNgfCrds(kubeconfig: string): Promise<void> {
   const dir = join(ngfSourceDir(), 'config', 'crd', 'bases');
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort().map((f) => join(dir, f));
+  const files = (await readdir(dir))
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => join(dir, f));
   const args = ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--force-conflicts', `--field-manager=${NGF_FIELD_MANAGER}`];
   for (const f of files) args.push('-f', f);
   await run('kubectl', args, { maxBuffer: 16 << 20 });
@@ -372,9 +375,13 @@ async function writeNginxConfig(etc: string, src: string): Promise<void> {
   const jsImport = 'js_import /usr/lib/nginx/modules/njs/httpmatches.js;';
   const jsModule = `load_module ${NGINX_MODULES_DIR}/ngx_http_js_module.so;`;
   let nginxConf = await readFile(join(conf, 'nginx.conf'), 'utf8');
-  if (!nginxConf.includes(jsImport) || !nginxConf.includes(jsModule)) throw new Error(`NGF's nginx.conf changed: expected "${jsModule}" and "${jsImport}" in ${join(conf, 'nginx.conf')}`);
+  if (!nginxConf.includes(jsImport) || !nginxConf.includes(jsModule))
+    throw new Error(`NGF's nginx.conf changed: expected "${jsModule}" and "${jsImport}" in ${join(conf, 'nginx.conf')}`);
   nginxConf = nginxConf
-    .replace(jsModule, `${jsModule}\n# KEA: Debian builds the stream module as a dynamic module (NGF's image has it built in).\nload_module ${NGINX_MODULES_DIR}/ngx_stream_module.so;`)
+    .replace(
+      jsModule,
+      `${jsModule}\n# KEA: Debian builds the stream module as a dynamic module (NGF's image has it built in).\nload_module ${NGINX_MODULES_DIR}/ngx_stream_module.so;`,
+    )
     .replace(jsImport, 'js_import /etc/nginx/njs/httpmatches.js;');
   await mkdir(etc, { recursive: true });
   for (const d of [...NGF_FOLDERS, 'njs']) await mkdir(join(etc, d), { recursive: true });
@@ -417,7 +424,10 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
   kc.loadFromFile(kubeconfig);
   // Inside the namespace these paths are the state dir's folders: NGF could not reach its binary
   // link or the kubeconfig under them.
-  for (const [what, path] of [['stateDir', stateDir], ['kubeconfig', kubeconfig]]) {
+  for (const [what, path] of [
+    ['stateDir', stateDir],
+    ['kubeconfig', kubeconfig],
+  ]) {
     const hidden = MOUNTS.find((m) => path === m.target || path.startsWith(`${m.target}/`) || (m.target === '/run' && path.startsWith('/var/run/')));
     if (hidden) throw new Error(`startNgf: ${what} ${path} is under ${hidden.target}, which is replaced inside nginx's mount namespace`);
   }
@@ -445,7 +455,18 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
   const nginxLogPath = join(stateDir, 'nginx.log');
   const logPath = join(stateDir, 'ngf.log');
   const mountScript = `set -e\n${MOUNTS.map((_, i) => `mount -n --bind "$${i + 1}" ${MOUNTS[i].target}`).join('\n')}\nexec nginx -g "$${MOUNTS.length + 1}"`;
-  const nginxArgs = ['-m', '--propagation', 'private', '--', 'sh', '-c', mountScript, 'kea-ngf-mounts', ...MOUNTS.map((m) => join(stateDir, m.dir)), `daemon off; env KEA_NGF_STATE=${stateDir};`];
+  const nginxArgs = [
+    '-m',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    mountScript,
+    'kea-ngf-mounts',
+    ...MOUNTS.map((m) => join(stateDir, m.dir)),
+    `daemon off; env KEA_NGF_STATE=${stateDir};`,
+  ];
   for (const m of MOUNTS) {
     try {
       await access(m.target);
@@ -549,8 +570,7 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
     await r.arrayBuffer();
     return r.status === 200;
   };
-  const waitReady = async (timeoutMs = timeout) =>
-    waitUntil('ngf /readyz', timeoutMs, readyz, async () => (stopping ? 'stopped' : undefined));
+  const waitReady = async (timeoutMs = timeout) => waitUntil('ngf /readyz', timeoutMs, readyz, async () => (stopping ? 'stopped' : undefined));
 
   try {
     const pidFile = join(stateDir, 'run', 'nginx', 'nginx.pid');
@@ -558,15 +578,22 @@ export async function startNgf(opts: NgfOptions): Promise<RunningNgf> {
       'nginx started (nginx.pid)',
       timeout,
       async () => (await readFile(pidFile, 'utf8')).trim() === String(nginxPid),
-      async () => (nginx.exitCode !== null || nginx.signalCode !== null ? `nginx exited (${nginx.exitCode ?? nginx.signalCode}):\n${await tail(nginxLogPath)}` : undefined),
+      async () =>
+        nginx.exitCode !== null || nginx.signalCode !== null ? `nginx exited (${nginx.exitCode ?? nginx.signalCode}):\n${await tail(nginxLogPath)}` : undefined,
     );
     const tNgf = Date.now();
     spawnNgf();
-    await waitUntil('ngf /readyz', timeout, readyz, async () => {
-      if (nginx.exitCode !== null || nginx.signalCode !== null) return `nginx exited:\n${await tail(nginxLogPath)}`;
-      if (restarts > 0) return `ngf exited during start:\n${await tail(logPath)}`;
-      return undefined;
-    }, async () => `ngf log (${logPath}):\n${await tail(logPath, 10)}\nnginx log (${nginxLogPath}):\n${await tail(nginxLogPath, 10)}`);
+    await waitUntil(
+      'ngf /readyz',
+      timeout,
+      readyz,
+      async () => {
+        if (nginx.exitCode !== null || nginx.signalCode !== null) return `nginx exited:\n${await tail(nginxLogPath)}`;
+        if (restarts > 0) return `ngf exited during start:\n${await tail(logPath)}`;
+        return undefined;
+      },
+      async () => `ngf log (${logPath}):\n${await tail(logPath, 10)}\nnginx log (${nginxLogPath}):\n${await tail(nginxLogPath, 10)}`,
+    );
     const ngfReadyMs = Date.now() - tNgf;
     const mountNs = await readlink(`/proc/${nginxPid}/ns/mnt`);
     if (opts.waitProgrammed ?? true) await waitGatewayProgrammed(kc, namespace, name, timeout);

@@ -52,7 +52,6 @@ async function get(url: string, headers: Record<string, string>): Promise<Seen> 
   return { status: r.status, headers: r.headers, echoed: m ? (JSON.parse(m[1]) as Seen['echoed']) : undefined };
 }
 
-
 function passthroughSchema(name: string, security?: ApiSchema['spec']['security']): ApiSchema {
   return {
     apiVersion: 'kea.dev/v1alpha1',
@@ -76,7 +75,7 @@ beforeAll(async () => {
   gw = await tb.gateway();
 
   // What the controller renders for two passthrough ApiSchemas: its public routes, applied as is.
-  const service = (await api.read({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS } }));
+  const service = await api.read({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS } });
   const out = reconcile(
     {
       apiSchemas: [passthroughSchema('open'), passthroughSchema('app', { forwardCredentials: ['Cookie'], contentSecurityPolicy: APP_CSP })],

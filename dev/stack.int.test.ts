@@ -61,7 +61,9 @@ interface Parent {
 async function seedTraefikState(kc: KubeConfig, name: string, otherController?: string): Promise<void> {
   const objects = KubernetesObjectApi.makeApiClient(kc);
   const custom = kc.makeApiClient(CustomObjectsApi);
-  await objects.patch({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: STALE_NS } }, undefined, undefined, 'kea-test', true, PatchStrategy.ServerSideApply).catch(() => undefined);
+  await objects
+    .patch({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: STALE_NS } }, undefined, undefined, 'kea-test', true, PatchStrategy.ServerSideApply)
+    .catch(() => undefined);
   await objects.patch(
     {
       apiVersion: 'gateway.networking.k8s.io/v1',
@@ -69,13 +71,20 @@ async function seedTraefikState(kc: KubeConfig, name: string, otherController?: 
       metadata: { name: 'kea-local' },
       spec: { controllerName: TRAEFIK_CONTROLLER_NAME },
     } as KubernetesObject,
-    undefined, undefined, 'kea-test', true, PatchStrategy.ServerSideApply,
+    undefined,
+    undefined,
+    'kea-test',
+    true,
+    PatchStrategy.ServerSideApply,
   );
   const route = {
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind: 'HTTPRoute',
     metadata: { name, namespace: STALE_NS },
-    spec: { parentRefs: [{ name: 'kea', namespace: 'kea-system', sectionName: 'public' }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: `/${name}` } }] }] },
+    spec: {
+      parentRefs: [{ name: 'kea', namespace: 'kea-system', sectionName: 'public' }],
+      rules: [{ matches: [{ path: { type: 'PathPrefix', value: `/${name}` } }] }],
+    },
   };
   const g = { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespace: STALE_NS };
   await custom.deleteNamespacedCustomObject({ ...g, name }).catch(() => undefined);
@@ -91,7 +100,9 @@ async function seedTraefikState(kc: KubeConfig, name: string, otherController?: 
           {
             parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'kea', namespace: 'kea-system', sectionName: 'public' },
             controllerName: TRAEFIK_CONTROLLER_NAME,
-            conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'stale: written by Traefik', lastTransitionTime: now, observedGeneration: 1 }],
+            conditions: [
+              { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'stale: written by Traefik', lastTransitionTime: now, observedGeneration: 1 },
+            ],
           },
           ...(otherController
             ? [
@@ -109,7 +120,11 @@ async function seedTraefikState(kc: KubeConfig, name: string, otherController?: 
 }
 
 async function routeParents(kc: KubeConfig, name: string): Promise<Parent[]> {
-  const r = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespace: STALE_NS, name })) as { status?: { parents?: Parent[] } };
+  const r = (await kc
+    .makeApiClient(CustomObjectsApi)
+    .getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespace: STALE_NS, name })) as {
+    status?: { parents?: Parent[] };
+  };
   return r.status?.parents ?? [];
 }
 
@@ -117,12 +132,20 @@ async function gatewayClassExists(kc: KubeConfig, name: string): Promise<boolean
   return kc
     .makeApiClient(CustomObjectsApi)
     .getClusterCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gatewayclasses', name })
-    .then(() => true, () => false);
+    .then(
+      () => true,
+      () => false,
+    );
 }
 
-
 async function ports() {
-  return { publicPort: await freePort(), internalPort: await freePort(), idpPort: await freePort(), policyPort: await freePort(), controllerPort: await freePort() };
+  return {
+    publicPort: await freePort(),
+    internalPort: await freePort(),
+    idpPort: await freePort(),
+    policyPort: await freePort(),
+    controllerPort: await freePort(),
+  };
 }
 
 beforeAll(async () => {
@@ -133,7 +156,9 @@ afterAll(async () => {
   await stack?.stop();
   // The examples were applied to the shared API server: remove them for the suites after this one.
   try {
-    execFileSync('kubectl', ['delete', '--ignore-not-found', '--wait=false', ...(await exampleManifests()).apply.flatMap((f) => ['-f', f])], { stdio: 'ignore' });
+    execFileSync('kubectl', ['delete', '--ignore-not-found', '--wait=false', ...(await exampleManifests()).apply.flatMap((f) => ['-f', f])], {
+      stdio: 'ignore',
+    });
   } catch {
     /* best effort */
   }
@@ -142,7 +167,7 @@ afterAll(async () => {
 });
 
 describe('kea up stack', () => {
-  test('removeStaleGatewayState drops Traefik\'s route status entries and GatewayClass, and keeps other controllers\' entries', async () => {
+  test("removeStaleGatewayState drops Traefik's route status entries and GatewayClass, and keeps other controllers' entries", async () => {
     const kc = new KubeConfig();
     kc.loadFromFile(process.env.KUBECONFIG!);
     await seedTraefikState(kc, 'stale-direct', 'example.com/another-gateway');
@@ -177,11 +202,20 @@ describe('kea up stack', () => {
     expect(parents.map((p) => p.controllerName)).not.toContain(TRAEFIK_CONTROLLER_NAME);
     expect(await gatewayClassExists(kc, 'kea-local')).toBe(false);
     expect(lines.some((l) => l.includes(`${STALE_NS}/stale-warm`))).toBe(true);
-    await waitFor('NGF status on the stale-warm route', 10000, async () => (await routeParents(kc, 'stale-warm')).some((p) => p.controllerName === NGF_CONTROLLER_NAME), 200);
+    await waitFor(
+      'NGF status on the stale-warm route',
+      10000,
+      async () => (await routeParents(kc, 'stale-warm')).some((p) => p.controllerName === NGF_CONTROLLER_NAME),
+      200,
+    );
     expect(info?.gatewayMountNs).toMatch(/^mnt:\[\d+\]$/);
 
     // Anonymous: the policy server (behind NGF + nginx) refuses with problem+json.
-    const anon = await fetch(`${stack.gatewayUrl}/iris/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ features: [[5.1, 3.5, 1.4, 0.2]] }) });
+    const anon = await fetch(`${stack.gatewayUrl}/iris/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ features: [[5.1, 3.5, 1.4, 0.2]] }),
+    });
     expect(anon.status).toBe(401);
     expect(anon.headers.get('content-type')).toMatch(/application\/problem\+json/);
 
@@ -189,7 +223,12 @@ describe('kea up stack', () => {
     const tok = await fetch(`${stack.idpIssuer}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'kea-script-teacher', client_secret: 'kea-dev-script-secret', resource: 'urn:kea:gateway' }),
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: 'kea-script-teacher',
+        client_secret: 'kea-dev-script-secret',
+        resource: 'urn:kea:gateway',
+      }),
     });
     expect(tok.status).toBe(200);
     const { access_token } = (await tok.json()) as { access_token: string };
@@ -200,7 +239,12 @@ describe('kea up stack', () => {
       const r = await fetch(`${stack.gatewayUrl}/iris/predict`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${access_token}` },
-        body: JSON.stringify({ features: [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]] }),
+        body: JSON.stringify({
+          features: [
+            [5.1, 3.5, 1.4, 0.2],
+            [6.7, 3.0, 5.2, 2.3],
+          ],
+        }),
       });
       last = r.status;
       const text = await r.text();
@@ -220,7 +264,9 @@ describe('kea up stack', () => {
     // Issue 10 (low): no secret on a command line, which `ps` shows to every user. Each child's
     // /proc/<pid>/cmdline must carry none of the stack's secrets; they go through 0600 files.
     const secrets = JSON.parse(await readFile(join(stateDir, 'secrets.json'), 'utf8')) as Record<string, string>;
-    const values = Object.entries(secrets).filter(([k]) => k !== 'scriptSecret').map(([, v]) => v);
+    const values = Object.entries(secrets)
+      .filter(([k]) => k !== 'scriptSecret')
+      .map(([, v]) => v);
     expect(values.length).toBeGreaterThanOrEqual(3);
     for (const [name, pid] of Object.entries(info!.children)) {
       const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ');

@@ -115,7 +115,6 @@ export interface Stack extends StackInfo {
 
 export const DEFAULT_STATE_DIR = join(REPO_ROOT, '.kea');
 
-
 /** Starts a child with stdout/stderr appended to `logPath`; resolves once `ready()` is true. */
 async function startChild(
   name: string,
@@ -143,7 +142,6 @@ async function startChild(
   await stopProcess(p);
   throw new Error(`${name}: not ready after ${timeoutMs} ms (log: ${logPath})`);
 }
-
 
 /** What a supervised child is started with. */
 interface ChildSpec {
@@ -465,18 +463,36 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       const args = [
         ...POLICY_NODE_ARGS,
         join(REPO_ROOT, 'dist/policy-server/main.js'),
-        '--host', host,
-        '--port', String(policyPort),
-        '--admin-host', '127.0.0.1',
-        '--admin-port', String(adminPort),
-        '--upstream-url', info.internalUrl,
-        '--internal-token-file', join(stateDir, 'internal-token'),
-        '--state-dir', join(stateDir, 'policy-state'),
-        '--gateway-url', gatewayUrl,
-        '--session-secrets-file', join(stateDir, 'session-secrets'),
+        '--host',
+        host,
+        '--port',
+        String(policyPort),
+        '--admin-host',
+        '127.0.0.1',
+        '--admin-port',
+        String(adminPort),
+        '--upstream-url',
+        info.internalUrl,
+        '--internal-token-file',
+        join(stateDir, 'internal-token'),
+        '--state-dir',
+        join(stateDir, 'policy-state'),
+        '--gateway-url',
+        gatewayUrl,
+        '--session-secrets-file',
+        join(stateDir, 'session-secrets'),
       ];
       if (info.idpIssuer) {
-        args.push('--oidc-issuer', info.idpIssuer, '--oidc-client-id', 'kea-gateway', '--oidc-client-secret-file', join(stateDir, 'gateway-client-secret'), '--oidc-audience', 'urn:kea:gateway');
+        args.push(
+          '--oidc-issuer',
+          info.idpIssuer,
+          '--oidc-client-id',
+          'kea-gateway',
+          '--oidc-client-secret-file',
+          join(stateDir, 'gateway-client-secret'),
+          '--oidc-audience',
+          'urn:kea:gateway',
+        );
       }
       await supervise({
         name: 'policy-server',
@@ -502,13 +518,20 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         args: [
           ...CONTROLLER_NODE_ARGS,
           join(REPO_ROOT, 'dist/controller/main.js'),
-          '--kubeconfig', info.kubeconfig,
-          '--internal-token-file', join(stateDir, 'internal-token'),
-          '--gateway-url', gatewayUrl,
-          '--http-port', String(controllerPort),
-          '--http-host', '127.0.0.1',
-          '--policy-port', String(policyPort),
-          '--internal-gateway-url', info.internalUrl,
+          '--kubeconfig',
+          info.kubeconfig,
+          '--internal-token-file',
+          join(stateDir, 'internal-token'),
+          '--gateway-url',
+          gatewayUrl,
+          '--http-port',
+          String(controllerPort),
+          '--http-host',
+          '127.0.0.1',
+          '--policy-port',
+          String(policyPort),
+          '--internal-gateway-url',
+          info.internalUrl,
         ],
         env: nodeEnv(CONTROLLER_ENV),
         logPath: join(logDir, 'controller.log'),
@@ -734,4 +757,3 @@ export async function readStackInfo(stateDir = DEFAULT_STATE_DIR): Promise<Stack
     return undefined;
   }
 }
-

@@ -39,8 +39,6 @@ export async function saveMeasurements(): Promise<void> {
   await writeFile(join(ARTIFACTS, 'measurements.json'), JSON.stringify(measurements, null, 2));
 }
 
-
-
 /** The running stack plus what the tests need to reach it. */
 export interface E2EStack {
   stack: Stack;
@@ -157,13 +155,26 @@ export async function hit(url: string, init: RequestInit & { timeoutMs?: number 
   } catch (e) {
     const t1 = performance.now();
     const err = e as Error & { cause?: { code?: string } };
-    return { status: 0, headers: new Headers(), text: '', ms: t1 - t0, t0, t1, error: `${err.name}: ${err.message}${err.cause?.code ? ` (${err.cause.code})` : ''}` };
+    return {
+      status: 0,
+      headers: new Headers(),
+      text: '',
+      ms: t1 - t0,
+      t0,
+      t1,
+      error: `${err.name}: ${err.message}${err.cause?.code ? ` (${err.cause.code})` : ''}`,
+    };
   }
 }
 
 /** JSON POST helper. */
 export function postJson(url: string, body: unknown, headers: Record<string, string> = {}, timeoutMs?: number): Promise<Hit> {
-  return hit(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), ...(timeoutMs ? { timeoutMs } : {}) });
+  return hit(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
 }
 
 /** Runs `fn(i)` for i in [0, n) with `concurrency` workers; results in index order. */
@@ -225,7 +236,11 @@ const CHROMIUM = '/usr/bin/chromium';
  * `--screenshot=<png>` (returns '').
  * @throws Error when Chromium exits non-zero or takes longer than 60 s.
  */
-export async function chromium(url: string, mode: { dumpDom: true } | { screenshot: string }, opts: { windowSize?: string; budgetMs?: number } = {}): Promise<string> {
+export async function chromium(
+  url: string,
+  mode: { dumpDom: true } | { screenshot: string },
+  opts: { windowSize?: string; budgetMs?: number } = {},
+): Promise<string> {
   const profile = await mkdtemp(join(tmpdir(), 'kea-e2e-chromium-'));
   try {
     const args = [

@@ -17,7 +17,28 @@ function reference(value: unknown, indent?: number): string {
   return JSON.stringify(sort(value), null, indent);
 }
 
-const KEYS = ['a', 'B', 'z', '200', '404', '10', '9', '0', '01', '-1', '1.5', 'default', 'é', '\u{1F600}', 'with "quote"', 'line\nbreak', '', '4294967294', '4294967295', 'x-kea'];
+const KEYS = [
+  'a',
+  'B',
+  'z',
+  '200',
+  '404',
+  '10',
+  '9',
+  '0',
+  '01',
+  '-1',
+  '1.5',
+  'default',
+  'é',
+  '\u{1F600}',
+  'with "quote"',
+  'line\nbreak',
+  '',
+  '4294967294',
+  '4294967295',
+  'x-kea',
+];
 const STRINGS = ['', 'plain', 'quote " and \\ backslash', 'ctrl \u0001 \t', 'unicode é 😀', '\u2028sep', 'lone \ud800 surrogate'];
 
 function randomValue(r: () => number, depth: number): unknown {
@@ -67,7 +88,12 @@ describe('canonicalJson', () => {
 
   test('arrays of primitives (the one-call fast path) read as the general path writes them', () => {
     expect(canonicalJson({ f: [1, 'a', null, undefined, Number.NaN, true, () => 1] })).toBe('{"f":[1,"a",null,null,null,true,null]}');
-    expect(canonicalJson([[5.1, 3.5], [1.4, 0.2]])).toBe('[[5.1,3.5],[1.4,0.2]]');
+    expect(
+      canonicalJson([
+        [5.1, 3.5],
+        [1.4, 0.2],
+      ]),
+    ).toBe('[[5.1,3.5],[1.4,0.2]]');
     expect(() => canonicalJson([BigInt(1)])).toThrow(TypeError);
   });
 

@@ -132,7 +132,8 @@ function write(v: unknown, gap: string, nl: string, out: string[], stack: Set<ob
   const inner = gap ? nl + gap : '';
   if (Array.isArray(o)) {
     if (o.length === 0) out.push('[]');
-    else if (!gap && isFlat(o)) out.push(JSON.stringify(o)); // feature vectors, tensors: one native call
+    else if (!gap && isFlat(o))
+      out.push(JSON.stringify(o)); // feature vectors, tensors: one native call
     else {
       out.push('[');
       for (let i = 0; i < o.length; i++) {

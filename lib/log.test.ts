@@ -6,7 +6,15 @@ function capture() {
   const out = new PassThrough();
   let text = '';
   out.on('data', (d: Buffer) => (text += d.toString()));
-  return { out, lines: () => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    out,
+    lines: () =>
+      text
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 test('writeRecord emits the record logger.log would, in order with other records', async () => {
@@ -20,7 +28,16 @@ test('writeRecord emits the record logger.log would, in order with other records
   await new Promise((r) => setImmediate(r));
   const [a, b, c3] = c.lines();
   expect(Object.keys(a).sort()).toEqual(['component', 'level', 'message', 'requestId', 'status', 'time', 'worker']);
-  expect(b).toEqual({ component: 'unit', worker: 2, requestId: 'b', status: 201, nested: { x: [1] }, level: 'info', message: 'second', time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) });
+  expect(b).toEqual({
+    component: 'unit',
+    worker: 2,
+    requestId: 'b',
+    status: 201,
+    nested: { x: [1] },
+    level: 'info',
+    message: 'second',
+    time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+  });
   expect([a.message, b.message, c3.message]).toEqual(['first', 'second', 'third']);
 });
 

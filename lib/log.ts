@@ -126,10 +126,7 @@ export function flushLogs(): void {
  * @param opts.stream - write to this stream instead of stdout (tests capture records this way).
  * @returns a winston logger; child loggers (`logger.child({requestId})`) carry extra fields.
  */
-export function createLogger(
-  component: string,
-  opts: { level?: string; stream?: NodeJS.WritableStream } = {},
-): Logger {
+export function createLogger(component: string, opts: { level?: string; stream?: NodeJS.WritableStream } = {}): Logger {
   const level = opts.level ?? levelFromEnv();
   if (!exitHookInstalled) {
     exitHookInstalled = true;

@@ -42,6 +42,8 @@ describe('toKubeYaml', () => {
 
 describe('commentSafe', () => {
   test('escapes controls, separators, format characters; keeps printable text', () => {
-    expect(commentSafe('GET /a\r\n\t\u0085\u2028\u2029\u202e\ufeff\u{e0001} ok é 漢')).toBe('GET /a\\u000d\\u000a\\u0009\\u0085\\u2028\\u2029\\u202e\\ufeff\\U000e0001 ok é 漢');
+    expect(commentSafe('GET /a\r\n\t\u0085\u2028\u2029\u202e\ufeff\u{e0001} ok é 漢')).toBe(
+      'GET /a\\u000d\\u000a\\u0009\\u0085\\u2028\\u2029\\u202e\\ufeff\\U000e0001 ok é 漢',
+    );
   });
 });

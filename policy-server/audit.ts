@@ -85,7 +85,8 @@ export function auditRecordBytes(r: AuditRecord): number {
 function bounded(r: AuditRecord): AuditRecord {
   const v = r.validation;
   const long = (s: string | null | undefined, max: number) => s != null && s.length > max;
-  const clipValidation = v !== undefined && (v.length > MAX_AUDIT_VALIDATION || v.some((e) => long(e.pointer, MAX_AUDIT_FIELD_CHARS) || long(e.message, MAX_AUDIT_FIELD_CHARS)));
+  const clipValidation =
+    v !== undefined && (v.length > MAX_AUDIT_VALIDATION || v.some((e) => long(e.pointer, MAX_AUDIT_FIELD_CHARS) || long(e.message, MAX_AUDIT_FIELD_CHARS)));
   if (
     !clipValidation &&
     (v === undefined || r.validationCount !== undefined) &&
@@ -101,7 +102,9 @@ function bounded(r: AuditRecord): AuditRecord {
     // A FieldErrorList (datapath/params.ts) carries the count of every failure in `total`.
     out.validationCount = r.validationCount ?? (v as { total?: number }).total ?? v.length;
     out.validation = clipValidation
-      ? v.slice(0, MAX_AUDIT_VALIDATION).map((e) => ({ in: e.in, pointer: clip(e.pointer, MAX_AUDIT_FIELD_CHARS), message: clip(e.message, MAX_AUDIT_FIELD_CHARS) }))
+      ? v
+          .slice(0, MAX_AUDIT_VALIDATION)
+          .map((e) => ({ in: e.in, pointer: clip(e.pointer, MAX_AUDIT_FIELD_CHARS), message: clip(e.message, MAX_AUDIT_FIELD_CHARS) }))
       : v;
   }
   return out;

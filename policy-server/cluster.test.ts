@@ -100,7 +100,18 @@ test('two stores persisting into one state dir never leave a torn snapshot.json'
 });
 
 test('mergeAuditRecords: newest first over workers, tagged, limited', () => {
-  const rec = (id: string, time: string) => ({ requestId: id, user: null, operation: 'a/b/c', service: 'a/b', method: 'GET', path: '/', status: 200, latencyMs: 1, outcome: 'forwarded', time });
+  const rec = (id: string, time: string) => ({
+    requestId: id,
+    user: null,
+    operation: 'a/b/c',
+    service: 'a/b',
+    method: 'GET',
+    path: '/',
+    status: 200,
+    latencyMs: 1,
+    outcome: 'forwarded',
+    time,
+  });
   const merged = mergeAuditRecords(
     [
       { worker: 1, pid: 11, value: [rec('w1-b', '2026-01-01T00:00:03.000Z'), rec('w1-a', '2026-01-01T00:00:01.000Z')] },
@@ -161,7 +172,6 @@ function startMain(args: string[], env: Record<string, string>): Running {
   };
 }
 
-
 describe('--workers 2: one server over two processes', () => {
   const CACHE_TOTAL = 10_000_000;
   let dir: string;
@@ -175,10 +185,16 @@ describe('--workers 2: one server over two processes', () => {
   /** Data-path requests sent so far (every one is audited). */
   const sent: string[] = [];
 
-  const fresh = (method: string, path: string, opts: Parameters<typeof send>[2] = {}): Promise<RawResponse> => send(method, `${url}${path}`, { agent: false, ...opts });
+  const fresh = (method: string, path: string, opts: Parameters<typeof send>[2] = {}): Promise<RawResponse> =>
+    send(method, `${url}${path}`, { agent: false, ...opts });
   /** Pid of the worker that served a request, from its audit record on stdout. */
   const servedBy = (requestId: string): Promise<number> =>
-    waitFor(`audit record ${requestId}`, 5000, () => run.records().find((r) => r.message === 'request end' && r.requestId === requestId)?.pid as number | undefined, 25);
+    waitFor(
+      `audit record ${requestId}`,
+      5000,
+      () => run.records().find((r) => r.message === 'request end' && r.requestId === requestId)?.pid as number | undefined,
+      25,
+    );
   const health = async (): Promise<string> => {
     const r = await fresh('GET', '/iris/health');
     expect(r.status).toBe(200);
@@ -217,15 +233,52 @@ describe('--workers 2: one server over two processes', () => {
     admin = { authorization: `Bearer ${((await tok.json()) as { access_token: string }).access_token}` };
     await writeConfigDir(join(dir, 'cfg'), irisService());
     run = startMain(
-      ['--workers', '2', '--host', '127.0.0.1', '--port', '0', '--upstream-url', backend.url, '--internal-token', INTERNAL_TOKEN, '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, 'state'), '--cache-max-bytes', String(CACHE_TOTAL), '--ipc-timeout-ms', '500', '--admin-port', '0'],
-      { KEA_OIDC_ISSUER: idp.issuer, KEA_OIDC_ALLOW_HTTP_ISSUER: 'true', KEA_GATEWAY_URL: 'http://127.0.0.1', KEA_SESSION_SECRETS: 'cluster-test-session-secret-0123456789abcdef', KEA_COOKIE_SECURE: 'false' },
+      [
+        '--workers',
+        '2',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--upstream-url',
+        backend.url,
+        '--internal-token',
+        INTERNAL_TOKEN,
+        '--config-dir',
+        join(dir, 'cfg'),
+        '--state-dir',
+        join(dir, 'state'),
+        '--cache-max-bytes',
+        String(CACHE_TOTAL),
+        '--ipc-timeout-ms',
+        '500',
+        '--admin-port',
+        '0',
+      ],
+      {
+        KEA_OIDC_ISSUER: idp.issuer,
+        KEA_OIDC_ALLOW_HTTP_ISSUER: 'true',
+        KEA_GATEWAY_URL: 'http://127.0.0.1',
+        KEA_SESSION_SECRETS: 'cluster-test-session-secret-0123456789abcdef',
+        KEA_COOKIE_SECURE: 'false',
+      },
     );
-    await waitFor('both workers listening', 60_000, () => run.workerPids().size === 2 || (run.child.exitCode !== null && Promise.reject(new Error(run.stderr()))), 25);
+    await waitFor(
+      'both workers listening',
+      60_000,
+      () => run.workerPids().size === 2 || (run.child.exitCode !== null && Promise.reject(new Error(run.stderr()))),
+      25,
+    );
     const port = run.records().find((r) => r.message === 'worker listening')!.port as number;
     url = `http://127.0.0.1:${port}`;
     adminUrl = `http://127.0.0.1:${await waitFor('admin port', 30_000, () => run.records().find((r) => r.message === 'policy server listening')?.adminPort as number | undefined, 25)}`;
     // Both workers have loaded the config directory.
-    await waitFor('config in both workers', 30_000, () => run.records().filter((r) => r.message === 'config snapshot swapped' && r.services === 1).length >= 2, 25);
+    await waitFor(
+      'config in both workers',
+      30_000,
+      () => run.records().filter((r) => r.message === 'config snapshot swapped' && r.services === 1).length >= 2,
+      25,
+    );
   }, 90_000);
 
   afterAll(async () => {
@@ -264,7 +317,7 @@ describe('--workers 2: one server over two processes', () => {
     }
   });
 
-  test('/logs merges every worker\'s records, newest first, limit respected; admin only', async () => {
+  test("/logs merges every worker's records, newest first, limit respected; admin only", async () => {
     expect((await fresh('GET', '/logs/ml/iris')).status).toBe(401);
     const r = await fresh('GET', '/logs/ml/iris?limit=1000', { headers: admin });
     expect(r.status).toBe(200);
@@ -341,10 +394,15 @@ describe('--workers 2: one server over two processes', () => {
   test('a killed worker is restarted and traffic continues', async () => {
     const old = run.workerPids().get(1)!;
     process.kill(old, 'SIGKILL');
-    const fresh1 = await waitFor('worker 1 restarted', 30_000, () => {
-      const p = run.workerPids().get(1);
-      return p !== undefined && p !== old ? p : undefined;
-    }, 25);
+    const fresh1 = await waitFor(
+      'worker 1 restarted',
+      30_000,
+      () => {
+        const p = run.workerPids().get(1);
+        return p !== undefined && p !== old ? p : undefined;
+      },
+      25,
+    );
     expect(run.records().some((r) => r.message === 'worker exited unexpectedly; restarting' && r.pid === old && r.signal === 'SIGKILL')).toBe(true);
     await waitFor('config in the new worker', 30_000, () => run.records().some((r) => r.message === 'config snapshot swapped' && r.pid === fresh1), 25);
     const ids: string[] = [];
@@ -376,7 +434,27 @@ test('a worker that cannot start makes the primary give up with exit 1 (no endle
   const dir = await mkdtemp(join(tmpdir(), 'kea-cluster-bad-'));
   try {
     await writeConfigDir(join(dir, 'cfg'), irisService());
-    const run = startMain(['--workers', '2', '--host', '127.0.0.1', '--port', '0', '--upstream-url', 'not a url', '--internal-token', INTERNAL_TOKEN, '--config-dir', join(dir, 'cfg'), '--state-dir', join(dir, 'state'), '--admin-port', '0'], { KEA_OIDC_ISSUER: '' });
+    const run = startMain(
+      [
+        '--workers',
+        '2',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--upstream-url',
+        'not a url',
+        '--internal-token',
+        INTERNAL_TOKEN,
+        '--config-dir',
+        join(dir, 'cfg'),
+        '--state-dir',
+        join(dir, 'state'),
+        '--admin-port',
+        '0',
+      ],
+      { KEA_OIDC_ISSUER: '' },
+    );
     expect(await run.exited).toBe(1);
     const recs = run.records();
     expect(recs.some((r) => r.message === 'worker keeps failing before it listens; giving up')).toBe(true);
@@ -387,9 +465,15 @@ test('a worker that cannot start makes the primary give up with exit 1 (no endle
 }, 120_000);
 
 describe('deployment wiring (kubectl kustomize)', () => {
-  type Container = { name: string; env?: Array<{ name: string; value?: string }>; resources?: { limits?: { cpu?: string; memory?: string }; requests?: { cpu?: string } } };
+  type Container = {
+    name: string;
+    env?: Array<{ name: string; value?: string }>;
+    resources?: { limits?: { cpu?: string; memory?: string }; requests?: { cpu?: string } };
+  };
   const policyContainer = (overlay: string): Container => {
-    const docs = parseAllDocuments(execFileSync('kubectl', ['kustomize', join(REPO_ROOT, overlay)], { maxBuffer: 64 << 20 }).toString()).map((d) => d.toJSON() as { kind: string; metadata: { name: string }; spec: { template: { spec: { containers: Container[] } } } });
+    const docs = parseAllDocuments(execFileSync('kubectl', ['kustomize', join(REPO_ROOT, overlay)], { maxBuffer: 64 << 20 }).toString()).map(
+      (d) => d.toJSON() as { kind: string; metadata: { name: string }; spec: { template: { spec: { containers: Container[] } } } },
+    );
     const dep = docs.find((d) => d.kind === 'Deployment' && d.metadata.name === 'kea-policy')!;
     return dep.spec.template.spec.containers.find((c) => c.name === 'policy-server')!;
   };

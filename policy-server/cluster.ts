@@ -202,7 +202,12 @@ export function runPrimary(opts: PrimaryOptions): void {
 
   const fork = (slot: Slot): void => {
     slot.timer = undefined;
-    const w = cluster.fork({ ...opts.env, [WORKER_ENV.slot]: String(slot.index), [WORKER_ENV.count]: String(opts.workers), [WORKER_ENV.ipcTimeout]: String(ipcTimeoutMs) });
+    const w = cluster.fork({
+      ...opts.env,
+      [WORKER_ENV.slot]: String(slot.index),
+      [WORKER_ENV.count]: String(opts.workers),
+      [WORKER_ENV.ipcTimeout]: String(ipcTimeoutMs),
+    });
     slot.worker = w;
     slot.startedAt = Date.now();
     slot.ready = false;

@@ -43,7 +43,7 @@ describe('problem codes', () => {
     for (const code of emittedCodes(readFileSync(file, 'utf8'))) emitted.set(code, [...(emitted.get(code) ?? []), relative(ROOT, file)]);
   }
 
-  test('the scan finds the server\'s problem calls (it can fail)', () => {
+  test("the scan finds the server's problem calls (it can fail)", () => {
     expect(emittedCodes(`x.fail(problem('upstream-busy', 'n'))\nsend(res, problem(\n  'teapot', 'x'))`)).toEqual(['upstream-busy', 'teapot']);
     expect(emitted.get('request-timeout')).toContain('policy-server/server.ts');
     expect(emitted.get('cluster-incomplete')).toContain('policy-server/management.ts');
@@ -51,7 +51,9 @@ describe('problem codes', () => {
   });
 
   test('every code the policy server can emit is registered (and so published)', () => {
-    const unregistered = [...emitted].filter(([code]) => !(PROBLEM_CODES as readonly string[]).includes(code)).map(([code, files]) => `${code} (${files.join(', ')})`);
+    const unregistered = [...emitted]
+      .filter(([code]) => !(PROBLEM_CODES as readonly string[]).includes(code))
+      .map(([code, files]) => `${code} (${files.join(', ')})`);
     expect(unregistered).toEqual([]);
   });
 
@@ -63,8 +65,16 @@ describe('problem codes', () => {
 describe('golden policy.json files compile with the real snapshot builder', () => {
   const dir = join(ROOT, 'controller/testdata');
   const cases: Array<[string, SourceConfigMap[]]> = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.out.yaml')).sort()) {
-    const out = YAML.parse(readFileSync(join(dir, file), 'utf8')) as { objects?: Array<{ kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; data?: Record<string, string> }> };
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.out.yaml'))
+    .sort()) {
+    const out = YAML.parse(readFileSync(join(dir, file), 'utf8')) as {
+      objects?: Array<{
+        kind: string;
+        metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+        data?: Record<string, string>;
+      }>;
+    };
     const cms: SourceConfigMap[] = [];
     for (const o of out.objects ?? []) {
       if (o.kind !== 'ConfigMap' || o.metadata.labels?.['kea.dev/component'] !== COMPONENT_API_CONFIG) continue;

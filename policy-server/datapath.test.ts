@@ -123,13 +123,21 @@ describe('validation matrix', () => {
   });
 
   test('broken JSON, empty required body, deep nesting, __proto__', async () => {
-    const broken = await send('POST', `${s.url}/school/grades/alice`, { headers: { authorization: teacher, 'content-type': 'application/json' }, body: '{"subject":' });
+    const broken = await send('POST', `${s.url}/school/grades/alice`, {
+      headers: { authorization: teacher, 'content-type': 'application/json' },
+      body: '{"subject":',
+    });
     expect(broken.status).toBe(400);
     expect(broken.json.errors[0]).toEqual({ in: 'body', pointer: '', message: 'is not valid JSON' });
-    const empty = await send('POST', `${s.url}/school/grades/alice`, { headers: { authorization: teacher, 'content-type': 'application/json', 'content-length': '0' } });
+    const empty = await send('POST', `${s.url}/school/grades/alice`, {
+      headers: { authorization: teacher, 'content-type': 'application/json', 'content-length': '0' },
+    });
     expect(empty.status).toBe(400);
     expect(empty.json.errors[0].message).toBe('is required');
-    const deep = await send('POST', `${s.url}/school/grades/alice`, { headers: { authorization: teacher, 'content-type': 'application/json' }, body: '['.repeat(5000) + ']'.repeat(5000) });
+    const deep = await send('POST', `${s.url}/school/grades/alice`, {
+      headers: { authorization: teacher, 'content-type': 'application/json' },
+      body: '['.repeat(5000) + ']'.repeat(5000),
+    });
     expect(deep.status).toBe(400);
     expect(deep.json.errors[0].message).toMatch(/nesting deeper/);
     const proto = await send('POST', `${s.url}/school/grades/alice`, {
@@ -211,9 +219,12 @@ describe('cache', () => {
     expect(a.headers['x-cache']).toBe('MISS');
     expect(a.headers['x-kea-revision']).toBe('v1');
     const before = s.backend.count();
-    const b = await send('POST', `${s.url}/iris/predict`, { headers: { authorization: teacher }, body: JSON.stringify(shuffled, null, 3), });
+    const b = await send('POST', `${s.url}/iris/predict`, { headers: { authorization: teacher }, body: JSON.stringify(shuffled, null, 3) });
     expect(b.status).toBe(415); // no content-type given for a string body
-    const c = await send('POST', `${s.url}/iris/predict`, { headers: { authorization: teacher, 'content-type': 'application/json' }, body: JSON.stringify(shuffled, null, 3) });
+    const c = await send('POST', `${s.url}/iris/predict`, {
+      headers: { authorization: teacher, 'content-type': 'application/json' },
+      body: JSON.stringify(shuffled, null, 3),
+    });
     expect(c.headers['x-cache']).toBe('HIT');
     expect(c.json).toEqual(a.json); // same n: served from cache
     expect(s.backend.count()).toBe(before);
@@ -255,7 +266,7 @@ describe('cache', () => {
     expect(r1.status).toBe(200);
     const strict = structuredClone(irisService('iv-strict'));
     const predict = strict.operations.find((o) => o.operationId === 'predict')!;
-    ((predict.requestBody!.schema as { properties: { features: { maxItems: number } } }).properties.features.maxItems = 2);
+    (predict.requestBody!.schema as { properties: { features: { maxItems: number } } }).properties.features.maxItems = 2;
     s.configure(schoolService(), strict);
     const r2 = await send('POST', `${s.url}/iris/predict`, { headers: { authorization: student }, body });
     expect(r2.status).toBe(400);
@@ -411,7 +422,10 @@ describe('response validation', () => {
     const bad = await send('GET', `${s.url}/iris/info?shape=bad`);
     expect(bad.status).toBe(502);
     expect(bad.json.code).toBe('invalid-upstream-response');
-    expect((bad.json.errors as Array<{ in: string; pointer: string }>).map((e) => `${e.in}:${e.pointer}`).sort()).toEqual(['response:/classes', 'response:/name']);
+    expect((bad.json.errors as Array<{ in: string; pointer: string }>).map((e) => `${e.in}:${e.pointer}`).sort()).toEqual([
+      'response:/classes',
+      'response:/name',
+    ]);
     expect((await send('GET', `${s.url}/iris/info?shape=notjson`)).status).toBe(502);
   });
   test('log: passes the answer through and logs a warning', async () => {
@@ -425,10 +439,21 @@ describe('response validation', () => {
 
 describe('audit and management API', () => {
   test('audit end record has the required fields and never credentials', async () => {
-    await send('POST', `${s.url}/iris/predict-nocache`, { headers: { authorization: student, 'x-request-id': 'audit-1', cookie: 'kea_session=SECRET' }, body: irisBody(1) });
+    await send('POST', `${s.url}/iris/predict-nocache`, {
+      headers: { authorization: student, 'x-request-id': 'audit-1', cookie: 'kea_session=SECRET' },
+      body: irisBody(1),
+    });
     flushLogs();
     const rec = s.logs.find((l) => l.requestId === 'audit-1' && l.message === 'request end')!;
-    expect(rec).toMatchObject({ level: 'info', user: 'sam', operation: 'ml/iris/predict_nocache', service: 'ml/iris', revision: 'v1', status: 200, outcome: 'forwarded' });
+    expect(rec).toMatchObject({
+      level: 'info',
+      user: 'sam',
+      operation: 'ml/iris/predict_nocache',
+      service: 'ml/iris',
+      revision: 'v1',
+      status: 200,
+      outcome: 'forwarded',
+    });
     expect(typeof rec.latencyMs).toBe('number');
     const all = JSON.stringify(s.logs);
     expect(all).not.toContain('test:sam');

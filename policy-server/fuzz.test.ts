@@ -45,7 +45,8 @@ test(`${TOTAL} malformed requests: no crash, no 5xx (seed ${SEED})`, async () =>
     () => `{"__proto__":{"polluted":true},"features":[[1,2,3,4]]}`,
     () => `{"a":{"constructor":{"prototype":{"polluted":true}}}}`,
     () => `{"features":[[1,2,3,4]],"constructor":{"prototype":{"x":1}}}`,
-    () => JSON.stringify(pick([null, true, 0, -1e308, 'str', [], {}, [[[]]], { features: null }, { features: [[1, 2, 'three', 4]] }, { subject: 5, grade: 'A' }])),
+    () =>
+      JSON.stringify(pick([null, true, 0, -1e308, 'str', [], {}, [[[]]], { features: null }, { features: [[1, 2, 'three', 4]] }, { subject: 5, grade: 'A' }])),
     () => JSON.stringify({ features: Array.from({ length: 2000 }, () => [1, 2, 3, 4]) }),
     () => Buffer.from(Array.from({ length: int(4096) }, () => int(256))),
     () => junkString(int(500)),
@@ -55,9 +56,46 @@ test(`${TOTAL} malformed requests: no crash, no 5xx (seed ${SEED})`, async () =>
     () => '{"features":[[1e400,2,3,4]]}',
     () => '{"features":[[NaN,2,3,4]]}',
   ];
-  const contentTypes = ['application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/vnd.x+json', 'Application/JSON', ';;;', 'application/json; charset="', '*/*', ''];
-  const auths = [undefined, bearer('sam', 'student'), bearer('tess', 'teacher'), bearer('ada', 'admin'), 'Bearer ', 'Bearer bad', 'Basic Zm9vOmJhcg==', 'bearer', 'Bearer ' + 'x'.repeat(8000), 'Bearer a.b.c', 'Bearer eyJhbGciOiJub25lIn0.e30.', 'Token abc'];
-  const ops = ['ml/iris/predict', 'ml/iris/predict-mine', 'ml/iris/predict_mine', 'school/grades/set_grades', 'school/grades/get_grades', '', 'a/b', '../../etc', 'ml/iris/health', '%00', 'x'.repeat(500)];
+  const contentTypes = [
+    'application/json',
+    'application/json; charset=utf-8',
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+    'application/vnd.x+json',
+    'Application/JSON',
+    ';;;',
+    'application/json; charset="',
+    '*/*',
+    '',
+  ];
+  const auths = [
+    undefined,
+    bearer('sam', 'student'),
+    bearer('tess', 'teacher'),
+    bearer('ada', 'admin'),
+    'Bearer ',
+    'Bearer bad',
+    'Basic Zm9vOmJhcg==',
+    'bearer',
+    'Bearer ' + 'x'.repeat(8000),
+    'Bearer a.b.c',
+    'Bearer eyJhbGciOiJub25lIn0.e30.',
+    'Token abc',
+  ];
+  const ops = [
+    'ml/iris/predict',
+    'ml/iris/predict-mine',
+    'ml/iris/predict_mine',
+    'school/grades/set_grades',
+    'school/grades/get_grades',
+    '',
+    'a/b',
+    '../../etc',
+    'ml/iris/health',
+    '%00',
+    'x'.repeat(500),
+  ];
   const paths = [
     '/iris/predict',
     '/iris/predict-mine',
@@ -85,7 +123,19 @@ test(`${TOTAL} malformed requests: no crash, no 5xx (seed ${SEED})`, async () =>
     '/nowhere',
     '/' + 'a/'.repeat(300),
   ];
-  const queries = ['', '?limit=5', '?limit=abc', '?limit=%', '?limit=1&limit=2&tags=a&tags=zz', '?tags=%E0%A4%A', '?' + '&'.repeat(1000), '?a=' + 'b'.repeat(5000), '?term=0', '?__proto__=1&constructor=2', '?shape=good'];
+  const queries = [
+    '',
+    '?limit=5',
+    '?limit=abc',
+    '?limit=%',
+    '?limit=1&limit=2&tags=a&tags=zz',
+    '?tags=%E0%A4%A',
+    '?' + '&'.repeat(1000),
+    '?a=' + 'b'.repeat(5000),
+    '?term=0',
+    '?__proto__=1&constructor=2',
+    '?shape=good',
+  ];
   const methods = ['POST', 'POST', 'POST', 'POST', 'POST', 'POST', 'GET', 'GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'];
 
   const statuses = new Map<number, number>();
@@ -110,7 +160,12 @@ test(`${TOTAL} malformed requests: no crash, no 5xx (seed ${SEED})`, async () =>
     const body = method === 'GET' || method === 'HEAD' ? undefined : pick(bodies)();
     let r;
     try {
-      r = await send(method, `${s.url}${path.startsWith('//') ? path.slice(1) : ''}`, { headers, body: body === undefined || body.length === 0 ? undefined : body, rawPath: path, timeoutMs: 10_000 });
+      r = await send(method, `${s.url}${path.startsWith('//') ? path.slice(1) : ''}`, {
+        headers,
+        body: body === undefined || body.length === 0 ? undefined : body,
+        rawPath: path,
+        timeoutMs: 10_000,
+      });
     } catch (err) {
       // A 413/415 answered before the body was sent may reset the socket mid-upload; that is
       // a client-side EPIPE/ECONNRESET, not a server failure. Anything else fails the test.

@@ -84,7 +84,11 @@ function evilService(extra: PolicyService['operations'] = []): PolicyService {
         path: '/evil/closed',
         upstreamPath: '/predict',
         access: { mode: 'public' },
-        requestBody: { required: true, contentType: 'application/json', schema: { type: 'object', additionalProperties: false, properties: { a: { type: 'integer' } } } },
+        requestBody: {
+          required: true,
+          contentType: 'application/json',
+          schema: { type: 'object', additionalProperties: false, properties: { a: { type: 'integer' } } },
+        },
       }),
       ...extra,
     ],
@@ -105,7 +109,11 @@ const lookaheadService: PolicyService = {
       path: '/lookahead/signup',
       upstreamPath: '/predict',
       access: { mode: 'public' },
-      requestBody: { required: true, contentType: 'application/json', schema: { type: 'object', properties: { password: { type: 'string', pattern: '^(?=.*[0-9]).{8,}$' } } } },
+      requestBody: {
+        required: true,
+        contentType: 'application/json',
+        schema: { type: 'object', properties: { password: { type: 'string', pattern: '^(?=.*[0-9]).{8,}$' } } },
+      },
     }),
   ],
 };
@@ -171,7 +179,9 @@ describe('a pattern RE2 cannot run is a config error, not a crash', () => {
     const errors = s.store.current.errors;
     const mine = errors.filter((e) => e.message.includes('lookahead') || e.configMap.includes('lookahead'));
     expect(mine).toHaveLength(1);
-    expect(mine[0].message).toContain('operation "signup": requestBody.schema#/properties/password/pattern: pattern "^(?=.*[0-9]).{8,}$" uses a lookaround assertion');
+    expect(mine[0].message).toContain(
+      'operation "signup": requestBody.schema#/properties/password/pattern: pattern "^(?=.*[0-9]).{8,}$" uses a lookaround assertion',
+    );
     expect((await send('POST', `${s.url}/lookahead/signup`, { body: { password: 'secret123' } })).status).toBe(404);
     expect((await timed('GET', '/iris/health')).status).toBe(200);
     expect((await timed('POST', '/evil/words', { text: 'hello' })).status).toBe(200);

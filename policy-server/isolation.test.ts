@@ -41,7 +41,14 @@ function tenant(name: string, extra: Partial<PolicyService> = {}): PolicyService
     authorization: {},
     operations: [
       op({ operationId: 'html', method: 'GET', path: `/${name}/html`, upstreamPath: '/html', access: { mode: 'public' } }),
-      op({ operationId: 'html_cached', method: 'GET', path: `/${name}/html-cached`, upstreamPath: '/html', access: { mode: 'public' }, cache: { ttlSeconds: 60, scope: 'shared' } }),
+      op({
+        operationId: 'html_cached',
+        method: 'GET',
+        path: `/${name}/html-cached`,
+        upstreamPath: '/html',
+        access: { mode: 'public' },
+        cache: { ttlSeconds: 60, scope: 'shared' },
+      }),
       op({ operationId: 'echo', method: 'GET', path: `/${name}/echo`, upstreamPath: '/echo', access: { mode: 'authenticated' } }),
       op({ operationId: 'hang', method: 'GET', path: `/${name}/hang`, upstreamPath: '/hang', access: { mode: 'public' }, timeoutMs: 20_000 }),
       op({
@@ -129,7 +136,16 @@ async function startPolicy(
   const store = new SnapshotStore({ logger });
   store.apply(configMapsFor(...services), 'source');
   const upstream = new UpstreamLanes({ url: up.url, ...lanes });
-  const ps = createPolicyServer({ store, auth: testAuthenticator(), upstreamUrl: up.url, upstream, internalToken: INTERNAL_TOKEN, logger, drainTimeoutMs: 50, ...extra });
+  const ps = createPolicyServer({
+    store,
+    auth: testAuthenticator(),
+    upstreamUrl: up.url,
+    upstream,
+    internalToken: INTERNAL_TOKEN,
+    logger,
+    drainTimeoutMs: 50,
+    ...extra,
+  });
   const port = await ps.listen(0, '127.0.0.1');
   return { ps, store, lanes: upstream, url: `http://127.0.0.1:${port}`, close: () => ps.close() };
 }
@@ -176,7 +192,11 @@ describe('credentials reach a backend only when its ApiSchema opts in (item 5)',
   let p: Running;
   beforeAll(async () => {
     up = await startUpstream();
-    p = await startPolicy(up, [tenant('none'), tenant('tok', { forwardCredentials: ['authorization'] }), tenant('both', { forwardCredentials: ['authorization', 'cookie'] })]);
+    p = await startPolicy(up, [
+      tenant('none'),
+      tenant('tok', { forwardCredentials: ['authorization'] }),
+      tenant('both', { forwardCredentials: ['authorization', 'cookie'] }),
+    ]);
   });
   afterAll(async () => {
     await p.close();
@@ -285,7 +305,13 @@ describe('management endpoints are not reachable through the data port (low: ten
     const up = await startUpstream();
     // A broken ConfigMap: its error is what /readyz would list.
     const store = new SnapshotStore({ logger: createLogger('policy-server', { level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) }) });
-    store.apply([...configMapsFor(tenant('a')), { name: 'kea-api-evil-x', labels: { 'kea.dev/component': 'api-config' }, annotations: {}, data: { 'policy.json': '{not json' } }], 'source');
+    store.apply(
+      [
+        ...configMapsFor(tenant('a')),
+        { name: 'kea-api-evil-x', labels: { 'kea.dev/component': 'api-config' }, annotations: {}, data: { 'policy.json': '{not json' } },
+      ],
+      'source',
+    );
     const ps = createPolicyServer({ store, auth: testAuthenticator(), upstreamUrl: up.url, internalToken: INTERNAL_TOKEN, drainTimeoutMs: 50 });
     try {
       const data = `http://127.0.0.1:${await ps.listen(0, '127.0.0.1')}`;
@@ -325,11 +351,21 @@ describe('request bodies buffered at once are bounded (low: fully buffered bodie
       const slowBody = Buffer.alloc(600_000, 'a');
       let slowStatus = 0;
       const slowDone = new Promise<void>((resolve, reject) => {
-        const req = request({ method: 'POST', hostname: u.hostname, port: u.port, path: '/a/upload', agent: false, headers: { 'content-type': 'application/octet-stream', 'content-length': String(slowBody.length) } }, (res) => {
-          slowStatus = res.statusCode ?? 0;
-          res.resume();
-          res.on('end', () => resolve());
-        });
+        const req = request(
+          {
+            method: 'POST',
+            hostname: u.hostname,
+            port: u.port,
+            path: '/a/upload',
+            agent: false,
+            headers: { 'content-type': 'application/octet-stream', 'content-length': String(slowBody.length) },
+          },
+          (res) => {
+            slowStatus = res.statusCode ?? 0;
+            res.resume();
+            res.on('end', () => resolve());
+          },
+        );
         req.on('error', reject);
         req.write(slowBody.subarray(0, 1000));
         const t0 = Date.now();
@@ -337,12 +373,20 @@ describe('request bodies buffered at once are bounded (low: fully buffered bodie
           if (p.ps.dataPath.bufferedRequestBytes > 0 || Date.now() - t0 > 5000) {
             void (async () => {
               // 600 kB more would exceed the 1 MiB bound: refused at once, before reading it.
-              const busy = await send('POST', `${p.url}/a/upload`, { headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(600_000, 'b'), agent: false });
+              const busy = await send('POST', `${p.url}/a/upload`, {
+                headers: { 'content-type': 'application/octet-stream' },
+                body: Buffer.alloc(600_000, 'b'),
+                agent: false,
+              });
               expect(busy.status).toBe(503);
               expect(busy.json.code).toBe('server-busy');
               expect(busy.headers['retry-after']).toBe('1');
               // A small body still fits.
-              const small = await send('POST', `${p.url}/a/upload`, { headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(1000, 'c'), agent: false });
+              const small = await send('POST', `${p.url}/a/upload`, {
+                headers: { 'content-type': 'application/octet-stream' },
+                body: Buffer.alloc(1000, 'c'),
+                agent: false,
+              });
               expect(small.status).toBe(200);
               req.end(slowBody.subarray(1000));
             })().catch(reject);
@@ -353,7 +397,11 @@ describe('request bodies buffered at once are bounded (low: fully buffered bodie
       await slowDone;
       expect(slowStatus).toBe(200);
       expect(p.ps.dataPath.bufferedRequestBytes).toBe(0);
-      const after = await send('POST', `${p.url}/a/upload`, { headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(600_000, 'd'), agent: false });
+      const after = await send('POST', `${p.url}/a/upload`, {
+        headers: { 'content-type': 'application/octet-stream' },
+        body: Buffer.alloc(600_000, 'd'),
+        agent: false,
+      });
       expect(after.status).toBe(200);
     } finally {
       await p.close();

@@ -117,12 +117,26 @@ export function parseArgs(argv: string[]): MainOptions {
     .description("KEA's policy server: SSO, authorization, validation, caching, audit and forwarding in the data path")
     .addOption(new Option('--host <addr>', 'listen address').env('KEA_LISTEN_HOST').default('0.0.0.0'))
     .addOption(new Option('--port <n>', 'listen port').env('KEA_PORT').default(8000).argParser(num('--port')))
-    .addOption(new Option('--admin-port <n>', 'port of /healthz, /readyz, /metrics (not for the gateway; 0 = ephemeral)').env('KEA_ADMIN_PORT').default(8001).argParser(num('--admin-port')))
+    .addOption(
+      new Option('--admin-port <n>', 'port of /healthz, /readyz, /metrics (not for the gateway; 0 = ephemeral)')
+        .env('KEA_ADMIN_PORT')
+        .default(8001)
+        .argParser(num('--admin-port')),
+    )
     .addOption(new Option('--admin-host <addr>', 'admin listen address (default: --host)').env('KEA_ADMIN_HOST'))
     .addOption(new Option('--upstream-url <url>', "base URL of the gateway's internal listener").env('KEA_INTERNAL_GATEWAY_URL').makeOptionMandatory())
     .addOption(new Option('--internal-token <secret>', 'x-kea-internal-token value').env('KEA_INTERNAL_TOKEN'))
-    .addOption(new Option('--internal-token-file <path>', 'file holding the internal token, re-read while running (rotation without restart)').env('KEA_INTERNAL_TOKEN_FILE'))
-    .addOption(new Option('--internal-token-reload-ms <n>', 'how often the internal token file is re-read, ms').env('KEA_INTERNAL_TOKEN_RELOAD_MS').default(2000).argParser(num('--internal-token-reload-ms')))
+    .addOption(
+      new Option('--internal-token-file <path>', 'file holding the internal token, re-read while running (rotation without restart)').env(
+        'KEA_INTERNAL_TOKEN_FILE',
+      ),
+    )
+    .addOption(
+      new Option('--internal-token-reload-ms <n>', 'how often the internal token file is re-read, ms')
+        .env('KEA_INTERNAL_TOKEN_RELOAD_MS')
+        .default(2000)
+        .argParser(num('--internal-token-reload-ms')),
+    )
     .addOption(new Option('--namespace <ns>', 'KEA system namespace (policy ConfigMaps)').env('KEA_SYSTEM_NAMESPACE').default('kea-system'))
     .addOption(new Option('--state-dir <dir>', 'where the last good snapshot is persisted').env('KEA_STATE_DIR').default('/var/lib/kea-policy'))
     .addOption(new Option('--config-dir <dir>', 'read config from a directory instead of Kubernetes').env('KEA_CONFIG_DIR'))
@@ -131,19 +145,54 @@ export function parseArgs(argv: string[]): MainOptions {
     .addOption(new Option('--groups-claim <path>', 'default claim path of groups').env('KEA_GROUPS_CLAIM'))
     .addOption(new Option('--scopes-claim <path>', 'default claim path of scopes').env('KEA_SCOPES_CLAIM'))
     .addOption(new Option('--admin-role <role>', 'role allowed to read caches and logs').env('KEA_ADMIN_ROLE').default('admin'))
-    .addOption(new Option('--cache-max-bytes <n>', 'response cache size bound, bytes').env('KEA_CACHE_MAX_BYTES').default(64 * 1024 * 1024).argParser(num('--cache-max-bytes')))
-    .addOption(new Option('--upstream-connections <n>', 'keep-alive connections to the internal listener, per service').env('KEA_UPSTREAM_CONNECTIONS').default(64).argParser(num('--upstream-connections')))
-    .addOption(new Option('--upstream-max-inflight <n>', 'requests in flight per service before 503 upstream-busy').env('KEA_UPSTREAM_MAX_INFLIGHT').default(256).argParser(num('--upstream-max-inflight')))
-    .addOption(new Option('--max-buffered-request-bytes <n>', 'request bodies buffered at once (all workers), bytes, before 503 server-busy').env('KEA_MAX_BUFFERED_REQUEST_BYTES').default(128 * 1024 * 1024).argParser(num('--max-buffered-request-bytes')))
+    .addOption(
+      new Option('--cache-max-bytes <n>', 'response cache size bound, bytes')
+        .env('KEA_CACHE_MAX_BYTES')
+        .default(64 * 1024 * 1024)
+        .argParser(num('--cache-max-bytes')),
+    )
+    .addOption(
+      new Option('--upstream-connections <n>', 'keep-alive connections to the internal listener, per service')
+        .env('KEA_UPSTREAM_CONNECTIONS')
+        .default(64)
+        .argParser(num('--upstream-connections')),
+    )
+    .addOption(
+      new Option('--upstream-max-inflight <n>', 'requests in flight per service before 503 upstream-busy')
+        .env('KEA_UPSTREAM_MAX_INFLIGHT')
+        .default(256)
+        .argParser(num('--upstream-max-inflight')),
+    )
+    .addOption(
+      new Option('--max-buffered-request-bytes <n>', 'request bodies buffered at once (all workers), bytes, before 503 server-busy')
+        .env('KEA_MAX_BUFFERED_REQUEST_BYTES')
+        .default(128 * 1024 * 1024)
+        .argParser(num('--max-buffered-request-bytes')),
+    )
     .addOption(new Option('--gateway-url <url>', 'public gateway URL (docs links; the OIDC redirect URI is this URL + /auth/callback)').env('KEA_GATEWAY_URL'))
     .addOption(new Option('--oidc-issuer <url>', 'OpenID Provider issuer (overrides KEA_OIDC_ISSUER)'))
     .addOption(new Option('--oidc-client-id <id>', 'OAuth client id (overrides KEA_OIDC_CLIENT_ID)'))
     .addOption(new Option('--oidc-client-secret-file <path>', 'file with the client secret (overrides KEA_OIDC_CLIENT_SECRET)'))
     .addOption(new Option('--oidc-audience <aud>', 'expected access token audience (overrides KEA_OIDC_AUDIENCE)'))
     .addOption(new Option('--session-secrets-file <path>', 'file with comma-separated session secrets (overrides KEA_SESSION_SECRETS)'))
-    .addOption(new Option('--drain-timeout-ms <n>', 'max wait for in-flight requests on SIGTERM').env('KEA_DRAIN_TIMEOUT_MS').default(10000).argParser(num('--drain-timeout-ms')))
-    .addOption(new Option('--workers <n|auto>', 'worker processes sharing the port; auto = CPUs allowed by affinity and cgroup quota').env('KEA_POLICY_WORKERS').default(1).argParser(workers))
-    .addOption(new Option('--ipc-timeout-ms <n>', "max wait for one worker's answer to a cluster request (/metrics, /logs, /router/cache)").env('KEA_POLICY_IPC_TIMEOUT_MS').default(2000).argParser(num('--ipc-timeout-ms')));
+    .addOption(
+      new Option('--drain-timeout-ms <n>', 'max wait for in-flight requests on SIGTERM')
+        .env('KEA_DRAIN_TIMEOUT_MS')
+        .default(10000)
+        .argParser(num('--drain-timeout-ms')),
+    )
+    .addOption(
+      new Option('--workers <n|auto>', 'worker processes sharing the port; auto = CPUs allowed by affinity and cgroup quota')
+        .env('KEA_POLICY_WORKERS')
+        .default(1)
+        .argParser(workers),
+    )
+    .addOption(
+      new Option('--ipc-timeout-ms <n>', "max wait for one worker's answer to a cluster request (/metrics, /logs, /router/cache)")
+        .env('KEA_POLICY_IPC_TIMEOUT_MS')
+        .default(2000)
+        .argParser(num('--ipc-timeout-ms')),
+    );
   cmd.parse(argv, { from: 'node' });
   const o = cmd.opts<Record<string, string | number | undefined>>();
   const str = (k: string): string | undefined => (o[k] === undefined ? undefined : String(o[k]));
@@ -235,15 +284,21 @@ export async function main(argv = process.argv): Promise<void> {
  * @param authVars - the authentication variables ({@link authEnv}).
  */
 async function serve(opts: MainOptions, logger: Logger, internalToken: string, authVars: NodeJS.ProcessEnv): Promise<void> {
-  const [{ authConfigFromEnv, createAuthenticator }, { SnapshotDocsStore }, { createPortalRouter }, { clusterAdminRouter, clusterManagementRouter, workerLocalHandlers }, { createPolicyServer }, { SnapshotStore }] =
-    await Promise.all([
-      import('./auth/index.js'),
-      import('./docs-store.js'),
-      import('./portal/index.js'),
-      import('./management.js'),
-      import('./server.js'),
-      import('./snapshot/store.js'),
-    ]);
+  const [
+    { authConfigFromEnv, createAuthenticator },
+    { SnapshotDocsStore },
+    { createPortalRouter },
+    { clusterAdminRouter, clusterManagementRouter, workerLocalHandlers },
+    { createPolicyServer },
+    { SnapshotStore },
+  ] = await Promise.all([
+    import('./auth/index.js'),
+    import('./docs-store.js'),
+    import('./portal/index.js'),
+    import('./management.js'),
+    import('./server.js'),
+    import('./snapshot/store.js'),
+  ]);
   const inCluster = cluster.isWorker && process.env[WORKER_ENV.count] !== undefined;
   const workers = inCluster ? Number(process.env[WORKER_ENV.count]) : 1;
   // Filled once the server exists; the primary asks a worker only after its `ready`.
@@ -269,7 +324,16 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string, a
   // The docs portal (/docs, /openapi, /methods) reads the published documents of the snapshot.
   const routers: Router[] = [createPortalRouter(new SnapshotDocsStore(store), { gatewayUrl: opts.gatewayUrl ?? '' })];
   // Cluster-wide /logs, /router/cache, mounted before the per-process management API.
-  if (peer) routers.unshift(clusterManagementRouter({ store, peer, auth, claimDefaults: { rolesClaim: opts.rolesClaim, groupsClaim: opts.groupsClaim, scopesClaim: opts.scopesClaim }, adminRole: opts.adminRole }));
+  if (peer)
+    routers.unshift(
+      clusterManagementRouter({
+        store,
+        peer,
+        auth,
+        claimDefaults: { rolesClaim: opts.rolesClaim, groupsClaim: opts.groupsClaim, scopesClaim: opts.scopesClaim },
+        adminRole: opts.adminRole,
+      }),
+    );
 
   const ps = createPolicyServer({
     store,
@@ -318,7 +382,15 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string, a
   await store.start(source);
   const port = await ps.listen(opts.port, opts.host);
   const adminPort = await ps.listenAdmin(opts.adminPort, opts.adminHost);
-  logger.info('policy server listening', { host: opts.host, port, adminHost: opts.adminHost, adminPort, upstream: opts.upstreamUrl, source: opts.configDir ? 'file' : 'kubernetes', workers });
+  logger.info('policy server listening', {
+    host: opts.host,
+    port,
+    adminHost: opts.adminHost,
+    adminPort,
+    upstream: opts.upstreamUrl,
+    source: opts.configDir ? 'file' : 'kubernetes',
+    workers,
+  });
   peer?.ready(port);
 
   let stopping = false;

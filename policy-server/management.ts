@@ -59,7 +59,10 @@ export interface ManagementDeps {
 type Level = 'authenticated' | 'admin';
 
 function send(res: Response, body: ProblemBody, headers: Record<string, string> = {}): void {
-  res.status(body.status).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...headers }).end(JSON.stringify(body));
+  res
+    .status(body.status)
+    .set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...headers })
+    .end(JSON.stringify(body));
 }
 
 function serviceSummary(snap: Snapshot, id: string) {
@@ -143,7 +146,13 @@ export function adminRouter(deps: Pick<ManagementDeps, 'store' | 'metrics' | 'so
     const ready = store.ready && accepting;
     res.status(ready ? 200 : 503).json({
       status: ready ? 'ready' : 'not ready',
-      snapshot: { origin: store.origin, generation: snap.generation, builtAt: new Date(snap.builtAt).toISOString(), services: snap.services.size, operations: snap.operations.size },
+      snapshot: {
+        origin: store.origin,
+        generation: snap.generation,
+        builtAt: new Date(snap.builtAt).toISOString(),
+        services: snap.services.size,
+        operations: snap.operations.size,
+      },
       source,
       configErrors: snap.errors,
       accepting,
@@ -223,10 +232,17 @@ export function managementRouter(deps: ManagementDeps): Router {
     }
     const op: CompiledOperation | undefined = key ? snap.operations.get(key) : undefined;
     if (!op) {
-      return send(res, problem('not-found', 'give "operation": "<ns>/<name>/<operationId>" (or "service" and optional "operationId") of a configured operation'));
+      return send(
+        res,
+        problem('not-found', 'give "operation": "<ns>/<name>/<operationId>" (or "service" and optional "operationId") of a configured operation'),
+      );
     }
     const errors: FieldError[] = [];
-    const p = (b.params && typeof b.params === 'object' ? b.params : {}) as { path?: Record<string, string>; query?: Record<string, string>; header?: Record<string, string> };
+    const p = (b.params && typeof b.params === 'object' ? b.params : {}) as {
+      path?: Record<string, string>;
+      query?: Record<string, string>;
+      header?: Record<string, string>;
+    };
     if (op.validateParams) {
       const pathValues = op.pathParamNames.map((n) => String(p.path?.[n] ?? ''));
       const rawQuery = Object.entries(p.query ?? {})
@@ -413,7 +429,15 @@ export function clusterManagementRouter(deps: ClusterManagementDeps): Router {
     }
     res.json({
       ...mergeCacheStats(g.answers.map((a) => a.value)),
-      perWorker: g.answers.map((a) => ({ worker: a.worker, pid: a.pid, entries: a.value.entries, bytes: a.value.bytes, maxBytes: a.value.maxBytes, hits: a.value.hits, misses: a.value.misses })),
+      perWorker: g.answers.map((a) => ({
+        worker: a.worker,
+        pid: a.pid,
+        entries: a.value.entries,
+        bytes: a.value.bytes,
+        maxBytes: a.value.maxBytes,
+        hits: a.value.hits,
+        misses: a.value.misses,
+      })),
       cluster: who(g),
     });
   });
@@ -426,7 +450,12 @@ export function clusterManagementRouter(deps: ClusterManagementDeps): Router {
       return unavailable(res, err);
     }
     const purged = g.answers.reduce((n, a) => n + a.value, 0);
-    const body = { ...(service ? { service } : {}), purged, perWorker: g.answers.map((a) => ({ worker: a.worker, pid: a.pid, purged: a.value })), cluster: who(g) };
+    const body = {
+      ...(service ? { service } : {}),
+      purged,
+      perWorker: g.answers.map((a) => ({ worker: a.worker, pid: a.pid, purged: a.value })),
+      cluster: who(g),
+    };
     if (g.missing.length) {
       return send(res, problem('cluster-incomplete', 'some workers did not acknowledge the purge; they may still serve the entries: retry', body));
     }

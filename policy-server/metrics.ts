@@ -47,13 +47,15 @@ export class Metrics {
    * @param cacheStats - read at scrape time for the cache gauges.
    * @param sourceStats - read at scrape time for the config source gauges.
    */
-  constructor(
-    cacheStats?: () => { hitRatio: number; bytes: number; entries: number },
-    sourceStats?: () => { up: boolean; lastSyncAt: number },
-  ) {
+  constructor(cacheStats?: () => { hitRatio: number; bytes: number; entries: number }, sourceStats?: () => { up: boolean; lastSyncAt: number }) {
     const r = this.registry;
     client.collectDefaultMetrics({ register: r });
-    this.requests = new client.Counter({ name: 'kea_policy_requests_total', help: 'Data-path requests by operation, outcome and HTTP status', labelNames: ['operation', 'outcome', 'code'], registers: [r] });
+    this.requests = new client.Counter({
+      name: 'kea_policy_requests_total',
+      help: 'Data-path requests by operation, outcome and HTTP status',
+      labelNames: ['operation', 'outcome', 'code'],
+      registers: [r],
+    });
     this.duration = new client.Histogram({
       name: 'kea_policy_request_duration_seconds',
       help: 'Data-path request latency in seconds (request start to response end)',
@@ -61,10 +63,20 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [r],
     });
-    this.cacheLookups = new client.Counter({ name: 'kea_policy_cache_lookups_total', help: 'Response cache lookups by result', labelNames: ['result'], registers: [r] });
+    this.cacheLookups = new client.Counter({
+      name: 'kea_policy_cache_lookups_total',
+      help: 'Response cache lookups by result',
+      labelNames: ['result'],
+      registers: [r],
+    });
     this.cacheHit = this.cacheLookups.labels('hit');
     this.cacheMiss = this.cacheLookups.labels('miss');
-    this.validationFailures = new client.Counter({ name: 'kea_policy_validation_failures_total', help: 'Failing JSON pointers in rejected requests and responses, by location', labelNames: ['operation', 'in'], registers: [r] });
+    this.validationFailures = new client.Counter({
+      name: 'kea_policy_validation_failures_total',
+      help: 'Failing JSON pointers in rejected requests and responses, by location',
+      labelNames: ['operation', 'in'],
+      registers: [r],
+    });
     new client.Gauge({
       name: 'kea_policy_cache_hit_ratio',
       help: 'Response cache hits / lookups since start (0..1)',
@@ -90,8 +102,18 @@ export class Metrics {
         if (cacheStats) this.set(cacheStats().entries);
       },
     });
-    this.configGeneration = new client.Gauge({ name: 'kea_policy_config_generation', help: 'Generation of the configuration snapshot being served', registers: [r], aggregator: 'max' });
-    this.configErrors = new client.Gauge({ name: 'kea_policy_config_errors', help: 'Configuration errors in the current snapshot', registers: [r], aggregator: 'max' });
+    this.configGeneration = new client.Gauge({
+      name: 'kea_policy_config_generation',
+      help: 'Generation of the configuration snapshot being served',
+      registers: [r],
+      aggregator: 'max',
+    });
+    this.configErrors = new client.Gauge({
+      name: 'kea_policy_config_errors',
+      help: 'Configuration errors in the current snapshot',
+      registers: [r],
+      aggregator: 'max',
+    });
     this.configServices = new client.Gauge({ name: 'kea_policy_config_services', help: 'Services in the current snapshot', registers: [r], aggregator: 'max' });
     this.sourceUp = new client.Gauge({
       name: 'kea_policy_config_source_up',
@@ -158,18 +180,26 @@ export interface ClusterMetricsInfo {
  * @returns the text and its content type.
  * @throws if a metric declares an aggregator prom-client does not know (programming error).
  */
-export async function aggregateWorkerMetrics(perWorker: client.MetricObjectWithValues<client.MetricValue<string>>[][], info: ClusterMetricsInfo): Promise<{ text: string; contentType: string }> {
+export async function aggregateWorkerMetrics(
+  perWorker: client.MetricObjectWithValues<client.MetricValue<string>>[][],
+  info: ClusterMetricsInfo,
+): Promise<{ text: string; contentType: string }> {
   const reg = client.AggregatorRegistry.aggregate(perWorker);
-  const lookups = reg.getSingleMetric('kea_policy_cache_lookups_total') as unknown as { get(): { values: Array<{ labels: { result?: string }; value: number }> } } | undefined;
+  const lookups = reg.getSingleMetric('kea_policy_cache_lookups_total') as unknown as
+    { get(): { values: Array<{ labels: { result?: string }; value: number }> } } | undefined;
   let hits = 0;
   let all = 0;
   for (const v of lookups?.get().values ?? []) {
     all += v.value;
     if (v.labels.result === 'hit') hits += v.value;
   }
-  new client.Gauge({ name: 'kea_policy_cache_hit_ratio', help: 'Response cache hits / lookups since start (0..1), over all workers', registers: [reg] }).set(all ? hits / all : 0);
+  new client.Gauge({ name: 'kea_policy_cache_hit_ratio', help: 'Response cache hits / lookups since start (0..1), over all workers', registers: [reg] }).set(
+    all ? hits / all : 0,
+  );
   new client.Gauge({ name: 'kea_policy_workers', help: 'Configured policy server worker processes', registers: [reg] }).set(info.workers);
   new client.Gauge({ name: 'kea_policy_workers_answered', help: 'Workers whose metrics are included in this scrape', registers: [reg] }).set(info.answered);
-  new client.Counter({ name: 'kea_policy_worker_restarts_total', help: 'Worker processes restarted after an unexpected exit', registers: [reg] }).inc(info.restarts);
+  new client.Counter({ name: 'kea_policy_worker_restarts_total', help: 'Worker processes restarted after an unexpected exit', registers: [reg] }).inc(
+    info.restarts,
+  );
   return { text: await reg.metrics(), contentType: reg.contentType };
 }

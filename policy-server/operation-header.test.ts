@@ -30,21 +30,45 @@ const schema: ApiSchema = {
     defaults: { access: { mode: 'public' } },
     operations: [
       { operationId: 'get_item', method: 'GET', path: '/items/{id}', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }] },
-      { operationId: 'get_item_tags', method: 'GET', path: '/items/{id}/tags', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }] },
-      { operationId: 'put_item', method: 'PUT', path: '/items/{id}', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }], requestBody: { required: true, schema: { type: 'object' } } },
+      {
+        operationId: 'get_item_tags',
+        method: 'GET',
+        path: '/items/{id}/tags',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }],
+      },
+      {
+        operationId: 'put_item',
+        method: 'PUT',
+        path: '/items/{id}',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }],
+        requestBody: { required: true, schema: { type: 'object' } },
+      },
     ],
   },
 };
 
 const out = reconcile(
-  { apiSchemas: [schema], mlServices: [], services: [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'items', namespace: 'shop' }, spec: { ports: [{ port: 8080 }] } } as KubernetesObject], referenceGrants: [], publishedVersions: [] },
+  {
+    apiSchemas: [schema],
+    mlServices: [],
+    services: [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'items', namespace: 'shop' }, spec: { ports: [{ port: 8080 }] } } as KubernetesObject],
+    referenceGrants: [],
+    publishedVersions: [],
+  },
   config,
   '2026-01-01T00:00:00Z',
 );
-const cm = out.objects.find((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.['kea.dev/component'] === 'api-config') as unknown as { data: Record<string, string> };
+const cm = out.objects.find((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.['kea.dev/component'] === 'api-config') as unknown as {
+  data: Record<string, string>;
+};
 const policy = JSON.parse(cm.data['policy.json']) as PolicyService;
-type Rule = { matches: Array<{ method: string; path: { value: string } }>; filters: Array<{ requestHeaderModifier: { set: Array<{ name: string; value: string }> } }> };
-const rules = out.objects.filter((o) => o.kind === 'HTTPRoute' && o.metadata?.name === 'kea-api-items').flatMap((o) => (o as unknown as { spec: { rules: Rule[] } }).spec.rules);
+type Rule = {
+  matches: Array<{ method: string; path: { value: string } }>;
+  filters: Array<{ requestHeaderModifier: { set: Array<{ name: string; value: string }> } }>;
+};
+const rules = out.objects
+  .filter((o) => o.kind === 'HTTPRoute' && o.metadata?.name === 'kea-api-items')
+  .flatMap((o) => (o as unknown as { spec: { rules: Rule[] } }).spec.rules);
 const headerOf = (method: string) => rules.find((r) => r.matches[0].method === method)!.filters[0].requestHeaderModifier.set[0].value;
 
 describe('x-kea-operation naming several operations (shared route rule)', () => {

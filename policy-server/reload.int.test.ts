@@ -156,7 +156,13 @@ http {
 
   test('40 reloads in 4 s while 32 clients send POST and GET: every request answered 200', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 32 });
-    const body = { rows: [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]] };
+    const body = {
+      rows: [
+        [5.1, 3.5, 1.4, 0.2],
+        [6.2, 2.9, 4.3, 1.3],
+        [7.7, 3.0, 6.1, 2.3],
+      ],
+    };
     const failures: string[] = [];
     let ok = 0;
     let stop = false;

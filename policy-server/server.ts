@@ -107,7 +107,7 @@ const NON_DATA_EXACT: readonly string[] = PORTAL_EXACT_PATHS;
 
 function isNonData(path: string): boolean {
   for (const p of NON_DATA_PREFIXES) {
-    if (path.startsWith(p) && (path.length === p.length || path.charCodeAt(p.length) === 47 /* / */)) return true;
+    if (path.startsWith(p) && (path.length === p.length || path.charCodeAt(p.length) === 47) /* / */) return true;
   }
   return NON_DATA_EXACT.includes(path);
 }
@@ -188,7 +188,11 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
   const audit = new AuditLog({ logger, ringSize: opts.auditRingSize });
   const pool =
     opts.upstream ??
-    new UpstreamLanes({ url: opts.upstreamUrl, connectionsPerService: opts.upstreamConnectionsPerService, maxInflightPerService: opts.upstreamMaxInflightPerService });
+    new UpstreamLanes({
+      url: opts.upstreamUrl,
+      connectionsPerService: opts.upstreamConnectionsPerService,
+      maxInflightPerService: opts.upstreamMaxInflightPerService,
+    });
   const dataPath = new DataPath({
     auth: opts.auth,
     upstream: pool,
@@ -304,9 +308,13 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
       encoded = c.encoded;
     }
     if (opHeader !== undefined) {
-      const found = typeof opHeader === 'string' ? resolveOperationHeader(snap.operations, opHeader, method, decoded) : ({ op: undefined, named: false } as const);
+      const found =
+        typeof opHeader === 'string' ? resolveOperationHeader(snap.operations, opHeader, method, decoded) : ({ op: undefined, named: false } as const);
       if (!found.op) {
-        return notFound(res, found.named ? 'the request does not match the operation named by x-kea-operation' : 'the operation named by x-kea-operation is not configured');
+        return notFound(
+          res,
+          found.named ? 'the request does not match the operation named by x-kea-operation' : 'the operation named by x-kea-operation is not configured',
+        );
       }
       void dataPath.handle(req, res, found.op, found.params, query, encoded);
       return;

@@ -49,7 +49,23 @@ test('SIGTERM on the real process drains and exits 0', async () => {
     await writeConfigDir(cfg, irisService());
     const child = spawn(
       join(REPO_ROOT, 'node_modules/.bin/node'),
-      [join(out, 'policy-server/main.js'), '--host', '127.0.0.1', '--port', '0', '--upstream-url', backend.url, '--internal-token', INTERNAL_TOKEN, '--config-dir', cfg, '--state-dir', join(dir, 'state'), '--admin-port', '0'],
+      [
+        join(out, 'policy-server/main.js'),
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--upstream-url',
+        backend.url,
+        '--internal-token',
+        INTERNAL_TOKEN,
+        '--config-dir',
+        cfg,
+        '--state-dir',
+        join(dir, 'state'),
+        '--admin-port',
+        '0',
+      ],
       { env: { ...process.env, KEA_LOG_LEVEL: 'info', KEA_OIDC_ISSUER: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';

@@ -59,7 +59,15 @@ describe('stale-connection retry: what is not retried', () => {
     const logger = createLogger('policy-server', { level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
     const store = new SnapshotStore({ logger });
     store.apply(configMapsFor(service), 'source');
-    ps = createPolicyServer({ store, auth: testAuthenticator(), upstreamUrl, upstream: new UpstreamLanes({ url: upstreamUrl }), internalToken: INTERNAL_TOKEN, logger, drainTimeoutMs: 50 });
+    ps = createPolicyServer({
+      store,
+      auth: testAuthenticator(),
+      upstreamUrl,
+      upstream: new UpstreamLanes({ url: upstreamUrl }),
+      internalToken: INTERNAL_TOKEN,
+      logger,
+      drainTimeoutMs: 50,
+    });
     url = `http://127.0.0.1:${await ps.listen(0, '127.0.0.1')}`;
   });
 

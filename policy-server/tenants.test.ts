@@ -120,8 +120,16 @@ interface Case {
 
 /** Inputs per operation kind: each pair differs in exactly one input the answer depends on. */
 function inputs(k: Kind): Array<{ id?: string; query: string; xLang?: string; body?: string; gzip: boolean }> {
-  if (k.method === 'POST') return [{ query: '', body: '{"input":"a"}', gzip: false }, { query: '', body: '{"input":"b"}', gzip: false }];
-  if (k.gzip) return [{ query: '', gzip: true }, { query: '', gzip: false }];
+  if (k.method === 'POST')
+    return [
+      { query: '', body: '{"input":"a"}', gzip: false },
+      { query: '', body: '{"input":"b"}', gzip: false },
+    ];
+  if (k.gzip)
+    return [
+      { query: '', gzip: true },
+      { query: '', gzip: false },
+    ];
   if (!k.path.includes('{id}')) return [{ query: '', gzip: false }];
   return [
     { id: '1', query: 'lang=en', xLang: 'en', gzip: false },

@@ -53,9 +53,27 @@ test('a new token in --internal-token-file is sent within the reload period, wit
   const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
   child = spawn(
     join(REPO_ROOT, 'node_modules/.bin/node'),
-    [join(REPO_ROOT, 'dist/policy-server/main.js'), '--host', '127.0.0.1', '--port', '0', '--upstream-url', upstreamUrl,
-      '--internal-token-file', tokenFile, '--internal-token-reload-ms', '200', '--config-dir', cfg, '--state-dir', join(dir, 'state')],
-    { env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KEA_INTERNAL_TOKEN')), KEA_LOG_LEVEL: 'info', KEA_OIDC_ISSUER: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    [
+      join(REPO_ROOT, 'dist/policy-server/main.js'),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--upstream-url',
+      upstreamUrl,
+      '--internal-token-file',
+      tokenFile,
+      '--internal-token-reload-ms',
+      '200',
+      '--config-dir',
+      cfg,
+      '--state-dir',
+      join(dir, 'state'),
+    ],
+    {
+      env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KEA_INTERNAL_TOKEN')), KEA_LOG_LEVEL: 'info', KEA_OIDC_ISSUER: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

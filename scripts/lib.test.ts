@@ -22,7 +22,11 @@ async function bash(script: string, env: Record<string, string> = {}): Promise<{
   }
 }
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 let dir: string;
 beforeEach(async () => {

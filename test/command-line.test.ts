@@ -23,12 +23,38 @@ const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
 
 /** Every controller flag; its variable is `KEA_` + upper snake case (config.ts), except `--kubeconfig` ⇔ `KUBECONFIG`. */
 const CONTROLLER_FLAGS = [
-  '--kubeconfig', '--system-namespace', '--gateway-namespace', '--gateway-name', '--public-listener', '--internal-listener',
-  '--policy-service', '--policy-port', '--internal-token', '--internal-token-file', '--internal-token-previous', '--internal-token-next',
-  '--gateway-url', '--internal-gateway-url', '--internal-domain', '--gateway-implementation', '--http-port', '--http-host',
-  '--leader-election', '--lease-name', '--lease-namespace', '--identity', '--lease-duration-ms', '--renew-deadline-ms',
-  '--retry-period-ms', '--debounce-ms', '--max-delay-ms', '--relist-ms', '--full-reconcile-ms', '--concurrency',
-  '--internal-listener-check-ms', '--stale-after-ms',
+  '--kubeconfig',
+  '--system-namespace',
+  '--gateway-namespace',
+  '--gateway-name',
+  '--public-listener',
+  '--internal-listener',
+  '--policy-service',
+  '--policy-port',
+  '--internal-token',
+  '--internal-token-file',
+  '--internal-token-previous',
+  '--internal-token-next',
+  '--gateway-url',
+  '--internal-gateway-url',
+  '--internal-domain',
+  '--gateway-implementation',
+  '--http-port',
+  '--http-host',
+  '--leader-election',
+  '--lease-name',
+  '--lease-namespace',
+  '--identity',
+  '--lease-duration-ms',
+  '--renew-deadline-ms',
+  '--retry-period-ms',
+  '--debounce-ms',
+  '--max-delay-ms',
+  '--relist-ms',
+  '--full-reconcile-ms',
+  '--concurrency',
+  '--internal-listener-check-ms',
+  '--stale-after-ms',
 ];
 const controllerEnv = (flag: string): string => (flag === '--kubeconfig' ? 'KUBECONFIG' : `KEA_${flag.slice(2).replace(/-/g, '_').toUpperCase()}`);
 
@@ -66,8 +92,20 @@ const POLICY_FLAGS: Record<string, string | undefined> = {
 };
 
 const PROGRAMS = [
-  { name: 'kea-controller', main: join(REPO_ROOT, 'dist/controller/main.js'), required: [], badValue: ['--http-port', 'eighty'], flags: Object.fromEntries(CONTROLLER_FLAGS.map((f) => [f, controllerEnv(f)])) },
-  { name: 'kea-policy-server', main: join(REPO_ROOT, 'dist/policy-server/main.js'), required: ['--upstream-url', 'http://127.0.0.1:9'], badValue: ['--port', 'eighty'], flags: POLICY_FLAGS },
+  {
+    name: 'kea-controller',
+    main: join(REPO_ROOT, 'dist/controller/main.js'),
+    required: [],
+    badValue: ['--http-port', 'eighty'],
+    flags: Object.fromEntries(CONTROLLER_FLAGS.map((f) => [f, controllerEnv(f)])),
+  },
+  {
+    name: 'kea-policy-server',
+    main: join(REPO_ROOT, 'dist/policy-server/main.js'),
+    required: ['--upstream-url', 'http://127.0.0.1:9'],
+    badValue: ['--port', 'eighty'],
+    flags: POLICY_FLAGS,
+  },
 ];
 
 /** Runs a built program with a clean KEA environment; its exit code, stdout and stderr. */
@@ -130,7 +168,9 @@ describe('controller options (in process)', () => {
       expect(runtime.httpPort).toBe(9001);
       expect(config.gateway.name).toBe('from-flag');
       expect(() => loadConfig(['node', 'kea-controller', '--internal-token=t', '--debounce-ms=soon'])).toThrow(CommanderError);
-      expect(() => loadConfig(['node', 'kea-controller', '--internal-token=t', '--debounce-ms=soon'])).toThrow(/--debounce-ms must be a non-negative integer, got "soon"/);
+      expect(() => loadConfig(['node', 'kea-controller', '--internal-token=t', '--debounce-ms=soon'])).toThrow(
+        /--debounce-ms must be a non-negative integer, got "soon"/,
+      );
     } finally {
       process.env = saved;
     }
@@ -163,12 +203,18 @@ describe('policy server options (in process)', () => {
     const env = { KEA_OIDC_ISSUER: 'http://env-issuer', KEA_OIDC_SCOPE: 'openid' };
     const opts = parseArgs(
       argv(
-        '--gateway-url', 'http://gw.example',
-        '--oidc-issuer', 'http://flag-issuer',
-        '--oidc-client-id', 'kea-gateway',
-        '--oidc-client-secret-file', join(dir, 'client-secret'),
-        '--oidc-audience', 'urn:kea:gateway',
-        '--session-secrets-file', join(dir, 'session-secrets'),
+        '--gateway-url',
+        'http://gw.example',
+        '--oidc-issuer',
+        'http://flag-issuer',
+        '--oidc-client-id',
+        'kea-gateway',
+        '--oidc-client-secret-file',
+        join(dir, 'client-secret'),
+        '--oidc-audience',
+        'urn:kea:gateway',
+        '--session-secrets-file',
+        join(dir, 'session-secrets'),
       ),
     );
     const out = authEnv(opts, env);

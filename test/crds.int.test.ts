@@ -29,18 +29,23 @@ interface Cause {
   message: string;
 }
 
-const RESERVED =
-  'basePath must not be under a gateway path reserved by KEA (/docs, /openapi, /auth, /services, /router, /logs, /methods, /openapi.json)';
+const RESERVED = 'basePath must not be under a gateway path reserved by KEA (/docs, /openapi, /auth, /services, /router, /logs, /methods, /openapi.json)';
 
 /** fixture file → the exact causes the API server must return (order-insensitive). */
 const EXPECTED: Record<string, Cause[]> = {
   // ------------------------------------------------------------------ MLService
   'mls-weights-sum.yaml': [{ field: 'spec.revisions', message: 'Invalid value: "array": revision weights must sum to 100 (percent), got 90' }],
   'mls-duplicate-revision.yaml': [{ field: 'spec.revisions', message: 'Invalid value: "array": revision names must be unique: v1 is used more than once' }],
-  'mls-custom-without-image.yaml': [{ field: 'spec.revisions', message: 'Required value: image is required on every revision when framework is custom; missing on: ["v2"]' }],
+  'mls-custom-without-image.yaml': [
+    { field: 'spec.revisions', message: 'Required value: image is required on every revision when framework is custom; missing on: ["v2"]' },
+  ],
   'mls-no-revisions.yaml': [{ field: 'spec.revisions', message: 'Invalid value: "array": at least one revision is required' }],
-  'mls-unknown-framework.yaml': [{ field: 'spec.framework', message: 'Unsupported value: "keras": supported values: "sklearn", "pytorch", "tensorflow", "onnx", "custom"' }],
-  'mls-bad-model-uri.yaml': [{ field: 'spec.revisions[0].modelUri', message: 'Invalid value: "string": modelUri must be an s3://, gs://, pvc:// or file:// URI' }],
+  'mls-unknown-framework.yaml': [
+    { field: 'spec.framework', message: 'Unsupported value: "keras": supported values: "sklearn", "pytorch", "tensorflow", "onnx", "custom"' },
+  ],
+  'mls-bad-model-uri.yaml': [
+    { field: 'spec.revisions[0].modelUri', message: 'Invalid value: "string": modelUri must be an s3://, gs://, pvc:// or file:// URI' },
+  ],
   'mls-name-too-long.yaml': [
     {
       // A rule on the root object can read metadata.name but cannot point fieldPath at it.
@@ -52,7 +57,9 @@ const EXPECTED: Record<string, Cause[]> = {
   // ------------------------------------------------------------------ ApiSchema
   'apis-two-targets.yaml': [{ field: 'spec.target', message: 'Invalid value: "object": exactly one of target.mlService or target.service must be set' }],
   'apis-no-target.yaml': [{ field: 'spec.target', message: 'Invalid value: "object": exactly one of target.mlService or target.service must be set' }],
-  'apis-duplicate-operation-id.yaml': [{ field: 'spec.operations', message: 'Invalid value: "array": operationIds must be unique: predict is used more than once' }],
+  'apis-duplicate-operation-id.yaml': [
+    { field: 'spec.operations', message: 'Invalid value: "array": operationIds must be unique: predict is used more than once' },
+  ],
   'apis-duplicate-method-path.yaml': [
     { field: 'spec.operations', message: 'Invalid value: "array": method and path must be unique across operations: POST /predict is declared more than once' },
   ],
@@ -64,7 +71,9 @@ const EXPECTED: Record<string, Cause[]> = {
     },
   ],
   'apis-duplicate-parameter.yaml': [{ field: 'spec.operations[0].parameters[1]', message: 'Duplicate value: {"in":"query","name":"student"}' }],
-  'apis-path-param-not-required.yaml': [{ field: 'spec.operations[0].parameters[0].required', message: 'Required value: path parameter id must set required: true' }],
+  'apis-path-param-not-required.yaml': [
+    { field: 'spec.operations[0].parameters[0].required', message: 'Required value: path parameter id must set required: true' },
+  ],
   'apis-path-param-not-in-path.yaml': [
     {
       field: 'spec.operations[0].parameters',
@@ -115,7 +124,10 @@ const EXPECTED: Record<string, Cause[]> = {
     },
   ],
   'apis-openapi-path-double-slash.yaml': [
-    { field: 'spec.source.openapi.path', message: `Invalid value: "string": source.openapi.path must not contain '//' (a URL parser reads a leading '//host' as another host)` },
+    {
+      field: 'spec.source.openapi.path',
+      message: `Invalid value: "string": source.openapi.path must not contain '//' (a URL parser reads a leading '//host' as another host)`,
+    },
   ],
   'apis-openapi-path-backslash.yaml': [
     {
@@ -158,9 +170,7 @@ async function rejectionOf(obj: KubernetesObject): Promise<{ code: number; cause
   } catch (e) {
     if (!(e instanceof ApiException)) throw e;
     const status = JSON.parse(String(e.body)) as { details?: { causes?: Array<{ field?: string; message: string }> } };
-    const causes = (status.details?.causes ?? [])
-      .filter((c) => !c.message.includes(NOT_CHECKED))
-      .map((c) => ({ field: c.field ?? '', message: c.message }));
+    const causes = (status.details?.causes ?? []).filter((c) => !c.message.includes(NOT_CHECKED)).map((c) => ({ field: c.field ?? '', message: c.message }));
     return { code: e.code, causes };
   }
   throw new Error(`${obj.kind} ${obj.metadata?.name} was accepted, but it is invalid`);
@@ -311,9 +321,11 @@ describe('the samples are accepted', () => {
   });
 
   test('the iris MLService is stored with its 80/20 split', async () => {
-    const mls = await client.read<KubernetesObject & {
-      spec: { framework: string; revisions: Array<{ name: string; weight: number; image?: string }> };
-    }>({ apiVersion: 'kea.dev/v1alpha1', kind: 'MLService', metadata: { name: 'iris', namespace: NS } });
+    const mls = await client.read<
+      KubernetesObject & {
+        spec: { framework: string; revisions: Array<{ name: string; weight: number; image?: string }> };
+      }
+    >({ apiVersion: 'kea.dev/v1alpha1', kind: 'MLService', metadata: { name: 'iris', namespace: NS } });
     expect(mls.spec.framework).toBe('custom');
     expect(mls.spec.revisions.map((r) => [r.name, r.weight])).toEqual([
       ['v1', 80],
@@ -353,13 +365,27 @@ describe('the samples are accepted', () => {
         docsUrl: `http://gateway.example/docs/${NS}/iris`,
         conditions: [
           { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'ok', observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z' },
-          { type: 'Programmed', status: 'False', reason: 'BackendNotFound', message: 'refused by the gateway', observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z' },
+          {
+            type: 'Programmed',
+            status: 'False',
+            reason: 'BackendNotFound',
+            message: 'refused by the gateway',
+            observedGeneration: 1,
+            lastTransitionTime: '2026-01-01T00:00:00Z',
+          },
         ],
       },
     };
     await kubectl('patch', 'apischema', 'iris', '-n', NS, '--subresource=status', '--type=merge', '-p', JSON.stringify(status));
     await kubectl(
-      'patch', 'mlservice', 'iris', '-n', NS, '--subresource=status', '--type=merge', '-p',
+      'patch',
+      'mlservice',
+      'iris',
+      '-n',
+      NS,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
       JSON.stringify({
         status: {
           trafficSplit: 'v1=80,v2=20',
@@ -372,7 +398,16 @@ describe('the samples are accepted', () => {
     );
     const apis = (await kubectl('get', 'apis', 'iris', '-n', NS)).stdout.split('\n');
     expect(apis[0].split(/\s{2,}/)).toEqual(['NAME', 'BASE PATH', 'VERSION', 'OPERATIONS', 'ACCEPTED', 'PROGRAMMED', 'REASON', 'DOCS URL', 'AGE']);
-    expect(apis[1].split(/\s+/).slice(0, 8)).toEqual(['iris', '/iris', '1.0.0', '1', 'True', 'False', 'BackendNotFound', `http://gateway.example/docs/${NS}/iris`]);
+    expect(apis[1].split(/\s+/).slice(0, 8)).toEqual([
+      'iris',
+      '/iris',
+      '1.0.0',
+      '1',
+      'True',
+      'False',
+      'BackendNotFound',
+      `http://gateway.example/docs/${NS}/iris`,
+    ]);
     // -o wide adds the Programmed message.
     const wide = (await kubectl('get', 'apis', 'iris', '-n', NS, '-o', 'wide')).stdout.split('\n');
     expect(wide[0].split(/\s{2,}/)).toContain('MESSAGE');
@@ -398,7 +433,12 @@ describe('spec.source.openapi.path admits only a plain path on the target', () =
     apiVersion: 'kea.dev/v1alpha1',
     kind: 'ApiSchema',
     metadata: { name, namespace: NS },
-    spec: { target: { service: { name: 'legacy', port: 8000 } }, basePath: `/${name}`, info: { title: name, version: '1' }, source: { openapi: { path, ...extra } } },
+    spec: {
+      target: { service: { name: 'legacy', port: 8000 } },
+      basePath: `/${name}`,
+      info: { title: name, version: '1' },
+      source: { openapi: { path, ...extra } },
+    },
   });
   const rule = (m: string) => `Invalid value: "string": source.openapi.path ${m}`;
   const DOUBLE = rule("must not contain '//' (a URL parser reads a leading '//host' as another host)");
@@ -461,15 +501,25 @@ describe('spec.security admits only well-formed credential names and CSP values'
     apiVersion: 'kea.dev/v1alpha1',
     kind: 'ApiSchema',
     metadata: { name, namespace: NS },
-    spec: { target: { service: { name: 'legacy', port: 8000 } }, basePath: `/${name}`, info: { title: name, version: '1' }, policy: { mode: 'passthrough' }, security, operations: [{ operationId: 'page', method: 'GET', path: '/page' }] },
+    spec: {
+      target: { service: { name: 'legacy', port: 8000 } },
+      basePath: `/${name}`,
+      info: { title: name, version: '1' },
+      policy: { mode: 'passthrough' },
+      security,
+      operations: [{ operationId: 'page', method: 'GET', path: '/page' }],
+    },
   });
   const CSP = 'Invalid value: "string": contentSecurityPolicy must be printable ASCII without double quotes, dollar signs or backslashes';
 
-  test.each(["default-src 'none'\nX-Injected: 1", 'default-src "self"', "script-src 'nonce-$request_id'", "default-src 'none' \\"])('contentSecurityPolicy %j is rejected', async (csp) => {
-    const { code, causes } = await rejectionOf(withSecurity('bad-csp', { contentSecurityPolicy: csp }));
-    expect(code).toBe(422);
-    expect(causes).toEqual([{ field: 'spec.security.contentSecurityPolicy', message: CSP }]);
-  });
+  test.each(["default-src 'none'\nX-Injected: 1", 'default-src "self"', "script-src 'nonce-$request_id'", "default-src 'none' \\"])(
+    'contentSecurityPolicy %j is rejected',
+    async (csp) => {
+      const { code, causes } = await rejectionOf(withSecurity('bad-csp', { contentSecurityPolicy: csp }));
+      expect(code).toBe(422);
+      expect(causes).toEqual([{ field: 'spec.security.contentSecurityPolicy', message: CSP }]);
+    },
+  );
 
   test('forwardCredentials names only Authorization and Cookie', async () => {
     const { code, causes } = await rejectionOf(withSecurity('bad-creds', { forwardCredentials: ['X-Api-Key'] }));
@@ -479,7 +529,10 @@ describe('spec.security admits only well-formed credential names and CSP values'
   });
 
   test('a valid spec.security is stored as written', async () => {
-    const security = { forwardCredentials: ['Cookie', 'Authorization'], contentSecurityPolicy: "default-src 'self'; img-src https://cdn.example; frame-ancestors 'none'" };
+    const security = {
+      forwardCredentials: ['Cookie', 'Authorization'],
+      contentSecurityPolicy: "default-src 'self'; img-src https://cdn.example; frame-ancestors 'none'",
+    };
     await client.create(withSecurity('security-ok', security));
     const { stdout } = await kubectl('get', 'apischema', 'security-ok', '-n', NS, '-o', 'json');
     expect(JSON.parse(stdout).spec.security).toEqual(security);

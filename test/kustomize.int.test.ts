@@ -163,7 +163,11 @@ describe('overlay specifics', () => {
         expect(env('KEA_INTERNAL_TOKEN_FILE').value).toBe('/etc/kea/internal-token/token');
         const vol = d.spec.template.spec.volumes.find((v: Any) => v.name === 'internal-token');
         expect(vol.secret.secretName).toBe(secret.metadata.name);
-        expect(d.spec.template.spec.containers[0].volumeMounts).toContainEqual({ name: 'internal-token', mountPath: '/etc/kea/internal-token', readOnly: true });
+        expect(d.spec.template.spec.containers[0].volumeMounts).toContainEqual({
+          name: 'internal-token',
+          mountPath: '/etc/kea/internal-token',
+          readOnly: true,
+        });
       }
       expect(d.spec.template.spec.containers[0].image).toMatch(/:dev$/);
     }
@@ -247,11 +251,15 @@ describe('NGF 1.x vs 2.x (docs/install.md)', () => {
     expect(svc.spec.type).toBe('ClusterIP');
     expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'nginx-gateway-fabric' });
     expect(svc.spec.ports).toEqual([{ name: 'internal', port: 8081, targetPort: 8081, protocol: 'TCP' }]);
-    expect(find(objects, 'ConfigMap', 'kea-config', 'kea-system').data.KEA_INTERNAL_GATEWAY_URL).toBe('http://kea-gateway-internal.nginx-gateway.svc.cluster.local:8081');
+    expect(find(objects, 'ConfigMap', 'kea-config', 'kea-system').data.KEA_INTERNAL_GATEWAY_URL).toBe(
+      'http://kea-gateway-internal.nginx-gateway.svc.cluster.local:8081',
+    );
     // Everything else is prod's: same objects plus that Service.
     const prod = (await render('kustomize/overlays/prod')).objects;
     expect(objects.length).toBe(prod.length + 1);
-    expect(find(objects, 'NetworkPolicy', 'kea-gateway-internal-listener', 'nginx-gateway').spec).toEqual(find(prod, 'NetworkPolicy', 'kea-gateway-internal-listener', 'nginx-gateway').spec);
+    expect(find(objects, 'NetworkPolicy', 'kea-gateway-internal-listener', 'nginx-gateway').spec).toEqual(
+      find(prod, 'NetworkPolicy', 'kea-gateway-internal-listener', 'nginx-gateway').spec,
+    );
   });
 });
 
@@ -275,7 +283,16 @@ describe('RBAC is least privilege', () => {
         for (const s of c.subjects ?? []) s.namespace = ns;
         return c;
       });
-    expect(rbac.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount', 'ServiceAccount']);
+    expect(rbac.map((o) => o.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Role',
+      'Role',
+      'RoleBinding',
+      'RoleBinding',
+      'ServiceAccount',
+      'ServiceAccount',
+    ]);
     await kubectl(['create', 'namespace', ns]);
     await kubectl(['apply', '--server-side', '--field-manager=kea-kustomize-test', '-f', '-'], rbac.map((o) => stringify(o)).join('---\n'));
   });

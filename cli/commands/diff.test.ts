@@ -22,7 +22,10 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test('ApiSchema YAML v1 → v2: breaking, exit 1, text names the renamed field', async () => {
-  const a = f('v1.yaml', `# comment\n---\n${YAML.stringify({ apiVersion: 'kea.dev/v1alpha1', kind: 'MLService', metadata: { name: 'iris' } })}---\n${YAML.stringify(irisV1)}`);
+  const a = f(
+    'v1.yaml',
+    `# comment\n---\n${YAML.stringify({ apiVersion: 'kea.dev/v1alpha1', kind: 'MLService', metadata: { name: 'iris' } })}---\n${YAML.stringify(irisV1)}`,
+  );
   const b = f('v2.yaml', YAML.stringify(irisV2));
   const r = await runDiff(a, b);
   expect(r.exitCode).toBe(1);
@@ -48,13 +51,22 @@ test('no breaking change → exit 0', async () => {
   const a = f('same1.yaml', YAML.stringify(irisV1));
   const r = await runDiff(a, a);
   expect(r).toEqual({ exitCode: 0, stdout: 'API diff 1.0.0 → 1.0.0: 0 change(s), 0 breaking\n', stderr: '' });
-  const r2 = await runDiff(f('v2c.yaml', YAML.stringify(irisV2)), f('v2d.yaml', YAML.stringify({ ...irisV2, spec: { ...irisV2.spec, operations: [...irisV2.spec.operations!, { operationId: 'more', method: 'GET', path: '/more' }] } })));
+  const r2 = await runDiff(
+    f('v2c.yaml', YAML.stringify(irisV2)),
+    f(
+      'v2d.yaml',
+      YAML.stringify({ ...irisV2, spec: { ...irisV2.spec, operations: [...irisV2.spec.operations!, { operationId: 'more', method: 'GET', path: '/more' }] } }),
+    ),
+  );
   expect(r2.exitCode).toBe(0);
   expect(r2.stdout).toMatch(/non-breaking\s+GET \/more: operation more added/);
 });
 
 test('errors exit 2 with the location named', async () => {
-  expect(await runDiff(join(dir, 'missing.yaml'), join(dir, 'missing.yaml'))).toMatchObject({ exitCode: 2, stderr: `kea diff: ${join(dir, 'missing.yaml')}: no such file\n` });
+  expect(await runDiff(join(dir, 'missing.yaml'), join(dir, 'missing.yaml'))).toMatchObject({
+    exitCode: 2,
+    stderr: `kea diff: ${join(dir, 'missing.yaml')}: no such file\n`,
+  });
   const junk = f('junk.yaml', 'a: [unclosed');
   expect((await runDiff(junk, junk)).stderr).toMatch(/junk\.yaml: not JSON or YAML/);
   const other = f('other.yaml', 'kind: ConfigMap\n');

@@ -74,7 +74,11 @@ export async function runDiff(oldLoc: string, newLoc: string, opts: DiffCliOptio
     const format = opts.format ?? 'text';
     const stdout = format === 'json' ? JSON.stringify(diff, null, 2) + '\n' : format === 'markdown' ? renderDiffMarkdown(diff) : renderDiffText(diff);
     const fail = opts.failOnBreaking !== false;
-    return { exitCode: diff.breaking && fail ? 1 : 0, stdout, stderr: diff.breaking ? `kea diff: ${diff.changes.filter((c) => c.breaking).length} breaking change(s)\n` : '' };
+    return {
+      exitCode: diff.breaking && fail ? 1 : 0,
+      stdout,
+      stderr: diff.breaking ? `kea diff: ${diff.changes.filter((c) => c.breaking).length} breaking change(s)\n` : '',
+    };
   } catch (e) {
     return { exitCode: 2, stdout: '', stderr: `kea diff: ${(e as Error).message}\n` };
   }

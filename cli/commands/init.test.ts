@@ -38,7 +38,9 @@ test('keeps existing files unless --force', () => {
 test('bad tensors fail with exit 2 and a clear message, writing nothing', () => {
   const r = runInit({ framework: 'sklearn', input: ['x:FP33:-1'], out: dir });
   expect(r.exitCode).toBe(2);
-  expect(r.stderr).toBe('kea init: bad tensor "x:FP33:-1": unknown datatype FP33 (one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES)\n');
+  expect(r.stderr).toBe(
+    'kea init: bad tensor "x:FP33:-1": unknown datatype FP33 (one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES)\n',
+  );
   expect(existsSync(join(dir, 'my-model-apischema.yaml'))).toBe(false);
 });
 
@@ -49,7 +51,9 @@ test('commander wiring: repeatable --input, framework choices, exit code', async
   const spy = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
   const prev = process.exitCode;
   try {
-    await program.parseAsync(['init', '--framework', 'onnx', '--name', 'two', '--input', 'a:FP32:-1,2', '--input', 'b:INT8:-1', '--out', dir], { from: 'user' });
+    await program.parseAsync(['init', '--framework', 'onnx', '--name', 'two', '--input', 'a:FP32:-1,2', '--input', 'b:INT8:-1', '--out', dir], {
+      from: 'user',
+    });
     expect(process.exitCode).toBe(0);
   } finally {
     spy.mockRestore();
@@ -59,5 +63,7 @@ test('commander wiring: repeatable --input, framework choices, exit code', async
   expect(apis.spec.inference!.inputs.map((t) => t.name)).toEqual(['a', 'b']);
   const p2 = new Command().exitOverride().configureOutput({ writeErr: () => undefined });
   register(p2);
-  await expect(p2.parseAsync(['init', '--framework', 'keras'], { from: 'user' })).rejects.toThrow(/Allowed choices are sklearn, pytorch, tensorflow, onnx, custom/);
+  await expect(p2.parseAsync(['init', '--framework', 'keras'], { from: 'user' })).rejects.toThrow(
+    /Allowed choices are sklearn, pytorch, tensorflow, onnx, custom/,
+  );
 });

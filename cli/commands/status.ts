@@ -63,7 +63,11 @@ async function findPids(prog: string, needle: string): Promise<number[]> {
 
 /** The log of a recorded child: `logs/<name>.log`, or the gateway's own folder (nginx and NGF). */
 function childLog(stateDir: string, name: string): string | undefined {
-  const candidates = [join(stateDir, 'logs', `${name}.log`), join(stateDir, 'gateway', `${name}.log`), ...(name === 'gateway' ? [join(stateDir, 'gateway', 'nginx.log')] : [])];
+  const candidates = [
+    join(stateDir, 'logs', `${name}.log`),
+    join(stateDir, 'gateway', `${name}.log`),
+    ...(name === 'gateway' ? [join(stateDir, 'gateway', 'nginx.log')] : []),
+  ];
   return candidates.find((f) => existsSync(f));
 }
 
@@ -87,7 +91,8 @@ export async function stackStatus(stateDirIn = DEFAULT_STATE_DIR): Promise<Stack
     bridge: info?.bridge,
     components: [],
   };
-  if (sup?.state === 'failed') return { ...status, state: 'failed', error: sup.error, components: [{ name: 'kea up', pids: [sup.pid], alive: alive(sup.pid), log: sup.log }] };
+  if (sup?.state === 'failed')
+    return { ...status, state: 'failed', error: sup.error, components: [{ name: 'kea up', pids: [sup.pid], alive: alive(sup.pid), log: sup.log }] };
 
   const c = status.components;
   c.push({ name: 'kea up', pids: ownerPid ? [ownerPid] : [], alive: alive(ownerPid), log: detached ? supervisorLog(stateDir) : undefined });
@@ -131,7 +136,9 @@ export function renderStatus(s: StackStatus): string {
     const w = Math.max(9, ...s.components.map((x) => x.name.length));
     lines.push(`  ${'component'.padEnd(w)}  ${'pid'.padEnd(15)} alive  log`);
     for (const x of s.components) {
-      lines.push(`  ${x.name.padEnd(w)}  ${(x.pids.join(',') || '-').padEnd(15)} ${(x.alive ? 'yes' : 'NO').padEnd(5)}  ${x.log ?? (x.name === 'kea up' ? '(its terminal)' : '-')}`);
+      lines.push(
+        `  ${x.name.padEnd(w)}  ${(x.pids.join(',') || '-').padEnd(15)} ${(x.alive ? 'yes' : 'NO').padEnd(5)}  ${x.log ?? (x.name === 'kea up' ? '(its terminal)' : '-')}`,
+      );
     }
   }
   return lines.join('\n');

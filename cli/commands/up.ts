@@ -44,12 +44,18 @@ export interface UpOptions {
 export function supervisorArgs(o: UpOptions): string[] {
   return [
     'up',
-    '--state-dir', o.stateDir,
-    '--port', String(o.port),
-    '--internal-port', String(o.internalPort),
-    '--idp-port', String(o.idpPort),
-    '--policy-port', String(o.policyPort),
-    '--controller-port', String(o.controllerPort),
+    '--state-dir',
+    o.stateDir,
+    '--port',
+    String(o.port),
+    '--internal-port',
+    String(o.internalPort),
+    '--idp-port',
+    String(o.idpPort),
+    '--policy-port',
+    String(o.policyPort),
+    '--controller-port',
+    String(o.controllerPort),
     ...(o.bridgeIndex !== undefined ? ['--bridge-index', String(o.bridgeIndex)] : []),
     ...(o.examples ? [] : ['--no-examples']),
     ...(o.fresh ? ['--fresh'] : []),
@@ -70,7 +76,9 @@ export function summaryLines(stack: StackInfo, mode: { detached: boolean; superv
     `  logs:        ${stack.stateDir}/logs`,
     ...(stack.upgrades?.length ? [`  upgrade demo: ${stack.upgrades.map((f) => `kubectl apply --server-side -f ${f}`).join('; ')}`] : []),
     '  steps:',
-    ...stack.steps.map((s) => `    ${s.status.padEnd(7)} ${s.step.padEnd(14)} ${String(s.ms).padStart(6)} ms${s.detail && s.status !== 'ok' ? `  (${s.detail})` : ''}`),
+    ...stack.steps.map(
+      (s) => `    ${s.status.padEnd(7)} ${s.step.padEnd(14)} ${String(s.ms).padStart(6)} ms${s.detail && s.status !== 'ok' ? `  (${s.detail})` : ''}`,
+    ),
     '',
     mode.detached
       ? `Running in the background (supervisor pid ${mode.supervisorPid}, log ${supervisorLog(stack.stateDir)}): \`kea status\` shows it, \`kea down\` stops everything.`
@@ -87,9 +95,11 @@ async function checkBridge(o: UpOptions): Promise<void> {
 /** Refuses to start a second stack on the same state dir. */
 async function checkNotRunning(stateDir: string): Promise<void> {
   const sup = await readSupervisorState(stateDir);
-  if (sup && sup.state !== 'failed' && alive(sup.pid)) throw new Error(`a detached stack is already running (pid ${sup.pid}); \`kea status\` shows it, \`kea down\` stops it`);
+  if (sup && sup.state !== 'failed' && alive(sup.pid))
+    throw new Error(`a detached stack is already running (pid ${sup.pid}); \`kea status\` shows it, \`kea down\` stops it`);
   const info = await readStackInfo(stateDir);
-  if (info && alive(info.ownerPid) && info.ownerPid !== process.pid) throw new Error(`a stack is already running (pid ${info.ownerPid}); run \`kea down\` first`);
+  if (info && alive(info.ownerPid) && info.ownerPid !== process.pid)
+    throw new Error(`a stack is already running (pid ${info.ownerPid}); run \`kea down\` first`);
 }
 
 /** Registers `kea up` on the program. */
@@ -150,7 +160,9 @@ async function foreground(o: UpOptions): Promise<void> {
   const abort = new AbortController();
   const supervisor = (state: 'starting' | 'running' | 'stopping' | 'failed', error?: string) =>
     o.supervised
-      ? writeSupervisorState(o.stateDir, { pid: process.pid, state, startedAt, log: supervisorLog(o.stateDir), ...(error ? { error } : {}) }).catch(() => undefined)
+      ? writeSupervisorState(o.stateDir, { pid: process.pid, state, startedAt, log: supervisorLog(o.stateDir), ...(error ? { error } : {}) }).catch(
+          () => undefined,
+        )
       : Promise.resolve();
   const startedAt = new Date().toISOString();
   let stopping = false;
@@ -197,7 +209,9 @@ async function foreground(o: UpOptions): Promise<void> {
   holder.stack = stack;
   if (o.supervised) {
     // The detached `kea up` prints the summary (from stack.json); the log gets one line.
-    process.stdout.write(`ready: gateway ${stack.gatewayUrl}, docs ${stack.docsUrl} (${stack.warm ? 'warm' : 'cold'} start in ${((stack.totalMs ?? 0) / 1000).toFixed(1)} s)\n`);
+    process.stdout.write(
+      `ready: gateway ${stack.gatewayUrl}, docs ${stack.docsUrl} (${stack.warm ? 'warm' : 'cold'} start in ${((stack.totalMs ?? 0) / 1000).toFixed(1)} s)\n`,
+    );
   } else {
     process.stdout.write(`${summaryLines(stack, { detached: false }).join('\n')}\n`);
   }

@@ -12,7 +12,12 @@ import { PAUSE, type RenderOutput } from '../model.js';
 import { loadKubeconfigFile } from '../kube/kubeconfig.js';
 
 const obj = (weight: number): KubernetesObject =>
-  ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'n', labels: { a: 'b' } }, spec: { rules: [{ backendRefs: [{ name: 's', weight }] }] } }) as KubernetesObject;
+  ({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'r', namespace: 'n', labels: { a: 'b' } },
+    spec: { rules: [{ backendRefs: [{ name: 's', weight }] }] },
+  }) as KubernetesObject;
 
 test('desiredHash: stable, sensitive to content, blind to its own annotation, does not mutate', () => {
   const a = obj(80);
@@ -95,11 +100,14 @@ users:
   expect(b).toMatchObject({ server: 'https://b:6443', ca: 'CA-PEM', token: 'tok', insecureSkipTlsVerify: true });
   const a = loadKubeconfigFile(join(dir, 'config'), 'a');
   expect(a).toMatchObject({ server: 'https://a:6443', ca: 'CA-DATA', cert: 'CERT', key: 'KEY' });
-  writeFileSync(join(dir, 'exec'), `current-context: x
+  writeFileSync(
+    join(dir, 'exec'),
+    `current-context: x
 contexts: [{name: x, context: {cluster: c, user: u}}]
 clusters: [{name: c, cluster: {server: "https://c"}}]
 users: [{name: u, user: {exec: {command: aws}}}]
-`);
+`,
+  );
   expect(() => loadKubeconfigFile(join(dir, 'exec'))).toThrow(/"exec" authentication is not supported/);
   expect(() => loadKubeconfigFile(join(dir, 'config'), 'nope')).toThrow(/context "nope" not found/);
 });
@@ -125,8 +133,20 @@ describe('Applier with a render stream (fake API client: request order and resul
       async create() {},
     };
   }
-  const cm = (owner: string, name: string): KubernetesObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'kea-system', labels: { 'kea.dev/owner': owner } }, data: { a: name } }) as KubernetesObject;
-  const route = (owner: string, name: string): KubernetesObject => ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace: 'n', labels: { 'kea.dev/owner': owner } }, spec: {} }) as KubernetesObject;
+  const cm = (owner: string, name: string): KubernetesObject =>
+    ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace: 'kea-system', labels: { 'kea.dev/owner': owner } },
+      data: { a: name },
+    }) as KubernetesObject;
+  const route = (owner: string, name: string): KubernetesObject =>
+    ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name, namespace: 'n', labels: { 'kea.dev/owner': owner } },
+      spec: {},
+    }) as KubernetesObject;
 
   test('applies every streamed object once, each owner ConfigMap before its route, skips up-to-date ones, and recognises its own echoes', async () => {
     const calls: Call[] = [];
@@ -148,7 +168,8 @@ describe('Applier with a render stream (fake API client: request order and resul
     expect(res.desired).toBe(600);
     const order = calls.map((c) => c.key);
     expect(new Set(order).size).toBe(600);
-    for (const o of owners) expect(order.indexOf(`core/ConfigMap/kea-system/cm-${o}`)).toBeLessThan(order.indexOf(`gateway.networking.k8s.io/HTTPRoute/n/r-${o}`));
+    for (const o of owners)
+      expect(order.indexOf(`core/ConfigMap/kea-system/cm-${o}`)).toBeLessThan(order.indexOf(`gateway.networking.k8s.io/HTTPRoute/n/r-${o}`));
 
     // Its own write's resourceVersion is an echo; another resourceVersion is not.
     const anyKey = `core/ConfigMap/kea-system/cm-${owners[0]}`;

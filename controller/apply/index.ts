@@ -215,13 +215,15 @@ export class Applier {
   ): Promise<ApplyResult> {
     const res: ApplyResult = { applied: 0, unchanged: 0, pruned: 0, statusWrites: 0, events: 0, errors: [], desired: 0 };
     // `stop()` is checked before every request (e.g. leadership lost): no new write starts.
-    const guarded = <T>(fn: (t: T) => Promise<void>) => async (t: T) => {
-      if (stop()) {
-        if (!res.errors.includes(STOPPED)) res.errors.push(STOPPED);
-        return;
-      }
-      await fn(t);
-    };
+    const guarded =
+      <T>(fn: (t: T) => Promise<void>) =>
+      async (t: T) => {
+        if (stop()) {
+          if (!res.errors.includes(STOPPED)) res.errors.push(STOPPED);
+          return;
+        }
+        await fn(t);
+      };
     const liveIdx = live.ownedIndex();
     const stream = 'next' in out ? out : streamOfOutput(out);
 
@@ -237,7 +239,9 @@ export class Applier {
       const rec = this.statusWritten.get(skey);
       if (rec && rec.sig === sig && isNewer(rec.rv, cur.metadata?.resourceVersion ?? '')) return;
       try {
-        const got = await this.client.replaceStatus(RESOURCES[`${API_VERSION}/${s.kind}`], s.namespace, s.name, merged, this.fieldManager, { metadataOnly: true });
+        const got = await this.client.replaceStatus(RESOURCES[`${API_VERSION}/${s.kind}`], s.namespace, s.name, merged, this.fieldManager, {
+          metadataOnly: true,
+        });
         this.statusWritten.set(skey, { sig, rv: got.metadata?.resourceVersion ?? '' });
         res.statusWrites++;
         this.onWrite('status', s.kind);
@@ -267,7 +271,7 @@ export class Applier {
       const ready = statusQueue ? statusQueue.splice(0) : [];
       const todo = chunk.sort((a, b) => a.rank - b.rank); // stable: stream order within a kind
       chunk = [];
-      for (let i = 0; i < todo.length; ) {
+      for (let i = 0; i < todo.length;) {
         let j = i;
         while (j < todo.length && todo[j].rank === todo[i].rank) j++;
         await pool(todo.slice(i, j), this.concurrency, ssa);
@@ -310,9 +314,7 @@ export class Applier {
     }
 
     // 2. Prune owned objects no longer desired.
-    const schemaOwners = new Set(
-      live.apiSchemas().map((s) => ownerLabelValue('ApiSchema', s.metadata?.namespace ?? '', s.metadata?.name ?? '')),
-    );
+    const schemaOwners = new Set(live.apiSchemas().map((s) => ownerLabelValue('ApiSchema', s.metadata?.namespace ?? '', s.metadata?.name ?? '')));
     const dropped = new Set(rest.droppedVersions ?? []);
     const retained = new Set(rest.retainOwners ?? []);
     const doomed = [...liveIdx.entries()].filter(([key, o]) => {
@@ -331,40 +333,48 @@ export class Applier {
       }
       return true;
     });
-    await pool(doomed, this.concurrency, guarded(async ([key, o]: [string, KubernetesObject]) => {
-      try {
-        const ref = await this.client.resource(o.apiVersion!, o.kind!);
-        await this.client.delete(ref, o.metadata?.namespace, o.metadata!.name!, { uid: o.metadata?.uid });
-        this.written.delete(key);
-        res.pruned++;
-        this.onWrite('delete', o.kind ?? '');
-      } catch (err) {
-        if (err instanceof KubeError && err.statusCode === 409) return; // uid precondition: already replaced
-        res.errors.push(`delete ${key}: ${(err as Error).message}`);
-      }
-    }));
+    await pool(
+      doomed,
+      this.concurrency,
+      guarded(async ([key, o]: [string, KubernetesObject]) => {
+        try {
+          const ref = await this.client.resource(o.apiVersion!, o.kind!);
+          await this.client.delete(ref, o.metadata?.namespace, o.metadata!.name!, { uid: o.metadata?.uid });
+          this.written.delete(key);
+          res.pruned++;
+          this.onWrite('delete', o.kind ?? '');
+        } catch (err) {
+          if (err instanceof KubeError && err.statusCode === 409) return; // uid precondition: already replaced
+          res.errors.push(`delete ${key}: ${(err as Error).message}`);
+        }
+      }),
+    );
 
     // 3. Status, only when changed (those not written after their chunk already).
     await pool([...(statusQueue ? statusQueue.splice(0) : []), ...rest.statuses], this.concurrency, writeStatus);
 
     // 4. Events, deduplicated.
-    await pool(rest.events, this.concurrency, guarded(async (e: EventRecord) => {
-      const ev = this.eventObject(e, live);
-      const name = ev.metadata!.name!;
-      if (this.eventsSeen.has(name)) return;
-      try {
-        await this.client.create(ev);
-        res.events++;
-        this.onWrite('event', e.regarding.kind);
-        this.eventsSeen.add(name);
-      } catch (err) {
-        if (err instanceof KubeError && err.statusCode === 409) {
+    await pool(
+      rest.events,
+      this.concurrency,
+      guarded(async (e: EventRecord) => {
+        const ev = this.eventObject(e, live);
+        const name = ev.metadata!.name!;
+        if (this.eventsSeen.has(name)) return;
+        try {
+          await this.client.create(ev);
+          res.events++;
+          this.onWrite('event', e.regarding.kind);
           this.eventsSeen.add(name);
-          return;
+        } catch (err) {
+          if (err instanceof KubeError && err.statusCode === 409) {
+            this.eventsSeen.add(name);
+            return;
+          }
+          res.errors.push(`event ${name}: ${(err as Error).message}`);
         }
-        res.errors.push(`event ${name}: ${(err as Error).message}`);
-      }
-    }));
+      }),
+    );
     if (this.eventsSeen.size > 50_000) this.eventsSeen.clear();
     return res;
   }
@@ -419,7 +429,8 @@ export class Applier {
     const r = e.regarding;
     const uid = r.uid ?? (r.kind === 'ApiSchema' || r.kind === 'MLService' ? live.getResource(r.kind, r.namespace, r.name)?.metadata?.uid : undefined);
     const digest = sha256Prefix(canonicalJson({ r: { ...r, uid }, t: e.type, reason: e.reason, m: e.message }), 16);
-    const apiVersion = r.kind === 'ApiSchema' || r.kind === 'MLService' ? API_VERSION : Object.values(RESOURCES).find((x) => x.kind === r.kind)?.apiVersion ?? 'v1';
+    const apiVersion =
+      r.kind === 'ApiSchema' || r.kind === 'MLService' ? API_VERSION : (Object.values(RESOURCES).find((x) => x.kind === r.kind)?.apiVersion ?? 'v1');
     const ts = rfc3339(this.now());
     const base = r.name.slice(0, 253 - 17).replace(/[^a-z0-9.-]/g, '-');
     return {

@@ -38,8 +38,7 @@ describe('OpenAPI discovery through the internal listener', () => {
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-  const fetcher = () =>
-    gatewayFetcher({ internalGatewayUrl: base, internalToken: 'secret', hostFor: (s) => `${s.metadata.name}.ns.kea.internal` });
+  const fetcher = () => gatewayFetcher({ internalGatewayUrl: base, internalToken: 'secret', hostFor: (s) => `${s.metadata.name}.ns.kea.internal` });
 
   test('sends the internal Host and token, and reports the document', async () => {
     let changes = 0;

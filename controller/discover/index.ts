@@ -157,7 +157,8 @@ export function internalDocUrl(base: string, path: string): URL {
   if (problem) throw new Error(`refusing to fetch spec.source.openapi.path ${JSON.stringify(path)}: it ${problem}`);
   const origin = new URL(base).origin;
   const url = new URL(`${origin}${path}`);
-  if (url.origin !== origin) throw new Error(`refusing to fetch spec.source.openapi.path ${JSON.stringify(path)}: it resolves to ${url.origin}, not the internal gateway ${origin}`);
+  if (url.origin !== origin)
+    throw new Error(`refusing to fetch spec.source.openapi.path ${JSON.stringify(path)}: it resolves to ${url.origin}, not the internal gateway ${origin}`);
   return url;
 }
 

@@ -55,7 +55,11 @@ const ACCESS_RANK: Record<Access['mode'], number> = { public: 0, authenticated: 
 const describeAccess = (a: Access): string =>
   a.mode !== 'restricted'
     ? a.mode
-    : `restricted (${[['roles', a.roles], ['groups', a.groups], ['scopes', a.scopes]]
+    : `restricted (${[
+        ['roles', a.roles],
+        ['groups', a.groups],
+        ['scopes', a.scopes],
+      ]
         .filter(([, v]) => v && v.length)
         .map(([k, v]) => `${k} ${(v as string[]).join(', ')}`)
         .join('; ')})`;
@@ -82,8 +86,14 @@ export function tightenAccess(base: Access, raw: Access): { access: Access; note
   const wanted: Access =
     raw.mode !== 'restricted'
       ? { mode: raw.mode }
-      : { mode: 'restricted', ...(list(raw.roles).length ? { roles: list(raw.roles) } : {}), ...(list(raw.groups).length ? { groups: list(raw.groups) } : {}), ...(list(raw.scopes).length ? { scopes: list(raw.scopes) } : {}) };
-  if (rank < ACCESS_RANK[base.mode]) return { access: base, note: `x-kea-access ${describeAccess(wanted)} would loosen the ApiSchema's ${describeAccess(base)}; ignored` };
+      : {
+          mode: 'restricted',
+          ...(list(raw.roles).length ? { roles: list(raw.roles) } : {}),
+          ...(list(raw.groups).length ? { groups: list(raw.groups) } : {}),
+          ...(list(raw.scopes).length ? { scopes: list(raw.scopes) } : {}),
+        };
+  if (rank < ACCESS_RANK[base.mode])
+    return { access: base, note: `x-kea-access ${describeAccess(wanted)} would loosen the ApiSchema's ${describeAccess(base)}; ignored` };
   if (base.mode !== 'restricted') return { access: wanted };
   const scopes = [...new Set([...list(base.scopes), ...list(wanted.scopes)])];
   const basePrincipals = list(base.roles).length + list(base.groups).length > 0;
@@ -136,30 +146,34 @@ export function withDiscovered(a: ApiSchema, found: DiscoveredDoc | undefined, r
   const shadowed: string[] = [];
   const accessNotes: string[] = [];
   const baseAccess: Access = a.spec.defaults?.access ?? POLICY_DEFAULTS.access;
-  const imported = (result.schema.spec.operations ?? []).filter((o) => {
-    if (ids.has(o.operationId) || routes.has(routeKey(o))) {
-      shadowed.push(o.operationId);
-      return false;
-    }
-    return true;
-  }).map((o) => {
-    if (src.trustAccess) return o;
-    const why = ' (spec.source.openapi.trustAccess is not set)';
-    let out = o;
-    if (o.access) {
-      const { access, note } = tightenAccess(baseAccess, o.access);
-      if (note) accessNotes.push(`${o.method} ${o.path}: ${note}${why}`);
-      out = { ...out, access };
-    }
-    // A shared cache entry answers every caller with the first caller's response: for an
-    // operation that is not public that, too, is the document loosening access.
-    const mode = (out.access ?? baseAccess).mode;
-    if (out.cache?.scope === 'shared' && mode !== 'public') {
-      accessNotes.push(`${o.method} ${o.path}: x-kea-cache scope shared on an operation with access ${mode} would answer one caller with another's response; scope identity applies${why}`);
-      out = { ...out, cache: { ...out.cache, scope: 'identity' } };
-    }
-    return out;
-  });
+  const imported = (result.schema.spec.operations ?? [])
+    .filter((o) => {
+      if (ids.has(o.operationId) || routes.has(routeKey(o))) {
+        shadowed.push(o.operationId);
+        return false;
+      }
+      return true;
+    })
+    .map((o) => {
+      if (src.trustAccess) return o;
+      const why = ' (spec.source.openapi.trustAccess is not set)';
+      let out = o;
+      if (o.access) {
+        const { access, note } = tightenAccess(baseAccess, o.access);
+        if (note) accessNotes.push(`${o.method} ${o.path}: ${note}${why}`);
+        out = { ...out, access };
+      }
+      // A shared cache entry answers every caller with the first caller's response: for an
+      // operation that is not public that, too, is the document loosening access.
+      const mode = (out.access ?? baseAccess).mode;
+      if (out.cache?.scope === 'shared' && mode !== 'public') {
+        accessNotes.push(
+          `${o.method} ${o.path}: x-kea-cache scope shared on an operation with access ${mode} would answer one caller with another's response; scope identity applies${why}`,
+        );
+        out = { ...out, cache: { ...out.cache, scope: 'identity' } };
+      }
+      return out;
+    });
   const schemas = { ...(result.schema.spec.components?.schemas ?? {}), ...(a.spec.components?.schemas ?? {}) };
   const resource: ApiSchema = {
     ...a,

@@ -19,8 +19,17 @@ import { sha256Hex } from '../../lib/hash.js';
 
 const sha = sha256Hex;
 
-function cm(name: string, text: string, md: { labels?: Record<string, string>; annotations?: Record<string, string>; creationTimestamp?: string; deletionTimestamp?: string } = {}): KubernetesObject {
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'kea-system', ...md } as never, data: { 'openapi.json': text } } as KubernetesObject;
+function cm(
+  name: string,
+  text: string,
+  md: { labels?: Record<string, string>; annotations?: Record<string, string>; creationTimestamp?: string; deletionTimestamp?: string } = {},
+): KubernetesObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace: 'kea-system', ...md } as never,
+    data: { 'openapi.json': text },
+  } as KubernetesObject;
 }
 
 describe('publishedVersionsOf', () => {
@@ -28,12 +37,18 @@ describe('publishedVersionsOf', () => {
   it('finds ConfigMaps by api-schema annotation, else by owner label, and fills defaults', () => {
     const list = publishedVersionsOf(
       [
-        cm('a', doc('1.0.0'), { annotations: { 'kea.dev/api-schema': 'ns/x', 'kea.dev/published-at': '2025-01-01T00:00:00Z', 'kea.dev/digest': 'd1', 'kea.dev/version': '1.0.0' } }),
+        cm('a', doc('1.0.0'), {
+          annotations: { 'kea.dev/api-schema': 'ns/x', 'kea.dev/published-at': '2025-01-01T00:00:00Z', 'kea.dev/digest': 'd1', 'kea.dev/version': '1.0.0' },
+        }),
         cm('b', doc('2.0.0'), { labels: { 'kea.dev/owner': 'ApiSchema.ns.x' }, creationTimestamp: '2025-02-01T00:00:00Z' }),
         // Annotation wins over the label: this one belongs to ns/y.
         cm('c', doc('3.0.0'), { labels: { 'kea.dev/owner': 'ApiSchema.ns.x' }, annotations: { 'kea.dev/api-schema': 'ns/y' } }),
         cm('d', doc('4.0.0'), { labels: { 'kea.dev/owner': 'ApiSchema.ns.x' }, deletionTimestamp: '2025-03-01T00:00:00Z' }),
-        cm('e', 'not json', { labels: { 'kea.dev/owner': 'ApiSchema.ns.x', 'kea.dev/api-version': '0.9' }, annotations: {}, creationTimestamp: '2024-01-01T00:00:00Z' }),
+        cm('e', 'not json', {
+          labels: { 'kea.dev/owner': 'ApiSchema.ns.x', 'kea.dev/api-version': '0.9' },
+          annotations: {},
+          creationTimestamp: '2024-01-01T00:00:00Z',
+        }),
       ],
       'ns',
       'x',
@@ -71,7 +86,14 @@ describe('packed version ConfigMaps (the watch cache form)', () => {
   const big = (v: string) =>
     `${JSON.stringify({ openapi: '3.0.3', info: { title: 't', version: v }, paths: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`/op${i}`, { post: { operationId: `op${i}`, responses: { '200': { description: 'ok' } } } }])) }, null, 2)}\n`;
   const sample = () => [
-    cm('a', big('1.0.0'), { annotations: { 'kea.dev/api-schema': 'ns/x', 'kea.dev/published-at': '2025-01-01T00:00:00Z', 'kea.dev/digest': sha(big('1.0.0')), 'kea.dev/version': '1.0.0' } }),
+    cm('a', big('1.0.0'), {
+      annotations: {
+        'kea.dev/api-schema': 'ns/x',
+        'kea.dev/published-at': '2025-01-01T00:00:00Z',
+        'kea.dev/digest': sha(big('1.0.0')),
+        'kea.dev/version': '1.0.0',
+      },
+    }),
     // Hand-made: digest and version come from the text, so the packed form must inflate it.
     cm('b', big('2.0.0'), { labels: { 'kea.dev/owner': 'ApiSchema.ns.x' }, creationTimestamp: '2025-02-01T00:00:00Z' }),
   ];
@@ -108,12 +130,28 @@ describe('render of kept versions', () => {
       operations: [{ operationId: 'list', method: 'GET', path: '/grades', access: { mode: 'public' } }],
     },
   };
-  const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'grades', namespace: 'school' }, spec: { ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] } } as KubernetesObject;
+  const service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'grades', namespace: 'school' },
+    spec: { ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] },
+  } as KubernetesObject;
   const text = generateCached(schema, genOptions(config)).text;
   const publishedAt = '2025-07-01T00:00:00Z';
-  const liveCm = () => versionConfigMap({ namespace: 'school', name: 'grades' }, config, { version: '1.1.0', digest: sha(text), publishedAt, openapi: text }) as KubernetesObject;
+  const liveCm = () =>
+    versionConfigMap({ namespace: 'school', name: 'grades' }, config, { version: '1.1.0', digest: sha(text), publishedAt, openapi: text }) as KubernetesObject;
   const run = (cms: KubernetesObject[]) => {
-    const out = reconcile({ apiSchemas: [structuredClone(schema)], mlServices: [], services: [service], referenceGrants: [], publishedVersions: cms.map((o) => packVersionConfigMap(o)) }, config, '2026-01-01T00:00:00Z');
+    const out = reconcile(
+      {
+        apiSchemas: [structuredClone(schema)],
+        mlServices: [],
+        services: [service],
+        referenceGrants: [],
+        publishedVersions: cms.map((o) => packVersionConfigMap(o)),
+      },
+      config,
+      '2026-01-01T00:00:00Z',
+    );
     const versions = out.objects.filter((o) => o.metadata?.labels?.['kea.dev/component'] === 'api-version');
     const st = out.statuses.find((x) => x.kind === 'ApiSchema')!.status as ApiSchemaStatus;
     return { out, versions, st };
@@ -138,11 +176,26 @@ describe('render of kept versions', () => {
   });
 
   it('adopts a hand-made version ConfigMap (annotations filled from its text)', () => {
-    const hand = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'hand', namespace: 'kea-system', labels: { 'kea.dev/owner': 'ApiSchema.school.grades', 'kea.dev/component': 'api-version' }, creationTimestamp: '2025-03-01T00:00:00Z' }, data: { 'openapi.json': text } } as unknown as KubernetesObject;
+    const hand = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: 'hand',
+        namespace: 'kea-system',
+        labels: { 'kea.dev/owner': 'ApiSchema.school.grades', 'kea.dev/component': 'api-version' },
+        creationTimestamp: '2025-03-01T00:00:00Z',
+      },
+      data: { 'openapi.json': text },
+    } as unknown as KubernetesObject;
     const { versions } = run([hand]);
     expect(versions).toHaveLength(1);
     expect(versions[0].metadata?.name).toBe('hand');
-    expect(versions[0].metadata?.annotations).toEqual({ 'kea.dev/api-schema': 'school/grades', 'kea.dev/digest': sha(text), 'kea.dev/version': '1.1.0', 'kea.dev/published-at': '2025-03-01T00:00:00Z' });
+    expect(versions[0].metadata?.annotations).toEqual({
+      'kea.dev/api-schema': 'school/grades',
+      'kea.dev/digest': sha(text),
+      'kea.dev/version': '1.1.0',
+      'kea.dev/published-at': '2025-03-01T00:00:00Z',
+    });
     expect((versions[0] as { data?: Record<string, string> }).data?.['openapi.json']).toBe(text);
   });
 
@@ -172,9 +225,21 @@ describe('withDiscovered', () => {
     openapi: '3.0.3',
     info: { title: 'S', version: '1' },
     paths: {
-      '/items/{item}': { get: { operationId: 'theirs', parameters: [{ name: 'item', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'ok' } } } },
+      '/items/{item}': {
+        get: {
+          operationId: 'theirs',
+          parameters: [{ name: 'item', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'ok' } },
+        },
+      },
       '/ping': { get: { operationId: 'mine', responses: { '200': { description: 'ok' } } } },
-      '/new': { post: { operationId: 'create', requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Shared' } } } }, responses: { '200': { description: 'ok' } } } },
+      '/new': {
+        post: {
+          operationId: 'create',
+          requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Shared' } } } },
+          responses: { '200': { description: 'ok' } },
+        },
+      },
     },
     components: { schemas: { Shared: { type: 'object' } } },
   };
@@ -239,7 +304,11 @@ describe('contractCheck', () => {
     apiVersion: 'kea.dev/v1alpha1',
     kind: 'MLService',
     metadata: { name: 'iris', namespace: 'm' },
-    spec: { framework: 'sklearn', ...(allow ? { allowBreakingChanges: true } : {}), revisions: revs.map(([name, weight, apiSchema]) => ({ name, weight, modelUri: 's3://x', ...(apiSchema ? { apiSchema } : {}) })) },
+    spec: {
+      framework: 'sklearn',
+      ...(allow ? { allowBreakingChanges: true } : {}),
+      revisions: revs.map(([name, weight, apiSchema]) => ({ name, weight, modelUri: 's3://x', ...(apiSchema ? { apiSchema } : {}) })),
+    },
   });
   const check = (m: MLService, schemas: ApiSchema[]) => {
     const g = buildGraph({ apiSchemas: schemas, mlServices: [m], services: [], referenceGrants: [], publishedVersions: [] }, {} as never);
@@ -253,33 +322,100 @@ describe('contractCheck', () => {
     expect(check(mls([['v1', 100]]), [])).toEqual({});
   });
   it('refuses a breaking canary and names the change; the stable is the highest weight (ties: first)', () => {
-    const r = check(mls([['v1', 50, 'a1'], ['v2', 50, 'a2']]), [v1, v2Breaking]);
+    const r = check(
+      mls([
+        ['v1', 50, 'a1'],
+        ['v2', 50, 'a2'],
+      ]),
+      [v1, v2Breaking],
+    );
     expect(r.check).toMatchObject({ stable: 'v1', refused: ['v2'] });
     expect(r.condition).toMatchObject({ type: 'ContractChecked', status: 'False', reason: 'BreakingApiChange' });
     expect(r.condition?.message).toContain('POST /predict: request body.b: became required');
     // Not a basePath change: the canary is compared under the stable one's basePath.
     expect(r.condition?.message).not.toMatch(/base path/);
-    const swapped = check(mls([['v2', 60, 'a2'], ['v1', 40, 'a1']]), [v1, v2Breaking]);
+    const swapped = check(
+      mls([
+        ['v2', 60, 'a2'],
+        ['v1', 40, 'a1'],
+      ]),
+      [v1, v2Breaking],
+    );
     expect(swapped.check?.stable).toBe('v2');
     // Seen from v2, v1 drops a required field: widening the request is not breaking.
     expect(swapped.condition).toMatchObject({ status: 'True', reason: 'Compatible' });
   });
   it('routes a breaking canary when allowBreakingChanges is true', () => {
-    const r = check(mls([['v1', 90, 'a1'], ['v2', 10, 'a2']], true), [v1, v2Breaking]);
+    const r = check(
+      mls(
+        [
+          ['v1', 90, 'a1'],
+          ['v2', 10, 'a2'],
+        ],
+        true,
+      ),
+      [v1, v2Breaking],
+    );
     expect(r.check?.refused).toEqual([]);
     expect(r.condition).toMatchObject({ status: 'True', reason: 'BreakingChangeAllowed' });
   });
   it('passes a compatible canary, skips weight-0 revisions and same-API revisions', () => {
-    expect(check(mls([['v1', 90, 'a1'], ['v2', 10, 'a2']]), [v1, v2Compatible]).condition).toMatchObject({ status: 'True', reason: 'Compatible' });
-    expect(check(mls([['v1', 100, 'a1'], ['v2', 0, 'a2']]), [v1, v2Breaking]).condition).toMatchObject({ status: 'True', reason: 'NoApiChange' });
-    expect(check(mls([['v1', 90, 'a1'], ['v2', 10, 'a1']]), [v1]).condition).toMatchObject({ status: 'True', reason: 'NoApiChange' });
+    expect(
+      check(
+        mls([
+          ['v1', 90, 'a1'],
+          ['v2', 10, 'a2'],
+        ]),
+        [v1, v2Compatible],
+      ).condition,
+    ).toMatchObject({ status: 'True', reason: 'Compatible' });
+    expect(
+      check(
+        mls([
+          ['v1', 100, 'a1'],
+          ['v2', 0, 'a2'],
+        ]),
+        [v1, v2Breaking],
+      ).condition,
+    ).toMatchObject({ status: 'True', reason: 'NoApiChange' });
+    expect(
+      check(
+        mls([
+          ['v1', 90, 'a1'],
+          ['v2', 10, 'a1'],
+        ]),
+        [v1],
+      ).condition,
+    ).toMatchObject({ status: 'True', reason: 'NoApiChange' });
   });
   it('cannot check (Unknown, routed as declared) when a schema is missing or targets another MLService', () => {
-    const missing = check(mls([['v1', 90, 'a1'], ['v2', 10, 'zz']]), [v1]);
+    const missing = check(
+      mls([
+        ['v1', 90, 'a1'],
+        ['v2', 10, 'zz'],
+      ]),
+      [v1],
+    );
     expect(missing.condition).toMatchObject({ status: 'Unknown', reason: 'NotChecked' });
     expect(missing.check?.refused).toEqual([]);
     const other = { ...v2Breaking, spec: { ...v2Breaking.spec, target: { mlService: { name: 'wine' } } } };
-    expect(check(mls([['v1', 90, 'a1'], ['v2', 10, 'a2']]), [v1, other]).condition?.message).toContain('does not target this MLService');
-    expect(check(mls([['v1', 90], ['v2', 10, 'a2']]), [v2Breaking]).condition).toMatchObject({ status: 'Unknown', reason: 'NotChecked' });
+    expect(
+      check(
+        mls([
+          ['v1', 90, 'a1'],
+          ['v2', 10, 'a2'],
+        ]),
+        [v1, other],
+      ).condition?.message,
+    ).toContain('does not target this MLService');
+    expect(
+      check(
+        mls([
+          ['v1', 90],
+          ['v2', 10, 'a2'],
+        ]),
+        [v2Breaking],
+      ).condition,
+    ).toMatchObject({ status: 'Unknown', reason: 'NotChecked' });
   });
 });

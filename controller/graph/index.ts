@@ -59,8 +59,7 @@ export interface MLServiceNode {
 
 /** What an ApiSchema fronts, once resolved. */
 export type ResolvedTarget =
-  | { kind: 'MLService'; namespace: string; name: string; node: MLServiceNode }
-  | { kind: 'Service'; namespace: string; name: string; port: number };
+  { kind: 'MLService'; namespace: string; name: string; node: MLServiceNode } | { kind: 'Service'; namespace: string; name: string; port: number };
 
 /** An ApiSchema with its effective operations, problems and resolved target. */
 export interface ApiSchemaNode {
@@ -154,7 +153,8 @@ function checkMLService(m: MLService): Problem[] {
     }
     if (r.modelUri?.startsWith('pvc://')) {
       const claim = r.modelUri.slice('pvc://'.length).split('/')[0];
-      if (!DNS1123_SUBDOMAIN.test(claim)) out.push(invalid(`${at}.modelUri: ${r.modelUri}: the PersistentVolumeClaim name "${claim}" is not a valid DNS-1123 subdomain`));
+      if (!DNS1123_SUBDOMAIN.test(claim))
+        out.push(invalid(`${at}.modelUri: ${r.modelUri}: the PersistentVolumeClaim name "${claim}" is not a valid DNS-1123 subdomain`));
     }
     for (const [res, limit] of Object.entries(r.resources?.limits ?? {})) {
       const req = r.resources?.requests?.[res];
@@ -163,7 +163,10 @@ function checkMLService(m: MLService): Problem[] {
       const lq = parseQuantity(limit);
       if (rq === undefined) out.push(invalid(`${at}.resources.requests.${res}: "${req}" is not a Kubernetes quantity`));
       else if (lq === undefined) out.push(invalid(`${at}.resources.limits.${res}: "${limit}" is not a Kubernetes quantity`));
-      else if (rq > lq) out.push(invalid(`${at}.resources.requests.${res}: ${req} exceeds limits.${res} ${limit}; Kubernetes rejects a Deployment whose request is above its limit`));
+      else if (rq > lq)
+        out.push(
+          invalid(`${at}.resources.requests.${res}: ${req} exceeds limits.${res} ${limit}; Kubernetes rejects a Deployment whose request is above its limit`),
+        );
     }
   });
   return out;
@@ -233,14 +236,21 @@ function checkApiSchema(a: ApiSchema): { problems: Problem[]; operations: Operat
   const t = spec.target ?? {};
   if (!!t.mlService === !!t.service) out.push(invalid('spec.target: exactly one of mlService or service must be set'));
   if (t.service && a.metadata.name.split('.').some((label) => label.length > 63)) {
-    out.push(invalid(`metadata.name: ${a.metadata.name} has a DNS label over 63 characters, so it cannot form the internal hostname <name>.<namespace>.api.<domain> of a hand-written Service target`));
+    out.push(
+      invalid(
+        `metadata.name: ${a.metadata.name} has a DNS label over 63 characters, so it cannot form the internal hostname <name>.<namespace>.api.<domain> of a hand-written Service target`,
+      ),
+    );
   }
   const bp = spec.basePath ?? '';
   if (!BASEPATH.test(bp)) {
     out.push(invalid(`spec.basePath: "${bp}" must be one or more /segments of letters, digits and . _ ~ : @ -, without a trailing slash`));
   } else {
     const reserved = reservedBasePath(bp);
-    if (reserved) out.push(invalid(`spec.basePath: "${bp}" falls under the gateway path ${reserved}, which KEA reserves for its portal (${RESERVED_BASE_PATHS.join(', ')})`));
+    if (reserved)
+      out.push(
+        invalid(`spec.basePath: "${bp}" falls under the gateway path ${reserved}, which KEA reserves for its portal (${RESERVED_BASE_PATHS.join(', ')})`),
+      );
   }
   const docPath = spec.source?.openapi?.path;
   const docPathProblem = docPath !== undefined ? openApiPathProblem(docPath) : undefined;
@@ -264,11 +274,18 @@ function checkApiSchema(a: ApiSchema): { problems: Problem[]; operations: Operat
     const declared = (o.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name);
     const undeclared = tpl.filter((n) => !declared.includes(n));
     const unused = declared.filter((n) => !tpl.includes(n));
-    if (undeclared.length) out.push(invalid(`${at}: path ${o.path} uses {${undeclared.join('}, {')}} but parameters declares no path parameter of that name (declared: ${declared.length ? declared.join(', ') : 'none'})`));
+    if (undeclared.length)
+      out.push(
+        invalid(
+          `${at}: path ${o.path} uses {${undeclared.join('}, {')}} but parameters declares no path parameter of that name (declared: ${declared.length ? declared.join(', ') : 'none'})`,
+        ),
+      );
     if (unused.length) out.push(invalid(`${at}: path parameter(s) ${unused.join(', ')} do not appear in path ${o.path}`));
-    if (o.timeout !== undefined && parseDurationMs(o.timeout) === undefined) out.push(invalid(`${at}: timeout "${o.timeout}" is not a Gateway API Duration (GEP-2257) such as 5s or 500ms`));
+    if (o.timeout !== undefined && parseDurationMs(o.timeout) === undefined)
+      out.push(invalid(`${at}: timeout "${o.timeout}" is not a Gateway API Duration (GEP-2257) such as 5s or 500ms`));
     const full = `${bp}${o.path}`;
-    if (full.length > 1024) out.push(invalid(`${at}: public path ${full.slice(0, 40)}… is ${full.length} characters; Gateway API path matches are limited to 1024`));
+    if (full.length > 1024)
+      out.push(invalid(`${at}: public path ${full.slice(0, 40)}… is ${full.length} characters; Gateway API path matches are limited to 1024`));
   });
   for (const [id, n] of ids) if (n > 1) out.push(invalid(`operationId ${id} is used by ${n} operations; operationIds must be unique`));
   if (spec.defaults?.timeout !== undefined && parseDurationMs(spec.defaults.timeout) === undefined) {
@@ -322,7 +339,8 @@ export function discoveryRefusal(a: ApiSchema, grants: KubernetesObject[], mlSer
     tns = t.mlService.namespace ?? ns;
     if (tns === ns) return undefined;
     const m = mlServices.get(key(tns, t.mlService.name));
-    if (!m) return `spec.target.mlService: MLService ${key(tns, t.mlService.name)} in another namespace was not found, so no ReferenceGrant can allow fetching its OpenAPI document; the document is not fetched`;
+    if (!m)
+      return `spec.target.mlService: MLService ${key(tns, t.mlService.name)} in another namespace was not found, so no ReferenceGrant can allow fetching its OpenAPI document; the document is not fetched`;
     names = (m.spec.revisions ?? []).map((r) => revisionObjectName(m.metadata.name, r.name));
   } else if (t.service) {
     tns = t.service.namespace ?? ns;
@@ -399,16 +417,34 @@ export class GraphMemo {
     for (const [k, v] of this.ml) if (v.build !== this.build) this.ml.delete(k);
   }
 
-  apiSchema(raw: ApiSchema, found: DiscoveredDoc | undefined, refusal?: string): { resource: ApiSchema; info?: ImportInfo; problems: Problem[]; operations: Operation[] } {
+  apiSchema(
+    raw: ApiSchema,
+    found: DiscoveredDoc | undefined,
+    refusal?: string,
+  ): { resource: ApiSchema; info?: ImportInfo; problems: Problem[]; operations: Operation[] } {
     const { uid, generation } = raw.metadata;
     const hit = uid !== undefined ? this.api.get(uid) : undefined;
     if (hit && hit.generation === generation && hit.found === found && hit.refusal === refusal) {
       hit.build = this.build;
-      return { resource: hit.spec ? { ...raw, spec: hit.spec } : raw, ...(hit.info ? { info: hit.info } : {}), problems: hit.problems, operations: hit.operations };
+      return {
+        resource: hit.spec ? { ...raw, spec: hit.spec } : raw,
+        ...(hit.info ? { info: hit.info } : {}),
+        problems: hit.problems,
+        operations: hit.operations,
+      };
     }
     const out = checkedApiSchema(raw, found, refusal);
     if (uid !== undefined && generation !== undefined) {
-      this.api.set(uid, { generation, found, refusal, ...(out.resource !== raw ? { spec: out.resource.spec } : {}), ...(out.info ? { info: out.info } : {}), problems: out.problems, operations: out.operations, build: this.build });
+      this.api.set(uid, {
+        generation,
+        found,
+        refusal,
+        ...(out.resource !== raw ? { spec: out.resource.spec } : {}),
+        ...(out.info ? { info: out.info } : {}),
+        problems: out.problems,
+        operations: out.operations,
+        build: this.build,
+      });
     }
     return out;
   }
@@ -426,7 +462,11 @@ export class GraphMemo {
   }
 }
 
-function checkedApiSchema(raw: ApiSchema, found: DiscoveredDoc | undefined, refusal?: string): { resource: ApiSchema; info?: ImportInfo; problems: Problem[]; operations: Operation[] } {
+function checkedApiSchema(
+  raw: ApiSchema,
+  found: DiscoveredDoc | undefined,
+  refusal?: string,
+): { resource: ApiSchema; info?: ImportInfo; problems: Problem[]; operations: Operation[] } {
   const { resource, info } = withDiscovered(raw, found, refusal);
   const { problems, operations } = checkApiSchema(resource);
   return { resource, ...(info ? { info } : {}), problems, operations };
@@ -456,7 +496,8 @@ export interface GraphInput extends ClusterSnapshot {
 export function buildGraph(snapshot: GraphInput, _config: ControllerConfig): Graph {
   const memo = snapshot.graphMemo;
   memo?.beginBuild();
-  const live = <T extends { metadata?: object }>(xs: T[]): T[] => xs.filter((x) => !(x.metadata as { deletionTimestamp?: unknown } | undefined)?.deletionTimestamp);
+  const live = <T extends { metadata?: object }>(xs: T[]): T[] =>
+    xs.filter((x) => !(x.metadata as { deletionTimestamp?: unknown } | undefined)?.deletionTimestamp);
   const deleting = new Set(
     [...snapshot.mlServices, ...snapshot.services]
       .filter((x) => x.metadata?.deletionTimestamp)
@@ -480,7 +521,12 @@ export function buildGraph(snapshot: GraphInput, _config: ControllerConfig): Gra
   const apiSchemas: ApiSchemaNode[] = apiResources.map((raw) => {
     const k = key(raw.metadata.namespace ?? '', raw.metadata.name);
     const refusal = discoveryRefusal(raw, grants, mlResourceByKey);
-    const { resource: a, info, problems: own, operations } = (memo ? memo.apiSchema(raw, snapshot.discovered?.[k], refusal) : checkedApiSchema(raw, snapshot.discovered?.[k], refusal));
+    const {
+      resource: a,
+      info,
+      problems: own,
+      operations,
+    } = memo ? memo.apiSchema(raw, snapshot.discovered?.[k], refusal) : checkedApiSchema(raw, snapshot.discovered?.[k], refusal);
     const problems = [...own];
     const published = publishedVersionsOf(versionIndex, raw.metadata.namespace ?? '', raw.metadata.name);
     return { key: k, resource: a, ...(info ? { imported: info } : {}), published, operations, problems };
@@ -497,7 +543,11 @@ export function buildGraph(snapshot: GraphInput, _config: ControllerConfig): Gra
       const tns = t.mlService.namespace ?? ns;
       const target = mlByKey.get(key(tns, t.mlService.name));
       if (!target) {
-        n.problems.push({ condition: 'ResolvedRefs', reason: 'BackendNotFound', message: `spec.target.mlService: MLService ${key(tns, t.mlService.name)} not found${gone('MLService', key(tns, t.mlService.name))}` });
+        n.problems.push({
+          condition: 'ResolvedRefs',
+          reason: 'BackendNotFound',
+          message: `spec.target.mlService: MLService ${key(tns, t.mlService.name)} not found${gone('MLService', key(tns, t.mlService.name))}`,
+        });
         continue;
       }
       n.target = { kind: 'MLService', namespace: tns, name: t.mlService.name, node: target };
@@ -517,10 +567,14 @@ export function buildGraph(snapshot: GraphInput, _config: ControllerConfig): Gra
       const tns = t.service.namespace ?? ns;
       const svc = services.get(key(tns, t.service.name));
       if (!svc) {
-        n.problems.push({ condition: 'ResolvedRefs', reason: 'BackendNotFound', message: `spec.target.service: Service ${key(tns, t.service.name)} not found${gone('Service', key(tns, t.service.name))}` });
+        n.problems.push({
+          condition: 'ResolvedRefs',
+          reason: 'BackendNotFound',
+          message: `spec.target.service: Service ${key(tns, t.service.name)} not found${gone('Service', key(tns, t.service.name))}`,
+        });
         continue;
       }
-      const ports = ((svc as { spec?: { ports?: Array<{ port: number; protocol?: string }> } }).spec?.ports ?? []);
+      const ports = (svc as { spec?: { ports?: Array<{ port: number; protocol?: string }> } }).spec?.ports ?? [];
       n.target = { kind: 'Service', namespace: tns, name: t.service.name, port: t.service.port };
       if (!ports.some((p) => p.port === t.service!.port && (p.protocol ?? 'TCP') === 'TCP')) {
         n.problems.push({
@@ -542,14 +596,24 @@ export function buildGraph(snapshot: GraphInput, _config: ControllerConfig): Gra
       const at = `spec.revisions[${i}].apiSchema`;
       const a = apiByKey.get(key(ns, r.apiSchema));
       if (!a) {
-        m.problems.push({ condition: 'ResolvedRefs', reason: 'ApiSchemaNotFound', message: `${at}: ApiSchema ${key(ns, r.apiSchema)} (revision ${r.name}) not found` });
+        m.problems.push({
+          condition: 'ResolvedRefs',
+          reason: 'ApiSchemaNotFound',
+          message: `${at}: ApiSchema ${key(ns, r.apiSchema)} (revision ${r.name}) not found`,
+        });
         return;
       }
       const tm = a.resource.spec.target?.mlService;
       const tns = tm?.namespace ?? ns;
       if (!tm || tm.name !== m.resource.metadata.name || tns !== ns) {
-        const what = tm ? `MLService ${key(tns, tm.name)}` : `Service ${key(a.resource.spec.target?.service?.namespace ?? ns, a.resource.spec.target?.service?.name ?? '?')}`;
-        m.problems.push({ condition: 'ResolvedRefs', reason: 'InvalidApiSchemaRef', message: `${at}: ApiSchema ${a.key} (revision ${r.name}) targets ${what}, not this MLService` });
+        const what = tm
+          ? `MLService ${key(tns, tm.name)}`
+          : `Service ${key(a.resource.spec.target?.service?.namespace ?? ns, a.resource.spec.target?.service?.name ?? '?')}`;
+        m.problems.push({
+          condition: 'ResolvedRefs',
+          reason: 'InvalidApiSchemaRef',
+          message: `${at}: ApiSchema ${a.key} (revision ${r.name}) targets ${what}, not this MLService`,
+        });
       }
     });
   }
@@ -578,7 +642,9 @@ export function buildGraph(snapshot: GraphInput, _config: ControllerConfig): Gra
     }
     const nested = nestedClaim(bp, n.resource.metadata.namespace ?? '', basePaths, enclosing);
     if (nested) {
-      const where = nested.outer ? `lies under basePath ${nested.other.resource.spec.basePath} of` : `encloses basePath ${nested.other.resource.spec.basePath} of`;
+      const where = nested.outer
+        ? `lies under basePath ${nested.other.resource.spec.basePath} of`
+        : `encloses basePath ${nested.other.resource.spec.basePath} of`;
       n.problems.push({
         condition: 'Accepted',
         reason: 'Conflicted',
@@ -643,7 +709,12 @@ function segmentPrefixes(bp: string): string[] {
  * namespace (one tenant) nesting is allowed (`/shop` and `/shop/v2`); identical route matches
  * are still a conflict there (routeKeys). O(segments + claimants under `bp`).
  */
-function nestedClaim(bp: string, ns: string, claimed: Map<string, ApiSchemaNode>, enclosing: Map<string, ApiSchemaNode[]>): { other: ApiSchemaNode; outer: boolean } | undefined {
+function nestedClaim(
+  bp: string,
+  ns: string,
+  claimed: Map<string, ApiSchemaNode>,
+  enclosing: Map<string, ApiSchemaNode[]>,
+): { other: ApiSchemaNode; outer: boolean } | undefined {
   const foreign = (o: ApiSchemaNode) => (o.resource.metadata.namespace ?? '') !== ns;
   for (const p of segmentPrefixes(bp)) {
     const other = claimed.get(p);
@@ -657,9 +728,8 @@ function nestedClaim(bp: string, ns: string, claimed: Map<string, ApiSchemaNode>
 function routeKeys(n: ApiSchemaNode): Array<{ key: string; op: string }> {
   const bp = n.resource.spec.basePath;
   if ((n.resource.spec.policy?.mode ?? 'enforce') === 'passthrough') return [{ key: `* PathPrefix ${bp}`, op: '(passthrough)' }];
-  return n.operations
-    .map((o) => {
-      const m = operationPathMatch(bp, o.path);
-      return { key: `${o.method} ${m.type} ${m.value}`, op: o.operationId };
-    });
+  return n.operations.map((o) => {
+    const m = operationPathMatch(bp, o.path);
+    return { key: `${o.method} ${m.type} ${m.value}`, op: o.operationId };
+  });
 }

@@ -32,7 +32,10 @@ export function revisionObjectName(mlService: string, revision: string): string 
  */
 export function internalRouteName(host: string): string {
   const suffix = `-${sha256Prefix(host, 8)}`;
-  const base = host.replace(/\./g, '-').slice(0, 253 - suffix.length).replace(/-+$/, '');
+  const base = host
+    .replace(/\./g, '-')
+    .slice(0, 253 - suffix.length)
+    .replace(/-+$/, '');
   return base + suffix;
 }
 

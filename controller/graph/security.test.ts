@@ -36,14 +36,21 @@ const grant = (ns: string, fromNs: string, name?: string): KubernetesObject =>
     apiVersion: 'gateway.networking.k8s.io/v1beta1',
     kind: 'ReferenceGrant',
     metadata: { name: `allow-${fromNs}`, namespace: ns },
-    spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: fromNs }], to: [{ group: '', kind: 'Service', ...(name ? { name } : {}) }] },
+    spec: {
+      from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: fromNs }],
+      to: [{ group: '', kind: 'Service', ...(name ? { name } : {}) }],
+    },
   }) as KubernetesObject;
 
 describe('discovery targets are checked like any other cross-namespace reference (issue 10 item 3)', () => {
   const victim = mls('victim', 'iris');
   const peek = api('evil', 'peek', { target: { mlService: { name: 'iris', namespace: 'victim' } }, source: { openapi: {} }, operations: [] });
   const own = api('victim', 'own', { target: { mlService: { name: 'iris' } }, source: { openapi: {} }, operations: [] });
-  const viaService = api('apps', 'legacy', { target: { service: { name: 'legacy', namespace: 'backends', port: 80 } }, source: { openapi: {} }, operations: [] });
+  const viaService = api('apps', 'legacy', {
+    target: { service: { name: 'legacy', namespace: 'backends', port: 80 } },
+    source: { openapi: {} },
+    operations: [],
+  });
   const badPath = api('victim', 'bad', { target: { mlService: { name: 'iris' } }, source: { openapi: { path: '/\\evil/x' } }, operations: [] });
   const inline = api('evil', 'inline', { target: { mlService: { name: 'iris', namespace: 'victim' } } });
 
@@ -51,7 +58,9 @@ describe('discovery targets are checked like any other cross-namespace reference
     const snapshot = { apiSchemas: [peek, own, viaService, badPath, inline], mlServices: [victim], referenceGrants: [] };
     expect(discoverableApiSchemas(snapshot).map((a) => a.metadata.name)).toEqual(['own']);
     const byKey = new Map([['victim/iris', victim]]);
-    expect(discoveryRefusal(peek, [], byKey)).toMatch(/victim\/iris-v1 in another namespace is fetched only when a ReferenceGrant in namespace victim allows HTTPRoutes of namespace evil/);
+    expect(discoveryRefusal(peek, [], byKey)).toMatch(
+      /victim\/iris-v1 in another namespace is fetched only when a ReferenceGrant in namespace victim allows HTTPRoutes of namespace evil/,
+    );
     expect(discoveryRefusal(viaService, [], byKey)).toMatch(/backends\/legacy/);
     expect(discoveryRefusal(badPath, [], byKey)).toMatch(/must not contain a backslash/);
     expect(discoveryRefusal(inline, [], byKey)).toBeUndefined(); // no spec.source.openapi: nothing to fetch
@@ -62,7 +71,9 @@ describe('discovery targets are checked like any other cross-namespace reference
     const snapshot = { apiSchemas: [peek, own, viaService], mlServices: [victim], referenceGrants: grants };
     expect(discoverableApiSchemas(snapshot).map((a) => a.metadata.name)).toEqual(['peek', 'own', 'legacy']);
     // A grant for another namespace, or another Service, does not count.
-    expect(discoverableApiSchemas({ ...snapshot, referenceGrants: [grant('victim', 'other'), grant('backends', 'apps', 'not-legacy')] }).map((a) => a.metadata.name)).toEqual(['own']);
+    expect(
+      discoverableApiSchemas({ ...snapshot, referenceGrants: [grant('victim', 'other'), grant('backends', 'apps', 'not-legacy')] }).map((a) => a.metadata.name),
+    ).toEqual(['own']);
   });
 
   it('refuses a cross-namespace MLService that does not exist (its grants cannot be checked)', () => {
@@ -77,7 +88,17 @@ describe('discovery targets are checked like any other cross-namespace reference
         services: [],
         referenceGrants: [],
         publishedVersions: [],
-        discovered: { 'evil/peek': { fetchedAt: '2026-01-01T00:00:00Z', digest: 'd', doc: { openapi: '3.0.3', info: { title: 't', version: '1' }, paths: { '/admin': { get: { operationId: 'admin', responses: { 200: { description: 'OK' } } } } } } } },
+        discovered: {
+          'evil/peek': {
+            fetchedAt: '2026-01-01T00:00:00Z',
+            digest: 'd',
+            doc: {
+              openapi: '3.0.3',
+              info: { title: 't', version: '1' },
+              paths: { '/admin': { get: { operationId: 'admin', responses: { 200: { description: 'OK' } } } } },
+            },
+          },
+        },
       },
       testControllerConfig(),
     );
@@ -98,11 +119,35 @@ describe('tightenAccess: an imported x-kea-access only tightens (issue 10 item 1
     ['public over restricted is ignored', teacher, pub, teacher, /would loosen/],
     ['authenticated over public applies', pub, auth, auth, undefined],
     ['restricted over authenticated applies', auth, { mode: 'restricted', groups: ['staff'] }, { mode: 'restricted', groups: ['staff'] }, undefined],
-    ['both restricted: roles intersected, scopes united', teacher, { mode: 'restricted', roles: ['teacher', 'dean'], scopes: ['write'] }, { mode: 'restricted', roles: ['teacher'], scopes: ['read', 'write'] }, undefined],
-    ['both restricted, no common role: the ApiSchema keeps its roles, scopes united', teacher, { mode: 'restricted', roles: ['dean'], scopes: ['write'] }, { mode: 'restricted', roles: ['teacher', 'admin'], scopes: ['read', 'write'] }, /share none/],
-    ['ApiSchema scopes only, document roles: both hold', { mode: 'restricted', scopes: ['read'] }, { mode: 'restricted', roles: ['dean'] }, { mode: 'restricted', roles: ['dean'], scopes: ['read'] }, undefined],
+    [
+      'both restricted: roles intersected, scopes united',
+      teacher,
+      { mode: 'restricted', roles: ['teacher', 'dean'], scopes: ['write'] },
+      { mode: 'restricted', roles: ['teacher'], scopes: ['read', 'write'] },
+      undefined,
+    ],
+    [
+      'both restricted, no common role: the ApiSchema keeps its roles, scopes united',
+      teacher,
+      { mode: 'restricted', roles: ['dean'], scopes: ['write'] },
+      { mode: 'restricted', roles: ['teacher', 'admin'], scopes: ['read', 'write'] },
+      /share none/,
+    ],
+    [
+      'ApiSchema scopes only, document roles: both hold',
+      { mode: 'restricted', scopes: ['read'] },
+      { mode: 'restricted', roles: ['dean'] },
+      { mode: 'restricted', roles: ['dean'], scopes: ['read'] },
+      undefined,
+    ],
     ['an unknown mode keeps the ApiSchema access', auth, { mode: 'everyone' } as unknown as Access, auth, /unknown/],
-    ['non-string list items are dropped', auth, { mode: 'restricted', roles: 'admin', groups: ['staff', 7] } as unknown as Access, { mode: 'restricted', groups: ['staff'] }, undefined],
+    [
+      'non-string list items are dropped',
+      auth,
+      { mode: 'restricted', roles: 'admin', groups: ['staff', 7] } as unknown as Access,
+      { mode: 'restricted', groups: ['staff'] },
+      undefined,
+    ],
   ])('%s', (_name, base, wanted, expected, note) => {
     const got = tightenAccess(base, wanted);
     expect(got.access).toEqual(expected);
@@ -145,7 +190,16 @@ describe('withDiscovered: the served document cannot loosen access unless trustA
 
 describe('nested basePaths across namespaces are a conflict (issue 10 item 6)', () => {
   const graph = (...apis: ApiSchema[]) =>
-    buildGraph({ apiSchemas: apis, mlServices: [], services: [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc', namespace: 'x' } }], referenceGrants: [], publishedVersions: [] }, testControllerConfig());
+    buildGraph(
+      {
+        apiSchemas: apis,
+        mlServices: [],
+        services: [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc', namespace: 'x' } }],
+        referenceGrants: [],
+        publishedVersions: [],
+      },
+      testControllerConfig(),
+    );
   const accepted = (g: ReturnType<typeof graph>) => g.apiSchemas.filter(isAccepted).map((n) => n.key);
 
   it('the older ApiSchema keeps its path space whichever way the paths nest', () => {
@@ -154,12 +208,20 @@ describe('nested basePaths across namespaces are a conflict (issue 10 item 6)', 
     expect(accepted(graph(grades, steal))).toEqual(['school/grades']);
     const g2 = graph(api('evil', 'early', { basePath: '/a/b/c' }, '2026-01-01T00:00:00Z'), api('school', 'late', { basePath: '/a' }, '2026-01-02T00:00:00Z'));
     expect(accepted(g2)).toEqual(['evil/early']);
-    expect(g2.apiSchemas.find((n) => n.key === 'school/late')!.problems.find((p) => p.reason === 'Conflicted')?.message).toMatch(/^spec.basePath: \/a encloses basePath \/a\/b\/c of ApiSchema evil\/early/);
+    expect(g2.apiSchemas.find((n) => n.key === 'school/late')!.problems.find((p) => p.reason === 'Conflicted')?.message).toMatch(
+      /^spec.basePath: \/a encloses basePath \/a\/b\/c of ApiSchema evil\/early/,
+    );
   });
 
   it('whole segments only; nesting within one namespace is allowed', () => {
-    expect(accepted(graph(api('a', 'x', { basePath: '/grades' }), api('b', 'y', { basePath: '/gradesx' }, '2026-01-02T00:00:00Z'))).sort()).toEqual(['a/x', 'b/y']);
-    expect(accepted(graph(api('a', 'x', { basePath: '/shop' }), api('a', 'y', { basePath: '/shop/v2' }, '2026-01-02T00:00:00Z'))).sort()).toEqual(['a/x', 'a/y']);
+    expect(accepted(graph(api('a', 'x', { basePath: '/grades' }), api('b', 'y', { basePath: '/gradesx' }, '2026-01-02T00:00:00Z'))).sort()).toEqual([
+      'a/x',
+      'b/y',
+    ]);
+    expect(accepted(graph(api('a', 'x', { basePath: '/shop' }), api('a', 'y', { basePath: '/shop/v2' }, '2026-01-02T00:00:00Z'))).sort()).toEqual([
+      'a/x',
+      'a/y',
+    ]);
   });
 
   it('a same-namespace nest does not hide a foreign one under it', () => {
@@ -170,7 +232,9 @@ describe('nested basePaths across namespaces are a conflict (issue 10 item 6)', 
       api('a', 'outer', { basePath: '/x/y' }, '2026-01-03T00:00:00Z'),
     );
     expect(accepted(g).sort()).toEqual(['a/inner', 'b/side']);
-    expect(g.apiSchemas.find((n) => n.key === 'a/outer')!.problems.find((p) => p.reason === 'Conflicted')?.message).toMatch(/encloses basePath \/x\/y\/w of ApiSchema b\/side/);
+    expect(g.apiSchemas.find((n) => n.key === 'a/outer')!.problems.find((p) => p.reason === 'Conflicted')?.message).toMatch(
+      /encloses basePath \/x\/y\/w of ApiSchema b\/side/,
+    );
   });
 });
 
@@ -193,7 +257,7 @@ describe('policy ConfigMap names are collision-free (issue 10 item 14)', () => {
     // Cut names still differ by their hash.
     expect(apiConfigMapName(ns, `${'a'.repeat(240)}x`)).not.toBe(apiConfigMapName(ns, `${'a'.repeat(240)}y`));
   });
-  it('a clash that remains (cut names, equal 32-bit hashes) is a conflict in the newer ApiSchema\'s status', () => {
+  it("a clash that remains (cut names, equal 32-bit hashes) is a conflict in the newer ApiSchema's status", () => {
     // Found by a birthday search: both cut to the same readable part, and sha256("team/<name>")
     // of both starts with 5a46f941.
     const [first, second] = [`${'a'.repeat(240)}-2n5`, `${'a'.repeat(240)}-1u15`];

@@ -20,7 +20,6 @@ import { VERSION_ANNOTATIONS, newestPerDigest, versionFields } from '../../lib/p
 import { ownerLabelValue } from '../model.js';
 import { openapiLoader } from '../watch/packed.js';
 
-
 /** One published version of an ApiSchema's OpenAPI document. */
 export interface PublishedEntry {
   /** ConfigMap name. */

@@ -99,9 +99,19 @@ function importedCondition(info: ImportInfo, host: string): ConditionIR {
     case 'refused':
       return { type: 'Imported', status: 'False', reason: 'Refused', message: `nothing imported: ${info.error}` };
     case 'invalid':
-      return { type: 'Imported', status: 'False', reason: 'InvalidDocument', message: `the document served by ${where}${digest} cannot be imported: ${info.error}` };
+      return {
+        type: 'Imported',
+        status: 'False',
+        reason: 'InvalidDocument',
+        message: `the document served by ${where}${digest} cannot be imported: ${info.error}`,
+      };
     case 'stale':
-      return { type: 'Imported', status: 'True', reason: 'Stale', message: `${info.imported} operation(s) imported from an earlier fetch${digest}; the latest fetch failed: ${info.error}${tail}` };
+      return {
+        type: 'Imported',
+        status: 'True',
+        reason: 'Stale',
+        message: `${info.imported} operation(s) imported from an earlier fetch${digest}; the latest fetch failed: ${info.error}${tail}`,
+      };
     default:
       return { type: 'Imported', status: 'True', reason: 'Imported', message: `${info.imported} operation(s) imported from ${where}${digest}${tail}` };
   }
@@ -158,14 +168,27 @@ export function apiSchemaIR(key_: string, reads: OwnerReads, config: ControllerC
   const regarding = regardingOf('ApiSchema', { namespace: ns, name: a.metadata.name, uid: a.metadata.uid });
   const conditions: ConditionIR[] = [
     problemCondition(node.problems, 'Accepted', 'Accepted', `${ops.length} operation(s) at basePath ${a.spec.basePath}, policy mode ${mode}`),
-    problemCondition(node.problems, 'ResolvedRefs', 'ResolvedRefs', node.target ? `target ${node.target.kind} ${key(node.target.namespace, node.target.name)} resolved` : 'all references resolved'),
+    problemCondition(
+      node.problems,
+      'ResolvedRefs',
+      'ResolvedRefs',
+      node.target ? `target ${node.target.kind} ${key(node.target.namespace, node.target.name)} resolved` : 'all references resolved',
+    ),
     ...(node.imported ? [importedCondition(node.imported, host)] : []),
   ];
   const published = reads.published(node.key);
   const finish = (programmed: ConditionIR, rest: { retain: boolean; program?: ProgramIR; internalRoute?: InternalRouteIR }): ApiSchemaIR => {
     const conds = [...conditions, programmed];
     const current = rest.program ? rest.program.openapi : undefined;
-    const { history, events } = versionHistory({ namespace: ns, name: a.metadata.name, uid: a.metadata.uid }, config.systemNamespace, published, current, a.spec.info.version, now, regarding);
+    const { history, events } = versionHistory(
+      { namespace: ns, name: a.metadata.name, uid: a.metadata.uid },
+      config.systemNamespace,
+      published,
+      current,
+      a.spec.info.version,
+      now,
+      regarding,
+    );
     return {
       key: node.key,
       namespace: ns,
@@ -192,7 +215,9 @@ export function apiSchemaIR(key_: string, reads: OwnerReads, config: ControllerC
   if (state === 'unresolved' || !node.target) {
     const retained = retainObjects(node);
     const why = !accepted ? 'the ApiSchema is not accepted' : 'references are not resolved';
-    const message = retained ? `nothing new is routed: ${why}; objects of an earlier accepted generation, if any, are kept unchanged` : `nothing is routed: ${why}`;
+    const message = retained
+      ? `nothing new is routed: ${why}; objects of an earlier accepted generation, if any, are kept unchanged`
+      : `nothing is routed: ${why}`;
     return finish({ type: 'Programmed', status: 'False', reason: !accepted ? 'Invalid' : 'RefsNotResolved', message }, { retain: retained });
   }
   const t = node.target;
@@ -205,13 +230,26 @@ export function apiSchemaIR(key_: string, reads: OwnerReads, config: ControllerC
     // Nothing importable yet (e.g. right after a controller restart, before the first fetch):
     // keep whatever an earlier run rendered for this ApiSchema instead of pruning it.
     const st = node.imported!.state;
-    const why = st === 'pending' ? 'it has not been fetched yet' : st === 'failed' ? 'fetching it failed (see Imported)' : st === 'refused' ? 'fetching it is refused (see Imported)' : 'it cannot be imported (see Imported)';
+    const why =
+      st === 'pending'
+        ? 'it has not been fetched yet'
+        : st === 'failed'
+          ? 'fetching it failed (see Imported)'
+          : st === 'refused'
+            ? 'fetching it is refused (see Imported)'
+            : 'it cannot be imported (see Imported)';
     const message = `nothing new is routed: operations come from the OpenAPI document at ${node.imported!.path} of the target and ${why}; objects of an earlier generation, if any, are kept unchanged`;
-    return finish({ type: 'Programmed', status: 'False', reason: 'AwaitingOpenApi', message }, { retain: true, ...(discovery ? { internalRoute: discovery } : {}) });
+    return finish(
+      { type: 'Programmed', status: 'False', reason: 'AwaitingOpenApi', message },
+      { retain: true, ...(discovery ? { internalRoute: discovery } : {}) },
+    );
   }
   if (state === 'no-operations') {
     const why = a.spec.source?.openapi ? 'the imported OpenAPI document has no routable operation (see status.unroutable)' : 'spec.operations is empty';
-    return finish({ type: 'Programmed', status: 'False', reason: 'NoOperations', message: `nothing to route in enforce mode: ${why}` }, { retain: false, ...(discovery ? { internalRoute: discovery } : {}) });
+    return finish(
+      { type: 'Programmed', status: 'False', reason: 'NoOperations', message: `nothing to route in enforce mode: ${why}` },
+      { retain: false, ...(discovery ? { internalRoute: discovery } : {}) },
+    );
   }
 
   // Upstream and traffic.
@@ -236,13 +274,19 @@ export function apiSchemaIR(key_: string, reads: OwnerReads, config: ControllerC
     // The call example shows the service's default operation (what /services/{id}/predict runs).
     curlExample = curlExampleCached(doc, defaultOperationId(ops));
   } catch (e) {
-    return finish({ type: 'Programmed', status: 'False', reason: 'RenderFailed', message: `nothing is routed: ${(e as Error).message}` }, { retain: false, ...(discovery ? { internalRoute: discovery } : {}) });
+    return finish(
+      { type: 'Programmed', status: 'False', reason: 'RenderFailed', message: `nothing is routed: ${(e as Error).message}` },
+      { retain: false, ...(discovery ? { internalRoute: discovery } : {}) },
+    );
   }
   const policyJson = policyJsonText(policy);
   const bytes = Buffer.byteLength(openapi.text) + Buffer.byteLength(policyJson);
   if (bytes > MAX_CONFIGMAP_BYTES) {
     const message = `nothing is routed: its policy.json and openapi.json take ${bytes} bytes, over the ConfigMap limit of ${MAX_CONFIGMAP_BYTES}`;
-    return finish({ type: 'Programmed', status: 'False', reason: 'RenderFailed', message }, { retain: false, ...(discovery ? { internalRoute: discovery } : {}) });
+    return finish(
+      { type: 'Programmed', status: 'False', reason: 'RenderFailed', message },
+      { retain: false, ...(discovery ? { internalRoute: discovery } : {}) },
+    );
   }
   const gw = config.gatewayUrl.replace(/\/+$/, '');
   const program: ProgramIR = {

@@ -154,4 +154,3 @@ export function buildIR(graph: Graph, config: ControllerConfig, now: string): IR
 export function* buildStreamIRSteps(graph: Graph, config: ControllerConfig, now: string): Generator<typeof PAUSE, StreamIR, undefined> {
   return yield* new IRBuild(graph, config, now).stream();
 }
-

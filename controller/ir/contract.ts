@@ -60,19 +60,29 @@ export function contractCheck(
     const n = apis.get(key(ns, name));
     if (!n) return { why: `names ApiSchema ${key(ns, name)}, which does not exist` };
     const tm = n.resource.spec.target?.mlService;
-    if (!tm || tm.name !== m.metadata.name || (tm.namespace ?? ns) !== ns) return { why: `names ApiSchema ${key(ns, name)}, which does not target this MLService` };
+    if (!tm || tm.name !== m.metadata.name || (tm.namespace ?? ns) !== ns)
+      return { why: `names ApiSchema ${key(ns, name)}, which does not target this MLService` };
     if (!isAccepted(n)) return { why: `names ApiSchema ${key(ns, name)}, which is not accepted` };
     return { node: n };
   };
   const gen = (a: ApiSchema) => generateCached(a, genOptions(config));
   const s = usable(stable.apiSchema);
   const names = canaries.map((r) => r.name).join(', ');
-  if (!s.node) return cond('Unknown', 'NotChecked', `the API of revision(s) ${names} is not checked: the stable revision ${stable.name} ${s.why}; traffic is routed as declared`);
+  if (!s.node)
+    return cond(
+      'Unknown',
+      'NotChecked',
+      `the API of revision(s) ${names} is not checked: the stable revision ${stable.name} ${s.why}; traffic is routed as declared`,
+    );
   let stableDoc: ReturnType<typeof generateCached>;
   try {
     stableDoc = gen(s.node.resource);
   } catch (e) {
-    return cond('Unknown', 'NotChecked', `the API of revision(s) ${names} is not checked: the OpenAPI document of ApiSchema ${s.node.key} cannot be generated: ${(e as Error).message}; traffic is routed as declared`);
+    return cond(
+      'Unknown',
+      'NotChecked',
+      `the API of revision(s) ${names} is not checked: the OpenAPI document of ApiSchema ${s.node.key} cannot be generated: ${(e as Error).message}; traffic is routed as declared`,
+    );
   }
   const unchecked: string[] = [];
   for (const r of canaries) {
@@ -84,7 +94,11 @@ export function contractCheck(
     try {
       const canary: ApiSchema = { ...c.node.resource, spec: { ...c.node.resource.spec, basePath: s.node.resource.spec.basePath } };
       const canaryDoc = gen(canary);
-      diffs.push({ revision: r.name, apiSchema: r.apiSchema!, diff: diffCached(stableDoc.digest, canaryDoc.digest, () => ({ oldDoc: stableDoc.doc, newDoc: canaryDoc.doc })) });
+      diffs.push({
+        revision: r.name,
+        apiSchema: r.apiSchema!,
+        diff: diffCached(stableDoc.digest, canaryDoc.digest, () => ({ oldDoc: stableDoc.doc, newDoc: canaryDoc.doc })),
+      });
     } catch (e) {
       unchecked.push(`revision ${r.name}: the OpenAPI document of ApiSchema ${c.node.key} cannot be generated: ${(e as Error).message}`);
     }
@@ -92,7 +106,10 @@ export function contractCheck(
   const breaking = diffs.filter((d) => d.diff.breaking);
   const describe = (d: ContractCheckIR['diffs'][number]) => {
     const br = d.diff.changes.filter((c) => c.breaking);
-    const quoted = br.slice(0, QUOTED_CHANGES).map((c) => c.message).join('; ');
+    const quoted = br
+      .slice(0, QUOTED_CHANGES)
+      .map((c) => c.message)
+      .join('; ');
     const more = br.length > QUOTED_CHANGES ? `; and ${br.length - QUOTED_CHANGES} more` : '';
     return `revision ${d.revision} (ApiSchema ${d.apiSchema}, version ${d.diff.to}) has ${br.length} breaking change(s) against stable revision ${stable.name} (ApiSchema ${stable.apiSchema}, version ${d.diff.from}): ${quoted}${more}`;
   };
@@ -112,6 +129,8 @@ export function contractCheck(
     return cond('True', 'BreakingChangeAllowed', `routed as declared because spec.allowBreakingChanges is true: ${breaking.map(describe).join('; ')}${tail}`);
   }
   if (unchecked.length) return cond('Unknown', 'NotChecked', `${unchecked.join('; ')}; traffic is routed as declared`);
-  const summary = diffs.map((d) => `revision ${d.revision} (ApiSchema ${d.apiSchema}, version ${d.diff.to}): ${d.diff.changes.length} non-breaking change(s)`).join('; ');
+  const summary = diffs
+    .map((d) => `revision ${d.revision} (ApiSchema ${d.apiSchema}, version ${d.diff.to}): ${d.diff.changes.length} non-breaking change(s)`)
+    .join('; ');
   return cond('True', 'Compatible', `no breaking change against the ${stableRef}: ${summary}`);
 }

@@ -47,7 +47,10 @@ export interface VersionOwner {
 
 /** A string as a Kubernetes label value (≤ 63 characters of [A-Za-z0-9._-], alphanumeric at both ends). */
 function labelSafe(v: string): string {
-  return v.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 63).replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  return v
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .slice(0, 63)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
 }
 
 /** The owner of a version ConfigMap, as ./ownership.ts labels it. */
@@ -133,8 +136,16 @@ export function versionHistory(
   if (kept.length >= 2) {
     const [cur, prev] = kept;
     try {
-      const d = diffCached(prev.digest, cur.digest, () => ({ oldDoc: JSON.parse(prev.text()) as OpenAPIObject, newDoc: JSON.parse(cur.text()) as OpenAPIObject }));
-      lastDiff = { from: d.from, to: d.to, breaking: d.breaking, changes: d.changes.slice(0, MAX_STATUS_CHANGES).map((c) => ({ kind: c.kind, breaking: c.breaking, path: c.path, message: c.message })) };
+      const d = diffCached(prev.digest, cur.digest, () => ({
+        oldDoc: JSON.parse(prev.text()) as OpenAPIObject,
+        newDoc: JSON.parse(cur.text()) as OpenAPIObject,
+      }));
+      lastDiff = {
+        from: d.from,
+        to: d.to,
+        breaking: d.breaking,
+        changes: d.changes.slice(0, MAX_STATUS_CHANGES).map((c) => ({ kind: c.kind, breaking: c.breaking, path: c.path, message: c.message })),
+      };
     } catch (e) {
       events.push({
         regarding,

@@ -25,7 +25,15 @@
 export * from './types.js';
 export { IRBuild, IR_PAUSE_EVERY, buildIR, buildStreamIRSteps, type BuiltIR, type IRSelection } from './build.js';
 export { IRInputs, fingerprint, readToken, type ApiSchemaView, type ContractApiSchema, type OwnerReads, type ReadLog, type TargetIR } from './inputs.js';
-export { DEFAULT_CUSTOM_HEALTH_PATH, DEFAULT_INTERNAL_PORT, DEFAULT_PORT, type GatedRevision, type HeldRevision, gateWeights, mlServiceIR } from './mlservice.js';
+export {
+  DEFAULT_CUSTOM_HEALTH_PATH,
+  DEFAULT_INTERNAL_PORT,
+  DEFAULT_PORT,
+  type GatedRevision,
+  type HeldRevision,
+  gateWeights,
+  mlServiceIR,
+} from './mlservice.js';
 export { type ContractLookup, contractCheck } from './contract.js';
 export { MAX_CONFIGMAP_BYTES, MAX_RULES_PER_ROUTE, apiSchemaIR, needsPolicyGrant } from './apischema.js';
 export { genOptions, policyOperation, policyService } from './policy.js';

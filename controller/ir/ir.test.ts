@@ -15,25 +15,39 @@ import { MAX_CONFIGMAP_BYTES, buildIR } from './index.js';
 const config = testControllerConfig();
 const NOW = '2026-01-01T00:00:00Z';
 
-const iris = (mode: 'enforce' | 'passthrough' = 'enforce', description = 'Predict'): ApiSchema =>
-  ({
-    apiVersion: 'kea.dev/v1alpha1',
-    kind: 'ApiSchema',
-    metadata: { name: 'iris', namespace: 'models', uid: 'uid-api', generation: 1 },
-    spec: {
-      target: { mlService: { name: 'iris' } },
-      basePath: '/iris',
-      info: { title: 'Iris', version: '1.1.0' },
-      policy: { mode },
-      operations: [{ operationId: 'predict', method: 'POST', path: '/predict', summary: 'Predict', description, requestBody: { required: true, schema: { type: 'object' } } }],
-    },
-  });
+const iris = (mode: 'enforce' | 'passthrough' = 'enforce', description = 'Predict'): ApiSchema => ({
+  apiVersion: 'kea.dev/v1alpha1',
+  kind: 'ApiSchema',
+  metadata: { name: 'iris', namespace: 'models', uid: 'uid-api', generation: 1 },
+  spec: {
+    target: { mlService: { name: 'iris' } },
+    basePath: '/iris',
+    info: { title: 'Iris', version: '1.1.0' },
+    policy: { mode },
+    operations: [
+      {
+        operationId: 'predict',
+        method: 'POST',
+        path: '/predict',
+        summary: 'Predict',
+        description,
+        requestBody: { required: true, schema: { type: 'object' } },
+      },
+    ],
+  },
+});
 
 const mls: MLService = {
   apiVersion: 'kea.dev/v1alpha1',
   kind: 'MLService',
   metadata: { name: 'iris', namespace: 'models', uid: 'uid-mls', generation: 1 },
-  spec: { framework: 'sklearn', revisions: [{ name: 'v1', modelUri: 's3://m/iris/1', weight: 70 }, { name: 'v2', modelUri: 's3://m/iris/2', weight: 30 }] },
+  spec: {
+    framework: 'sklearn',
+    revisions: [
+      { name: 'v1', modelUri: 's3://m/iris/1', weight: 70 },
+      { name: 'v2', modelUri: 's3://m/iris/2', weight: 30 },
+    ],
+  },
 };
 
 /** A version-history ConfigMap as KEA writes it, with any `openapi.json` text. */
@@ -44,14 +58,26 @@ function versionCm(name: string, version: string, digest: string, publishedAt: s
     metadata: {
       name,
       namespace: config.systemNamespace,
-      labels: { 'kea.dev/managed-by': 'kea', 'kea.dev/owner': 'ApiSchema.models.iris', 'kea.dev/owner-kind': 'ApiSchema', 'kea.dev/component': 'api-version', 'kea.dev/api-version': version },
+      labels: {
+        'kea.dev/managed-by': 'kea',
+        'kea.dev/owner': 'ApiSchema.models.iris',
+        'kea.dev/owner-kind': 'ApiSchema',
+        'kea.dev/component': 'api-version',
+        'kea.dev/api-version': version,
+      },
       annotations: { 'kea.dev/api-schema': 'models/iris', 'kea.dev/version': version, 'kea.dev/digest': digest, 'kea.dev/published-at': publishedAt },
     },
     data: { 'openapi.json': text },
   } as KubernetesObject;
 }
 
-const snapshot = (apiSchemas: ApiSchema[], publishedVersions: KubernetesObject[] = []): GraphInput => ({ apiSchemas, mlServices: [structuredClone(mls)], services: [], referenceGrants: [], publishedVersions });
+const snapshot = (apiSchemas: ApiSchema[], publishedVersions: KubernetesObject[] = []): GraphInput => ({
+  apiSchemas,
+  mlServices: [structuredClone(mls)],
+  services: [],
+  referenceGrants: [],
+  publishedVersions,
+});
 const versionMaps = (objects: KubernetesObject[]) => objects.filter((o) => o.metadata?.labels?.['kea.dev/component'] === 'api-version');
 const apiStatus = (out: ReturnType<typeof reconcile>) => out.statuses.find((s) => s.kind === 'ApiSchema')!.status as ApiSchemaStatus;
 
@@ -64,11 +90,19 @@ describe('version history (ir/history.ts)', () => {
     const ev = out.events.filter((e) => e.reason === 'VersionDiffFailed');
     expect(ev).toHaveLength(1);
     expect(ev[0]).toMatchObject({ type: 'Warning', regarding: { kind: 'ApiSchema', namespace: 'models', name: 'iris' } });
-    expect(ev[0].message).toMatch(/^status\.lastDiff is not recorded: version 1\.1\.0 \(ConfigMap kea-system\/kea-apiver-models-iris-[0-9a-f-]+\) cannot be compared with version 1\.0\.0 \(ConfigMap kea-system\/iris-by-hand\): .*not valid JSON/);
+    expect(ev[0].message).toMatch(
+      /^status\.lastDiff is not recorded: version 1\.1\.0 \(ConfigMap kea-system\/kea-apiver-models-iris-[0-9a-f-]+\) cannot be compared with version 1\.0\.0 \(ConfigMap kea-system\/iris-by-hand\): .*not valid JSON/,
+    );
   });
 
   it('publishes the current document as the newest version even when a published one is dated later, so the next run writes nothing', () => {
-    const future = versionCm('iris-by-hand', '1.0.0', 'f'.repeat(64), '2026-06-01T00:00:00Z', JSON.stringify({ openapi: '3.0.3', info: { title: 'Iris', version: '1.0.0' }, paths: {} }));
+    const future = versionCm(
+      'iris-by-hand',
+      '1.0.0',
+      'f'.repeat(64),
+      '2026-06-01T00:00:00Z',
+      JSON.stringify({ openapi: '3.0.3', info: { title: 'Iris', version: '1.0.0' }, paths: {} }),
+    );
     const first = reconcile(snapshot([iris()], [future]), config, NOW);
     const published = versionMaps(first.objects);
     expect(published).toHaveLength(1);
@@ -88,7 +122,9 @@ describe('decisions render used to make', () => {
     const a = ir.apiSchemas[0];
     expect(a.program).toBeUndefined();
     expect(a.conditions.find((c) => c.type === 'Programmed')).toMatchObject({ status: 'False', reason: 'RenderFailed' });
-    expect(a.conditions.find((c) => c.type === 'Programmed')?.message).toMatch(/^nothing is routed: its policy\.json and openapi\.json take \d+ bytes, over the ConfigMap limit of 1000000$/);
+    expect(a.conditions.find((c) => c.type === 'Programmed')?.message).toMatch(
+      /^nothing is routed: its policy\.json and openapi\.json take \d+ bytes, over the ConfigMap limit of 1000000$/,
+    );
     expect(a.events.map((e) => e.reason)).toEqual(['RenderFailed']);
     expect(a.history.kept).toEqual([]);
     const out = render(ir, config, NOW);
@@ -99,7 +135,10 @@ describe('decisions render used to make', () => {
   it("builds an MLService's backend list once: the passthrough route of its ApiSchema takes that very list", () => {
     const ir = buildIR(buildGraph(snapshot([iris('passthrough')]), config), config, NOW);
     const m = ir.mlServices[0];
-    expect(m.backends.map((b) => [b.name, b.weight])).toEqual([['iris-v1', 70], ['iris-v2', 30]]);
+    expect(m.backends.map((b) => [b.name, b.weight])).toEqual([
+      ['iris-v1', 70],
+      ['iris-v2', 30],
+    ]);
     expect(ir.apiSchemas[0].program?.passthrough?.backends).toBe(m.backends);
   });
 

@@ -40,7 +40,6 @@ export class Lru<V> {
   }
 }
 
-
 /** A generated document with its published text (`openapi.json`) and that text's sha256. */
 export interface GeneratedDoc {
   /**

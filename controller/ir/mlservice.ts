@@ -47,7 +47,13 @@ function revisionSpecs(m: MLService): RevisionSpec[] {
       model,
     };
     if (spec.framework === 'custom') {
-      const modelEnv = model && r.modelUri ? [{ name: 'KEA_MODEL_URI', value: r.modelUri }, { name: 'KEA_MODEL_DIR', value: model.dir }] : [];
+      const modelEnv =
+        model && r.modelUri
+          ? [
+              { name: 'KEA_MODEL_URI', value: r.modelUri },
+              { name: 'KEA_MODEL_DIR', value: model.dir },
+            ]
+          : [];
       const health = spec.healthPath ?? DEFAULT_CUSTOM_HEALTH_PATH;
       return { ...common, image: r.image ?? '', args: [...(r.args ?? [])], env: [...env, ...modelEnv], readinessPath: health, livenessPath: health };
     }
@@ -96,7 +102,10 @@ export interface GatedRevision {
  *   does not exist); undefined when Deployments were not observed.
  * @returns the gated weights (percent, in the order of `revisions`) and the revisions held back.
  */
-export function gateWeights(revisions: readonly GatedRevision[], availableReplicas: ((objectName: string) => number | undefined) | undefined): { weights: number[]; held: HeldRevision[] } {
+export function gateWeights(
+  revisions: readonly GatedRevision[],
+  availableReplicas: ((objectName: string) => number | undefined) | undefined,
+): { weights: number[]; held: HeldRevision[] } {
   const weights = revisions.map((r) => r.weight);
   if (!availableReplicas) return { weights, held: [] };
   const serving = revisions.filter((r) => r.weight > 0);
@@ -123,8 +132,20 @@ export function gateWeights(revisions: readonly GatedRevision[], availableReplic
  * The `Ready` condition from the weights before gating: every revision with traffic has an
  * available replica, or which ones lack one; `held` adds which were held back from routing.
  */
-function readyCondition(node: MLServiceNode, revisions: readonly GatedRevision[], reads: OwnerReads, routed: readonly RevisionIR[], held: readonly HeldRevision[]): ConditionIR {
-  if (!isAccepted(node)) return { type: 'Ready', status: 'False', reason: 'Invalid', message: 'the spec is not accepted (see Accepted); Deployments of an earlier accepted generation, if any, are kept unchanged' };
+function readyCondition(
+  node: MLServiceNode,
+  revisions: readonly GatedRevision[],
+  reads: OwnerReads,
+  routed: readonly RevisionIR[],
+  held: readonly HeldRevision[],
+): ConditionIR {
+  if (!isAccepted(node))
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'Invalid',
+      message: 'the spec is not accepted (see Accepted); Deployments of an earlier accepted generation, if any, are kept unchanged',
+    };
   if (!reads.deploymentsObserved()) return { type: 'Ready', status: 'Unknown', reason: 'Pending', message: 'Deployment status not observed yet' };
   const ns = node.resource.metadata.namespace ?? '';
   const lacking: string[] = [];
@@ -133,7 +154,8 @@ function readyCondition(node: MLServiceNode, revisions: readonly GatedRevision[]
     const avail = reads.availableReplicas(ns, r.objectName);
     if (avail === undefined) lacking.push(`revision ${r.name} (weight ${r.weight}%): Deployment ${ns}/${r.objectName} not created yet`);
     else if (r.replicas === 0) lacking.push(`revision ${r.name} (weight ${r.weight}%): replicas is 0`);
-    else if (avail < 1) lacking.push(`revision ${r.name} (weight ${r.weight}%): Deployment ${ns}/${r.objectName} has ${avail}/${r.replicas} available replicas`);
+    else if (avail < 1)
+      lacking.push(`revision ${r.name} (weight ${r.weight}%): Deployment ${ns}/${r.objectName} has ${avail}/${r.replicas} available replicas`);
     else ok.push(`${r.name} ${avail}/${r.replicas}`);
   }
   // Weights go to available revisions only; Ready (from the weights before gating) says which revision is held back.
@@ -154,10 +176,20 @@ function readyCondition(node: MLServiceNode, revisions: readonly GatedRevision[]
  */
 function programmedMLService(node: MLServiceNode, config: ControllerConfig, revisions: number): ConditionIR {
   if (!isAccepted(node)) {
-    return { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'nothing new is routed: the spec is not accepted (see Accepted); objects of an earlier accepted generation, if any, are kept unchanged' };
+    return {
+      type: 'Programmed',
+      status: 'False',
+      reason: 'Invalid',
+      message: 'nothing new is routed: the spec is not accepted (see Accepted); objects of an earlier accepted generation, if any, are kept unchanged',
+    };
   }
   const host = mlServiceHost(config, node.resource.metadata.namespace ?? '', node.resource.metadata.name);
-  return { type: 'Programmed', status: 'True', reason: 'Programmed', message: `internal HTTPRoute ${config.systemNamespace}/${internalRouteName(host)} with ${revisions} revision backend(s)` };
+  return {
+    type: 'Programmed',
+    status: 'True',
+    reason: 'Programmed',
+    message: `internal HTTPRoute ${config.systemNamespace}/${internalRouteName(host)} with ${revisions} revision backend(s)`,
+  };
 }
 
 /**

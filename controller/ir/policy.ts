@@ -38,7 +38,8 @@ export function policyOperation(a: ApiSchema, o: Operation): PolicyOperation {
 function securityPolicy(a: ApiSchema): Pick<PolicyService, 'forwardCredentials' | 'contentSecurityPolicy'> {
   const s = a.spec.security;
   const out: Pick<PolicyService, 'forwardCredentials' | 'contentSecurityPolicy'> = {};
-  if (s?.forwardCredentials?.length) out.forwardCredentials = [...new Set(s.forwardCredentials.map((h) => h.toLowerCase() as 'authorization' | 'cookie'))].sort();
+  if (s?.forwardCredentials?.length)
+    out.forwardCredentials = [...new Set(s.forwardCredentials.map((h) => h.toLowerCase() as 'authorization' | 'cookie'))].sort();
   if (s?.contentSecurityPolicy !== undefined) out.contentSecurityPolicy = s.contentSecurityPolicy;
   return out;
 }

@@ -51,4 +51,3 @@ export function selfContained(schema: JsonSchema, components: Record<string, Jso
   }
   return root;
 }
-

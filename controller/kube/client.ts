@@ -331,7 +331,14 @@ export class KubeClient {
    * With `metadataOnly` (as for {@link apply}), the response is the object's
    * PartialObjectMetadata (meta.k8s.io/v1) instead of the whole object.
    */
-  async replaceStatus<T = KubernetesObject>(ref: ResourceRef, namespace: string, name: string, status: unknown, fieldManager: string, opts: { metadataOnly?: boolean } = {}): Promise<T> {
+  async replaceStatus<T = KubernetesObject>(
+    ref: ResourceRef,
+    namespace: string,
+    name: string,
+    status: unknown,
+    fieldManager: string,
+    opts: { metadataOnly?: boolean } = {},
+  ): Promise<T> {
     return this.request<T>('PATCH', this.objectPath(ref, namespace, name, 'status'), {
       query: { fieldManager },
       body: [{ op: 'add', path: '/status', value: status }],
@@ -370,4 +377,3 @@ export const ACCEPT_METADATA = 'application/json;as=PartialObjectMetadata;g=meta
 function groupPath(apiVersion: string): string {
   return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
 }
-

@@ -67,7 +67,8 @@ export function loadKubeconfigFile(path: string, contextName?: string): ClusterA
   if (!cluster || typeof cluster.server !== 'string') throw new Error(`${path}: cluster "${ctx.cluster}" not found or has no server`);
   const user = (ctx.user ? raw.users?.find((u) => u.name === ctx.user)?.user : undefined) ?? {};
   for (const unsupported of ['exec', 'auth-provider', 'username']) {
-    if (user[unsupported] !== undefined) throw new Error(`${path}: user "${ctx.user}": "${unsupported}" authentication is not supported by KEA's controller; use a client certificate or a token`);
+    if (user[unsupported] !== undefined)
+      throw new Error(`${path}: user "${ctx.user}": "${unsupported}" authentication is not supported by KEA's controller; use a client certificate or a token`);
   }
   return {
     server: cluster.server.replace(/\/$/, ''),

@@ -27,10 +27,16 @@ export function policyConfigMap(a: ApiSchemaIR, p: ProgramIR, config: Controller
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: metadata(apiConfigMapName(a.namespace, a.name), config.systemNamespace, apiOwner(a), { [LABELS.component]: COMPONENT_API_CONFIG }, {
-      'kea.dev/api-schema': a.key,
-      'kea.dev/config-version': p.policy.configVersion,
-    }),
+    metadata: metadata(
+      apiConfigMapName(a.namespace, a.name),
+      config.systemNamespace,
+      apiOwner(a),
+      { [LABELS.component]: COMPONENT_API_CONFIG },
+      {
+        'kea.dev/api-schema': a.key,
+        'kea.dev/config-version': p.policy.configVersion,
+      },
+    ),
     data: {
       [OPENAPI_KEY]: p.openapi.text,
       [POLICY_CONFIG_KEY]: p.policyJson,

@@ -45,7 +45,10 @@ export function internalRoute(owner: OwnerRef, host: string, backends: readonly 
       hostnames: [host],
       rules: [
         {
-          matches: acceptedTokens(config).map((value) => ({ path: { type: 'PathPrefix' as const, value: '/' }, headers: [{ type: 'Exact' as const, name: INTERNAL_TOKEN_HEADER, value }] })),
+          matches: acceptedTokens(config).map((value) => ({
+            path: { type: 'PathPrefix' as const, value: '/' },
+            headers: [{ type: 'Exact' as const, name: INTERNAL_TOKEN_HEADER, value }],
+          })),
           backendRefs: backends.map((b) => backendRef(b, sys)),
         },
       ],

@@ -56,7 +56,12 @@ export function gatewayParents(route: ObservedRoute, gateway: Pick<ControllerCon
   const routeNs = route.metadata?.namespace ?? '';
   return (route.status?.parents ?? []).filter((p) => {
     const r = p.parentRef ?? ({} as RouteParentStatus['parentRef']);
-    return (r.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && (r.kind ?? 'Gateway') === 'Gateway' && (r.namespace ?? routeNs) === gateway.namespace && r.name === gateway.name;
+    return (
+      (r.group ?? GATEWAY_GROUP) === GATEWAY_GROUP &&
+      (r.kind ?? 'Gateway') === 'Gateway' &&
+      (r.namespace ?? routeNs) === gateway.namespace &&
+      r.name === gateway.name
+    );
   });
 }
 
@@ -66,7 +71,11 @@ export function gatewayParents(route: ObservedRoute, gateway: Pick<ControllerCon
  * @param current false when this run's apply is about to rewrite the route (its live copy is
  *   not what KEA renders now): the gateway has not judged what KEA wants yet.
  */
-export function routeVerdict(live: ObservedRoute | undefined, current: boolean, gateway: Pick<ControllerConfig['gateway'], 'namespace' | 'name'>): RouteVerdict {
+export function routeVerdict(
+  live: ObservedRoute | undefined,
+  current: boolean,
+  gateway: Pick<ControllerConfig['gateway'], 'namespace' | 'name'>,
+): RouteVerdict {
   // Not created yet and created without a status read the same: KEA creating a route is no
   // news for its owner (the incremental reconcile does not render it again for that).
   const entries = live ? gatewayParents(live, gateway) : [];
@@ -75,10 +84,22 @@ export function routeVerdict(live: ObservedRoute | undefined, current: boolean, 
   const generation = live.metadata?.generation;
   const atGeneration = (c: RouteParentCondition) => c.observedGeneration === generation;
   let accepted = false;
-  for (const order of [['Accepted', 'False'], ['ResolvedRefs', 'False'], ['PartiallyInvalid', 'True']] as const) {
+  for (const order of [
+    ['Accepted', 'False'],
+    ['ResolvedRefs', 'False'],
+    ['PartiallyInvalid', 'True'],
+  ] as const) {
     for (const e of entries) {
       const c = (e.conditions ?? []).find((x) => x.type === order[0] && x.status === order[1] && atGeneration(x));
-      if (c) return { state: 'refused', type: c.type, status: c.status, reason: c.reason || (order[1] === 'False' ? `Not${c.type}` : c.type), message: c.message ?? '', ...(e.controllerName ? { controllerName: e.controllerName } : {}) };
+      if (c)
+        return {
+          state: 'refused',
+          type: c.type,
+          status: c.status,
+          reason: c.reason || (order[1] === 'False' ? `Not${c.type}` : c.type),
+          message: c.message ?? '',
+          ...(e.controllerName ? { controllerName: e.controllerName } : {}),
+        };
     }
   }
   for (const e of entries) {
@@ -86,12 +107,15 @@ export function routeVerdict(live: ObservedRoute | undefined, current: boolean, 
     if (ok('Accepted') && ok('ResolvedRefs')) accepted = true;
   }
   if (accepted) return { state: 'accepted' };
-  const seen = [...new Set(entries.flatMap((e) => (e.conditions ?? []).map((c) => c.observedGeneration)).filter((g): g is number => g !== undefined))].sort((a, b) => a - b);
+  const seen = [...new Set(entries.flatMap((e) => (e.conditions ?? []).map((c) => c.observedGeneration)).filter((g): g is number => g !== undefined))].sort(
+    (a, b) => a - b,
+  );
   return {
     state: 'pending',
-    why: seen.length && !seen.includes(generation as number)
-      ? `the gateway's status is for generation ${seen.join(', ')}, the route is at generation ${generation}`
-      : `no Accepted and ResolvedRefs verdict from the gateway for generation ${generation} yet`,
+    why:
+      seen.length && !seen.includes(generation as number)
+        ? `the gateway's status is for generation ${seen.join(', ')}, the route is at generation ${generation}`
+        : `no Accepted and ResolvedRefs verdict from the gateway for generation ${generation} yet`,
   };
 }
 
@@ -121,7 +145,11 @@ export function judgedRoute(desired: KubernetesObject, live: ReadonlyMap<string,
  * `conds` with its `Programmed` condition replaced by {@link programmedCondition} over `routes`
  * (the others unchanged; a new array, `conds` is not modified).
  */
-export function withGatewayVerdict(conds: readonly ConditionIR[], routes: JudgedRoute[], gateway: Pick<ControllerConfig['gateway'], 'namespace' | 'name'>): readonly ConditionIR[] {
+export function withGatewayVerdict(
+  conds: readonly ConditionIR[],
+  routes: JudgedRoute[],
+  gateway: Pick<ControllerConfig['gateway'], 'namespace' | 'name'>,
+): readonly ConditionIR[] {
   if (!routes.length) return conds;
   return conds.map((c) => (c.type === 'Programmed' ? programmedCondition(c, routes, gateway) : c));
 }
@@ -146,8 +174,15 @@ export function programmedCondition(
   const refused = verdicts.filter((x): x is { key: string; v: Extract<RouteVerdict, { state: 'refused' }> } => x.v.state === 'refused');
   if (refused.length) {
     const first = refused[0].v;
-    const lines = refused.map(({ key, v }) => `HTTPRoute ${key}: ${v.type}=${v.status} (${v.reason}${v.controllerName ? `, ${v.controllerName}` : ''}): ${quote(v.message)}`);
-    return { type: programmed.type, status: 'False', reason: first.reason, message: `${gw} did not program ${refused.length} of ${routes.length} HTTPRoute(s): ${lines.join('; ')}` };
+    const lines = refused.map(
+      ({ key, v }) => `HTTPRoute ${key}: ${v.type}=${v.status} (${v.reason}${v.controllerName ? `, ${v.controllerName}` : ''}): ${quote(v.message)}`,
+    );
+    return {
+      type: programmed.type,
+      status: 'False',
+      reason: first.reason,
+      message: `${gw} did not program ${refused.length} of ${routes.length} HTTPRoute(s): ${lines.join('; ')}`,
+    };
   }
   const pending = verdicts.filter((x): x is { key: string; v: Extract<RouteVerdict, { state: 'pending' }> } => x.v.state === 'pending');
   if (pending.length) {
@@ -173,6 +208,9 @@ export function routeStatusToken(route: ObservedRoute, gateway: Pick<ControllerC
   const entries = gatewayParents(route, gateway);
   if (!entries.length) return '';
   const md = route.metadata ?? {};
-  const conds = entries.map((e) => `${e.controllerName ?? ''}|${(e.conditions ?? []).map((c) => `${c.type}=${c.status}/${c.reason ?? ''}/${c.observedGeneration ?? ''}/${c.message ?? ''}`).join('|')}`);
+  const conds = entries.map(
+    (e) =>
+      `${e.controllerName ?? ''}|${(e.conditions ?? []).map((c) => `${c.type}=${c.status}/${c.reason ?? ''}/${c.observedGeneration ?? ''}/${c.message ?? ''}`).join('|')}`,
+  );
   return `${md.namespace ?? ''}/${md.name ?? ''}@${md.generation ?? ''}#${md.annotations?.[APPLIED_HASH] ?? ''}:${conds.join('\u0001')}`;
 }

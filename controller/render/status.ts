@@ -11,7 +11,12 @@ import type { ApiSchemaStatus, Condition, MLServiceStatus } from '../../lib/api/
 import type { ApiSchemaIR, ConditionIR, MLServiceIR } from '../ir/index.js';
 
 /** Conditions as written: observedGeneration and lastTransitionTime added. */
-export function statusConditions(conds: readonly ConditionIR[], observed: readonly Condition[] | undefined, generation: number | undefined, now: string): Condition[] {
+export function statusConditions(
+  conds: readonly ConditionIR[],
+  observed: readonly Condition[] | undefined,
+  generation: number | undefined,
+  now: string,
+): Condition[] {
   return conds.map((c) => {
     const prev = observed?.find((e) => e.type === c.type);
     return {

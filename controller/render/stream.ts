@@ -64,9 +64,17 @@ export interface RenderStreamOptions {
  * The Events of the conditions the gateway's verdict changed (an IR `Programmed=True` turned
  * `False` by a refusal raises one, by the IR's rule); the IR's own Events come with the IR.
  */
-function verdictEvents(kind: 'ApiSchema' | 'MLService', o: { namespace: string; name: string; uid?: string }, before: readonly ConditionIR[], after: readonly ConditionIR[]): EventRecord[] {
+function verdictEvents(
+  kind: 'ApiSchema' | 'MLService',
+  o: { namespace: string; name: string; uid?: string },
+  before: readonly ConditionIR[],
+  after: readonly ConditionIR[],
+): EventRecord[] {
   if (after === before) return [];
-  return conditionEvents(regardingOf(kind, o), after.filter((c, i) => c !== before[i]));
+  return conditionEvents(
+    regardingOf(kind, o),
+    after.filter((c, i) => c !== before[i]),
+  );
 }
 
 /**
@@ -79,7 +87,12 @@ function verdictEvents(kind: 'ApiSchema' | 'MLService', o: { namespace: string; 
  * whole desired state (docs/performance.md, "Controller scale"). Pure and deterministic.
  * @param now RFC 3339 time used as lastTransitionTime of conditions whose status changed.
  */
-export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: string, opts: RenderStreamOptions = {}): Generator<KubernetesObject, RenderRest, undefined> {
+export function* renderStream(
+  ir: IR | StreamIR,
+  config: ControllerConfig,
+  now: string,
+  opts: RenderStreamOptions = {},
+): Generator<KubernetesObject, RenderRest, undefined> {
   const statuses: StatusUpdate[] = [];
   const events: EventRecord[] = [];
   // Two owners rendering the same object (e.g. MLService "a" revision "b-c" and MLService "a-b"
@@ -99,7 +112,11 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
       const owner = o.metadata?.labels?.[LABELS.owner] ?? '?';
       opts.trace?.conflictLosers.add(owner);
       events.push({
-        regarding: { kind: o.metadata?.labels?.[LABELS.ownerKind] ?? 'Unknown', namespace: o.metadata?.namespace ?? '', name: owner.split('.').slice(2).join('.') },
+        regarding: {
+          kind: o.metadata?.labels?.[LABELS.ownerKind] ?? 'Unknown',
+          namespace: o.metadata?.namespace ?? '',
+          name: owner.split('.').slice(2).join('.'),
+        },
         type: 'Warning',
         reason: 'NameConflict',
         message: `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name} is already rendered for ${prev}; not rendered for ${owner}`,
@@ -166,7 +183,10 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
     if (a.program) rendered.push(policyConfigMap(a, a.program, config), ...(publicRoutes(a, a.program, config) as KubernetesObject[]));
     if (a.internalRoute) {
       const { host, backends } = a.internalRoute;
-      rendered.push(...(internalGrants(apiOwner(a), host, backends, config) as KubernetesObject[]), internalRoute(apiOwner(a), host, backends, config) as KubernetesObject);
+      rendered.push(
+        ...(internalGrants(apiOwner(a), host, backends, config) as KubernetesObject[]),
+        internalRoute(apiOwner(a), host, backends, config) as KubernetesObject,
+      );
     }
     for (const o of rendered) {
       if (!keep(o)) continue;
@@ -177,7 +197,13 @@ export function* renderStream(ir: IR | StreamIR, config: ControllerConfig, now: 
     const conds = withGatewayVerdict(a.conditions, judged.splice(0), config.gateway);
     for (const v of a.history.kept) {
       if (!v.apply) continue;
-      const cm = versionConfigMap(a, config, { name: v.name, version: v.version, digest: v.digest, publishedAt: v.publishedAt, openapi: v.text() }) as KubernetesObject;
+      const cm = versionConfigMap(a, config, {
+        name: v.name,
+        version: v.version,
+        digest: v.digest,
+        publishedAt: v.publishedAt,
+        openapi: v.text(),
+      }) as KubernetesObject;
       if (keep(cm)) yield cm;
     }
     droppedVersions.push(...a.history.dropped);

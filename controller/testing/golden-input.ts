@@ -59,15 +59,33 @@ export function loadGoldenInput(file: string): { snapshot: ClusterSnapshot; conf
     const o = doc.toJS() as KubernetesObject & Record<string, unknown>;
     if (!o) continue;
     switch (o.kind) {
-      case 'ApiSchema': snapshot.apiSchemas.push(o as unknown as ApiSchema); break;
-      case 'MLService': snapshot.mlServices.push(o as unknown as MLService); break;
-      case 'Service': snapshot.services.push(o); break;
-      case 'ReferenceGrant': snapshot.referenceGrants.push(o); break;
-      case 'ConfigMap': snapshot.publishedVersions.push(o); break;
-      case 'Deployment': (snapshot.deployments ??= []).push(o); break;
-      case 'TestConfig': config = { ...BASE_CONFIG, ...(o.config as Partial<ControllerConfig>) }; break;
-      case 'TestPublishedVersion': pendingVersions.push(o); break;
-      case 'TestRouteStatus': pendingRoutes.push(o); break;
+      case 'ApiSchema':
+        snapshot.apiSchemas.push(o as unknown as ApiSchema);
+        break;
+      case 'MLService':
+        snapshot.mlServices.push(o as unknown as MLService);
+        break;
+      case 'Service':
+        snapshot.services.push(o);
+        break;
+      case 'ReferenceGrant':
+        snapshot.referenceGrants.push(o);
+        break;
+      case 'ConfigMap':
+        snapshot.publishedVersions.push(o);
+        break;
+      case 'Deployment':
+        (snapshot.deployments ??= []).push(o);
+        break;
+      case 'TestConfig':
+        config = { ...BASE_CONFIG, ...(o.config as Partial<ControllerConfig>) };
+        break;
+      case 'TestPublishedVersion':
+        pendingVersions.push(o);
+        break;
+      case 'TestRouteStatus':
+        pendingRoutes.push(o);
+        break;
       case 'TestDiscovered': {
         const { key, doc, error, fetchedAt, digest } = o as unknown as { key: string } & DiscoveredDoc;
         const d: DiscoveredDoc = { fetchedAt: fetchedAt ?? '2025-12-31T23:59:00Z' };
@@ -79,7 +97,8 @@ export function loadGoldenInput(file: string): { snapshot: ClusterSnapshot; conf
         (snapshot.discovered ??= {})[key] = d;
         break;
       }
-      default: throw new Error(`${file}: unexpected kind ${o.kind}`);
+      default:
+        throw new Error(`${file}: unexpected kind ${o.kind}`);
     }
   }
   for (const v of pendingVersions) {
@@ -88,7 +107,9 @@ export function loadGoldenInput(file: string): { snapshot: ClusterSnapshot; conf
     const spec = structuredClone(base.spec);
     if (typeof v.version === 'string') spec.info.version = v.version;
     if (Array.isArray(v.operations)) spec.operations = v.operations as ApiSchema['spec']['operations'];
-    const text = openApiText(generateOpenApi({ ...base, spec }, { gatewayUrl: config.gatewayUrl, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) }));
+    const text = openApiText(
+      generateOpenApi({ ...base, spec }, { gatewayUrl: config.gatewayUrl, ...(config.issuerUrl ? { issuerUrl: config.issuerUrl } : {}) }),
+    );
     const owner = { namespace: base.metadata.namespace ?? '', name: base.metadata.name, uid: base.metadata.uid };
     const cm = versionConfigMap(owner, config, { version: spec.info.version, digest: sha256(text), publishedAt: String(v.publishedAt), openapi: text });
     snapshot.publishedVersions.push({ ...cm, metadata: { ...cm.metadata, annotations: { ...cm.metadata!.annotations, 'kea.dev/applied-hash': 'x' } } });
@@ -96,8 +117,11 @@ export function loadGoldenInput(file: string): { snapshot: ClusterSnapshot; conf
   if (pendingRoutes.length) {
     const desired = reconcile(snapshot, config, NOW).objects.filter((o) => o.kind === 'HTTPRoute');
     for (const t of pendingRoutes) {
-      const found = desired.filter((o) => (t.route !== undefined ? `${o.metadata?.namespace}/${o.metadata?.name}` === t.route : o.metadata?.labels?.['kea.dev/owner'] === t.owner));
-      if (found.length !== 1) throw new Error(`${file}: TestRouteStatus of ${String(t.route ?? t.owner)}: the case renders ${found.length} such HTTPRoute(s), not one`);
+      const found = desired.filter((o) =>
+        t.route !== undefined ? `${o.metadata?.namespace}/${o.metadata?.name}` === t.route : o.metadata?.labels?.['kea.dev/owner'] === t.owner,
+      );
+      if (found.length !== 1)
+        throw new Error(`${file}: TestRouteStatus of ${String(t.route ?? t.owner)}: the case renders ${found.length} such HTTPRoute(s), not one`);
       const d = found[0];
       const md = d.metadata!;
       snapshot.routes = [
@@ -105,7 +129,13 @@ export function loadGoldenInput(file: string): { snapshot: ClusterSnapshot; conf
         {
           apiVersion: d.apiVersion,
           kind: d.kind,
-          metadata: { name: md.name, namespace: md.namespace, labels: md.labels, generation: (t.generation as number | undefined) ?? 1, annotations: { 'kea.dev/applied-hash': t.stale ? 'stale' : desiredHash(d) } },
+          metadata: {
+            name: md.name,
+            namespace: md.namespace,
+            labels: md.labels,
+            generation: (t.generation as number | undefined) ?? 1,
+            annotations: { 'kea.dev/applied-hash': t.stale ? 'stale' : desiredHash(d) },
+          },
           status: { parents: t.parents ?? [] },
         } as KubernetesObject,
       ];

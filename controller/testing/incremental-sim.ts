@@ -35,7 +35,12 @@ export class Counters {
 }
 
 /** An MLService `ns/name`, framework custom, one image per revision. */
-export function mls(c: Counters, ns: string, name: string, revisions: Array<{ name: string; weight: number; apiSchema?: string; replicas?: number }>): MLService {
+export function mls(
+  c: Counters,
+  ns: string,
+  name: string,
+  revisions: Array<{ name: string; weight: number; apiSchema?: string; replicas?: number }>,
+): MLService {
   return {
     apiVersion: 'kea.dev/v1alpha1',
     kind: 'MLService',
@@ -80,7 +85,15 @@ export interface RunSummary {
 
 /** A cluster: the snapshot the controller sees, and what apply left (object key → hash). */
 export class Sim {
-  snapshot: GraphInput = { apiSchemas: [], mlServices: [], services: [], referenceGrants: [], publishedVersions: [], deployments: [], graphMemo: new GraphMemo() };
+  snapshot: GraphInput = {
+    apiSchemas: [],
+    mlServices: [],
+    services: [],
+    referenceGrants: [],
+    publishedVersions: [],
+    deployments: [],
+    graphMemo: new GraphMemo(),
+  };
   applied = new Map<string, string>();
   /** Object keys changed by another field manager since KEA applied them. */
   drifted = new Set<string>();
@@ -152,10 +165,12 @@ export class Sim {
     const fullMap = new Map(full.objects.map((o) => [objectKey(o), desiredHash(o)]));
     for (const k of rest.unchangedKeys ?? []) {
       if (fullMap.has(k) || !versionKey(k)) continue;
-      if (!this.snapshot.publishedVersions.some((v) => `core/ConfigMap/${v.metadata?.namespace}/${v.metadata?.name}` === k)) expect([k, 'unchanged, not live']).toEqual([k, 'live']);
+      if (!this.snapshot.publishedVersions.some((v) => `core/ConfigMap/${v.metadata?.namespace}/${v.metadata?.name}` === k))
+        expect([k, 'unchanged, not live']).toEqual([k, 'live']);
       desired.delete(k);
     }
-    if (desired.size !== fullMap.size || [...desired].some(([k, h]) => fullMap.get(k) !== h)) expect(Object.fromEntries([...desired].sort())).toEqual(Object.fromEntries([...fullMap].sort()));
+    if (desired.size !== fullMap.size || [...desired].some(([k, h]) => fullMap.get(k) !== h))
+      expect(Object.fromEntries([...desired].sort())).toEqual(Object.fromEntries([...fullMap].sort()));
     if ((rest.retainOwners ?? []).join() !== (full.retainOwners ?? []).join()) expect(rest.retainOwners ?? []).toEqual(full.retainOwners ?? []);
     if ((rest.droppedVersions ?? []).join() !== (full.droppedVersions ?? []).join()) expect(rest.droppedVersions ?? []).toEqual(full.droppedVersions ?? []);
     const fullStatus = new Map(full.statuses.map((s) => [`${s.kind}/${s.namespace}/${s.name}`, s.status]));

@@ -71,7 +71,10 @@ async function newestSource(dirs: string[]): Promise<number> {
  */
 export async function ensureBuilt(repoRoot: string): Promise<void> {
   const main = join(repoRoot, 'dist', 'controller', 'main.js');
-  const built = await stat(main).then((s) => s.mtimeMs, () => 0);
+  const built = await stat(main).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  );
   const src = await newestSource([join(repoRoot, 'controller'), join(repoRoot, 'lib')]);
   if (built >= src) return;
   await run(join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: repoRoot, maxBuffer: 64 << 20 }).catch(() => {
@@ -175,7 +178,10 @@ export async function spawnController(o: SpawnOptions): Promise<ControllerProces
     const found = logs.find(pred);
     if (found) return Promise.resolve(found);
     return new Promise<Record<string, unknown>>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`log record not seen in ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`log record not seen in ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`)),
+        timeoutMs,
+      );
       waiters.push({ pred, resolve: (r) => (clearTimeout(t), resolve(r)) });
       void exited.then((code) => {
         clearTimeout(t);
@@ -258,7 +264,8 @@ export class WriteCounter {
         { resourceVersion: list.metadata.resourceVersion },
         (type: string, obj: KubernetesObject) => {
           if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') return;
-          const fmt = (f: { manager?: string; operation?: string; subresource?: string }) => `${f.manager}/${f.operation}${f.subresource ? `/${f.subresource}` : ''}`;
+          const fmt = (f: { manager?: string; operation?: string; subresource?: string }) =>
+            `${f.manager}/${f.operation}${f.subresource ? `/${f.subresource}` : ''}`;
           const mf = [...(obj.metadata?.managedFields ?? [])].sort((a, b) => String(b.time ?? '').localeCompare(String(a.time ?? '')));
           this.writes.push({
             type,

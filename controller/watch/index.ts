@@ -54,7 +54,15 @@ export interface ClusterWatcherOptions {
 export function slimService(svc: KubernetesObject): KubernetesObject {
   const o = svc as KubernetesObject & { spec?: { ports?: Array<{ name?: string; port: number; protocol?: string }> }; status?: unknown };
   const ports = o.spec?.ports;
-  o.spec = ports ? { ports: ports.map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), port: p.port, ...(p.protocol !== undefined ? { protocol: p.protocol } : {}) })) } : {};
+  o.spec = ports
+    ? {
+        ports: ports.map((p) => ({
+          ...(p.name !== undefined ? { name: p.name } : {}),
+          port: p.port,
+          ...(p.protocol !== undefined ? { protocol: p.protocol } : {}),
+        })),
+      }
+    : {};
   delete o.status;
   return o;
 }
@@ -78,9 +86,22 @@ export function slimRoute(route: KubernetesObject): KubernetesObject {
     parents: parents.map((p) => {
       const r = p.parentRef ?? ({} as RouteParentStatus['parentRef']);
       return {
-        parentRef: { ...def('group', r.group), ...def('kind', r.kind), ...def('namespace', r.namespace), name: r.name, ...def('sectionName', r.sectionName), ...def('port', r.port) },
+        parentRef: {
+          ...def('group', r.group),
+          ...def('kind', r.kind),
+          ...def('namespace', r.namespace),
+          name: r.name,
+          ...def('sectionName', r.sectionName),
+          ...def('port', r.port),
+        },
         ...def('controllerName', p.controllerName),
-        conditions: (p.conditions ?? []).map((c) => ({ type: c.type, status: c.status, ...def('reason', c.reason), ...def('message', c.message), ...def('observedGeneration', c.observedGeneration) })),
+        conditions: (p.conditions ?? []).map((c) => ({
+          type: c.type,
+          status: c.status,
+          ...def('reason', c.reason),
+          ...def('message', c.message),
+          ...def('observedGeneration', c.observedGeneration),
+        })),
       };
     }),
   };
@@ -98,8 +119,7 @@ export class ClusterWatcher {
   constructor(client: KubeClient, opts: ClusterWatcherOptions) {
     const io: InformerOptions = { onChange: opts.onChange, onError: opts.onError, relistMs: opts.relistMs };
     const r = (k: string) => RESOURCES[k];
-    const mk = (name: string, ref: string, extra: Omit<InformerSpec, 'name' | 'ref'> = {}) =>
-      new Informer(client, { name, ref: r(ref), ...extra }, io);
+    const mk = (name: string, ref: string, extra: Omit<InformerSpec, 'name' | 'ref'> = {}) => new Informer(client, { name, ref: r(ref), ...extra }, io);
     this.informers = {
       apiSchemas: mk('apischemas', 'kea.dev/v1alpha1/ApiSchema'),
       mlServices: mk('mlservices', 'kea.dev/v1alpha1/MLService'),
@@ -123,8 +143,14 @@ export class ClusterWatcher {
       ownedConfigMaps: mk('owned-configmaps', 'v1/ConfigMap', { namespace: opts.systemNamespace, labelSelector: MANAGED, metadataOnly: true }),
       ...(opts.ngfPolicies
         ? {
-            ownedClientSettingsPolicies: mk('owned-clientsettingspolicies', 'gateway.nginx.org/v1alpha1/ClientSettingsPolicy', { labelSelector: MANAGED, metadataOnly: true }),
-            ownedUpstreamSettingsPolicies: mk('owned-upstreamsettingspolicies', 'gateway.nginx.org/v1alpha1/UpstreamSettingsPolicy', { labelSelector: MANAGED, metadataOnly: true }),
+            ownedClientSettingsPolicies: mk('owned-clientsettingspolicies', 'gateway.nginx.org/v1alpha1/ClientSettingsPolicy', {
+              labelSelector: MANAGED,
+              metadataOnly: true,
+            }),
+            ownedUpstreamSettingsPolicies: mk('owned-upstreamsettingspolicies', 'gateway.nginx.org/v1alpha1/UpstreamSettingsPolicy', {
+              labelSelector: MANAGED,
+              metadataOnly: true,
+            }),
           }
         : {}),
     };

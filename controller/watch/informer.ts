@@ -113,7 +113,17 @@ export class Informer {
     this.spec = spec;
     this.client = client;
     this.opts = { relistMs: 300_000, backoffMs: 1000, maxBackoffMs: 30_000, ...opts };
-    this.h = { name: spec.name, synced: false, lastEventAt: 0, lastSyncAt: 0, lastErrorAt: 0, consecutiveFailures: 0, failingSince: 0, restarts: 0, objects: 0 };
+    this.h = {
+      name: spec.name,
+      synced: false,
+      lastEventAt: 0,
+      lastSyncAt: 0,
+      lastErrorAt: 0,
+      consecutiveFailures: 0,
+      failingSince: 0,
+      restarts: 0,
+      objects: 0,
+    };
   }
 
   /** Starts listing and watching; returns at once (see {@link waitForSync}). */
@@ -181,7 +191,11 @@ export class Informer {
   private async listThenWatch(gen: number): Promise<void> {
     let list;
     try {
-      list = await this.client.list(this.spec.ref, { namespace: this.spec.namespace, labelSelector: this.spec.labelSelector, metadataOnly: this.spec.metadataOnly });
+      list = await this.client.list(this.spec.ref, {
+        namespace: this.spec.namespace,
+        labelSelector: this.spec.labelSelector,
+        metadataOnly: this.spec.metadataOnly,
+      });
     } catch (err) {
       if (gen === this.gen && !this.stopped) this.onFailure(err);
       return;
@@ -237,9 +251,15 @@ export class Informer {
       }
     };
     this.client
-      .watch(this.client.collectionPath(this.spec.ref, this.spec.namespace), { labelSelector: this.spec.labelSelector, resourceVersion: this.rv }, onEvent, onDone, {
-        metadataOnly: this.spec.metadataOnly,
-      })
+      .watch(
+        this.client.collectionPath(this.spec.ref, this.spec.namespace),
+        { labelSelector: this.spec.labelSelector, resourceVersion: this.rv },
+        onEvent,
+        onDone,
+        {
+          metadataOnly: this.spec.metadataOnly,
+        },
+      )
       .then(
         (ac) => {
           if (gen === this.gen && !this.stopped) this.watchAbort = ac;

@@ -31,7 +31,12 @@ async function token(role: 'student' | 'teacher'): Promise<string> {
 }
 
 async function post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string }> {
-  const r = await fetch(`${kea.gatewayUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(15000) });
+  const r = await fetch(`${kea.gatewayUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(15000),
+  });
   return { status: r.status, headers: r.headers, text: await r.text() };
 }
 
@@ -47,8 +52,16 @@ beforeAll(async () => {
   for (const e of ['iris-v1', 'wine']) await applyExample(c.stateDir, e);
   const student = await token('student');
   try {
-    await waitFor('iris predict through the gateway', 240000, async () => (await post('/iris/predict', { features: [SETOSA] }, { authorization: `Bearer ${student}` })).status === 200);
-    await waitFor('wine model through the gateway', 120000, async () => (await fetch(`${kea.gatewayUrl}/wine/model`, { headers: { authorization: `Bearer ${await token('teacher')}` } })).status === 200);
+    await waitFor(
+      'iris predict through the gateway',
+      240000,
+      async () => (await post('/iris/predict', { features: [SETOSA] }, { authorization: `Bearer ${student}` })).status === 200,
+    );
+    await waitFor(
+      'wine model through the gateway',
+      120000,
+      async () => (await fetch(`${kea.gatewayUrl}/wine/model`, { headers: { authorization: `Bearer ${await token('teacher')}` } })).status === 200,
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${await describeKea(c.stateDir)}`);
   }

@@ -83,7 +83,9 @@ describe('one-node cluster', () => {
     }
     // The API server reaches the kubelet (InternalIP): logs and exec.
     expect(await c.kubectl(['-n', NS, 'logs', pods[0].metadata.name])).toMatch(/response:200/);
-    expect(await c.kubectl(['-n', NS, 'exec', pods[0].metadata.name, '--', 'busybox', 'wget', '-qO-', `http://${pods[1].status.podIP}:8080/`])).toBe('hello from kea-node\n');
+    expect(await c.kubectl(['-n', NS, 'exec', pods[0].metadata.name, '--', 'busybox', 'wget', '-qO-', `http://${pods[1].status.podIP}:8080/`])).toBe(
+      'hello from kea-node\n',
+    );
   });
 
   it('routes a ClusterIP Service from the host, by IP and by the name cluster DNS gives it', async () => {
@@ -108,16 +110,20 @@ describe('one-node cluster', () => {
     const exec = (args: string[]) => c.kubectl(['-n', NS, 'exec', pod, '--', 'busybox', ...args]);
     const ip = (await c.kubectl(['-n', NS, 'get', 'service', 'web', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
     // (busybox 1.35's `wget -T` crashes: no timeout flag.)
-    for (const url of ['http://web/', `http://web.${NS}.svc.cluster.local/`, `http://${ip}/`]) expect(await exec(['wget', '-qO-', url])).toBe('hello from kea-node\n');
+    for (const url of ['http://web/', `http://web.${NS}.svc.cluster.local/`, `http://${ip}/`])
+      expect(await exec(['wget', '-qO-', url])).toBe('hello from kea-node\n');
     // Hairpin: a Service whose only endpoint is the calling pod (the reply crosses the same bridge port).
     await c.kubectl(['-n', NS, 'label', 'pod', pod, 'self=yes']);
-    await c.kubectl(['apply', '--server-side', '-f', '-'], `apiVersion: v1
+    await c.kubectl(
+      ['apply', '--server-side', '-f', '-'],
+      `apiVersion: v1
 kind: Service
 metadata: { name: self, namespace: ${NS} }
 spec:
   selector: { app: web, self: "yes" }
   ports: [{ name: http, port: 80, targetPort: http }]
-`);
+`,
+    );
     await waitFor('hairpin through Service self', 20000, async () => (await exec(['wget', '-qO-', 'http://self/'])) === 'hello from kea-node\n');
     // Every in-cluster client finds the API server as kubernetes.default.
     expect(await exec(['nslookup', 'kubernetes.default.svc.cluster.local'])).toMatch(/Address:\s+10\.96\.0\.1\b/);

@@ -96,7 +96,12 @@ export async function waitFor<T>(what: string, timeoutMs: number, check: () => P
 export async function hostFacts(): Promise<Record<string, string[]>> {
   const sysctls = await Promise.all(TRACKED_SYSCTLS.map(async (s) => `${s}=${(await readFile(`/proc/sys/${s}`, 'utf8').catch(() => 'absent')).trim()}`));
   const tables = async (fam: string) =>
-    (await run(`${fam}-save`, [], { maxBuffer: 64 << 20 }).then((r) => r.stdout, () => ''))
+    (
+      await run(`${fam}-save`, [], { maxBuffer: 64 << 20 }).then(
+        (r) => r.stdout,
+        () => '',
+      )
+    )
       .split('\n')
       .filter((l) => l && !l.startsWith('#'))
       .map((l) => l.replace(/ \[\d+:\d+\]$/, ''));
@@ -106,13 +111,30 @@ export async function hostFacts(): Promise<Record<string, string[]>> {
     .filter((m) => !others.test(m))
     .sort();
   const links = (await readdir('/sys/class/net')).filter((l) => !others.test(l)).sort();
-  const paths = await Promise.all(FIXED_PATHS.map(async (f) => `${f.path} ${await access(f.path).then(() => 'present', () => 'absent')}`));
-  const cgroups = await Promise.all((await cgroupMounts()).map(async (m) => `${m}/${CGROUP_ROOT} ${await access(join(m, CGROUP_ROOT)).then(() => 'present', () => 'absent')}`));
+  const paths = await Promise.all(
+    FIXED_PATHS.map(
+      async (f) =>
+        `${f.path} ${await access(f.path).then(
+          () => 'present',
+          () => 'absent',
+        )}`,
+    ),
+  );
+  const cgroups = await Promise.all(
+    (await cgroupMounts()).map(
+      async (m) =>
+        `${m}/${CGROUP_ROOT} ${await access(join(m, CGROUP_ROOT)).then(
+          () => 'present',
+          () => 'absent',
+        )}`,
+    ),
+  );
   const procs: string[] = [];
   for (const d of await readdir('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     const argv0 = (await readFile(`/proc/${d}/cmdline`, 'utf8').catch(() => '')).split('\0')[0].split('/').pop() ?? '';
-    if (/^(kubelet|kube-proxy|kube-scheduler|kube-controller-manager|containerd|containerd-shim-runc-v2|coredns|pause)(-v[\d.]+)?$/.test(argv0)) procs.push(argv0);
+    if (/^(kubelet|kube-proxy|kube-scheduler|kube-controller-manager|containerd|containerd-shim-runc-v2|coredns|pause)(-v[\d.]+)?$/.test(argv0))
+      procs.push(argv0);
   }
   return { sysctls, iptables: await tables('iptables'), ip6tables: await tables('ip6tables'), mounts, links, paths, cgroups, processes: procs.sort() };
 }

@@ -35,7 +35,9 @@ it('down restores every host setting the node changed', async () => {
   const fixture = join(REPO_ROOT, 'e2e/cluster/fixtures/httpd');
   await buildAndImport(DEFAULT_CLUSTER_DIR, 'localhost/kea/test-httpd:1', join(fixture, 'Dockerfile'), fixture);
   const k = (args: string[], input?: string) => kubectl(DEFAULT_CLUSTER_DIR, args, input);
-  await k(['apply', '--server-side', '-f', '-'], `apiVersion: v1
+  await k(
+    ['apply', '--server-side', '-f', '-'],
+    `apiVersion: v1
 kind: Pod
 metadata: { name: updown, namespace: default, labels: { app: updown } }
 spec:
@@ -48,7 +50,8 @@ metadata: { name: updown, namespace: default }
 spec:
   selector: { app: updown }
   ports: [{ port: 80, targetPort: 8080 }]
-`);
+`,
+  );
   await k(['wait', '--for=condition=Ready', 'pod/updown', '--timeout=60s']);
   const ip = (await k(['get', 'service', 'updown', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
   await waitFor('Service updown from the host', 15000, async () => (await fetch(`http://${ip}/`)).status === 200);

@@ -52,8 +52,8 @@ async function kea(...args: string[]): Promise<{ out: string; err: string; code:
   let err = '';
   const ow = process.stdout.write.bind(process.stdout);
   const ew = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true));
-  process.stderr.write = ((s: string) => ((err += s), true));
+  process.stdout.write = (s: string) => ((out += s), true);
+  process.stderr.write = (s: string) => ((err += s), true);
   try {
     await program.parseAsync(['node', 'kea', ...args]);
   } finally {
@@ -101,7 +101,9 @@ beforeAll(async () => {
 
 /** Exactly one object, an ApiSchema named `name`; returns it. */
 function onlyApiSchema(objects: Array<Record<string, unknown>>, name: string): ApiSchema {
-  expect(objects.map((o) => `${String(o.apiVersion)}/${String(o.kind)}/${String((o.metadata as { name?: string } | undefined)?.name)}`)).toEqual([`kea.dev/v1alpha1/ApiSchema/${name}`]);
+  expect(objects.map((o) => `${String(o.apiVersion)}/${String(o.kind)}/${String((o.metadata as { name?: string } | undefined)?.name)}`)).toEqual([
+    `kea.dev/v1alpha1/ApiSchema/${name}`,
+  ]);
   return objects[0] as unknown as ApiSchema;
 }
 

@@ -166,7 +166,13 @@ describe('importOpenApi', () => {
   });
 
   test('3.0 documents pass through; Swagger 2 and unknown versions are refused', () => {
-    const d30 = { openapi: '3.0.3', info: { title: 't', version: '1' }, paths: { '/a': { post: { operationId: 'a', requestBody: { content: { 'application/json': { schema: { type: 'integer', nullable: true } } } }, responses: {} } } } };
+    const d30 = {
+      openapi: '3.0.3',
+      info: { title: 't', version: '1' },
+      paths: {
+        '/a': { post: { operationId: 'a', requestBody: { content: { 'application/json': { schema: { type: 'integer', nullable: true } } } }, responses: {} } },
+      },
+    };
     const r = importOpenApi(d30, { name: 'a', source: { openapi: { refresh: true } } });
     expect(r.unroutable).toEqual([]);
     expect(r.schema.spec.source).toEqual({ openapi: { refresh: true } });
@@ -182,11 +188,16 @@ describe('importOpenApi', () => {
       openapi: '3.1.0',
       info: { title: 'x', version: '1' },
       paths: {
-        '/a/{id}': { get: { operationId: 'a', responses: { '200': { description: 'ok', content: { 'application/json': { schema: { $ref: 'other.json#/X' } } } } } } },
+        '/a/{id}': {
+          get: { operationId: 'a', responses: { '200': { description: 'ok', content: { 'application/json': { schema: { $ref: 'other.json#/X' } } } } } },
+        },
       },
     };
     const r = importOpenApi(d);
-    expect(r.unroutable).toEqual(['GET /a/{id}: path parameter {id} is not declared; added as a string', 'external $ref other.json#/X is not supported: replaced by an empty schema']);
+    expect(r.unroutable).toEqual([
+      'GET /a/{id}: path parameter {id} is not declared; added as a string',
+      'external $ref other.json#/X is not supported: replaced by an empty schema',
+    ]);
     expect(r.schema.spec.operations![0].parameters).toEqual([{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }]);
   });
 });

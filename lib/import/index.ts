@@ -68,7 +68,12 @@ const COMPONENT_RE = /^[A-Za-z0-9._-]+$/;
 
 /** A DNS-1123 label from any name. */
 function dnsLabel(s: string): string {
-  const out = s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  const out = s
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
   return out || 'api';
 }
 
@@ -94,18 +99,35 @@ export function toOpenApi30(doc: unknown, dropped?: string[]): Doc {
 }
 
 /** JSON Schema 2020-12 keywords with no OpenAPI 3.0 equivalent (prefixItems is approximated instead). */
-const NO_30_EQUIVALENT = ['patternProperties', 'propertyNames', 'unevaluatedProperties', 'unevaluatedItems', 'dependentRequired', 'dependentSchemas', 'if', 'then', 'else', 'contains', 'minContains', 'maxContains', '$dynamicRef', '$anchor'];
+const NO_30_EQUIVALENT = [
+  'patternProperties',
+  'propertyNames',
+  'unevaluatedProperties',
+  'unevaluatedItems',
+  'dependentRequired',
+  'dependentSchemas',
+  'if',
+  'then',
+  'else',
+  'contains',
+  'minContains',
+  'maxContains',
+  '$dynamicRef',
+  '$anchor',
+];
 
 /** Walks every schema of a 3.1 document and reports keywords that the conversion must drop or approximate. */
 function reportJsonSchema2020(doc: Doc, out: string[]): void {
   const seen = new Set<string>();
   const visit = (s: unknown, ptr: string): void => {
     if (!isObj(s)) return;
-    for (const k of NO_30_EQUIVALENT) if (k in s && !seen.has(`${ptr}/${k}`)) {
-      seen.add(`${ptr}/${k}`);
-      out.push(`schema ${ptr}: keyword ${k} has no OpenAPI 3.0 equivalent; dropped (not validated)`);
-    }
-    if (Array.isArray(s.prefixItems)) out.push(`schema ${ptr}: prefixItems (tuple) has no OpenAPI 3.0 equivalent; each item is validated against any of the member schemas`);
+    for (const k of NO_30_EQUIVALENT)
+      if (k in s && !seen.has(`${ptr}/${k}`)) {
+        seen.add(`${ptr}/${k}`);
+        out.push(`schema ${ptr}: keyword ${k} has no OpenAPI 3.0 equivalent; dropped (not validated)`);
+      }
+    if (Array.isArray(s.prefixItems))
+      out.push(`schema ${ptr}: prefixItems (tuple) has no OpenAPI 3.0 equivalent; each item is validated against any of the member schemas`);
     if (isObj(s.properties)) for (const [k, v] of Object.entries(s.properties)) visit(v, `${ptr}/properties/${k}`);
     for (const k of ['items', 'additionalProperties', 'not']) visit(s[k], `${ptr}/${k}`);
     for (const k of ['allOf', 'anyOf', 'oneOf', 'prefixItems']) if (Array.isArray(s[k])) (s[k] as unknown[]).forEach((x, i) => visit(x, `${ptr}/${k}/${i}`));
@@ -149,7 +171,7 @@ function fixNullUnions(node: unknown, isNameMap = false): void {
   for (const key of ['anyOf', 'oneOf'] as const) {
     const list: unknown = node[key];
     if (!Array.isArray(list)) continue;
-    const isNull = (s: unknown) => isObj(s) && (s.type === 'null' || (s.nullable === true && Object.keys(s).length === 1)) ;
+    const isNull = (s: unknown) => isObj(s) && (s.type === 'null' || (s.nullable === true && Object.keys(s).length === 1));
     if (!list.some(isNull)) continue;
     const rest: unknown[] = list.filter((s) => !isNull(s));
     delete node[key];
@@ -172,7 +194,10 @@ function fixNullUnions(node: unknown, isNameMap = false): void {
     else node.items = tupleItems([...members, node.items as JsonSchema]);
   }
   // JSON Schema 2020-12 numeric exclusive bounds → OpenAPI 3.0 boolean form (the converter keeps them).
-  for (const [ex, bound] of [['exclusiveMinimum', 'minimum'], ['exclusiveMaximum', 'maximum']] as const) {
+  for (const [ex, bound] of [
+    ['exclusiveMinimum', 'minimum'],
+    ['exclusiveMaximum', 'maximum'],
+  ] as const) {
     if (typeof node[ex] === 'number') {
       node[bound] = node[ex];
       node[ex] = true;
@@ -339,8 +364,8 @@ function pickJson(content: unknown): { media?: string; schema?: JsonSchema; exam
   const media = medias.find((m) => /^application\/json/i.test(m)) ?? medias.find(isJsonMedia);
   const others = medias.filter((m) => m !== media);
   if (!media) return { others };
-  const mt = isObj(content[media]) ? (content[media]) : {};
-  return { media, schema: isObj(mt.schema) ? (mt.schema) : undefined, example: mt.example, others };
+  const mt = isObj(content[media]) ? content[media] : {};
+  return { media, schema: isObj(mt.schema) ? mt.schema : undefined, example: mt.example, others };
 }
 
 function convertOperation(
@@ -358,7 +383,9 @@ function convertOperation(
     const rb = deref(d, raw.requestBody) as Record<string, unknown>;
     const j = pickJson(rb.content);
     if (!j.media) {
-      unroutable.push(`${where}: request body is not JSON (${j.others.join(', ') || 'no content'}); KEA validates and forwards JSON bodies only; operation skipped`);
+      unroutable.push(
+        `${where}: request body is not JSON (${j.others.join(', ') || 'no content'}); KEA validates and forwards JSON bodies only; operation skipped`,
+      );
       return undefined;
     }
     if (j.others.length) unroutable.push(`${where}: request body media types ${j.others.join(', ')} are not routed (only ${j.media})`);

@@ -58,8 +58,18 @@ describe('diffOpenApi', () => {
   });
 
   test('operation removed → breaking; added → non-breaking', () => {
-    const a = api('x', { operations: [{ operationId: 'a', method: 'GET', path: '/a' }, { operationId: 'b', method: 'GET', path: '/b' }] });
-    const b = api('x', { operations: [{ operationId: 'a', method: 'GET', path: '/a' }, { operationId: 'c', method: 'GET', path: '/c' }] });
+    const a = api('x', {
+      operations: [
+        { operationId: 'a', method: 'GET', path: '/a' },
+        { operationId: 'b', method: 'GET', path: '/b' },
+      ],
+    });
+    const b = api('x', {
+      operations: [
+        { operationId: 'a', method: 'GET', path: '/a' },
+        { operationId: 'c', method: 'GET', path: '/c' },
+      ],
+    });
     expect(kinds(diff(a, b))).toEqual(['operation.removed:B', 'operation.added:nb']);
     expect(diff(a, b).changes[0].path).toBe('/paths/~1b/get');
   });
@@ -74,11 +84,41 @@ describe('diffOpenApi', () => {
 
   test('parameters: required added → breaking, optional added → not, removed → breaking, made required → breaking', () => {
     const base = one({ method: 'GET', parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer' } }] });
-    expect(kinds(diff(base, one({ method: 'GET', parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer' } }, { name: 'q', in: 'query', required: true }] })))).toEqual(['parameter.added:B']);
-    expect(kinds(diff(base, one({ method: 'GET', parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer' } }, { name: 'q', in: 'query' }] })))).toEqual(['parameter.added:nb']);
+    expect(
+      kinds(
+        diff(
+          base,
+          one({
+            method: 'GET',
+            parameters: [
+              { name: 'limit', in: 'query', schema: { type: 'integer' } },
+              { name: 'q', in: 'query', required: true },
+            ],
+          }),
+        ),
+      ),
+    ).toEqual(['parameter.added:B']);
+    expect(
+      kinds(
+        diff(
+          base,
+          one({
+            method: 'GET',
+            parameters: [
+              { name: 'limit', in: 'query', schema: { type: 'integer' } },
+              { name: 'q', in: 'query' },
+            ],
+          }),
+        ),
+      ),
+    ).toEqual(['parameter.added:nb']);
     expect(kinds(diff(base, one({ method: 'GET' })))).toEqual(['parameter.removed:B']);
-    expect(kinds(diff(base, one({ method: 'GET', parameters: [{ name: 'limit', in: 'query', required: true, schema: { type: 'integer' } }] })))).toEqual(['parameter.required:B']);
-    expect(kinds(diff(one({ method: 'GET', parameters: [{ name: 'limit', in: 'query', required: true, schema: { type: 'integer' } }] }), base))).toEqual(['parameter.optional:nb']);
+    expect(kinds(diff(base, one({ method: 'GET', parameters: [{ name: 'limit', in: 'query', required: true, schema: { type: 'integer' } }] })))).toEqual([
+      'parameter.required:B',
+    ]);
+    expect(kinds(diff(one({ method: 'GET', parameters: [{ name: 'limit', in: 'query', required: true, schema: { type: 'integer' } }] }), base))).toEqual([
+      'parameter.optional:nb',
+    ]);
   });
 
   test('parameter type changes: integer → number widens the request (ok), → string is incompatible', () => {
@@ -87,7 +127,12 @@ describe('diffOpenApi', () => {
     expect(kinds(diff(p({ type: 'number' }), p({ type: 'integer' })))).toEqual(['schema.type:B']);
     const d = diff(p({ type: 'integer' }), p({ type: 'string' }));
     expect(d.changes).toEqual([
-      { kind: 'schema.type', breaking: true, path: '/paths/~1op/get/parameters/query/limit/schema/type', message: 'GET /op: query parameter "limit": type changed from integer to string' },
+      {
+        kind: 'schema.type',
+        breaking: true,
+        path: '/paths/~1op/get/parameters/query/limit/schema/type',
+        message: 'GET /op: query parameter "limit": type changed from integer to string',
+      },
     ]);
     // header names compare case-insensitively
     const h1 = one({ method: 'GET', parameters: [{ name: 'X-Trace', in: 'header' }] });
@@ -97,13 +142,17 @@ describe('diffOpenApi', () => {
 
   test('request body: required property added → breaking; optional → not; removed required → breaking; removed optional (open object) → not', () => {
     const o = { type: 'object', required: ['a'], properties: { a: { type: 'string' }, b: { type: 'string' } } };
-    expect(kinds(diff(one(body(o)), one(body({ ...o, required: ['a', 'c'], properties: { ...o.properties, c: { type: 'integer' } } }))))).toEqual(['schema.property.added:B']);
+    expect(kinds(diff(one(body(o)), one(body({ ...o, required: ['a', 'c'], properties: { ...o.properties, c: { type: 'integer' } } }))))).toEqual([
+      'schema.property.added:B',
+    ]);
     expect(kinds(diff(one(body(o)), one(body({ ...o, properties: { ...o.properties, c: { type: 'integer' } } }))))).toEqual(['schema.property.added:nb']);
     expect(kinds(diff(one(body(o)), one(body({ type: 'object', properties: { b: { type: 'string' } } }))))).toEqual(['schema.property.removed:B']);
-    expect(kinds(diff(one(body(o)), one(body({ type: 'object', required: ['a'], properties: { a: { type: 'string' } } }))))).toEqual(['schema.property.removed:nb']);
-    expect(kinds(diff(one(body(o)), one(body({ type: 'object', required: ['a'], properties: { a: { type: 'string' } }, additionalProperties: false }))))).toEqual(
-      expect.arrayContaining(['schema.property.removed:B', 'schema.additionalProperties:B']),
-    );
+    expect(kinds(diff(one(body(o)), one(body({ type: 'object', required: ['a'], properties: { a: { type: 'string' } } }))))).toEqual([
+      'schema.property.removed:nb',
+    ]);
+    expect(
+      kinds(diff(one(body(o)), one(body({ type: 'object', required: ['a'], properties: { a: { type: 'string' } }, additionalProperties: false })))),
+    ).toEqual(expect.arrayContaining(['schema.property.removed:B', 'schema.additionalProperties:B']));
   });
 
   test('request body: required flag and presence', () => {
@@ -135,7 +184,9 @@ describe('diffOpenApi', () => {
     const r = { type: 'object', required: ['x'], properties: { x: { type: 'number' }, y: { type: 'string' } } };
     expect(kinds(diff(one(resp(r)), one(resp({ ...r, properties: { x: { type: 'number' } } }))))).toEqual(['schema.property.removed:B']);
     expect(kinds(diff(one(resp(r)), one(resp({ ...r, required: [] }))))).toEqual(['schema.required:B']);
-    expect(kinds(diff(one(resp(r)), one(resp({ ...r, properties: { ...r.properties, x: { type: 'number', nullable: true } } }))))).toEqual(['schema.nullable:B']);
+    expect(kinds(diff(one(resp(r)), one(resp({ ...r, properties: { ...r.properties, x: { type: 'number', nullable: true } } }))))).toEqual([
+      'schema.nullable:B',
+    ]);
     expect(kinds(diff(one(resp(r)), one(resp({ ...r, properties: { ...r.properties, z: { type: 'boolean' } } }))))).toEqual(['schema.property.added:nb']);
     expect(kinds(diff(one(resp(r)), one(resp({ ...r, additionalProperties: true }))))).toEqual([]);
   });
@@ -160,12 +211,24 @@ describe('diffOpenApi', () => {
   });
 
   test('nested arrays and $ref components are followed', () => {
-    const a = one(body({ $ref: '#/components/schemas/In' }), { components: { schemas: { In: { type: 'object', properties: { rows: { type: 'array', items: { $ref: '#/components/schemas/Row' } } } }, Row: { type: 'object', required: ['id'], properties: { id: { type: 'integer' } } } } } });
+    const a = one(body({ $ref: '#/components/schemas/In' }), {
+      components: {
+        schemas: {
+          In: { type: 'object', properties: { rows: { type: 'array', items: { $ref: '#/components/schemas/Row' } } } },
+          Row: { type: 'object', required: ['id'], properties: { id: { type: 'integer' } } },
+        },
+      },
+    });
     const b = structuredClone(a);
     (b.spec.components!.schemas!.Row as any).properties.id.type = 'string';
     const d = diff(a, b);
     expect(d.changes).toEqual([
-      { kind: 'schema.type', breaking: true, path: '/paths/~1op/post/requestBody/content/application~1json/schema/properties/rows/items/properties/id/type', message: 'POST /op: request body.rows[].id: type changed from integer to string' },
+      {
+        kind: 'schema.type',
+        breaking: true,
+        path: '/paths/~1op/post/requestBody/content/application~1json/schema/properties/rows/items/properties/id/type',
+        message: 'POST /op: request body.rows[].id: type changed from integer to string',
+      },
     ]);
   });
 
@@ -187,8 +250,12 @@ describe('diffOpenApi', () => {
     const acc = (access: Operation['access']) => one({ access });
     expect(kinds(diff(acc({ mode: 'public' }), acc({ mode: 'authenticated' })))).toEqual(['access.tightened:B']);
     expect(kinds(diff(acc({ mode: 'restricted', roles: ['a'] }), acc({ mode: 'authenticated' })))).toEqual(['access.relaxed:nb']);
-    expect(kinds(diff(acc({ mode: 'restricted', roles: ['student', 'teacher'] }), acc({ mode: 'restricted', roles: ['teacher'] })))).toEqual(['access.tightened:B']);
-    expect(kinds(diff(acc({ mode: 'restricted', roles: ['teacher'] }), acc({ mode: 'restricted', roles: ['teacher', 'admin'] })))).toEqual(['access.relaxed:nb']);
+    expect(kinds(diff(acc({ mode: 'restricted', roles: ['student', 'teacher'] }), acc({ mode: 'restricted', roles: ['teacher'] })))).toEqual([
+      'access.tightened:B',
+    ]);
+    expect(kinds(diff(acc({ mode: 'restricted', roles: ['teacher'] }), acc({ mode: 'restricted', roles: ['teacher', 'admin'] })))).toEqual([
+      'access.relaxed:nb',
+    ]);
     expect(kinds(diff(acc({ mode: 'restricted', scopes: ['r'] }), acc({ mode: 'restricted', scopes: ['r', 'w'] })))).toEqual(['access.tightened:B']);
     const d = diff(acc({ mode: 'public' }), acc({ mode: 'restricted', roles: ['x'] }));
     expect(d.changes[0].message).toBe('POST /op: access changed from public to restricted');
@@ -208,7 +275,16 @@ describe('diffOpenApi', () => {
     const d = diff(inf([-1, 4]), inf([-1, 5]));
     expect(d.breaking).toBe(true);
     expect(d.changes.some((c) => c.kind === 'schema.constraint' && c.path.includes('/requestBody/') && c.path.endsWith('/minItems'))).toBe(true);
-    const d2 = diff(inf([-1, 4]), inf([-1, 4], [{ name: 'y', datatype: 'INT64', shape: [-1] }, { name: 'p', datatype: 'FP32', shape: [-1, 3] }]));
+    const d2 = diff(
+      inf([-1, 4]),
+      inf(
+        [-1, 4],
+        [
+          { name: 'y', datatype: 'INT64', shape: [-1] },
+          { name: 'p', datatype: 'FP32', shape: [-1, 3] },
+        ],
+      ),
+    );
     // the request may now name output "p" (widening: fine); the response may carry a second tensor kind (oneOf widening: breaking for strict readers)
     expect(d2.changes.map((c) => `${c.kind}:${c.breaking ? 'B' : 'nb'} ${c.path.replace('/paths/~1v2~1models~1m~1infer/post', '')}`)).toEqual([
       'schema.variant.added:B /responses/200/content/application~1json/schema/properties/outputs/items/oneOf/1',
@@ -216,7 +292,8 @@ describe('diffOpenApi', () => {
       'schema.enum.added:nb /requestBody/content/application~1json/schema/properties/outputs/items/properties/name/enum',
     ]);
     // and the plain → oneOf direction is handled the same way for requests: a new alternative is fine
-    const one = (items: Record<string, unknown>) => api('v', { operations: [{ operationId: 'p', method: 'POST', path: '/p', requestBody: { schema: { type: 'array', items } } }] });
+    const one = (items: Record<string, unknown>) =>
+      api('v', { operations: [{ operationId: 'p', method: 'POST', path: '/p', requestBody: { schema: { type: 'array', items } } }] });
     expect(kinds(diff(one({ type: 'string' }), one({ oneOf: [{ type: 'string' }, { type: 'integer' }] })))).toEqual(['schema.variant.added:nb']);
     expect(kinds(diff(one({ oneOf: [{ type: 'string' }, { type: 'integer' }] }), one({ type: 'string' })))).toEqual(['schema.variant.removed:B']);
   });
@@ -226,7 +303,17 @@ describe('diffOpenApi', () => {
       openapi: '3.0.3',
       info: { title: 't', version: '1' },
       servers: [{ url: 'http://svc/api' }],
-      paths: { '/p': { get: { operationId: 'p', security: [], parameters: [{ name: 'a', in: 'query', schema: { type: 'string' } }], responses: { '200': { description: 'ok' } }, ...extra } } },
+      paths: {
+        '/p': {
+          get: {
+            operationId: 'p',
+            security: [],
+            parameters: [{ name: 'a', in: 'query', schema: { type: 'string' } }],
+            responses: { '200': { description: 'ok' } },
+            ...extra,
+          },
+        },
+      },
     });
     expect(kinds(diffOpenApi(mk({}), mk({ security: [{ bearer: [] }] })))).toEqual(['access.tightened:B']);
     expect(diffOpenApi(mk({}), mk({})).changes).toEqual([]);

@@ -49,7 +49,10 @@ export function escapePointer(token: string): string {
 function stable(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
   if (v && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v);
 }
@@ -80,7 +83,10 @@ function fmt(v: unknown): string {
 class Differ {
   readonly changes: ApiChange[] = [];
   private visited = new Map<object, Set<object>>();
-  constructor(private readonly a: Doc, private readonly b: Doc) {}
+  constructor(
+    private readonly a: Doc,
+    private readonly b: Doc,
+  ) {}
 
   add(kind: string, breaking: boolean, path: string, message: string): void {
     this.changes.push({ kind, breaking, path, message });
@@ -141,7 +147,14 @@ class Differ {
       else this.schemaChange(dir, 'widen', 'schema.type', `${ptr}/type`, where, `type ${ot} no longer declared (any type)`);
     }
     if (!!o.nullable !== !!n.nullable) {
-      this.schemaChange(dir, n.nullable ? 'widen' : 'narrow', 'schema.nullable', `${ptr}/nullable`, where, n.nullable ? 'may now be null' : 'may no longer be null');
+      this.schemaChange(
+        dir,
+        n.nullable ? 'widen' : 'narrow',
+        'schema.nullable',
+        `${ptr}/nullable`,
+        where,
+        n.nullable ? 'may now be null' : 'may no longer be null',
+      );
     }
     this.enums(dir, o, n, ptr, where);
     if (o.format !== n.format) {
@@ -164,8 +177,17 @@ class Differ {
     const ns = new Set(n.enum.map(stable));
     const removed = o.enum.filter((v) => !ns.has(stable(v)));
     const added = n.enum.filter((v) => !os.has(stable(v)));
-    if (removed.length) this.schemaChange(dir, 'narrow', 'schema.enum.removed', `${ptr}/enum`, where, `enum value${removed.length > 1 ? 's' : ''} ${removed.map(fmt).join(', ')} removed`);
-    if (added.length) this.schemaChange(dir, 'widen', 'schema.enum.added', `${ptr}/enum`, where, `enum value${added.length > 1 ? 's' : ''} ${added.map(fmt).join(', ')} added`);
+    if (removed.length)
+      this.schemaChange(
+        dir,
+        'narrow',
+        'schema.enum.removed',
+        `${ptr}/enum`,
+        where,
+        `enum value${removed.length > 1 ? 's' : ''} ${removed.map(fmt).join(', ')} removed`,
+      );
+    if (added.length)
+      this.schemaChange(dir, 'widen', 'schema.enum.added', `${ptr}/enum`, where, `enum value${added.length > 1 ? 's' : ''} ${added.map(fmt).join(', ')} added`);
   }
 
   private bounds(dir: Dir, o: SchemaObject, n: SchemaObject, ptr: string, where: string): void {
@@ -190,8 +212,24 @@ class Differ {
       this.schemaChange(dir, effect, 'schema.constraint', `${ptr}/pattern`, where, `pattern changed from ${o.pattern ?? '(none)'} to ${n.pattern ?? '(none)'}`);
     }
     if (o.multipleOf !== n.multipleOf) {
-      const effect: Effect = o.multipleOf === undefined ? 'narrow' : n.multipleOf === undefined ? 'widen' : o.multipleOf % n.multipleOf === 0 ? 'widen' : n.multipleOf % o.multipleOf === 0 ? 'narrow' : 'incompatible';
-      this.schemaChange(dir, effect, 'schema.constraint', `${ptr}/multipleOf`, where, `multipleOf changed from ${o.multipleOf ?? '(none)'} to ${n.multipleOf ?? '(none)'}`);
+      const effect: Effect =
+        o.multipleOf === undefined
+          ? 'narrow'
+          : n.multipleOf === undefined
+            ? 'widen'
+            : o.multipleOf % n.multipleOf === 0
+              ? 'widen'
+              : n.multipleOf % o.multipleOf === 0
+                ? 'narrow'
+                : 'incompatible';
+      this.schemaChange(
+        dir,
+        effect,
+        'schema.constraint',
+        `${ptr}/multipleOf`,
+        where,
+        `multipleOf changed from ${o.multipleOf ?? '(none)'} to ${n.multipleOf ?? '(none)'}`,
+      );
     }
   }
 
@@ -226,14 +264,26 @@ class Differ {
     }
     for (const p of removed) {
       if (renamed.has(p)) continue;
-      const why = dir === 'response' ? 'callers reading it get nothing' : oreq.has(p) ? 'it was required, callers send it' : closedNew ? 'unknown properties are now rejected' : 'it is now ignored';
+      const why =
+        dir === 'response'
+          ? 'callers reading it get nothing'
+          : oreq.has(p)
+            ? 'it was required, callers send it'
+            : closedNew
+              ? 'unknown properties are now rejected'
+              : 'it is now ignored';
       this.add('schema.property.removed', removedBreaking(p), `${ptr}/properties/${escapePointer(p)}`, `${field(p)}: property removed (${why})`);
     }
     const renamedTo = new Set(renamed.values());
     for (const p of added) {
       if (renamedTo.has(p)) continue;
       const req = nreq.has(p);
-      this.add('schema.property.added', addedBreaking(p), `${ptr}/properties/${escapePointer(p)}`, `${field(p)}: ${req ? 'required' : 'optional'} property added`);
+      this.add(
+        'schema.property.added',
+        addedBreaking(p),
+        `${ptr}/properties/${escapePointer(p)}`,
+        `${field(p)}: ${req ? 'required' : 'optional'} property added`,
+      );
     }
     for (const p of Object.keys(op)) {
       if (!(p in np)) continue;
@@ -257,7 +307,12 @@ class Differ {
       const effect: Effect = rank[kn] < rank[ko] ? 'narrow' : 'widen';
       // Extra fields in a response are tolerated by readers: widening there is not breaking.
       const breaking = dir === 'response' ? false : breakingFor(dir, effect);
-      this.add('schema.additionalProperties', breaking, `${ptr}/additionalProperties`, `${where}: additional properties ${kn === 'none' ? 'no longer allowed' : kn === 'any' ? 'now allowed' : 'now typed'}`);
+      this.add(
+        'schema.additionalProperties',
+        breaking,
+        `${ptr}/additionalProperties`,
+        `${where}: additional properties ${kn === 'none' ? 'no longer allowed' : kn === 'any' ? 'now allowed' : 'now typed'}`,
+      );
     }
   }
 
@@ -337,7 +392,10 @@ function compareAccess(d: Differ, a: Access, b: Access, ptr: string, label: stri
     if (a.mode !== 'restricted' || b.mode !== 'restricted') return;
   }
   if (b.mode !== 'restricted') return;
-  for (const [k, noun] of [['roles', 'role'], ['groups', 'group']] as const) {
+  for (const [k, noun] of [
+    ['roles', 'role'],
+    ['groups', 'group'],
+  ] as const) {
     const o = new Set(a[k] ?? []);
     const n = new Set(b[k] ?? []);
     const removed = [...o].filter((x) => !n.has(x));
@@ -357,7 +415,12 @@ function compareOperation(d: Differ, a: Doc, b: Doc, o: OpRef, n: OpRef): void {
   const base = `/paths/${escapePointer(n.path)}/${n.method}`;
   const label = `${n.method.toUpperCase()} ${n.path}`;
   if (o.op.operationId !== n.op.operationId) {
-    d.add('operation.id.changed', false, `${base}/operationId`, `${label}: operationId changed from ${o.op.operationId} to ${n.op.operationId} (HTTP callers unaffected; generated client method names change)`);
+    d.add(
+      'operation.id.changed',
+      false,
+      `${base}/operationId`,
+      `${label}: operationId changed from ${o.op.operationId} to ${n.op.operationId} (HTTP callers unaffected; generated client method names change)`,
+    );
   }
   if (!o.op.deprecated && n.op.deprecated) d.add('operation.deprecated', false, `${base}/deprecated`, `${label}: deprecated`);
 
@@ -378,7 +441,12 @@ function compareOperation(d: Differ, a: Doc, b: Doc, o: OpRef, n: OpRef): void {
   }
   for (const [k, p] of op) {
     if (np.has(k)) continue;
-    d.add('parameter.removed', true, `/paths/${escapePointer(o.path)}/${o.method}/parameters/${p.in}/${escapePointer(p.name)}`, `${label}: ${p.in} parameter "${p.name}" removed (callers sending it lose its effect)`);
+    d.add(
+      'parameter.removed',
+      true,
+      `/paths/${escapePointer(o.path)}/${o.method}/parameters/${p.in}/${escapePointer(p.name)}`,
+      `${label}: ${p.in} parameter "${p.name}" removed (callers sending it lose its effect)`,
+    );
   }
 
   // request body
@@ -391,7 +459,8 @@ function compareOperation(d: Differ, a: Doc, b: Doc, o: OpRef, n: OpRef): void {
     if (!ob.required && nb.required) d.add('requestBody.required', true, bptr, `${label}: request body became required`);
     if (ob.required && !nb.required) d.add('requestBody.optional', false, bptr, `${label}: request body became optional`);
     for (const ct of Object.keys(ob.content ?? {})) {
-      if (!(ct in (nb.content ?? {}))) d.add('requestBody.mediaType.removed', true, `${bptr}/content/${escapePointer(ct)}`, `${label}: request media type ${ct} no longer accepted`);
+      if (!(ct in (nb.content ?? {})))
+        d.add('requestBody.mediaType.removed', true, `${bptr}/content/${escapePointer(ct)}`, `${label}: request media type ${ct} no longer accepted`);
     }
     for (const [ct, media] of Object.entries(nb.content ?? {})) {
       const old = ob.content?.[ct];
@@ -412,7 +481,12 @@ function compareOperation(d: Differ, a: Doc, b: Doc, o: OpRef, n: OpRef): void {
   for (const code of Object.keys(or)) {
     if (code in nr || gw(a, or[code])) continue;
     const success = /^2/.test(code);
-    d.add('response.removed', success, `/paths/${escapePointer(o.path)}/${o.method}/responses/${code}`, `${label}: response ${code} no longer documented${success ? ' (callers expecting it break)' : ''}`);
+    d.add(
+      'response.removed',
+      success,
+      `/paths/${escapePointer(o.path)}/${o.method}/responses/${code}`,
+      `${label}: response ${code} no longer documented${success ? ' (callers expecting it break)' : ''}`,
+    );
   }
   for (const code of Object.keys(nr)) {
     const rptr = `${base}/responses/${code}`;
@@ -426,7 +500,8 @@ function compareOperation(d: Differ, a: Doc, b: Doc, o: OpRef, n: OpRef): void {
     if (!rn) continue;
     const success = /^2/.test(code);
     for (const ct of Object.keys(ro.content ?? {})) {
-      if (!(ct in (rn.content ?? {}))) d.add('response.mediaType.removed', success, `${rptr}/content/${escapePointer(ct)}`, `${label}: response ${code} no longer returns ${ct}`);
+      if (!(ct in (rn.content ?? {})))
+        d.add('response.mediaType.removed', success, `${rptr}/content/${escapePointer(ct)}`, `${label}: response ${code} no longer returns ${ct}`);
     }
     for (const [ct, media] of Object.entries(rn.content ?? {})) {
       const old = ro.content?.[ct];
@@ -474,19 +549,34 @@ export function diffOpenApi(oldDoc: OpenAPIObject, newDoc: OpenAPIObject): ApiDi
   for (const [ko, kn] of moved) {
     const o = oldOps.get(ko)!;
     const n = newOps.get(kn)!;
-    d.add('operation.moved', true, `/paths/${escapePointer(n.path)}/${n.method}`, `${o.method.toUpperCase()} ${o.path}: operation ${n.op.operationId} moved to ${n.method.toUpperCase()} ${n.path}`);
+    d.add(
+      'operation.moved',
+      true,
+      `/paths/${escapePointer(n.path)}/${n.method}`,
+      `${o.method.toUpperCase()} ${o.path}: operation ${n.op.operationId} moved to ${n.method.toUpperCase()} ${n.path}`,
+    );
     compareOperation(d, oldDoc, newDoc, o, n);
   }
   for (const ko of unmatchedOld) {
     if (moved.has(ko)) continue;
     const o = oldOps.get(ko)!;
-    d.add('operation.removed', true, `/paths/${escapePointer(o.path)}/${o.method}`, `${o.method.toUpperCase()} ${o.path}: operation ${o.op.operationId ?? ''} removed`.replace('  ', ' '));
+    d.add(
+      'operation.removed',
+      true,
+      `/paths/${escapePointer(o.path)}/${o.method}`,
+      `${o.method.toUpperCase()} ${o.path}: operation ${o.op.operationId ?? ''} removed`.replace('  ', ' '),
+    );
   }
   const movedTo = new Set(moved.values());
   for (const kn of unmatchedNew) {
     if (movedTo.has(kn)) continue;
     const n = newOps.get(kn)!;
-    d.add('operation.added', false, `/paths/${escapePointer(n.path)}/${n.method}`, `${n.method.toUpperCase()} ${n.path}: operation ${n.op.operationId ?? ''} added${n.op.summary ? ` (${n.op.summary})` : ''}`.replace('  ', ' '));
+    d.add(
+      'operation.added',
+      false,
+      `/paths/${escapePointer(n.path)}/${n.method}`,
+      `${n.method.toUpperCase()} ${n.path}: operation ${n.op.operationId ?? ''} added${n.op.summary ? ` (${n.op.summary})` : ''}`.replace('  ', ' '),
+    );
   }
 
   const seen = new Set<string>();
@@ -497,7 +587,9 @@ export function diffOpenApi(oldDoc: OpenAPIObject, newDoc: OpenAPIObject): ApiDi
       seen.add(k);
       return true;
     })
-    .sort((x, y) => Number(y.breaking) - Number(x.breaking) || x.path.localeCompare(y.path) || x.kind.localeCompare(y.kind) || x.message.localeCompare(y.message));
+    .sort(
+      (x, y) => Number(y.breaking) - Number(x.breaking) || x.path.localeCompare(y.path) || x.kind.localeCompare(y.kind) || x.message.localeCompare(y.message),
+    );
   return {
     from: oldDoc.info?.version ?? '',
     to: newDoc.info?.version ?? '',

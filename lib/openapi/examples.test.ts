@@ -54,7 +54,9 @@ describe('sampleFromSchema', () => {
     expect(sampleFromSchema({ type: 'string', format: 'date' })).toBe('2026-01-01');
     expect(sampleFromSchema({ type: 'string', minLength: 8 })).toBe('textxxxx');
     expect(sampleFromSchema({ type: 'array', items: { type: 'boolean' }, minItems: 3 })).toEqual([true, true, true]);
-    const doc = { components: { schemas: { N: { type: 'object', required: ['next'], properties: { next: { $ref: '#/components/schemas/N' } } } } } } as unknown as OpenAPIObject;
+    const doc = {
+      components: { schemas: { N: { type: 'object', required: ['next'], properties: { next: { $ref: '#/components/schemas/N' } } } } },
+    } as unknown as OpenAPIObject;
     expect(() => sampleFromSchema({ $ref: '#/components/schemas/N' }, doc)).not.toThrow();
   });
 });
@@ -102,12 +104,15 @@ describe('curlExample', () => {
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-  test.each(['iris', 'iris-v2', 'items', 'search', 'texts', 'mnist', 'tf-multi', 'shapes', 'compose', 'multi'])('%s: the command runs with curl and passes the checks', async (name) => {
-    const s = VARIED.find((x) => x.metadata.name === name)!;
-    const doc = gen(s);
-    docs[name] = await resolved(doc);
-    const cmd = curlExample(doc, { serverUrl: `http://127.0.0.1:${port}/${name}` })!;
-    const { stdout } = await run('bash', ['-c', `${cmd} -w ' %{http_code}'`], { env: { PATH: process.env.PATH, TOKEN: 'tok-123' } });
-    expect(stdout).toBe('ok 200');
-  });
+  test.each(['iris', 'iris-v2', 'items', 'search', 'texts', 'mnist', 'tf-multi', 'shapes', 'compose', 'multi'])(
+    '%s: the command runs with curl and passes the checks',
+    async (name) => {
+      const s = VARIED.find((x) => x.metadata.name === name)!;
+      const doc = gen(s);
+      docs[name] = await resolved(doc);
+      const cmd = curlExample(doc, { serverUrl: `http://127.0.0.1:${port}/${name}` })!;
+      const { stdout } = await run('bash', ['-c', `${cmd} -w ' %{http_code}'`], { env: { PATH: process.env.PATH, TOKEN: 'tok-123' } });
+      expect(stdout).toBe('ok 200');
+    },
+  );
 });

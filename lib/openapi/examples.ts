@@ -122,12 +122,7 @@ export function pickExampleOperation(doc: OpenAPIObject, operationId?: string): 
   }
   if (operationId) return all.find((x) => x.op.operationId === operationId);
   const posts = all.filter((x) => x.method === 'post');
-  return (
-    posts.find((x) => /^predict/i.test(x.op.operationId ?? '')) ??
-    posts.find((x) => /^infer/i.test(x.op.operationId ?? '')) ??
-    posts[0] ??
-    all[0]
-  );
+  return posts.find((x) => /^predict/i.test(x.op.operationId ?? '')) ?? posts.find((x) => /^infer/i.test(x.op.operationId ?? '')) ?? posts[0] ?? all[0];
 }
 
 function shq(s: string): string {

@@ -35,7 +35,9 @@ describe('every generated document passes the OpenAPI 3.0 validator', () => {
 const samplesDir = join(process.cwd(), 'manifests', 'samples');
 const sampleSchemas: Array<[string, ApiSchema]> = [];
 if (existsSync(samplesDir)) {
-  for (const f of readdirSync(samplesDir).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+  for (const f of readdirSync(samplesDir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()) {
     for (const d of YAML.parseAllDocuments(readFileSync(join(samplesDir, f), 'utf8'))) {
       const o = d.toJS() as ApiSchema | null;
       if (o?.kind === 'ApiSchema') sampleSchemas.push([`${f}:${o.metadata.name}`, o]);
@@ -73,13 +75,15 @@ describe('document contents', () => {
     const grades = gen(VARIED.find((s) => s.metadata.name === 'grades')!);
     expect(codes('post', '/set_grades', grades)).toEqual(['200', '400', '401', '403', '413', '415', '502', '504']);
     expect(codes('get', '/me', grades)).toEqual(['200', '401', '502', '504']);
-    expect((doc.paths['/predict'].post!.responses['413']).$ref).toBe('#/components/responses/PayloadTooLarge');
+    expect(doc.paths['/predict'].post!.responses['413'].$ref).toBe('#/components/responses/PayloadTooLarge');
     const problem = doc.components!.schemas!.Problem as any;
     expect(problem.properties.errors.items.required).toEqual(['in', 'pointer', 'message']);
-    expect(doc.components!.responses!.BadRequest).toMatchObject({ content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
+    expect(doc.components!.responses!.BadRequest).toMatchObject({
+      content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+    });
     // an operation's own status wins over the gateway's
     const legacy = gen(VARIED.find((s) => s.metadata.name === 'legacy')!);
-    expect((legacy.paths['/v0/predict'].post!.responses['400']).description).toBe('Model-specific error');
+    expect(legacy.paths['/v0/predict'].post!.responses['400'].description).toBe('Model-specific error');
   });
   test('restricted access: scopes on the OIDC requirement, roles in the description and x-kea-access', () => {
     const grades = gen(VARIED.find((s) => s.metadata.name === 'grades')!);
@@ -100,7 +104,12 @@ describe('document contents', () => {
   });
   test('JSON Schema 2020 keywords are normalized to 3.0', () => {
     expect(toOas30Schema({ type: ['string', 'null'], const: 'a', exclusiveMinimum: 3, $comment: 'x', examples: ['a'] })).toEqual({
-      type: 'string', nullable: true, enum: ['a'], minimum: 3, exclusiveMinimum: true, example: 'a',
+      type: 'string',
+      nullable: true,
+      enum: ['a'],
+      minimum: 3,
+      exclusiveMinimum: true,
+      example: 'a',
     });
   });
   test('deterministic: same input, same bytes; operation order does not matter', () => {
@@ -128,9 +137,19 @@ describe('document contents', () => {
     expect(await validateOpenApi(d)).toEqual([]);
   });
   test('duplicate operationIds and routes are errors', () => {
-    const dupId = api('d', { operations: [{ operationId: 'a', method: 'GET', path: '/a' }, { operationId: 'a', method: 'GET', path: '/b' }] });
+    const dupId = api('d', {
+      operations: [
+        { operationId: 'a', method: 'GET', path: '/a' },
+        { operationId: 'a', method: 'GET', path: '/b' },
+      ],
+    });
     expect(() => gen(dupId)).toThrow(/duplicate operationId "a"/);
-    const dupRoute = api('d', { operations: [{ operationId: 'a', method: 'GET', path: '/x/{id}' }, { operationId: 'b', method: 'GET', path: '/x/{key}' }] });
+    const dupRoute = api('d', {
+      operations: [
+        { operationId: 'a', method: 'GET', path: '/x/{id}' },
+        { operationId: 'b', method: 'GET', path: '/x/{key}' },
+      ],
+    });
     expect(() => gen(dupRoute)).toThrow(/duplicate route/);
   });
 });
@@ -149,9 +168,26 @@ describe('inference signatures become typed operations', () => {
     const d = gen(VARIED.find((s) => s.metadata.name === 'iris-v2')!);
     expect(Object.keys(d.paths)).toEqual(['/v2/models/iris-v2', '/v2/models/iris-v2/infer', '/v2/models/iris-v2/ready']);
     const input = (d.paths['/v2/models/iris-v2/infer'].post!.requestBody as any).content['application/json'].schema.properties.inputs.items;
-    expect(input.properties.data.anyOf[0]).toEqual({ type: 'array', items: { type: 'array', items: { type: 'number', format: 'float' }, minItems: 4, maxItems: 4 } });
+    expect(input.properties.data.anyOf[0]).toEqual({
+      type: 'array',
+      items: { type: 'array', items: { type: 'number', format: 'float' }, minItems: 4, maxItems: 4 },
+    });
     const ok = await requestValidator(d, 'post', '/v2/models/iris-v2/infer');
-    expect(ok({ inputs: [{ name: 'input-0', shape: [2, 4], datatype: 'FP32', data: [[5.1, 3.5, 1.4, 0.2], [6, 3, 4.8, 1.8]] }] })).toBe(true);
+    expect(
+      ok({
+        inputs: [
+          {
+            name: 'input-0',
+            shape: [2, 4],
+            datatype: 'FP32',
+            data: [
+              [5.1, 3.5, 1.4, 0.2],
+              [6, 3, 4.8, 1.8],
+            ],
+          },
+        ],
+      }),
+    ).toBe(true);
     expect(ok({ inputs: [{ name: 'input-0', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }] })).toBe(true); // flattened
     expect(ok({ inputs: [{ name: 'input-0', shape: [1, 3], datatype: 'FP32', data: [[5.1, 3.5, 1.4]] }] })).toBe(false); // 3 features
     expect(ok({ inputs: [{ name: 'input-0', shape: [1, 4], datatype: 'FP64', data: [[1, 2, 3, 4]] }] })).toBe(false); // wrong dtype
@@ -175,9 +211,52 @@ describe('inference signatures become typed operations', () => {
   test('UINT8 [2,2] fixed shape and scalar output', async () => {
     const d = gen(VARIED.find((s) => s.metadata.name === 'bytes-v2')!);
     const ok = await requestValidator(d, 'post', '/v2/models/bytes-v2/infer');
-    expect(ok({ inputs: [{ name: 'u8', shape: [2, 2], datatype: 'UINT8', data: [[0, 255], [1, 2]] }] })).toBe(true);
-    expect(ok({ inputs: [{ name: 'u8', shape: [2, 2], datatype: 'UINT8', data: [[0, 256], [1, 2]] }] })).toBe(false);
-    expect(ok({ inputs: [{ name: 'u8', shape: [3, 2], datatype: 'UINT8', data: [[0, 1], [1, 2], [3, 4]] }] })).toBe(false);
+    expect(
+      ok({
+        inputs: [
+          {
+            name: 'u8',
+            shape: [2, 2],
+            datatype: 'UINT8',
+            data: [
+              [0, 255],
+              [1, 2],
+            ],
+          },
+        ],
+      }),
+    ).toBe(true);
+    expect(
+      ok({
+        inputs: [
+          {
+            name: 'u8',
+            shape: [2, 2],
+            datatype: 'UINT8',
+            data: [
+              [0, 256],
+              [1, 2],
+            ],
+          },
+        ],
+      }),
+    ).toBe(false);
+    expect(
+      ok({
+        inputs: [
+          {
+            name: 'u8',
+            shape: [3, 2],
+            datatype: 'UINT8',
+            data: [
+              [0, 1],
+              [1, 2],
+              [3, 4],
+            ],
+          },
+        ],
+      }),
+    ).toBe(false);
   });
   test('tfserving: POST /v1/models/{m}:predict with instances = rows without the batch dim', async () => {
     const d = gen(VARIED.find((s) => s.metadata.name === 'mnist')!);
@@ -193,7 +272,14 @@ describe('inference signatures become typed operations', () => {
     expect(ok2({ instances: [{ age: 'old', occupation: 'engineer' }] })).toBe(false);
     const fixed = gen(VARIED.find((s) => s.metadata.name === 'tf-fixed-batch')!);
     const ok3 = await requestValidator(fixed, 'post', '/v1/models/tf-fixed-batch:predict');
-    expect(ok3({ instances: [[1, 2, 3], [4, 5, 6]] })).toBe(true);
+    expect(
+      ok3({
+        instances: [
+          [1, 2, 3],
+          [4, 5, 6],
+        ],
+      }),
+    ).toBe(true);
     expect(ok3({ instances: [[1, 2, 3]] })).toBe(false);
   });
   test('inline operations override derived ones and are kept alongside', () => {
@@ -206,9 +292,13 @@ describe('inference signatures become typed operations', () => {
     expect(d.paths['/v2/models/ov/ready'].get).toBeDefined();
   });
   test('bad signatures are rejected with a precise message', () => {
-    const bad = api('b', { inference: { protocol: 'v2', inputs: [{ name: 'x', datatype: 'FLOAT', shape: [-1] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }] } });
+    const bad = api('b', {
+      inference: { protocol: 'v2', inputs: [{ name: 'x', datatype: 'FLOAT', shape: [-1] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }] },
+    });
     expect(() => gen(bad)).toThrow(/spec.inference.inputs\[0\]|unknown tensor datatype "FLOAT"/);
-    const badShape = api('b', { inference: { protocol: 'v2', inputs: [{ name: 'x', datatype: 'FP32', shape: [-2] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }] } });
+    const badShape = api('b', {
+      inference: { protocol: 'v2', inputs: [{ name: 'x', datatype: 'FP32', shape: [-2] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }] },
+    });
     expect(() => gen(badShape)).toThrow(/shape of "x"/);
   });
 });
@@ -218,7 +308,10 @@ describe('catalog and /methods', () => {
   const cat = buildCatalog(docs, 'https://gw.example.com');
   test('the catalog validates and has every operation once, prefixed by basePath, ids namespaced', async () => {
     expect(await validateOpenApi(cat)).toEqual([]);
-    const total = docs.reduce((n, d) => n + Object.values(d.doc.paths).reduce((m, item) => m + Object.keys(item).filter((k) => !k.startsWith('x-')).length, 0), 0);
+    const total = docs.reduce(
+      (n, d) => n + Object.values(d.doc.paths).reduce((m, item) => m + Object.keys(item).filter((k) => !k.startsWith('x-')).length, 0),
+      0,
+    );
     const catOps = Object.values(cat.paths).reduce((m, item) => m + Object.keys(item).length, 0);
     expect(catOps).toBe(total);
     expect(cat.servers).toEqual([{ url: 'https://gw.example.com', description: 'KEA gateway' }]);
@@ -235,7 +328,9 @@ describe('catalog and /methods', () => {
     expect(schemas['models_collide_KeaProblem']).toBeUndefined();
     expect(cat.components!.responses!.BadRequest).toBeDefined();
     // collide's own BadRequest points at its KeaProblem, so it cannot be shared under the same name
-    expect((cat.components!.responses!['models_collide_BadRequest'] as any).content['application/problem+json'].schema.$ref).toBe('#/components/schemas/KeaProblem');
+    expect((cat.components!.responses!['models_collide_BadRequest'] as any).content['application/problem+json'].schema.$ref).toBe(
+      '#/components/schemas/KeaProblem',
+    );
   });
   test('an empty gateway URL still gives a valid catalog (relative server)', async () => {
     const c = buildCatalog(docs.slice(0, 3), '');
@@ -248,7 +343,12 @@ describe('catalog and /methods', () => {
   test('listMethods gives service, operationId, method, public path, summary and access', () => {
     const m = listMethods(docs);
     expect(m.find((e) => e.service === 'models/iris' && e.operationId === 'predict')).toEqual({
-      service: 'models/iris', operationId: 'predict', method: 'POST', path: '/iris/predict', summary: 'Classify iris flowers', access: { mode: 'authenticated' },
+      service: 'models/iris',
+      operationId: 'predict',
+      method: 'POST',
+      path: '/iris/predict',
+      summary: 'Classify iris flowers',
+      access: { mode: 'authenticated' },
     });
     expect(m.find((e) => e.operationId === 'health')!.access).toEqual({ mode: 'public' });
     expect(m.filter((e) => e.service === 'models/grades').map((e) => `${e.method} ${e.path} ${e.access.mode}`)).toEqual([

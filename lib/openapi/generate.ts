@@ -75,10 +75,20 @@ export const GATEWAY_ERRORS: Record<string, { name: string; code: ProblemCode; d
       ['BadRequest', 'validation-failed', 'The request failed validation against this schema; `errors` lists each failing field.', '1 validation error'],
       ['Unauthorized', 'unauthenticated', 'No valid SSO session or bearer token.', 'sign in or send a bearer token'],
       ['Forbidden', 'forbidden', 'Authenticated, but the roles, groups or scopes do not allow this operation.', 'missing a required role'],
-      ['PayloadTooLarge', 'payload-too-large', "The request body exceeds the operation's size limit.", `request body exceeds ${POLICY_DEFAULTS.maxBodyBytes} bytes`],
+      [
+        'PayloadTooLarge',
+        'payload-too-large',
+        "The request body exceeds the operation's size limit.",
+        `request body exceeds ${POLICY_DEFAULTS.maxBodyBytes} bytes`,
+      ],
       ['UnsupportedMediaType', 'unsupported-media-type', "The request body's Content-Type is not the documented one.", 'expected application/json'],
       ['BadGateway', 'upstream-unavailable', 'The model service could not be reached, or its response broke the schema.', 'upstream connection failed'],
-      ['GatewayTimeout', 'upstream-timeout', "The model service did not answer within the operation's timeout.", `upstream timed out after ${POLICY_DEFAULTS.timeoutMs} ms`],
+      [
+        'GatewayTimeout',
+        'upstream-timeout',
+        "The model service did not answer within the operation's timeout.",
+        `upstream timed out after ${POLICY_DEFAULTS.timeoutMs} ms`,
+      ],
     ] as const
   ).map(([name, code, description, detail]) => [String(PROBLEM_TYPES[code].status), { name, code, title: PROBLEM_TYPES[code].title, description, detail }]),
 );
@@ -87,10 +97,42 @@ const METHOD_ORDER: HttpMethod[] = ['GET', 'PUT', 'POST', 'DELETE', 'OPTIONS', '
 
 /** Keywords of the OpenAPI 3.0 Schema Object (§4.7.24); anything else (bar `x-*`) is dropped. */
 const OAS30_SCHEMA_KEYS = new Set([
-  '$ref', 'title', 'multipleOf', 'maximum', 'exclusiveMaximum', 'minimum', 'exclusiveMinimum', 'maxLength', 'minLength',
-  'pattern', 'maxItems', 'minItems', 'uniqueItems', 'maxProperties', 'minProperties', 'required', 'enum', 'type', 'not',
-  'allOf', 'oneOf', 'anyOf', 'items', 'properties', 'additionalProperties', 'description', 'format', 'default', 'nullable',
-  'discriminator', 'readOnly', 'writeOnly', 'example', 'externalDocs', 'deprecated', 'xml',
+  '$ref',
+  'title',
+  'multipleOf',
+  'maximum',
+  'exclusiveMaximum',
+  'minimum',
+  'exclusiveMinimum',
+  'maxLength',
+  'minLength',
+  'pattern',
+  'maxItems',
+  'minItems',
+  'uniqueItems',
+  'maxProperties',
+  'minProperties',
+  'required',
+  'enum',
+  'type',
+  'not',
+  'allOf',
+  'oneOf',
+  'anyOf',
+  'items',
+  'properties',
+  'additionalProperties',
+  'description',
+  'format',
+  'default',
+  'nullable',
+  'discriminator',
+  'readOnly',
+  'writeOnly',
+  'example',
+  'externalDocs',
+  'deprecated',
+  'xml',
 ]);
 
 /**
@@ -314,9 +356,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
   builder.addServer({ url: `${trimUrl(opts.gatewayUrl)}${basePath}`, description: 'KEA gateway' });
 
   const pathItems: Record<string, PathItemObject> = {};
-  const sortedOps = [...ops].sort(
-    (a, b) => a.path.localeCompare(b.path) || METHOD_ORDER.indexOf(a.method) - METHOD_ORDER.indexOf(b.method),
-  );
+  const sortedOps = [...ops].sort((a, b) => a.path.localeCompare(b.path) || METHOD_ORDER.indexOf(a.method) - METHOD_ORDER.indexOf(b.method));
   for (const op of sortedOps) {
     // Passthrough: the gateway routes straight to the service; KEA neither authenticates,
     // authorizes, validates nor caches, so the document must not promise any of it.
@@ -325,8 +365,13 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
     if (op.summary) o.summary = op.summary;
     o.description = [
       op.description,
-      passthrough ? 'Passthrough: the gateway forwards this call as is (no sign-in, validation or caching by KEA; the service may apply its own).' : describeAccess(access),
-      !passthrough && op.cache ? `Responses are cached for ${op.cache.ttlSeconds} s (${op.cache.scope === 'shared' ? 'shared by all callers' : 'per caller'}).` : '']
+      passthrough
+        ? 'Passthrough: the gateway forwards this call as is (no sign-in, validation or caching by KEA; the service may apply its own).'
+        : describeAccess(access),
+      !passthrough && op.cache
+        ? `Responses are cached for ${op.cache.ttlSeconds} s (${op.cache.scope === 'shared' ? 'shared by all callers' : 'per caller'}).`
+        : '',
+    ]
       .filter(Boolean)
       .join('\n\n');
     if (op.tags?.length) o.tags = [...op.tags];
@@ -385,7 +430,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
   // Components: user schemas (sorted), the Problem schema, used gateway responses, security schemes.
   const schemaNames = [...Object.keys(userSchemas), problemName].sort();
   for (const name of schemaNames) {
-    builder.addSchema(name, name === problemName ? problemSchema() : (toOas30Schema(userSchemas[name])));
+    builder.addSchema(name, name === problemName ? problemSchema() : toOas30Schema(userSchemas[name]));
   }
   const responseNames: string[] = [];
   for (const code of [...usedErrors].sort()) {
@@ -639,7 +684,10 @@ export function listMethods(docs: Array<{ id: string; doc: OpenAPIObject }>): Me
     }
   }
   return out.sort(
-    (a, b) => a.service.localeCompare(b.service) || a.path.localeCompare(b.path) || METHOD_ORDER.indexOf(a.method as HttpMethod) - METHOD_ORDER.indexOf(b.method as HttpMethod),
+    (a, b) =>
+      a.service.localeCompare(b.service) ||
+      a.path.localeCompare(b.path) ||
+      METHOD_ORDER.indexOf(a.method as HttpMethod) - METHOD_ORDER.indexOf(b.method as HttpMethod),
   );
 }
 

@@ -17,9 +17,7 @@
 import type { ApiSchemaSpec, InferenceSignature, JsonSchema, Operation, TensorSpec } from '../api/types.js';
 
 /** OIP v2 datatypes (Open Inference Protocol, "Tensor Data Types"). */
-export const TENSOR_DATATYPES = [
-  'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES',
-] as const;
+export const TENSOR_DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
 export type TensorDatatype = (typeof TENSOR_DATATYPES)[number];
 
 const INT_BOUNDS: Record<string, [number, number, string?]> = {
@@ -115,7 +113,11 @@ function v2TensorSchema(t: TensorSpec): JsonSchema {
   // OIP v2 JSON allows tensor data either nested (row-major) or flattened; nested is the primary form.
   const flat: JsonSchema = { type: 'array', items: scalarSchema(t.datatype) };
   const data: JsonSchema =
-    rank >= 2 ? { anyOf: [nested, flat], description: 'Tensor data, nested per shape (or flattened row-major).' } : rank === 1 ? nested : { ...flat, minItems: 1, maxItems: 1 };
+    rank >= 2
+      ? { anyOf: [nested, flat], description: 'Tensor data, nested per shape (or flattened row-major).' }
+      : rank === 1
+        ? nested
+        : { ...flat, minItems: 1, maxItems: 1 };
   const schema: JsonSchema = {
     type: 'object',
     description: describeTensor(t),
@@ -178,9 +180,7 @@ function v2Operations(sig: InferenceSignature, model: string): Operation[] {
       method: 'POST',
       path: `${prefix}/infer`,
       summary: `Run inference on ${model}`,
-      description:
-        'Open Inference Protocol (v2) REST inference request. ' +
-        describeSignature(sig),
+      description: 'Open Inference Protocol (v2) REST inference request. ' + describeSignature(sig),
       tags: ['inference'],
       requestBody: {
         required: true,
@@ -305,9 +305,7 @@ function tfservingOperations(sig: InferenceSignature, model: string): Operation[
       method: 'POST',
       path: `${prefix}:predict`,
       summary: `Predict with ${model}`,
-      description:
-        'TensorFlow Serving REST predict API, row ("instances") format. ' +
-        describeSignature(sig),
+      description: 'TensorFlow Serving REST predict API, row ("instances") format. ' + describeSignature(sig),
       tags: ['inference'],
       requestBody: {
         required: true,
@@ -410,9 +408,7 @@ export function effectiveOperations(spec: ApiSchemaSpec, fallbackModelName: stri
   const inline = spec.operations ?? [];
   const ids = new Set(inline.map((o) => o.operationId));
   const routes = new Set(inline.map((o) => `${o.method} ${o.path}`));
-  const derived = inferenceOperations(spec, fallbackModelName).filter(
-    (o) => !ids.has(o.operationId) && !routes.has(`${o.method} ${o.path}`),
-  );
+  const derived = inferenceOperations(spec, fallbackModelName).filter((o) => !ids.has(o.operationId) && !routes.has(`${o.method} ${o.path}`));
   return [...inline, ...derived];
 }
 

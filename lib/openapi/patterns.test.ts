@@ -4,7 +4,15 @@
  * wiring, and the cost of the issue's ReDoS pattern.
  */
 import { Ajv } from 'ajv';
-import { compileLinearPattern, linearRegExp, MAX_PATTERN_LENGTH, MAX_PATTERN_PROGRAM_SIZE, toRe2Syntax, unsupportedPatterns, UnsupportedPatternError } from './patterns.js';
+import {
+  compileLinearPattern,
+  linearRegExp,
+  MAX_PATTERN_LENGTH,
+  MAX_PATTERN_PROGRAM_SIZE,
+  toRe2Syntax,
+  unsupportedPatterns,
+  UnsupportedPatternError,
+} from './patterns.js';
 
 describe('compileLinearPattern keeps the ECMA-262 (u flag) meaning', () => {
   // [pattern, input]: the expected answer is V8's own.

@@ -201,7 +201,10 @@ export function compileLinearPattern(source: string): LinearPattern {
   }
   const size = re.programSize();
   if (size > MAX_PATTERN_PROGRAM_SIZE) {
-    throw new UnsupportedPatternError(source, `compiles to ${size} RE2 instructions, more than the ${MAX_PATTERN_PROGRAM_SIZE} allowed (matching cost grows with input length × program size)`);
+    throw new UnsupportedPatternError(
+      source,
+      `compiles to ${size} RE2 instructions, more than the ${MAX_PATTERN_PROGRAM_SIZE} allowed (matching cost grows with input length × program size)`,
+    );
   }
   return new LinearPattern(source, re);
 }

@@ -49,7 +49,7 @@ test('POLICY_DEFAULTS are what the CRD documents', () => {
   expect(POLICY_DEFAULTS.maxBodyBytes).toBeLessThanOrEqual(MAX_OPERATION_BODY_BYTES);
 });
 
-test('policyOperation fills the defaults and the path parameters\' required for hand-written configurations', () => {
+test("policyOperation fills the defaults and the path parameters' required for hand-written configurations", () => {
   const op = policyOperation({
     operationId: 'get',
     method: 'GET',

@@ -149,7 +149,9 @@ export interface PolicyService {
  */
 export function policyOperation(
   o: Partial<Omit<PolicyOperation, 'parameters'>> &
-    Pick<PolicyOperation, 'operationId' | 'method' | 'path' | 'upstreamPath'> & { parameters?: Array<Omit<PolicyParameter, 'required'> & { required?: boolean }> },
+    Pick<PolicyOperation, 'operationId' | 'method' | 'path' | 'upstreamPath'> & {
+      parameters?: Array<Omit<PolicyParameter, 'required'> & { required?: boolean }>;
+    },
 ): PolicyOperation {
   return {
     access: structuredClone(POLICY_DEFAULTS.access),

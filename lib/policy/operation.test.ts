@@ -51,7 +51,8 @@ test('path parameters are required; others default to not required; request body
 
 test('every schema is inlined, then written in the form ajv compiles', () => {
   const comps: Record<string, JsonSchema> = { Score: { type: 'number', minimum: 0, exclusiveMinimum: true, nullable: true } };
-  const inline = (s: JsonSchema): JsonSchema => JSON.parse(JSON.stringify(s).replace(/\{"\$ref":"#\/components\/schemas\/Score"\}/g, JSON.stringify(comps.Score))) as JsonSchema;
+  const inline = (s: JsonSchema): JsonSchema =>
+    JSON.parse(JSON.stringify(s).replace(/\{"\$ref":"#\/components\/schemas\/Score"\}/g, JSON.stringify(comps.Score))) as JsonSchema;
   const op = policyOperationOf(
     { basePath: '', inline },
     {

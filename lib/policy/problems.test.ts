@@ -14,7 +14,8 @@ const problemSchema = doc.components!.schemas!.Problem as { properties: { code: 
 test('the published Problem schema lists exactly the registry codes, in registry order', () => {
   expect(problemSchema.properties.code.enum).toEqual([...PROBLEM_CODES]);
   // The codes the review found missing from the published enum (issue 12).
-  for (const c of ['header-too-large', 'request-timeout', 'cluster-incomplete', 'upstream-busy', 'server-busy']) expect(problemSchema.properties.code.enum).toContain(c);
+  for (const c of ['header-too-large', 'request-timeout', 'cluster-incomplete', 'upstream-busy', 'server-busy'])
+    expect(problemSchema.properties.code.enum).toContain(c);
 });
 
 test('each code has an HTTP error status and a title; codes are URI path segments', () => {
@@ -32,7 +33,8 @@ test('each code has an HTTP error status and a title; codes are URI path segment
 test('the documented gateway error responses take status and title from the registry', () => {
   for (const [status, e] of Object.entries(GATEWAY_ERRORS)) {
     expect(PROBLEM_TYPES[e.code]).toEqual({ status: Number(status), title: e.title });
-    const response = doc.components!.responses![e.name] as { content: Record<string, { example: { code: string; status: number; title: string; type: string } }> } | undefined;
+    const response = doc.components!.responses![e.name] as
+      { content: Record<string, { example: { code: string; status: number; title: string; type: string } }> } | undefined;
     if (!response) continue; // only the responses this document uses are published
     const example = response.content['application/problem+json'].example;
     expect(example).toMatchObject({ code: e.code, status: Number(status), title: e.title, type: problemTypeUri(e.code) });

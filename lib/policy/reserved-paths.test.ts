@@ -16,7 +16,11 @@ interface Rule {
 /** The CRD's `spec.basePath` schema (first served version). */
 function basePathSchema(): { description: string; 'x-kubernetes-validations': Rule[] } {
   const crd = YAML.parse(readFileSync(join(process.cwd(), 'manifests/crds/kea.dev_apischemas.yaml'), 'utf8')) as {
-    spec: { versions: Array<{ schema: { openAPIV3Schema: { properties: { spec: { properties: { basePath: { description: string; 'x-kubernetes-validations': Rule[] } } } } } } }> };
+    spec: {
+      versions: Array<{
+        schema: { openAPIV3Schema: { properties: { spec: { properties: { basePath: { description: string; 'x-kubernetes-validations': Rule[] } } } } } };
+      }>;
+    };
   };
   return crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.basePath;
 }

@@ -76,7 +76,21 @@ export const POLICY_SERVICE_SCHEMA = {
   $id: 'https://kea.dev/schemas/policy.kea.dev/v1/policy.json',
   title: 'KEA policy.json (PolicyService)',
   type: 'object',
-  required: ['apiVersion', 'id', 'namespace', 'name', 'title', 'version', 'basePath', 'configVersion', 'mode', 'upstream', 'traffic', 'authorization', 'operations'],
+  required: [
+    'apiVersion',
+    'id',
+    'namespace',
+    'name',
+    'title',
+    'version',
+    'basePath',
+    'configVersion',
+    'mode',
+    'upstream',
+    'traffic',
+    'authorization',
+    'operations',
+  ],
   additionalProperties: false,
   properties: {
     apiVersion: { const: POLICY_API_VERSION },
@@ -91,7 +105,12 @@ export const POLICY_SERVICE_SCHEMA = {
     upstream: { type: 'object', required: ['host'], additionalProperties: false, properties: { host: nonEmpty } },
     traffic: {
       type: 'array',
-      items: { type: 'object', required: ['revision', 'weight'], additionalProperties: false, properties: { revision: nonEmpty, weight: { type: 'number', minimum: 0, maximum: 100 } } },
+      items: {
+        type: 'object',
+        required: ['revision', 'weight'],
+        additionalProperties: false,
+        properties: { revision: nonEmpty, weight: { type: 'number', minimum: 0, maximum: 100 } },
+      },
     },
     authorization: { type: 'object', additionalProperties: false, properties: { rolesClaim: text, groupsClaim: text, scopesClaim: text } },
     defaultOperationId: nonEmpty,
@@ -113,7 +132,8 @@ function validate(): ValidateFunction {
 function describe(e: ErrorObject): string {
   const where = e.instancePath || '(root)';
   if (e.keyword === 'additionalProperties') return `${where} has unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-  if (e.keyword === 'enum') return `${where} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (e.keyword === 'enum')
+    return `${where} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
   return `${where} ${e.message ?? 'is invalid'}`;
 }
 

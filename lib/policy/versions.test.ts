@@ -41,7 +41,12 @@ test('the owning ApiSchema: annotation, else an owner label that was not shorten
 
 test('newest first by instant (not text), ties by preferred digest then name; one per digest, the newest', () => {
   const e = (name: string, digest: string, publishedAt: string) => ({ name, digest, publishedAt });
-  const list = [e('a', 'd1', '2026-01-01T00:00:40Z'), e('b', 'd2', '2026-01-01T00:00:40.5Z'), e('c', 'd3', '2026-01-01T00:00:40Z'), e('d', 'd1', '2026-01-02T00:00:00Z')];
+  const list = [
+    e('a', 'd1', '2026-01-01T00:00:40Z'),
+    e('b', 'd2', '2026-01-01T00:00:40.5Z'),
+    e('c', 'd3', '2026-01-01T00:00:40Z'),
+    e('d', 'd1', '2026-01-02T00:00:00Z'),
+  ];
   expect(sortNewestFirst(list).map((x) => x.name)).toEqual(['d', 'b', 'a', 'c']);
   expect(sortNewestFirst(list, 'd3').map((x) => x.name)).toEqual(['d', 'b', 'c', 'a']);
   expect(newestPerDigest(list).map((x) => x.name)).toEqual(['d', 'b', 'c']);

@@ -27,8 +27,8 @@ async function kea(...args: string[]): Promise<{ out: string; err: string; code:
   let err = '';
   const ow = process.stdout.write.bind(process.stdout);
   const ew = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true));
-  process.stderr.write = ((s: string) => ((err += s), true));
+  process.stdout.write = (s: string) => ((out += s), true);
+  process.stderr.write = (s: string) => ((err += s), true);
   try {
     await program.parseAsync(['node', 'kea', ...args]);
   } finally {
@@ -59,7 +59,10 @@ describe('kea scan', () => {
   });
 
   test('--strict exits 1 when something was left out; the issues go to stderr and the -o file header', async () => {
-    writeFileSync(join(dir, 'app.py'), 'from fastapi import FastAPI, Cookie\napp = FastAPI()\n\n@app.get("/a")\ndef a(s: str = Cookie(None)) -> int:\n    return 1\n');
+    writeFileSync(
+      join(dir, 'app.py'),
+      'from fastapi import FastAPI, Cookie\napp = FastAPI()\n\n@app.get("/a")\ndef a(s: str = Cookie(None)) -> int:\n    return 1\n',
+    );
     const outFile = join(dir, 'out.yaml');
     const r = await kea('scan', join(dir, 'app.py'), '--strict', '-o', outFile);
     expect(r.code).toBe(1);

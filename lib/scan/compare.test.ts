@@ -153,8 +153,17 @@ describe('the example services run real scikit-learn models', () => {
     expect(explain.json.predicted).toBe('class_0');
     expect(explain.json.contributions).toHaveLength(2);
     expect((await post('wine', '/explain?top=99', { sample: first })).status).toBe(422);
-    const batch = await post('wine', '/batch', { items: [{ id: 'a', sample: first }, { id: 'b', sample: last }], return_probabilities: true });
-    expect(batch.json.results.map((r: any) => [r.id, r.predicted])).toEqual([['a', 'class_0'], ['b', 'class_2']]);
+    const batch = await post('wine', '/batch', {
+      items: [
+        { id: 'a', sample: first },
+        { id: 'b', sample: last },
+      ],
+      return_probabilities: true,
+    });
+    expect(batch.json.results.map((r: any) => [r.id, r.predicted])).toEqual([
+      ['a', 'class_0'],
+      ['b', 'class_2'],
+    ]);
     expect(batch.json.results[0].probabilities).toHaveLength(3);
     // predict + predict_proba + explain + batch (2 calls) went to the same instance.
     expect(batch.json.model_calls).toBe(before + 5);

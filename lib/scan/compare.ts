@@ -69,7 +69,9 @@ function normalOp(op: Operation, components: Record<string, JsonSchema>): Normal
   }
   const out: NormalOp = { parameters };
   if (op.requestBody) out.requestBody = { required: op.requestBody.required === true, schema: normalizeSchema(op.requestBody.schema, components) };
-  const success = Object.keys(op.responses ?? {}).filter((c) => /^2/.test(c)).sort()[0];
+  const success = Object.keys(op.responses ?? {})
+    .filter((c) => /^2/.test(c))
+    .sort()[0];
   if (success) {
     const schema = op.responses![success].schema;
     // FastAPI publishes `{}` when a route declares no response type; the scanner publishes none.

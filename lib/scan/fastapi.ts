@@ -51,8 +51,18 @@ interface Include {
 }
 
 const ROUTE_METHODS: Record<string, HttpMethod[] | 'api_route' | 'unsupported'> = {
-  get: ['GET'], post: ['POST'], put: ['PUT'], patch: ['PATCH'], delete: ['DELETE'], head: ['HEAD'], options: ['OPTIONS'],
-  api_route: 'api_route', trace: 'unsupported', websocket: 'unsupported', websocket_route: 'unsupported', route: 'unsupported',
+  get: ['GET'],
+  post: ['POST'],
+  put: ['PUT'],
+  patch: ['PATCH'],
+  delete: ['DELETE'],
+  head: ['HEAD'],
+  options: ['OPTIONS'],
+  api_route: 'api_route',
+  trace: 'unsupported',
+  websocket: 'unsupported',
+  websocket_route: 'unsupported',
+  route: 'unsupported',
 };
 
 const INJECTED_TYPES = new Set(['Request', 'Response', 'WebSocket', 'BackgroundTasks', 'HTTPConnection', 'SecurityScopes']);
@@ -205,7 +215,12 @@ export function scanFastApi(
         const attr = target.childForFieldName('attribute')?.text ?? '';
         if (!(attr in ROUTE_METHODS)) {
           if (['middleware', 'exception_handler', 'on_event'].includes(attr) && obj && findRouter(file, obj)) {
-            reporter.add(file, deco, 'info', `@${target.text}: ${def.childForFieldName('name')?.text} may change requests or responses at run time; not part of the description`);
+            reporter.add(
+              file,
+              deco,
+              'info',
+              `@${target.text}: ${def.childForFieldName('name')?.text} may change requests or responses at run time; not part of the description`,
+            );
           }
           continue;
         }
@@ -214,19 +229,34 @@ export function scanFastApi(
           // Looks like a route (`@x.get("/path")`) on something that is not a FastAPI app/router we know.
           const first = call?.positional[0];
           if (first && stringValue(first)?.startsWith('/')) {
-            reporter.add(file, deco, 'unsupported', `@${target.text}(...) is not on a FastAPI app or APIRouter of the scanned sources; ${def.childForFieldName('name')?.text} left out`);
+            reporter.add(
+              file,
+              deco,
+              'unsupported',
+              `@${target.text}(...) is not on a FastAPI app or APIRouter of the scanned sources; ${def.childForFieldName('name')?.text} left out`,
+            );
           }
           continue;
         }
         const kind = ROUTE_METHODS[attr];
         if (kind === 'unsupported' || !call) {
-          reporter.add(file, deco, 'unsupported', `@${router.name}.${attr} routes are not supported (only JSON HTTP operations); ${def.childForFieldName('name')?.text} left out`);
+          reporter.add(
+            file,
+            deco,
+            'unsupported',
+            `@${router.name}.${attr} routes are not supported (only JSON HTTP operations); ${def.childForFieldName('name')?.text} left out`,
+          );
           continue;
         }
         let list = mounts(router);
         if (list.length === 0) {
           if (hasApp) {
-            reporter.add(file, deco, 'warning', `router ${router.name} is never included in a FastAPI app in the scanned sources; its routes are described at its own prefix`);
+            reporter.add(
+              file,
+              deco,
+              'warning',
+              `router ${router.name} is never included in a FastAPI app in the scanned sources; its routes are described at its own prefix`,
+            );
           }
           list = [{ prefix: router.prefix, tags: router.tags }];
         }
@@ -299,7 +329,8 @@ function markerOf(p: PyParam): { call: CallArgs; fn: string; inAnnotated: boolea
     while (t.type === 'type' && t.namedChildren.length === 1) t = t.namedChildren[0];
     const head = t.type === 'generic_type' ? t.namedChildren[0]?.text : t.type === 'subscript' ? t.childForFieldName('value')?.text : undefined;
     if (head && lastName(head) === 'Annotated') {
-      const args = t.type === 'generic_type' ? t.namedChildren.find((c) => c.type === 'type_parameter')?.namedChildren ?? [] : t.childrenForFieldName('subscript');
+      const args =
+        t.type === 'generic_type' ? (t.namedChildren.find((c) => c.type === 'type_parameter')?.namedChildren ?? []) : t.childrenForFieldName('subscript');
       for (const a of args.slice(1)) {
         let inner = a;
         while (inner.type === 'type' && inner.namedChildren.length === 1) inner = inner.namedChildren[0];
@@ -363,7 +394,12 @@ function routeOperations(
   // Path template: strip Starlette convertors ({x:path} → {x}).
   let path = mount.prefix + rawPath;
   path = path.replace(/\{([A-Za-z_][A-Za-z0-9_]*):([a-z]+)\}/g, (_m, name: string, conv: string) => {
-    reporter.add(file, pathNode, conv === 'path' ? 'warning' : 'info', `path convertor {${name}:${conv}} is published as {${name}}${conv === 'path' ? ' (a single path segment at the gateway)' : ''}`);
+    reporter.add(
+      file,
+      pathNode,
+      conv === 'path' ? 'warning' : 'info',
+      `path convertor {${name}:${conv}} is published as {${name}}${conv === 'path' ? ' (a single path segment at the gateway)' : ''}`,
+    );
     return `{${name}}`;
   });
   const pathParams = [...path.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1]);
@@ -408,7 +444,8 @@ function routeOperations(
     if (marker && !marker.inAnnotated) schema = builder.applyConstraints(file, schema, marker.call.keywords, marker.call.node);
     if (hasDefault && defaultNode) {
       const v = builder.defaultValue(file, defaultNode);
-      if (v === NOT_LITERAL) reporter.add(file, defaultNode, 'warning', `${fname}: default ${defaultNode.text} of ${p.name} is not a literal; left out of the schema`);
+      if (v === NOT_LITERAL)
+        reporter.add(file, defaultNode, 'warning', `${fname}: default ${defaultNode.text} of ${p.name} is not a literal; left out of the schema`);
       else if (v !== null && v !== ELLIPSIS) schema = withKeywords(schema, { default: v });
     }
     const required = where === 'path' ? true : !hasDefault;
@@ -421,7 +458,12 @@ function routeOperations(
     }
 
     if (where === 'cookie') {
-      reporter.add(file, p.node, 'unsupported', `${fname}: cookie parameter ${p.name} cannot be described in an ApiSchema (path, query and header only); left out`);
+      reporter.add(
+        file,
+        p.node,
+        'unsupported',
+        `${fname}: cookie parameter ${p.name} cannot be described in an ApiSchema (path, query and header only); left out`,
+      );
       continue;
     }
     if (where === 'form') {
@@ -431,7 +473,8 @@ function routeOperations(
     if (where === 'body') {
       const embed = marker?.call.keywords.get('embed')?.type === 'true';
       const media = stringValue(marker?.call.keywords.get('media_type'));
-      if (media && !/json/.test(media)) reporter.add(file, p.node, 'unsupported', `${fname}: body media_type ${media} is not JSON; described as application/json`);
+      if (media && !/json/.test(media))
+        reporter.add(file, p.node, 'unsupported', `${fname}: body media_type ${media} is not JSON; described as application/json`);
       bodyParams.push({ name, schema, required, embed });
       continue;
     }
@@ -477,14 +520,20 @@ function routeOperations(
   const rc = kw.get('response_class');
   if (rc) {
     const cls = lastName(rc.text);
-    const media: Record<string, string> = { HTMLResponse: 'text/html', PlainTextResponse: 'text/plain', StreamingResponse: 'application/octet-stream', FileResponse: 'application/octet-stream', RedirectResponse: '' };
+    const media: Record<string, string> = {
+      HTMLResponse: 'text/html',
+      PlainTextResponse: 'text/plain',
+      StreamingResponse: 'application/octet-stream',
+      FileResponse: 'application/octet-stream',
+      RedirectResponse: '',
+    };
     if (cls in media) {
       reporter.add(file, rc, 'warning', `${fname}: response_class=${cls} is not JSON; the response is described without a schema`);
       respSchema = undefined;
       if (media[cls]) response.contentType = media[cls];
     }
   }
-  if (respSchema && !['204', '304'].includes(status) && !(status.startsWith('1'))) {
+  if (respSchema && !['204', '304'].includes(status) && !status.startsWith('1')) {
     response.contentType ??= 'application/json';
     response.schema = respSchema;
   }
@@ -494,7 +543,8 @@ function routeOperations(
 
   const doc = docstringOf(def);
   const docText = doc?.split('\f')[0].trim();
-  const summary = stringValue(kw.get('summary')) ?? (docText ? docText.split('\n')[0].trim() : fname.replace(/_/g, ' ').replace(/\b\w/g, (c) => c.toUpperCase()));
+  const summary =
+    stringValue(kw.get('summary')) ?? (docText ? docText.split('\n')[0].trim() : fname.replace(/_/g, ' ').replace(/\b\w/g, (c) => c.toUpperCase()));
   const description = stringValue(kw.get('description')) ?? (docText ? cleandoc(docText) : undefined);
   const tags = [...mount.tags, ...stringList(kw.get('tags'))];
   const operationId = stringValue(kw.get('operation_id')) ?? fname;

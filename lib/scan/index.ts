@@ -75,7 +75,12 @@ function existsPyvenv(dir: string): boolean {
 
 /** A DNS-1123 label from any name (`Iris_V1` → `iris-v1`). */
 export function dnsLabel(s: string): string {
-  const out = s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  const out = s
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
   return out || 'api';
 }
 
@@ -96,7 +101,11 @@ export async function scanPython(root: string, opts: ScanOptions = {}): Promise<
   const files: PyFile[] = [];
   for (const p of paths) {
     const rel = relative(base, p);
-    const module = rel.replace(/\.py$/, '').split(sep).filter((s) => s !== '__init__').join('.');
+    const module = rel
+      .replace(/\.py$/, '')
+      .split(sep)
+      .filter((s) => s !== '__init__')
+      .join('.');
     files.push(await parsePython(isFile ? root : join(root, rel), module, readFileSync(p, 'utf8')));
   }
   const reporter = new Reporter();
@@ -131,7 +140,12 @@ export async function scanPython(root: string, opts: ScanOptions = {}): Promise<
   for (const { op, file, node } of scanned) {
     const where = `${op.method} ${op.path}`;
     if (!(op.path === '/' || PATH_RE.test(op.path))) {
-      reporter.add(file, node, 'unsupported', `${where}: path is not a valid ApiSchema path template (segments of [A-Za-z0-9._~:@-] or {name}, no trailing slash); operation left out`);
+      reporter.add(
+        file,
+        node,
+        'unsupported',
+        `${where}: path is not a valid ApiSchema path template (segments of [A-Za-z0-9._~:@-] or {name}, no trailing slash); operation left out`,
+      );
       continue;
     }
     if (routes.has(where)) {
@@ -216,4 +230,3 @@ export function scanResultToYaml(result: ScanResult): string {
   }
   return toKubeYaml(result.schema, head);
 }
-

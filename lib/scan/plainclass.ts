@@ -52,7 +52,10 @@ export function scanPlainClasses(
   const operations: ScannedOperation[] = [];
   for (const c of candidates) {
     for (const m of c.methods) {
-      const decorators = m.type === 'decorated_definition' ? m.namedChildren.filter((d) => d.type === 'decorator').map((d) => lastName(d.text.replace(/^@/, '').replace(/\(.*$/s, ''))) : [];
+      const decorators =
+        m.type === 'decorated_definition'
+          ? m.namedChildren.filter((d) => d.type === 'decorator').map((d) => lastName(d.text.replace(/^@/, '').replace(/\(.*$/s, '')))
+          : [];
       const fn = m.type === 'decorated_definition' ? m.childForFieldName('definition')! : m;
       const mname = fn.childForFieldName('name')?.text ?? '';
       if (decorators.includes('property') || decorators.some((d) => d.endsWith('setter'))) {
@@ -65,7 +68,14 @@ export function scanPlainClasses(
       const bad = params.filter((p) => p.splat || !p.type);
       if (bad.length) {
         for (const p of bad) {
-          reporter.add(c.file, p.node, 'unsupported', p.splat ? `${c.name}.${mname}: ${p.name} cannot be a JSON body property; method left out` : `${c.name}.${mname}: parameter ${p.name} has no type hint; method left out`);
+          reporter.add(
+            c.file,
+            p.node,
+            'unsupported',
+            p.splat
+              ? `${c.name}.${mname}: ${p.name} cannot be a JSON body property; method left out`
+              : `${c.name}.${mname}: parameter ${p.name} has no type hint; method left out`,
+          );
         }
         continue;
       }

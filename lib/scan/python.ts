@@ -91,18 +91,32 @@ export function stringValue(n: Node | null | undefined): string | undefined {
 function unescapePython(s: string): string {
   return s.replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|N\{[^}]*\}|[0-7]{1,3}|\n|.)/g, (_m, e: string) => {
     switch (e[0]) {
-      case 'n': return '\n';
-      case 't': return '\t';
-      case 'r': return '\r';
-      case '\\': return '\\';
-      case "'": return "'";
-      case '"': return '"';
-      case '\n': return '';
-      case 'a': return '\x07';
-      case 'b': return '\b';
-      case 'f': return '\f';
-      case 'v': return '\v';
-      case 'x': case 'u': case 'U': return String.fromCodePoint(parseInt(e.slice(1), 16));
+      case 'n':
+        return '\n';
+      case 't':
+        return '\t';
+      case 'r':
+        return '\r';
+      case '\\':
+        return '\\';
+      case "'":
+        return "'";
+      case '"':
+        return '"';
+      case '\n':
+        return '';
+      case 'a':
+        return '\x07';
+      case 'b':
+        return '\b';
+      case 'f':
+        return '\f';
+      case 'v':
+        return '\v';
+      case 'x':
+      case 'u':
+      case 'U':
+        return String.fromCodePoint(parseInt(e.slice(1), 16));
       default:
         if (/^[0-7]/.test(e)) return String.fromCodePoint(parseInt(e, 8));
         return '\\' + e;
@@ -128,10 +142,14 @@ export function literalValue(n: Node | null | undefined): PyValue | typeof NOT_L
       if (t.toLowerCase().endsWith('j')) return NOT_LITERAL;
       return Number(t);
     }
-    case 'true': return true;
-    case 'false': return false;
-    case 'none': return null;
-    case 'ellipsis': return ELLIPSIS;
+    case 'true':
+      return true;
+    case 'false':
+      return false;
+    case 'none':
+      return null;
+    case 'ellipsis':
+      return ELLIPSIS;
     case 'string':
     case 'concatenated_string': {
       const s = stringValue(n);

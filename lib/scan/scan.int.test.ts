@@ -18,7 +18,13 @@ import { scanPython } from './index.js';
 
 const run = promisify(execFile);
 const NS = 'kea-scan-test';
-const KITCHEN_SINK: ExampleService = { dir: 'kitchen-sink', cwd: 'lib/scan/testdata/kitchen_sink', app: 'app:app', scanPath: 'lib/scan/testdata/kitchen_sink', servedOnly: [] };
+const KITCHEN_SINK: ExampleService = {
+  dir: 'kitchen-sink',
+  cwd: 'lib/scan/testdata/kitchen_sink',
+  app: 'app:app',
+  scanPath: 'lib/scan/testdata/kitchen_sink',
+  servedOnly: [],
+};
 
 /** `kubectl apply --dry-run=server -f -` with `yaml` on stdin; resolves with stdout or rejects with stderr. */
 function dryRun(yaml: string): Promise<string> {
@@ -70,7 +76,10 @@ describe('the API server accepts what kea scan and kea import write', () => {
   test.each(EXAMPLES.map((e) => [e.dir] as const))('examples/%s/kea.yaml', async (dir) => {
     const { readFileSync } = await import('node:fs');
     const out = await dryRun(readFileSync(`examples/${dir}/kea.yaml`, 'utf8'));
-    const kinds = out.trim().split('\n').map((l) => l.split(' ')[0].split('/')[0]);
+    const kinds = out
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ')[0].split('/')[0]);
     expect(kinds).toEqual(dir === 'grades' ? ['service', 'apischema.kea.dev'] : ['mlservice.kea.dev', 'apischema.kea.dev']);
   });
 

@@ -66,7 +66,9 @@ def get_item(item_id: int) -> dict[str, int]:
       summary: 'Fetch',
       tags: ['api', 'items', 'read'],
       parameters: [{ name: 'item_id', in: 'path', required: true, schema: { type: 'integer' } }],
-      responses: { '200': { description: 'Successful Response', contentType: 'application/json', schema: { type: 'object', additionalProperties: { type: 'integer' } } } },
+      responses: {
+        '200': { description: 'Successful Response', contentType: 'application/json', schema: { type: 'object', additionalProperties: { type: 'integer' } } },
+      },
     });
   });
 
@@ -342,7 +344,14 @@ class Scaler:
         },
         responses: { '200': { description: 'Successful Response', contentType: 'application/json', schema: { type: 'array', items: { type: 'number' } } } },
       },
-      { operationId: 'reset', method: 'POST', path: '/reset', summary: 'Forget state.', description: 'Forget state.', responses: { '200': { description: 'Successful Response' } } },
+      {
+        operationId: 'reset',
+        method: 'POST',
+        path: '/reset',
+        summary: 'Forget state.',
+        description: 'Forget state.',
+        responses: { '200': { description: 'Successful Response' } },
+      },
       {
         operationId: 'version',
         method: 'POST',
@@ -406,7 +415,9 @@ def order(o: Order) -> Order:
 `,
     });
     const r = await scanPython(root);
-    expect(formatIssues(r.issues)).toBe(`${join(root, 'app.py')}:7: info: validator Order.even checks what JSON Schema cannot express; not in the schema (the service still runs it)`);
+    expect(formatIssues(r.issues)).toBe(
+      `${join(root, 'app.py')}:7: info: validator Order.even checks what JSON Schema cannot express; not in the schema (the service still runs it)`,
+    );
   });
 });
 
@@ -436,6 +447,8 @@ def f():
     });
     const r = await scanPython(root);
     expect(r.schema.spec.operations!.map((o) => `${o.method} ${o.path}`)).toEqual(['GET /inside']);
-    expect(formatIssues(r.issues)).toBe(`${join(root, 'flaskish.py')}:4: unsupported: @bp.get(...) is not on a FastAPI app or APIRouter of the scanned sources; f left out`);
+    expect(formatIssues(r.issues)).toBe(
+      `${join(root, 'flaskish.py')}:4: unsupported: @bp.get(...) is not on a FastAPI app or APIRouter of the scanned sources; f left out`,
+    );
   });
 });

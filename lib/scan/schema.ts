@@ -62,7 +62,10 @@ export class SymbolTable {
   /** `<module>:<name>` and `<name>` → alias right-hand side. */
   readonly aliases = new Map<string, { file: PyFile; node: Node }>();
 
-  constructor(readonly files: PyFile[], reporter: Reporter) {
+  constructor(
+    readonly files: PyFile[],
+    reporter: Reporter,
+  ) {
     const all: PyClass[] = [];
     for (const file of files) {
       for (const stmt of file.root.namedChildren) {
@@ -137,15 +140,37 @@ export class SymbolTable {
 }
 
 const TYPE_HEADS = new Set([
-  'Annotated', 'Optional', 'Union', 'List', 'Dict', 'Set', 'FrozenSet', 'Tuple', 'Sequence', 'Mapping', 'Literal',
-  'list', 'dict', 'set', 'frozenset', 'tuple', 'conlist', 'constr', 'conint', 'confloat',
+  'Annotated',
+  'Optional',
+  'Union',
+  'List',
+  'Dict',
+  'Set',
+  'FrozenSet',
+  'Tuple',
+  'Sequence',
+  'Mapping',
+  'Literal',
+  'list',
+  'dict',
+  'set',
+  'frozenset',
+  'tuple',
+  'conlist',
+  'constr',
+  'conint',
+  'confloat',
 ]);
 
 /** Heuristic for `X = <type>` aliases at module level: a subscript of a typing head, or a `|` union. */
 function looksLikeTypeExpr(n: Node): boolean {
   if (n.type === 'subscript') return TYPE_HEADS.has(lastName(n.childForFieldName('value')?.text ?? ''));
   if (n.type === 'call') return ['conlist', 'constr', 'conint', 'confloat'].includes(lastName(n.childForFieldName('function')?.text ?? ''));
-  if (n.type === 'binary_operator') return n.child(1)?.text === '|' && [n.childForFieldName('left'), n.childForFieldName('right')].every((s) => !!s && (s.type === 'identifier' || s.type === 'none' || looksLikeTypeExpr(s)));
+  if (n.type === 'binary_operator')
+    return (
+      n.child(1)?.text === '|' &&
+      [n.childForFieldName('left'), n.childForFieldName('right')].every((s) => !!s && (s.type === 'identifier' || s.type === 'none' || looksLikeTypeExpr(s)))
+    );
   return false;
 }
 
@@ -179,13 +204,47 @@ function typeParts(n0: Node): TypeParts | undefined {
 
 /** The keys pydantic's Field / FastAPI's Query/Path/Header/Body accept that change nothing in the schema. */
 const SCHEMA_NEUTRAL = new Set([
-  'title', 'strict', 'frozen', 'repr', 'init', 'init_var', 'kw_only', 'validate_default', 'union_mode',
-  'allow_inf_nan', 'validation_alias', 'serialization_alias', 'alias_priority', 'coerce_numbers_to_str',
-  'convert_underscores', 'include_in_schema', 'embed', 'media_type', 'default_factory', 'default', 'alias',
-  'openapi_examples', 'fail_fast', 'exclude_if',
+  'title',
+  'strict',
+  'frozen',
+  'repr',
+  'init',
+  'init_var',
+  'kw_only',
+  'validate_default',
+  'union_mode',
+  'allow_inf_nan',
+  'validation_alias',
+  'serialization_alias',
+  'alias_priority',
+  'coerce_numbers_to_str',
+  'convert_underscores',
+  'include_in_schema',
+  'embed',
+  'media_type',
+  'default_factory',
+  'default',
+  'alias',
+  'openapi_examples',
+  'fail_fast',
+  'exclude_if',
 ]);
 
-const CONSTRAINT_KEYS = new Set(['description', 'ge', 'le', 'gt', 'lt', 'min_length', 'max_length', 'pattern', 'regex', 'multiple_of', 'examples', 'example', 'deprecated']);
+const CONSTRAINT_KEYS = new Set([
+  'description',
+  'ge',
+  'le',
+  'gt',
+  'lt',
+  'min_length',
+  'max_length',
+  'pattern',
+  'regex',
+  'multiple_of',
+  'examples',
+  'example',
+  'deprecated',
+]);
 
 /** Builds JSON Schemas for type hints and collects referenced models/enums as components. */
 export class SchemaBuilder {
@@ -241,7 +300,12 @@ export class SchemaBuilder {
 
   private isScalarName(file: PyFile, dotted: string): boolean {
     const head = lastName(dotted);
-    if (['int', 'float', 'str', 'bool', 'None', 'datetime', 'date', 'time', 'timedelta', 'UUID', 'EmailStr', 'AnyUrl', 'HttpUrl', 'Decimal', 'bytes'].includes(head)) return true;
+    if (
+      ['int', 'float', 'str', 'bool', 'None', 'datetime', 'date', 'time', 'timedelta', 'UUID', 'EmailStr', 'AnyUrl', 'HttpUrl', 'Decimal', 'bytes'].includes(
+        head,
+      )
+    )
+      return true;
     const cls = this.symbols.model(head);
     if (cls) return cls.kind === 'enum';
     const alias = this.symbols.alias(file, dotted);
@@ -289,23 +353,48 @@ export class SchemaBuilder {
     const cls = this.symbols.model(head);
     if (cls) return this.refTo(cls);
     switch (head) {
-      case 'int': return { type: 'integer' };
-      case 'float': return { type: 'number' };
-      case 'str': return { type: 'string' };
-      case 'bool': return { type: 'boolean' };
-      case 'None': return { nullable: true };
-      case 'Any': case 'object': return {};
-      case 'list': case 'List': case 'Sequence': return { type: 'array', items: {} };
-      case 'set': case 'Set': case 'frozenset': case 'FrozenSet': return { type: 'array', items: {}, uniqueItems: true };
-      case 'dict': case 'Dict': case 'Mapping': return { type: 'object', additionalProperties: true };
-      case 'datetime': return { type: 'string', format: 'date-time' };
-      case 'date': return { type: 'string', format: 'date' };
-      case 'time': return { type: 'string', format: 'time' };
-      case 'timedelta': return { type: 'string', format: 'duration' };
-      case 'UUID': return { type: 'string', format: 'uuid' };
-      case 'EmailStr': return { type: 'string', format: 'email' };
-      case 'AnyUrl': return { type: 'string', format: 'uri', minLength: 1 };
-      case 'HttpUrl': return { type: 'string', format: 'uri', minLength: 1, maxLength: 2083 };
+      case 'int':
+        return { type: 'integer' };
+      case 'float':
+        return { type: 'number' };
+      case 'str':
+        return { type: 'string' };
+      case 'bool':
+        return { type: 'boolean' };
+      case 'None':
+        return { nullable: true };
+      case 'Any':
+      case 'object':
+        return {};
+      case 'list':
+      case 'List':
+      case 'Sequence':
+        return { type: 'array', items: {} };
+      case 'set':
+      case 'Set':
+      case 'frozenset':
+      case 'FrozenSet':
+        return { type: 'array', items: {}, uniqueItems: true };
+      case 'dict':
+      case 'Dict':
+      case 'Mapping':
+        return { type: 'object', additionalProperties: true };
+      case 'datetime':
+        return { type: 'string', format: 'date-time' };
+      case 'date':
+        return { type: 'string', format: 'date' };
+      case 'time':
+        return { type: 'string', format: 'time' };
+      case 'timedelta':
+        return { type: 'string', format: 'duration' };
+      case 'UUID':
+        return { type: 'string', format: 'uuid' };
+      case 'EmailStr':
+        return { type: 'string', format: 'email' };
+      case 'AnyUrl':
+        return { type: 'string', format: 'uri', minLength: 1 };
+      case 'HttpUrl':
+        return { type: 'string', format: 'uri', minLength: 1, maxLength: 2083 };
       default: {
         const other = this.symbols.classes.get(head);
         this.reporter.add(
@@ -333,16 +422,32 @@ export class SchemaBuilder {
         return this.unionSchema([this.typeSchema(file, p.args[0]), { nullable: true }]);
       case 'Union':
         return this.unionSchema(p.args.map((a) => this.typeSchema(file, a)));
-      case 'list': case 'List': case 'Sequence': case 'MutableSequence': case 'Iterable':
+      case 'list':
+      case 'List':
+      case 'Sequence':
+      case 'MutableSequence':
+      case 'Iterable':
         return { type: 'array', items: this.typeSchema(file, p.args[0]) };
-      case 'set': case 'Set': case 'frozenset': case 'FrozenSet':
+      case 'set':
+      case 'Set':
+      case 'frozenset':
+      case 'FrozenSet':
         return { type: 'array', items: this.typeSchema(file, p.args[0]), uniqueItems: true };
-      case 'tuple': case 'Tuple': {
+      case 'tuple':
+      case 'Tuple': {
         if (p.args.length === 2 && unwrapType(p.args[1]).type === 'ellipsis') return { type: 'array', items: this.typeSchema(file, p.args[0]) };
-        this.reporter.add(file, p.node, 'warning', `fixed-length tuple ${p.node.text} needs prefixItems (OpenAPI 3.1); described as an array of ${p.args.length} items, each any of the member types`);
+        this.reporter.add(
+          file,
+          p.node,
+          'warning',
+          `fixed-length tuple ${p.node.text} needs prefixItems (OpenAPI 3.1); described as an array of ${p.args.length} items, each any of the member types`,
+        );
         return { type: 'array', items: tupleItems(p.args.map((a) => this.typeSchema(file, a))), minItems: p.args.length, maxItems: p.args.length };
       }
-      case 'dict': case 'Dict': case 'Mapping': case 'MutableMapping': {
+      case 'dict':
+      case 'Dict':
+      case 'Mapping':
+      case 'MutableMapping': {
         const value = p.args[1] ? this.typeSchema(file, p.args[1]) : {};
         return { type: 'object', additionalProperties: Object.keys(value).length ? value : true };
       }
@@ -387,7 +492,9 @@ export class SchemaBuilder {
       if (v === null) nullable = true;
       else values.push(v);
     }
-    const types = new Set(values.map((v) => (typeof v === 'number' ? (Number.isInteger(v) ? 'integer' : 'number') : typeof v === 'boolean' ? 'boolean' : 'string')));
+    const types = new Set(
+      values.map((v) => (typeof v === 'number' ? (Number.isInteger(v) ? 'integer' : 'number') : typeof v === 'boolean' ? 'boolean' : 'string')),
+    );
     const out: JsonSchema = { enum: values };
     if (types.size === 1) out.type = [...types][0];
     else if (types.size === 2 && types.has('integer') && types.has('number')) out.type = 'number';
@@ -414,9 +521,15 @@ export class SchemaBuilder {
         base = { type: 'array', items: item ? this.typeSchema(file, item) : {} };
         break;
       }
-      case 'constr': base = { type: 'string' }; break;
-      case 'conint': base = { type: 'integer' }; break;
-      case 'confloat': base = { type: 'number' }; break;
+      case 'constr':
+        base = { type: 'string' };
+        break;
+      case 'conint':
+        base = { type: 'integer' };
+        break;
+      case 'confloat':
+        base = { type: 'number' };
+        break;
       default:
         this.reporter.add(file, n, 'unsupported', `call ${call.callee}(...) used as a type is not supported; typed as any`);
         return {};
@@ -451,7 +564,15 @@ export class SchemaBuilder {
     const values = [...members.values()];
     const out: JsonSchema = { enum: values };
     const types = new Set(values.map((v) => typeof v));
-    if (types.size === 1) out.type = typeof values[0] === 'number' ? (values.every((v) => Number.isInteger(v)) ? 'integer' : 'number') : typeof values[0] === 'boolean' ? 'boolean' : 'string';
+    if (types.size === 1)
+      out.type =
+        typeof values[0] === 'number'
+          ? values.every((v) => Number.isInteger(v))
+            ? 'integer'
+            : 'number'
+          : typeof values[0] === 'boolean'
+            ? 'boolean'
+            : 'string';
     const doc = docstringOf(cls.node);
     if (doc) out.description = doc;
     return out;
@@ -467,7 +588,8 @@ export class SchemaBuilder {
       for (const b of c.bases) {
         const base = this.symbols.model(lastName(b.replace(/\[.*$/, '')));
         if (base && base.kind === 'model' && !chain.includes(base)) visit(base);
-        else if (/Generic\[/.test(b)) this.reporter.add(c.file, c.node, 'unsupported', `generic model ${c.name} (${b}) is not supported; type parameters are typed as any`);
+        else if (/Generic\[/.test(b))
+          this.reporter.add(c.file, c.node, 'unsupported', `generic model ${c.name} (${b}) is not supported; type parameters are typed as any`);
         else if (lastName(b) === 'RootModel' || /RootModel\[/.test(b)) this.reporter.add(c.file, c.node, 'unsupported', `RootModel ${c.name} is not supported`);
       }
       chain.push(c);
@@ -481,7 +603,12 @@ export class SchemaBuilder {
             this.reporter.add(c.file, stmt, 'unsupported', `computed_field in ${c.name} appears only in serialized output; not described`);
           } else if (decos.some((d) => /validator\b/.test(d))) {
             const fn = stmt.childForFieldName('definition')?.childForFieldName('name')?.text;
-            this.reporter.add(c.file, stmt, 'info', `validator ${c.name}.${fn} checks what JSON Schema cannot express; not in the schema (the service still runs it)`);
+            this.reporter.add(
+              c.file,
+              stmt,
+              'info',
+              `validator ${c.name}.${fn} checks what JSON Schema cannot express; not in the schema (the service still runs it)`,
+            );
           }
           continue;
         }
@@ -595,11 +722,23 @@ export class SchemaBuilder {
         continue;
       }
       switch (key) {
-        case 'ge': add.minimum = v; break;
-        case 'le': add.maximum = v; break;
-        case 'gt': add.minimum = v; add.exclusiveMinimum = true; break;
-        case 'lt': add.maximum = v; add.exclusiveMaximum = true; break;
-        case 'multiple_of': add.multipleOf = v; break;
+        case 'ge':
+          add.minimum = v;
+          break;
+        case 'le':
+          add.maximum = v;
+          break;
+        case 'gt':
+          add.minimum = v;
+          add.exclusiveMinimum = true;
+          break;
+        case 'lt':
+          add.maximum = v;
+          add.exclusiveMaximum = true;
+          break;
+        case 'multiple_of':
+          add.multipleOf = v;
+          break;
         case 'min_length':
           if (t === 'array') add.minItems = v;
           else if (t === 'object') add.minProperties = v;
@@ -610,13 +749,26 @@ export class SchemaBuilder {
           else if (t === 'object') add.maxProperties = v;
           else add.maxLength = v;
           break;
-        case 'pattern': case 'regex': add.pattern = v; break;
-        case 'description': add.description = v; break;
-        case 'examples': if (Array.isArray(v) && v.length) add.example = v[0]; break;
-        case 'example': add.example = v; break;
-        case 'deprecated': if (v) add.deprecated = true; break;
-        case 'exclude': break;
-        case 'json_schema_extra': case 'discriminator':
+        case 'pattern':
+        case 'regex':
+          add.pattern = v;
+          break;
+        case 'description':
+          add.description = v;
+          break;
+        case 'examples':
+          if (Array.isArray(v) && v.length) add.example = v[0];
+          break;
+        case 'example':
+          add.example = v;
+          break;
+        case 'deprecated':
+          if (v) add.deprecated = true;
+          break;
+        case 'exclude':
+          break;
+        case 'json_schema_extra':
+        case 'discriminator':
           this.reporter.add(file, node, 'unsupported', `${key}= is not supported; ignored`);
           break;
         default:

@@ -15,7 +15,10 @@ import { checkTensor, TENSOR_DATATYPES } from '../openapi/inference.js';
 export const FRAMEWORKS: Framework[] = ['sklearn', 'pytorch', 'tensorflow', 'onnx', 'custom'];
 
 /** Per predefined runtime: default protocol and an example signature (edit it to your model's). */
-export const FRAMEWORK_DEFAULTS: Record<Exclude<Framework, 'custom'>, { protocol: InferenceSignature['protocol']; inputs: TensorSpec[]; outputs: TensorSpec[]; note: string }> = {
+export const FRAMEWORK_DEFAULTS: Record<
+  Exclude<Framework, 'custom'>,
+  { protocol: InferenceSignature['protocol']; inputs: TensorSpec[]; outputs: TensorSpec[]; note: string }
+> = {
   sklearn: {
     protocol: 'v2',
     inputs: [{ name: 'input-0', datatype: 'FP32', shape: [-1, 4] }],
@@ -130,7 +133,9 @@ export function renderInitTemplates(opts: InitOptions): InitResult {
 
   if (opts.framework === 'custom') {
     if (opts.inputs?.length || opts.outputs?.length || opts.protocol) {
-      throw new Error('--input, --output and --protocol apply to predefined runtimes (sklearn, pytorch, tensorflow, onnx); for custom, edit the operations in the ApiSchema');
+      throw new Error(
+        '--input, --output and --protocol apply to predefined runtimes (sklearn, pytorch, tensorflow, onnx); for custom, edit the operations in the ApiSchema',
+      );
     }
     const mlService: MLService = {
       apiVersion: API_VERSION,
@@ -189,7 +194,13 @@ export function renderInitTemplates(opts: InitOptions): InitResult {
         ],
       },
     };
-    return initResult(name, mlService, apiSchema, `MLService ${name}: your own container image (framework custom) serving HTTP on port 8080.\nEdit the image; add revisions with weights (percent, summing to 100) for a canary.\nApply with: kubectl apply -f ${name}-mlservice.yaml`, `ApiSchema ${name}: the public API at <gateway>${basePath}. Describe each method your service\nexposes: path, inputs (parameters, requestBody JSON Schema), outputs (responses) and who may\ncall it (access: public | authenticated | restricted with roles/groups/scopes).\nDocs appear at <gateway>/docs/<namespace>/${name}; check changes with: kea diff OLD NEW`);
+    return initResult(
+      name,
+      mlService,
+      apiSchema,
+      `MLService ${name}: your own container image (framework custom) serving HTTP on port 8080.\nEdit the image; add revisions with weights (percent, summing to 100) for a canary.\nApply with: kubectl apply -f ${name}-mlservice.yaml`,
+      `ApiSchema ${name}: the public API at <gateway>${basePath}. Describe each method your service\nexposes: path, inputs (parameters, requestBody JSON Schema), outputs (responses) and who may\ncall it (access: public | authenticated | restricted with roles/groups/scopes).\nDocs appear at <gateway>/docs/<namespace>/${name}; check changes with: kea diff OLD NEW`,
+    );
   }
 
   const defaults = FRAMEWORK_DEFAULTS[opts.framework];
@@ -214,7 +225,11 @@ export function renderInitTemplates(opts: InitOptions): InitResult {
     spec: {
       target: { mlService: { name } },
       basePath,
-      info: { title: `${name} model`, version: '1.0.0', description: `${defaults.note}. Inputs: ${describeTensors(inputs)}. Outputs: ${describeTensors(outputs)}.` },
+      info: {
+        title: `${name} model`,
+        version: '1.0.0',
+        description: `${defaults.note}. Inputs: ${describeTensors(inputs)}. Outputs: ${describeTensors(outputs)}.`,
+      },
       defaults: { access: { mode: 'authenticated' }, timeout: '5s' },
       inference: {
         protocol,
@@ -225,5 +240,11 @@ export function renderInitTemplates(opts: InitOptions): InitResult {
     },
   };
   const route = protocol === 'v2' ? `POST ${basePath}/v2/models/${name}/infer` : `POST ${basePath}/v1/models/${name}:predict`;
-  return initResult(name, mlService, apiSchema, `MLService ${name}: ${defaults.note}.\nPoint modelUri at your model (s3://, gs://, pvc:// or file://); add revisions with weights\n(percent, summing to 100) for a canary. Apply with: kubectl apply -f ${name}-mlservice.yaml`, `ApiSchema ${name}: the declared tensor signature (names, datatypes, shapes; -1 = variable)\nbecomes typed operations, e.g. ${route} whose inputs are checked\nagainst these shapes at the gateway and documented at <gateway>/docs/<namespace>/${name}.\nEdit spec.inference to match your model; add spec.operations for extra methods.`);
+  return initResult(
+    name,
+    mlService,
+    apiSchema,
+    `MLService ${name}: ${defaults.note}.\nPoint modelUri at your model (s3://, gs://, pvc:// or file://); add revisions with weights\n(percent, summing to 100) for a canary. Apply with: kubectl apply -f ${name}-mlservice.yaml`,
+    `ApiSchema ${name}: the declared tensor signature (names, datatypes, shapes; -1 = variable)\nbecomes typed operations, e.g. ${route} whose inputs are checked\nagainst these shapes at the gateway and documented at <gateway>/docs/<namespace>/${name}.\nEdit spec.inference to match your model; add spec.operations for extra methods.`,
+  );
 }

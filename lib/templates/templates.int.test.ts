@@ -33,13 +33,19 @@ test('with custom tensors and protocol, and the API server still rejects what th
     name: 'multi',
     namespace: NS,
     protocol: 'tfserving',
-    inputs: [{ name: 'a', datatype: 'INT8', shape: [-1, 2] }, { name: 'b', datatype: 'BYTES', shape: [-1] }],
+    inputs: [
+      { name: 'a', datatype: 'INT8', shape: [-1, 2] },
+      { name: 'b', datatype: 'BYTES', shape: [-1] },
+    ],
     outputs: [{ name: 'y', datatype: 'FP64', shape: [-1, 3] }],
   });
   await client.create(YAML.parse(r.files[1].content), undefined, 'All');
   const bad = YAML.parse(r.files[1].content);
   bad.spec.inference.inputs.push({ ...bad.spec.inference.inputs[0] }); // duplicate tensor name
-  const err = await client.create(bad, undefined, 'All').then(() => undefined, (e: unknown) => e);
+  const err = await client.create(bad, undefined, 'All').then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ApiException);
   expect(String((err as ApiException<unknown>).body)).toContain('input tensor names must be unique');
 });

@@ -41,7 +41,12 @@ describe('kea init templates', () => {
   });
 
   test('sklearn with --input petal:FP32:-1,4: the docs show an array of arrays of 4 numbers named petal', async () => {
-    const r = renderInitTemplates({ framework: 'sklearn', name: 'iris', inputs: [parseTensorArg('petal:fp32:-1,4')], outputs: [parseTensorArg('label:INT64:-1')] });
+    const r = renderInitTemplates({
+      framework: 'sklearn',
+      name: 'iris',
+      inputs: [parseTensorArg('petal:fp32:-1,4')],
+      outputs: [parseTensorArg('label:INT64:-1')],
+    });
     expect(r.apiSchema.spec.inference).toEqual({
       protocol: 'v2',
       modelName: 'iris',

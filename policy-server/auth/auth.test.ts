@@ -194,7 +194,18 @@ describe('browser login (OIDC code + PKCE) through the express router', () => {
     const ct = Buffer.from(parts[3], 'base64url');
     ct[0] ^= 1;
     parts[3] = ct.toString('base64url');
-    for (const bad of [parts.join('.'), 'garbage', await new Sealer(['another-secret-another-secret-0123456789']).seal({ t: 'session', sub: 'admin', claims: { roles: ['admin'] }, iat: nowS(), exp: nowS() + 999, atExp: nowS() + 999 })]) {
+    for (const bad of [
+      parts.join('.'),
+      'garbage',
+      await new Sealer(['another-secret-another-secret-0123456789']).seal({
+        t: 'session',
+        sub: 'admin',
+        claims: { roles: ['admin'] },
+        iat: nowS(),
+        exp: nowS() + 999,
+        atExp: nowS() + 999,
+      }),
+    ]) {
       const err = await auth.authenticate(req({ cookie: `kea_session=${bad}` })).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(AuthError);
       expect((err as AuthError).code).toBe('invalid_session');
@@ -288,7 +299,10 @@ describe('browser login (OIDC code + PKCE) through the express router', () => {
     expect((await auth.authenticate(req({ cookie: `kea_session=${cookie}` })))?.subject).toBe('teacher');
     expect(requests.get('POST /token/revocation')).toBe(revocations);
     // The form's own POST (same origin) logs out.
-    const ok = await jarFetch(jar, new URL('/auth/logout?returnTo=%2F', gw.url), { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', origin: gw.url } });
+    const ok = await jarFetch(jar, new URL('/auth/logout?returnTo=%2F', gw.url), {
+      method: 'POST',
+      headers: { 'sec-fetch-site': 'same-origin', origin: gw.url },
+    });
     expect(ok.status).toBe(303);
     expect(jar.get('kea_session')).toBeUndefined();
   });
@@ -312,7 +326,11 @@ describe('browser login (OIDC code + PKCE) through the express router', () => {
         ['https://evil.com/', '/'],
         ['/docs?x=1', '/docs?x=1'],
       ]) {
-        const r = await fetch(`${base}/auth/logout?returnTo=${encodeURIComponent(returnTo)}`, { method: 'POST', headers: { origin: gw.url }, redirect: 'manual' });
+        const r = await fetch(`${base}/auth/logout?returnTo=${encodeURIComponent(returnTo)}`, {
+          method: 'POST',
+          headers: { origin: gw.url },
+          redirect: 'manual',
+        });
         expect(r.status).toBe(303);
         expect(r.headers.get('location')).toBe(want);
       }
@@ -342,7 +360,9 @@ describe('browser login (OIDC code + PKCE) through the express router', () => {
 
 describe('config validation', () => {
   test('Secure off only for localhost; secrets ≥ 32 chars; no HS/none algorithms', async () => {
-    await expect(createAuthenticator({ ...baseCfg, redirectUri: 'https://gw.example.com/auth/callback', cookieSecure: false })).rejects.toThrow(/cookieSecure=false/);
+    await expect(createAuthenticator({ ...baseCfg, redirectUri: 'https://gw.example.com/auth/callback', cookieSecure: false })).rejects.toThrow(
+      /cookieSecure=false/,
+    );
     await expect(createAuthenticator({ ...baseCfg, sessionSecrets: ['short'] })).rejects.toThrow(/32 characters/);
     await expect(createAuthenticator({ ...baseCfg, issuer: 'http://idp.example.com' })).rejects.toThrow(/allowHttpIssuer/);
     await expect(createAuthenticator({ ...baseCfg, algorithms: ['RS256', 'HS256'] })).rejects.toThrow(/HS256/);
@@ -382,12 +402,17 @@ describe('bearer tokens', () => {
     expect(authorize(t, { mode: 'restricted', scopes: ['api:write'] }, {})).toBe('allow');
     expect(authorize(null, { mode: 'public' }, {})).toBe('allow');
     expect(authorize(null, { mode: 'authenticated' }, {})).toBe('unauthenticated');
-    expect(identityHeaders(t)).toMatchObject({ 'x-kea-user': 'client:script-teacher', 'x-kea-roles': 'teacher', 'x-kea-scopes': 'api:read api:write', 'x-kea-auth': 'bearer' });
+    expect(identityHeaders(t)).toMatchObject({
+      'x-kea-user': 'client:script-teacher',
+      'x-kea-roles': 'teacher',
+      'x-kea-scopes': 'api:read api:write',
+      'x-kea-auth': 'bearer',
+    });
     // Bearer wins over a cookie; the same token twice gives the cached (same) identity.
     expect(await auth.authenticate(req({ authorization: `Bearer ${st}`, cookie: 'kea_session=junk' }))).toBe(s);
   });
 
-  test('a client whose id equals a user\'s sub never gets that user\'s subject (issue 10: client_id vs sub)', async () => {
+  test("a client whose id equals a user's sub never gets that user's subject (issue 10: client_id vs sub)", async () => {
     const machine = (await auth.authenticate(req({ authorization: `Bearer ${await clientCredentials('teacher', 'teacher-client-secret')}` })))!;
     const { jar } = await loginAs('teacher');
     const person = (await auth.authenticate(req({ cookie: `kea_session=${jar.get('kea_session')}` })))!;
@@ -402,7 +427,9 @@ describe('bearer tokens', () => {
     // Role rules go by the roles claim: the client has none, the user has teacher.
     expect(authorize(machine, setGrades, {})).toBe('forbidden');
     expect(authorize(person, setGrades, {})).toBe('allow');
-    const me = (await (await fetch(`${gw.url}/auth/me`, { headers: { authorization: `Bearer ${await clientCredentials('teacher', 'teacher-client-secret')}` } })).json()) as { subject: string; kind: string };
+    const me = (await (
+      await fetch(`${gw.url}/auth/me`, { headers: { authorization: `Bearer ${await clientCredentials('teacher', 'teacher-client-secret')}` } })
+    ).json()) as { subject: string; kind: string };
     expect(me).toMatchObject({ subject: 'client:teacher', kind: 'client' });
   });
 
@@ -452,8 +479,11 @@ describe('bearer tokens', () => {
 
   describe('JWT attack list: each is a 401 AuthError', () => {
     const claims = () => ({ sub: 'mallory', roles: ['admin'], iss: idp.issuer, aud: idp.audience, iat: nowS(), exp: nowS() + 300 });
-    const sign = (payload: Record<string, unknown>, key: CryptoKey | Uint8Array = privateKey, header: Record<string, unknown> = { alg: 'RS256', kid: KID, typ: 'at+jwt' }) =>
-      new SignJWT(payload).setProtectedHeader(header as { alg: string }).sign(key);
+    const sign = (
+      payload: Record<string, unknown>,
+      key: CryptoKey | Uint8Array = privateKey,
+      header: Record<string, unknown> = { alg: 'RS256', kid: KID, typ: 'at+jwt' },
+    ) => new SignJWT(payload).setProtectedHeader(header as { alg: string }).sign(key);
     const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
     async function rejects(token: string, code = 'invalid_token'): Promise<AuthError> {
@@ -588,7 +618,10 @@ describe('session refresh and lifetime (IdP with 4 s access tokens)', () => {
   let auth2: Authenticator;
   const req2 = counter();
   // Mutable copies: a test changes a user's roles at the IdP between login and refresh.
-  const users2: DevUser[] = [...DEMO_USERS.map((u) => ({ ...u, roles: [...u.roles] })), { username: 'dana', password: 'dana', roles: ['teacher'], groups: ['staff'] }];
+  const users2: DevUser[] = [
+    ...DEMO_USERS.map((u) => ({ ...u, roles: [...u.roles] })),
+    { username: 'dana', password: 'dana', roles: ['teacher'], groups: ['staff'] },
+  ];
 
   beforeAll(async () => {
     gw2 = await startGateway();
@@ -675,7 +708,13 @@ describe('session refresh and lifetime (IdP with 4 s access tokens)', () => {
   });
 
   test('absolute session lifetime', async () => {
-    const short = await createAuthenticator({ ...baseCfg, issuer: idp2.issuer, redirectUri: `${gw2.url}/auth/callback`, audience: idp2.audience, sessionTtlSeconds: 2 });
+    const short = await createAuthenticator({
+      ...baseCfg,
+      issuer: idp2.issuer,
+      redirectUri: `${gw2.url}/auth/callback`,
+      audience: idp2.audience,
+      sessionTtlSeconds: 2,
+    });
     gw2.setAuth(short);
     try {
       const { jar } = await loginAs('student', '/docs', new CookieJar(), gw2.url);

@@ -17,7 +17,24 @@ import { safeReturnTo } from './redirect.js';
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 /** Protocol claims not copied into the session's identity claims. */
-const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonce', 'at_hash', 'c_hash', 's_hash', 'azp', 'auth_time', 'sid', 'acr', 'amr', 'client_id']);
+const PROTOCOL_CLAIMS = new Set([
+  'iss',
+  'aud',
+  'exp',
+  'iat',
+  'nbf',
+  'jti',
+  'nonce',
+  'at_hash',
+  'c_hash',
+  's_hash',
+  'azp',
+  'auth_time',
+  'sid',
+  'acr',
+  'amr',
+  'client_id',
+]);
 /** Login transactions live this long (s). */
 const TX_TTL = 600;
 const TX_COOKIE = 'kea_auth_tx';
@@ -195,7 +212,7 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
 
   function newSession(tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers, prev?: SessionData): SessionData {
     const claims = sessionClaims(tokens);
-    const sub = (tokens.claims()?.sub) ?? prev?.sub;
+    const sub = tokens.claims()?.sub ?? prev?.sub;
     if (!sub) throw new Error('token response has no ID token subject');
     // Subjects with this prefix name machine clients (bearer.ts): a user may not take one.
     if (sub.startsWith(CLIENT_SUBJECT_PREFIX)) throw new Error(`ID token subject uses the reserved prefix ${CLIENT_SUBJECT_PREFIX}`);
@@ -253,7 +270,15 @@ export async function createAuthenticator(cfg: AuthConfig): Promise<Authenticato
     }
     if (!entry) {
       const v = await sealer.unseal(raw);
-      if (!v || v.t !== 'session' || typeof v.sub !== 'string' || typeof v.exp !== 'number' || typeof v.atExp !== 'number' || typeof v.claims !== 'object' || v.claims === null) {
+      if (
+        !v ||
+        v.t !== 'session' ||
+        typeof v.sub !== 'string' ||
+        typeof v.exp !== 'number' ||
+        typeof v.atExp !== 'number' ||
+        typeof v.claims !== 'object' ||
+        v.claims === null
+      ) {
         throw new AuthError('invalid_session', 'session cookie is invalid', clearSession);
       }
       const data = v as unknown as SessionData;

@@ -78,7 +78,13 @@ describe('authorize: scopes, groups, claim paths', () => {
 describe('identityHeaders', () => {
   test('user, roles, groups, scopes, auth kind', () => {
     const h = identityHeaders({ subject: 'teacher', claims: { roles: ['teacher', 'admin'], groups: ['staff'], scope: 'openid api:read' }, via: 'session' });
-    expect(h).toEqual({ 'x-kea-user': 'teacher', 'x-kea-roles': 'teacher,admin', 'x-kea-groups': 'staff', 'x-kea-scopes': 'openid api:read', 'x-kea-auth': 'session' });
+    expect(h).toEqual({
+      'x-kea-user': 'teacher',
+      'x-kea-roles': 'teacher,admin',
+      'x-kea-groups': 'staff',
+      'x-kea-scopes': 'openid api:read',
+      'x-kea-auth': 'session',
+    });
   });
   test('header-unsafe characters are percent-encoded (no header injection)', () => {
     const h = identityHeaders(id({ roles: ['a\r\nx-evil: 1', 'é'] }, 'bob\nx: y'));

@@ -48,11 +48,7 @@ export function claimStrings(value: unknown, split: boolean): string[] {
  *   nothing at all is `forbidden` (fail closed).
  * Claim paths default to `roles`, `groups`, `scope`.
  */
-export function authorize(
-  identity: Identity | null,
-  access: Access,
-  claims: ClaimPaths = {},
-): 'allow' | 'unauthenticated' | 'forbidden' {
+export function authorize(identity: Identity | null, access: Access, claims: ClaimPaths = {}): 'allow' | 'unauthenticated' | 'forbidden' {
   if (access.mode === 'public') return 'allow';
   if (!identity) return 'unauthenticated';
   if (access.mode === 'authenticated') return 'allow';

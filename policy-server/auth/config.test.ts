@@ -7,8 +7,12 @@ describe('authConfigFromEnv', () => {
   test('required variables are named when missing', () => {
     expect(() => authConfigFromEnv({ KEA_OIDC_ISSUER: 'https://idp' })).toThrow(/KEA_GATEWAY_URL/);
     expect(() => authConfigFromEnv({ KEA_OIDC_ISSUER: 'https://idp', KEA_GATEWAY_URL: 'https://gw' })).toThrow(/KEA_SESSION_SECRETS/);
-    expect(() => authConfigFromEnv({ KEA_OIDC_ISSUER: 'https://idp', KEA_GATEWAY_URL: 'https://gw', KEA_SESSION_SECRETS: 'x', KEA_SESSION_TTL_SECONDS: '1h' })).toThrow(/KEA_SESSION_TTL_SECONDS/);
-    expect(() => authConfigFromEnv({ KEA_OIDC_ISSUER: 'https://idp', KEA_GATEWAY_URL: 'https://gw', KEA_SESSION_SECRETS: 'x', KEA_COOKIE_SECURE: 'no' })).toThrow(/KEA_COOKIE_SECURE/);
+    expect(() =>
+      authConfigFromEnv({ KEA_OIDC_ISSUER: 'https://idp', KEA_GATEWAY_URL: 'https://gw', KEA_SESSION_SECRETS: 'x', KEA_SESSION_TTL_SECONDS: '1h' }),
+    ).toThrow(/KEA_SESSION_TTL_SECONDS/);
+    expect(() =>
+      authConfigFromEnv({ KEA_OIDC_ISSUER: 'https://idp', KEA_GATEWAY_URL: 'https://gw', KEA_SESSION_SECRETS: 'x', KEA_COOKIE_SECURE: 'no' }),
+    ).toThrow(/KEA_COOKIE_SECURE/);
   });
   test('full mapping', () => {
     expect(

@@ -22,7 +22,12 @@
 import type { AuthConfig } from './types.js';
 
 const list = (v: string | undefined): string[] | undefined =>
-  v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
+  v === undefined
+    ? undefined
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
 
 function int(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const v = env[name];

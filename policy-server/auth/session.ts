@@ -63,9 +63,7 @@ export class Sealer {
   /** Seals `payload` with the first secret. Returns a compact JWE (cookie-safe base64url). */
   async seal(payload: object): Promise<string> {
     const k = this.keys[0];
-    return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload)))
-      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: k.kid })
-      .encrypt(k.key);
+    return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: k.kid }).encrypt(k.key);
   }
 
   /**

@@ -51,7 +51,16 @@ describe('key', () => {
 
   test('every part changes the key; equivalent queries do not', () => {
     const base = key({});
-    expect(new Set([base, key({ path: '/q' }), key({ query: 'a=1' }), key({ headers: keyHeaders(['x-lang'], { 'x-lang': 'en' }) }), key({ subject: 'b:ann' }), key({ body: '{}' })]).size).toBe(6);
+    expect(
+      new Set([
+        base,
+        key({ path: '/q' }),
+        key({ query: 'a=1' }),
+        key({ headers: keyHeaders(['x-lang'], { 'x-lang': 'en' }) }),
+        key({ subject: 'b:ann' }),
+        key({ body: '{}' }),
+      ]).size,
+    ).toBe(6);
     expect(key({ query: 'a=1&b=2' })).toBe(key({ query: 'b=2&a=1' }));
     expect(key({ query: 'a=1&a=2' })).not.toBe(key({ query: 'a=2&a=1' }));
     expect(c.key('ns/api', 'op', 'v1', '/p', '', '', undefined, '')).not.toBe(c.key('ns/other', 'op', 'v1', '/p', '', '', undefined, ''));

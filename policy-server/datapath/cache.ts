@@ -171,7 +171,9 @@ export class ResponseCache {
     this.lru = new LRUCache<string, CachedResponse | VaryIndex>({
       maxSize: this.maxBytes,
       sizeCalculation: (v, k) =>
-        v.vary !== undefined ? k.length + 256 + v.vary.reduce((n, h) => n + h.length, 0) : v.body.length + k.length + 256 + v.headers.reduce((n, h) => n + h.length, 0),
+        v.vary !== undefined
+          ? k.length + 256 + v.vary.reduce((n, h) => n + h.length, 0)
+          : v.body.length + k.length + 256 + v.headers.reduce((n, h) => n + h.length, 0),
       ttlAutopurge: false,
       allowStale: false,
       dispose: (v, k, reason) => {
@@ -195,7 +197,16 @@ export class ResponseCache {
    * @param canonicalBody - `canonicalJson` (lib/canonical-json.ts) of the parsed body (or its digest), or the raw body text for non-JSON.
    * @returns base64url SHA-256 (43 characters).
    */
-  key(serviceId: string, operationId: string, configVersion: string, path: string, query: string, headers: string, subject: string | undefined, canonicalBody: string): string {
+  key(
+    serviceId: string,
+    operationId: string,
+    configVersion: string,
+    path: string,
+    query: string,
+    headers: string,
+    subject: string | undefined,
+    canonicalBody: string,
+  ): string {
     // One one-shot hash of the joined fields (the same digest as hashing them in sequence):
     // `crypto.hash` costs ~0.25 µs here against ~1.1 µs for a Hash object and seven updates.
     const scope = subject === undefined ? '\u0001\0' : `\u0002${field(subject)}`;

@@ -38,14 +38,23 @@ function cachingAuthenticator(): RequestAuthenticator {
 /** School with `set_grades` also cached per identity: an operation with every policy. */
 function school() {
   const sch = schoolService();
-  return { ...sch, operations: sch.operations.map((o) => (o.operationId === 'set_grades' ? { ...o, cache: { ttlSeconds: 60, scope: 'identity' as const } } : o)) };
+  return {
+    ...sch,
+    operations: sch.operations.map((o) => (o.operationId === 'set_grades' ? { ...o, cache: { ttlSeconds: 60, scope: 'identity' as const } } : o)),
+  };
 }
 
 /** Iris plus `health_cached`: a public, cacheable GET whose backend answers. */
 function iris(configVersion = 'iv1') {
   const ir = irisService(configVersion);
   const health = ir.operations.find((o) => o.operationId === 'health')!;
-  return { ...ir, operations: [...ir.operations, { ...health, operationId: 'health_cached', path: '/iris/health-cached', cache: { ttlSeconds: 60, scope: 'shared' as const } }] };
+  return {
+    ...ir,
+    operations: [
+      ...ir.operations,
+      { ...health, operationId: 'health_cached', path: '/iris/health-cached', cache: { ttlSeconds: 60, scope: 'shared' as const } },
+    ],
+  };
 }
 
 let s: Stack;
@@ -192,7 +201,8 @@ describe('AuthError is recognised by its class', () => {
       authenticate(req: IncomingMessage): Promise<Identity | null> {
         // An error that only calls itself AuthError (another module's, a backend library's) is
         // a backend failure, not the caller's bad credentials.
-        if (req.headers.authorization === 'Bearer lookalike') return Promise.reject(Object.assign(new Error('jwks fetch failed'), { name: 'AuthError', code: 'invalid_token' }));
+        if (req.headers.authorization === 'Bearer lookalike')
+          return Promise.reject(Object.assign(new Error('jwks fetch failed'), { name: 'AuthError', code: 'invalid_token' }));
         return Promise.reject(new AuthError('invalid_token', 'token rejected'));
       },
       loginUrl: (r: string) => `/auth/login?returnTo=${encodeURIComponent(r)}`,

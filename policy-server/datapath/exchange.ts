@@ -493,9 +493,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
       errors: validation,
     });
     if (this.op.def.responseValidation === 'enforce') {
-      this.fail(problem('invalid-upstream-response', 'the service answered with a body that does not match its documented response', { errors: validation }), 'response_invalid', {
-        validation,
-      });
+      this.fail(
+        problem('invalid-upstream-response', 'the service answered with a body that does not match its documented response', { errors: validation }),
+        'response_invalid',
+        {
+          validation,
+        },
+      );
     }
     return validation;
   }

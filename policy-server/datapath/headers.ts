@@ -7,7 +7,17 @@ import { IDENTITY_HEADERS } from '../auth/index.js';
 import { DEFAULT_CONTENT_SECURITY_POLICY, INTERNAL_TOKEN_HEADER, OPERATION_HEADER } from '../../lib/policy/config.js';
 
 /** Connection-scoped fields never forwarded in either direction. */
-export const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'] as const;
+export const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+] as const;
 
 function table(names: readonly string[]): Record<string, true> {
   const t = Object.create(null) as Record<string, true>;
@@ -20,7 +30,15 @@ function table(names: readonly string[]): Record<string, true> {
  * one KEA authorised (method overrides; IIS/Symfony/Laminas `X-Original-URL` and
  * `X-Rewrite-URL`). Never forwarded.
  */
-export const OVERRIDE_HEADERS = ['x-http-method-override', 'x-method-override', 'x-http-method', 'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method'] as const;
+export const OVERRIDE_HEADERS = [
+  'x-http-method-override',
+  'x-method-override',
+  'x-http-method',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-uri',
+  'x-original-method',
+] as const;
 
 /**
  * Forwarding fields whose client copies are untrusted. The gateway (NGF's nginx) sets
@@ -30,7 +48,17 @@ export const OVERRIDE_HEADERS = ['x-http-method-override', 'x-method-override', 
  * on. `X-Forwarded-For` is not in this list: the forwarder rebuilds it (the received chain
  * plus the peer address; only its rightmost entries, added by the gateway, are trustworthy).
  */
-export const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-scheme', 'x-real-ip', 'x-client-ip'] as const;
+export const FORWARDING_HEADERS = [
+  'forwarded',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-server',
+  'x-forwarded-scheme',
+  'x-real-ip',
+  'x-client-ip',
+] as const;
 
 /**
  * Request headers dropped before forwarding: hop-by-hop, `host` and `content-length` (set by
@@ -74,7 +102,13 @@ const isKeaHeader = (name: string): boolean => name.length > 6 && name.startsWit
 export function upstreamHeaders(headers: IncomingHttpHeaders, forwardCredentials: boolean): string[] {
   const out: string[] = [];
   const conn = headers.connection;
-  const connTokens = conn && conn !== 'keep-alive' && conn !== 'close' ? conn.toLowerCase().split(',').map((s) => s.trim()) : undefined;
+  const connTokens =
+    conn && conn !== 'keep-alive' && conn !== 'close'
+      ? conn
+          .toLowerCase()
+          .split(',')
+          .map((s) => s.trim())
+      : undefined;
   for (const name in headers) {
     if (STRIP_REQUEST[name] || isKeaHeader(name) || name.indexOf('_') >= 0) continue;
     if (!forwardCredentials && CREDENTIAL_HEADERS[name]) continue;
@@ -111,7 +145,13 @@ export function securityHeaders(csp: string | undefined): string[] {
 export function clientHeaders(headers: Record<string, string | string[] | undefined>, add: readonly string[]): string[] {
   const out: string[] = [];
   const conn = headers.connection;
-  const connTokens = typeof conn === 'string' && conn !== 'keep-alive' && conn !== 'close' ? conn.toLowerCase().split(',').map((s) => s.trim()) : undefined;
+  const connTokens =
+    typeof conn === 'string' && conn !== 'keep-alive' && conn !== 'close'
+      ? conn
+          .toLowerCase()
+          .split(',')
+          .map((s) => s.trim())
+      : undefined;
   for (const name in headers) {
     if (STRIP_RESPONSE[name] || name === 'x-content-type-options') continue;
     if (connTokens && connTokens.includes(name)) continue;

@@ -18,7 +18,9 @@ export class DecodeError extends Error {
   /** The message of the field error (`errors[].message` of the problem). */
   readonly fieldMessage: string;
   constructor(where: 'path' | 'query' | 'header', param: string, repeated = false) {
-    super(repeated ? `${where} parameter "${param}" is given more than once but is not an array` : `${where} parameter "${param}" is not valid percent-encoding`);
+    super(
+      repeated ? `${where} parameter "${param}" is given more than once but is not an array` : `${where} parameter "${param}" is not valid percent-encoding`,
+    );
     this.where = where;
     this.param = param;
     this.fieldMessage = repeated ? 'must be given once (not an array)' : 'is not valid percent-encoding';

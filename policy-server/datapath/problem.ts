@@ -50,25 +50,13 @@ export function problem(code: ProblemCode, detail?: string, extra?: Record<strin
  * @param headers - extra headers as a flat `[name, value, ...]` list (e.g. WWW-Authenticate).
  * @param close - add `Connection: close` (used when the request body was not consumed).
  */
-export function sendProblem(
-  res: ServerResponse,
-  body: ProblemBody,
-  headers?: readonly string[],
-  close = false,
-): void {
+export function sendProblem(res: ServerResponse, body: ProblemBody, headers?: readonly string[], close = false): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const json = JSON.stringify(body);
-  const h: string[] = [
-    'content-type',
-    'application/problem+json',
-    'content-length',
-    String(Buffer.byteLength(json)),
-    'cache-control',
-    'no-store',
-  ];
+  const h: string[] = ['content-type', 'application/problem+json', 'content-length', String(Buffer.byteLength(json)), 'cache-control', 'no-store'];
   if (headers) for (const x of headers) h.push(x);
   if (close) h.push('connection', 'close');
   res.writeHead(body.status, h);

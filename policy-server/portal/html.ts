@@ -131,10 +131,16 @@ export function renderServicePage(
   const history = versions
     .slice()
     .reverse()
-    .map((v) => `<tr><td>${esc(v.version)}</td><td>${esc(v.publishedAt || 'current')}</td><td><code>${esc(v.digest.slice(0, 12))}</code></td><td><a href="${esc(specPath)}.json?version=${esc(encodeURIComponent(v.version))}">JSON</a></td></tr>`)
+    .map(
+      (v) =>
+        `<tr><td>${esc(v.version)}</td><td>${esc(v.publishedAt || 'current')}</td><td><code>${esc(v.digest.slice(0, 12))}</code></td><td><a href="${esc(specPath)}.json?version=${esc(encodeURIComponent(v.version))}">JSON</a></td></tr>`,
+    )
     .join('');
   const ops = methods
-    .map((m) => `<tr data-operation-id="${esc(m.operationId)}"><td class="method">${esc(m.method)}</td><td><code>${esc(m.path)}</code></td><td>${esc(m.summary ?? '')}${m.deprecated ? ' <em>(deprecated)</em>' : ''}</td><td class="access-${esc(m.access.mode)}">${esc(accessText(m.access))}</td><td><code>${esc(m.operationId)}</code></td></tr>`)
+    .map(
+      (m) =>
+        `<tr data-operation-id="${esc(m.operationId)}"><td class="method">${esc(m.method)}</td><td><code>${esc(m.path)}</code></td><td>${esc(m.summary ?? '')}${m.deprecated ? ' <em>(deprecated)</em>' : ''}</td><td class="access-${esc(m.access.mode)}">${esc(accessText(m.access))}</td><td><code>${esc(m.operationId)}</code></td></tr>`,
+    )
     .join('\n');
   const desc = api.openapi.info?.description;
   const main = `<section id="kea-summary" data-service="${esc(api.id)}">

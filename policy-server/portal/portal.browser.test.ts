@@ -29,7 +29,16 @@ const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/go
   test('operations, the same-origin server and the rendered marker appear in the DOM', async () => {
     const { stdout } = await run(
       CHROMIUM!,
-      ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--virtual-time-budget=15000', '--dump-dom', `${portal.url}/docs/models/iris`],
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        `--user-data-dir=${profile}`,
+        '--virtual-time-budget=15000',
+        '--dump-dom',
+        `${portal.url}/docs/models/iris`,
+      ],
       { timeout: 90_000, maxBuffer: 64 * 1024 * 1024 },
     );
     expect(stdout).toContain('data-kea-rendered="true"');
@@ -59,11 +68,22 @@ const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/go
     try {
       const { stdout } = await run(
         CHROMIUM!,
-        ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--virtual-time-budget=15000', '--dump-dom', `${url}/docs/models/iris`],
+        [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-dev-shm-usage',
+          `--user-data-dir=${profile}`,
+          '--virtual-time-budget=15000',
+          '--dump-dom',
+          `${url}/docs/models/iris`,
+        ],
         { timeout: 90_000, maxBuffer: 64 * 1024 * 1024 },
       );
       expect(stdout).toContain('Signed in as teacher');
-      expect(stdout).toMatch(/<form method="post" action="\/auth\/logout\?returnTo=%2Fdocs%2Fmodels%2Firis" class="kea-signout"><button type="submit">Sign out<\/button><\/form>/);
+      expect(stdout).toMatch(
+        /<form method="post" action="\/auth\/logout\?returnTo=%2Fdocs%2Fmodels%2Firis" class="kea-signout"><button type="submit">Sign out<\/button><\/form>/,
+      );
     } finally {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

@@ -6,7 +6,10 @@ import { memoryStore, startPortal } from './testkit.js';
 
 const grades = VARIED.find((s) => s.metadata.name === 'grades')!;
 const mnist = VARIED.find((s) => s.metadata.name === 'mnist')!;
-const evil = api('evil', { info: { title: '<script>alert(1)</script>', version: '1.0.0', description: '"><img src=x onerror=alert(1)>' }, operations: [{ operationId: 'x', method: 'GET', path: '/x', summary: '<b>bold</b>' }] });
+const evil = api('evil', {
+  info: { title: '<script>alert(1)</script>', version: '1.0.0', description: '"><img src=x onerror=alert(1)>' },
+  operations: [{ operationId: 'x', method: 'GET', path: '/x', summary: '<b>bold</b>' }],
+});
 
 let portal: Awaited<ReturnType<typeof startPortal>>;
 const store = memoryStore([[irisV1, irisV2], [grades], [mnist], [evil]], 'http://gw.test:8080', 'http://idp.test');
@@ -37,7 +40,9 @@ describe('catalog page /docs', () => {
     const html = await r.text();
     for (const id of ['models/iris', 'models/grades', 'models/mnist', 'models/evil']) expect(html).toContain(`data-service="${id}"`);
     expect(html).toContain('<a href="/docs/models/iris">Iris classifier</a>');
-    expect(html).toMatch(/<td>2\.0\.0<\/td><td>1\.0\.0, 2\.0\.0<\/td><td><a href="\/docs\/models\/iris#kea-changes"><span class="badge breaking">BREAKING<\/span><\/a>1 breaking since v1\.0\.0<\/td><td>3<\/td>/);
+    expect(html).toMatch(
+      /<td>2\.0\.0<\/td><td>1\.0\.0, 2\.0\.0<\/td><td><a href="\/docs\/models\/iris#kea-changes"><span class="badge breaking">BREAKING<\/span><\/a>1 breaking since v1\.0\.0<\/td><td>3<\/td>/,
+    );
     expect(html).toMatch(/data-service="models\/grades">.*first version/);
     expect(html).toContain('href="/openapi/models/iris.json"');
     expect(html).toContain('href="/openapi/models/iris.yaml"');
@@ -70,7 +75,9 @@ describe('service page /docs/<ns>/<name>', () => {
     const html = await (await get('/docs/models/iris')).text();
     expect(html).toContain('What changed in v2.0.0 (since v1.0.0)');
     expect(html).toContain('data-breaking="true"');
-    expect(html).toMatch(/<li class="breaking" data-kind="schema.property.renamed"><span class="badge breaking">BREAKING<\/span>POST \/predict: request body: property &quot;features&quot; renamed to &quot;measurements&quot;/);
+    expect(html).toMatch(
+      /<li class="breaking" data-kind="schema.property.renamed"><span class="badge breaking">BREAKING<\/span>POST \/predict: request body: property &quot;features&quot; renamed to &quot;measurements&quot;/,
+    );
     expect(html).toMatch(/<li class="nonbreaking" data-kind="operation.added">.*POST \/explain: operation explain added/);
     expect(html).toContain('<strong class="breaking">1 breaking</strong>, 2 non-breaking changes');
   });
@@ -170,9 +177,28 @@ describe('/methods', () => {
     const r = await get('/methods');
     expect(r.status).toBe(200);
     const list = (await r.json()) as Array<Record<string, unknown>>;
-    expect(list).toContainEqual({ service: 'models/iris', operationId: 'explain', method: 'POST', path: '/iris/explain', summary: 'Feature importances for one prediction', access: { mode: 'authenticated' } });
-    expect(list).toContainEqual(expect.objectContaining({ service: 'models/grades', operationId: 'getGrades', path: '/grades/get_grades', access: { mode: 'restricted', roles: ['student', 'teacher'] } }));
-    expect(list.filter((m) => m.service === 'models/mnist').map((m) => m.operationId).sort()).toEqual(['modelMetadata', 'modelStatus', 'predict']);
+    expect(list).toContainEqual({
+      service: 'models/iris',
+      operationId: 'explain',
+      method: 'POST',
+      path: '/iris/explain',
+      summary: 'Feature importances for one prediction',
+      access: { mode: 'authenticated' },
+    });
+    expect(list).toContainEqual(
+      expect.objectContaining({
+        service: 'models/grades',
+        operationId: 'getGrades',
+        path: '/grades/get_grades',
+        access: { mode: 'restricted', roles: ['student', 'teacher'] },
+      }),
+    );
+    expect(
+      list
+        .filter((m) => m.service === 'models/mnist')
+        .map((m) => m.operationId)
+        .sort(),
+    ).toEqual(['modelMetadata', 'modelStatus', 'predict']);
     const only = (await (await get('/methods?service=models/grades')).json()) as unknown[];
     expect(only).toHaveLength(5);
   });

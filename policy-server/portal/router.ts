@@ -113,7 +113,10 @@ export function createPortalRouter(store: DocsStore, opts: PortalOptions): Route
 
   r.get(['/docs', '/docs/'], (_req, res) => {
     const { apis, methods, latest } = aggregates();
-    res.type('html').set('cache-control', 'no-cache').send(renderCatalog(chrome(catalogTitle, '/docs'), apis, methods, latest));
+    res
+      .type('html')
+      .set('cache-control', 'no-cache')
+      .send(renderCatalog(chrome(catalogTitle, '/docs'), apis, methods, latest));
   });
 
   r.get('/docs/:ns/:name', (req: Request, res: Response) => {
@@ -135,7 +138,14 @@ export function createPortalRouter(store: DocsStore, opts: PortalOptions): Route
     } catch {
       curl = undefined; // a third-party document the sample builder cannot handle: no snippet
     }
-    const html = renderServicePage(chrome(`${api.title} ${api.version} · ${catalogTitle}`, req.originalUrl), api, methods, diff, docBasePath(api.openapi), curl);
+    const html = renderServicePage(
+      chrome(`${api.title} ${api.version} · ${catalogTitle}`, req.originalUrl),
+      api,
+      methods,
+      diff,
+      docBasePath(api.openapi),
+      curl,
+    );
     res.type('html').set('cache-control', 'no-cache').send(html);
   });
 
@@ -164,7 +174,10 @@ export function createPortalRouter(store: DocsStore, opts: PortalOptions): Route
   });
 
   r.get('/openapi.json', (_req, res) => {
-    res.set('cache-control', 'no-cache').type('application/json').send(JSON.stringify(aggregates().catalog, null, 2));
+    res
+      .set('cache-control', 'no-cache')
+      .type('application/json')
+      .send(JSON.stringify(aggregates().catalog, null, 2));
   });
   r.get('/openapi.yaml', (_req, res) => {
     res.set('cache-control', 'no-cache').type('application/yaml').send(toYaml(aggregates().catalog));

@@ -67,7 +67,11 @@ class Page {
   beforeAll(async () => {
     portal = await startPortal(memoryStore([[irisV1]], 'http://gw.test:8080'), { gatewayUrl: 'http://gw.test:8080' });
     profile = mkdtempSync(join(tmpdir(), 'kea-chromium-'));
-    browser = spawn(CHROMIUM!, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--remote-debugging-port=0', 'about:blank'], { stdio: 'ignore' });
+    browser = spawn(
+      CHROMIUM!,
+      ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--remote-debugging-port=0', 'about:blank'],
+      { stdio: 'ignore' },
+    );
     const portFile = join(profile, 'DevToolsActivePort');
     for (let i = 0; i < 300 && !existsSync(portFile); i++) await sleep(100);
     const port = Number(readFileSync(portFile, 'utf8').split('\n')[0]);
@@ -89,7 +93,9 @@ class Page {
   test('a bearer token entered in Authorize is used but never written to localStorage or sessionStorage', async () => {
     await load();
     const token = 'eyJ-secret-bearer-token-of-the-user';
-    await page.eval(`window.ui.authActions.authorizeWithPersistOption({ kea_bearer: { name: 'kea_bearer', schema: { type: 'http', scheme: 'bearer' }, value: '${token}' } })`);
+    await page.eval(
+      `window.ui.authActions.authorizeWithPersistOption({ kea_bearer: { name: 'kea_bearer', schema: { type: 'http', scheme: 'bearer' }, value: '${token}' } })`,
+    );
     // Swagger UI holds it (in memory) for try-it-out...
     expect(await page.eval<string>('JSON.stringify(window.ui.authSelectors.authorized().toJS())')).toContain(token);
     // ...and nothing a page on this origin can read has it.

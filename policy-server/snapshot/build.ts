@@ -41,9 +41,7 @@ import { assertLinearPatterns, linearRegExp } from '../../lib/openapi/patterns.j
 import { compileTemplate, PathRouter, templateParam, templateParams, type PathTemplate } from './path-router.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext the callable is `.default`.
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (
-  ajv: Ajv,
-) => Ajv;
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
 
 /** A ConfigMap as the snapshot needs it (also the on-disk persisted form). */
 export interface SourceConfigMap {
@@ -434,7 +432,11 @@ export function buildSnapshot(source: readonly SourceConfigMap[], previous?: Sna
   }
   const versions = new Map<string, readonly VersionEntry[]>();
   // Newest first, one per digest, ordered as the controller orders its history.
-  for (const [id, list] of versionsMut) versions.set(id, newestPerDigest(list).map((v) => v.entry));
+  for (const [id, list] of versionsMut)
+    versions.set(
+      id,
+      newestPerDigest(list).map((v) => v.entry),
+    );
   return {
     generation: ++generationCounter,
     builtAt: Date.now(),

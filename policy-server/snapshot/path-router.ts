@@ -34,9 +34,7 @@ function segments(path: string): string[] {
 
 /** A segment that is exactly one `{name}` template variable. */
 export function templateParam(seg: string): string | undefined {
-  return seg.length > 2 && seg.startsWith('{') && seg.endsWith('}') && !seg.slice(1, -1).includes('{')
-    ? seg.slice(1, -1)
-    : undefined;
+  return seg.length > 2 && seg.startsWith('{') && seg.endsWith('}') && !seg.slice(1, -1).includes('{') ? seg.slice(1, -1) : undefined;
 }
 
 /** A trie of path templates per method. Immutable once built (part of a snapshot). */

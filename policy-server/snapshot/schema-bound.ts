@@ -50,7 +50,11 @@ function depthOf(root: unknown, schema: unknown, visiting: Set<unknown>): number
     // anyOf / oneOf: the value satisfies some branch: every branch must be bounded.
     for (const k of ['anyOf', 'oneOf'] as const) {
       const branches = s[k];
-      if (Array.isArray(branches)) bound = Math.min(bound, branches.reduce<number>((m, b) => Math.max(m, depthOf(root, b, visiting)), 0));
+      if (Array.isArray(branches))
+        bound = Math.min(
+          bound,
+          branches.reduce<number>((m, b) => Math.max(m, depthOf(root, b, visiting)), 0),
+        );
     }
     if (typeof s.$ref === 'string') {
       const target = resolveRef(root, s.$ref);

@@ -71,7 +71,9 @@ describe('buildSnapshot', () => {
     const errorOf = (edit: (p: Record<string, unknown>) => void) => buildSnapshot([withPolicy(edit)]).errors.map((e) => e.message);
     expect(errorOf((p) => delete p.upstream)).toEqual(["policy.json: (root) must have required property 'upstream'"]);
     expect(errorOf((p) => ((p.operations as Array<Record<string, unknown>>)[5].timeoutMs = 0))).toEqual(['policy.json: /operations/5/timeoutMs must be >= 1']);
-    expect(errorOf((p) => delete (p.operations as Array<Record<string, unknown>>)[0].maxBodyBytes)).toEqual(["policy.json: /operations/0 must have required property 'maxBodyBytes'"]);
+    expect(errorOf((p) => delete (p.operations as Array<Record<string, unknown>>)[0].maxBodyBytes)).toEqual([
+      "policy.json: /operations/0 must have required property 'maxBodyBytes'",
+    ]);
     expect(errorOf((p) => (p.rateLimit = { rps: 1 }))).toEqual(['policy.json: (root) has unknown field "rateLimit"']);
     expect(errorOf((p) => ((p.operations as Array<Record<string, unknown>>)[0].access = { mode: 'everyone' }))).toEqual([
       'policy.json: /operations/0/access/mode must be one of "public", "authenticated", "restricted"',
@@ -79,7 +81,12 @@ describe('buildSnapshot', () => {
     expect(errorOf((p) => (p.id = 'ml/other'))).toEqual(['policy.json: /id must be "<namespace>/<name>"']);
     // A path parameter the controller did not mark required is refused, not re-decided here.
     expect(
-      errorOf((p) => ((p.operations as Array<{ parameters: Array<Record<string, unknown>> }>).find((o) => o.parameters.some((x) => x.in === 'path'))!.parameters[0].required = false)),
+      errorOf(
+        (p) =>
+          ((p.operations as Array<{ parameters: Array<Record<string, unknown>> }>).find((o) =>
+            o.parameters.some((x) => x.in === 'path'),
+          )!.parameters[0].required = false),
+      ),
     ).toEqual(['policy.json: /operations/13/parameters/0/required must be equal to constant; /operations/13/parameters/0 must match "then" schema']);
   });
 
@@ -100,7 +107,9 @@ describe('buildSnapshot', () => {
     expect(b.services.get('ml/iris')).toBe(a.services.get('ml/iris'));
     delete p.apiVersion;
     next.data['policy.json'] = JSON.stringify(p);
-    expect(buildSnapshot([next]).errors[0].message).toMatch(/^policy\.json: no apiVersion is not supported: this policy server reads apiVersion "policy\.kea\.dev\/v1" only/);
+    expect(buildSnapshot([next]).errors[0].message).toMatch(
+      /^policy\.json: no apiVersion is not supported: this policy server reads apiVersion "policy\.kea\.dev\/v1" only/,
+    );
     expect(buildSnapshot([next]).services.size).toBe(0);
   });
 
@@ -122,7 +131,9 @@ describe('buildSnapshot', () => {
   });
 
   test('the default operation is the one policy.json names, never re-derived', () => {
-    expect(buildSnapshot(configMapsFor(irisService('iv1', { defaultOperationId: 'predict_mine' }))).services.get('ml/iris')!.defaultOperation!.key).toBe('ml/iris/predict_mine');
+    expect(buildSnapshot(configMapsFor(irisService('iv1', { defaultOperationId: 'predict_mine' }))).services.get('ml/iris')!.defaultOperation!.key).toBe(
+      'ml/iris/predict_mine',
+    );
     // No defaultOperationId: no default operation, even with POST operations named predict*.
     expect(buildSnapshot(configMapsFor(irisService('iv1', { defaultOperationId: undefined }))).services.get('ml/iris')!.defaultOperation).toBeUndefined();
     expect(buildSnapshot(configMapsFor(irisService('iv1', { defaultOperationId: 'nope' }))).errors[0].message).toBe(

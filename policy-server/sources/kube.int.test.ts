@@ -65,7 +65,12 @@ test('changes reach the snapshot within 2 s; versions; deletes; survives an API 
   await core.createNamespacedConfigMap({
     namespace: NS,
     body: {
-      metadata: { name: 'kea-apiver-ml-iris-0123456789', namespace: NS, labels: { 'kea.dev/component': 'api-version' }, annotations: { 'kea.dev/api-schema': 'ml/iris' } },
+      metadata: {
+        name: 'kea-apiver-ml-iris-0123456789',
+        namespace: NS,
+        labels: { 'kea.dev/component': 'api-version' },
+        annotations: { 'kea.dev/api-schema': 'ml/iris' },
+      },
       data: { 'openapi.json': JSON.stringify({ openapi: '3.0.3', info: { title: 'Iris', version: '1.0.0' }, paths: {} }) },
     },
   });

@@ -25,10 +25,7 @@ function toSource(cm: k8s.V1ConfigMap): SourceConfigMap {
     name: cm.metadata?.name ?? '',
     labels: { ...(cm.metadata?.labels ?? {}) },
     annotations: { ...(cm.metadata?.annotations ?? {}) },
-    creationTimestamp:
-      cm.metadata?.creationTimestamp instanceof Date
-        ? cm.metadata.creationTimestamp.toISOString()
-        : (cm.metadata?.creationTimestamp),
+    creationTimestamp: cm.metadata?.creationTimestamp instanceof Date ? cm.metadata.creationTimestamp.toISOString() : cm.metadata?.creationTimestamp,
     data: { ...(cm.data ?? {}) },
   };
 }

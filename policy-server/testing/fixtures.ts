@@ -114,15 +114,49 @@ export function irisService(configVersion = 'iv1', extra: Partial<PolicyService>
     authorization: {},
     defaultOperationId: 'predict',
     operations: [
-      op({ operationId: 'predict', method: 'POST', path: '/iris/predict', upstreamPath: '/predict', requestBody: { required: true, contentType: 'application/json', schema: irisSchema }, cache: { ttlSeconds: 60, scope: 'shared' } }),
-      op({ operationId: 'predict_mine', method: 'POST', path: '/iris/predict-mine', upstreamPath: '/predict', requestBody: { required: true, contentType: 'application/json', schema: irisSchema }, cache: { ttlSeconds: 60, scope: 'identity' } }),
-      op({ operationId: 'predict_nocache', method: 'POST', path: '/iris/predict-nocache', upstreamPath: '/predict', requestBody: { required: true, contentType: 'application/json', schema: irisSchema } }),
-      op({ operationId: 'predict_novalidate', method: 'POST', path: '/iris/predict-raw', upstreamPath: '/predict', requestBody: { required: true, contentType: 'application/json', schema: {} } }),
+      op({
+        operationId: 'predict',
+        method: 'POST',
+        path: '/iris/predict',
+        upstreamPath: '/predict',
+        requestBody: { required: true, contentType: 'application/json', schema: irisSchema },
+        cache: { ttlSeconds: 60, scope: 'shared' },
+      }),
+      op({
+        operationId: 'predict_mine',
+        method: 'POST',
+        path: '/iris/predict-mine',
+        upstreamPath: '/predict',
+        requestBody: { required: true, contentType: 'application/json', schema: irisSchema },
+        cache: { ttlSeconds: 60, scope: 'identity' },
+      }),
+      op({
+        operationId: 'predict_nocache',
+        method: 'POST',
+        path: '/iris/predict-nocache',
+        upstreamPath: '/predict',
+        requestBody: { required: true, contentType: 'application/json', schema: irisSchema },
+      }),
+      op({
+        operationId: 'predict_novalidate',
+        method: 'POST',
+        path: '/iris/predict-raw',
+        upstreamPath: '/predict',
+        requestBody: { required: true, contentType: 'application/json', schema: {} },
+      }),
       op({ operationId: 'health', method: 'GET', path: '/iris/health', upstreamPath: '/health', access: { mode: 'public' } }),
       op({ operationId: 'slow', method: 'GET', path: '/iris/slow', upstreamPath: '/slow', access: { mode: 'public' }, timeoutMs: 300 }),
       op({ operationId: 'slow_ok', method: 'GET', path: '/iris/slow-ok', upstreamPath: '/slow', access: { mode: 'public' } }),
       op({ operationId: 'stall', method: 'GET', path: '/iris/stall', upstreamPath: '/stall', access: { mode: 'public' }, timeoutMs: 300 }),
-      op({ operationId: 'stall_cached', method: 'GET', path: '/iris/stall-cached', upstreamPath: '/stall', access: { mode: 'public' }, timeoutMs: 300, cache: { ttlSeconds: 60, scope: 'shared' } }),
+      op({
+        operationId: 'stall_cached',
+        method: 'GET',
+        path: '/iris/stall-cached',
+        upstreamPath: '/stall',
+        access: { mode: 'public' },
+        timeoutMs: 300,
+        cache: { ttlSeconds: 60, scope: 'shared' },
+      }),
       op({
         operationId: 'info',
         method: 'GET',
@@ -131,7 +165,13 @@ export function irisService(configVersion = 'iv1', extra: Partial<PolicyService>
         access: { mode: 'public' },
         parameters: [{ name: 'shape', in: 'query', schema: { type: 'string' } }],
         responseValidation: 'enforce',
-        responses: { '200': { type: 'object', required: ['name', 'classes'], properties: { name: { type: 'string' }, classes: { type: 'array', items: { type: 'string' } } } } },
+        responses: {
+          '200': {
+            type: 'object',
+            required: ['name', 'classes'],
+            properties: { name: { type: 'string' }, classes: { type: 'array', items: { type: 'string' } } },
+          },
+        },
       }),
       op({
         operationId: 'info_log',
@@ -143,8 +183,23 @@ export function irisService(configVersion = 'iv1', extra: Partial<PolicyService>
         responseValidation: 'log',
         responses: { '200': { type: 'object', required: ['name', 'classes'] } },
       }),
-      op({ operationId: 'big', method: 'GET', path: '/iris/big', upstreamPath: '/big', access: { mode: 'public' }, parameters: [{ name: 'mb', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 64 } }] }),
-      op({ operationId: 'small_body', method: 'POST', path: '/iris/small', upstreamPath: '/predict', access: { mode: 'public' }, maxBodyBytes: 64, requestBody: { required: false, contentType: 'application/json', schema: {} } }),
+      op({
+        operationId: 'big',
+        method: 'GET',
+        path: '/iris/big',
+        upstreamPath: '/big',
+        access: { mode: 'public' },
+        parameters: [{ name: 'mb', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 64 } }],
+      }),
+      op({
+        operationId: 'small_body',
+        method: 'POST',
+        path: '/iris/small',
+        upstreamPath: '/predict',
+        access: { mode: 'public' },
+        maxBodyBytes: 64,
+        requestBody: { required: false, contentType: 'application/json', schema: {} },
+      }),
       op({
         operationId: 'items',
         method: 'GET',
@@ -244,7 +299,13 @@ export async function startBackend(opts: { requireToken?: string; quiet?: boolea
         return json(200, { n, class: 'setosa', received: body.length }, { 'x-kea-revision': 'v1' });
       }
       if (url.pathname.startsWith('/grades/')) {
-        return json(200, { method: req.method, path: url.pathname, user: req.headers['x-kea-user'] ?? null, roles: req.headers['x-kea-roles'] ?? null, body: body || null });
+        return json(200, {
+          method: req.method,
+          path: url.pathname,
+          user: req.headers['x-kea-user'] ?? null,
+          roles: req.headers['x-kea-roles'] ?? null,
+          body: body || null,
+        });
       }
       if (url.pathname === '/health') return json(200, { ok: true });
       if (url.pathname === '/slow') {

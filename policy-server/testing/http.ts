@@ -41,7 +41,14 @@ export function send(
   }
   return new Promise((resolve, reject) => {
     const req = request(
-      { method, hostname: u.hostname, port: u.port, path: opts.rawPath ?? u.pathname + u.search, headers, agent: opts.agent === undefined ? agent : opts.agent },
+      {
+        method,
+        hostname: u.hostname,
+        port: u.port,
+        path: opts.rawPath ?? u.pathname + u.search,
+        headers,
+        agent: opts.agent === undefined ? agent : opts.agent,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

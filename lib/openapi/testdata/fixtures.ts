@@ -102,8 +102,16 @@ export const VARIED: ApiSchema[] = [
             type: 'object',
             required: ['customer', 'lines'],
             properties: {
-              customer: { type: 'object', required: ['id'], properties: { id: { type: 'string', format: 'uuid' }, email: { type: 'string', format: 'email', nullable: true } } },
-              lines: { type: 'array', minItems: 1, items: { type: 'object', properties: { sku: { type: 'string', pattern: '^[A-Z]{3}-\\d+$' }, qty: { type: 'integer', minimum: 1 } } } },
+              customer: {
+                type: 'object',
+                required: ['id'],
+                properties: { id: { type: 'string', format: 'uuid' }, email: { type: 'string', format: 'email', nullable: true } },
+              },
+              lines: {
+                type: 'array',
+                minItems: 1,
+                items: { type: 'object', properties: { sku: { type: 'string', pattern: '^[A-Z]{3}-\\d+$' }, qty: { type: 'integer', minimum: 1 } } },
+              },
               priority: { type: 'string', enum: ['low', 'normal', 'high'], default: 'normal' },
             },
           },
@@ -116,7 +124,11 @@ export const VARIED: ApiSchema[] = [
   api('shapes', {
     components: {
       schemas: {
-        Circle: { type: 'object', required: ['kind', 'r'], properties: { kind: { type: 'string', enum: ['circle'] }, r: { type: 'number', exclusiveMinimum: 0 } } },
+        Circle: {
+          type: 'object',
+          required: ['kind', 'r'],
+          properties: { kind: { type: 'string', enum: ['circle'] }, r: { type: 'number', exclusiveMinimum: 0 } },
+        },
         Square: { type: 'object', required: ['kind', 'side'], properties: { kind: { type: 'string', enum: ['square'] }, side: { type: 'number' } } },
         Shape: { oneOf: [{ $ref: '#/components/schemas/Circle' }, { $ref: '#/components/schemas/Square' }], discriminator: { propertyName: 'kind' } },
       },
@@ -153,7 +165,13 @@ export const VARIED: ApiSchema[] = [
   api('grades', {
     operations: [
       { operationId: 'listCourses', method: 'GET', path: '/courses', access: { mode: 'public' }, cache: { ttlSeconds: 60, scope: 'shared' } },
-      { operationId: 'getGrades', method: 'GET', path: '/get_grades', access: { mode: 'restricted', roles: ['student', 'teacher'] }, cache: { ttlSeconds: 10, scope: 'identity' } },
+      {
+        operationId: 'getGrades',
+        method: 'GET',
+        path: '/get_grades',
+        access: { mode: 'restricted', roles: ['student', 'teacher'] },
+        cache: { ttlSeconds: 10, scope: 'identity' },
+      },
       {
         operationId: 'setGrades',
         method: 'POST',
@@ -190,7 +208,12 @@ export const VARIED: ApiSchema[] = [
     operations: [
       { operationId: 'ping', method: 'HEAD', path: '/ping' },
       { operationId: 'opts', method: 'OPTIONS', path: '/ping' },
-      { operationId: 'patchIt', method: 'PATCH', path: '/thing', requestBody: { required: false, schema: { type: 'object', properties: { a: { type: 'boolean' } } } } },
+      {
+        operationId: 'patchIt',
+        method: 'PATCH',
+        path: '/thing',
+        requestBody: { required: false, schema: { type: 'object', properties: { a: { type: 'boolean' } } } },
+      },
     ],
   }),
   // 9: JSON Schema 2020-isms that must be normalized to 3.0
@@ -220,12 +243,28 @@ export const VARIED: ApiSchema[] = [
     components: {
       schemas: {
         Base: { type: 'object', properties: { id: { type: 'string', readOnly: true }, created: { type: 'string', format: 'date-time' } } },
-        Model: { allOf: [{ $ref: '#/components/schemas/Base' }, { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 } }, additionalProperties: false }] },
+        Model: {
+          allOf: [
+            { $ref: '#/components/schemas/Base' },
+            { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 } }, additionalProperties: false },
+          ],
+        },
       },
     },
     operations: [
-      { operationId: 'listModels', method: 'GET', path: '/models', responses: { '200': { description: 'Models', schema: { type: 'array', items: { $ref: '#/components/schemas/Model' } } } } },
-      { operationId: 'addModel', method: 'POST', path: '/models', requestBody: { schema: { $ref: '#/components/schemas/Model' } }, responses: { '201': { description: 'Created', schema: { $ref: '#/components/schemas/Model' } } } },
+      {
+        operationId: 'listModels',
+        method: 'GET',
+        path: '/models',
+        responses: { '200': { description: 'Models', schema: { type: 'array', items: { $ref: '#/components/schemas/Model' } } } },
+      },
+      {
+        operationId: 'addModel',
+        method: 'POST',
+        path: '/models',
+        requestBody: { schema: { $ref: '#/components/schemas/Model' } },
+        responses: { '201': { description: 'Created', schema: { $ref: '#/components/schemas/Model' } } },
+      },
     ],
   }),
   // 11: user-defined Problem schema (name collision with the gateway's)
@@ -242,13 +281,29 @@ export const VARIED: ApiSchema[] = [
         path: '/v0/predict',
         deprecated: true,
         requestBody: { schema: { type: 'object' } },
-        responses: { '400': { description: 'Model-specific error', schema: { type: 'object', properties: { reason: { type: 'string' } } } }, default: { description: 'Anything else' } },
+        responses: {
+          '400': { description: 'Model-specific error', schema: { type: 'object', properties: { reason: { type: 'string' } } } },
+          default: { description: 'Anything else' },
+        },
       },
     ],
   }),
   // 13-18: inference v2, several dtypes/shapes
-  api('iris-v2', { inference: { protocol: 'v2', inputs: [{ name: 'input-0', datatype: 'FP32', shape: [-1, 4] }], outputs: [{ name: 'output-0', datatype: 'INT64', shape: [-1] }] } }),
-  api('resnet', { inference: { protocol: 'v2', modelName: 'resnet50', inputs: [{ name: 'image', datatype: 'FP32', shape: [-1, 3, 224, 224] }], outputs: [{ name: 'logits', datatype: 'FP16', shape: [-1, 1000] }] } }),
+  api('iris-v2', {
+    inference: {
+      protocol: 'v2',
+      inputs: [{ name: 'input-0', datatype: 'FP32', shape: [-1, 4] }],
+      outputs: [{ name: 'output-0', datatype: 'INT64', shape: [-1] }],
+    },
+  }),
+  api('resnet', {
+    inference: {
+      protocol: 'v2',
+      modelName: 'resnet50',
+      inputs: [{ name: 'image', datatype: 'FP32', shape: [-1, 3, 224, 224] }],
+      outputs: [{ name: 'logits', datatype: 'FP16', shape: [-1, 1000] }],
+    },
+  }),
   api('multi', {
     inference: {
       protocol: 'v2',
@@ -263,8 +318,22 @@ export const VARIED: ApiSchema[] = [
       ],
     },
   }),
-  api('bytes-v2', { inference: { protocol: 'v2', inputs: [{ name: 'u8', datatype: 'UINT8', shape: [2, 2] }], outputs: [{ name: 'i8', datatype: 'INT8', shape: [] }] } }),
-  api('uint', { inference: { protocol: 'v2', inputs: [{ name: 'a', datatype: 'UINT16', shape: [-1, 2] }, { name: 'b', datatype: 'UINT32', shape: [-1] }], outputs: [{ name: 'c', datatype: 'UINT64', shape: [-1] }, { name: 'd', datatype: 'INT16', shape: [-1] }] } }),
+  api('bytes-v2', {
+    inference: { protocol: 'v2', inputs: [{ name: 'u8', datatype: 'UINT8', shape: [2, 2] }], outputs: [{ name: 'i8', datatype: 'INT8', shape: [] }] },
+  }),
+  api('uint', {
+    inference: {
+      protocol: 'v2',
+      inputs: [
+        { name: 'a', datatype: 'UINT16', shape: [-1, 2] },
+        { name: 'b', datatype: 'UINT32', shape: [-1] },
+      ],
+      outputs: [
+        { name: 'c', datatype: 'UINT64', shape: [-1] },
+        { name: 'd', datatype: 'INT16', shape: [-1] },
+      ],
+    },
+  }),
   // inline op overrides derived infer + extra inline op
   api('mixed', {
     defaults: { access: { mode: 'public' } },
@@ -272,25 +341,49 @@ export const VARIED: ApiSchema[] = [
     operations: [{ operationId: 'info', method: 'GET', path: '/info', responses: { '200': { description: 'Info', schema: { type: 'object' } } } }],
   }),
   // 19-22: tfserving
-  api('mnist', { inference: { protocol: 'tfserving', inputs: [{ name: 'images', datatype: 'FP32', shape: [-1, 28, 28] }], outputs: [{ name: 'probs', datatype: 'FP32', shape: [-1, 10] }] } }),
+  api('mnist', {
+    inference: {
+      protocol: 'tfserving',
+      inputs: [{ name: 'images', datatype: 'FP32', shape: [-1, 28, 28] }],
+      outputs: [{ name: 'probs', datatype: 'FP32', shape: [-1, 10] }],
+    },
+  }),
   api('tf-multi', {
     inference: {
       protocol: 'tfserving',
       modelName: 'wide_deep',
-      inputs: [{ name: 'age', datatype: 'INT64', shape: [-1] }, { name: 'occupation', datatype: 'BYTES', shape: [-1] }],
-      outputs: [{ name: 'score', datatype: 'FP32', shape: [-1, 1] }, { name: 'cls', datatype: 'INT32', shape: [-1] }],
+      inputs: [
+        { name: 'age', datatype: 'INT64', shape: [-1] },
+        { name: 'occupation', datatype: 'BYTES', shape: [-1] },
+      ],
+      outputs: [
+        { name: 'score', datatype: 'FP32', shape: [-1, 1] },
+        { name: 'cls', datatype: 'INT32', shape: [-1] },
+      ],
     },
   }),
-  api('tf-fixed-batch', { inference: { protocol: 'tfserving', inputs: [{ name: 'x', datatype: 'FP64', shape: [2, 3] }], outputs: [{ name: 'y', datatype: 'BOOL', shape: [2] }] } }),
-  api('tf-image', { inference: { protocol: 'tfserving', inputs: [{ name: 'img', datatype: 'UINT8', shape: [-1, 32, 32, 3] }], outputs: [{ name: 'cls', datatype: 'INT64', shape: [-1] }] } }),
+  api('tf-fixed-batch', {
+    inference: { protocol: 'tfserving', inputs: [{ name: 'x', datatype: 'FP64', shape: [2, 3] }], outputs: [{ name: 'y', datatype: 'BOOL', shape: [2] }] },
+  }),
+  api('tf-image', {
+    inference: {
+      protocol: 'tfserving',
+      inputs: [{ name: 'img', datatype: 'UINT8', shape: [-1, 32, 32, 3] }],
+      outputs: [{ name: 'cls', datatype: 'INT64', shape: [-1] }],
+    },
+  }),
   // 23: root basePath, hand-written service target, passthrough
   {
-    ...api('root', {
-      basePath: '/',
-      target: { service: { name: 'legacy-svc', port: 8080 } },
-      policy: { mode: 'passthrough' },
-      operations: [{ operationId: 'index', method: 'GET', path: '/', access: { mode: 'public' } }],
-    }, 'apps'),
+    ...api(
+      'root',
+      {
+        basePath: '/',
+        target: { service: { name: 'legacy-svc', port: 8080 } },
+        policy: { mode: 'passthrough' },
+        operations: [{ operationId: 'index', method: 'GET', path: '/', access: { mode: 'public' } }],
+      },
+      'apps',
+    ),
   },
   // 24: header and query params only, strings with formats, integer enums
   api('search', {
@@ -305,7 +398,15 @@ export const VARIED: ApiSchema[] = [
           { name: 'since', in: 'query', schema: { type: 'string', format: 'date' } },
           { name: 'Accept-Language', in: 'header', schema: { type: 'string' } },
         ],
-        responses: { '200': { description: 'Hits', schema: { type: 'object', properties: { hits: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, score: { type: 'number' } } } } } } } },
+        responses: {
+          '200': {
+            description: 'Hits',
+            schema: {
+              type: 'object',
+              properties: { hits: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, score: { type: 'number' } } } } },
+            },
+          },
+        },
       },
     ],
   }),

@@ -39,7 +39,10 @@ export async function validateOpenApi(doc: OpenAPIObject): Promise<string[]> {
       if (!op.operationId) problems.push(`${where}: no operationId`);
       else if (ids.has(op.operationId)) problems.push(`${where}: duplicate operationId ${op.operationId}`);
       ids.add(op.operationId);
-      const pathParams = (op.parameters ?? []).filter((x: any) => x.in === 'path').map((x: any) => x.name).sort();
+      const pathParams = (op.parameters ?? [])
+        .filter((x: any) => x.in === 'path')
+        .map((x: any) => x.name)
+        .sort();
       if (JSON.stringify(pathParams) !== JSON.stringify(vars)) problems.push(`${where}: path params ${pathParams} != template ${vars}`);
       const check = (schema: unknown, example: unknown, label: string) => {
         if (schema === undefined) return;

@@ -51,5 +51,6 @@ class Authorize implements Step {
 /** Operations whose access is not `public` (for `public` ones `authorize` always allows). */
 export const authorizeStep: StepFactory = {
   name: 'authorize',
-  compile: (op: CompiledOperation, ctx: StepContext) => (op.def.access.mode === 'public' ? undefined : new Authorize(op.def.access, ctx.plan.claims, ctx.dp.auth)),
+  compile: (op: CompiledOperation, ctx: StepContext) =>
+    op.def.access.mode === 'public' ? undefined : new Authorize(op.def.access, ctx.plan.claims, ctx.dp.auth),
 };

@@ -50,7 +50,10 @@ function reserve(x: Exchange): boolean {
   // A declared length over the limit reserves nothing: readBody refuses it before reading.
   const want = cl === undefined ? limit : Number(cl) <= limit ? Number(cl) : 0;
   if (want > 0 && dp.bufferedRequestBytes > 0 && dp.bufferedRequestBytes + want > dp.maxBufferedRequestBytes) {
-    x.fail(problem('server-busy', 'too many request bodies are being received right now; retry later'), 'server_busy', { headers: ['retry-after', '1'], close: true });
+    x.fail(problem('server-busy', 'too many request bodies are being received right now; retry later'), 'server_busy', {
+      headers: ['retry-after', '1'],
+      close: true,
+    });
     return false;
   }
   dp.bufferedRequestBytes += want;
@@ -148,17 +151,27 @@ class Body implements Step, BodyCheck {
     const ct = h['content-type'];
     const mt = ct ? mediaTypeOf(ct) : '';
     if (!(mt === spec.mediaType || (spec.isJson && isJsonMediaType(mt)))) {
-      x.fail(problem('unsupported-media-type', `expected Content-Type ${spec.mediaType}${ct ? `, got ${mt}` : ''}`, { accept: spec.mediaType }), 'unsupported_media_type', {
-        headers: ['accept-post', spec.mediaType],
-        close: true,
-      });
+      x.fail(
+        problem('unsupported-media-type', `expected Content-Type ${spec.mediaType}${ct ? `, got ${mt}` : ''}`, { accept: spec.mediaType }),
+        'unsupported_media_type',
+        {
+          headers: ['accept-post', spec.mediaType],
+          close: true,
+        },
+      );
       return undefined;
     }
     if (spec.isJson && ct !== undefined && !jsonCharsetOk(ct)) {
-      x.fail(problem('unsupported-media-type', `JSON bodies must be UTF-8 (RFC 8259 §8.1), got charset=${charsetOf(ct)}`, { accept: `${spec.mediaType}; charset=utf-8` }), 'unsupported_media_type', {
-        headers: ['accept-post', spec.mediaType],
-        close: true,
-      });
+      x.fail(
+        problem('unsupported-media-type', `JSON bodies must be UTF-8 (RFC 8259 §8.1), got charset=${charsetOf(ct)}`, {
+          accept: `${spec.mediaType}; charset=utf-8`,
+        }),
+        'unsupported_media_type',
+        {
+          headers: ['accept-post', spec.mediaType],
+          close: true,
+        },
+      );
       return undefined;
     }
     const ce = h['content-encoding'];
@@ -197,9 +210,13 @@ class Body implements Step, BodyCheck {
     if (parsed instanceof Rejected) {
       const errors = parsed.errors;
       x.dp.metrics.validation(x.op.key, errors);
-      x.fail(problem('validation-failed', errors[0].message === 'is not valid JSON' ? 'the body is not valid JSON' : validationDetail(errors, 'body'), { errors }), 'invalid_request', {
-        validation: errors,
-      });
+      x.fail(
+        problem('validation-failed', errors[0].message === 'is not valid JSON' ? 'the body is not valid JSON' : validationDetail(errors, 'body'), { errors }),
+        'invalid_request',
+        {
+          validation: errors,
+        },
+      );
       return;
     }
     if (memo !== undefined && rawKey !== undefined) {

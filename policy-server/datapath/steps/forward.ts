@@ -27,7 +27,9 @@ class Forward implements Step {
     const svc = op.service;
     const lane = dp.upstream.lane(svc.def.upstream.host);
     if (lane.inflight >= lane.limit) {
-      x.fail(problem('upstream-busy', `this service already has ${lane.limit} requests in flight; retry later`), 'upstream_busy', { headers: ['retry-after', '1'] });
+      x.fail(problem('upstream-busy', `this service already has ${lane.limit} requests in flight; retry later`), 'upstream_busy', {
+        headers: ['retry-after', '1'],
+      });
       return undefined;
     }
     const h = req.headers;
