@@ -70,7 +70,7 @@ export interface ControllerConfig {
   /**
    * The Gateway API implementation that programs the Gateway: `ngf` (nginx-gateway-fabric)
    * adds NGF's own policies (`gateway.nginx.org/v1alpha1` ClientSettingsPolicy for the body
-   * size, UpstreamSettingsPolicy for upstream keep-alive; render/index.ts); `generic` emits
+   * size, UpstreamSettingsPolicy for upstream keep-alive; render/ngf-policies.ts); `generic` emits
    * standard Gateway API objects only. Absent = `generic` (the flag's default is `ngf`, and the
    * controller falls back to `generic` when NGF's CRDs are not served).
    */
