@@ -130,8 +130,8 @@ export async function installKea(
   const imported = await importImages(stateDir, [...KEA_IMAGES, ...NGF_IMAGES, ...exampleImages]);
   step(`images (${imported.length} imported)`);
   // Same tag, new content: running pods keep the old image until restarted.
-  const restart = async (ns: string, deployment: string, images: string[]) => {
-    if (!images.some((i) => imported.includes(i))) return;
+  const restart = async (ns: string, deployment: string, images: string[], force = false) => {
+    if (!force && !images.some((i) => imported.includes(i))) return;
     const exists = await k(['-n', ns, 'get', 'deployment', deployment, '-o', 'name']).then(
       () => true,
       () => false,
@@ -147,9 +147,14 @@ export async function installKea(
   step('ngf');
   await ensureIdp(stateDir);
   step('dev-idp');
+  // kea-config is a plain ConfigMap read with envFrom at start: a changed one rolls nothing by
+  // itself, so the two Deployments are restarted when the apply changed it.
+  const configVersion = () => k(['-n', 'kea-system', 'get', 'configmap', 'kea-config', '-o', 'jsonpath={.metadata.resourceVersion}']).catch(() => '');
+  const before = await configVersion();
   await k(['apply', '--server-side', '--force-conflicts', '--field-manager=kea-cluster', '-k', KEA_OVERLAY]);
-  await restart('kea-system', 'kea-controller', [KEA_IMAGES[0]]);
-  await restart('kea-system', 'kea-policy', [KEA_IMAGES[1]]);
+  const configChanged = before !== '' && before !== (await configVersion());
+  await restart('kea-system', 'kea-controller', [KEA_IMAGES[0]], configChanged);
+  await restart('kea-system', 'kea-policy', [KEA_IMAGES[1]], configChanged);
   await k(['-n', 'kea-system', 'rollout', 'status', 'deployment/kea-controller', 'deployment/kea-policy', '--timeout=180s']);
   step('kea');
   const kc = new KubeConfig();

@@ -25,7 +25,10 @@ interface PodList {
 beforeAll(async () => {
   c = await ensureCluster();
   const fixture = join(REPO_ROOT, 'e2e/cluster/fixtures/httpd');
-  measure('test image build + import (ms)', await buildAndImport(c.stateDir, IMAGE, join(fixture, 'Dockerfile'), fixture));
+  measure(
+    'test image build + import (ms)',
+    await buildAndImport(c.stateDir, IMAGE, join(fixture, 'Dockerfile'), fixture, ['BASE_IMAGE=localhost/kea/debian:bookworm']),
+  );
   await c.kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=true']);
 }, 600000);
 

@@ -33,7 +33,7 @@ it('down restores every host setting the node changed', async () => {
   const info = await startCluster({ log });
   measure(`start (${info.warm ? 'warm' : 'cold'}, ms)`, Date.now() - t0);
   const fixture = join(REPO_ROOT, 'e2e/cluster/fixtures/httpd');
-  await buildAndImport(DEFAULT_CLUSTER_DIR, 'localhost/kea/test-httpd:1', join(fixture, 'Dockerfile'), fixture);
+  await buildAndImport(DEFAULT_CLUSTER_DIR, 'localhost/kea/test-httpd:1', join(fixture, 'Dockerfile'), fixture, ['BASE_IMAGE=localhost/kea/debian:bookworm']);
   const k = (args: string[], input?: string) => kubectl(DEFAULT_CLUSTER_DIR, args, input);
   await k(
     ['apply', '--server-side', '-f', '-'],
