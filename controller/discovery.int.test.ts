@@ -16,6 +16,7 @@ import { loadConfig } from './config.js';
 import { startController, type ControllerHandle } from './main.js';
 import { KubeClient, RESOURCES } from './kube/client.js';
 import { applyAll, countWrites, ensureNamespaces } from './testing/testkit.js';
+import { QUICK_RECONCILE_FLAGS, testControllerArgs } from './testing/config.js';
 import { waitFor } from '../dev/testing/wait.js';
 import { loadClusterAuth } from './kube/kubeconfig.js';
 import { internalRouteName } from './graph/names.js';
@@ -116,18 +117,7 @@ beforeAll(async () => {
 });
 
 async function start(): Promise<ControllerHandle> {
-  const loaded = loadConfig([
-    'node',
-    'main',
-    `--internal-token=${TOKEN}`,
-    '--http-port=0',
-    '--http-host=127.0.0.1',
-    `--system-namespace=${SYS}`,
-    '--leader-election=false',
-    `--internal-gateway-url=${gatewayUrl}`,
-    '--debounce-ms=50',
-    '--max-delay-ms=300',
-  ]);
+  const loaded = loadConfig(testControllerArgs(SYS, `--internal-token=${TOKEN}`, `--internal-gateway-url=${gatewayUrl}`, ...QUICK_RECONCILE_FLAGS));
   expect(loaded.runtime.internalGatewayUrl).toBe(gatewayUrl);
   return startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: createLogger('test', { level: 'silent' }) });
 }

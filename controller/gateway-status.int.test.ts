@@ -33,6 +33,7 @@ import { NGF_CONTROLLER_NAME, NGF_VERSION, applyNgfObjects, startNgf, type Runni
 import { KubeClient, RESOURCES } from './kube/client.js';
 import { loadClusterAuth } from './kube/kubeconfig.js';
 import { applyAll, countWrites, ensureNamespaces } from './testing/testkit.js';
+import { QUICK_RECONCILE_FLAGS, testControllerArgs } from './testing/config.js';
 import { waitFor } from '../dev/testing/wait.js';
 import { loadConfig } from './config.js';
 import { startController, type ControllerHandle } from './main.js';
@@ -121,18 +122,7 @@ const policyService = (port: number): KubernetesObject =>
     // The internal listener admits another domain than KEA's internal hosts: a hostname mismatch.
     gw = await startNgf({ kubeconfig: process.env.KUBECONFIG!, stateDir, namespace: SYS, internalHostname: '*.other.internal' });
     await ensureNamespaces(client, APPS);
-    const loaded = loadConfig([
-      'node',
-      'main',
-      `--internal-token=${TOKEN}`,
-      '--http-port=0',
-      '--http-host=127.0.0.1',
-      `--system-namespace=${SYS}`,
-      '--leader-election=false',
-      '--debounce-ms=50',
-      '--max-delay-ms=300',
-      '--internal-listener-check-ms=0',
-    ]);
+    const loaded = loadConfig(testControllerArgs(SYS, `--internal-token=${TOKEN}`, ...QUICK_RECONCILE_FLAGS, '--internal-listener-check-ms=0'));
     controller = await startController(loaded, { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: createLogger('test', { level: 'silent' }) });
   }, 120_000);
 

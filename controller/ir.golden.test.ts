@@ -9,7 +9,9 @@
  * The serialised form is the IR as built, except: the observed status conditions (an input,
  * echoed for render), the `policy.json` and `openapi.json` texts (their digests stand for
  * them: `configVersion`, the document's sha256), the policy summarised (its operations as
- * `METHOD path operationId` lines; `configVersion` pins everything else), version texts
+ * `METHOD path operationId` lines, each rate limit appended as
+ * ` limit=<name>:<requests>+<burst>/<periodMs>ms:<key>@<scope>`, and the rate-limit fail mode
+ * when set; `configVersion` pins everything else), version texts
  * (functions), and the live HTTPRoutes (their keys only).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -42,7 +44,11 @@ function apiSchemaForm(a: ApiSchemaIR): unknown {
               upstream: program.policy.upstream,
               traffic: program.policy.traffic,
               defaultOperationId: program.policy.defaultOperationId ?? null,
-              operations: program.policy.operations.map((o) => `${o.method} ${o.path} ${o.operationId}`),
+              rateLimitFailMode: program.policy.rateLimitFailMode,
+              operations: program.policy.operations.map(
+                (o) =>
+                  `${o.method} ${o.path} ${o.operationId}${(o.rateLimits ?? []).map((l) => ` limit=${l.name}:${l.requests}+${l.burst}/${l.periodMs}ms:${l.key}@${l.scope}`).join('')}`,
+              ),
             },
             policyJson: `(sha256 ${sha256(program.policyJson)})`,
             openapi: { digest: program.openapi.digest },

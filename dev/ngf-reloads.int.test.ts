@@ -22,6 +22,7 @@ import { Writable } from 'node:stream';
 import type { KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
 import { createLogger } from '../lib/log.js';
 import { loadConfig } from '../controller/config.js';
+import { testControllerArgs } from '../controller/testing/config.js';
 import { startController, type ControllerHandle } from '../controller/main.js';
 import { loadClusterAuth } from '../controller/kube/kubeconfig.js';
 import { internalRouteName } from '../controller/graph/names.js';
@@ -113,19 +114,10 @@ maybe('nginx reloads per KEA weight change, through NGF 1.6.2', () => {
     gw = await tb.gateway({ namespace: GW_NS });
     await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: APPS } });
     const quiet = createLogger('controller', { level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
-    ctl = await startController(
-      loadConfig([
-        'node',
-        'main',
-        '--internal-token=t',
-        '--http-port=0',
-        '--http-host=127.0.0.1',
-        `--system-namespace=${GW_NS}`,
-        '--leader-election=false',
-        `--identity=ngfr-${suffix}`,
-      ]),
-      { cluster: loadClusterAuth(process.env.KUBECONFIG), logger: quiet },
-    );
+    ctl = await startController(loadConfig(testControllerArgs(GW_NS, '--internal-token=t', `--identity=ngfr-${suffix}`)), {
+      cluster: loadClusterAuth(process.env.KUBECONFIG),
+      logger: quiet,
+    });
     await apply(mlService([80, 20]));
     await apply(apiSchema);
   }, 120000);

@@ -16,7 +16,7 @@ import { scriptsClient, startDevIdp, type DevIdp } from '../dev/idp.js';
 import { cgroupCpuQuota, cpuBudget, resolveWorkers } from './cluster.js';
 import { mergeAuditRecords } from './management.js';
 import { SnapshotStore } from './snapshot/store.js';
-import { irisBody, irisService, INTERNAL_TOKEN, startBackend, writeConfigDir, type Backend } from './testing/fixtures.js';
+import { irisBody, irisService, INTERNAL_TOKEN, policyServerArgs, startBackend, writeConfigDir, type Backend } from './testing/fixtures.js';
 import { configMapsFor } from './testing/fixtures.js';
 import { send, type RawResponse } from './testing/http.js';
 import { waitFor } from '../dev/testing/wait.js';
@@ -236,24 +236,11 @@ describe('--workers 2: one server over two processes', () => {
       [
         '--workers',
         '2',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--upstream-url',
-        backend.url,
-        '--internal-token',
-        INTERNAL_TOKEN,
-        '--config-dir',
-        join(dir, 'cfg'),
-        '--state-dir',
-        join(dir, 'state'),
+        ...policyServerArgs({ upstreamUrl: backend.url, configDir: join(dir, 'cfg'), stateDir: join(dir, 'state') }),
         '--cache-max-bytes',
         String(CACHE_TOTAL),
         '--ipc-timeout-ms',
         '500',
-        '--admin-port',
-        '0',
       ],
       {
         KEA_OIDC_ISSUER: idp.issuer,
@@ -434,27 +421,9 @@ test('a worker that cannot start makes the primary give up with exit 1 (no endle
   const dir = await mkdtemp(join(tmpdir(), 'kea-cluster-bad-'));
   try {
     await writeConfigDir(join(dir, 'cfg'), irisService());
-    const run = startMain(
-      [
-        '--workers',
-        '2',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--upstream-url',
-        'not a url',
-        '--internal-token',
-        INTERNAL_TOKEN,
-        '--config-dir',
-        join(dir, 'cfg'),
-        '--state-dir',
-        join(dir, 'state'),
-        '--admin-port',
-        '0',
-      ],
-      { KEA_OIDC_ISSUER: '' },
-    );
+    const run = startMain(['--workers', '2', ...policyServerArgs({ upstreamUrl: 'not a url', configDir: join(dir, 'cfg'), stateDir: join(dir, 'state') })], {
+      KEA_OIDC_ISSUER: '',
+    });
     expect(await run.exited).toBe(1);
     const recs = run.records();
     expect(recs.some((r) => r.message === 'worker keeps failing before it listens; giving up')).toBe(true);

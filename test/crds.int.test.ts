@@ -263,7 +263,10 @@ describe('invalid resources are rejected at admission with precise messages', ()
     expect([...causes].sort(byField)).toEqual([...EXPECTED[file]].sort(byField));
   });
 
-  test('the largest allowed ApiSchema (64 operations, 16 parameters each) fits the runtime CEL budget; 65 do not', async () => {
+  test('the largest allowed ApiSchema (64 operations, 16 parameters and 4 rate limits each) fits the runtime CEL budget; 65 do not', async () => {
+    // The longest names and Durations the schema admits, so every CEL rule runs at its largest.
+    const rateLimits = (prefix: string) =>
+      ['1', '2', '3', '4'].map((n) => ({ name: `${prefix}-${n}`.padEnd(31, 'x') + n, requests: 1_000_000_000, period: '1h59m59s999ms', burst: 1_000_000_000 }));
     const operation = (i: number) => ({
       operationId: `op_${i}`,
       method: 'POST',
@@ -276,6 +279,7 @@ describe('invalid resources are rejected at admission with precise messages', ()
       access: { mode: 'restricted', roles: ['a', 'b'], scopes: ['s'] },
       cache: { ttlSeconds: 60, scope: 'identity' },
       timeout: '1m30s',
+      rateLimit: rateLimits(`op-${i}`),
     });
     const big = (n: number, name: string) => ({
       apiVersion: 'kea.dev/v1alpha1',
@@ -285,6 +289,7 @@ describe('invalid resources are rejected at admission with precise messages', ()
         target: { mlService: { name: 'iris' } },
         basePath: `/${name}`,
         info: { title: name, version: '1' },
+        defaults: { rateLimit: rateLimits('default'), rateLimitFailMode: 'closed' },
         operations: Array.from({ length: n }, (_, i) => operation(i)),
       },
     });
@@ -318,6 +323,7 @@ describe('the samples are accepted', () => {
     expect(stdout).toContain('mlservice.kea.dev/iris serverside-applied');
     expect(stdout).toContain('apischema.kea.dev/iris serverside-applied');
     expect(stdout).toContain('apischema.kea.dev/grades serverside-applied');
+    expect(stdout).toContain('apischema.kea.dev/translator serverside-applied');
   });
 
   test('the iris MLService is stored with its 80/20 split', async () => {
@@ -536,5 +542,129 @@ describe('spec.security admits only well-formed credential names and CSP values'
     await client.create(withSecurity('security-ok', security));
     const { stdout } = await kubectl('get', 'apischema', 'security-ok', '-n', NS, '-o', 'json');
     expect(JSON.parse(stdout).spec.security).toEqual(security);
+  });
+});
+
+/**
+ * Issue 13: `rateLimit` on an operation and in `spec.defaults`, and
+ * `spec.defaults.rateLimitFailMode`. Each refused limit names the field and the rule it breaks.
+ */
+describe('rate limits are admitted only within their bounds', () => {
+  type Limit = Record<string, unknown>;
+  const ok: Limit = { name: 'per-minute', requests: 100, period: '1m' };
+  const withLimits = (name: string, defaults: Record<string, unknown> | undefined, own?: Limit[]) => ({
+    apiVersion: 'kea.dev/v1alpha1',
+    kind: 'ApiSchema',
+    metadata: { name, namespace: NS },
+    spec: {
+      target: { service: { name: 'legacy', port: 8000 } },
+      basePath: `/${name}`,
+      info: { title: name, version: '1' },
+      ...(defaults ? { defaults } : {}),
+      operations: [
+        { operationId: 'predict', method: 'POST', path: '/predict', ...(own ? { rateLimit: own } : {}) },
+        { operationId: 'health', method: 'GET', path: '/health', rateLimit: [] },
+      ],
+    },
+  });
+  const OP = 'spec.operations[0].rateLimit';
+  const FORMAT = 'Invalid value: "string": period must be a Gateway API Duration (GEP-2257) such as 1s, 1m or 24h';
+  const RANGE = 'Invalid value: "string": period must be at least 1s and at most 24h';
+
+  test.each<[string, Limit[], Cause[]]>([
+    [
+      'a duplicate name',
+      [ok, { ...ok, period: '1h' }],
+      [{ field: OP, message: 'Invalid value: "array": rateLimit names must be unique: per-minute is used more than once' }],
+    ],
+    ['a period below 1s', [{ ...ok, period: '999ms' }], [{ field: `${OP}[0].period`, message: RANGE }]],
+    ['a period above 24h', [{ ...ok, period: '24h1s' }], [{ field: `${OP}[0].period`, message: RANGE }]],
+    ['a period that is not a Duration', [{ ...ok, period: '1 minute' }], [{ field: `${OP}[0].period`, message: FORMAT }]],
+    ['a period in days', [{ ...ok, period: '1d' }], [{ field: `${OP}[0].period`, message: FORMAT }]],
+    [
+      'an upper-case name',
+      [{ ...ok, name: 'Per_Minute' }],
+      [{ field: `${OP}[0].name`, message: `Invalid value: "Per_Minute": ${OP}[0].name in body should match '^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$'` }],
+    ],
+    [
+      'a name ending in -',
+      [{ ...ok, name: 'per-' }],
+      [{ field: `${OP}[0].name`, message: `Invalid value: "per-": ${OP}[0].name in body should match '^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$'` }],
+    ],
+    [
+      'zero requests',
+      [{ ...ok, requests: 0 }],
+      [{ field: `${OP}[0].requests`, message: `Invalid value: 0: ${OP}[0].requests in body should be greater than or equal to 1` }],
+    ],
+    [
+      'more than 1e9 requests',
+      [{ ...ok, requests: 1_000_000_001 }],
+      [{ field: `${OP}[0].requests`, message: `Invalid value: 1000000001: ${OP}[0].requests in body should be less than or equal to 1000000000` }],
+    ],
+    [
+      'a negative burst',
+      [{ ...ok, burst: -1 }],
+      [{ field: `${OP}[0].burst`, message: `Invalid value: -1: ${OP}[0].burst in body should be greater than or equal to 0` }],
+    ],
+    [
+      'an unknown key',
+      [{ ...ok, key: 'tenant' }],
+      [{ field: `${OP}[0].key`, message: 'Unsupported value: "tenant": supported values: "identity", "address", "api"' }],
+    ],
+    ['no period', [{ name: 'x', requests: 1 }], [{ field: `${OP}[0].period`, message: 'Required value' }]],
+    ['five limits', ['a', 'b', 'c', 'd', 'e'].map((name) => ({ ...ok, name })), [{ field: OP, message: 'Too many: 5: must have at most 4 items' }]],
+  ])('an operation limit with %s is refused', async (_, limits, expected) => {
+    const { code, causes } = await rejectionOf(withLimits('bad-limit', undefined, limits));
+    expect(code).toBe(422);
+    expect([...causes].sort(byField)).toEqual([...expected].sort(byField));
+  });
+
+  test('spec.defaults is checked the same way, and rateLimitFailMode is open or closed', async () => {
+    const dup = await rejectionOf(
+      withLimits('bad-default', {
+        rateLimit: [
+          { ...ok, name: 'day', period: '24h' },
+          { ...ok, name: 'day' },
+        ],
+      }),
+    );
+    expect(dup.causes).toEqual([
+      { field: 'spec.defaults.rateLimit', message: 'Invalid value: "array": rateLimit names must be unique: day is used more than once' },
+    ]);
+    const period = await rejectionOf(withLimits('bad-default', { rateLimit: [{ ...ok, period: '0s' }] }));
+    expect(period.causes).toEqual([{ field: 'spec.defaults.rateLimit[0].period', message: RANGE }]);
+    const mode = await rejectionOf(withLimits('bad-default', { rateLimitFailMode: 'sometimes' }));
+    expect(mode.causes).toEqual([{ field: 'spec.defaults.rateLimitFailMode', message: 'Unsupported value: "sometimes": supported values: "open", "closed"' }]);
+  });
+
+  test('limits within the bounds are stored as written: defaults, an operation of its own, and [] for none', async () => {
+    const defaults = {
+      rateLimit: [
+        { name: 'per-second', requests: 10, period: '1s', burst: 5, key: 'identity' },
+        { name: 'per-day', requests: 1_000_000_000, period: '24h', key: 'api' },
+      ],
+      rateLimitFailMode: 'closed',
+    };
+    // The same name as in the defaults is fine: uniqueness is per list.
+    const own = [
+      { name: 'per-second', requests: 1, period: '1000ms', burst: 0, key: 'address' },
+      { name: 'a', requests: 1, period: '23h59m59s' },
+      { name: '0', requests: 1, period: '1m30s' },
+      { name: 'x'.repeat(32), requests: 1, period: '86400s' },
+    ];
+    await client.create(withLimits('limits-ok', defaults, own));
+    const { stdout } = await kubectl('get', 'apischema', 'limits-ok', '-n', NS, '-o', 'json');
+    const spec = JSON.parse(stdout).spec;
+    expect(spec.defaults).toEqual(defaults);
+    expect(spec.operations[0].rateLimit).toEqual(own);
+    expect(spec.operations[1].rateLimit).toEqual([]);
+  });
+
+  test('kubectl explain describes the fields', async () => {
+    const { stdout } = await kubectl('explain', 'apischema.spec.defaults.rateLimit');
+    expect(stdout).toMatch(/Each is one counter shared by all those operations/);
+    expect(stdout).toMatch(/period\s+<string> -required-\s+The period, a Gateway API Duration \(GEP-2257\) from 1s to 24h/);
+    const op = await kubectl('explain', 'apischema.spec.operations.rateLimit.key');
+    expect(op.stdout).toMatch(/ENUM:\s+identity\s+address\s+api/);
   });
 });

@@ -1,15 +1,17 @@
 /**
- * The kustomize base and overlays (kustomize/) render with `kubectl kustomize` and are
- * accepted by the real kube-apiserver of test/global-setup.ts with
- * `kubectl apply --server-side --dry-run=server` (Gateway API CRDs installed by the setup).
+ * The kustomize base and overlays (kustomize/), and the overlays with components/redis, render
+ * with `kubectl kustomize` and are accepted by the real kube-apiserver of test/global-setup.ts
+ * with `kubectl apply --server-side --dry-run=server` (Gateway API CRDs installed by the setup).
  * The RBAC is checked for least privilege with `kubectl auth can-i` as the service accounts,
  * after a real apply of just the RBAC objects into a throw-away namespace, and for
  * sufficiency by running the real controller with its service account's token on a
  * separate control plane (so it cannot touch other suites' objects).
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -49,8 +51,34 @@ function kubectl(args: string[], input?: string): Promise<{ stdout: string; stde
   });
 }
 
+/** Temporary kustomizations made by {@link withComponents}, removed after the suite. */
+const tempDirs: string[] = [];
+
+/**
+ * A user's overlay as docs/install.md describes it: `resources: [<overlay>]` plus
+ * `components: [...]` (paths relative to the repository), written to a temporary directory.
+ * kustomize accepts only relative paths there, so they are made relative to that directory.
+ * @returns the directory's absolute path, for {@link render}.
+ */
+function withComponents(overlay: string, components: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kea-kustomize-'));
+  tempDirs.push(dir);
+  const rel = (p: string) => relative(dir, join(ROOT, p));
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: [rel(overlay)], components: components.map(rel) }),
+  );
+  return dir;
+}
+const PROD_REDIS = withComponents('kustomize/overlays/prod', ['kustomize/components/redis']);
+const DEV_REDIS = withComponents('kustomize/overlays/dev', ['kustomize/components/redis']);
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Renders a kustomization: `dir` relative to the repository, or absolute. */
 async function render(dir: string): Promise<{ text: string; objects: Obj[] }> {
-  const { stdout } = await run('kubectl', ['kustomize', join(ROOT, dir)], { maxBuffer: 32 << 20 });
+  const { stdout } = await run('kubectl', ['kustomize', resolve(ROOT, dir)], { maxBuffer: 32 << 20 });
   const objects = parseAllDocuments(stdout)
     .map((d) => d.toJS() as Obj | null)
     .filter((o): o is Obj => o !== null);
@@ -62,6 +90,31 @@ const find = (objs: Obj[], kind: string, name: string, namespace?: string): Any 
   if (!o) throw new Error(`${kind} ${namespace ?? ''}/${name} not rendered`);
   return o;
 };
+
+/**
+ * Whether a Kubernetes label selector (matchLabels and matchExpressions, as in NetworkPolicy,
+ * PodDisruptionBudget and Deployment selectors) selects a pod with `labels`. An empty selector
+ * selects every pod.
+ */
+function selects(selector: Any, labels: Record<string, string>): boolean {
+  const has = (key: string) => Object.hasOwn(labels, key);
+  const okLabels = Object.entries(selector.matchLabels ?? {}).every(([key, value]) => labels[key] === value);
+  const okExprs = (selector.matchExpressions ?? []).every((e: Any) => {
+    switch (e.operator) {
+      case 'In':
+        return has(e.key) && e.values.includes(labels[e.key]);
+      case 'NotIn':
+        return !has(e.key) || !e.values.includes(labels[e.key]);
+      case 'Exists':
+        return has(e.key);
+      case 'DoesNotExist':
+        return !has(e.key);
+      default:
+        throw new Error(`unknown selector operator ${e.operator}`);
+    }
+  });
+  return okLabels && okExprs;
+}
 
 /** Namespaces the rendered objects live in must exist for a server-side dry run (NamespaceLifecycle admission). */
 async function ensureNamespace(name: string): Promise<void> {
@@ -92,7 +145,14 @@ afterAll(async () => {
   await dryRunCp?.stop();
 });
 
-describe.each(['kustomize/base', 'kustomize/overlays/dev', 'kustomize/overlays/prod', 'kustomize/overlays/prod-ngf1'])('%s', (dir) => {
+describe.each([
+  ['kustomize/base', 'kustomize/base'],
+  ['kustomize/overlays/dev', 'kustomize/overlays/dev'],
+  ['kustomize/overlays/prod', 'kustomize/overlays/prod'],
+  ['kustomize/overlays/prod-ngf1', 'kustomize/overlays/prod-ngf1'],
+  ['overlays/prod + components/redis', PROD_REDIS],
+  ['overlays/dev + components/redis', DEV_REDIS],
+])('%s', (_name, dir) => {
   let rendered: { text: string; objects: Obj[] };
 
   beforeAll(async () => {
@@ -174,14 +234,15 @@ describe('overlay specifics', () => {
     expect(find(objects, 'ConfigMap', 'kea-config', 'kea-system').data.KEA_GATEWAY_URL).toBe('http://localhost:8080');
   });
 
-  test('prod: 2 replicas, PDBs, limits, hardened pods, NetworkPolicies', async () => {
+  test('prod: 2 replicas (the policy server: its HPA), PDBs, limits, hardened pods, NetworkPolicies', async () => {
     const { objects } = await render('kustomize/overlays/prod');
     for (const [name, container] of [
       ['kea-controller', 'controller'],
       ['kea-policy', 'policy-server'],
     ]) {
       const d = find(objects, 'Deployment', name, 'kea-system');
-      expect(d.spec.replicas).toBe(2);
+      // The policy server's count belongs to its HorizontalPodAutoscaler (next test).
+      expect(d.spec.replicas).toBe(name === 'kea-policy' ? undefined : 2);
       const pod = d.spec.template.spec;
       expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
       expect(pod.containers).toHaveLength(1);
@@ -235,6 +296,129 @@ describe('overlay specifics', () => {
     // every Gateway's pods, or the policy would cut every data plane off its configuration.
     const ngfNs = find(objects, 'NetworkPolicy', 'kea-gateway-internal-listener', 'nginx-gateway');
     expect(ngfNs.spec.ingress).toContainEqual({ ports: [{ protocol: 'TCP', port: 8443 }] });
+  });
+});
+
+describe('prod: the policy server autoscales (HorizontalPodAutoscaler)', () => {
+  test('autoscaling/v2 on CPU, 2 to 10 pods at 70 %, scale-down stabilised 300 s, on the rendered kea-policy Deployment', async () => {
+    const { objects } = await render('kustomize/overlays/prod');
+    const hpa = find(objects, 'HorizontalPodAutoscaler', 'kea-policy', 'kea-system');
+    expect(hpa.apiVersion).toBe('autoscaling/v2');
+    // dev/cluster-kea.ts finds KEA's HPAs by this label.
+    expect(hpa.metadata.labels['app.kubernetes.io/part-of']).toBe('kea');
+    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'kea-policy' });
+    const target = find(objects, 'Deployment', hpa.spec.scaleTargetRef.name, hpa.metadata.namespace);
+    expect(target.apiVersion).toBe(hpa.spec.scaleTargetRef.apiVersion);
+    expect([hpa.spec.minReplicas, hpa.spec.maxReplicas]).toEqual([2, 10]);
+    expect(hpa.spec.metrics).toEqual([{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }]);
+    expect(hpa.spec.behavior).toEqual({ scaleDown: { stabilizationWindowSeconds: 300 } });
+    // Utilization is a share of requests.cpu: the HPA computes none unless every container of
+    // the target's pods requests CPU.
+    const containers = [...target.spec.template.spec.containers, ...(target.spec.template.spec.initContainers ?? [])];
+    for (const c of containers) expect(c.resources?.requests?.cpu).toBeDefined();
+    // No spec.replicas for an apply to reset the HPA's count with.
+    expect(target.spec.replicas).toBeUndefined();
+    // The PodDisruptionBudget can still let one pod be evicted at the HPA's floor.
+    expect(find(objects, 'PodDisruptionBudget', 'kea-policy', 'kea-system').spec.minAvailable).toBeLessThan(hpa.spec.minReplicas);
+    // prod-ngf1 builds on prod: the same HPA; dev has none.
+    expect(find((await render('kustomize/overlays/prod-ngf1')).objects, 'HorizontalPodAutoscaler', 'kea-policy', 'kea-system').spec).toEqual(hpa.spec);
+    expect((await render('kustomize/overlays/dev')).objects.filter((o) => o.kind === 'HorizontalPodAutoscaler')).toEqual([]);
+  });
+});
+
+describe('components/redis (docs/install.md, "Redis (rate limits and the shared cache)")', () => {
+  describe.each([
+    ['overlays/prod', PROD_REDIS],
+    ['overlays/dev', DEV_REDIS],
+  ])('on %s', (_overlay, dir) => {
+    let objects: Obj[];
+    let redis: Any;
+    beforeAll(async () => {
+      objects = (await render(dir)).objects;
+      redis = find(objects, 'Deployment', 'kea-redis', 'kea-system');
+    });
+
+    test('one non-root Redis, read-only root, no persistence, its password from the Secret kea-redis', () => {
+      expect(redis.spec.replicas).toBe(1);
+      const pod = redis.spec.template.spec;
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 999, runAsGroup: 999, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(pod.containers).toHaveLength(1);
+      const c = pod.containers[0];
+      expect(c.image).toBe('redis:7.0');
+      expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+      // redis-server's flags, each followed by its value.
+      expect(c.command).toEqual(['redis-server']);
+      const flag = (name: string): string | undefined => (c.args.includes(name) ? c.args[c.args.indexOf(name) + 1] : undefined);
+      expect([flag('--save'), flag('--appendonly')]).toEqual(['', 'no']);
+      // The kubelet expands $(REDIS_PASSWORD) from the container's env, which the Secret fills;
+      // not optional: no Redis without a password.
+      expect(flag('--requirepass')).toBe('$(REDIS_PASSWORD)');
+      expect(c.env.find((e: Any) => e.name === 'REDIS_PASSWORD').valueFrom.secretKeyRef).toEqual({ name: 'kea-redis', key: 'password' });
+      // The only writable path is its working directory, an emptyDir.
+      expect(flag('--dir')).toBe('/data');
+      expect(c.volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }]);
+      expect(pod.volumes).toEqual([{ name: 'data', emptyDir: expect.any(Object) }]);
+      for (const probe of [c.readinessProbe, c.livenessProbe])
+        expect(probe.exec.command.join(' ')).toMatch(/REDISCLI_AUTH="\$REDIS_PASSWORD" redis-cli .*ping/);
+      // Requests and limits; Redis's data (--maxmemory, "mb" = MiB) fits under the memory limit.
+      expect(Object.keys(c.resources.requests).sort()).toEqual(['cpu', 'memory']);
+      expect(Object.keys(c.resources.limits).sort()).toEqual(['cpu', 'memory']);
+      const maxmemory = /^(\d+)mb$/.exec(flag('--maxmemory') ?? '');
+      const limit = /^(\d+)Mi$/.exec(c.resources.limits.memory);
+      expect(maxmemory && limit && Number(maxmemory[1]) < Number(limit[1])).toBe(true);
+      expect(flag('--maxmemory-policy')).toBe('allkeys-lru');
+    });
+
+    test('the Service kea-redis selects it, and KEA_REDIS_URL in kea-config names that Service', () => {
+      const svc = find(objects, 'Service', 'kea-redis', 'kea-system');
+      expect(selects({ matchLabels: svc.spec.selector }, redis.spec.template.metadata.labels)).toBe(true);
+      expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
+      expect(redis.spec.template.spec.containers[0].ports).toEqual([{ name: 'redis', containerPort: 6379, protocol: 'TCP' }]);
+      const url = new URL(find(objects, 'ConfigMap', 'kea-config', 'kea-system').data.KEA_REDIS_URL);
+      expect([url.protocol, url.hostname, Number(url.port)]).toEqual(['redis:', `${svc.metadata.name}.${svc.metadata.namespace}.svc`, 6379]);
+    });
+
+    test('the policy server reads the password from the same Secret, optionally', () => {
+      const policy = find(objects, 'Deployment', 'kea-policy', 'kea-system').spec.template.spec.containers[0];
+      const redisSecret = redis.spec.template.spec.containers[0].env.find((e: Any) => e.name === 'REDIS_PASSWORD').valueFrom.secretKeyRef;
+      expect(policy.env.find((e: Any) => e.name === 'KEA_REDIS_PASSWORD').valueFrom.secretKeyRef).toEqual({ ...redisSecret, optional: true });
+    });
+
+    test("its NetworkPolicy admits the policy server's pods only (as the Deployments label them), on 6379, and no egress", () => {
+      const np = find(objects, 'NetworkPolicy', 'kea-redis', 'kea-system');
+      expect(selects(np.spec.podSelector, redis.spec.template.metadata.labels)).toBe(true);
+      expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+      expect(np.spec.egress).toEqual([]);
+      expect(np.spec.ingress).toHaveLength(1);
+      const [rule] = np.spec.ingress;
+      expect(rule.ports).toEqual([{ protocol: 'TCP', port: 6379 }]);
+      // One peer, a pod selector alone: pods of kea-system only.
+      expect(rule.from).toHaveLength(1);
+      expect(Object.keys(rule.from[0])).toEqual(['podSelector']);
+      const selected = objects
+        .filter((o) => o.kind === 'Deployment' && o.metadata.namespace === np.metadata.namespace)
+        .filter((d: Any) => selects(rule.from[0].podSelector, d.spec.template.metadata.labels))
+        .map((d) => d.metadata.name);
+      expect(selected).toEqual(['kea-policy']);
+    });
+  });
+
+  test('under prod, the policy server may reach Redis (its egress); without the component nothing of Redis but the optional password', async () => {
+    const { objects } = await render(PROD_REDIS);
+    const prod = (await render('kustomize/overlays/prod')).objects;
+    const redisPod = find(objects, 'Deployment', 'kea-redis', 'kea-system').spec.template.metadata.labels;
+    const egress = find(objects, 'NetworkPolicy', 'kea-policy', 'kea-system').spec.egress;
+    const toRedis = egress.filter((r: Any) => r.to?.some((p: Any) => p.podSelector && !p.namespaceSelector && selects(p.podSelector, redisPod)));
+    expect(toRedis).toEqual([{ to: [{ podSelector: expect.any(Object) }], ports: [{ protocol: 'TCP', port: 6379 }] }]);
+    // prod's own rules are kept, the Redis rule added after them.
+    expect(egress.slice(0, -1)).toEqual(find(prod, 'NetworkPolicy', 'kea-policy', 'kea-system').spec.egress);
+    // The component adds exactly its Deployment, Service and NetworkPolicy.
+    expect(objects.length).toBe(prod.length + 3);
+    expect(find(prod, 'ConfigMap', 'kea-config', 'kea-system').data.KEA_REDIS_URL).toBeUndefined();
+    expect(prod.filter((o) => o.metadata.name === 'kea-redis')).toEqual([]);
+    const policy = find(prod, 'Deployment', 'kea-policy', 'kea-system').spec.template.spec.containers[0];
+    expect(policy.env.find((e: Any) => e.name === 'KEA_REDIS_PASSWORD').valueFrom.secretKeyRef.optional).toBe(true);
   });
 });
 

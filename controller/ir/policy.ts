@@ -7,13 +7,14 @@
  * Gives out: the {@link PolicyService} (`apiVersion` {@link POLICY_API_VERSION}) with each
  * operation in the form lib/policy/operation.ts decides (every default applied, every schema
  * self-contained, components inlined by ./schemas.ts, and converted to the JSON Schema ajv
- * compiles), the default operation of `/services/{id}/predict`, the `spec.security` fields, and
+ * compiles), the default operation of `/services/{id}/predict`, the `spec.security` fields, the
+ * rate-limit fail mode, and
  * `configVersion`: the sha256 of the canonical JSON of everything else (./memo.ts
  * `policyConfigVersion`). Pure.
  */
 import type { ApiSchema, Operation } from '../../lib/api/types.js';
 import type { GenerateOptions } from '../../lib/openapi/generate.js';
-import { POLICY_API_VERSION, type PolicyOperation, type PolicyService } from '../../lib/policy/config.js';
+import { POLICY_API_VERSION, POLICY_DEFAULTS, type PolicyOperation, type PolicyService } from '../../lib/policy/config.js';
 import { defaultOperationId, policyOperationOf } from '../../lib/policy/operation.js';
 import type { ControllerConfig } from '../model.js';
 import { policyConfigVersion } from './memo.js';
@@ -27,7 +28,15 @@ export function genOptions(config: Pick<ControllerConfig, 'gatewayUrl' | 'issuer
 
 /** One operation as policy.json carries it: lib/policy/operation.ts, with this ApiSchema's components inlined. */
 export function policyOperation(a: ApiSchema, o: Operation): PolicyOperation {
-  return policyOperationOf({ basePath: a.spec.basePath, defaults: a.spec.defaults, inline: (s) => selfContained(s, a.spec.components?.schemas ?? {}) }, o);
+  return policyOperationOf(
+    {
+      id: `${a.metadata.namespace ?? ''}/${a.metadata.name}`,
+      basePath: a.spec.basePath,
+      defaults: a.spec.defaults,
+      inline: (s) => selfContained(s, a.spec.components?.schemas ?? {}),
+    },
+    o,
+  );
 }
 
 /**
@@ -42,6 +51,16 @@ function securityPolicy(a: ApiSchema): Pick<PolicyService, 'forwardCredentials' 
     out.forwardCredentials = [...new Set(s.forwardCredentials.map((h) => h.toLowerCase() as 'authorization' | 'cookie'))].sort();
   if (s?.contentSecurityPolicy !== undefined) out.contentSecurityPolicy = s.contentSecurityPolicy;
   return out;
+}
+
+/**
+ * The policy.json `rateLimitFailMode` (`spec.defaults.rateLimitFailMode`, else
+ * {@link POLICY_DEFAULTS}): written when an enforced operation has a rate limit (the only case
+ * where it matters), so ApiSchemas without limits keep their configVersion.
+ */
+function rateLimitPolicy(a: ApiSchema, ops: readonly PolicyOperation[]): Pick<PolicyService, 'rateLimitFailMode'> {
+  if (!ops.some((o) => o.rateLimits?.length)) return {};
+  return { rateLimitFailMode: a.spec.defaults?.rateLimitFailMode === 'closed' ? 'closed' : POLICY_DEFAULTS.rateLimitFailMode };
 }
 
 /**
@@ -68,6 +87,7 @@ export function policyService(id: string, a: ApiSchema, ops: readonly Operation[
     defaultOperationId: mode === 'enforce' ? defaultOperationId(allPolicyOps) : undefined,
     operations: mode === 'enforce' ? allPolicyOps : [],
     ...securityPolicy(a),
+    ...rateLimitPolicy(a, mode === 'enforce' ? allPolicyOps : []),
   };
   return { ...withoutVersion, configVersion: policyConfigVersion(withoutVersion) };
 }

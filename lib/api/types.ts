@@ -18,7 +18,8 @@
  * parameters (≤ 32) unique by name+in; every `{param}` of a path declared once as a required
  * `in: path` parameter and vice versa; paths
  * start with `/` and use whole-segment templates; no requestBody on GET/HEAD; timeouts are
- * Durations in (0s, 1h]; `cache.ttlSeconds` in 1–86400; `restricted` access names at least
+ * Durations in (0s, 1h]; `cache.ttlSeconds` in 1–86400; rate limits (≤ 4 per list) have
+ * unique names, `requests` 1–1e9, `burst` 0–1e9, a `period` Duration in [1s, 24h]; `restricted` access names at least
  * one role, group or scope, and only `restricted` access names any; `inference` only with an
  * MLService target; `source.openapi.path` a plain absolute path on the target (single leading
  * `/`, no `//`, `\`, dot segments or `%2F`/`%5C`/`%00`, printable ASCII). JSON Schema fields
@@ -142,6 +143,37 @@ export interface CachePolicy {
   scope: 'shared' | 'identity';
 }
 
+/**
+ * One rate limit: at most `requests` (+ `burst`) requests per `period` for each caller (or
+ * address, or the API as a whole, per `key`). Over it the gateway answers `429`
+ * `application/problem+json` (code `rate-limited`) with `Retry-After`; every answer of a
+ * limited operation carries the `RateLimit-Policy` and `RateLimit` headers
+ * (draft-ietf-httpapi-ratelimit-headers-09).
+ *
+ * Counting scope: a limit in `spec.defaults.rateLimit` is one counter shared by every
+ * operation that inherits it (so `key: api` there caps the API as a whole); a limit on an
+ * operation counts that operation alone.
+ */
+export interface RateLimit {
+  /**
+   * The limit's name in the `RateLimit-Policy` header, unique in its list:
+   * `^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$` (1–32 characters), e.g. `per-minute`.
+   */
+  name: string;
+  /** Requests allowed per period, 1–1000000000. */
+  requests: number;
+  /** The period, a Gateway API Duration (GEP-2257; lib/api/duration.ts), 1s–24h, e.g. `1s`, `1m`, `24h`. */
+  period: string;
+  /** Extra requests allowed above `requests` in a short spike, 0–1000000000 (default 0). */
+  burst?: number;
+  /**
+   * Who shares one counter: `identity` (default: the caller's subject; a client-credentials
+   * caller is `client:<id>`; an anonymous caller falls back to its client address), `address`
+   * (the client address as the gateway saw it), `api` (every caller together).
+   */
+  key?: 'identity' | 'address' | 'api';
+}
+
 /** An OpenAPI 3.0 Parameter Object subset (OpenAPI 3.0.3 §4.7.12). */
 export interface Parameter {
   name: string;
@@ -191,6 +223,12 @@ export interface Operation {
   responseValidation?: 'off' | 'log' | 'enforce';
   /** Body limit in bytes, default spec.defaults.maxBodyBytes, else 1 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Rate limits of this operation (at most 4, names unique), counted for this operation alone.
+   * Set, it replaces `spec.defaults.rateLimit` for this operation; `[]` = no limit. Absent:
+   * `spec.defaults.rateLimit`, else none.
+   */
+  rateLimit?: RateLimit[];
 }
 
 /** A declared tensor (Open Inference Protocol v2 / TF Serving), e.g. FP32 [-1, 4]. */
@@ -277,6 +315,17 @@ export interface ApiSchemaSpec {
     access?: Access;
     timeout?: string;
     maxBodyBytes?: number;
+    /**
+     * Rate limits (at most 4, names unique) of every operation that sets no `rateLimit` of its
+     * own; each is one counter shared by all those operations.
+     */
+    rateLimit?: RateLimit[];
+    /**
+     * What the rate limits do while the policy server's shared store (Redis) is down or slow:
+     * `open` (default: each policy-server process enforces the limits on its own, so N
+     * processes allow up to N× the limit) or `closed` (503 `rate-limit-unavailable`).
+     */
+    rateLimitFailMode?: 'open' | 'closed';
   };
   /** Claim paths for authorization (dot-separated), defaults from the policy server config. */
   authorization?: { rolesClaim?: string; groupsClaim?: string; scopesClaim?: string };

@@ -261,6 +261,44 @@ describe('diffOpenApi', () => {
     expect(d.changes[0].message).toBe('POST /op: access changed from public to restricted');
   });
 
+  test('rate limits: added, tightened, relaxed, removed, re-keyed or re-scoped are reported, never breaking', () => {
+    const per = (requests: number, period: string, extra: Record<string, unknown> = {}) => [{ name: 'per-x', requests, period, ...extra }];
+    const lim = (rateLimit?: Operation['rateLimit'], defaults?: ApiSchema['spec']['defaults']) => one({ rateLimit }, defaults ? { defaults } : {});
+    const d = diff(lim(), lim(per(100, '1m')));
+    // Only the limit: the 429 it brings is the gateway's own response, and headers are not compared.
+    expect(d.changes).toEqual([
+      {
+        kind: 'rateLimit.tightened',
+        breaking: false,
+        path: '/paths/~1op/post/x-kea-rate-limit',
+        message: 'POST /op: rate limit per-x added (100 requests per 1m per caller)',
+      },
+    ]);
+    expect(d.breaking).toBe(false);
+    const change = (a: unknown, b: unknown) => diff(lim(a as Operation['rateLimit']), lim(b as Operation['rateLimit']));
+    expect(kinds(change(per(100, '1m'), per(50, '1m')))).toEqual(['rateLimit.tightened:nb']);
+    expect(kinds(change(per(100, '1m'), per(100, '2m')))).toEqual(['rateLimit.tightened:nb']);
+    expect(kinds(change(per(100, '1m', { burst: 10 }), per(100, '1m')))).toEqual(['rateLimit.tightened:nb']);
+    expect(kinds(change(per(100, '1m'), per(200, '1m')))).toEqual(['rateLimit.relaxed:nb']);
+    expect(kinds(change(per(100, '1m'), per(100, '1m', { burst: 0, key: 'identity' })))).toEqual([]);
+    expect(change(per(100, '1m'), per(100, '60s')).changes).toEqual([]);
+    expect(change(per(100, '1m'), per(200, '1m')).changes[0].message).toBe(
+      'POST /op: rate limit per-x changed from 100 requests per 1m per caller to 200 requests per 1m per caller',
+    );
+    expect(change(per(100, '1m'), [])).toMatchObject({
+      breaking: false,
+      changes: [{ kind: 'rateLimit.relaxed', message: 'POST /op: rate limit per-x removed (was 100 requests per 1m per caller)' }],
+    });
+    expect(change(per(100, '1m'), per(100, '1m', { key: 'api' })).changes.map((c) => c.message)).toEqual([
+      'POST /op: rate limit per-x now counted for all callers together, was per caller',
+    ]);
+    // The same numbers moved from the operation to the API's shared defaults.
+    const shared = diff(lim(per(100, '1m')), lim(undefined, { rateLimit: per(100, '1m') }));
+    expect(shared.changes.map((c) => `${c.kind} ${c.message}`)).toEqual([
+      "rateLimit.changed POST /op: rate limit per-x now shared with the API's other operations that have no limit of their own",
+    ]);
+  });
+
   test('base path change and deprecation', () => {
     const a = one({});
     const b = { ...structuredClone(a), spec: { ...structuredClone(a.spec), basePath: '/svc2' } };

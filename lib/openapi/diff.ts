@@ -12,12 +12,15 @@
  *     becoming optional or nullable, removed fields, removed success statuses) is breaking;
  *     adding a response field or narrowing is not (tolerant reader);
  *   - access: tightening (public → authenticated → restricted, fewer roles, more scopes) is
- *     breaking, relaxing is not.
+ *     breaking, relaxing is not;
+ *   - rate limits (`x-kea-rate-limit`): added, removed, tightened, relaxed or counted differently,
+ *     all reported and none breaking (the 429 with `Retry-After` is part of the contract).
  * Operations are matched by method and path template (parameter names ignored), then by
  * operationId. Pure and deterministic (changes sorted by path, kind, message).
  */
 import type { OpenAPIObject, OperationObject, ParameterObject, ReferenceObject, SchemaObject } from 'openapi3-ts/oas30';
 import type { Access, ApiDiffSummary } from '../api/types.js';
+import { parseDurationMs } from '../api/duration.js';
 
 /** One classified change. */
 export interface ApiChange {
@@ -411,6 +414,67 @@ function compareAccess(d: Differ, a: Access, b: Access, ptr: string, label: stri
   if (sRemoved.length) d.add('access.relaxed', false, ptr, `${label}: scope${sRemoved.length > 1 ? 's' : ''} ${sRemoved.join(', ')} no longer required`);
 }
 
+/** One `x-kea-rate-limit` entry, as lib/openapi/generate.ts writes it. */
+interface RateLimitExt {
+  name: string;
+  requests: number;
+  period: string;
+  burst?: number;
+  key?: string;
+  shared?: boolean;
+}
+
+function rateLimitsOf(op: OperationObject): RateLimitExt[] {
+  const ext = op['x-kea-rate-limit'] as unknown;
+  return Array.isArray(ext) ? (ext as RateLimitExt[]).filter((l) => l && typeof l.name === 'string') : [];
+}
+
+const KEY_WORDS: Record<string, string> = { identity: 'per caller', address: 'per client address', api: 'for all callers together' };
+
+/** `100 requests per 1m (+20 burst) per caller`. */
+function limitText(l: RateLimitExt): string {
+  return `${l.requests} requests per ${l.period}${l.burst ? ` (+${l.burst} burst)` : ''} ${KEY_WORDS[l.key ?? 'identity'] ?? l.key}`;
+}
+
+/**
+ * Rate limits matched by name: added or a smaller allowance (requests + burst, or requests per
+ * second) → `rateLimit.tightened`; removed or a larger allowance → `rateLimit.relaxed`; another
+ * key, or a limit moving between the API's shared defaults and the operation's own →
+ * `rateLimit.changed`. None is breaking: callers already get a documented 429 with `Retry-After`.
+ */
+function compareRateLimits(d: Differ, a: RateLimitExt[], b: RateLimitExt[], ptr: string, label: string): void {
+  const old = new Map(a.map((l) => [l.name, l]));
+  const now = new Map(b.map((l) => [l.name, l]));
+  for (const [name, l] of now) {
+    const o = old.get(name);
+    if (!o) {
+      d.add('rateLimit.tightened', false, ptr, `${label}: rate limit ${name} added (${limitText(l)})`);
+      continue;
+    }
+    const cap = (x: RateLimitExt) => x.requests + (x.burst ?? 0);
+    const rate = (x: RateLimitExt) => x.requests / (parseDurationMs(x.period) ?? Number.NaN);
+    const tighter = cap(l) < cap(o) || rate(l) < rate(o);
+    const looser = cap(l) > cap(o) || rate(l) > rate(o);
+    if (tighter || looser)
+      d.add(tighter ? 'rateLimit.tightened' : 'rateLimit.relaxed', false, ptr, `${label}: rate limit ${name} changed from ${limitText(o)} to ${limitText(l)}`);
+    else if ((o.key ?? 'identity') !== (l.key ?? 'identity'))
+      d.add(
+        'rateLimit.changed',
+        false,
+        ptr,
+        `${label}: rate limit ${name} now counted ${KEY_WORDS[l.key ?? 'identity'] ?? l.key}, was ${KEY_WORDS[o.key ?? 'identity'] ?? o.key}`,
+      );
+    if (!!o.shared !== !!l.shared)
+      d.add(
+        'rateLimit.changed',
+        false,
+        ptr,
+        `${label}: rate limit ${name} ${l.shared ? "now shared with the API's other operations that have no limit of their own" : 'now counted for this operation alone'}`,
+      );
+  }
+  for (const [name, o] of old) if (!now.has(name)) d.add('rateLimit.relaxed', false, ptr, `${label}: rate limit ${name} removed (was ${limitText(o)})`);
+}
+
 function compareOperation(d: Differ, a: Doc, b: Doc, o: OpRef, n: OpRef): void {
   const base = `/paths/${escapePointer(n.path)}/${n.method}`;
   const label = `${n.method.toUpperCase()} ${n.path}`;
@@ -512,6 +576,7 @@ function compareOperation(d: Differ, a: Doc, b: Doc, o: OpRef, n: OpRef): void {
   }
 
   compareAccess(d, accessOf(a, o.op), accessOf(b, n.op), `${base}/x-kea-access`, label);
+  compareRateLimits(d, rateLimitsOf(o.op), rateLimitsOf(n.op), `${base}/x-kea-rate-limit`, label);
 }
 
 function serverOf(doc: Doc): string {

@@ -136,6 +136,62 @@ describe('document contents', () => {
     expect(d.components!.responses).toBeUndefined();
     expect(await validateOpenApi(d)).toEqual([]);
   });
+  test('rate limits: a 429 with Retry-After and the RateLimit headers, the limits in the description and x-kea-rate-limit', async () => {
+    const s = VARIED.find((x) => x.metadata.name === 'limited')!;
+    const d = gen(s);
+    const predict = d.paths['/predict'].post!;
+    const explain = d.paths['/explain'].post!;
+    const health = d.paths['/health'].get!;
+    expect(predict['x-kea-rate-limit']).toEqual([
+      { name: 'per-second', requests: 10, period: '1s', burst: 5, key: 'identity', shared: true },
+      { name: 'per-day', requests: 10000, period: '24h', burst: 0, key: 'api', shared: true },
+    ]);
+    expect(explain['x-kea-rate-limit']).toEqual([{ name: 'per-minute', requests: 6, period: '1m', burst: 0, key: 'address', shared: false }]);
+    expect(health['x-kea-rate-limit']).toBeUndefined();
+    expect(predict.description).toContain('Rate limits: `per-second`: 10 requests per 1s (+5 burst) per caller, shared with');
+    expect(predict.description).toContain('`per-day`: 10000 requests per 24h for all callers together');
+    expect(explain.description).toContain('Rate limits: `per-minute`: 6 requests per 1m per client address. Over a limit the gateway answers 429');
+    expect(health.description).not.toMatch(/Rate limit/);
+    // 429 for limited operations; 503 because the limits fail closed; neither for the unlimited one.
+    expect(Object.keys(predict.responses)).toEqual(['200', '400', '413', '415', '429', '502', '503', '504']);
+    expect(Object.keys(health.responses)).toEqual(['200', '502', '504']);
+    expect(predict.responses['429']).toEqual({ $ref: '#/components/responses/TooManyRequests' });
+    expect(predict.responses['503']).toEqual({ $ref: '#/components/responses/RateLimitUnavailable' });
+    const tooMany = d.components!.responses!.TooManyRequests as any;
+    expect(Object.keys(tooMany.headers)).toEqual(['Retry-After', 'RateLimit', 'RateLimit-Policy']);
+    expect(tooMany.headers['Retry-After'].schema).toEqual({ type: 'integer', minimum: 1 });
+    expect(tooMany.content['application/problem+json']).toMatchObject({
+      schema: { $ref: '#/components/schemas/Problem' },
+      example: { type: 'https://kea.dev/problems/rate-limited', status: 429, code: 'rate-limited' },
+    });
+    expect(Object.keys((d.components!.responses!.RateLimitUnavailable as any).headers)).toEqual(['Retry-After']);
+    // The operation's own responses carry the headers, their example the operation's policy
+    // (q = requests + burst, w = period in seconds).
+    const ok = predict.responses['200'];
+    expect(ok.headers['RateLimit-Policy'].example).toBe('"per-second";q=15;w=1, "per-day";q=10000;w=86400');
+    expect(explain.responses['200'].headers['RateLimit-Policy'].example).toBe('"per-minute";q=6;w=60');
+    expect(health.responses['200'].headers).toBeUndefined();
+    expect(d['x-kea'].gatewayComponents.responses).toEqual([
+      'BadGateway',
+      'BadRequest',
+      'GatewayTimeout',
+      'PayloadTooLarge',
+      'RateLimitUnavailable',
+      'TooManyRequests',
+      'UnsupportedMediaType',
+    ]);
+    expect(await validateOpenApi(d)).toEqual([]);
+    // Failing open: no 503; passthrough: nothing is enforced, so no limit is documented.
+    const open = gen({ ...s, spec: { ...s.spec, defaults: { ...s.spec.defaults, rateLimitFailMode: 'open' } } });
+    expect(Object.keys(open.paths['/predict'].post!.responses)).not.toContain('503');
+    const pt = gen({ ...s, spec: { ...s.spec, policy: { mode: 'passthrough' } } });
+    expect(pt.paths['/predict'].post!['x-kea-rate-limit']).toBeUndefined();
+    expect(Object.keys(pt.paths['/explain'].post!.responses)).toEqual(['200']);
+    // /methods (and the portal's operation table) carry them too.
+    const m = listMethods([{ id: apiSchemaId(s), doc: d }]);
+    expect(m.find((e) => e.operationId === 'explain')!.rateLimit).toEqual(explain['x-kea-rate-limit']);
+    expect(m.find((e) => e.operationId === 'health')!.rateLimit).toBeUndefined();
+  });
   test('duplicate operationIds and routes are errors', () => {
     const dupId = api('d', {
       operations: [

@@ -13,12 +13,14 @@
  *
  * KEA-specific facts travel in specification extensions (OpenAPI §4.8, `x-` fields):
  *   - root `x-kea`: {@link KeaDocMeta} (service id, basePath, which components are the gateway's);
- *   - operation `x-kea-access`: the effective {@link Access}; `x-kea-cache`: the {@link CachePolicy}.
+ *   - operation `x-kea-access`: the effective {@link Access}; `x-kea-cache`: the {@link CachePolicy};
+ *     `x-kea-rate-limit`: the effective rate limits ({@link RateLimitDoc}).
  */
 import { canonicalJson } from '../canonical-json.js';
 import { sha256Hex } from '../hash.js';
 import { OpenApiBuilder } from 'openapi3-ts/oas30';
 import type {
+  HeadersObject,
   OpenAPIObject,
   OperationObject,
   ParameterObject,
@@ -30,7 +32,8 @@ import type {
   SchemaObject,
   SecurityRequirementObject,
 } from 'openapi3-ts/oas30';
-import type { Access, ApiSchema, HttpMethod, JsonSchema, Operation, Parameter } from '../api/types.js';
+import type { Access, ApiSchema, HttpMethod, JsonSchema, Operation, Parameter, RateLimit } from '../api/types.js';
+import { parseDurationMs } from '../api/duration.js';
 import { POLICY_DEFAULTS } from '../policy/config.js';
 import { PROBLEM_CODES, PROBLEM_TYPES, problemTypeUri, type ProblemCode } from '../policy/problems.js';
 import { effectiveOperations } from './inference.js';
@@ -58,6 +61,26 @@ export interface KeaDocMeta {
 export const KEA_EXT = 'x-kea';
 export const ACCESS_EXT = 'x-kea-access';
 export const CACHE_EXT = 'x-kea-cache';
+export const RATE_LIMIT_EXT = 'x-kea-rate-limit';
+
+/**
+ * One entry of an operation's `x-kea-rate-limit`: an effective rate limit with its defaults
+ * filled in (`burst` 0, `key` `identity`), as the ApiSchema wrote it (`period` a GEP-2257
+ * Duration).
+ */
+export interface RateLimitDoc {
+  name: string;
+  /** Requests allowed per period. */
+  requests: number;
+  /** Gateway API Duration, e.g. `1m`. */
+  period: string;
+  /** Extra requests allowed above `requests` in a short spike. */
+  burst: number;
+  /** `identity` (per caller), `address` (per client address) or `api` (all callers together). */
+  key: 'identity' | 'address' | 'api';
+  /** True for a `spec.defaults` limit: one counter shared by every operation that inherits it. */
+  shared: boolean;
+}
 
 /** Names of the security schemes in generated documents. */
 export const SECURITY_SCHEMES = { oidc: 'oidc', bearer: 'bearerAuth' } as const;
@@ -82,6 +105,13 @@ export const GATEWAY_ERRORS: Record<string, { name: string; code: ProblemCode; d
         `request body exceeds ${POLICY_DEFAULTS.maxBodyBytes} bytes`,
       ],
       ['UnsupportedMediaType', 'unsupported-media-type', "The request body's Content-Type is not the documented one.", 'expected application/json'],
+      ['TooManyRequests', 'rate-limited', 'A rate limit of this operation is used up: retry after `Retry-After` seconds.', 'rate limit "per-minute" exceeded'],
+      [
+        'RateLimitUnavailable',
+        'rate-limit-unavailable',
+        "The rate limits' shared store is unavailable and this API fails closed: retry after `Retry-After` seconds.",
+        'rate limit store unavailable',
+      ],
       ['BadGateway', 'upstream-unavailable', 'The model service could not be reached, or its response broke the schema.', 'upstream connection failed'],
       [
         'GatewayTimeout',
@@ -229,6 +259,66 @@ export function effectiveAccess(op: Operation, schema: ApiSchema): Access {
   return out;
 }
 
+/**
+ * The rate limits an operation is documented with: its own `rateLimit` when set (`[]` = none),
+ * else `spec.defaults.rateLimit` (marked `shared`), defaults filled in; none in passthrough
+ * mode (nothing is enforced). The same resolution as the policy server's (lib/policy/operation.ts).
+ */
+export function effectiveRateLimits(op: Operation, schema: ApiSchema): RateLimitDoc[] {
+  if (schema.spec.policy?.mode === 'passthrough') return [];
+  const own = Array.isArray(op.rateLimit);
+  const list: RateLimit[] = (own ? op.rateLimit : schema.spec.defaults?.rateLimit) ?? [];
+  return list.map((l) => ({ name: l.name, requests: l.requests, period: l.period, burst: l.burst ?? 0, key: l.key ?? 'identity', shared: !own }));
+}
+
+const KEY_TEXT: Record<RateLimitDoc['key'], string> = { identity: 'per caller', address: 'per client address', api: 'for all callers together' };
+
+/** One sentence listing an operation's rate limits, for its description. */
+function describeRateLimits(limits: readonly RateLimitDoc[]): string {
+  const parts = limits.map(
+    (l) =>
+      `\`${l.name}\`: ${l.requests} requests per ${l.period}${l.burst ? ` (+${l.burst} burst)` : ''} ${KEY_TEXT[l.key]}${l.shared ? ", shared with the API's other operations that have no limit of their own" : ''}`,
+  );
+  return `Rate limits: ${parts.join('; ')}. Over a limit the gateway answers 429 with \`Retry-After\`; every answer carries \`RateLimit-Policy\` and \`RateLimit\`.`;
+}
+
+/** Seconds of a GEP-2257 Duration, rounded up (0 when it is not one; admission refuses those). */
+function durationSeconds(d: string): number {
+  return Math.ceil((parseDurationMs(d) ?? 0) / 1000);
+}
+
+/**
+ * The `RateLimit-Policy` value of an operation (draft-ietf-httpapi-ratelimit-headers-09, a
+ * Structured Field List): `"<name>";q=<requests + burst>;w=<period in s>` per limit.
+ */
+export function rateLimitPolicyHeader(limits: readonly RateLimitDoc[]): string {
+  return limits.map((l) => `"${l.name}";q=${l.requests + l.burst};w=${durationSeconds(l.period)}`).join(', ');
+}
+
+/** The `RateLimit-Policy` and `RateLimit` response headers (examples from `limits` when given). */
+function rateLimitHeaders(limits?: readonly RateLimitDoc[]): HeadersObject {
+  const first = limits?.[0];
+  return {
+    RateLimit: {
+      description:
+        'The rate limit closest to exhaustion (draft-ietf-httpapi-ratelimit-headers-09): `"<name>";r=<requests remaining>;t=<seconds until the window resets>`.',
+      schema: { type: 'string' },
+      example: first ? `"${first.name}";r=${Math.max(0, first.requests + first.burst - 1)};t=${durationSeconds(first.period)}` : '"per-minute";r=0;t=18',
+    },
+    'RateLimit-Policy': {
+      description:
+        'The operation\'s rate limits (draft-ietf-httpapi-ratelimit-headers-09): `"<name>";q=<requests allowed, burst included>;w=<window in seconds>` per limit.',
+      schema: { type: 'string' },
+      example: limits?.length ? rateLimitPolicyHeader(limits) : '"per-minute";q=100;w=60',
+    },
+  };
+}
+
+/** `Retry-After` of a 429 or 503 answer (RFC 9110 §10.2.3, delay-seconds). */
+const RETRY_AFTER: HeadersObject = {
+  'Retry-After': { description: 'Seconds to wait before retrying (an integer, at least 1).', schema: { type: 'integer', minimum: 1 }, example: 18 },
+};
+
 function describeAccess(a: Access): string {
   if (a.mode === 'public') return 'Access: public (no sign-in needed).';
   if (a.mode === 'authenticated') return 'Access: any signed-in user (SSO session or bearer token).';
@@ -312,6 +402,38 @@ export function apiSchemaId(schema: ApiSchema): string {
 }
 
 /**
+ * The responses an operation declares (a plain `200` when it declares none), as Response
+ * Objects; each carries the rate-limit headers when the operation has `limits`.
+ */
+function declaredResponses(op: Operation, limits: readonly RateLimitDoc[]): ResponsesObject {
+  const responses: ResponsesObject = {};
+  const declared = op.responses && Object.keys(op.responses).length ? op.responses : { '200': { description: 'Success.' } };
+  for (const [code, r] of Object.entries(declared)) {
+    const resp: ResponseObject = { description: r.description || `Status ${code}.` };
+    if (r.schema !== undefined || r.example !== undefined) {
+      const ct = r.contentType ?? 'application/json';
+      resp.content = { [ct]: { schema: r.schema !== undefined ? toOas30Schema(r.schema) : {} } };
+      if (r.example !== undefined) resp.content[ct].example = structuredClone(r.example);
+    }
+    if (limits.length) resp.headers = rateLimitHeaders(limits);
+    responses[code] = resp;
+  }
+  return responses;
+}
+
+/** The gateway error statuses an enforced operation can answer ({@link generateOpenApi} lists when). */
+function gatewayErrorCodes(op: Operation, hasParams: boolean, access: Access, limits: readonly RateLimitDoc[], failClosed: boolean): string[] {
+  const codes = ['502', '504'];
+  if (hasParams || op.requestBody) codes.push('400');
+  if (access.mode !== 'public') codes.push('401');
+  if (access.mode === 'restricted') codes.push('403');
+  if (op.requestBody) codes.push('413', '415');
+  if (limits.length) codes.push('429');
+  if (limits.length && failClosed) codes.push('503');
+  return codes;
+}
+
+/**
  * Generates the OpenAPI 3.0.3 document of one ApiSchema.
  *
  * - `servers`: `[gatewayUrl + basePath]`; paths are the operations' paths (relative to basePath).
@@ -322,7 +444,11 @@ export function apiSchemaId(schema: ApiSchema): string {
  *   or the HTTP bearer (JWT) scheme.
  * - Gateway errors as `$ref`s to `components.responses` with the RFC 9457 `Problem` schema:
  *   400 (operations with parameters or a body), 401 (non-public), 403 (restricted), 413 and 415
- *   (operations with a body), 502 and 504 (all). A status the operation documents itself wins.
+ *   (operations with a body), 429 (rate-limited operations; 503 too when the API's limits fail
+ *   closed), 502 and 504 (all). A status the operation documents itself wins.
+ * - Rate limits ({@link effectiveRateLimits}): listed in the description and in
+ *   `x-kea-rate-limit`; the operation's own responses document the `RateLimit-Policy` and
+ *   `RateLimit` headers, the 429 response `Retry-After` too.
  * - `spec.policy.mode: passthrough`: KEA enforces nothing, so operations are documented as
  *   public (`security: []`), without gateway errors and without caching.
  * @throws Error on duplicate operationIds or duplicate method+path, or a bad inference signature.
@@ -361,6 +487,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
     // Passthrough: the gateway routes straight to the service; KEA neither authenticates,
     // authorizes, validates nor caches, so the document must not promise any of it.
     const access: Access = passthrough ? { mode: 'public' } : effectiveAccess(op, schema);
+    const limits = effectiveRateLimits(op, schema);
     const o = { operationId: op.operationId } as OperationObject;
     if (op.summary) o.summary = op.summary;
     o.description = [
@@ -371,6 +498,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
       !passthrough && op.cache
         ? `Responses are cached for ${op.cache.ttlSeconds} s (${op.cache.scope === 'shared' ? 'shared by all callers' : 'per caller'}).`
         : '',
+      limits.length ? describeRateLimits(limits) : '',
     ]
       .filter(Boolean)
       .join('\n\n');
@@ -394,24 +522,8 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
       o.requestBody = rb;
     }
 
-    const responses: ResponsesObject = {};
-    const declared = op.responses && Object.keys(op.responses).length ? op.responses : { '200': { description: 'Success.' } };
-    for (const [code, r] of Object.entries(declared)) {
-      const resp: ResponseObject = { description: r.description || `Status ${code}.` };
-      if (r.schema !== undefined || r.example !== undefined) {
-        const ct = r.contentType ?? 'application/json';
-        resp.content = { [ct]: { schema: r.schema !== undefined ? toOas30Schema(r.schema) : {} } };
-        if (r.example !== undefined) resp.content[ct].example = structuredClone(r.example);
-      }
-      responses[code] = resp;
-    }
-    const gatewayCodes: string[] = passthrough ? [] : ['502', '504'];
-    if (!passthrough) {
-      if (params.length || op.requestBody) gatewayCodes.push('400');
-      if (access.mode !== 'public') gatewayCodes.push('401');
-      if (access.mode === 'restricted') gatewayCodes.push('403');
-      if (op.requestBody) gatewayCodes.push('413', '415');
-    }
+    const responses = declaredResponses(op, limits);
+    const gatewayCodes = passthrough ? [] : gatewayErrorCodes(op, params.length > 0, access, limits, spec.defaults?.rateLimitFailMode === 'closed');
     for (const code of gatewayCodes) {
       if (responses[code]) continue;
       usedErrors.add(code);
@@ -421,6 +533,7 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
     o.security = securityFor(access, hasOidc);
     o[ACCESS_EXT] = access;
     if (op.cache && !passthrough) o[CACHE_EXT] = { ...op.cache };
+    if (limits.length) o[RATE_LIMIT_EXT] = limits;
 
     const item = (pathItems[op.path] ??= {});
     item[op.method.toLowerCase() as 'get'] = o;
@@ -440,8 +553,10 @@ export function generateOpenApi(schema: ApiSchema, opts: GenerateOptions): OpenA
   const byName = Object.fromEntries(Object.entries(GATEWAY_ERRORS).map(([status, e]) => [e.name, { status, problem: e.code, ...e }]));
   for (const name of [...responseNames].sort()) {
     const e = byName[name];
+    const retry = e.status === '429' || e.status === '503';
     builder.addResponse(name, {
       description: e.description,
+      ...(retry ? { headers: { ...RETRY_AFTER, ...(e.status === '429' ? rateLimitHeaders() : {}) } } : {}),
       content: {
         'application/problem+json': {
           schema: { $ref: `#/components/schemas/${problemName}` },
@@ -658,13 +773,15 @@ export interface MethodEntry {
   path: string;
   summary?: string;
   access: Access;
+  /** The operation's rate limits, from `x-kea-rate-limit`; absent when it has none. */
+  rateLimit?: RateLimitDoc[];
   deprecated?: boolean;
 }
 
 /**
  * Flat list of every operation of the given documents, for `/methods`, sorted by service,
  * path and method. `access` comes from `x-kea-access`; documents without it map `security: []`
- * to public and anything else to authenticated.
+ * to public and anything else to authenticated. `rateLimit` comes from `x-kea-rate-limit`.
  */
 export function listMethods(docs: Array<{ id: string; doc: OpenAPIObject }>): MethodEntry[] {
   const out: MethodEntry[] = [];
@@ -678,6 +795,8 @@ export function listMethods(docs: Array<{ id: string; doc: OpenAPIObject }>): Me
         const access: Access = (op[ACCESS_EXT] as Access | undefined) ?? { mode: sec && sec.length === 0 ? 'public' : 'authenticated' };
         const e: MethodEntry = { service: id, operationId: op.operationId ?? '', method: m, path: base + (p === '/' && base ? '' : p) || '/', access };
         if (op.summary) e.summary = op.summary;
+        const limits = op[RATE_LIMIT_EXT] as RateLimitDoc[] | undefined;
+        if (Array.isArray(limits) && limits.length) e.rateLimit = structuredClone(limits);
         if (op.deprecated) e.deprecated = true;
         out.push(e);
       }

@@ -52,7 +52,7 @@ export const DEFAULT_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancest
  * (neither on the operation nor in `spec.defaults`), as documented on the CRD: access
  * `authenticated`, timeout `5s` (a Gateway API Duration, GEP-2257; `timeoutMs` is the same in
  * ms), request body limit 1048576 bytes (1 MiB), response validation `off`, request body media
- * type `application/json`. The policy server applies none: policy.json carries every value.
+ * type `application/json`, rate-limit fail mode `open`. The policy server applies none: policy.json carries every value.
  * Frozen (shared by every caller): copy `access` before handing it out as mutable.
  */
 export const POLICY_DEFAULTS = Object.freeze({
@@ -62,6 +62,7 @@ export const POLICY_DEFAULTS = Object.freeze({
   maxBodyBytes: 1_048_576,
   responseValidation: 'off',
   contentType: 'application/json',
+  rateLimitFailMode: 'open',
 } as const);
 
 /** A parameter as enforced in the data path. */
@@ -99,7 +100,61 @@ export interface PolicyOperation {
   requestBody?: { required: boolean; contentType: string; schema: JsonSchema };
   /** Response schemas by status code (`"200"`, `"default"`), for responseValidation. */
   responses: Record<string, JsonSchema | undefined>;
+  /**
+   * The rate limits that apply to this operation, the controller having resolved the
+   * operation's own `rateLimit` against `spec.defaults.rateLimit` (lib/policy/operation.ts).
+   * Absent or empty: no limit. Each is counted separately; a request must fit every one.
+   */
+  rateLimits?: PolicyRateLimit[];
 }
+
+/** A rate limit's name: what the CRD admits and the `RateLimit-Policy` header carries as its key. */
+export const RATE_LIMIT_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
+
+/**
+ * Bounds of a rate limit, the CRD's: `requests` and `burst` at most `maxRequests` (per period),
+ * the period from `minPeriodMs` (1 s) to `maxPeriodMs` (24 h), at most `maxPerList` limits in
+ * one `rateLimit` list.
+ */
+export const RATE_LIMIT_BOUNDS = Object.freeze({ maxRequests: 1_000_000_000, minPeriodMs: 1000, maxPeriodMs: 86_400_000, maxPerList: 4 } as const);
+
+/** Who shares one rate-limit counter (the ApiSchema's `RateLimit.key`). */
+export type RateLimitKey = 'identity' | 'address' | 'api';
+
+/**
+ * One rate limit as enforced in the data path: at most `requests + burst` requests per
+ * `periodMs` for each value of `key` within `scope`.
+ */
+export interface PolicyRateLimit {
+  /** The limit's name in the `RateLimit-Policy` / `RateLimit` headers, `^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`. */
+  name: string;
+  /** Requests allowed per period, 1..1000000000. */
+  requests: number;
+  /** The period in ms, 1000..86400000 (1 s..24 h). */
+  periodMs: number;
+  /** Extra requests allowed above `requests` in a short spike, >= 0. */
+  burst: number;
+  /**
+   * Who shares one counter: `identity` (the caller's subject; a client-credentials caller is
+   * `client:<id>`; an anonymous caller falls back to its client address), `address` (the client
+   * address as the gateway saw it), `api` (every caller together).
+   */
+  key: RateLimitKey;
+  /**
+   * Counter namespace decided by the controller: `<ns>/<apischema>` for a `spec.defaults`
+   * limit (one counter shared by every operation that inherits it), `<ns>/<apischema>/<operationId>`
+   * for an operation's own limit. The policy server's counter key is
+   * `kea:rl:<scope>:<name>:<keyValue>` (keyValue hashed with lib/hash.ts).
+   */
+  scope: string;
+}
+
+/**
+ * What the policy server does when the shared store (Redis) behind the rate limits is down or
+ * slow: `open` (each process enforces the limits on its own, same numbers), `closed` (503
+ * problem `rate-limit-unavailable`).
+ */
+export type RateLimitFailMode = 'open' | 'closed';
 
 /** Everything the policy server needs for one ApiSchema. */
 export interface PolicyService {
@@ -138,6 +193,12 @@ export interface PolicyService {
    * absent: {@link DEFAULT_CONTENT_SECURITY_POLICY}.
    */
   contentSecurityPolicy?: string;
+  /**
+   * `spec.defaults.rateLimitFailMode` (default `open`): what the rate limits of this service do
+   * while the shared store is unavailable ({@link RateLimitFailMode}). The controller writes it
+   * whenever an operation has a rate limit; absent means `open`.
+   */
+  rateLimitFailMode?: RateLimitFailMode;
   operations: PolicyOperation[];
 }
 

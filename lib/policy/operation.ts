@@ -10,13 +10,18 @@
  * makes a schema self-contained (the IR's component inlining).
  * Gives out: the {@link PolicyOperation} written into policy.json. Pure and deterministic.
  */
-import type { ApiSchemaSpec, CachePolicy, JsonSchema, Operation } from '../api/types.js';
+import type { ApiSchemaSpec, CachePolicy, JsonSchema, Operation, RateLimit } from '../api/types.js';
 import { parseDurationMs } from '../api/duration.js';
 import { oas30ToJsonSchema } from '../openapi/jsonschema.js';
-import { POLICY_DEFAULTS, type PolicyOperation } from './config.js';
+import { POLICY_DEFAULTS, RATE_LIMIT_BOUNDS, RATE_LIMIT_NAME, type PolicyOperation, type PolicyRateLimit } from './config.js';
 
 /** What {@link policyOperationOf} reads of the ApiSchema besides the operation. */
 export interface PolicyOperationContext {
+  /**
+   * `<namespace>/<name>` of the ApiSchema: the counting scope of its `spec.defaults.rateLimit`
+   * limits, and with `/<operationId>` appended that of an operation's own limits.
+   */
+  id: string;
   /** `spec.basePath` (`''` or `/x...`, no trailing slash): prefixed to the operation's path. */
   basePath: string;
   /** `spec.defaults`: applied where the operation sets nothing, before {@link POLICY_DEFAULTS}. */
@@ -38,6 +43,43 @@ function cachePolicy(c: CachePolicy | undefined): CachePolicy | undefined {
   return c.scope === 'shared' || c.scope === 'identity' ? { ttlSeconds: c.ttlSeconds, scope: c.scope } : undefined;
 }
 
+const inRange = (n: unknown, min: number, max: number): n is number => Number.isInteger(n) && (n as number) >= min && (n as number) <= max;
+
+/**
+ * One ApiSchema rate limit in its policy.json form ({@link PolicyRateLimit}): `burst` default 0,
+ * `key` default `identity`, the period in ms, and the counting `scope` given. Undefined when the
+ * limit is outside what the CRD admits (it can only come from outside admission), so policy.json
+ * stays valid.
+ */
+function rateLimitOf(l: RateLimit, scope: string): PolicyRateLimit | undefined {
+  const periodMs = typeof l.period === 'string' ? parseDurationMs(l.period) : undefined;
+  const burst = l.burst ?? 0;
+  const key = l.key ?? 'identity';
+  const b = RATE_LIMIT_BOUNDS;
+  if (typeof l.name !== 'string' || !RATE_LIMIT_NAME.test(l.name)) return undefined;
+  if (!inRange(l.requests, 1, b.maxRequests) || !inRange(burst, 0, b.maxRequests) || !inRange(periodMs, b.minPeriodMs, b.maxPeriodMs)) return undefined;
+  if (key !== 'identity' && key !== 'address' && key !== 'api') return undefined;
+  return { name: l.name, requests: l.requests, periodMs, burst, key, scope };
+}
+
+/**
+ * The rate limits an operation enforces: its own `rateLimit` when set (`[]` = none), counted
+ * for it alone (scope `<id>/<operationId>`), else `spec.defaults.rateLimit`, one counter per
+ * limit shared by every operation that inherits it (scope `<id>`). At most the first
+ * {@link RATE_LIMIT_BOUNDS}.maxPerList, first of a name only. Undefined when there is none.
+ */
+function rateLimitsOf(ctx: PolicyOperationContext, o: Operation): PolicyRateLimit[] | undefined {
+  const own = Array.isArray(o.rateLimit);
+  const list = own ? o.rateLimit! : Array.isArray(ctx.defaults?.rateLimit) ? ctx.defaults.rateLimit : [];
+  const scope = own ? `${ctx.id}/${o.operationId}` : ctx.id;
+  const out: PolicyRateLimit[] = [];
+  for (const l of list.slice(0, RATE_LIMIT_BOUNDS.maxPerList)) {
+    const p = l && typeof l === 'object' ? rateLimitOf(l, scope) : undefined;
+    if (p && !out.some((q) => q.name === p.name)) out.push(p);
+  }
+  return out.length ? out : undefined;
+}
+
 /** `n` when it is a number above 0, else undefined. */
 const positive = (n: number | undefined): number | undefined => (n !== undefined && n > 0 ? n : undefined);
 
@@ -51,7 +93,8 @@ function enforced(ctx: PolicyOperationContext, schema: JsonSchema): JsonSchema {
  * access, timeout (Gateway API Duration → ms; one that is not above 0 ms counts as unset) and
  * body limit from the operation, else `spec.defaults`, else {@link POLICY_DEFAULTS}; the cache
  * policy when it is a valid one ({@link cachePolicy}); response validation from the operation, else
- * `off`; parameters with `required` decided (always true for `in: path`, OpenAPI 3.0.3
+ * `off`; the rate limits (the operation's own, else `spec.defaults`', with their counting
+ * scope; {@link rateLimitsOf}); parameters with `required` decided (always true for `in: path`, OpenAPI 3.0.3
  * §4.7.12); the request body's media type (default `application/json`) and `required`
  * (default false, OpenAPI 3.0.3 §4.7.13); response schemas by status code, sorted. Every
  * schema is self-contained ({@link PolicyOperationContext.inline}) and converted to the JSON
@@ -87,6 +130,7 @@ export function policyOperationOf(ctx: PolicyOperationContext, o: Operation): Po
         }
       : undefined,
     responses,
+    rateLimits: rateLimitsOf(ctx, o),
   };
 }
 

@@ -30,6 +30,8 @@ export const PROBLEM_TYPES = {
   forbidden: { title: 'Forbidden', status: 403 },
   'not-found': { title: 'Not found', status: 404 },
   'method-not-allowed': { title: 'Method not allowed', status: 405 },
+  'rate-limited': { title: 'Rate limit exceeded', status: 429 },
+  'rate-limit-unavailable': { title: 'Rate limit temporarily unavailable', status: 503 },
   'upstream-unavailable': { title: 'Upstream unavailable', status: 502 },
   'upstream-timeout': { title: 'Upstream timeout', status: 504 },
   'upstream-busy': { title: 'Too many requests in flight to this service', status: 503 },

@@ -8,7 +8,7 @@
  * unenforced. A change that needs a new field gets a new {@link POLICY_API_VERSION}.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { MAX_OPERATION_BODY_BYTES, POLICY_API_VERSION, type PolicyService } from './config.js';
+import { MAX_OPERATION_BODY_BYTES, POLICY_API_VERSION, RATE_LIMIT_BOUNDS, RATE_LIMIT_NAME, type PolicyService } from './config.js';
 
 const text = { type: 'string' } as const;
 const nonEmpty = { type: 'string', minLength: 1 } as const;
@@ -33,6 +33,21 @@ const parameter = {
   // OpenAPI 3.0.3 §4.7.12: a path parameter is required; the controller says so.
   if: { properties: { in: { const: 'path' } } },
   then: { properties: { required: { const: true } } },
+} as const;
+
+/** A rate limit (`PolicyRateLimit`, lib/policy/config.ts); bounds as the CRD's. */
+const rateLimit = {
+  type: 'object',
+  required: ['name', 'requests', 'periodMs', 'burst', 'key', 'scope'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', pattern: RATE_LIMIT_NAME.source },
+    requests: { type: 'integer', minimum: 1, maximum: RATE_LIMIT_BOUNDS.maxRequests },
+    periodMs: { type: 'integer', minimum: RATE_LIMIT_BOUNDS.minPeriodMs, maximum: RATE_LIMIT_BOUNDS.maxPeriodMs },
+    burst: { type: 'integer', minimum: 0, maximum: RATE_LIMIT_BOUNDS.maxRequests },
+    key: { enum: ['identity', 'address', 'api'] },
+    scope: nonEmpty,
+  },
 } as const;
 
 const operation = {
@@ -63,6 +78,7 @@ const operation = {
     },
     // Status code, `1XX`..`5XX` range or `default` (OpenAPI 3.0.3 §4.7.16).
     responses: { type: 'object', propertyNames: { pattern: '^([1-5][0-9]{2}|[1-5][xX]{2}|default)$' }, additionalProperties: jsonSchema },
+    rateLimits: { type: 'array', maxItems: RATE_LIMIT_BOUNDS.maxPerList, items: rateLimit },
   },
 } as const;
 
@@ -116,6 +132,7 @@ export const POLICY_SERVICE_SCHEMA = {
     defaultOperationId: nonEmpty,
     forwardCredentials: { type: 'array', uniqueItems: true, items: { enum: ['authorization', 'cookie'] } },
     contentSecurityPolicy: text,
+    rateLimitFailMode: { enum: ['open', 'closed'] },
     operations: { type: 'array', items: operation },
   },
 } as const;

@@ -57,6 +57,13 @@ function accessText(a: MethodEntry['access']): string {
   return `restricted (${parts.join('; ')})`;
 }
 
+/** An operation's rate limits in short, e.g. `100/1m per caller (+20 burst); 10000/24h per API`; `none` without. */
+function rateLimitText(limits: MethodEntry['rateLimit']): string {
+  if (!limits?.length) return 'none';
+  const who = { identity: 'per caller', address: 'per address', api: 'per API' } as const;
+  return limits.map((l) => `${l.name}: ${l.requests}/${l.period}${l.burst ? ` (+${l.burst} burst)` : ''} ${who[l.key] ?? l.key}`).join('; ');
+}
+
 /** Sorted by publishedAt (oldest first); the current document is appended when its version is not the newest entry. */
 export function versionsOf(api: PublishedApi): PublishedVersionDoc[] {
   const h = [...api.history].sort((a, b) => (Date.parse(a.publishedAt) || 0) - (Date.parse(b.publishedAt) || 0));
@@ -139,7 +146,7 @@ export function renderServicePage(
   const ops = methods
     .map(
       (m) =>
-        `<tr data-operation-id="${esc(m.operationId)}"><td class="method">${esc(m.method)}</td><td><code>${esc(m.path)}</code></td><td>${esc(m.summary ?? '')}${m.deprecated ? ' <em>(deprecated)</em>' : ''}</td><td class="access-${esc(m.access.mode)}">${esc(accessText(m.access))}</td><td><code>${esc(m.operationId)}</code></td></tr>`,
+        `<tr data-operation-id="${esc(m.operationId)}"><td class="method">${esc(m.method)}</td><td><code>${esc(m.path)}</code></td><td>${esc(m.summary ?? '')}${m.deprecated ? ' <em>(deprecated)</em>' : ''}</td><td class="access-${esc(m.access.mode)}">${esc(accessText(m.access))}</td><td class="rate-limit">${esc(rateLimitText(m.rateLimit))}</td><td><code>${esc(m.operationId)}</code></td></tr>`,
     )
     .join('\n');
   const desc = api.openapi.info?.description;
@@ -150,7 +157,7 @@ ${desc ? `<p>${esc(desc)}</p>` : ''}
 ${renderChanges(diff, api.version)}
 ${curl ? `<details id="kea-call" open><summary>Call it</summary><p class="muted">With a bearer token in <code>$TOKEN</code> (or use "Try it out" below with your session):</p><pre><code>${esc(curl)}</code></pre></details>` : ''}
 <details id="kea-operations"><summary>Operations (${methods.length})</summary>
-<table><thead><tr><th>Method</th><th>Path</th><th>Summary</th><th>Access</th><th>operationId</th></tr></thead><tbody>
+<table><thead><tr><th>Method</th><th>Path</th><th>Summary</th><th>Access</th><th>Rate limits</th><th>operationId</th></tr></thead><tbody>
 ${ops}
 </tbody></table></details>
 <details id="kea-history"><summary>Published versions (${versions.length})</summary>

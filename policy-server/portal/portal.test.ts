@@ -91,6 +91,21 @@ describe('service page /docs/<ns>/<name>', () => {
     expect(html).toMatch(/restricted \(roles: teacher; scopes: grades:write\)/);
     expect(html).toContain('This is the first published version.');
   });
+  test("the operations table shows each operation's rate limits", async () => {
+    const limited = memoryStore([[VARIED.find((s) => s.metadata.name === 'limited')!]], 'http://gw.test:8080');
+    store.apis.push(limited.apis[0]);
+    try {
+      const html = await (await get('/docs/models/limited')).text();
+      expect(html).toContain('<th>Rate limits</th>');
+      expect(html).toMatch(
+        /data-operation-id="predict">.*<td class="rate-limit">per-second: 10\/1s \(\+5 burst\) per caller; per-day: 10000\/24h per API<\/td>/,
+      );
+      expect(html).toMatch(/data-operation-id="explain">.*<td class="rate-limit">per-minute: 6\/1m per address<\/td>/);
+      expect(html).toMatch(/data-operation-id="health">.*<td class="rate-limit">none<\/td>/);
+    } finally {
+      store.apis.pop();
+    }
+  });
   test('?from=<version> compares against an earlier version; unknown version → 404', async () => {
     const html = await (await get('/docs/models/iris?from=2.0.0')).text();
     expect(html).toContain('No changes to operations');

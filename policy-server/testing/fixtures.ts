@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuthError, type Identity } from '../auth/index.js';
-import type { PolicyService } from '../../lib/policy/config.js';
+import type { PolicyOperation, PolicyService } from '../../lib/policy/config.js';
 import type { RequestAuthenticator } from '../datapath/handler.js';
 import { POLICY_API_VERSION, COMPONENT_API_CONFIG, OPENAPI_KEY, POLICY_CONFIG_KEY, policyOperation as op } from '../../lib/policy/config.js';
 import type { SourceConfigMap } from '../snapshot/build.js';
@@ -94,6 +94,21 @@ const irisSchema = {
   },
 };
 
+/**
+ * A `POST` operation of the iris service forwarded to the backend's `/predict`, its JSON body
+ * required and validated against the iris schema; `cache` as given (absent: not cached).
+ */
+function irisPredict(operationId: string, path: string, cache?: PolicyOperation['cache']): PolicyOperation {
+  return op({
+    operationId,
+    method: 'POST',
+    path,
+    upstreamPath: '/predict',
+    requestBody: { required: true, contentType: 'application/json', schema: irisSchema },
+    ...(cache ? { cache } : {}),
+  });
+}
+
 /** An inference service with cached, identity-cached, slow, validated-response and streaming operations. */
 export function irisService(configVersion = 'iv1', extra: Partial<PolicyService> = {}): PolicyService {
   return {
@@ -114,29 +129,9 @@ export function irisService(configVersion = 'iv1', extra: Partial<PolicyService>
     authorization: {},
     defaultOperationId: 'predict',
     operations: [
-      op({
-        operationId: 'predict',
-        method: 'POST',
-        path: '/iris/predict',
-        upstreamPath: '/predict',
-        requestBody: { required: true, contentType: 'application/json', schema: irisSchema },
-        cache: { ttlSeconds: 60, scope: 'shared' },
-      }),
-      op({
-        operationId: 'predict_mine',
-        method: 'POST',
-        path: '/iris/predict-mine',
-        upstreamPath: '/predict',
-        requestBody: { required: true, contentType: 'application/json', schema: irisSchema },
-        cache: { ttlSeconds: 60, scope: 'identity' },
-      }),
-      op({
-        operationId: 'predict_nocache',
-        method: 'POST',
-        path: '/iris/predict-nocache',
-        upstreamPath: '/predict',
-        requestBody: { required: true, contentType: 'application/json', schema: irisSchema },
-      }),
+      irisPredict('predict', '/iris/predict', { ttlSeconds: 60, scope: 'shared' }),
+      irisPredict('predict_mine', '/iris/predict-mine', { ttlSeconds: 60, scope: 'identity' }),
+      irisPredict('predict_nocache', '/iris/predict-nocache'),
       op({
         operationId: 'predict_novalidate',
         method: 'POST',
@@ -240,6 +235,32 @@ export async function writeConfigDir(dir: string, ...services: PolicyService[]):
     await writeFile(join(d, POLICY_CONFIG_KEY), JSON.stringify(s, null, 2));
     await writeFile(join(d, OPENAPI_KEY), JSON.stringify(openapiFor(s)));
   }
+}
+
+/**
+ * The flags of a policy server a test runs as a process (`node dist/policy-server/main.js
+ * ...flags`): data and admin ports ephemeral on 127.0.0.1, `upstreamUrl` as the internal
+ * listener with {@link INTERNAL_TOKEN}, and the configuration read from `configDir` (see
+ * {@link writeConfigDir}) with its last good snapshot kept in `stateDir`. Append more flags
+ * after them (`--workers`, `--cache-max-bytes`, ...).
+ */
+export function policyServerArgs(opts: { upstreamUrl: string; configDir: string; stateDir: string }): string[] {
+  return [
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--upstream-url',
+    opts.upstreamUrl,
+    '--internal-token',
+    INTERNAL_TOKEN,
+    '--config-dir',
+    opts.configDir,
+    '--state-dir',
+    opts.stateDir,
+    '--admin-port',
+    '0',
+  ];
 }
 
 /** What the backend saw. */

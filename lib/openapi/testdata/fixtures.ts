@@ -410,4 +410,27 @@ export const VARIED: ApiSchema[] = [
       },
     ],
   }),
+  // 22: rate limits (issue 13): defaults shared by the operations without their own, an
+  // operation of its own, one with none ([]), failing closed
+  api('limited', {
+    defaults: {
+      access: { mode: 'public' },
+      rateLimit: [
+        { name: 'per-second', requests: 10, period: '1s', burst: 5 },
+        { name: 'per-day', requests: 10000, period: '24h', key: 'api' },
+      ],
+      rateLimitFailMode: 'closed',
+    },
+    operations: [
+      {
+        operationId: 'predict',
+        method: 'POST',
+        path: '/predict',
+        requestBody: { schema: { type: 'object' } },
+        responses: { '200': { description: 'Prediction', schema: { type: 'object' } } },
+      },
+      { operationId: 'explain', method: 'POST', path: '/explain', rateLimit: [{ name: 'per-minute', requests: 6, period: '1m', key: 'address' }] },
+      { operationId: 'health', method: 'GET', path: '/health', rateLimit: [] },
+    ],
+  }),
 ];
