@@ -149,7 +149,7 @@ export interface PolicyBenchResult {
 /** The scenarios of the main rotation (`ngfPlain`/`ngfKea` only when NGF runs). */
 type MainName = 'plain' | 'kea' | 'keaNoValidation' | 'keaCacheHit' | 'forwarder' | 'forwarderParse' | 'ngfPlain' | 'ngfKea';
 
-const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
+export const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
 const DURATION = Number(process.env.KEA_BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.KEA_BENCH_ROUNDS ?? 8);
 const IRIS_ROUNDS = Number(process.env.KEA_BENCH_IRIS_ROUNDS ?? 6);
@@ -165,17 +165,18 @@ const LATENCY_SECONDS = Math.max(5, Math.min(DURATION, 6));
  * nginx and the backend, a second worker only adds contention (docs/adr/0006).
  */
 const WORKERS = process.env.KEA_BENCH_POLICY_WORKERS ?? '1';
-const VENV = join(KEA_CACHE, 'venv');
+export const VENV = join(KEA_CACHE, 'venv');
 
 /**
  * Waits for a policy server's readiness: `/readyz` on its admin port, or on its data port for
  * a build from before the admin port (KEA_BENCH_POLICY_MAIN_B may be one).
  */
-function waitReady(port: number, adminPort: number): Promise<void> {
+export function waitReady(port: number, adminPort: number): Promise<void> {
   return Promise.any([waitHttp(`http://127.0.0.1:${adminPort}/readyz`, 30_000, 200), waitHttp(`http://127.0.0.1:${port}/readyz`, 30_000, 200)]);
 }
 
-async function waitHttp(url: string, timeoutMs = 20_000, okStatus?: number): Promise<void> {
+/** Polls `url` until it answers (with `okStatus`, when given), at most `timeoutMs` ms. @throws on timeout. */
+export async function waitHttp(url: string, timeoutMs = 20_000, okStatus?: number): Promise<void> {
   const t0 = Date.now();
   for (;;) {
     try {
@@ -195,17 +196,18 @@ async function waitHttp(url: string, timeoutMs = 20_000, okStatus?: number): Pro
  * trivial backend, the reference forwarder (no policy: the ceiling of a Node.js server in the
  * policy server's position, see bench/children/forwarder.ts) and the open-loop fixed-rate client.
  */
-const CHILDREN = {
+export const CHILDREN = {
   backend: fileURLToPath(new URL('./children/backend.js', import.meta.url)),
   forwarder: fileURLToPath(new URL('./children/forwarder.js', import.meta.url)),
   rate: fileURLToPath(new URL('./children/rate.js', import.meta.url)),
 };
 
-function op(id: string, path: string, extra: Partial<PolicyOperation> = {}): PolicyOperation {
+/** A POST operation of the bench service, forwarded to `/predict`. */
+export function op(id: string, path: string, extra: Partial<PolicyOperation> = {}): PolicyOperation {
   return policyOperation({ operationId: id, method: 'POST', path, upstreamPath: '/predict', ...extra });
 }
 
-const SCHEMA = {
+export const SCHEMA = {
   type: 'object',
   required: ['features'],
   additionalProperties: false,
@@ -221,7 +223,8 @@ const SCHEMA = {
   },
 };
 
-function benchService(): PolicyService {
+/** The bench's ApiSchema as policy.json: `predict` (validated), `predict_novalidate`, `predict_cached`. */
+export function benchService(): PolicyService {
   const body = { required: true, contentType: 'application/json', schema: SCHEMA };
   return {
     apiVersion: POLICY_API_VERSION,
@@ -261,7 +264,8 @@ function irisService(): PolicyService {
   };
 }
 
-function benchBody(): string {
+/** The bench's request body: 28 rows of 4 iris features (~1 KB of JSON). */
+export function benchBody(): string {
   const features: number[][] = [];
   for (let i = 0; i < 28; i++) features.push([5.1 + i / 100, 3.5, 1.4, 0.2 + i / 1000]);
   return JSON.stringify({ model: 'iris', options: { explain: false, tag: 'bench' }, features });
@@ -304,7 +308,7 @@ function machineTicks(): { idle: number; total: number } {
 }
 
 /** Child pids of a process (e.g. the nginx workers of the master). */
-function childPids(pid: number): number[] {
+export function childPids(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
@@ -318,7 +322,7 @@ const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
  * Runs `measure` while accounting the CPU time of the named processes; adds µs of CPU per
  * request and the machine's idle share to the run.
  */
-async function withCpu(pids: Record<string, number[]>, measure: () => Promise<WrkRun>): Promise<WrkRun> {
+export async function withCpu(pids: Record<string, number[]>, measure: () => Promise<WrkRun>): Promise<WrkRun> {
   const before = Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, ps.reduce((a, p) => a + cpuTicks(p), 0)]));
   const m0 = machineTicks();
   const r = await measure();
@@ -346,7 +350,8 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-async function wrk(url: string, script: string, seconds: number): Promise<WrkRun> {
+/** One `wrk -t1 -c32` run of `seconds` s with a Lua `script`, parsed. */
+export async function wrk(url: string, script: string, seconds: number): Promise<WrkRun> {
   return parseWrk(await run('wrk', ['-t1', '-c32', `-d${seconds}s`, '--latency', '-s', script, url]));
 }
 
@@ -356,15 +361,16 @@ async function wrk(url: string, script: string, seconds: number): Promise<WrkRun
  * after load (measured: KEA right after plain 17.5k req/s, right after KEA 19.5k); without this,
  * whichever scenario follows an idle period is penalised.
  */
-const PREWARM_SECONDS = 1;
+export const PREWARM_SECONDS = 1;
 
 /** The scenarios of round `round` in rotated order, so that no scenario always runs first or after the same one. */
-function roundOrder<T>(names: T[], round: number): T[] {
+export function roundOrder<T>(names: T[], round: number): T[] {
   const k = round % names.length;
   return [...names.slice(k), ...names.slice(0, k)];
 }
 
-const median = (xs: number[]): number => {
+/** The median of `xs` (the mean of the two middle values for an even count). */
+export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };

@@ -11,6 +11,7 @@ type Bench = () => Promise<unknown>;
 const benches: Record<string, () => Promise<Bench>> = {
   policy: async () => (await import('./policy.js')).runPolicyBench,
   scale: async () => (await import('./scale.js')).runScaleBench,
+  shared: async () => (await import('./shared-state.js')).runSharedStateBench,
 };
 
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(benches);

@@ -26,13 +26,20 @@
  * `/router/cache` answered over all workers (management.ts `clusterAdminRouter`,
  * `clusterManagementRouter`).
  *
+ * Shared state: `--redis-url` (`KEA_REDIS_URL`, `redis://` or `rediss://` for TLS; password in
+ * the URL or `KEA_REDIS_PASSWORD`) and `--redis-timeout-ms` (`KEA_REDIS_TIMEOUT_MS`, default 50,
+ * the longest one Redis call may take) give every process (every worker: each opens its own
+ * connection) one Redis for the rate-limit counters and the cache's second level
+ * (policy-server/redis.ts). Without it, each process enforces every rate limit on its own.
+ * Redis being down never fails readiness.
+ *
  * Ports: `--port` (data: the gateway's backendRef, the portal, auth and management API) and
  * `--admin-port` (default 8001: `/healthz`, `/readyz`, `/metrics` for kubelet probes and
  * Prometheus; the gateway-facing Service does not expose it).
  */
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Router } from 'express';
 import { createLogger, flushLogs, type Logger } from '../lib/log.js';
 import { exitOnCommandLineError, programCommand } from '../lib/command-line.js';
@@ -84,6 +91,12 @@ export interface MainOptions {
   workers: number;
   /** Longest wait for one worker's answer to a cluster request, ms. */
   ipcTimeoutMs: number;
+  /** The shared store (policy-server/redis.ts): `redis://` or `rediss://` URL; absent = none. */
+  redisUrl?: string;
+  /** Redis password (overrides one in the URL). */
+  redisPassword?: string;
+  /** Longest wait for one Redis call, ms. */
+  redisTimeoutMs: number;
 }
 
 /** An option parser for a finite number ≥ 0 (ports, bytes, counts, ms); throws InvalidArgumentError naming the flag. */
@@ -95,6 +108,19 @@ function num(flag: string): (value: string) => number {
   };
 }
 
+/**
+ * Default of `--redis-timeout-ms`, ms: a Redis call on the same network answers in well under
+ * a millisecond; 50 ms bounds what a slow Redis adds to a request.
+ */
+export const DEFAULT_REDIS_TIMEOUT_MS = 50;
+
+/** The `--redis-timeout-ms` parser: an integer 1..60000; throws InvalidArgumentError. */
+function redisTimeout(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 60000) throw new InvalidArgumentError(`--redis-timeout-ms must be an integer 1..60000, got "${value}"`);
+  return n;
+}
+
 /** The `--workers` parser: `auto` or 1..256 (cluster.ts `resolveWorkers`); throws InvalidArgumentError. */
 function workers(value: string): number {
   try {
@@ -102,6 +128,23 @@ function workers(value: string): number {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+}
+
+/** The shared store's flags (policy-server/redis.ts): `--redis-url`, `--redis-password`, `--redis-timeout-ms`. */
+function addRedisOptions(cmd: Command): void {
+  cmd
+    .addOption(
+      new Option('--redis-url <url>', 'shared store for rate limits and the cache second level: redis://[user:password@]host:port[/db], rediss:// for TLS').env(
+        'KEA_REDIS_URL',
+      ),
+    )
+    .addOption(new Option('--redis-password <secret>', 'Redis password (overrides one in --redis-url)').env('KEA_REDIS_PASSWORD'))
+    .addOption(
+      new Option('--redis-timeout-ms <n>', 'longest wait for one Redis call, ms; slower calls fall back (per-process limits, cache first level)')
+        .env('KEA_REDIS_TIMEOUT_MS')
+        .default(DEFAULT_REDIS_TIMEOUT_MS)
+        .argParser(redisTimeout),
+    );
 }
 
 /**
@@ -193,6 +236,7 @@ export function parseArgs(argv: string[]): MainOptions {
         .default(2000)
         .argParser(num('--ipc-timeout-ms')),
     );
+  addRedisOptions(cmd);
   cmd.parse(argv, { from: 'node' });
   const o = cmd.opts<Record<string, string | number | undefined>>();
   const str = (k: string): string | undefined => (o[k] === undefined ? undefined : String(o[k]));
@@ -226,6 +270,9 @@ export function parseArgs(argv: string[]): MainOptions {
     drainTimeoutMs: Number(o.drainTimeoutMs),
     workers: Number(o.workers),
     ipcTimeoutMs: Number(o.ipcTimeoutMs),
+    redisUrl: str('redisUrl') || undefined,
+    redisPassword: str('redisPassword') || undefined,
+    redisTimeoutMs: Number(o.redisTimeoutMs),
   };
 }
 
@@ -311,6 +358,10 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string, a
   if (!authCfg) logger.warn('KEA_OIDC_ISSUER not set: authentication disabled, only public operations succeed');
 
   const store = new SnapshotStore({ stateDir: opts.stateDir, logger });
+  // One Redis connection per process (each worker its own); connects in the background.
+  const sharedStore = opts.redisUrl
+    ? (await import('./redis.js')).openSharedStore({ url: opts.redisUrl, password: opts.redisPassword, timeoutMs: opts.redisTimeoutMs, log: logger })
+    : undefined;
   let source: ConfigSource;
   if (opts.configDir) source = new (await import('./sources/file.js')).FileSource(opts.configDir);
   else {
@@ -354,6 +405,7 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string, a
     adminRouters: peer ? [clusterAdminRouter({ peer })] : [],
     sourceHealth: () => source.health(),
     drainTimeoutMs: opts.drainTimeoutMs,
+    sharedStore,
   });
   if (peer) {
     // /logs merges the rings of all workers newest first: each record needs its end time,
@@ -363,7 +415,7 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string, a
       r.time = new Date().toISOString();
       end(r);
     };
-    Object.assign(localHandlers, workerLocalHandlers({ store, cache: ps.cache, audit: ps.audit, metrics: ps.metrics }));
+    Object.assign(localHandlers, workerLocalHandlers({ store, cache: ps.cache, sharedCache: ps.dataPath.sharedCache, audit: ps.audit, metrics: ps.metrics }));
   }
   // A rotation (docs/adr/0009-internal-routes.md) rewrites the mounted Secret: follow the file.
   const stopTokenFile =
@@ -390,6 +442,7 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string, a
     upstream: opts.upstreamUrl,
     source: opts.configDir ? 'file' : 'kubernetes',
     workers,
+    sharedStore: sharedStore ? 'redis' : 'none (rate limits per process)',
   });
   peer?.ready(port);
 
@@ -401,6 +454,7 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string, a
     void (async () => {
       stopTokenFile?.();
       await ps.close();
+      await sharedStore?.close();
       await store.stop();
       await auth.close();
       flushLogs();

@@ -33,6 +33,7 @@ import type { Gathered, LocalHandlers, WorkerAnswer, WorkerPeer } from './cluste
 import { findPollution, jsonDepth } from './datapath/body.js';
 import { canonicalJson } from '../lib/canonical-json.js';
 import type { CacheStats, ResponseCache } from './datapath/cache.js';
+import type { SharedCache } from './datapath/shared-cache.js';
 import { DecodeError, explainErrors, extractParams, mapAjvErrors } from './datapath/params.js';
 import { problem, type FieldError, type ProblemBody } from './datapath/problem.js';
 import { aggregateWorkerMetrics, type Metrics } from './metrics.js';
@@ -45,6 +46,8 @@ export interface ManagementDeps {
   store: SnapshotStore;
   auth: { authenticate(req: IncomingMessage): Promise<Identity | null>; loginUrl(returnTo: string): string };
   cache: ResponseCache;
+  /** The cache's second level in Redis (datapath/shared-cache.ts): purged with the first. */
+  sharedCache?: SharedCache;
   audit: AuditLog;
   metrics: Metrics;
   claimDefaults?: ClaimPaths;
@@ -275,13 +278,8 @@ export function managementRouter(deps: ManagementDeps): Router {
   r.get('/router/cache', guard('admin'), (_req, res) => {
     res.json(deps.cache.stats());
   });
-  r.delete('/router/cache', guard('admin'), (_req, res) => {
-    res.json({ purged: deps.cache.purgeAll() });
-  });
-  r.delete('/router/cache/:ns/:name', guard('admin'), (req, res) => {
-    const id = `${req.params.ns}/${req.params.name}`;
-    res.json({ service: id, purged: deps.cache.purgeService(id) });
-  });
+  r.delete('/router/cache', guard('admin'), (_req, res) => purgeCaches(deps, res));
+  r.delete('/router/cache/:ns/:name', guard('admin'), (req, res) => purgeCaches(deps, res, `${req.params.ns}/${req.params.name}`));
 
   r.get('/logs/:ns/:name', guard('admin'), (req, res) => {
     const id = `${req.params.ns}/${req.params.name}`;
@@ -291,6 +289,24 @@ export function managementRouter(deps: ManagementDeps): Router {
   });
 
   return r;
+}
+
+/**
+ * `DELETE /router/cache[/{ns}/{name}]` of one process: the first level is purged at once, the
+ * second (Redis), when there is one, by a new generation (datapath/shared-cache.ts). Answers
+ * `{service?, purged, shared?: 'purged'}`; when Redis does not acknowledge the purge, other
+ * replicas may still serve the entries: 503 `cluster-incomplete` with `shared: 'failed'` (retry).
+ */
+async function purgeCaches(deps: Pick<ManagementDeps, 'cache' | 'sharedCache'>, res: Response, service?: string): Promise<void> {
+  const purged = service ? deps.cache.purgeService(service) : deps.cache.purgeAll();
+  const body = { ...(service ? { service } : {}), purged, ...(deps.sharedCache ? { shared: 'purged' } : {}) };
+  try {
+    if (deps.sharedCache) await (service ? deps.sharedCache.purgeService(service) : deps.sharedCache.purgeAll());
+  } catch (err) {
+    const detail = `the shared cache (Redis) did not acknowledge the purge: other replicas may still serve its entries; retry (${(err as Error).message})`;
+    return send(res, problem('cluster-incomplete', detail, { ...body, shared: 'failed' }));
+  }
+  res.json(body);
 }
 
 /** Deps of {@link clusterManagementRouter}. */
@@ -344,7 +360,14 @@ export function mergeAuditRecords(perWorker: ReadonlyArray<WorkerAnswer<AuditRec
  * What a worker answers when the primary fans a cluster request out (see cluster.ts):
  * its own metrics JSON, audit ring, cache statistics, or a purge.
  */
-export function workerLocalHandlers(deps: { store: SnapshotStore; cache: ResponseCache; audit: AuditLog; metrics: Metrics }): LocalHandlers {
+export function workerLocalHandlers(deps: {
+  store: SnapshotStore;
+  cache: ResponseCache;
+  /** The cache's second level: each worker's purge also purges it (a new generation; several workers' purges are harmless). */
+  sharedCache?: SharedCache;
+  audit: AuditLog;
+  metrics: Metrics;
+}): LocalHandlers {
   return {
     metrics: async () => {
       const snap = deps.store.current;
@@ -358,9 +381,13 @@ export function workerLocalHandlers(deps: { store: SnapshotStore; cache: Respons
       return deps.audit.recent(a.service, a.limit);
     },
     cacheStats: () => deps.cache.stats(),
-    purge: (args) => {
+    // A second level that does not acknowledge the purge fails this worker's answer: the
+    // cluster purge then answers 503 `cluster-incomplete` (its first level is purged all the same).
+    purge: async (args) => {
       const service = (args as { service?: string } | undefined)?.service;
-      return service ? deps.cache.purgeService(service) : deps.cache.purgeAll();
+      const n = service ? deps.cache.purgeService(service) : deps.cache.purgeAll();
+      if (deps.sharedCache) await (service ? deps.sharedCache.purgeService(service) : deps.sharedCache.purgeAll());
+      return n;
     },
   };
 }

@@ -5,7 +5,15 @@
  * - `kea_policy_request_duration_seconds{operation,outcome}`: histogram, seconds.
  * - `kea_policy_cache_lookups_total{result}` (`hit` | `miss`) and the gauge
  *   `kea_policy_cache_hit_ratio` (0..1), `kea_policy_cache_bytes`, `kea_policy_cache_entries`.
+ * - `kea_cache_l2_total{result}` (`hit` | `miss` | `error` | `store`): the response cache's
+ *   second level in Redis (datapath/shared-cache.ts). Its hits are among the `hit` lookups
+ *   above (an answer from either level is a hit), so first-level hits = those − L2 hits.
  * - `kea_policy_validation_failures_total{operation,in}`: failing pointers by location.
+ * - `kea_rate_limited_total{service,operation,identity_class}`: requests refused 429 by a rate
+ *   limit (datapath/steps/rate-limit.ts); `identity_class` is `user`, `client` or `anonymous`.
+ * - with a shared store (`--redis-url`, policy-server/redis.ts): the gauge `kea_redis_available`
+ *   (1 while this process uses Redis; over workers the minimum) and
+ *   `kea_redis_errors_total{op}` (failed or slow Redis calls by operation).
  * - `kea_policy_config_generation`, `kea_policy_config_errors`, `kea_policy_config_services`,
  *   `kea_policy_config_source_up`, `kea_policy_config_last_sync_seconds`.
  * - default Node process metrics (`process_*`, `nodejs_*`).
@@ -26,6 +34,10 @@
  * `kea_policy_worker_restarts_total`.
  */
 import client from 'prom-client';
+import type { SharedStoreStats } from './redis.js';
+
+/** `identity_class` of `kea_rate_limited_total`: who was refused. */
+export type IdentityClass = 'user' | 'client' | 'anonymous';
 
 /** Metric handles used by the data path. */
 export class Metrics {
@@ -33,6 +45,8 @@ export class Metrics {
   readonly requests: client.Counter<'operation' | 'outcome' | 'code'>;
   readonly duration: client.Histogram<'operation' | 'outcome'>;
   readonly cacheLookups: client.Counter<'result'>;
+  /** `kea_cache_l2_total{result}`: lookups and stores of the cache's second level (Redis). */
+  readonly cacheL2: client.Counter<'result'>;
   readonly validationFailures: client.Counter<'operation' | 'in'>;
   readonly configGeneration: client.Gauge;
   readonly configErrors: client.Gauge;
@@ -41,6 +55,9 @@ export class Metrics {
   readonly lastSync: client.Gauge;
   private readonly children = new Map<string, { count: client.Counter.Internal; hist: client.Histogram.Internal<'operation' | 'outcome'> }>();
   private readonly cacheHit: client.Counter.Internal;
+  /** `kea_rate_limited_total{service,operation,identity_class}`. */
+  readonly rateLimitedTotal: client.Counter<'service' | 'operation' | 'identity_class'>;
+  private readonly rateLimitedChildren = new Map<string, client.Counter.Internal>();
   private readonly cacheMiss: client.Counter.Internal;
 
   /**
@@ -71,6 +88,18 @@ export class Metrics {
     });
     this.cacheHit = this.cacheLookups.labels('hit');
     this.cacheMiss = this.cacheLookups.labels('miss');
+    this.cacheL2 = new client.Counter({
+      name: 'kea_cache_l2_total',
+      help: 'Response cache second level (Redis): hit, miss, error (Redis failed or slow, or an unreadable entry), store',
+      labelNames: ['result'],
+      registers: [r],
+    });
+    this.rateLimitedTotal = new client.Counter({
+      name: 'kea_rate_limited_total',
+      help: 'Requests refused (429) by a rate limit, by service, operation and identity class (user, client, anonymous)',
+      labelNames: ['service', 'operation', 'identity_class'],
+      registers: [r],
+    });
     this.validationFailures = new client.Counter({
       name: 'kea_policy_validation_failures_total',
       help: 'Failing JSON pointers in rejected requests and responses, by location',
@@ -153,6 +182,46 @@ export class Metrics {
   /** Counts a cache lookup. */
   cache(hit: boolean): void {
     (hit ? this.cacheHit : this.cacheMiss).inc();
+  }
+
+  /** Counts a request refused by a rate limit (`kea_rate_limited_total`). */
+  rateLimited(service: string, operation: string, identityClass: IdentityClass): void {
+    const k = `${service}\n${operation}\n${identityClass}`;
+    let c = this.rateLimitedChildren.get(k);
+    if (!c) {
+      c = this.rateLimitedTotal.labels(service, operation, identityClass);
+      this.rateLimitedChildren.set(k, c);
+    }
+    c.inc();
+  }
+
+  /**
+   * Exposes the shared store's state (policy-server/redis.ts), read at scrape time:
+   * `kea_redis_available` (gauge, 1/0; aggregated over workers as the minimum) and
+   * `kea_redis_errors_total{op}` (counter). Called once, when the server has a store.
+   */
+  watchSharedStore(stats: () => SharedStoreStats): void {
+    const r = this.registry;
+    new client.Gauge({
+      name: 'kea_redis_available',
+      help: '1 while the shared store (Redis) is connected and answering in time, else 0 (rate limits per process, cache first level only)',
+      registers: [r],
+      aggregator: 'min',
+      collect() {
+        this.set(stats().available ? 1 : 0);
+      },
+    });
+    new client.Counter({
+      name: 'kea_redis_errors_total',
+      help: 'Shared store (Redis) calls that failed or exceeded --redis-timeout-ms, by operation (connection: connection errors)',
+      labelNames: ['op'],
+      registers: [r],
+      collect() {
+        // The store counts; the exposition copies its totals (monotonic, as a counter's must be).
+        this.reset();
+        for (const [op, n] of stats().errors) this.labels(op).inc(n);
+      },
+    });
   }
 
   /** Counts validation failures by location. */

@@ -36,6 +36,7 @@ import { createLogger, type Logger } from '../lib/log.js';
 import { AuditLog } from './audit.js';
 import type { ClaimPaths } from './auth/index.js';
 import { ResponseCache } from './datapath/cache.js';
+import type { SharedStore } from './redis.js';
 import { DataPath, type RequestAuthenticator, type Upstream } from './datapath/handler.js';
 import { UpstreamLanes } from './datapath/upstream.js';
 import { problem, sendProblem } from './datapath/problem.js';
@@ -64,6 +65,11 @@ export interface PolicyServerOptions {
   claimDefaults?: ClaimPaths;
   adminRole?: string;
   cache?: { maxBytes?: number; maxEntryBytes?: number };
+  /**
+   * The shared store (policy-server/redis.ts, `--redis-url`): the response cache's second
+   * level (datapath/shared-cache.ts) lives there. The caller opens and closes it.
+   */
+  sharedStore?: SharedStore;
   maxJsonDepth?: number;
   /** Request bodies buffered at once, bytes (default 128 MiB; datapath/handler.ts `maxBufferedRequestBytes`). */
   maxBufferedRequestBytes?: number;
@@ -173,6 +179,31 @@ export function matchOperationPath(op: CompiledOperation, path: string): string[
   return params;
 }
 
+/**
+ * On every snapshot swap: drops the cache entries of each service whose configuration (or
+ * traffic split) changed, updates the configuration gauges, and closes the upstream lanes of
+ * services that left the configuration.
+ */
+function followSwaps(store: PolicyServerOptions['store'], cache: ResponseCache, metrics: Metrics, pool: Upstream | UpstreamLanes, logger: Logger): void {
+  store.onSwap((next: Snapshot, prev: Snapshot) => {
+    for (const [id, svc] of prev.services) {
+      const now = next.services.get(id);
+      if (!now || now.def.configVersion !== svc.def.configVersion) {
+        const n = cache.purgeService(id);
+        if (n) logger.info('cache entries dropped after config change', { service: id, entries: n });
+      }
+    }
+    metrics.configGeneration.set(next.generation);
+    metrics.configErrors.set(next.errors.length);
+    metrics.configServices.set(next.services.size);
+    if ('retain' in pool) {
+      const hosts = new Set<string>();
+      for (const svc of next.services.values()) hosts.add(svc.def.upstream.host);
+      pool.retain(hosts);
+    }
+  });
+}
+
 /** Creates the server (not yet listening). */
 export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
   const logger = opts.logger ?? createLogger('policy-server');
@@ -197,6 +228,7 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
     auth: opts.auth,
     upstream: pool,
     cache,
+    sharedStore: opts.sharedStore,
     audit,
     metrics,
     internalToken: opts.internalToken,
@@ -205,25 +237,7 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
     maxBufferedRequestBytes: opts.maxBufferedRequestBytes,
   });
 
-  // Drop a service's cache entries when its configuration (or traffic split) changes.
-  store.onSwap((next: Snapshot, prev: Snapshot) => {
-    for (const [id, svc] of prev.services) {
-      const now = next.services.get(id);
-      if (!now || now.def.configVersion !== svc.def.configVersion) {
-        const n = cache.purgeService(id);
-        if (n) logger.info('cache entries dropped after config change', { service: id, entries: n });
-      }
-    }
-    metrics.configGeneration.set(next.generation);
-    metrics.configErrors.set(next.errors.length);
-    metrics.configServices.set(next.services.size);
-    // Close the upstream lanes of services that left the configuration.
-    if (pool.retain) {
-      const hosts = new Set<string>();
-      for (const svc of next.services.values()) hosts.add(svc.def.upstream.host);
-      pool.retain(hosts);
-    }
-  });
+  followSwaps(store, cache, metrics, pool, logger);
 
   let shuttingDown = false;
   const app = express();
@@ -236,6 +250,7 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
       store,
       auth: opts.auth,
       cache,
+      sharedCache: dataPath.sharedCache,
       audit,
       metrics,
       claimDefaults: opts.claimDefaults,

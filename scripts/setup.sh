@@ -10,7 +10,7 @@ mkdir -p "$KEA_CACHE"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # 1. Debian packages (only the missing ones; apt-get update once per machine).
-APT_PKGS=(nginx libnginx-mod-http-js libnginx-mod-stream iproute2 openssl curl wrk chromium psmisc util-linux)
+APT_PKGS=(nginx libnginx-mod-http-js libnginx-mod-stream iproute2 openssl curl wrk chromium psmisc util-linux redis-server)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -24,6 +24,9 @@ if ((${#missing[@]})); then
   # A package installed just now is still enabled at boot: keep a fresh nginx from serving :80
   # after a reboot (an nginx the user had before is not touched: it was not in `missing`).
   if [[ " ${missing[*]} " == *" nginx "* ]]; then systemctl disable nginx >/dev/null 2>&1 || true; fi
+  # The same for redis-server: KEA's tests and `kea up` start their own redis-server
+  # (dev/testing/redis.ts) on a free port; the Debian service stays off.
+  if [[ " ${missing[*]} " == *" redis-server "* ]]; then systemctl disable redis-server >/dev/null 2>&1 || true; fi
 fi
 
 # 2. npm packages, exactly as package-lock.json pins them: `npm ci`, which never writes the lock

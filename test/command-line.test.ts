@@ -89,6 +89,9 @@ const POLICY_FLAGS: Record<string, string | undefined> = {
   '--drain-timeout-ms': 'KEA_DRAIN_TIMEOUT_MS',
   '--workers': 'KEA_POLICY_WORKERS',
   '--ipc-timeout-ms': 'KEA_POLICY_IPC_TIMEOUT_MS',
+  '--redis-url': 'KEA_REDIS_URL',
+  '--redis-password': 'KEA_REDIS_PASSWORD',
+  '--redis-timeout-ms': 'KEA_REDIS_TIMEOUT_MS',
 };
 
 const PROGRAMS = [
@@ -191,6 +194,12 @@ describe('policy server options (in process)', () => {
       const o = parseArgs(argv('--cache-max-bytes', '1024', '--gateway-url', 'http://flag.example'));
       expect(o).toMatchObject({ port: 9100, workers: 2, cacheMaxBytes: 1024, adminPort: 8001, gatewayUrl: 'http://flag.example' });
       expect(() => parseArgs(argv('--workers', 'many'))).toThrow(/--workers must be "auto" or an integer/);
+      // The shared store: none by default, 50 ms per call; env and flags as for the others.
+      expect(o).toMatchObject({ redisUrl: undefined, redisPassword: undefined, redisTimeoutMs: 50 });
+      process.env.KEA_REDIS_URL = 'rediss://redis.example:6380/0';
+      process.env.KEA_REDIS_PASSWORD = 'pw';
+      expect(parseArgs(argv('--redis-timeout-ms', '20'))).toMatchObject({ redisUrl: 'rediss://redis.example:6380/0', redisPassword: 'pw', redisTimeoutMs: 20 });
+      expect(() => parseArgs(argv('--redis-timeout-ms', '0'))).toThrow(/--redis-timeout-ms must be an integer 1\.\.60000, got "0"/);
     } finally {
       process.env = saved;
     }

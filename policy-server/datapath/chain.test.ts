@@ -35,12 +35,17 @@ function cachingAuthenticator(): RequestAuthenticator {
   };
 }
 
-/** School with `set_grades` also cached per identity: an operation with every policy. */
+/** A limit no test reaches (the chain, not the counting, is under test here; see policy-server/rate-limit.test.ts). */
+const roomyLimit = (scope: string) => [{ name: 'per-minute', requests: 100_000, periodMs: 60_000, burst: 0, key: 'identity' as const, scope }];
+
+/** School with `set_grades` also rate-limited and cached per identity: an operation with every policy. */
 function school() {
   const sch = schoolService();
   return {
     ...sch,
-    operations: sch.operations.map((o) => (o.operationId === 'set_grades' ? { ...o, cache: { ttlSeconds: 60, scope: 'identity' as const } } : o)),
+    operations: sch.operations.map((o) =>
+      o.operationId === 'set_grades' ? { ...o, cache: { ttlSeconds: 60, scope: 'identity' as const }, rateLimits: roomyLimit('school/grades/set_grades') } : o,
+    ),
   };
 }
 
@@ -53,6 +58,7 @@ function iris(configVersion = 'iv1') {
     operations: [
       ...ir.operations,
       { ...health, operationId: 'health_cached', path: '/iris/health-cached', cache: { ttlSeconds: 60, scope: 'shared' as const } },
+      { ...health, operationId: 'health_limited', path: '/iris/health-limited', rateLimits: roomyLimit('ml/iris') },
     ],
   };
 }
@@ -78,10 +84,12 @@ describe('which steps an operation gets, in order', () => {
     ['public, no parameters, no requestBody', 'ml/iris/health', ['authenticate', 'read-body', 'forward', 'audit']],
     ['public, with parameters', 'ml/iris/items', ['authenticate', 'parameters', 'read-body', 'forward', 'audit']],
     ['public, cacheable', 'ml/iris/health_cached', ['authenticate', 'read-body', 'cache', 'forward', 'audit']],
+    // a public operation's limit counts anonymous callers by address, so it needs no authorize
+    ['public, rate-limited', 'ml/iris/health_limited', ['authenticate', 'rate-limit', 'read-body', 'forward', 'audit']],
     ['authenticated, body validation', 'ml/iris/predict_nocache', ['authenticate', 'authorize', 'body', 'forward', 'audit']],
     ['authenticated, body validation, cacheable', 'ml/iris/predict', ['authenticate', 'authorize', 'body', 'cache', 'forward', 'audit']],
     ['restricted, with parameters', 'school/grades/get_grades', ['authenticate', 'authorize', 'parameters', 'read-body', 'forward', 'audit']],
-    ['restricted, every policy', 'school/grades/set_grades', ['authenticate', 'authorize', 'parameters', 'body', 'cache', 'forward', 'audit']],
+    ['restricted, every policy', 'school/grades/set_grades', ['authenticate', 'authorize', 'rate-limit', 'parameters', 'body', 'cache', 'forward', 'audit']],
   ])('%s (%s)', (_what, key, expected) => {
     expect(names(key)).toEqual(expected);
   });
@@ -94,12 +102,12 @@ describe('which steps an operation gets, in order', () => {
 
   test('request phase: every step but audit, forward last; audit acts when the exchange ends', () => {
     const chain = s.ps.dataPath.chainOf(opOf('school/grades/set_grades'));
-    expect(chain.request.map((st) => st.name)).toEqual(['authenticate', 'authorize', 'parameters', 'body', 'cache', 'forward']);
+    expect(chain.request.map((st) => st.name)).toEqual(['authenticate', 'authorize', 'rate-limit', 'parameters', 'body', 'cache', 'forward']);
     expect(chain.ends.map((st) => (st as { name?: string }).name)).toEqual(['audit']);
   });
 
   test('the registry lists every policy once, in chain order', () => {
-    expect(STEPS.map((f) => f.name)).toEqual(['authenticate', 'authorize', 'parameters', 'read-body', 'body', 'cache', 'forward', 'audit']);
+    expect(STEPS.map((f) => f.name)).toEqual(['authenticate', 'authorize', 'rate-limit', 'parameters', 'read-body', 'body', 'cache', 'forward', 'audit']);
   });
 
   test('a registry with a request step after forward is refused', () => {
@@ -183,6 +191,13 @@ describe('steps finish synchronously on their fast path', () => {
       { dispatched: true, answered: false },
       { dispatched: false, answered: true },
     ]);
+  });
+
+  test('a rate-limited operation waits for its counter (a promise), then is dispatched', async () => {
+    const r = await send('GET', `${s.url}/iris/health-limited`);
+    expect(r.status).toBe(200);
+    expect(r.headers['ratelimit-policy']).toBe('"per-minute";q=100000;w=60');
+    expect(seen).toEqual([{ dispatched: false, answered: false }]);
   });
 
   test('a request body is read asynchronously (the one wait of an uncached request with a body)', async () => {

@@ -25,13 +25,25 @@ import { bodyStep, readBodyStep } from './steps/body.js';
 import { cacheStep } from './steps/cache.js';
 import { forwardStep } from './steps/forward.js';
 import { parametersStep } from './steps/parameters.js';
+import { rateLimitStep } from './steps/rate-limit.js';
 
 /**
  * The policies of the data path, in the order their steps run: who is calling, may they,
- * are the parameters and the body acceptable, is the answer cached, forward, and the audit
- * record when the exchange ends.
+ * are they within their rate limits (counted for known callers, before any work is spent on
+ * the request), are the parameters and the body acceptable, is the answer cached, forward,
+ * and the audit record when the exchange ends.
  */
-export const STEPS: readonly StepFactory[] = [authenticateStep, authorizeStep, parametersStep, readBodyStep, bodyStep, cacheStep, forwardStep, auditStep];
+export const STEPS: readonly StepFactory[] = [
+  authenticateStep,
+  authorizeStep,
+  rateLimitStep,
+  parametersStep,
+  readBodyStep,
+  bodyStep,
+  cacheStep,
+  forwardStep,
+  auditStep,
+];
 
 /** An operation's compiled chain (also the {@link OperationPlan} of its exchanges). */
 export interface Chain extends OperationPlan {

@@ -25,6 +25,8 @@ import { clientHeaders } from './headers.js';
 import { explainErrors } from './params.js';
 import { problem, sendProblem, type FieldError, type ProblemBody } from './problem.js';
 import type { Forwarding } from './service-settings.js';
+import type { SharedCache } from './shared-cache.js';
+import type { SharedStore } from '../redis.js';
 import type { Upstream, UpstreamLane } from './upstream.js';
 
 /** The part of the auth module the data path needs (see `policy-server/auth/index.ts`). */
@@ -42,6 +44,13 @@ export interface DataPathContext {
   readonly auth: RequestAuthenticator;
   readonly upstream: Upstream;
   readonly cache: ResponseCache;
+  /** The cache's second level in Redis (datapath/shared-cache.ts); undefined without `--redis-url`. */
+  readonly sharedCache?: SharedCache;
+  /**
+   * The shared store (policy-server/redis.ts, `--redis-url`) the rate limits count in
+   * (datapath/steps/rate-limit.ts); undefined: every limit is counted by this process alone.
+   */
+  readonly sharedStore?: SharedStore;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
   /** Value of `x-kea-internal-token` on forwarded requests; replaced on a token rotation, so read per request. */
@@ -150,6 +159,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly rawQuery: string;
   /** The caller (authenticate step); null = anonymous. */
   identity: Identity | null = null;
+  /**
+   * Response headers a step adds to every answer of this exchange, however it ends (a problem,
+   * a cache hit, the upstream's answer): a flat `[name, value, ...]` list, e.g. the rate-limit
+   * step's `RateLimit-Policy` and `RateLimit`. Written through {@link Exchange.extraHeaders}.
+   */
+  addedHeaders?: string[];
   /** The request body as read (body steps); empty when there was none. */
   body: Buffer = EMPTY_BUF;
   /**
@@ -161,6 +176,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private target?: string;
   /** The request's first cache key ({@link ResponseCache.key}); undefined = the response is not stored. */
   cacheKey?: string;
+  /**
+   * The generation the cache's second level was read under (shared-cache.ts
+   * `SharedLookup.generation`): the response is stored there only if no purge happened since.
+   */
+  cacheGeneration?: string;
   /** The response's `Vary` names ({@link varyNames}) when it has any: it is stored under {@link Exchange.variantKey}. */
   varyNames?: readonly string[];
   variantKey?: string;
@@ -281,11 +301,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return xff ? `${String(xff)}, ${remote}` : remote;
   }
 
-  /** Response headers KEA adds for the client (flat list). */
+  /** Response headers KEA adds for the client (flat list): the request id, `x-cache`, a refreshed session cookie, {@link Exchange.addedHeaders}. */
   extraHeaders(cache: CacheStatus | undefined): string[] {
     const h = ['x-request-id', this.requestId];
     if (cache) h.push('x-cache', cache);
     if (this.identity?.setCookie) h.push('set-cookie', this.identity.setCookie);
+    const added = this.addedHeaders;
+    if (added !== undefined) for (let i = 0; i < added.length; i++) h.push(added[i]);
     return h;
   }
 
@@ -504,7 +526,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return validation;
   }
 
-  /** Stores a buffered response under its cache key (the variant key when it has `Vary`), for the operation's TTL. */
+  /**
+   * Stores a buffered response under its cache key (the variant key when it has `Vary`), for
+   * the operation's TTL: in the first level, and in the second (Redis) when there is one,
+   * without waiting for it.
+   */
   private store(body: Buffer): void {
     const entry: CachedResponse = {
       status: this.status,
@@ -514,8 +540,18 @@ export class Exchange implements Dispatcher.DispatchHandler {
       storedAt: Date.now(),
       serviceId: this.op.service.id,
     };
-    if (this.varyNames === undefined) this.dp.cache.set(this.cacheKey!, entry, this.op.cache!.ttlSeconds);
-    else this.dp.cache.set(this.variantKey!, entry, this.op.cache!.ttlSeconds, { base: this.cacheKey!, names: this.varyNames });
+    const ttlSeconds = this.op.cache!.ttlSeconds;
+    const first = this.varyNames === undefined ? undefined : { base: this.cacheKey!, names: this.varyNames };
+    this.dp.cache.set(first ? this.variantKey! : this.cacheKey!, entry, ttlSeconds, first);
+    const shared = this.dp.sharedCache;
+    if (shared === undefined) return;
+    // Redis gets the backend's headers as kept, without the operation's own (nosniff, CSP: the
+    // last ones of `headersOut`, clientHeaders' `add`), which a hit there appends again
+    // (shared-cache.ts `servedFromShared`).
+    const own = this.plan.forwarding.responseHeaders.length;
+    const kept: CachedResponse = own === 0 ? entry : { ...entry, headers: entry.headers.slice(0, entry.headers.length - own) };
+    if (first) shared.set(first.base, { vary: first.names, serviceId: entry.serviceId }, ttlSeconds * 1000, this.cacheGeneration);
+    shared.set(first ? this.variantKey! : this.cacheKey!, kept, ttlSeconds * 1000, this.cacheGeneration);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {

@@ -27,6 +27,8 @@ import type { AuditLog } from '../audit.js';
 import type { Metrics } from '../metrics.js';
 import type { CompiledOperation } from '../snapshot/build.js';
 import type { ResponseCache } from './cache.js';
+import { SharedCache } from './shared-cache.js';
+import type { SharedStore } from '../redis.js';
 import { compileChain, runChain, type Chain } from './chain.js';
 import { Exchange, timeoutError, watchClient, type DataPathContext, type RequestAuthenticator } from './exchange.js';
 import { acceptRequestId } from './headers.js';
@@ -41,6 +43,11 @@ export interface DataPathOptions {
   auth: RequestAuthenticator;
   upstream: Upstream;
   cache: ResponseCache;
+  /**
+   * The shared store (policy-server/redis.ts), when the server has one: the rate limits'
+   * counters and the response cache's second level ({@link DataPath.sharedCache}) live there.
+   */
+  sharedStore?: SharedStore;
   audit: AuditLog;
   metrics: Metrics;
   /** Shared secret the internal HTTPRoutes require (`x-kea-internal-token`). */
@@ -68,6 +75,9 @@ export class DataPath implements DataPathContext {
   readonly auth: RequestAuthenticator;
   readonly upstream: Upstream;
   readonly cache: ResponseCache;
+  /** The cache's second level, in {@link DataPathOptions.sharedStore} when there is one (datapath/shared-cache.ts). */
+  readonly sharedCache?: SharedCache;
+  readonly sharedStore?: SharedStore;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
   /**
@@ -102,6 +112,12 @@ export class DataPath implements DataPathContext {
     this.auth = opts.auth;
     this.upstream = opts.upstream;
     this.cache = opts.cache;
+    this.sharedCache = opts.sharedStore
+      ? new SharedCache(opts.sharedStore, { maxEntryBytes: opts.cache.maxEntryBytes, count: (result) => opts.metrics.cacheL2.labels(result).inc() })
+      : undefined;
+    this.sharedStore = opts.sharedStore;
+    // kea_redis_available, kea_redis_errors_total (read at scrape time).
+    if (opts.sharedStore) opts.metrics.watchSharedStore(opts.sharedStore.stats.bind(opts.sharedStore));
     this.audit = opts.audit;
     this.metrics = opts.metrics;
     this.internalToken = opts.internalToken;

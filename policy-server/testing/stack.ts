@@ -9,6 +9,7 @@ import { SnapshotStore } from '../snapshot/store.js';
 import { configMapsFor, INTERNAL_TOKEN, startBackend, testAuthenticator, type Backend } from './fixtures.js';
 import { Writable } from 'node:stream';
 import type { Router } from 'express';
+import type { SharedStore } from '../redis.js';
 
 /** A running test stack. */
 export interface Stack {
@@ -38,6 +39,8 @@ export interface StackOptions {
   drainTimeoutMs?: number;
   /** Extra express routers (e.g. the portal), built from the store. */
   routers?: (store: SnapshotStore) => Router[];
+  /** The shared store (policy-server/redis.ts) to give the server; the caller closes it. */
+  sharedStore?: SharedStore;
 }
 
 /** Starts backend + policy server. */
@@ -62,6 +65,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     logger,
     drainTimeoutMs: opts.drainTimeoutMs,
     routers: opts.routers?.(store),
+    sharedStore: opts.sharedStore,
   });
   const port = await ps.listen(0, '127.0.0.1');
   const adminPort = await ps.listenAdmin(0, '127.0.0.1');
