@@ -9,9 +9,12 @@
  *      that file explains);
  *   4. the dev OpenID provider (dev/idp-main.ts) as a daemon on the node's address
  *      ({@link IDP_ISSUER}), recorded in cluster.json so that `down` stops it;
- *   5. `kubectl apply --server-side -k dev/cluster/kea-dev-ngf1`: kustomize/overlays/dev plus
- *      kustomize/components/ngf-1.x plus the OIDC settings; the controller and the policy server
- *      as Deployments; then the Gateway kea-system/kea Programmed;
+ *   5. `kubectl apply --server-side -k dev/cluster/kea-dev-ngf1` (kustomize/overlays/dev plus
+ *      kustomize/components/ngf-1.x plus the OIDC settings) or `-k dev/cluster/kea-prod-ngf1`
+ *      (overlays/prod-ngf1 plus the Secrets it expects, sized for a 2-CPU node); objects of
+ *      the other overlay that this one does not render (PodDisruptionBudgets, NetworkPolicies,
+ *      HorizontalPodAutoscalers) are deleted; the controller and the policy server as
+ *      Deployments; then the Gateway kea-system/kea Programmed;
  *   6. optionally examples' kea.yaml (MLService + ApiSchema) in namespace default.
  * The public listener is NGF's Service (ClusterIP, port 80), reached from the host through
  * kube-proxy: {@link KeaInstall.gatewayUrl}.
@@ -20,6 +23,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { installCrds, REPO_ROOT } from './controlplane.js';
 import { installNgfCrds, waitGatewayProgrammed, NGF_VERSION } from './ngf.js';
 import { importImages, kubectl, readClusterInfo, startDaemon, daemonAlive, NODE_IP, DEFAULT_CLUSTER_DIR, type Daemon } from './cluster.js';
@@ -35,7 +39,10 @@ export const IDP_ISSUER = `http://${NODE_IP}:${IDP_PORT}`;
 /** Secret of the client-credentials clients `kea-script-<role>` (dev/idp-main.ts default). */
 export const SCRIPT_SECRET = 'kea-dev-script-secret';
 const NGF_MANIFEST = join(REPO_ROOT, 'dev', 'cluster', `ngf-${NGF_VERSION}.yaml`);
-const KEA_OVERLAY = join(REPO_ROOT, 'dev', 'cluster', 'kea-dev-ngf1');
+/** KEA's overlays as this cluster applies them (NGF 1.x component, OIDC settings, images tagged dev). */
+export const KEA_OVERLAYS = { dev: join(REPO_ROOT, 'dev', 'cluster', 'kea-dev-ngf1'), prod: join(REPO_ROOT, 'dev', 'cluster', 'kea-prod-ngf1') } as const;
+/** Kinds only one overlay has: deleted when the other overlay is installed (`kubectl apply` never prunes). */
+const OVERLAY_ONLY_KINDS = ['PodDisruptionBudget', 'NetworkPolicy', 'HorizontalPodAutoscaler'];
 
 /** The image an example's Dockerfile is built as (its `docker build ... -t <image>` comment line). @throws Error when the line is missing. */
 export async function exampleImage(example: string): Promise<string> {
@@ -102,20 +109,25 @@ async function ensureIdp(stateDir: string): Promise<void> {
   }
 }
 
+/** Options of {@link installKea}. */
+export interface InstallOptions {
+  /** Which of {@link KEA_OVERLAYS} (default `dev`). */
+  overlay?: keyof typeof KEA_OVERLAYS;
+  /** examples/ folders whose images are imported too (default iris-v1, iris-v2, wine: the quick start and the canary). */
+  examples?: string[];
+}
+
 /**
- * Installs NGF 1.6.2 and KEA (dev overlay + NGF 1.x component) on the running cluster of
- * `stateDir` and waits until the controller and the policy server are available and the Gateway
- * is Programmed. Idempotent (server-side apply); a Deployment whose image was re-imported is
- * restarted. The images must be built (see buildImages); `examples` names the examples/ folders
- * whose images are imported too (default iris-v1, iris-v2, wine: the quick start and the canary).
+ * Installs NGF 1.6.2 and KEA (the dev or prod overlay + NGF 1.x component) on the running
+ * cluster of `stateDir` and waits until the controller and the policy server are available and
+ * the Gateway is Programmed. Idempotent (server-side apply); a Deployment whose image was
+ * re-imported is restarted. The images must be built (see buildImages).
  * @throws Error when an image archive is missing, an apply fails (kubectl's stderr), or a
  *   rollout or the Gateway does not become ready in time.
  */
-export async function installKea(
-  stateDir = DEFAULT_CLUSTER_DIR,
-  log: (l: string) => void = () => undefined,
-  examples: string[] = ['iris-v1', 'iris-v2', 'wine'],
-): Promise<KeaInstall> {
+export async function installKea(stateDir = DEFAULT_CLUSTER_DIR, log: (l: string) => void = () => undefined, opts: InstallOptions = {}): Promise<KeaInstall> {
+  const overlay = KEA_OVERLAYS[opts.overlay ?? 'dev'];
+  const examples = opts.examples ?? ['iris-v1', 'iris-v2', 'wine'];
   const steps: Array<{ step: string; ms: number }> = [];
   let last = Date.now();
   const step = (name: string) => {
@@ -151,11 +163,12 @@ export async function installKea(
   // itself, so the two Deployments are restarted when the apply changed it.
   const configVersion = () => k(['-n', 'kea-system', 'get', 'configmap', 'kea-config', '-o', 'jsonpath={.metadata.resourceVersion}']).catch(() => '');
   const before = await configVersion();
-  await k(['apply', '--server-side', '--force-conflicts', '--field-manager=kea-cluster', '-k', KEA_OVERLAY]);
+  await k(['apply', '--server-side', '--force-conflicts', '--field-manager=kea-cluster', '-k', overlay]);
+  await pruneOverlayOnly(k, overlay, log);
   const configChanged = before !== '' && before !== (await configVersion());
   await restart('kea-system', 'kea-controller', [KEA_IMAGES[0]], configChanged);
   await restart('kea-system', 'kea-policy', [KEA_IMAGES[1]], configChanged);
-  await k(['-n', 'kea-system', 'rollout', 'status', 'deployment/kea-controller', 'deployment/kea-policy', '--timeout=180s']);
+  await k(['-n', 'kea-system', 'rollout', 'status', 'deployment/kea-controller', 'deployment/kea-policy', '--timeout=240s']);
   step('kea');
   const kc = new KubeConfig();
   kc.loadFromFile(info.kubeconfig);
@@ -163,6 +176,29 @@ export async function installKea(
   step('gateway-programmed');
   const ip = (await k(['-n', 'nginx-gateway', 'get', 'service', 'ngf-nginx-gateway-fabric', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
   return { gatewayUrl: `http://${ip}`, idpIssuer: IDP_ISSUER, steps };
+}
+
+/**
+ * Deletes the KEA objects (label `app.kubernetes.io/part-of=kea`) of {@link OVERLAY_ONLY_KINDS}
+ * that `overlay` does not render: what another overlay left (e.g. prod's PodDisruptionBudgets
+ * when dev is installed after it).
+ */
+async function pruneOverlayOnly(k: (args: string[]) => Promise<string>, overlay: string, log: (l: string) => void): Promise<void> {
+  const rendered = new Set(
+    parseAllDocuments(await k(['kustomize', overlay])).map((d) => {
+      const o = d.toJS() as { kind?: string; metadata?: { name?: string; namespace?: string } } | null;
+      return `${o?.kind}/${o?.metadata?.namespace}/${o?.metadata?.name}`;
+    }),
+  );
+  const types = 'poddisruptionbudgets.policy,networkpolicies.networking.k8s.io,horizontalpodautoscalers.autoscaling';
+  const live = JSON.parse(await k(['get', types, '-A', '-l', 'app.kubernetes.io/part-of=kea', '-o', 'json'])) as {
+    items: Array<{ kind: string; metadata: { name: string; namespace: string } }>;
+  };
+  for (const o of live.items) {
+    if (!OVERLAY_ONLY_KINDS.includes(o.kind) || rendered.has(`${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)) continue;
+    log(`delete ${o.kind} ${o.metadata.namespace}/${o.metadata.name} (not in ${overlay})`);
+    await k(['-n', o.metadata.namespace, 'delete', o.kind.toLowerCase(), o.metadata.name, '--ignore-not-found']);
+  }
 }
 
 /** Applies examples/<name>/kea.yaml (MLService + ApiSchema) in `namespace` (server-side). */

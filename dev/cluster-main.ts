@@ -1,18 +1,19 @@
 #!/usr/bin/env node
 /**
  * `npm run cluster` (scripts/cluster.sh → this file): the one-node cluster of dev/cluster.ts.
- *   cluster-main up [--fresh] [--kea] [--state-dir DIR]   start it (with --kea: build the images, install NGF
- *                                                  1.6.2, KEA's dev overlay and two examples), print the timings, return
+ *   cluster-main up [--fresh] [--kea [--overlay dev|prod]] [--state-dir DIR]   start it (with --kea: build the
+ *                                                  images, install NGF 1.6.2, KEA's dev (or prod) overlay and two
+ *                                                  examples), print the timings, return
  *   cluster-main down [--state-dir DIR]           stop it and restore the host
  *   cluster-main status [--state-dir DIR]         the recorded components, alive or not, and the node
  * Exit status: 0 done, 1 failed.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { startCluster, stopCluster, readClusterInfo, daemonAlive, clusterHealthy, COMPONENTS, DEFAULT_CLUSTER_DIR, type ClusterInfo } from './cluster.js';
 import { buildImages, installKea, applyExample, type KeaInstall } from './cluster-kea.js';
 
 /** What `up` prints once the node is Ready (and KEA installed, with `--kea`). */
-export function summary(info: ClusterInfo, kea?: KeaInstall): string[] {
+export function summary(info: ClusterInfo, kea?: KeaInstall, overlay = 'dev'): string[] {
   return [
     '',
     `one-node cluster ready (${info.warm ? 'warm' : 'cold'} start in ${(info.totalMs / 1000).toFixed(1)} s)`,
@@ -23,7 +24,7 @@ export function summary(info: ClusterInfo, kea?: KeaInstall): string[] {
     ...info.steps.map((s) => `    ${s.step.padEnd(18)} ${String(s.ms).padStart(6)} ms`),
     ...(kea
       ? [
-          `  KEA (dev overlay, NGF 1.6.2): gateway ${kea.gatewayUrl}   docs ${kea.gatewayUrl}/docs   OIDC issuer ${kea.idpIssuer}`,
+          `  KEA (${overlay} overlay, NGF 1.6.2): gateway ${kea.gatewayUrl}   docs ${kea.gatewayUrl}/docs   OIDC issuer ${kea.idpIssuer}`,
           ...kea.steps.map((s) => `    ${s.step.padEnd(18)} ${String(s.ms).padStart(6)} ms`),
         ]
       : []),
@@ -38,7 +39,8 @@ program
   .option('--state-dir <dir>', 'state, certificates, etcd data, image store, logs', DEFAULT_CLUSTER_DIR)
   .option('--fresh', 'wipe etcd, kubelet and containerd state first (cold start)')
   .option('--kea', 'also build the images and install NGF 1.6.2 and KEA (dev overlay) with the iris and wine examples')
-  .action(async (o: { stateDir: string; fresh?: boolean; kea?: boolean }) => {
+  .addOption(new Option('--overlay <name>', "KEA's overlay with --kea (dev/cluster/kea-<name>-ngf1)").choices(['dev', 'prod']).default('dev'))
+  .action(async (o: { stateDir: string; fresh?: boolean; kea?: boolean; overlay: 'dev' | 'prod' }) => {
     try {
       const log = (l: string) => process.stderr.write(`${l}\n`);
       // Built before the start: a cold build takes minutes, the node should not wait idle meanwhile.
@@ -49,10 +51,10 @@ program
         o.kea && !o.fresh && (await clusterHealthy(running)) ? running! : await startCluster({ stateDir: o.stateDir, fresh: o.fresh, importAll: !o.kea });
       let kea: KeaInstall | undefined;
       if (o.kea) {
-        kea = await installKea(o.stateDir, (l) => log(`[kea] ${l}`));
+        kea = await installKea(o.stateDir, (l) => log(`[kea] ${l}`), { overlay: o.overlay });
         for (const e of ['iris-v1', 'wine']) await applyExample(o.stateDir, e);
       }
-      process.stdout.write(`${summary(info, kea).join('\n')}\n`);
+      process.stdout.write(`${summary(info, kea, o.overlay).join('\n')}\n`);
     } catch (e) {
       process.stderr.write(`cluster up: ${e instanceof Error ? e.message : String(e)}\n`);
       process.exit(1);

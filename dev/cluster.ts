@@ -605,6 +605,15 @@ export async function importImages(stateDir: string, only?: string[]): Promise<s
   return todo.map(([ref]) => ref);
 }
 
+/**
+ * Tags an image of the node's containerd under a second reference (`ctr images tag --force`), so a
+ * Deployment can roll to a new image reference without a rebuild.
+ * @throws Error with ctr's message when `from` is not in the node's image store.
+ */
+export async function tagImage(stateDir: string, from: string, to: string): Promise<void> {
+  await run('ctr', ['--address', paths(stateDir).containerdSock, '-n', 'k8s.io', 'images', 'tag', '--force', from, to]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // CoreDNS
 
@@ -945,16 +954,26 @@ async function startKubelet(p: ReturnType<typeof paths>, bin: string): Promise<D
 }
 
 /**
- * A node "reboot" as far as this machine allows: stops the kubelet and containerd (SIGTERM; the
- * containers keep running under their shims, as on a real node the runtime restart leaves them)
- * and starts both again; resolves when the node is Ready again.
+ * A node reboot as far as this machine allows: stops the kubelet and containerd (SIGTERM), and
+ * with `reboot` (the default) also what a reboot takes away: every container process (SIGTERM,
+ * then SIGKILL after 5 s, as a shutdown does), the shims and the pods' network namespaces. Then
+ * starts containerd and the kubelet again, which must recreate every pod sandbox. With
+ * `reboot: false` the containers keep running under their shims (a runtime restart).
+ * Resolves when the node is Ready again.
  * @throws Error when no cluster is recorded or the node is not Ready within 120 s.
  */
-export async function restartNode(stateDir = DEFAULT_CLUSTER_DIR, log: (l: string) => void = () => undefined): Promise<void> {
+export async function restartNode(stateDir = DEFAULT_CLUSTER_DIR, log: (l: string) => void = () => undefined, opts: { reboot?: boolean } = {}): Promise<void> {
   const p = paths(stateDir);
   const info = await readClusterInfo(p.state);
   if (!info) throw new Error(`no cluster recorded in ${p.state}`);
   for (const c of ['kubelet', 'containerd'] as const) await stopDaemon(c, info.daemons[c], log);
+  if (opts.reboot ?? true) {
+    const snap = JSON.parse(await readFile(p.host, 'utf8').catch(() => 'null')) as HostSnapshot | null;
+    await stopContainers(snap?.cgroups ?? [], log);
+    await killAll(await pidsMentioning(p.containerdSock));
+    await unmountUnder(['/run/netns/cni-'], log);
+    for (const n of await readdir('/run/netns').catch(() => [] as string[])) if (n.startsWith('cni-')) await rm(join('/run/netns', n), { force: true });
+  }
   const containerd = await startDaemon('containerd', '/usr/bin/containerd', ['--config', join(p.config, 'containerd.toml')], p.logs);
   info.daemons.containerd = containerd;
   await waitFor(
@@ -967,6 +986,30 @@ export async function restartNode(stateDir = DEFAULT_CLUSTER_DIR, log: (l: strin
   info.daemons.kubelet = kubelet;
   await writeFile(p.info, JSON.stringify(info, null, 2));
   await waitFor('node Ready after restart', 120000, () => nodeReady(p.state), exitedCheck('kubelet', kubelet));
+}
+
+/**
+ * Stops every container: each process under the kubelet's cgroup root (`cgroupDirs`, one per
+ * hierarchy), SIGTERM first, as a node shutting down does (nginx then removes its unix sockets,
+ * uvicorn and node finish their requests), SIGKILL to what is left after 5 s.
+ */
+async function stopContainers(cgroupDirs: string[], log: (l: string) => void): Promise<void> {
+  const containerPids = async () => {
+    const pids = new Set<number>();
+    for (const dir of cgroupDirs) for (const pid of await cgroupPids(dir)) pids.add(pid);
+    return [...pids];
+  };
+  const first = await containerPids();
+  if (first.length) {
+    log(`stopping ${first.length} container process(es)`);
+    await killAll(first, 'SIGTERM', 5000);
+  }
+  for (let i = 0; i < 3; i++) {
+    const pids = await containerPids();
+    if (!pids.length) break;
+    log(`killing ${pids.length} container process(es)`);
+    await killAll(pids);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1045,26 +1088,7 @@ export async function stopCluster(
   const d = info?.daemons ?? {};
   await Promise.all(Object.entries(info?.extras ?? {}).map(([name, x]) => stopDaemon(name, x, log)));
   await Promise.all([stopDaemon('kube-proxy', d['kube-proxy'], log), stopDaemon('kubelet', d.kubelet, log)]);
-  // Containers: every process under the kubelet's cgroup root, in any hierarchy. SIGTERM first, as
-  // a node shutting down does (nginx then removes its unix sockets, uvicorn and node finish their
-  // requests), SIGKILL to what is left after 5 s.
-  const cgroupDirs = snap?.cgroups ?? [];
-  const containerPids = async () => {
-    const pids = new Set<number>();
-    for (const dir of cgroupDirs) for (const pid of await cgroupPids(dir)) pids.add(pid);
-    return [...pids];
-  };
-  const first = await containerPids();
-  if (first.length) {
-    log(`stopping ${first.length} container process(es)`);
-    await killAll(first, 'SIGTERM', 5000);
-  }
-  for (let i = 0; i < 3; i++) {
-    const pids = await containerPids();
-    if (!pids.length) break;
-    log(`killing ${pids.length} container process(es)`);
-    await killAll(pids);
-  }
+  await stopContainers(snap?.cgroups ?? [], log);
   await stopDaemon('containerd', d.containerd, log);
   await Promise.all((['kube-scheduler', 'kube-controller-manager', 'kube-apiserver'] as const).map((c) => stopDaemon(c, d[c], log)));
   await stopDaemon('etcd', d.etcd, log);

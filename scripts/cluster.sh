@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# `npm run cluster [-- up|down|status] [--fresh] [--state-dir DIR]`: the one-node Kubernetes
+# `npm run cluster [-- up|down|status|prereqs] [--fresh] [--state-dir DIR]`: the one-node Kubernetes
 # cluster of dev/cluster.ts (issue 15, field notes §7). `up` (the default) first makes sure that
 # everything it runs is there, each step cached: the Debian packages of the node (containerd,
 # runc, CNI plugins, iptables, buildah/skopeo/mmdebstrap for the images), the Go-built binaries
 # (scripts/build-controlplane.sh, scripts/build-node.sh), the base images (scripts/build-images.sh)
-# and dist/ (tsc). Needs root.
+# and dist/ (tsc); `prereqs` does only that. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=up
 if [[ $# -gt 0 && "$1" != -* ]]; then cmd=$1; shift; fi
-if [[ "$cmd" != up ]]; then
+if [[ "$cmd" != up && "$cmd" != prereqs ]]; then
   exec node_modules/.bin/node dist/dev/cluster-main.js "$cmd" "$@"
 fi
 log() { printf '[cluster] %s\n' "$*" >&2; }
@@ -31,4 +31,5 @@ if [[ ! -f dist/dev/cluster-main.js || -n "$(find dev lib -name '*.ts' -newer di
   node_modules/.bin/tsc -p tsconfig.build.json
 fi
 log "prerequisites ready in $((SECONDS - start)) s"
+if [[ "$cmd" == prereqs ]]; then exit 0; fi
 exec node_modules/.bin/node dist/dev/cluster-main.js up "$@"

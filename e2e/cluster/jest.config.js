@@ -1,6 +1,7 @@
-// Jest configuration of the real-cluster suite (e2e/cluster/*.test.ts): `npm run test:cluster`.
-// Not part of `npm test` (its unit project ignores e2e/cluster/): the suite needs root, the
-// one-node cluster of dev/cluster.ts and minutes of image builds on a cold machine.
+// Jest configuration of the real-cluster suite (e2e/cluster/*.test.ts), run by
+// scripts/test-cluster.sh: last in `npm test`, alone with `npm run test:cluster`. The main jest
+// run ignores e2e/cluster/: this suite needs root, the one-node cluster of dev/cluster.ts (which
+// the script starts once for all files) and minutes of image builds on a cold machine.
 export default {
   rootDir: '../..',
   testTimeout: 300000,

@@ -5,9 +5,10 @@
  * server as Deployments from images built here with buildah, the examples' MLService/ApiSchema.
  * Then the README quick start through NGF's Service (kube-proxy → nginx in NGF's pod → policy
  * server pod → nginx's internal listener → model pods): /docs, 200, 400, 401, X-Cache MISS/HIT.
+ * Then the iris canary of examples/iris-v2 (v1 80 %, v2 20 %): the split NGF applies, measured.
  * Reuses a running `npm run cluster`, else starts one and stops it at the end.
  */
-import { ensureCluster, measure, waitFor, type TestCluster } from './support.js';
+import { ensureCluster, measure, waitFor, scriptToken, postJson, type TestCluster } from './support.js';
 import { buildImages, installKea, applyExample, describeKea, SCRIPT_SECRET, type KeaInstall } from '../../dev/cluster-kea.js';
 
 let c: TestCluster;
@@ -16,29 +17,8 @@ const SETOSA = [5.1, 3.5, 1.4, 0.2];
 const VERSICOLOR = [7.0, 3.2, 4.7, 1.4];
 const VIRGINICA = [6.3, 3.3, 6.0, 2.5];
 
-async function token(role: 'student' | 'teacher'): Promise<string> {
-  const r = await fetch(`${kea.idpIssuer}/token`, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`kea-script-${role}:${SCRIPT_SECRET}`).toString('base64')}`,
-      'content-type': 'application/x-www-form-urlencoded',
-    },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: 'urn:kea:gateway' }).toString(),
-  });
-  const body = (await r.json()) as { access_token?: string };
-  if (!body.access_token) throw new Error(`token: ${r.status} ${JSON.stringify(body)}`);
-  return body.access_token;
-}
-
-async function post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string }> {
-  const r = await fetch(`${kea.gatewayUrl}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(15000),
-  });
-  return { status: r.status, headers: r.headers, text: await r.text() };
-}
+const token = (role: 'student' | 'teacher') => scriptToken(kea.idpIssuer, role, SCRIPT_SECRET);
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) => postJson(`${kea.gatewayUrl}${path}`, body, headers);
 
 beforeAll(async () => {
   c = await ensureCluster();
@@ -46,7 +26,7 @@ beforeAll(async () => {
   await buildImages(['kea', 'ngf', 'examples'], (l) => process.stderr.write(`${l}\n`));
   measure('images built or found cached (ms)', Date.now() - t0);
   t0 = Date.now();
-  kea = await installKea(c.stateDir, (l) => process.stderr.write(`[install] ${l}\n`));
+  kea = await installKea(c.stateDir, (l) => process.stderr.write(`[install] ${l}\n`), { overlay: 'dev' });
   measure('KEA + NGF installed (ms)', Date.now() - t0);
   t0 = Date.now();
   for (const e of ['iris-v1', 'wine']) await applyExample(c.stateDir, e);
@@ -111,5 +91,39 @@ describe('the README quick start on the real cluster', () => {
     expect(b.status).toBe(200);
     expect(b.headers.get('x-cache')).toBe('HIT');
     expect(b.text).toBe(a.text);
+  });
+});
+
+describe('an 80/20 canary on the real cluster (examples/iris-v2)', () => {
+  afterAll(async () => {
+    await applyExample(c.stateDir, 'iris-v1');
+  }, 60000);
+
+  it('splits predicts about 80/20 between revisions v1 and v2', async () => {
+    await applyExample(c.stateDir, 'iris-v2');
+    const auth = { authorization: `Bearer ${await token('student')}` };
+    const revisionOf = (text: string) => ('labels' in (JSON.parse(text) as object) ? 'v2' : 'v1');
+    // v2's pod must be Ready and its weight programmed before the split can be measured.
+    const t0 = Date.now();
+    await waitFor(
+      'a predict answered by v2',
+      240000,
+      async () => {
+        const r = await post('/iris/predict', { features: [SETOSA] }, auth);
+        return r.status === 200 && revisionOf(r.text) === 'v2';
+      },
+      200,
+    );
+    measure('canary applied to first v2 answer (ms)', Date.now() - t0);
+    const n = 300;
+    const counts = { v1: 0, v2: 0 };
+    for (let i = 0; i < n; i++) {
+      const r = await post('/iris/predict', { features: [SETOSA] }, auth);
+      expect(r.status).toBe(200);
+      counts[revisionOf(r.text)]++;
+    }
+    measure('canary split of 300 predicts', counts);
+    // 300 draws at p = 0.2: standard deviation 6.9 answers (2.3 %); ±8 % is 3.5 sigma.
+    expect(Math.abs(counts.v2 / n - 0.2)).toBeLessThanOrEqual(0.08);
   });
 });
