@@ -41,8 +41,13 @@ export const SCRIPT_SECRET = 'kea-dev-script-secret';
 const NGF_MANIFEST = join(REPO_ROOT, 'dev', 'cluster', `ngf-${NGF_VERSION}.yaml`);
 /** KEA's overlays as this cluster applies them (NGF 1.x component, OIDC settings, images tagged dev). */
 export const KEA_OVERLAYS = { dev: join(REPO_ROOT, 'dev', 'cluster', 'kea-dev-ngf1'), prod: join(REPO_ROOT, 'dev', 'cluster', 'kea-prod-ngf1') } as const;
-/** Kinds only one overlay has: deleted when the other overlay is installed (`kubectl apply` never prunes). */
-const OVERLAY_ONLY_KINDS = ['PodDisruptionBudget', 'NetworkPolicy', 'HorizontalPodAutoscaler'];
+/** Redis of kustomize/components/redis as dev/cluster/kea-prod-ngf1 names it (scripts/build-images.sh redis). */
+export const REDIS_IMAGE = 'localhost/kea/redis:7.0';
+/**
+ * Kinds only one overlay has: deleted when the other overlay is installed (`kubectl apply` never
+ * prunes); Deployments and Services only in kea-system (the models' are the controller's).
+ */
+const OVERLAY_ONLY_KINDS = ['PodDisruptionBudget', 'NetworkPolicy', 'HorizontalPodAutoscaler', 'Deployment', 'Service'];
 
 /** The image an example's Dockerfile is built as (its `docker build ... -t <image>` comment line). @throws Error when the line is missing. */
 export async function exampleImage(example: string): Promise<string> {
@@ -139,7 +144,7 @@ export async function installKea(stateDir = DEFAULT_CLUSTER_DIR, log: (l: string
   if (!info) throw new Error(`no cluster recorded in ${stateDir}: start one first (npm run cluster)`);
   const k = (args: string[], input?: string) => kubectl(stateDir, args, input);
   const exampleImages = await Promise.all(examples.map(exampleImage));
-  const imported = await importImages(stateDir, [...KEA_IMAGES, ...NGF_IMAGES, ...exampleImages]);
+  const imported = await importImages(stateDir, [...KEA_IMAGES, ...NGF_IMAGES, ...exampleImages, ...(opts.overlay === 'prod' ? [REDIS_IMAGE] : [])]);
   step(`images (${imported.length} imported)`);
   // Same tag, new content: running pods keep the old image until restarted.
   const restart = async (ns: string, deployment: string, images: string[], force = false) => {
@@ -190,12 +195,13 @@ async function pruneOverlayOnly(k: (args: string[]) => Promise<string>, overlay:
       return `${o?.kind}/${o?.metadata?.namespace}/${o?.metadata?.name}`;
     }),
   );
-  const types = 'poddisruptionbudgets.policy,networkpolicies.networking.k8s.io,horizontalpodautoscalers.autoscaling';
+  const types = 'poddisruptionbudgets.policy,networkpolicies.networking.k8s.io,horizontalpodautoscalers.autoscaling,deployments.apps,services';
   const live = JSON.parse(await k(['get', types, '-A', '-l', 'app.kubernetes.io/part-of=kea', '-o', 'json'])) as {
     items: Array<{ kind: string; metadata: { name: string; namespace: string } }>;
   };
   for (const o of live.items) {
     if (!OVERLAY_ONLY_KINDS.includes(o.kind) || rendered.has(`${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)) continue;
+    if ((o.kind === 'Deployment' || o.kind === 'Service') && o.metadata.namespace !== 'kea-system') continue;
     log(`delete ${o.kind} ${o.metadata.namespace}/${o.metadata.name} (not in ${overlay})`);
     await k(['-n', o.metadata.namespace, 'delete', o.kind.toLowerCase(), o.metadata.name, '--ignore-not-found']);
   }

@@ -44,7 +44,7 @@ program
     try {
       const log = (l: string) => process.stderr.write(`${l}\n`);
       // Built before the start: a cold build takes minutes, the node should not wait idle meanwhile.
-      if (o.kea) await buildImages(['kea', 'ngf', 'examples'], log);
+      if (o.kea) await buildImages(['kea', 'ngf', 'examples', ...(o.overlay === 'prod' ? ['redis'] : [])], log);
       // With --kea, a cluster already running is kept: KEA is installed on it.
       const running = await readClusterInfo(o.stateDir);
       const info =

@@ -8,6 +8,7 @@
 #                                          package and npm from the `npm` package, user node (1000):
 #                                          a local stand-in for the public node:24-bookworm-slim
 #   localhost/kea/python:3.11              mmdebstrap + python3 + pip, a stand-in for python:3.11-slim
+#   localhost/kea/redis:7.0                mmdebstrap + Debian's redis-server and redis-tools + busybox (components/redis)
 #   localhost/kea/<name>:<tag>             `buildah bud` of a Dockerfile with the local base as build ARG
 #                                          (kea-controller, kea-policy, test images; see `bud` below)
 # Storage: buildah's own store in $KEA_CACHE/containers (never /var/lib/containers), one
@@ -17,7 +18,7 @@
 # rebuilt. Builds run `--runtime /usr/bin/runc` (Debian's crun 1.8.1 refuses cgroup v1 hybrid,
 # field notes §7) and `--network host` (a RUN step reaches the npm registry or PyPI as the host
 # does; no CNI config is written for buildah). Needs root.
-# Usage: build-images.sh [base|pause|coredns|debian|node|python|kea|examples|ngf|all]...   (default: all)
+# Usage: build-images.sh [base|pause|coredns|debian|node|python|kea|examples|ngf|redis|all]...   (default: all)
 #        build-images.sh bud NAME:TAG DOCKERFILE CONTEXT [BUILD-ARG=VALUE...]
 #        build-images.sh sizes          one line per cached image: name, size in MB
 set -euo pipefail
@@ -329,6 +330,18 @@ ngf_nginx_layout() {
   bh umount "$ctr" >/dev/null
 }
 
+# Redis for kustomize/components/redis on the one-node cluster (the component's default is the
+# public redis:7.0): Debian's redis-server 7.0 (the one the local stack and the tests run) and
+# redis-cli, plus busybox for the probes' `sh -c ... | grep`. The pod runs it as 999:999 with a
+# read-only root file system and an emptyDir /data.
+REDIS_PKGS=busybox,redis-server,redis-tools
+img_redis() {
+  local ref="$PREFIX/redis:7.0" hash
+  hash=$(inputs_hash "$SUITE" "$REDIS_PKGS" redis-1)
+  up_to_date "$ref" "$hash" && return 0
+  debian_image "$ref" "$hash" "$DL/rootfs-$SUITE-$hash.tar" "$REDIS_PKGS" 999:999 : --cmd '["redis-server"]' --port 6379
+}
+
 sizes() {
   bh images --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep -v '^<none>' || true
 }
@@ -349,8 +362,9 @@ for what in "$@"; do
     kea) img_kea ;;
     examples) img_examples ;;
     ngf) img_ngf ;;
+    redis) img_redis ;;
     base) img_pause; img_coredns; img_debian ;;
-    all) img_pause; img_coredns; img_debian; img_node; img_python; img_kea; img_examples; img_ngf ;;
+    all) img_pause; img_coredns; img_debian; img_node; img_python; img_kea; img_examples; img_ngf; img_redis ;;
     sizes) sizes ;;
     *) log "unknown target $what"; exit 2 ;;
   esac

@@ -1,8 +1,10 @@
 /**
  * Day-2 operations on the real one-node cluster with KEA's prod overlay (issue 15, milestone 4):
- * `kubectl apply -k` of overlays/prod-ngf1 (dev/cluster/kea-prod-ngf1: two replicas of each
- * component, PodDisruptionBudgets, NetworkPolicies, hardened pods), then, each under a steady
- * load of predicts through NGF's Service:
+ * `kubectl apply -k` of overlays/prod-ngf1 with components/redis (dev/cluster/kea-prod-ngf1: two
+ * replicas of each component, the policy server's HorizontalPodAutoscaler, PodDisruptionBudgets,
+ * NetworkPolicies, hardened pods, Redis), then:
+ *   - a rate limit of an ApiSchema holds across both policy-server replicas (Redis, issue 13);
+ * and, each under a steady load of predicts through NGF's Service:
  *   - a rollout of a new policy-server image: no failed request;
  *   - a policy-server pod deleted (graceful, as a drain or an eviction does): no failed request,
  *     and the Deployment is back to two ready replicas;
@@ -53,6 +55,17 @@ async function settled(): Promise<void> {
   );
 }
 
+/**
+ * The sum of a counter over all its series on one policy-server pod, read from its admin port
+ * through the API server's pod proxy (`/api/v1/namespaces/kea-system/pods/<pod>:8001/proxy/metrics`).
+ */
+async function policyCounter(pod: string, metric: string): Promise<number> {
+  const text = await c.kubectl(['get', '--raw', `/api/v1/namespaces/kea-system/pods/${pod}:8001/proxy/metrics`]);
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${metric}{`) || line.startsWith(`${metric} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
 /** Runs `during` under load; returns what the load saw, after `settleMs` more of load. */
 async function underLoad(what: string, during: () => Promise<void>, settleMs = 3000): Promise<LoadResult> {
   await settled();
@@ -75,7 +88,7 @@ async function underLoad(what: string, during: () => Promise<void>, settleMs = 3
 
 beforeAll(async () => {
   c = await ensureCluster();
-  await buildImages(['kea', 'ngf', 'examples'], (l) => process.stderr.write(`${l}\n`));
+  await buildImages(['kea', 'ngf', 'examples', 'redis'], (l) => process.stderr.write(`${l}\n`));
   const t0 = Date.now();
   kea = await installKea(c.stateDir, (l) => process.stderr.write(`[install] ${l}\n`), { overlay: 'prod' });
   measure('prod overlay installed (ms)', Date.now() - t0);
@@ -109,6 +122,70 @@ describe('KEA with the prod overlay on the real cluster', () => {
     ]);
     const nps = await c.kubectl(['get', 'networkpolicies', '-A', '-l', 'app.kubernetes.io/part-of=kea', '-o', 'name']);
     expect(nps.split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(2);
+    const hpa = JSON.parse(await c.kubectl(['-n', 'kea-system', 'get', 'hpa', 'kea-policy', '-o', 'json'])) as {
+      spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number };
+    };
+    expect(hpa.spec).toMatchObject({ scaleTargetRef: { kind: 'Deployment', name: 'kea-policy' }, minReplicas: 2 });
+  });
+
+  it('holds one rate limit across both policy-server replicas through Redis', async () => {
+    // A limit of its own name each run: counters live in Redis for their period (1 h here, so no
+    // window rolls over during the test).
+    const name = `e2e-${Date.now().toString(36)}`;
+    const patch = (limit: unknown) =>
+      c.kubectl(['-n', 'default', 'patch', 'apischema', 'iris', '--type', 'merge', '-p', JSON.stringify({ spec: { defaults: { rateLimit: limit } } })]);
+    await patch([{ name, requests: 30, period: '1h', key: 'identity' }]);
+    try {
+      const teacher = { authorization: `Bearer ${await scriptToken(kea.idpIssuer, 'teacher', SCRIPT_SECRET)}` };
+      const ask = (headers: Record<string, string>) => postJson(`${kea.gatewayUrl}/iris/predict`, { features: [SETOSA] }, headers, true);
+      // Both replicas have the new configuration once ten answers in a row name the limit (the
+      // teacher's own counter is spent on that, the student's is untouched).
+      let inARow = 0;
+      await waitFor(
+        'the limit on every replica',
+        120000,
+        async () => {
+          inARow = (await ask(teacher)).headers.get('ratelimit-policy')?.includes(`"${name}"`) ? inARow + 1 : 0;
+          return inARow >= 10;
+        },
+        100,
+      );
+      const statuses: number[] = [];
+      const served = await Promise.all((await policyPods()).map((p) => policyCounter(p, 'kea_policy_requests_total')));
+      for (let i = 0; i < 40; i++) {
+        const r = await ask(auth);
+        statuses.push(r.status);
+        if (r.status === 429) {
+          expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+          expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+          expect(r.headers.get('ratelimit')).toMatch(new RegExp(`^"${name}";r=0;t=\\d+`));
+        }
+      }
+      const after = await Promise.all((await policyPods()).map((p) => policyCounter(p, 'kea_policy_requests_total')));
+      const perReplica = after.map((n, i) => n - served[i]);
+      measure('rate limit 30/h over 40 calls: 200s, 429s, calls per replica', {
+        ok: statuses.filter((s) => s === 200).length,
+        limited: statuses.filter((s) => s === 429).length,
+        perReplica,
+      });
+      // Each replica alone would have let 30 through (40 in all); shared, exactly 30 pass.
+      expect(perReplica.every((n) => n > 0)).toBe(true);
+      expect(statuses.filter((s) => s === 200).length).toBe(30);
+      expect(statuses.slice(30).every((s) => s === 429)).toBe(true);
+    } finally {
+      await patch(null);
+      // The later tests' load must not meet the limit on a replica that has not dropped it yet.
+      let free = 0;
+      await waitFor(
+        'the limit gone from every replica',
+        120000,
+        async () => {
+          free = (await postJson(`${kea.gatewayUrl}/iris/predict`, { features: [SETOSA] }, auth, true)).headers.get('ratelimit-policy') ? 0 : free + 1;
+          return free >= 10;
+        },
+        100,
+      );
+    }
   });
 
   it('rolls out a new policy-server image under load without a failed request', async () => {
