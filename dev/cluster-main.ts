@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * `npm run cluster` (scripts/cluster.sh → this file): the one-node cluster of dev/cluster.ts.
- *   cluster-main up [--fresh] [--kea [--overlay dev|prod]] [--state-dir DIR]   start it (with --kea: build the
- *                                                  images, install NGF 1.6.2, KEA's dev (or prod) overlay and two
- *                                                  examples), print the timings, return
+ *   cluster-main up [--fresh] [--no-kea] [--overlay dev|prod] [--state-dir DIR]   start it, build the images,
+ *                                                  install NGF 1.6.2, KEA's dev (or prod) overlay and two examples
+ *                                                  (only the node with --no-kea), print the timings, return
  *   cluster-main down [--state-dir DIR]           stop it and restore the host
  *   cluster-main status [--state-dir DIR]         the recorded components, alive or not, and the node
  * Exit status: 0 done, 1 failed.
@@ -12,7 +12,7 @@ import { Command, Option } from 'commander';
 import { startCluster, stopCluster, readClusterInfo, daemonAlive, clusterHealthy, COMPONENTS, DEFAULT_CLUSTER_DIR, type ClusterInfo } from './cluster.js';
 import { buildImages, installKea, applyExample, type KeaInstall } from './cluster-kea.js';
 
-/** What `up` prints once the node is Ready (and KEA installed, with `--kea`). */
+/** What `up` prints once the node is Ready (and KEA installed, unless `--no-kea`). */
 export function summary(info: ClusterInfo, kea?: KeaInstall, overlay = 'dev'): string[] {
   return [
     '',
@@ -38,14 +38,14 @@ program
   .command('up')
   .option('--state-dir <dir>', 'state, certificates, etcd data, image store, logs', DEFAULT_CLUSTER_DIR)
   .option('--fresh', 'wipe etcd, kubelet and containerd state first (cold start)')
-  .option('--kea', 'also build the images and install NGF 1.6.2 and KEA (dev overlay) with the iris and wine examples')
-  .addOption(new Option('--overlay <name>', "KEA's overlay with --kea (dev/cluster/kea-<name>-ngf1)").choices(['dev', 'prod']).default('dev'))
-  .action(async (o: { stateDir: string; fresh?: boolean; kea?: boolean; overlay: 'dev' | 'prod' }) => {
+  .option('--no-kea', 'only the node and cluster DNS: no images built, no NGF, no KEA')
+  .addOption(new Option('--overlay <name>', "KEA's overlay (dev/cluster/kea-<name>-ngf1)").choices(['dev', 'prod']).default('dev'))
+  .action(async (o: { stateDir: string; fresh?: boolean; kea: boolean; overlay: 'dev' | 'prod' }) => {
     try {
       const log = (l: string) => process.stderr.write(`${l}\n`);
       // Built before the start: a cold build takes minutes, the node should not wait idle meanwhile.
       if (o.kea) await buildImages(['kea', 'ngf', 'examples', ...(o.overlay === 'prod' ? ['redis'] : [])], log);
-      // With --kea, a cluster already running is kept: KEA is installed on it.
+      // With KEA, a cluster already running is kept: KEA is installed on it.
       const running = await readClusterInfo(o.stateDir);
       const info =
         o.kea && !o.fresh && (await clusterHealthy(running)) ? running! : await startCluster({ stateDir: o.stateDir, fresh: o.fresh, importAll: !o.kea });

@@ -13,7 +13,7 @@ healthy() { node_modules/.bin/node --input-type=module -e "
   process.exit((await m.clusterHealthy(await m.readClusterInfo())) ? 0 : 1);"; }
 started=0
 if ! healthy; then
-  node_modules/.bin/node dist/dev/cluster-main.js up
+  node_modules/.bin/node dist/dev/cluster-main.js up --no-kea   # each file installs what it tests
   started=1
 fi
 stop() { if ((started)); then node_modules/.bin/node dist/dev/cluster-main.js down; fi; }
