@@ -78,6 +78,7 @@ test('kea up --detach returns once the stack is ready; kea status shows every co
     idpPort: await freePort(),
     policyPort: await freePort(),
     controllerPort: await freePort(),
+    redisPort: await freePort(),
   };
   const portArgs = [
     '--port',
@@ -90,6 +91,8 @@ test('kea up --detach returns once the stack is ready; kea status shows every co
     ports.policyPort,
     '--controller-port',
     ports.controllerPort,
+    '--redis-port',
+    ports.redisPort,
   ].map(String);
   const up = await kea(['up', '--detach', '--state-dir', stateDir, ...portArgs, '--bridge-index', 'auto', '--no-examples']);
   process.stdout.write(`kea up --detach returned in ${up.ms} ms (exit ${up.code})\n`);
@@ -125,7 +128,14 @@ test('kea up --detach returns once the stack is ready; kea status shows every co
   const status = JSON.parse(st.stdout) as StackStatus;
   expect(status).toMatchObject({ state: 'running', mode: 'detached', ownerPid: supPid, gatewayUrl });
   const names = status.components.map((c) => c.name);
-  expect(names).toEqual(expect.arrayContaining(['kea up', 'etcd', 'kube-apiserver', 'gateway (nginx)', 'ngf', 'idp', 'policy-server', 'controller']));
+  expect(names).toEqual(
+    expect.arrayContaining(['kea up', 'etcd', 'kube-apiserver', 'gateway (nginx)', 'ngf', 'redis', 'idp', 'policy-server-1', 'policy-server-2', 'controller']),
+  );
+  // Where Redis and each replica listen.
+  const listen = Object.fromEntries(status.components.map((c) => [c.name, c.listen]));
+  expect(listen.redis).toMatch(new RegExp(`^redis://10\\.213\\.\\d+\\.1:${ports.redisPort}$`));
+  expect(listen['policy-server-1']).toMatch(new RegExp(`^10\\.213\\.\\d+\\.1:${ports.policyPort} \\(admin 127\\.0\\.0\\.1:\\d+\\)$`));
+  expect(listen['policy-server-2']).toMatch(new RegExp(`^10\\.213\\.\\d+\\.254:${ports.policyPort} \\(admin 127\\.0\\.0\\.1:\\d+\\)$`));
   for (const c of status.components) {
     expect([c.name, c.alive]).toEqual([c.name, true]);
     expect([c.name, c.log && existsSync(c.log)]).toEqual([c.name, true]);
@@ -133,7 +143,9 @@ test('kea up --detach returns once the stack is ready; kea status shows every co
   seenPids = status.components.flatMap((c) => c.pids);
   const text = await kea(['status', '--state-dir', stateDir]);
   expect(text.stdout).toMatch(new RegExp(`running \\(detached, kea up pid ${supPid}`));
-  expect(text.stdout).toMatch(/\n {2}policy-server +\d+ +yes +\S+policy-server\.log/);
+  expect(text.stdout).toMatch(/\n {2}policy-server-1 +\d+ +yes +10\.213\.\d+\.1:\d+ \(admin 127\.0\.0\.1:\d+\) +\S+policy-server-1\.log/);
+  expect(text.stdout).toMatch(/\n {2}policy-server-2 +\d+ +yes +10\.213\.\d+\.254:\d+ \(admin 127\.0\.0\.1:\d+\) +\S+policy-server-2\.log/);
+  expect(text.stdout).toMatch(/\n {2}redis +\d+ +yes +redis:\/\/10\.213\.\d+\.1:\d+ +\S+redis\.log/);
   const bridge = status.bridge!;
   expect(bridge).toMatch(/^kea\d+$/);
   expect(await links()).toContain(bridge);
@@ -180,6 +192,8 @@ test('a detached start that fails returns at once with the error, and leaves not
       '--policy-port',
       await freePort(),
       '--controller-port',
+      await freePort(),
+      '--redis-port',
       await freePort(),
     ].map(String);
     const up = await kea(['up', '--detach', '--state-dir', stateDir, ...args, '--bridge-index', 'auto', '--no-examples']);

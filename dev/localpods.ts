@@ -18,10 +18,25 @@
  * becomes 0.0.0.0 and `--port` the container port named `http` (or the first one); `ENV`
  * lines of the Dockerfile and the container's literal `env` values are passed on.
  * Readiness: the container's readinessProbe httpGet path (default `/`) answers < 500.
+ *
+ * Predefined runtimes (controller/ir/runtimes.ts): a Deployment of the `framework: sklearn`
+ * image (`kserve/sklearnserver`, any registry or tag) runs MLServer with its scikit-learn runtime
+ * (`mlserver_sklearn.SKLearnModel`, from `$KEA_CACHE/venv-mlserver`, examples/runtimes/), which
+ * speaks the same Open Inference Protocol v2 REST API as the cluster image. The model name,
+ * model path and HTTP port come from the rendered `--model_name`, `--model_dir` and
+ * `--http_port` arguments ({@link localRuntimeOf}); MLServer's gRPC and metrics ports are moved
+ * off the HTTP port inside the pod's own network namespace ({@link mlserverSettings}). A
+ * `file://` model path missing on the host is looked up under `$KEA_CACHE` (so
+ * `file:///models/iris-sklearn/v1/model.joblib` is `$KEA_CACHE/models/iris-sklearn/v1/...`,
+ * where scripts/setup.sh trains examples/iris-sklearn). Readiness: the probe path
+ * (`/v2/health/ready`) answers 200–399, as the kubelet counts an httpGet probe, and so does the
+ * model's own OIP v2 `/v2/models/{model}/ready` (MLServer's server-level answer is 200 with no
+ * model loaded while it exits after a failed load). The other
+ * predefined runtimes (pytorch, tensorflow, onnx) run only in a cluster.
  * Deployments with any other image are left alone (no endpoints).
  */
 import { LABELS, MANAGED_BY_VALUE } from '../lib/api/types.js';
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -32,9 +47,11 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type KubernetesObject,
+  type V1Container,
   type V1Deployment,
   type V1Service,
 } from '@kubernetes/client-node';
+import { RUNTIMES } from '../controller/ir/runtimes.js';
 import { createHost, deleteHost, spawnInNetns, type Bridge, type NetnsHost } from './netns.js';
 import { KEA_CACHE, REPO_ROOT } from './controlplane.js';
 import { pathExists, stopProcess } from '../lib/process.js';
@@ -52,6 +69,10 @@ export interface LocalPodsOptions {
   examplesDir?: string;
   /** Python virtual environment; default `$KEA_CACHE/venv`. */
   venv?: string;
+  /** MLServer's virtual environment (predefined `sklearn` runtime); default `$KEA_CACHE/venv-mlserver`. */
+  mlserverVenv?: string;
+  /** Where a `file://` model path missing on the host is looked up; default `$KEA_CACHE`. */
+  modelRoot?: string;
   /** Poll period, ms; default 1000. */
   pollMs?: number;
   log?: (msg: string) => void;
@@ -62,6 +83,8 @@ export interface LocalPod {
   namespace: string;
   deployment: string;
   example: string;
+  /** Set when the pod runs a predefined runtime rather than an example. */
+  runtime?: LocalRuntime;
   host: NetnsHost;
   port: number;
   labels: Record<string, string>;
@@ -128,6 +151,133 @@ export function exampleOfImage(image: string | undefined): string | undefined {
   return /^[a-z0-9][a-z0-9._-]*$/.test(repo) ? repo : undefined;
 }
 
+/** A predefined runtime a Deployment runs locally (see the module comment). */
+export interface LocalRuntime {
+  framework: 'sklearn';
+  /** Model name in the runtime's URLs (`/v2/models/{model}/...`). */
+  model: string;
+  /** Model file or directory as the container sees it (`--model_dir`). */
+  modelPath: string;
+}
+
+/** `registry/repo` of an image reference, without tag or digest. */
+function imageRepository(image: string): string {
+  const noDigest = image.split('@')[0];
+  const lastSlash = noDigest.lastIndexOf('/');
+  const colon = noDigest.lastIndexOf(':');
+  return colon > lastSlash ? noDigest.slice(0, colon) : noDigest;
+}
+
+/** Value of `--flag=value` or `--flag value` in argv, else undefined. */
+function flagValue(argv: string[], flag: string): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i].startsWith(`${flag}=`)) return argv[i].slice(flag.length + 1);
+    if (argv[i] === flag && i + 1 < argv.length) return argv[i + 1];
+  }
+  return undefined;
+}
+
+/**
+ * The predefined runtime a container runs locally, or undefined: its image is the `sklearn`
+ * runtime's repository (controller/ir/runtimes.ts `RUNTIMES.sklearn.image`, optionally behind
+ * `docker.io/` or another registry, any tag or digest) and its args name the model
+ * (`--model_name`, default `model`; a model name that is not a plain file name, such as `..`
+ * or one with a `/`, is not run) and the model path (`--model_dir`, default `/mnt/models`).
+ * Pure.
+ */
+export function localRuntimeOf(container: Pick<V1Container, 'image' | 'args' | 'command'>): LocalRuntime | undefined {
+  if (!container.image) return undefined;
+  const want = imageRepository(RUNTIMES.sklearn.image);
+  const repo = imageRepository(container.image);
+  if (repo !== want && !repo.endsWith(`/${want}`)) return undefined;
+  const argv = [...(container.command ?? []), ...(container.args ?? [])];
+  const model = flagValue(argv, '--model_name') ?? 'model';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(model)) return undefined;
+  return { framework: 'sklearn', model, modelPath: flagValue(argv, '--model_dir') ?? '/mnt/models' };
+}
+
+/**
+ * MLServer 1.7 configuration of a local `sklearn` runtime pod: `settings.json` (server) and
+ * `model-settings.json` (the model), for `mlserver start <dir>`. HTTP on `port` on all
+ * addresses of the pod's namespace; gRPC on another port of that namespace (MLServer always
+ * starts it); the Prometheus metrics server off (`metrics_endpoint: null`); inference in the
+ * server process (`parallel_workers: 0`: no worker pool on a 2-CPU machine). `modelPath` is the
+ * host path of the model file (or a folder holding `model.joblib`, `model.pickle` or `model.pkl`).
+ * Pure.
+ */
+export function mlserverSettings(
+  rt: LocalRuntime,
+  port: number,
+  modelPath: string,
+): { settings: Record<string, unknown>; modelSettings: Record<string, unknown> } {
+  const grpcPort = port === 9500 ? 9501 : 9500;
+  return {
+    settings: { host: '0.0.0.0', http_port: port, grpc_port: grpcPort, metrics_endpoint: null, parallel_workers: 0, load_models_at_startup: true },
+    modelSettings: { name: rt.model, implementation: 'mlserver_sklearn.SKLearnModel', parameters: { uri: modelPath } },
+  };
+}
+
+/**
+ * MLServer's argv and env for a runtime pod: writes `settings.json` and
+ * `<model>/model-settings.json` ({@link mlserverSettings}) into `<logDir>/<ns>_<deployment>.mlserver`,
+ * with the model path resolved on the host (as is when it exists, else under `modelRoot`).
+ */
+async function mlserverCommand(
+  d: V1Deployment,
+  pod: LocalPod,
+  rt: LocalRuntime,
+  where: { logDir: string; mlserverVenv: string; modelRoot: string },
+): Promise<{ argv: string[]; env: Record<string, string>; cwd: string }> {
+  const onHost = (await pathExists(rt.modelPath)) ? rt.modelPath : join(where.modelRoot, rt.modelPath);
+  const { settings, modelSettings } = mlserverSettings(rt, pod.port, onHost);
+  const dir = join(where.logDir, `${pod.namespace}_${pod.deployment}.mlserver`);
+  await mkdir(join(dir, rt.model), { recursive: true });
+  await writeFile(join(dir, 'settings.json'), JSON.stringify(settings, null, 2));
+  await writeFile(join(dir, rt.model, 'model-settings.json'), JSON.stringify(modelSettings, null, 2));
+  const env: Record<string, string> = {};
+  for (const e of d.spec!.template.spec!.containers[0].env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+  return { argv: [join(where.mlserverVenv, 'bin', 'mlserver'), 'start', dir], env, cwd: dir };
+}
+
+/** What a Deployment runs locally: a predefined runtime, an example folder, or nothing (`replicas: 0` too). */
+async function podSource(d: V1Deployment, images: Map<string, string>, examplesDir: string): Promise<{ example: string; runtime?: LocalRuntime } | undefined> {
+  if ((d.spec?.replicas ?? 1) === 0) return undefined;
+  const c = d.spec?.template.spec?.containers[0];
+  const runtime = c && localRuntimeOf(c);
+  if (runtime) return { example: `runtime:${runtime.framework}`, runtime };
+  const image = c?.image;
+  if (image && images.has(image)) return { example: images.get(image)! };
+  const byName = exampleOfImage(image);
+  return byName && (await pathExists(join(examplesDir, byName))) ? { example: byName } : undefined;
+}
+
+/**
+ * Polls a starting pod until every path answers a status `ok` accepts (in order, in one round,
+ * 2 s timeout each, every 250 ms), then sets `pod.ready` and calls `onReady`. Stops when the
+ * pod's process exits or the pod is stopping.
+ */
+async function probeReady(pod: LocalPod, paths: string[], ok: (status: number) => boolean, onReady: () => void): Promise<void> {
+  const answers = async (path: string): Promise<boolean> => {
+    const r = await fetch(`http://${pod.host.address}:${pod.port}${path}`, { signal: AbortSignal.timeout(2000) });
+    await r.arrayBuffer();
+    return ok(r.status);
+  };
+  while (!pod.stopping && pod.proc && pod.proc.exitCode === null) {
+    try {
+      let all = true;
+      for (const p of paths) if (!(all = await answers(p))) break;
+      if (all) {
+        pod.ready = true;
+        onReady();
+        return;
+      }
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 function setFlag(argv: string[], flag: string, value: string): string[] {
   const out = [...argv];
   const i = out.indexOf(flag);
@@ -156,6 +306,8 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
   const apps = kc.makeApiClient(AppsV1Api);
   const examplesDir = opts.examplesDir ?? join(REPO_ROOT, 'examples');
   const venv = opts.venv ?? join(KEA_CACHE, 'venv');
+  const mlserverVenv = opts.mlserverVenv ?? join(KEA_CACHE, 'venv-mlserver');
+  const modelRoot = opts.modelRoot ?? KEA_CACHE;
   const log = opts.log ?? (() => undefined);
   mkdirSync(opts.logDir, { recursive: true });
   const pods = new Map<string, LocalPod>();
@@ -203,32 +355,17 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
     return (ports.find((p) => p.name === 'http') ?? ports[0])?.containerPort ?? 8080;
   }
 
-  async function probeReady(pod: LocalPod, path: string): Promise<void> {
-    while (!pod.stopping && pod.proc && pod.proc.exitCode === null) {
-      try {
-        const r = await fetch(`http://${pod.host.address}:${pod.port}${path}`, { signal: AbortSignal.timeout(2000) });
-        await r.arrayBuffer();
-        if (r.status < 500) {
-          pod.ready = true;
-          log(`pod ${pod.namespace}/${pod.deployment} ready at ${pod.host.address}:${pod.port}`);
-          kick();
-          return;
-        }
-      } catch {
-        /* not yet */
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-
   async function runPod(d: V1Deployment, pod: LocalPod): Promise<void> {
-    const { argv, env } = await commandFor(d, pod.example, pod.port);
+    const { argv, env, cwd } = pod.runtime
+      ? await mlserverCommand(d, pod, pod.runtime, { logDir: opts.logDir, mlserverVenv, modelRoot })
+      : { ...(await commandFor(d, pod.example, pod.port)), cwd: join(examplesDir, pod.example) };
+    const binDir = join(pod.runtime ? mlserverVenv : venv, 'bin');
     const path = d.spec!.template.spec!.containers[0].readinessProbe?.httpGet?.path ?? '/';
     const logPath = join(opts.logDir, `${pod.namespace}_${pod.deployment}.log`);
     const fd = openSync(logPath, 'a');
     const proc = spawnInNetns(pod.host, argv[0], argv.slice(1), {
-      cwd: join(examplesDir, pod.example),
-      env: { ...process.env, ...env, PATH: `${join(venv, 'bin')}:${process.env.PATH}`, PYTHONUNBUFFERED: '1' },
+      cwd,
+      env: { ...process.env, ...env, PATH: `${binDir}:${process.env.PATH}`, PYTHONUNBUFFERED: '1' },
       stdio: ['ignore', fd, fd],
     });
     closeSync(fd);
@@ -246,7 +383,14 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
         if (!pod.stopping && !stopped) void runPod(d, pod);
       }, backoff);
     });
-    void probeReady(pod, path);
+    // A runtime pod is ready when its probe path answers 2xx/3xx and its model is loaded too:
+    // MLServer answers `/v2/health/ready` 200 with no model while it shuts down after a load failure.
+    const onReady = () => {
+      log(`pod ${pod.namespace}/${pod.deployment} ready at ${pod.host.address}:${pod.port}`);
+      kick();
+    };
+    if (pod.runtime) void probeReady(pod, [path, `/v2/models/${encodeURIComponent(pod.runtime.model)}/ready`], (s) => s >= 200 && s < 400, onReady);
+    else void probeReady(pod, [path], (s) => s < 500, onReady);
   }
 
   async function stopPod(key: string, pod: LocalPod): Promise<void> {
@@ -265,17 +409,11 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
   async function sync(): Promise<void> {
     const deps = (await objects.list<V1Deployment & KubernetesObject>('apps/v1', 'Deployment')).items;
     const svcs = (await objects.list<V1Service & KubernetesObject>('v1', 'Service')).items;
-    const wanted = new Map<string, { d: V1Deployment; example: string; synthetic?: boolean }>();
+    const wanted = new Map<string, { d: V1Deployment; example: string; runtime?: LocalRuntime; synthetic?: boolean }>();
     const images = await imageIndex();
-    const exampleFor = async (image: string | undefined): Promise<string | undefined> => {
-      if (image && images.has(image)) return images.get(image);
-      const byName = exampleOfImage(image);
-      return byName && (await pathExists(join(examplesDir, byName))) ? byName : undefined;
-    };
     for (const d of deps) {
-      const example = await exampleFor(d.spec?.template.spec?.containers[0]?.image);
-      if (!example || (d.spec?.replicas ?? 1) === 0) continue;
-      wanted.set(`${d.metadata!.namespace}/${d.metadata!.name}`, { d, example });
+      const source = await podSource(d, images, examplesDir);
+      if (source) wanted.set(`${d.metadata!.namespace}/${d.metadata!.name}`, { d, ...source });
     }
     // A hand-written Service with a selector that no Deployment serves, named like an example
     // folder (e.g. Service `grades` → examples/grades): run that example as its pod.
@@ -322,7 +460,7 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
       } else pod.generation = w.d.metadata?.generation ?? 0;
     }
     // Start missing pods.
-    for (const [key, { d, example }] of wanted) {
+    for (const [key, { d, example, runtime }] of wanted) {
       if (pods.has(key) || stopped) continue;
       const [ns, name] = key.split('/');
       const hn = hostName(ns, name);
@@ -332,6 +470,7 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
         namespace: ns,
         deployment: name,
         example,
+        runtime,
         host,
         port: containerPort(d),
         labels: d.spec?.template.metadata?.labels ?? {},

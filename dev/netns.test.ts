@@ -3,7 +3,16 @@
  * is free given the host's routes and addresses (`ip -j` output as the machine prints it), and
  * the error naming the interface when the wanted one is taken.
  */
-import { chooseBridgeIndex, parseIpAddrs, parseIpRoutes, prefixesOverlap, subnetConflicts, type HostPrefix } from './netns.js';
+import {
+  chooseBridgeIndex,
+  hostAddressFor,
+  LAST_NETNS_OCTET,
+  parseIpAddrs,
+  parseIpRoutes,
+  prefixesOverlap,
+  subnetConflicts,
+  type HostPrefix,
+} from './netns.js';
 
 // `ip -j -4 route show table all` of a laptop with a VPN on 10.213.0.0/16 and a docker bridge.
 const ROUTES = JSON.stringify([
@@ -107,5 +116,18 @@ describe('choosing the bridge', () => {
     const used = [...parseIpRoutes(ROUTES), ...parseIpAddrs(ADDRS)];
     expect(subnetConflicts(7, used).map((c) => c.dev)).toEqual(['tun0', 'eth1']);
     expect(() => chooseBridgeIndex({ index: 0 }, used)).toThrow(/interface tun0 \(route 10\.213\.0\.0\/16\)/);
+  });
+});
+
+describe('host addresses of the policy-server replicas', () => {
+  const bridge = { name: 'kea3', index: 3, hostAddress: '10.213.3.1' };
+
+  test('replica 1 is the bridge address, then the top of the subnet down to .250, never a namespace address', () => {
+    expect([1, 2, 3, 6].map((i) => hostAddressFor(bridge, i))).toEqual(['10.213.3.1', '10.213.3.254', '10.213.3.253', '10.213.3.250']);
+    for (let i = 2; i <= 6; i++) expect(Number(hostAddressFor(bridge, i).split('.')[3])).toBeGreaterThan(LAST_NETNS_OCTET);
+  });
+
+  test('outside 1..6 is refused', () => {
+    for (const i of [0, 7, 1.5]) expect(() => hostAddressFor(bridge, i)).toThrow(RangeError);
   });
 });

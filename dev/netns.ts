@@ -4,8 +4,9 @@
  * (EndpointSlice validation rejects 127.0.0.0/8, field notes §4). Needs root (`ip`, iproute2).
  *
  * Layout for bridge `kea<N>` (N = 0 for `kea up`, 1..254 for tests):
- *   host: bridge `kea<N>` with 10.213.N.1/24
- *   host `<bridge>-<name>`: netns of that name, `eth0` = 10.213.N.<k>/24 (k ≥ 2), host-side veth `kea<N>h<k>`
+ *   host: bridge `kea<N>` with 10.213.N.1/24, and on demand more host addresses 10.213.N.254,
+ *         .253, ... down to .250 (hostAddressFor / addHostAddress: one per policy-server replica)
+ *   host `<bridge>-<name>`: netns of that name, `eth0` = 10.213.N.<k>/24 (2 ≤ k ≤ 249), host-side veth `kea<N>h<k>`
  * Namespaces get no default route: their processes reach only the bridge subnet (the host is
  * 10.213.N.1), never anything beyond this machine.
  *
@@ -51,6 +52,31 @@ export interface NetnsHost {
 
 /** First two octets of every KEA test subnet. */
 export const SUBNET_PREFIX = '10.213';
+
+/** Last octet of the highest address createHost gives a namespace; .250–.254 are kept for the host (see hostAddressFor). */
+export const LAST_NETNS_OCTET = 249;
+
+/**
+ * The host's `i`-th address on the bridge (i ≥ 1): 10.213.N.1 for i = 1 (the bridge's own
+ * address), then 10.213.N.254, .253, ... (i = 2, 3, ...), the top of the subnet, which
+ * createHost never hands out. Host processes that must be distinct endpoints of one
+ * EndpointSlice (one port for every address) listen on these, e.g. the policy-server replicas.
+ * @throws RangeError for i outside 1..6.
+ */
+export function hostAddressFor(bridge: Bridge, i: number): string {
+  if (!Number.isInteger(i) || i < 1 || i > 255 - LAST_NETNS_OCTET) throw new RangeError(`hostAddressFor: replica ${i} outside 1..${255 - LAST_NETNS_OCTET}`);
+  return i === 1 ? bridge.hostAddress : `${SUBNET_PREFIX}.${bridge.index}.${256 - i}`;
+}
+
+/**
+ * Adds `address` (from {@link hostAddressFor}) to the bridge as a /24 secondary address, unless it
+ * is there already. It goes with the bridge (deleteBridge).
+ * @throws Error when `ip addr add` fails (not root, the bridge is gone).
+ */
+export async function addHostAddress(bridge: Bridge, address: string): Promise<void> {
+  const addrs = await ip('-j', 'addr', 'show', 'dev', bridge.name);
+  if (!addrs.includes(`"${address}"`)) await ip('addr', 'add', `${address}/24`, 'dev', bridge.name);
+}
 
 function bridgeFor(index: number): Bridge {
   return { name: `kea${index}`, index, hostAddress: `${SUBNET_PREFIX}.${index}.1` };
@@ -218,7 +244,7 @@ export async function listNetns(bridge: Bridge): Promise<string[]> {
 
 /**
  * Creates network namespace `<bridge>-<name>` joined to the bridge, with the next free address
- * (10.213.N.2 and up; free = no host-side veth `kea<N>h<k>` exists). Loopback is up inside.
+ * (10.213.N.2 to .249; free = no host-side veth `kea<N>h<k>` exists). Loopback is up inside.
  * @param name short name, [a-z0-9-], so that `<bridge>-<name>` is a valid netns name.
  * @throws Error when the namespace exists already or an `ip` command fails.
  */
@@ -227,7 +253,7 @@ export async function createHost(bridge: Bridge, name: string): Promise<NetnsHos
   const netns = `${bridge.name}-${name}`;
   await ip('netns', 'add', netns);
   try {
-    for (let k = 2; k < 255; k++) {
+    for (let k = 2; k <= LAST_NETNS_OCTET; k++) {
       const veth = `${bridge.name}h${k}`;
       const peer = `${bridge.name}p${k}`;
       try {

@@ -145,8 +145,12 @@ async function ports() {
     idpPort: await freePort(),
     policyPort: await freePort(),
     controllerPort: await freePort(),
+    redisPort: await freePort(),
   };
 }
+
+/** N of bridge `kea<N>`. */
+const index = (bridge: string) => Number(bridge.replace(/^kea/, ''));
 
 beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'kea-stack-'));
@@ -189,13 +193,25 @@ describe('kea up stack', () => {
     stack = await startStack({ stateDir, kubeconfig: process.env.KUBECONFIG, ...(await ports()), bridgeIndex: 'auto', log: (l) => lines.push(l) });
     process.stdout.write(`stack up in ${stack.totalMs} ms: ${stack.steps.map((s) => `${s.step}=${s.status}:${s.ms}ms`).join(' ')}\n`);
     expect(stack.steps.filter((s) => s.status === 'failed')).toEqual([]);
-    for (const name of ['control-plane', 'crds', 'network', 'gateway', 'idp', 'policy-server', 'controller', 'local-pods', 'examples']) {
+    for (const name of ['control-plane', 'crds', 'network', 'redis', 'gateway', 'idp', 'policy-server', 'controller', 'local-pods', 'examples']) {
       expect(stack.steps.find((s) => s.step === name)?.status).toBe('ok');
     }
     // stack.json is what `kea down` reads.
     const info = await readStackInfo(stateDir);
     expect(info?.ownerPid).toBe(process.pid);
-    expect(Object.keys(info?.children ?? {})).toEqual(expect.arrayContaining(['gateway', 'idp', 'policy-server', 'controller']));
+    expect(Object.keys(info?.children ?? {})).toEqual(expect.arrayContaining(['gateway', 'redis', 'idp', 'policy-server-1', 'policy-server-2', 'controller']));
+    // Two policy-server replicas, each on its own bridge address, both endpoints of kea-system/kea-policy.
+    expect(info?.policyServers?.map((r) => new URL(r.url).hostname)).toEqual([`10.213.${index(info!.bridge)}.1`, `10.213.${index(info!.bridge)}.254`]);
+    const slice = (await KubernetesObjectApi.makeApiClient(kc).read({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'kea-policy-kea', namespace: 'kea-system' },
+    })) as unknown as { endpoints: Array<{ addresses: string[] }> };
+    expect(slice.endpoints.flatMap((e) => e.addresses)).toEqual(info!.policyServers!.map((r) => new URL(r.url).hostname));
+    // Redis on the bridge address, with a password (0600 file) and no persistence.
+    expect(info?.redis?.url).toMatch(new RegExp(`^redis://10\\.213\\.${index(info!.bridge)}\\.1:\\d+$`));
+    expect((await stat(info!.redis!.passwordFile)).mode & 0o077).toBe(0);
+    expect((await stat(join(stateDir, 'redis', 'redis.conf'))).mode & 0o077).toBe(0);
 
     // Traefik's stale entry is gone; NGF wrote its own for the same parentRef.
     const parents = await routeParents(kc, 'stale-warm');
@@ -276,11 +292,32 @@ describe('kea up stack', () => {
     expect(tokenFile.mode & 0o077).toBe(0);
   }, 240000);
 
-  test('a killed policy server gives 502/503 at once, and is restarted and serves again', async () => {
+  test('a killed policy-server replica: the other serves at once; both killed: 502/503 at once; each is restarted and serves again', async () => {
     const s = stack!;
-    const before = s.pid('policy-server')!;
+    const restarted = async (name: string, before: number) => {
+      const after = await waitFor(`${name} restarted`, 30000, () => {
+        const p = s.pid(name);
+        return p && p !== before ? p : undefined;
+      });
+      expect((await readStackInfo(stateDir))?.children[name]).toBe(after);
+      return after;
+    };
     expect((await fetch(`${s.gatewayUrl}/docs`)).status).toBe(200);
-    process.kill(before, 'SIGKILL');
+    const one = s.pid('policy-server-1')!;
+    process.kill(one, 'SIGKILL');
+    await waitFor('policy-server-1 gone', 5000, () => !alive(one), 20);
+    // nginx passes a request whose connection is refused to the other endpoint.
+    for (let i = 0; i < 10; i++) {
+      const r = await fetch(`${s.gatewayUrl}/docs`);
+      await r.arrayBuffer();
+      expect(r.status).toBe(200);
+    }
+    await restarted('policy-server-1', one);
+    await waitFor('policy-server-1 serves', 30000, async () => (await fetch(`${s.policyServers![0].url}/healthz`).catch(() => undefined))?.status === 200, 200);
+
+    const both = [s.pid('policy-server-1')!, s.pid('policy-server-2')!];
+    for (const p of both) process.kill(p, 'SIGKILL');
+    await waitFor('both gone', 5000, () => both.every((p) => !alive(p)), 20);
     const t0 = Date.now();
     const down = await fetch(`${s.gatewayUrl}/docs`);
     await down.arrayBuffer();
@@ -296,10 +333,55 @@ describe('kea up stack', () => {
       await new Promise((res) => setTimeout(res, 200));
     }
     expect(status).toBe(200);
-    process.stdout.write(`policy server back after ${Date.now() - t0} ms\n`);
-    const after = s.pid('policy-server')!;
-    expect(after).not.toBe(before);
-    expect((await readStackInfo(stateDir))?.children['policy-server']).toBe(after);
+    process.stdout.write(`policy servers back after ${Date.now() - t0} ms\n`);
+    await restarted('policy-server-1', both[0]);
+    await restarted('policy-server-2', both[1]);
+  }, 90000);
+
+  test('Redis taken down (pauseChild) stays down and the data path carries on; resumeChild brings it back with the same password', async () => {
+    const s = stack!;
+    const pid = s.pid('redis')!;
+    const { Redis } = await import('ioredis');
+    const u = new URL(s.redis!.url);
+    const password = (await readFile(s.redis!.passwordFile, 'utf8')).trim();
+    const ping = async () => {
+      const c = new Redis({
+        host: u.hostname,
+        port: Number(u.port),
+        password,
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        connectTimeout: 1000,
+      });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        return await c.ping();
+      } catch (e) {
+        return String(e);
+      } finally {
+        c.disconnect();
+      }
+    };
+    expect(await ping()).toBe('PONG');
+    await s.pauseChild('redis');
+    expect(alive(pid)).toBe(false);
+    // Not restarted by the supervisor (it would be within ~1 s).
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(s.pid('redis')).toBe(pid);
+    expect(await ping()).not.toBe('PONG');
+    const docs = await fetch(`${s.gatewayUrl}/docs`);
+    await docs.arrayBuffer();
+    expect(docs.status).toBe(200);
+    await s.resumeChild('redis');
+    expect(s.pid('redis')).not.toBe(pid);
+    expect(await ping()).toBe('PONG');
+    expect((await readStackInfo(stateDir))?.children.redis).toBe(s.pid('redis'));
+    // Supervised again: a crash is restarted.
+    const again = s.pid('redis')!;
+    process.kill(again, 'SIGKILL');
+    await waitFor('redis restarted by the supervisor', 15000, () => (s.pid('redis') !== again ? true : undefined), 100);
   }, 60000);
 
   test('stop() leaves no process, namespace or bridge behind', async () => {

@@ -3,11 +3,16 @@
  *
  *   control-plane  etcd + kube-apiserver (dev/controlplane.ts), unless KUBECONFIG is set
  *   crds           Gateway API standard CRDs + KEA CRDs (installCrds)
- *   network        bridge kea0, 10.213.0.1/24 (dev/netns.ts)
+ *   network        bridge kea0, 10.213.0.1/24, and 10.213.0.254 (.253, ...) for more policy-server replicas (dev/netns.ts)
+ *   redis          Debian's redis-server on 10.213.0.1:<redisPort>: password auth (generated, kept in
+ *                  secrets.json and `redis-password`), no persistence; the policy servers' shared state
  *   gateway        nginx-gateway-fabric 1.6.2 static mode + Debian's nginx in a private mount namespace
  *                  (dev/ngf.ts): NGF's CRDs, NginxProxy, GatewayClass `nginx`, Gateway kea-system/kea
  *   idp            dev OpenID provider (dist/dev/idp-main.js), demo users student/teacher/admin
- *   policy-server  dist/policy-server/main.js on 10.213.0.1:<policyPort> + Service/EndpointSlice kea-system/kea-policy
+ *   policy-server  two replicas (`policyReplicas`) of dist/policy-server/main.js, `policy-server-1` on
+ *                  10.213.0.1:<policyPort>, `policy-server-2` on 10.213.0.254:<policyPort>, both with
+ *                  Redis; Service kea-system/kea-policy + one EndpointSlice naming both addresses, so
+ *                  the gateway (nginx) balances between them as between two pods
  *   controller     dist/controller/main.js
  *   local-pods     local stand-in for kubelet + EndpointSlice controller (dev/localpods.ts)
  *   examples       server-side apply of examples/&#42;&#42;/kea.yaml, then wait for their pods to be ready
@@ -17,22 +22,26 @@
  *
  * State lives in `<stateDir>` (default `<repo>/.kea`): `stack.json` (pids, bridge, urls,
  * timings; what `kea down` reads), `kubeconfig`, `secrets.json` (internal token, session and
- * client secrets; kept across runs), `controlplane/` (etcd data: kept, so a warm start reuses it),
- * and `logs/`.
+ * client secrets, Redis password; kept across runs), `controlplane/` (etcd data: kept, so a warm
+ * start reuses it), `redis/` (its configuration, 0600) and `logs/` (one log per child).
+ *
+ * Every host child (redis, the IdP, each policy-server replica, the controller) is supervised
+ * like a kubelet supervises a container: restarted with backoff when it exits. Tests take one
+ * down for a while with `Stack.pauseChild` (no restart) and bring it back with `Stack.resumeChild`.
  */
 import { CONTROLLER_NODE_ARGS, CONTROLLER_ENV } from '../controller/runtime-flags.js';
 import { POLICY_NODE_ARGS } from '../policy-server/runtime-flags.js';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdir, readFile, writeFile, rm, readdir, readlink, copyFile } from 'node:fs/promises';
-import { openSync, closeSync, existsSync } from 'node:fs';
+import { access, mkdir, readFile, writeFile, rm, readdir, readlink, copyFile } from 'node:fs/promises';
+import { openSync, closeSync, existsSync, constants as fsConstants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { KubeConfig, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { startControlPlane, installCrds, REPO_ROOT, type ControlPlane } from './controlplane.js';
 import { startNgf, NGF_VERSION, type RunningNgf } from './ngf.js';
-import { createBridge, deleteBridge, registerService, type Bridge } from './netns.js';
+import { addHostAddress, createBridge, deleteBridge, hostAddressFor, registerService, type Bridge } from './netns.js';
 import { startLocalPods, type LocalPods } from './localpods.js';
 import { freePort, pathExists, stopProcess } from '../lib/process.js';
 
@@ -50,6 +59,10 @@ export interface StackOptions {
   idpPort?: number;
   /** Policy server port on the bridge address; default 8000. */
   policyPort?: number;
+  /** Policy-server replicas (1..6), each its own process on its own bridge address; default 2. */
+  policyReplicas?: number;
+  /** Redis port on the bridge address; default 6379. */
+  redisPort?: number;
   /** Controller /healthz,/readyz,/metrics port; default 8082. */
   controllerPort?: number;
   /** Apply examples/&#42;&#42;/kea.yaml; default true. */
@@ -102,13 +115,42 @@ export interface StackInfo {
   demoLogins: string[];
   /** Example manifests left for the user to apply as upgrades (e.g. examples/iris-v2/kea.yaml). */
   upgrades?: string[];
+  /** Where each child listens (name → `host:port` or URL), for `kea status`. */
+  endpoints?: Record<string, string>;
+  /** The Redis every policy-server replica shares (no password in it: see `redisPasswordFile`). */
+  redis?: { url: string; passwordFile: string; log: string };
+  /** The policy-server replicas, endpoints of Service kea-system/kea-policy. */
+  policyServers?: PolicyReplicaInfo[];
+}
+
+/** One policy-server replica of the stack. */
+export interface PolicyReplicaInfo {
+  /** Child name: `policy-server-<i>`. */
+  name: string;
+  /** Data port (the gateway's backend, the portal, the management API), `http://<bridge address>:<policyPort>`. */
+  url: string;
+  /** Admin port (`/healthz`, `/readyz`, `/metrics`), `http://127.0.0.1:<free port>`. */
+  adminUrl: string;
+  log: string;
 }
 
 export interface Stack extends StackInfo {
   /** The embedded control plane (undefined when KUBECONFIG was given): fault tests restart its API server. */
   controlPlane?: ControlPlane;
-  /** Current pid of a supervised child (`idp`, `policy-server`, `controller`); children are restarted when they exit. */
+  /** Current pid of a supervised child (`redis`, `idp`, `policy-server-1`, `policy-server-2`, `controller`); children are restarted when they exit. */
   pid(name: string): number | undefined;
+  /**
+   * Takes a supervised child down and keeps it down (for fault tests, e.g. "Redis down for a
+   * while"): stops restarting it, sends `signal` (default SIGKILL) and resolves once it has exited.
+   * @throws Error for an unknown child name.
+   */
+  pauseChild(name: string, signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Starts a child taken down by {@link Stack.pauseChild} again, supervised as before (same
+   * command, log and readiness check); resolves once it is ready. A child that runs is left alone.
+   * @throws Error for an unknown child name, or when it is not ready within its start timeout.
+   */
+  resumeChild(name: string): Promise<void>;
   /** Stops everything started, in reverse order; leaves no process or namespace. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -204,6 +246,27 @@ class Supervised {
     if (this.timer) clearTimeout(this.timer);
     await stopProcess(this.proc);
   }
+
+  /** Stops supervising (no restart) and kills the process with `signal`; resolves once it has exited. */
+  async pause(signal: NodeJS.Signals): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill(signal);
+    await exited;
+  }
+
+  /** Starts a paused child again (supervised from then on); a running one is left alone. */
+  async resume(): Promise<void> {
+    const p = this.proc;
+    if (!this.stopping && p && p.exitCode === null && p.signalCode === null) return;
+    if (this.timer) clearTimeout(this.timer); // a restart scheduled after a crash: this start replaces it
+    this.stopping = false;
+    this.restarts = 0;
+    await this.start();
+  }
 }
 
 async function httpOk(url: string): Promise<boolean> {
@@ -217,16 +280,74 @@ interface Secrets {
   sessionSecret: string;
   gatewayClientSecret: string;
   scriptSecret: string;
+  /** Redis `requirepass` (added to a secrets.json written before Redis was part of the stack). */
+  redisPassword: string;
 }
 
+/** The stack's secrets from `path` (0600), generated on the first run; a missing one is generated and saved. */
 async function loadSecrets(path: string): Promise<Secrets> {
+  const s = (n: number) => randomBytes(n).toString('base64url');
+  const fresh = (): Secrets => ({
+    internalToken: s(24),
+    sessionSecret: s(32),
+    gatewayClientSecret: s(24),
+    scriptSecret: 'kea-dev-script-secret',
+    redisPassword: s(24),
+  });
+  let saved: Partial<Secrets> | undefined;
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as Secrets;
+    saved = JSON.parse(await readFile(path, 'utf8')) as Partial<Secrets>;
   } catch {
-    const s = (n: number) => randomBytes(n).toString('base64url');
-    const secrets = { internalToken: s(24), sessionSecret: s(32), gatewayClientSecret: s(24), scriptSecret: 'kea-dev-script-secret' };
-    await writeFile(path, JSON.stringify(secrets, null, 2), { mode: 0o600 });
-    return secrets;
+    saved = undefined;
+  }
+  const secrets = { ...fresh(), ...saved };
+  if (!saved || Object.keys(secrets).some((k) => !(k in saved))) await writeFile(path, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+/**
+ * redis.conf of the stack's Redis: listens on `bind:port` only, password auth, no persistence
+ * (`save ""`, `appendonly no`: the shared state is rate-limit counters and cache entries, both
+ * rebuilt after a restart), logs to stdout (the child's log), and a process title naming the
+ * configuration file, so that `kea down` recognises a left-over redis-server by its state dir.
+ */
+export function redisConfig(o: { bind: string; port: number; password: string; dir: string; confPath: string }): string {
+  const q = (v: string) => JSON.stringify(v);
+  return [
+    `bind ${o.bind}`,
+    `port ${o.port}`,
+    'protected-mode yes',
+    `requirepass ${q(o.password)}`,
+    'save ""',
+    'appendonly no',
+    `dir ${q(o.dir)}`,
+    'daemonize no',
+    'logfile ""',
+    // {config-file} is the absolute path of this file, under the stack's state dir.
+    'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"',
+    '',
+  ].join('\n');
+}
+
+/** Whether Redis at host:port answers PING after AUTH (ioredis, one connection, no retry). */
+async function redisPing(host: string, port: number, password: string): Promise<boolean> {
+  const { Redis } = await import('ioredis');
+  const c = new Redis({
+    host,
+    port,
+    password,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+  });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    return (await c.ping()) === 'PONG';
+  } finally {
+    c.disconnect();
   }
 }
 
@@ -256,6 +377,106 @@ export async function exampleManifests(examplesDir = join(REPO_ROOT, 'examples')
 }
 
 /**
+ * The stack's Redis as a supervised child: writes `<stateDir>/redis/redis.conf` (0600, see
+ * {@link redisConfig}) and `<stateDir>/redis-password` (0600, for `redis-cli`: `REDISCLI_AUTH`),
+ * and returns the child's spec (ready when it answers PING after AUTH), its URL (no password)
+ * and the password file.
+ */
+async function redisChild(o: {
+  host: string;
+  port: number;
+  password: string;
+  stateDir: string;
+}): Promise<{ spec: ChildSpec; url: string; passwordFile: string }> {
+  const dir = join(o.stateDir, 'redis');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const confPath = join(dir, 'redis.conf');
+  await writeFile(confPath, redisConfig({ bind: o.host, port: o.port, password: o.password, dir, confPath }), { mode: 0o600 });
+  const passwordFile = join(o.stateDir, 'redis-password');
+  await writeFile(passwordFile, o.password, { mode: 0o600 });
+  return {
+    url: `redis://${o.host}:${o.port}`,
+    passwordFile,
+    spec: {
+      name: 'redis',
+      cmd: 'redis-server',
+      args: [confPath],
+      env: { ...process.env },
+      logPath: join(o.stateDir, 'logs', 'redis.log'),
+      ready: () => redisPing(o.host, o.port, o.password),
+      timeoutMs: 15000,
+    },
+  };
+}
+
+/**
+ * Policy-server replica `policy-server-<index>` as a supervised child: data port on `host:port`
+ * (a bridge address, an endpoint of kea-system/kea-policy), admin port on 127.0.0.1, its own
+ * state dir (`policy-state-<index>`) and log; the stack's internal token, session secrets and
+ * OIDC client secret through 0600 files; Redis by `--redis-url` (its password in `env`,
+ * `KEA_REDIS_PASSWORD`, never on the command line). Ready when `/healthz` (data port) and
+ * `/readyz` (admin port) answer.
+ */
+function policyReplicaChild(o: {
+  index: number;
+  host: string;
+  port: number;
+  adminPort: number;
+  stateDir: string;
+  internalUrl: string;
+  gatewayUrl: string;
+  idpIssuer?: string;
+  redisUrl?: string;
+  env: NodeJS.ProcessEnv;
+}): ChildSpec {
+  const name = `policy-server-${o.index}`;
+  const args = [
+    ...POLICY_NODE_ARGS,
+    join(REPO_ROOT, 'dist/policy-server/main.js'),
+    '--host',
+    o.host,
+    '--port',
+    String(o.port),
+    '--admin-host',
+    '127.0.0.1',
+    '--admin-port',
+    String(o.adminPort),
+    '--upstream-url',
+    o.internalUrl,
+    '--internal-token-file',
+    join(o.stateDir, 'internal-token'),
+    '--state-dir',
+    join(o.stateDir, `policy-state-${o.index}`),
+    '--gateway-url',
+    o.gatewayUrl,
+    '--session-secrets-file',
+    join(o.stateDir, 'session-secrets'),
+  ];
+  if (o.idpIssuer) {
+    args.push(
+      '--oidc-issuer',
+      o.idpIssuer,
+      '--oidc-client-id',
+      'kea-gateway',
+      '--oidc-client-secret-file',
+      join(o.stateDir, 'gateway-client-secret'),
+      '--oidc-audience',
+      'urn:kea:gateway',
+    );
+  }
+  if (o.redisUrl) args.push('--redis-url', o.redisUrl);
+  return {
+    name,
+    cmd: process.execPath,
+    args,
+    env: { ...o.env, KEA_OIDC_ALLOW_HTTP_ISSUER: 'true', KEA_COOKIE_SECURE: 'false' },
+    logPath: join(o.stateDir, 'logs', `${name}.log`),
+    ready: async () => (await httpOk(`http://${o.host}:${o.port}/healthz`)) && (await httpOk(`http://127.0.0.1:${o.adminPort}/readyz`)),
+    timeoutMs: 30000,
+  };
+}
+
+/**
  * Starts the stack step by step (see the module comment) and writes `<stateDir>/stack.json`
  * after every step. On a failure, everything started so far is stopped and the error rethrown.
  * @throws Error naming the failed step.
@@ -278,6 +499,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const idpPort = opts.idpPort ?? 9000;
   const policyPort = opts.policyPort ?? 8000;
   const controllerPort = opts.controllerPort ?? 8082;
+  const redisPort = opts.redisPort ?? 6379;
+  const replicas = opts.policyReplicas ?? 2;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 6) throw new Error(`policyReplicas must be 1..6, not ${replicas}`);
   const gatewayUrl = `http://localhost:${publicPort}`;
   const secrets = await loadSecrets(join(stateDir, 'secrets.json'));
   // Secrets reach the processes through 0600 files (or the environment), never the command
@@ -300,6 +524,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     steps: [],
     warm,
     demoLogins: ['student / student', 'teacher / teacher', 'admin / admin'],
+    endpoints: {},
   };
   const save = () => writeFile(stackFile, JSON.stringify(info, null, 2));
 
@@ -411,8 +636,22 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     // Default kea0, or the first free bridge when 10.213.0.0/24 is already routed on this machine; an explicit index whose subnet is taken fails here, naming the interface.
     bridge = await createBridge(opts.bridgeIndex === 'auto' ? {} : { index: opts.bridgeIndex ?? 0, orFirstFree: opts.bridgeIndex === undefined });
     info.bridge = bridge.name;
-    return `${bridge.name} ${bridge.hostAddress}/24`;
+    const extra = Array.from({ length: replicas - 1 }, (_, k) => hostAddressFor(bridge!, k + 2));
+    for (const a of extra) await addHostAddress(bridge, a);
+    return `${bridge.name} ${bridge.hostAddress}/24${extra.length ? ` (+ ${extra.join(', ')} for policy-server replicas)` : ''}`;
   });
+
+  await step(
+    'redis',
+    async () => {
+      const { spec, url, passwordFile } = await redisChild({ host: bridge!.hostAddress, port: redisPort, password: secrets.redisPassword, stateDir });
+      const sup = await supervise(spec);
+      info.redis = { url, passwordFile, log: spec.logPath };
+      info.endpoints!.redis = url;
+      return `${url} (pid ${sup.proc?.pid}, password in ${passwordFile}, no persistence)`;
+    },
+    redisMissing,
+  );
 
   await step('gateway', async () => {
     // A warm start on etcd data from the Traefik era (before ADR 0010): drop what Traefik wrote.
@@ -455,56 +694,39 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   await step(
     'policy-server',
     async () => {
-      const host = bridge!.hostAddress;
       await writeFile(join(stateDir, 'gateway-client-secret'), secrets.gatewayClientSecret, { mode: 0o600 });
       await writeFile(join(stateDir, 'session-secrets'), secrets.sessionSecret, { mode: 0o600 });
-      // Probes and metrics on loopback only, like the cluster's admin port the Service does not expose.
-      const adminPort = await freePort();
-      const args = [
-        ...POLICY_NODE_ARGS,
-        join(REPO_ROOT, 'dist/policy-server/main.js'),
-        '--host',
-        host,
-        '--port',
-        String(policyPort),
-        '--admin-host',
-        '127.0.0.1',
-        '--admin-port',
-        String(adminPort),
-        '--upstream-url',
-        info.internalUrl,
-        '--internal-token-file',
-        join(stateDir, 'internal-token'),
-        '--state-dir',
-        join(stateDir, 'policy-state'),
-        '--gateway-url',
-        gatewayUrl,
-        '--session-secrets-file',
-        join(stateDir, 'session-secrets'),
-      ];
-      if (info.idpIssuer) {
-        args.push(
-          '--oidc-issuer',
-          info.idpIssuer,
-          '--oidc-client-id',
-          'kea-gateway',
-          '--oidc-client-secret-file',
-          join(stateDir, 'gateway-client-secret'),
-          '--oidc-audience',
-          'urn:kea:gateway',
-        );
-      }
-      await supervise({
-        name: 'policy-server',
-        cmd: process.execPath,
-        args,
-        env: nodeEnv({ KEA_OIDC_ALLOW_HTTP_ISSUER: 'true', KEA_COOKIE_SECURE: 'false' }),
-        logPath: join(logDir, 'policy-server.log'),
-        ready: async () => (await httpOk(`http://${host}:${policyPort}/healthz`)) && (await httpOk(`http://127.0.0.1:${adminPort}/readyz`)),
-        timeoutMs: 30000,
-      });
-      await registerService(kc, { namespace: 'kea-system', name: 'kea-policy', port: policyPort, addresses: [host] });
-      return `${host}:${policyPort}, Service kea-system/kea-policy, admin 127.0.0.1:${adminPort}`;
+      // The replicas start together, like the pods of a Deployment: each its own process, bridge
+      // address, admin port, state dir and log; the same port, Redis, secrets and configuration.
+      // allSettled: a replica still starting when another fails must be recorded (and stopped) too.
+      const settled = await Promise.allSettled(
+        Array.from({ length: replicas }, async (_, k) => {
+          const host = hostAddressFor(bridge!, k + 1);
+          // Probes and metrics on loopback only, like the cluster's admin port the Service does not expose.
+          const adminPort = await freePort();
+          const spec = policyReplicaChild({
+            index: k + 1,
+            host,
+            port: policyPort,
+            adminPort,
+            stateDir,
+            internalUrl: info.internalUrl,
+            gatewayUrl,
+            idpIssuer: info.idpIssuer,
+            redisUrl: info.redis?.url,
+            env: nodeEnv(info.redis ? { KEA_REDIS_PASSWORD: secrets.redisPassword } : {}),
+          });
+          await supervise(spec);
+          info.endpoints![spec.name] = `${host}:${policyPort} (admin 127.0.0.1:${adminPort})`;
+          return { name: spec.name, url: `http://${host}:${policyPort}`, adminUrl: `http://127.0.0.1:${adminPort}`, log: spec.logPath };
+        }),
+      );
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const started = settled.map((r) => (r as PromiseFulfilledResult<PolicyReplicaInfo>).value);
+      info.policyServers = started;
+      await registerService(kc, { namespace: 'kea-system', name: 'kea-policy', port: policyPort, addresses: started.map((r) => new URL(r.url).hostname) });
+      return `${started.map((r) => `${r.name} ${new URL(r.url).host} (admin ${new URL(r.adminUrl).host})`).join(', ')}${info.redis ? `, Redis ${info.redis.url}` : ', no Redis'}; Service kea-system/kea-policy`;
     },
     () => missing('dist/policy-server/main.js'),
   );
@@ -571,7 +793,47 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   info.totalMs = Date.now() - t0;
   await save();
-  return Object.assign(info, { stop, controlPlane: cp, pid: (name: string) => children.find(([n]) => n === name)?.[1].proc?.pid });
+  return Object.assign(info, { stop, controlPlane: cp, ...childControls(children, log) });
+}
+
+/** The Stack's `pid`, `pauseChild` and `resumeChild` over its supervised children. */
+function childControls(children: Array<[string, Supervised]>, log: (l: string) => void): Pick<Stack, 'pid' | 'pauseChild' | 'resumeChild'> {
+  const child = (name: string): Supervised => {
+    const c = children.find(([n]) => n === name)?.[1];
+    if (!c) throw new Error(`no supervised child ${JSON.stringify(name)} (children: ${children.map(([n]) => n).join(', ')})`);
+    return c;
+  };
+  return {
+    pid: (name: string) => children.find(([n]) => n === name)?.[1].proc?.pid,
+    pauseChild: async (name: string, signal: NodeJS.Signals = 'SIGKILL') => {
+      const c = child(name);
+      log(`${name}: taken down (${signal}), not restarted until resumed`);
+      await c.pause(signal);
+    },
+    resumeChild: async (name: string) => {
+      await child(name).resume();
+      log(`${name}: resumed (pid ${child(name).proc?.pid})`);
+    },
+  };
+}
+
+/** Why the redis step is skipped: redis-server is not installed (undefined when it is). */
+async function redisMissing(): Promise<string | undefined> {
+  if (await onPath('redis-server')) return undefined;
+  return 'redis-server not installed (`bash scripts/setup.sh`, or apt-get install redis-server): the policy servers run without shared state';
+}
+
+/** Whether `prog` is an executable file in a folder of PATH. */
+async function onPath(prog: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
+    try {
+      await access(join(dir, prog), fsConstants.X_OK);
+      return true;
+    } catch {
+      /* not here */
+    }
+  }
+  return false;
 }
 
 /**
@@ -662,10 +924,11 @@ async function cmdline(pid: number): Promise<string> {
 
 /**
  * Programs the stack starts on the host (argv[0] basenames, versions stripped): etcd,
- * kube-apiserver, node, NGF (run as `<stateDir>/gateway/gateway`, dev/ngf.ts) and nginx's master
- * (its process title, `nginx: master process nginx -g daemon off; env KEA_NGF_STATE=<dir>;`).
+ * kube-apiserver, node, NGF (run as `<stateDir>/gateway/gateway`, dev/ngf.ts), nginx's master
+ * (its process title, `nginx: master process nginx -g daemon off; env KEA_NGF_STATE=<dir>;`) and
+ * redis-server (its title, `redis-server <addr>:<port> <stateDir>/redis/redis.conf`, see redisConfig).
  */
-const STACK_PROGRAMS = /^(etcd|kube-apiserver|node|gateway|nginx:)(-v[\d.]+)?$/;
+const STACK_PROGRAMS = /^(etcd|kube-apiserver|node|gateway|nginx:|redis-server)(-v[\d.]+)?$/;
 
 /** Pids of stack programs (see STACK_PROGRAMS) whose command line mentions `needle` (a stack-specific path). */
 async function pidsMentioning(needle: string): Promise<number[]> {

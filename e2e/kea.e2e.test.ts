@@ -41,7 +41,10 @@ import {
   until,
   type E2EStack,
   type Hit,
+  answeredBy,
+  replicas,
 } from './support.js';
+import type { PolicyReplicaInfo } from '../dev/stack.js';
 import { internalRouteName } from '../controller/graph/names.js';
 
 let S: E2EStack;
@@ -151,7 +154,17 @@ async function weightChangeConvergence(
   return { ms: Math.max(0, runStart - t0), applyMs, seen, routeMs };
 }
 
-/** Current pid of a host child the stack supervises (`policy-server`, `controller`, `idp`). */
+/** The stack's policy-server replicas (children `policy-server-1`, `policy-server-2`: two processes behind the gateway). */
+const POLICY_REPLICAS = ['policy-server-1', 'policy-server-2'] as const;
+
+/** What the stack recorded of a replica (URLs, log). */
+function replicaInfo(name: string): PolicyReplicaInfo {
+  const r = replicas(S).find((x) => x.name === name);
+  if (!r) throw new Error(`the stack recorded no replica ${name}`);
+  return r;
+}
+
+/** Current pid of a host child the stack supervises (`policy-server-1`, `policy-server-2`, `controller`, `idp`, `redis`). */
 function childPid(name: string): number {
   const pid = S.stack.pid(name);
   if (!pid) throw new Error(`the stack reports no pid for ${name}`);
@@ -610,7 +623,16 @@ describe('differential path', () => {
     }
     const logs = await rawGet('/logs/default/pathecho?limit=1000', { authorization: `Bearer ${admin}` });
     expect(logs.status).toBe(200);
-    const audit = new Map((logs.json.records as Array<{ requestId: string; operation: string; path: string; status: number }>).map((r) => [r.requestId, r]));
+    // The decisions of both replicas: /logs through the gateway shows the records of the one
+    // replica that answers it (e2e/shared-state.e2e.test.ts checks that separately), so each
+    // replica's own /logs is read on its data port, as an operator would per pod.
+    type AuditRec = { requestId: string; operation: string; path: string; status: number };
+    const audit = new Map<string, AuditRec>();
+    for (const r of replicas(S)) {
+      const own = await send('GET', r.url, { rawPath: '/logs/default/pathecho?limit=1000', headers: { authorization: `Bearer ${admin}` }, timeoutMs: 10000 });
+      expect(own.status).toBe(200);
+      for (const rec of own.json.records as AuditRec[]) audit.set(rec.requestId, rec);
+    }
 
     const mismatches: string[] = [];
     let accepted = 0;
@@ -793,10 +815,109 @@ describe('v1 → v2 upgrade and canary', () => {
 });
 
 describe('faults', () => {
-  test('policy server killed under load: the gateway answers 502/503 at once; restarted, it serves again with nothing lost', async () => {
+  test('one policy-server replica killed under load: the other serves every new request; restarted, it takes its share again', async () => {
     const token = await bearer(S, 'teacher');
-    const pid = childPid('policy-server');
+    const [one, two] = POLICY_REPLICAS;
+    const pid = childPid(one);
     expect(alive(pid)).toBe(true);
+    const log: Hit[] = [];
+    let stop = false;
+    const load = Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; !stop; i++) {
+          const id = `kill-one-${w}-${i}-${Date.now()}`;
+          const h = await postJson(
+            url('/iris/predict'),
+            { features: [[5 + ((w * 1000 + i) % 500) / 250, 3.1, 1.4, 0.2]] },
+            { authorization: `Bearer ${token}`, 'cache-control': 'no-cache', 'x-request-id': id },
+            5000,
+          );
+          log.push(Object.assign(h, { id }));
+          if (h.status !== 200) await new Promise((r) => setTimeout(r, 20));
+        }
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    const killAt = performance.now();
+    await killAndWait(pid, 'SIGKILL');
+    const deadAt = performance.now();
+    const newPid = await restartedBySupervisor(one, pid);
+    // Until the restarted replica is ready again, then a while with both.
+    await until('the restarted replica ready', 30000, async () => (await hit(`${replicaInfo(one).adminUrl}/readyz`, { timeoutMs: 1000 })).status === 200, 100);
+    const readyAt = performance.now();
+    await new Promise((r) => setTimeout(r, 2500));
+    stop = true;
+    await load;
+
+    const before = log.filter((h) => h.t1 < killAt);
+    const inFlight = log.filter((h) => h.t0 < deadAt && h.t1 >= killAt);
+    const down = log.filter((h) => h.t0 > deadAt && h.t1 < readyAt);
+    const after = log.filter((h) => h.t0 > readyAt + 500);
+    const who = await answeredBy(
+      S,
+      [...down, ...after].filter((h) => h.status === 200).map((h) => (h as Hit & { id: string }).id),
+    );
+    const byReplica = (hs: Hit[]) => {
+      const n: Record<string, number> = {};
+      for (const h of hs) {
+        const r = who.get((h as Hit & { id: string }).id) ?? 'unknown';
+        n[r] = (n[r] ?? 0) + 1;
+      }
+      return n;
+    };
+    // nginx's keep-alive race: a connection it had cached to the killed replica, closed by the
+    // kernel but not yet noticed by the worker that takes it for a new request, fails after the
+    // request was written; nginx never resends a POST then (proxy_next_upstream, non_idempotent).
+    const raced = down.filter((h) => h.status !== 200);
+    measure('fault.oneReplicaKilled', {
+      before: before.length,
+      inFlightStatuses: inFlight.map((h) => h.status),
+      down: down.length,
+      downStatuses: [...new Set(down.map((h) => h.status))],
+      downErrors: raced.map((h) => `${h.status} ${h.headers.get('content-type')} sent ${r1(h.t0 - deadAt)} ms after the death`),
+      downByReplica: byReplica(down.filter((h) => h.status === 200)),
+      newPid,
+      deathToReadyMs: r1(readyAt - deadAt),
+      after: after.length,
+      afterByReplica: byReplica(after.filter((h) => h.status === 200)),
+    });
+    expect(before.length).toBeGreaterThan(10);
+    expect(before.every((h) => h.status === 200)).toBe(true);
+    // Only a request in flight on the killed replica, or one nginx wrote on a keep-alive
+    // connection to it in the instant after the death (above), can fail: nginx's 502, at most
+    // one per connection of the load.
+    const failed = [...inFlight, ...down].filter((h) => h.status !== 200);
+    expect(failed.every((h) => h.status === 502 && (h.headers.get('content-type') ?? '').startsWith('text/html'))).toBe(true);
+    expect(failed.length).toBeLessThanOrEqual(8);
+    expect(raced.every((h) => h.t0 - deadAt < 500)).toBe(true);
+    // Every other request sent after the death: 200, all from the surviving replica.
+    expect(down.length).toBeGreaterThan(10);
+    expect(byReplica(down.filter((h) => h.status === 200))).toEqual({ [two]: down.length - raced.length });
+    expect(after.length).toBeGreaterThan(10);
+    expect(after.every((h) => h.status === 200)).toBe(true);
+    // The restarted replica takes its share again once nginx tries it again (its fail_timeout, 10 s, after the failure).
+    const share = await until(
+      `${one} answers through the gateway again`,
+      30000,
+      async () => {
+        const id = `kill-one-back-${Date.now()}`;
+        const h = await postJson(
+          url('/iris/predict'),
+          { features: [SETOSA] },
+          { authorization: `Bearer ${token}`, 'cache-control': 'no-cache', 'x-request-id': id },
+        );
+        expect(h.status).toBe(200);
+        return (await answeredBy(S, [id])).get(id) === one;
+      },
+      200,
+    );
+    measure('fault.oneReplicaKilled.backInShareMs', r1(performance.now() - deadAt), `after the death; polled ${Math.round(share.ms)} ms`);
+  }, 120000);
+
+  test('every policy-server replica killed under load: the gateway answers 502/503 at once; restarted, they serve again with nothing lost', async () => {
+    const token = await bearer(S, 'teacher');
+    const pids = POLICY_REPLICAS.map(childPid);
+    expect(pids.every(alive)).toBe(true);
     const methodsBefore = (await hit(url('/methods'))).text;
     const irisDocBefore = json(await hit(url('/openapi/default/iris.json')));
     const cached = await postJson(url('/iris/predict'), { features: [VIRGINICA] }, { authorization: `Bearer ${token}` });
@@ -815,18 +936,22 @@ describe('faults', () => {
     );
     await new Promise((r) => setTimeout(r, 1500));
     const killAt = performance.now();
-    await killAndWait(pid, 'SIGKILL');
+    await Promise.all(pids.map((p) => killAndWait(p, 'SIGKILL')));
     const deadAt = performance.now();
-    const newPid = await restartedBySupervisor('policy-server', pid);
+    const newPids = await Promise.all(POLICY_REPLICAS.map((n, k) => restartedBySupervisor(n, pids[k])));
     const up = await until('a 200 after the restart', 30000, async () => log.find((h) => h.t0 > deadAt && h.status === 200), 50);
     const firstOkAt = up.value.t1;
+    // Both replicas ready again before the last phase, so that "after" is served by both.
+    for (const r of POLICY_REPLICAS)
+      await until(`${r} ready`, 30000, async () => (await hit(`${replicaInfo(r).adminUrl}/readyz`, { timeoutMs: 1000 })).status === 200, 100);
+    const allReadyAt = performance.now();
     await new Promise((r) => setTimeout(r, 1500));
     stop = true;
     await load;
 
     const before = log.filter((h) => h.t1 < killAt);
     const down = log.filter((h) => h.t0 > deadAt && h.t1 < up.value.t0);
-    const after = log.filter((h) => h.t0 > firstOkAt);
+    const after = log.filter((h) => h.t0 > allReadyAt);
     const hung = log.filter((h) => h.status === 0);
     measure('fault.policyKill', {
       before: before.length,
@@ -842,7 +967,7 @@ describe('faults', () => {
       ),
       downMaxMs: r1(Math.max(...down.map((h) => h.ms))),
       firstErrorAfterKillMs: r1(Math.min(...log.filter((h) => h.status !== 200 && h.t1 >= killAt).map((h) => h.t1 - killAt))),
-      newPid,
+      newPids,
       deathToFirst200Ms: r1(firstOkAt - deadAt),
       after: after.length,
       afterOk: after.filter((h) => h.status === 200).length,
@@ -867,7 +992,7 @@ describe('faults', () => {
     const again = await postJson(url('/iris/predict'), { features: [VIRGINICA] }, { authorization: `Bearer ${token}` });
     expect(again.status).toBe(200);
     expect(again.text).toBe(cached.text);
-  });
+  }, 120000);
 
   test('controller killed: the data path carries on unaffected', async () => {
     const token = await bearer(S, 'student');
@@ -945,14 +1070,15 @@ describe('faults', () => {
       expect(during.every((h) => h.status === 200)).toBe(true);
     });
 
-    test('policy server restarted while the API server is down serves its last config from its disk snapshot', async () => {
+    test('policy servers restarted while the API server is down serve their last config from their disk snapshots', async () => {
       expect(stopped).toBe(true);
       const token = await bearer(S, 'student');
       const docBefore = (await hit(url('/openapi/default/iris.json'))).text;
-      const pid = childPid('policy-server');
-      await killAndWait(pid, 'SIGKILL');
+      // Both replicas, so that whichever answers was restarted without the API server.
+      const pids = POLICY_REPLICAS.map(childPid);
+      await Promise.all(pids.map((p) => killAndWait(p, 'SIGKILL')));
       const deadAt = performance.now();
-      const newPid = await restartedBySupervisor('policy-server', pid);
+      const newPid = await Promise.all(POLICY_REPLICAS.map((n, k) => restartedBySupervisor(n, pids[k])));
       const ok = await until(
         'predict 200 from the restarted policy server (API server still down)',
         30000,

@@ -1,7 +1,8 @@
 /**
  * Shared support for the end-to-end suite (e2e/*.e2e.test.ts): starts ONE whole KEA stack
  * (dev/stack.ts `startStack`: kube-apiserver + etcd, nginx-gateway-fabric 1.6.2 + nginx as the
- * Gateway API implementation (dev/ngf.ts), dev OIDC provider, policy server, controller,
+ * Gateway API implementation (dev/ngf.ts), Redis, dev OIDC provider, two policy-server
+ * replicas behind the gateway, controller,
  * example FastAPI/scikit-learn services in network namespaces) on free ports with a temp state
  * dir, and gives the tests
  * plain HTTP, token, kubectl, headless-Chromium and process-fault helpers.
@@ -15,7 +16,7 @@ import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, type Stack } from '../dev/stack.js';
+import { startStack, type PolicyReplicaInfo, type Stack, type StackOptions } from '../dev/stack.js';
 import { REPO_ROOT } from '../dev/controlplane.js';
 import { freePort } from '../lib/process.js';
 
@@ -33,10 +34,10 @@ export function measure(key: string, value: unknown, note = ''): void {
   process.stderr.write(`[e2e] ${key} = ${typeof value === 'string' ? value : JSON.stringify(value)}${note ? `  (${note})` : ''}\n`);
 }
 
-/** Writes artifacts/measurements.json. */
-export async function saveMeasurements(): Promise<void> {
+/** Writes artifacts/<file> (default measurements.json): the measurements of this test file. */
+export async function saveMeasurements(file = 'measurements.json'): Promise<void> {
   await mkdir(ARTIFACTS, { recursive: true });
-  await writeFile(join(ARTIFACTS, 'measurements.json'), JSON.stringify(measurements, null, 2));
+  await writeFile(join(ARTIFACTS, file), JSON.stringify(measurements, null, 2));
 }
 
 /** The running stack plus what the tests need to reach it. */
@@ -58,7 +59,7 @@ export interface E2EStack {
  * plane (the fault tests restart its API server), whatever KUBECONFIG says.
  * @throws Error from startStack naming the failed step.
  */
-export async function startE2EStack(): Promise<E2EStack> {
+export async function startE2EStack(extra: Pick<StackOptions, 'examples' | 'policyReplicas'> = {}): Promise<E2EStack> {
   const stateDir = await mkdtemp(join(tmpdir(), 'kea-e2e-'));
   const ports = {
     publicPort: await freePort(),
@@ -77,6 +78,8 @@ export async function startE2EStack(): Promise<E2EStack> {
       ...ports,
       bridgeIndex: 'auto',
       fresh: true,
+      redisPort: await freePort(),
+      ...extra,
       log: (l) => process.stderr.write(`[stack] ${l}\n`),
     });
   } finally {
@@ -315,4 +318,53 @@ export async function killAndWait(pid: number, signal: NodeJS.Signals, timeoutMs
     while (alive(pid)) await new Promise((r) => setTimeout(r, 20));
   }
   return Date.now() - t0;
+}
+
+// ---- policy-server replicas -------------------------------------------------------------
+
+/** The stack's policy-server replicas (dev/stack.ts); throws when the stack recorded none. */
+export function replicas(s: E2EStack): PolicyReplicaInfo[] {
+  const r = s.stack.policyServers ?? [];
+  if (!r.length) throw new Error('the stack recorded no policy-server replica');
+  return r;
+}
+
+/**
+ * Which replica answered each request, by request id (`x-request-id`, which the policy server
+ * keeps when a client sends a valid one): the replica whose log (its stdout: the audit `request
+ * end` records, one JSON line each) holds the id. Waits up to `timeoutMs` for records still in
+ * a replica's 20 ms write batch.
+ * @returns request id → replica name (`policy-server-<i>`); ids not found are missing.
+ */
+export async function answeredBy(s: E2EStack, ids: string[], timeoutMs = 5000): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const want = new Set(ids);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const r of replicas(s)) {
+      const text = await readFile(r.log, 'utf8').catch(() => '');
+      for (const line of text.split('\n')) {
+        if (!line.includes('"request end"')) continue;
+        const m = /"requestId":"([^"]+)"/.exec(line);
+        if (m && want.has(m[1])) out.set(m[1], r.name);
+      }
+    }
+    if (out.size === want.size || Date.now() > deadline) return out;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+/** A replica's Prometheus text (its admin port's `/metrics`). */
+export async function scrape(r: PolicyReplicaInfo): Promise<string> {
+  const h = await hit(`${r.adminUrl}/metrics`, { timeoutMs: 5000 });
+  if (h.status !== 200) throw new Error(`${r.name} /metrics: ${h.status} ${h.error ?? h.text.slice(0, 200)}`);
+  return h.text;
+}
+
+/** Sum of the samples of metric `name` (exact name, any labels) whose line contains every one of `labelParts` (e.g. `result="hit"`). */
+export function metricSum(text: string, name: string, ...labelParts: string[]): number {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name) && (l[name.length] === '{' || l[name.length] === ' ') && labelParts.every((p) => l.includes(p)))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }

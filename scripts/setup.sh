@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything KEA's main job and its tests need, idempotently and cached:
-#   Debian packages, npm packages, Go-built upstream binaries (kube-apiserver, etcd, NGF)
-#   and the Python virtual environment of examples/. Binaries and the venv live in
+#   Debian packages, npm packages, Go-built upstream binaries (kube-apiserver, etcd, NGF),
+#   the Python virtual environments of examples/ and of MLServer (the local `framework: sklearn`
+#   runtime) and the examples/iris-sklearn model files. Binaries, venvs and models live in
 #   $KEA_CACHE (default ~/.cache/kea), outside git. A warm run takes a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,5 +58,33 @@ if [[ -f examples/requirements.txt ]]; then
     touch "$venv/.complete"
   fi
   ln -sfn "$venv" "$KEA_CACHE/venv"
+fi
+
+# 5. MLServer + mlserver-sklearn: the local runtime of `framework: sklearn` (dev/localpods.ts),
+#    in a venv of its own (its fastapi/starlette pins differ from the examples'), then the
+#    models of examples/iris-sklearn, trained (no download) and saved with joblib by that venv's
+#    scikit-learn into $KEA_CACHE/models/iris-sklearn/{v1,v2}/model.joblib, where the example's
+#    `modelUri: file:///models/iris-sklearn/...` points (a local pod resolves a `file://` path
+#    missing on the host under $KEA_CACHE). Retrained when train.py or the pins change.
+mls_req=examples/runtimes/mlserver-requirements.txt
+if [[ -f $mls_req ]]; then
+  mls_sum=$(sha256sum "$mls_req" | cut -c1-16)
+  mls_venv="$KEA_CACHE/venv-mlserver-$mls_sum"
+  if [[ ! -x "$mls_venv/bin/mlserver" || ! -f "$mls_venv/.complete" ]]; then
+    log "python venv $mls_venv (MLServer)"
+    rm -rf "$mls_venv"
+    python3 -m venv "$mls_venv"
+    "$mls_venv/bin/pip" install -q --disable-pip-version-check -r "$mls_req"
+    touch "$mls_venv/.complete"
+  fi
+  ln -sfn "$mls_venv" "$KEA_CACHE/venv-mlserver"
+  models="$KEA_CACHE/models/iris-sklearn"
+  model_sum=$(cat examples/iris-sklearn/train.py "$mls_req" | sha256sum | cut -c1-16)
+  if [[ ! -f "$models/.trained-$model_sum" ]]; then
+    log "training examples/iris-sklearn models into $models"
+    rm -rf "$models"
+    "$mls_venv/bin/python" examples/iris-sklearn/train.py "$models"
+    touch "$models/.trained-$model_sum"
+  fi
 fi
 log "ready"

@@ -1,7 +1,8 @@
 /**
  * `kea status`: what the local stack of a state dir runs: each component (the `kea up`
- * supervisor, etcd, kube-apiserver, nginx and NGF, the dev IdP, the policy server, the
- * controller, every local pod), its pid, whether it is alive, and where its log is. Reads
+ * supervisor, etcd, kube-apiserver, nginx and NGF, Redis, the dev IdP, each policy-server
+ * replica, the controller, every local pod), its pid, whether it is alive, where it listens
+ * (Redis, the policy-server replicas) and where its log is. Reads
  * `<stateDir>/stack.json` (dev/stack.ts) and `<stateDir>/supervisor.json` (cli/detach.ts);
  * changes nothing.
  * Output: a table, or the StackStatus object with `--json`.
@@ -13,7 +14,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { readStackInfo, DEFAULT_STATE_DIR } from '../../dev/stack.js';
+import { readStackInfo, DEFAULT_STATE_DIR, type StackInfo } from '../../dev/stack.js';
 import { listNetns, netnsPids } from '../../dev/netns.js';
 import { alive, readSupervisorState, supervisorLog } from '../detach.js';
 
@@ -23,6 +24,8 @@ export interface ComponentStatus {
   /** Pids (several for a pod's namespace); empty when none was found. */
   pids: number[];
   alive: boolean;
+  /** Where it listens, when the stack recorded it (e.g. `redis://10.213.0.1:6379`, `10.213.0.254:8000 (admin 127.0.0.1:41234)`). */
+  listen?: string;
   /** Log file or folder; undefined when it goes to the terminal of a foreground `kea up`. */
   log?: string;
 }
@@ -71,6 +74,20 @@ function childLog(stateDir: string, name: string): string | undefined {
   return candidates.find((f) => existsSync(f));
 }
 
+/** The host children the stack recorded (name → pid), with where they listen and log. */
+function childComponents(stateDir: string, info: StackInfo): ComponentStatus[] {
+  return Object.entries(info.children).map(([name, pid]) => {
+    const listen = info.endpoints?.[name];
+    return {
+      name: name === 'gateway' ? 'gateway (nginx)' : name,
+      pids: [pid],
+      alive: alive(pid),
+      ...(listen ? { listen } : {}),
+      log: childLog(stateDir, name),
+    };
+  });
+}
+
 /** Collects the status of the stack recorded in `stateDir` (see the module comment). */
 export async function stackStatus(stateDirIn = DEFAULT_STATE_DIR): Promise<StackStatus> {
   const stateDir = resolve(stateDirIn);
@@ -102,9 +119,7 @@ export async function stackStatus(stateDirIn = DEFAULT_STATE_DIR): Promise<Stack
       c.push({ name: prog, pids, alive: pids.length > 0, log: join(info.controlPlaneDir, `${prog}.log`) });
     }
   }
-  for (const [name, pid] of Object.entries(info?.children ?? {})) {
-    c.push({ name: name === 'gateway' ? 'gateway (nginx)' : name, pids: [pid], alive: alive(pid), log: childLog(stateDir, name) });
-  }
+  if (info) c.push(...childComponents(stateDir, info));
   if (info?.bridge) {
     const index = Number(info.bridge.replace(/^kea/, '')) || 0;
     for (const ns of await listNetns({ name: info.bridge, index, hostAddress: `10.213.${index}.1` }).catch(() => [])) {
@@ -134,10 +149,11 @@ export function renderStatus(s: StackStatus): string {
   if (s.kubeconfig) lines.push(`  kubectl: export KUBECONFIG=${s.kubeconfig}`);
   if (s.components.length) {
     const w = Math.max(9, ...s.components.map((x) => x.name.length));
-    lines.push(`  ${'component'.padEnd(w)}  ${'pid'.padEnd(15)} alive  log`);
+    const lw = Math.max(6, ...s.components.map((x) => (x.listen ?? '-').length));
+    lines.push(`  ${'component'.padEnd(w)}  ${'pid'.padEnd(15)} alive  ${'listen'.padEnd(lw)}  log`);
     for (const x of s.components) {
       lines.push(
-        `  ${x.name.padEnd(w)}  ${(x.pids.join(',') || '-').padEnd(15)} ${(x.alive ? 'yes' : 'NO').padEnd(5)}  ${x.log ?? (x.name === 'kea up' ? '(its terminal)' : '-')}`,
+        `  ${x.name.padEnd(w)}  ${(x.pids.join(',') || '-').padEnd(15)} ${(x.alive ? 'yes' : 'NO').padEnd(5)}  ${(x.listen ?? '-').padEnd(lw)}  ${x.log ?? (x.name === 'kea up' ? '(its terminal)' : '-')}`,
       );
     }
   }

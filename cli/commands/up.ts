@@ -18,6 +18,12 @@ function port(v: string): number {
   return n;
 }
 
+function replicaCount(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 6) throw new Error(`invalid replica count "${v}" (1..6)`);
+  return n;
+}
+
 function bridgeIndex(v: string): number | 'auto' {
   if (v === 'auto') return v;
   const n = Number(v);
@@ -33,6 +39,8 @@ export interface UpOptions {
   idpPort: number;
   policyPort: number;
   controllerPort: number;
+  redisPort: number;
+  policyReplicas: number;
   bridgeIndex?: number | 'auto';
   examples: boolean;
   fresh?: boolean;
@@ -56,6 +64,10 @@ export function supervisorArgs(o: UpOptions): string[] {
     String(o.policyPort),
     '--controller-port',
     String(o.controllerPort),
+    '--redis-port',
+    String(o.redisPort),
+    '--policy-replicas',
+    String(o.policyReplicas),
     ...(o.bridgeIndex !== undefined ? ['--bridge-index', String(o.bridgeIndex)] : []),
     ...(o.examples ? [] : ['--no-examples']),
     ...(o.fresh ? ['--fresh'] : []),
@@ -73,6 +85,7 @@ export function summaryLines(stack: StackInfo, mode: { detached: boolean; superv
     ...(stack.idpIssuer ? [`  OIDC issuer: ${stack.idpIssuer}`] : []),
     `  demo logins: ${stack.demoLogins.join(', ')}`,
     `  kubectl:     export KUBECONFIG=${stack.kubeconfig}`,
+    ...(stack.redis ? [`  redis:       ${stack.redis.url} (password in ${stack.redis.passwordFile})`] : []),
     `  logs:        ${stack.stateDir}/logs`,
     ...(stack.upgrades?.length ? [`  upgrade demo: ${stack.upgrades.map((f) => `kubectl apply --server-side -f ${f}`).join('; ')}`] : []),
     '  steps:',
@@ -106,13 +119,20 @@ async function checkNotRunning(stateDir: string): Promise<void> {
 export function register(program: Command): void {
   program
     .command('up')
-    .description('start the local stack: control plane, gateway (NGF + nginx), dev IdP, policy server, controller and the examples')
+    .description('start the local stack: control plane, gateway (NGF + nginx), Redis, dev IdP, two policy-server replicas, controller and the examples')
     .option('--state-dir <dir>', 'state, logs and pid files', DEFAULT_STATE_DIR)
     .option('--port <n>', 'gateway public listener port', port, 8080)
     .option('--internal-port <n>', 'gateway internal listener port', port, 8081)
     .option('--idp-port <n>', 'dev OpenID provider port', port, 9000)
     .option('--policy-port <n>', 'policy server port (on the bridge address, 10.213.0.1 with kea0)', port, 8000)
     .option('--controller-port <n>', 'controller health/metrics port', port, 8082)
+    .option('--redis-port <n>', 'Redis port (on the bridge address, 10.213.0.1 with kea0)', port, 6379)
+    .option(
+      '--policy-replicas <n>',
+      'policy-server replicas behind the gateway, 1..6 (each on its own bridge address: 10.213.0.1, .254, .253, ...)',
+      replicaCount,
+      2,
+    )
     .option(
       '--bridge-index <n|auto>',
       'bridge kea<n> and its subnet 10.213.<n>.0/24 (default: 0, or the first free one when 10.213.0.0/24 is already routed on this machine; auto: the first free one in 1..254)',
@@ -195,6 +215,8 @@ async function foreground(o: UpOptions): Promise<void> {
       idpPort: o.idpPort,
       policyPort: o.policyPort,
       controllerPort: o.controllerPort,
+      redisPort: o.redisPort,
+      policyReplicas: o.policyReplicas,
       bridgeIndex: o.bridgeIndex,
       examples: o.examples,
       fresh: o.fresh,

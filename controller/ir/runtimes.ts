@@ -2,7 +2,11 @@
  * Predefined model runtimes: the container KEA runs for `spec.framework` when a revision
  * gives no image of its own, with the arguments and health paths of that runtime. Images and
  * flags follow KServe v0.14's ClusterServingRuntimes (kserve/config/runtimes):
- *   - sklearn: `kserve/sklearnserver:v0.14.0` (KServe Python model server, v1+v2 REST);
+ *   - sklearn: `kserve/sklearnserver:v0.14.0` (KServe Python model server, v1+v2 REST). On the
+ *     local stack, dev/localpods.ts runs a Deployment of this image as MLServer 1.7 with
+ *     mlserver-sklearn instead: both serve the Open Inference Protocol v2 REST API
+ *     (`/v2/models/{model}/infer`, `/v2/health/ready`) on the same model file, so the typed
+ *     `protocol: v2` operations of an ApiSchema hold for both;
  *   - pytorch: `pytorch/torchserve-kfs:0.9.0` (TorchServe with the KServe wrapper, v2 REST);
  *   - tensorflow: `tensorflow/serving:2.6.2` (TF Serving REST API);
  *   - onnx: `nvcr.io/nvidia/tritonserver:23.05-py3` (Triton, Open Inference Protocol v2).
