@@ -53,9 +53,17 @@ const rid = (what: string) => `${what}-${Date.now().toString(36)}-${(seq++).toSt
 type Sent = Hit & { id: string };
 
 /** GET through the gateway with a fresh request id. */
+/**
+ * GET through the gateway. A GET whose kept-alive connection the gateway closed before any
+ * answer (nginx closes its idle connections when NGF reloads it, e.g. after a route change) is
+ * sent once more, as HTTP clients do (RFC 9112 §9.3.1).
+ */
 async function get(path: string, token: string, what: string): Promise<Sent> {
   const id = rid(what);
-  return Object.assign(await hit(url(path), { headers: { authorization: `Bearer ${token}`, 'x-request-id': id } }), { id });
+  const send = () => hit(url(path), { headers: { authorization: `Bearer ${token}`, 'x-request-id': id } });
+  let h = await send();
+  if (h.status === 0 && /UND_ERR_SOCKET|ECONNRESET/.test(h.error ?? '')) h = await send();
+  return Object.assign(h, { id });
 }
 
 /** Counts by a key. */
@@ -79,6 +87,19 @@ beforeAll(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   S = await startE2EStack();
   measure('shared.stack.startMs', S.startMs, `steps: ${S.stack.steps.map((s) => `${s.step} ${s.ms}`).join(', ')}`);
+  // The examples' pods are ready once the stack is up, but each replica loads the routes'
+  // configuration in its own time: ten answers in a row (nginx alternates between the two).
+  const auth = { authorization: `Bearer ${await bearer(S, 'teacher')}` };
+  let inARow = 0;
+  await until(
+    'wine served by both replicas',
+    60000,
+    async () => {
+      inARow = (await hit(url('/wine/model'), { headers: auth })).status === 200 ? inARow + 1 : 0;
+      return inARow >= 10;
+    },
+    50,
+  );
 }, 240000);
 
 afterAll(async () => {
@@ -453,7 +474,14 @@ describe('the management API with two replicas', () => {
       }
       return out;
     };
-    await predict(); // a miss, stored in Redis and the first level of one replica
+    // Its routes may still be programming when this test runs alone (`-t purge`).
+    const auth = { authorization: `Bearer ${token}` };
+    await until('wine reachable through the gateway', 30000, async () => (await hit(url('/wine/model'), { headers: auth })).status === 200, 200);
+    // A miss, stored in the first level of one replica and (not awaited by the answer) in Redis.
+    const stores = async () => Object.values(await perReplica('kea_cache_l2_total', 'result="store"')).reduce((a, b) => a + b, 0);
+    const stored = await stores();
+    expect((await predict()).status).toBe(200);
+    await until('the answer stored in Redis', 10000, async () => (await stores()) > stored, 50);
     const before = await firstOfEach(); // both hold it now (the other from Redis)
     expect(Object.keys(before).sort()).toEqual(['policy-server-1', 'policy-server-2']);
     expect(Object.values(before).every((c) => c.startsWith('HIT'))).toBe(true);

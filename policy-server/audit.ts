@@ -8,7 +8,8 @@
  *   validation failures. It never contains tokens, cookies, bodies or query strings.
  * Records are JSON lines on stdout via the shared winston logger (`lib/log.ts`). The last
  * `ringSize` end records per service, and at most `ringBytes` of them, are kept in memory for
- * `GET /logs/{ns}/{name}`.
+ * `GET /logs/{ns}/{name}`; with a shared store they also go to Redis for every replica's
+ * `/logs` (shared-audit.ts, through {@link AuditOptions.sink}).
  *
  * Every record is bounded, whatever the request: `validation` keeps the first
  * {@link MAX_AUDIT_VALIDATION} failures (and `validationCount` counts all), and each string
@@ -49,9 +50,16 @@ export interface AuditRecord {
   time?: string;
 }
 
+/** Where end records go besides the ring and the log (shared-audit.ts: Redis). Must not block or throw. */
+export interface AuditSink {
+  add(record: AuditRecord): void;
+}
+
 /** Options of {@link AuditLog}. */
 export interface AuditOptions {
   logger?: Logger;
+  /** Also hands every (bounded) end record to this sink (shared-audit.ts `SharedAuditLog`, with `--redis-url`). */
+  sink?: AuditSink;
   /** Records kept per service for /logs (default 200). */
   ringSize?: number;
   /** Most bytes of records kept per service for /logs, as {@link auditRecordBytes} counts them (default 256 KiB). */
@@ -154,9 +162,11 @@ export class AuditLog {
   private readonly rings = new Map<string, Ring>();
   private readonly ringSize: number;
   private readonly ringBytes: number;
+  private readonly sink: AuditSink | undefined;
 
   constructor(opts: AuditOptions = {}) {
     this.logger = opts.logger ?? createLogger('policy-server');
+    this.sink = opts.sink;
     this.ringSize = Math.max(1, opts.ringSize ?? 200);
     this.ringBytes = opts.ringBytes ?? 256 * 1024;
   }
@@ -177,6 +187,7 @@ export class AuditLog {
     let ring = this.rings.get(r.service);
     if (!ring) this.rings.set(r.service, (ring = new Ring(this.ringSize, this.ringBytes)));
     ring.push(r, auditRecordBytes(r));
+    this.sink?.add(r);
     if (isLevelEnabled(this.logger, 'info')) writeRecord(this.logger, 'info', 'request end', r);
   }
 

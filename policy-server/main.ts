@@ -327,6 +327,19 @@ export async function main(argv = process.argv): Promise<void> {
 }
 
 /**
+ * The shared state of this process with `--redis-url`, else none: one Redis connection per
+ * process (each worker its own; connects in the background, policy-server/redis.ts) and the
+ * audit records of every replica and worker for `/logs` in it (shared-audit.ts).
+ * @param worker - this worker's slot with `--workers n` (written into the audit records).
+ */
+async function openSharedState(opts: MainOptions, logger: Logger, worker: number | undefined) {
+  if (!opts.redisUrl) return { sharedStore: undefined, sharedAudit: undefined };
+  const [{ openSharedStore }, { SharedAuditLog }] = await Promise.all([import('./redis.js'), import('./shared-audit.js')]);
+  const sharedStore = openSharedStore({ url: opts.redisUrl, password: opts.redisPassword, timeoutMs: opts.redisTimeoutMs, log: logger });
+  return { sharedStore, sharedAudit: new SharedAuditLog(sharedStore, { worker }) };
+}
+
+/**
  * Runs one server process (the only one, or a cluster worker) until SIGTERM/SIGINT.
  * @param authVars - the authentication variables ({@link authEnv}).
  */
@@ -358,10 +371,7 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string, a
   if (!authCfg) logger.warn('KEA_OIDC_ISSUER not set: authentication disabled, only public operations succeed');
 
   const store = new SnapshotStore({ stateDir: opts.stateDir, logger });
-  // One Redis connection per process (each worker its own); connects in the background.
-  const sharedStore = opts.redisUrl
-    ? (await import('./redis.js')).openSharedStore({ url: opts.redisUrl, password: opts.redisPassword, timeoutMs: opts.redisTimeoutMs, log: logger })
-    : undefined;
+  const { sharedStore, sharedAudit } = await openSharedState(opts, logger, peer?.worker);
   let source: ConfigSource;
   if (opts.configDir) source = new (await import('./sources/file.js')).FileSource(opts.configDir);
   else {
@@ -380,6 +390,7 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string, a
       clusterManagementRouter({
         store,
         peer,
+        sharedAudit,
         auth,
         claimDefaults: { rolesClaim: opts.rolesClaim, groupsClaim: opts.groupsClaim, scopesClaim: opts.scopesClaim },
         adminRole: opts.adminRole,
@@ -406,6 +417,7 @@ async function serve(opts: MainOptions, logger: Logger, internalToken: string, a
     sourceHealth: () => source.health(),
     drainTimeoutMs: opts.drainTimeoutMs,
     sharedStore,
+    sharedAudit,
   });
   if (peer) {
     // /logs merges the rings of all workers newest first: each record needs its end time,

@@ -9,7 +9,7 @@
  * | `GET /router/loadbalancer[/{ns}/{name}]` | authenticated | current weighted split per revision, in percent |
  * | `GET /router/cache` | admin | cache statistics, per service |
  * | `DELETE /router/cache[/{ns}/{name}]` | admin | purge all, or one service's entries |
- * | `GET /logs/{ns}/{name}?limit=` | admin | newest audit records of a service |
+ * | `GET /logs/{ns}/{name}?limit=` | admin | newest audit records of a service (of every replica with Redis: {@link logsAnswer}) |
  * | `GET /healthz` | anyone | liveness |
  *
  * On the admin port only ({@link adminRouter}; a tenant HTTPRoute, which may reference the
@@ -29,6 +29,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import type { IncomingMessage } from 'node:http';
 import { AuthError, authorize, type ClaimPaths, type Identity } from './auth/index.js';
 import type { AuditLog, AuditRecord } from './audit.js';
+import type { SharedAuditLog, SharedAuditRecord } from './shared-audit.js';
 import type { Gathered, LocalHandlers, WorkerAnswer, WorkerPeer } from './cluster.js';
 import { findPollution, jsonDepth } from './datapath/body.js';
 import { canonicalJson } from '../lib/canonical-json.js';
@@ -49,6 +50,8 @@ export interface ManagementDeps {
   /** The cache's second level in Redis (datapath/shared-cache.ts): purged with the first. */
   sharedCache?: SharedCache;
   audit: AuditLog;
+  /** Every replica's audit records in Redis (shared-audit.ts): what `/logs` reads when there is one. */
+  sharedAudit?: Pick<SharedAuditLog, 'recent'>;
   metrics: Metrics;
   claimDefaults?: ClaimPaths;
   /** Role that may see caches and logs (default `admin`). */
@@ -281,11 +284,13 @@ export function managementRouter(deps: ManagementDeps): Router {
   r.delete('/router/cache', guard('admin'), (_req, res) => purgeCaches(deps, res));
   r.delete('/router/cache/:ns/:name', guard('admin'), (req, res) => purgeCaches(deps, res, `${req.params.ns}/${req.params.name}`));
 
-  r.get('/logs/:ns/:name', guard('admin'), (req, res) => {
+  r.get('/logs/:ns/:name', guard('admin'), async (req, res) => {
     const id = `${req.params.ns}/${req.params.name}`;
     const limit = Math.max(1, Math.min(1000, Number(req.query.limit ?? 100) || 100));
-    if (!deps.store.current.services.has(id) && deps.audit.recent(id, 1).length === 0) return send(res, problem('not-found', `no API ${id}`));
-    res.json({ service: id, records: deps.audit.recent(id, limit) });
+    const shared = await readSharedLogs(deps.sharedAudit, id, limit);
+    const records = 'records' in shared ? shared.records : deps.audit.recent(id, limit);
+    if (!deps.store.current.services.has(id) && records.length === 0) return send(res, problem('not-found', `no API ${id}`));
+    res.json(logsAnswer(id, records, shared));
   });
 
   return r;
@@ -293,7 +298,9 @@ export function managementRouter(deps: ManagementDeps): Router {
 
 /**
  * `DELETE /router/cache[/{ns}/{name}]` of one process: the first level is purged at once, the
- * second (Redis), when there is one, by a new generation (datapath/shared-cache.ts). Answers
+ * second (Redis), when there is one, by a new generation, and the first level of every other
+ * process (replicas, workers) by a pub/sub message in the same Redis script
+ * (datapath/shared-cache.ts `followPurges`). Answers
  * `{service?, purged, shared?: 'purged'}`; when Redis does not acknowledge the purge, other
  * replicas may still serve the entries: 503 `cluster-incomplete` with `shared: 'failed'` (retry).
  */
@@ -314,6 +321,8 @@ export interface ClusterManagementDeps extends GuardDeps {
   store: SnapshotStore;
   /** The worker's side of the cluster IPC (policy-server/cluster.ts). */
   peer: Pick<WorkerPeer, 'ask' | 'worker' | 'workers'>;
+  /** Every replica's audit records in Redis (shared-audit.ts): what `/logs` reads when there is one. */
+  sharedAudit?: Pick<SharedAuditLog, 'recent'>;
 }
 
 /** Summary of who answered, added to every cluster-wide JSON answer. */
@@ -354,6 +363,32 @@ export function mergeAuditRecords(perWorker: ReadonlyArray<WorkerAnswer<AuditRec
   for (const a of perWorker) for (const r of a.value) all.push({ ...r, worker: a.worker });
   all.sort((x, y) => (x.time === y.time ? 0 : (y.time ?? '') < (x.time ?? '') ? -1 : 1));
   return all.slice(0, limit);
+}
+
+/** What {@link readSharedLogs} found: the records of every replica, or why there are none. */
+type SharedLogs = { records: SharedAuditRecord[] } | { partialReason: string } | { none: true };
+
+/** Reads a service's records from Redis; never throws (a failure is the `partialReason`). */
+async function readSharedLogs(shared: Pick<SharedAuditLog, 'recent'> | undefined, id: string, limit: number): Promise<SharedLogs> {
+  if (!shared) return { none: true };
+  try {
+    return { records: await shared.recent(id, limit) };
+  } catch (err) {
+    return { partialReason: (err as Error).message };
+  }
+}
+
+/**
+ * The body of `GET /logs/{ns}/{name}`: `{service, records}` as without Redis; with Redis,
+ * `source: "shared"` (the records of every replica and worker, each with its `replica` and
+ * `time`, read from Redis: shared-audit.ts) or, when Redis could not be read, `source: "local"`,
+ * `partial: true` and `partialReason` (this replica's records only, still 200).
+ */
+function logsAnswer(service: string, records: readonly AuditRecord[], shared: SharedLogs) {
+  if ('records' in shared) return { service, records, source: 'shared' as const };
+  if ('partialReason' in shared)
+    return { service, records, source: 'local' as const, partial: true, partialReason: `${shared.partialReason}: this replica's records only` };
+  return { service, records };
 }
 
 /**
@@ -428,7 +463,7 @@ export function clusterAdminRouter(deps: { peer: Pick<WorkerPeer, 'ask'> }): Rou
  *
  * | method + path | answer |
  * |---|---|
- * | `GET /logs/{ns}/{name}?limit=` | every worker's records merged, newest first, each with its `worker` |
+ * | `GET /logs/{ns}/{name}?limit=` | every worker's records merged, newest first, each with its `worker` (with Redis: read there, see {@link logsAnswer}) |
  * | `GET /router/cache` | statistics summed (`maxBytes` = the configured total), plus `perWorker` |
  * | `DELETE /router/cache[/{ns}/{name}]` | purge broadcast; answered once every running worker acknowledged |
  *
@@ -494,6 +529,12 @@ export function clusterManagementRouter(deps: ClusterManagementDeps): Router {
   r.get('/logs/:ns/:name', guard('admin'), async (req, res) => {
     const id = `${req.params.ns}/${req.params.name}`;
     const limit = Math.max(1, Math.min(1000, Number(req.query.limit ?? 100) || 100));
+    // With Redis: every worker of every replica wrote there; the workers are not asked.
+    const shared = await readSharedLogs(deps.sharedAudit, id, limit);
+    if ('records' in shared) {
+      if (!deps.store.current.services.has(id) && shared.records.length === 0) return send(res, problem('not-found', `no API ${id}`));
+      return res.json(logsAnswer(id, shared.records, shared));
+    }
     let g: Gathered<AuditRecord[]>;
     try {
       g = await deps.peer.ask('logs', { service: id, limit });
@@ -502,7 +543,7 @@ export function clusterManagementRouter(deps: ClusterManagementDeps): Router {
     }
     const records = mergeAuditRecords(g.answers, limit);
     if (!deps.store.current.services.has(id) && records.length === 0) return send(res, problem('not-found', `no API ${id}`));
-    res.json({ service: id, records, cluster: who(g) });
+    res.json({ ...logsAnswer(id, records, shared), cluster: who(g) });
   });
 
   return r;

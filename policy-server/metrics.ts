@@ -8,6 +8,9 @@
  * - `kea_cache_l2_total{result}` (`hit` | `miss` | `error` | `store`): the response cache's
  *   second level in Redis (datapath/shared-cache.ts). Its hits are among the `hit` lookups
  *   above (an answer from either level is a hit), so first-level hits = those − L2 hits.
+ * - `kea_cache_l1_resyncs_total`: whole first levels dropped because the purge subscription
+ *   (Redis pub/sub, datapath/shared-cache.ts `followPurges`) was re-established after a loss
+ *   (or first made while the first level already held entries): purges may have been missed.
  * - `kea_policy_validation_failures_total{operation,in}`: failing pointers by location.
  * - `kea_rate_limited_total{service,operation,identity_class}`: requests refused 429 by a rate
  *   limit (datapath/steps/rate-limit.ts); `identity_class` is `user`, `client` or `anonymous`.
@@ -47,6 +50,8 @@ export class Metrics {
   readonly cacheLookups: client.Counter<'result'>;
   /** `kea_cache_l2_total{result}`: lookups and stores of the cache's second level (Redis). */
   readonly cacheL2: client.Counter<'result'>;
+  /** `kea_cache_l1_resyncs_total`: first levels dropped on a re-established purge subscription. */
+  readonly cacheL1Resyncs: client.Counter;
   readonly validationFailures: client.Counter<'operation' | 'in'>;
   readonly configGeneration: client.Gauge;
   readonly configErrors: client.Gauge;
@@ -92,6 +97,11 @@ export class Metrics {
       name: 'kea_cache_l2_total',
       help: 'Response cache second level (Redis): hit, miss, error (Redis failed or slow, or an unreadable entry), store',
       labelNames: ['result'],
+      registers: [r],
+    });
+    this.cacheL1Resyncs = new client.Counter({
+      name: 'kea_cache_l1_resyncs_total',
+      help: 'Response cache first levels dropped whole because the purge subscription (Redis pub/sub) was (re)established while purges may have been missed',
       registers: [r],
     });
     this.rateLimitedTotal = new client.Counter({

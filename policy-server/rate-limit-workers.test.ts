@@ -97,10 +97,10 @@ describe('--workers 2 with --redis-url: one limit over both workers', () => {
     const url = `http://127.0.0.1:${port}`;
     const probe = new Redis({ port: redis.port, password: 'workers-pw' });
     try {
-      const clients = String(await probe.client('LIST'))
-        .split('\n')
-        .filter((l) => l.includes('name=kea-policy-server'));
-      expect(clients).toHaveLength(2);
+      const clients = String(await probe.client('LIST')).split('\n');
+      // Per worker: its data connection and its pub/sub one (the cache's purges).
+      expect(clients.filter((l) => l.includes('name=kea-policy-server '))).toHaveLength(2);
+      expect(clients.filter((l) => l.includes('name=kea-policy-server-subscriber '))).toHaveLength(2);
     } finally {
       probe.disconnect();
     }

@@ -1,7 +1,8 @@
 /**
  * The policy server's shared store: one Redis connection per process (per worker with
  * `--workers n`), used by the data path's rate limits (datapath/steps/rate-limit.ts, counters
- * `kea:rl:*`) and the response cache's second level (datapath/cache.ts).
+ * `kea:rl:*`) and the response cache's second level (datapath/cache.ts), plus one for pub/sub
+ * once something subscribes (the cache's purges, datapath/shared-cache.ts).
  *
  * Takes in: `--redis-url` / `KEA_REDIS_URL` (`redis://[user:password@]host:port[/db]`, or
  * `rediss://` for TLS: Node's default CAs plus `NODE_EXTRA_CA_CERTS`), the password from the URL
@@ -27,6 +28,15 @@
  * fail mode; the cache: its first level only), so a slow Redis costs at most one timeout per
  * caller and probe period, not one per request. Readiness (`/readyz`) never depends on it.
  *
+ * Pub/sub ({@link SharedStore.subscribe}): a second connection, opened on the first
+ * subscription (`client.duplicate()`: a connection in subscriber mode takes no other command),
+ * used only for `SUBSCRIBE` and the messages that follow, never by a request. It reconnects like
+ * the first one and subscribes again on every new connection (`SUBSCRIBE` bounded by
+ * {@link SUBSCRIBE_TIMEOUT_MS}, retried every {@link RESUBSCRIBE_MS} ms while it fails); a
+ * subscription re-established after a loss is reported to its handler (`resumed`), which must
+ * assume it missed messages meanwhile. Its failures are counted as `op="subscribe"`; they do not
+ * change {@link SharedStore.available} (the data path does not use that connection).
+ *
  * Observability: the metrics `kea_redis_available` (gauge, 1 while available; over `--workers`
  * the minimum) and `kea_redis_errors_total{op}` (failed or timed-out calls by operation, and
  * `op="connection"` for connection errors and lost connections) are read at scrape time through
@@ -45,6 +55,26 @@ const FIRST_RECONNECT_MS = 50;
 export const MAX_RECONNECT_MS = 2000;
 /** TCP connect (and TLS handshake) timeout, ms. */
 const CONNECT_TIMEOUT_MS = 2000;
+/** Longest a `SUBSCRIBE` may take, ms (never on a request's path). */
+export const SUBSCRIBE_TIMEOUT_MS = 2000;
+/** Delay before a `SUBSCRIBE` that failed on a live connection is tried again, ms. */
+export const RESUBSCRIBE_MS = 1000;
+
+/** What a subscriber of one channel is told ({@link SharedStore.subscribe}). */
+export interface ChannelHandlers {
+  /**
+   * One message published on the channel, its payload as UTF-8 text. Runs on the subscriber
+   * connection's event, never on a request's path; a throw is counted (`op="subscribe"`) and
+   * ignored.
+   */
+  message(payload: string): void;
+  /**
+   * The subscription is in place: after the first `SUBSCRIBE` (`resumed` false) and after each
+   * one that follows a lost connection (`resumed` true: messages published while it was lost
+   * were missed).
+   */
+  subscribed(resumed: boolean): void;
+}
 
 /** What {@link SharedStore.stats} reports for the metrics. */
 export interface SharedStoreStats {
@@ -71,7 +101,15 @@ export interface SharedStore {
   failed(op: string, err: unknown): void;
   /** Counters for the metrics (metrics.ts reads them at scrape time). */
   stats(): SharedStoreStats;
-  /** Stops probing and closes the connection (calls in flight fail). Idempotent. */
+  /**
+   * Subscribes to a Redis pub/sub channel (`SUBSCRIBE`) on the store's subscriber connection,
+   * opened on the first call, and keeps the subscription across reconnections (see the module
+   * doc). Returns at once; the handlers are called when the subscription is in place and per
+   * message. One handler per channel (a second call for a channel replaces the first). Does
+   * nothing after {@link SharedStore.close}.
+   */
+  subscribe(channel: string, handlers: ChannelHandlers): void;
+  /** Stops probing and closes the connections (calls in flight fail). Idempotent. */
   close(): Promise<void>;
 }
 
@@ -121,6 +159,16 @@ class RedisSharedStore implements SharedStore {
   private readonly errors = new Map<string, number>();
   private readonly log: Logger;
   private readonly where: string;
+  /** The subscriber connection (subscriber mode), opened by the first {@link subscribe}. */
+  private subscriber: Redis | undefined;
+  private readonly channels = new Map<string, ChannelHandlers>();
+  /** Channels subscribed on the current subscriber connection. */
+  private readonly live = new Set<string>();
+  /** Channels subscribed at least once (a later subscription is `resumed`). */
+  private readonly everSubscribed = new Set<string>();
+  private subscribeRetry: NodeJS.Timeout | undefined;
+  /** The subscription is lost (logged once per loss). */
+  private subscriptionLost = false;
 
   constructor(opts: SharedStoreOptions) {
     if (!/^rediss?:\/\//i.test(opts.url)) throw new Error(`--redis-url must be a redis:// or rediss:// URL, got "${redactRedisUrl(opts.url)}"`);
@@ -172,14 +220,96 @@ class RedisSharedStore implements SharedStore {
     return { available: this.up, errors: this.errors };
   }
 
+  subscribe(channel: string, handlers: ChannelHandlers): void {
+    if (this.closed) return;
+    this.channels.set(channel, handlers);
+    if (this.subscriber === undefined) this.openSubscriber();
+    else if (this.subscriber.status === 'ready') this.subscribePending();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.up = false;
     if (this.probeTimer) clearTimeout(this.probeTimer);
     this.probeTimer = undefined;
+    if (this.subscribeRetry) clearTimeout(this.subscribeRetry);
+    this.subscribeRetry = undefined;
     this.client.disconnect(false);
+    this.subscriber?.disconnect(false);
     await Promise.resolve();
+  }
+
+  /**
+   * Opens the subscriber connection: the client's options (URL, password, TLS, reconnect
+   * backoff, no offline queue), no automatic re-subscription (done here on each `ready`, so that
+   * a resumed subscription is known), a `SUBSCRIBE` timeout of its own.
+   */
+  private openSubscriber(): void {
+    const sub = this.client.duplicate({
+      connectionName: 'kea-policy-server-subscriber',
+      commandTimeout: SUBSCRIBE_TIMEOUT_MS,
+      autoResubscribe: false,
+      enableAutoPipelining: false,
+    });
+    this.subscriber = sub;
+    sub.on('ready', () => this.subscribePending());
+    sub.on('error', () => this.count('subscribe'));
+    sub.on('close', () => {
+      if (this.closed) return;
+      if (this.live.size > 0) {
+        this.count('subscribe');
+        if (!this.subscriptionLost) this.log.warn('shared store (Redis) subscription lost: reconnecting', { redis: this.where, channels: [...this.live] });
+        this.subscriptionLost = true;
+      }
+      this.live.clear();
+    });
+    sub.on('message', (channel: string, payload: string) => {
+      try {
+        this.channels.get(channel)?.message(payload);
+      } catch (err) {
+        this.count('subscribe');
+        this.log.warn('shared store (Redis) message handler failed', { channel, error: errorText(err) });
+      }
+    });
+  }
+
+  /** Subscribes the channels not yet subscribed on the current connection; retries later on failure. */
+  private subscribePending(): void {
+    const sub = this.subscriber;
+    if (this.closed || sub === undefined || sub.status !== 'ready') return;
+    const pending = [...this.channels.keys()].filter((c) => !this.live.has(c));
+    if (pending.length === 0) return;
+    sub.subscribe(...pending).then(
+      () => {
+        if (this.closed || sub.status !== 'ready') return;
+        if (this.subscriptionLost) this.log.info('shared store (Redis) subscription re-established', { redis: this.where, channels: pending });
+        this.subscriptionLost = false;
+        for (const c of pending) {
+          this.live.add(c);
+          const resumed = this.everSubscribed.has(c);
+          this.everSubscribed.add(c);
+          try {
+            this.channels.get(c)?.subscribed(resumed);
+          } catch (err) {
+            this.count('subscribe');
+            this.log.warn('shared store (Redis) subscription handler failed', { channel: c, error: errorText(err) });
+          }
+        }
+      },
+      (err: unknown) => {
+        this.count('subscribe');
+        if (!this.subscriptionLost) this.log.warn('shared store (Redis) subscribe failed: retrying', { redis: this.where, error: errorText(err) });
+        this.subscriptionLost = true;
+        if (this.subscribeRetry === undefined && !this.closed) {
+          this.subscribeRetry = setTimeout(() => {
+            this.subscribeRetry = undefined;
+            this.subscribePending();
+          }, RESUBSCRIBE_MS);
+          this.subscribeRetry.unref();
+        }
+      },
+    );
   }
 
   private count(op: string): void {

@@ -37,6 +37,7 @@ import { AuditLog } from './audit.js';
 import type { ClaimPaths } from './auth/index.js';
 import { ResponseCache } from './datapath/cache.js';
 import type { SharedStore } from './redis.js';
+import { SharedAuditLog } from './shared-audit.js';
 import { DataPath, type RequestAuthenticator, type Upstream } from './datapath/handler.js';
 import { UpstreamLanes } from './datapath/upstream.js';
 import { problem, sendProblem } from './datapath/problem.js';
@@ -70,6 +71,11 @@ export interface PolicyServerOptions {
    * level (datapath/shared-cache.ts) lives there. The caller opens and closes it.
    */
   sharedStore?: SharedStore;
+  /**
+   * Every replica's audit records in the shared store (shared-audit.ts), read by `/logs`;
+   * default: one on {@link PolicyServerOptions.sharedStore} when there is one. Flushed on close.
+   */
+  sharedAudit?: SharedAuditLog;
   maxJsonDepth?: number;
   /** Request bodies buffered at once, bytes (default 128 MiB; datapath/handler.ts `maxBufferedRequestBytes`). */
   maxBufferedRequestBytes?: number;
@@ -93,6 +99,8 @@ export interface PolicyServer {
   cache: ResponseCache;
   metrics: Metrics;
   audit: AuditLog;
+  /** The audit records in Redis, with a shared store (shared-audit.ts). */
+  sharedAudit?: SharedAuditLog;
   app: express.Express;
   /**
    * The admin port's server (`/healthz`, `/readyz`, `/metrics`; management.ts `adminRouter`),
@@ -216,7 +224,9 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
       return { up: h?.connected ?? store.ready, lastSyncAt: h?.lastSyncAt ?? 0 };
     },
   );
-  const audit = new AuditLog({ logger, ringSize: opts.auditRingSize });
+  const sharedAudit = opts.sharedAudit ?? (opts.sharedStore ? new SharedAuditLog(opts.sharedStore, { maxRecords: opts.auditRingSize }) : undefined);
+  sharedAudit?.registerMetrics(metrics.registry);
+  const audit = new AuditLog({ logger, ringSize: opts.auditRingSize, sink: sharedAudit });
   const pool =
     opts.upstream ??
     new UpstreamLanes({
@@ -238,6 +248,8 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
   });
 
   followSwaps(store, cache, metrics, pool, logger);
+  // Purges sent to other replicas or workers reach this first level too (Redis pub/sub).
+  if (opts.sharedStore) dataPath.sharedCache?.followPurges(opts.sharedStore, cache, logger, () => metrics.cacheL1Resyncs.inc());
 
   let shuttingDown = false;
   const app = express();
@@ -252,6 +264,7 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
       cache,
       sharedCache: dataPath.sharedCache,
       audit,
+      sharedAudit,
       metrics,
       claimDefaults: opts.claimDefaults,
       adminRole: opts.adminRole,
@@ -395,6 +408,8 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
       server.closeAllConnections();
       await closed;
       if ('close' in pool && typeof pool.close === 'function') await pool.close().catch(() => undefined);
+      // The last audit records to Redis (bounded by --redis-timeout-ms; the caller closes the store after).
+      await sharedAudit?.close();
       // The admin port answered `/readyz` 503 during the drain; it closes last.
       if (admin.listening) {
         const adminClosed = new Promise<void>((resolve) => admin.close(() => resolve()));
@@ -410,6 +425,7 @@ export function createPolicyServer(opts: PolicyServerOptions): PolicyServer {
     cache,
     metrics,
     audit,
+    sharedAudit,
     app,
     admin,
     listenAdmin: (port, host) =>

@@ -31,6 +31,18 @@
  * lookup read and is dropped when a purge happened meanwhile (the answer may predate it);
  * both checks and the `SET` are one Lua script, atomic in Redis.
  *
+ * Purge of the other processes' first levels (pub/sub): the purge script also `PUBLISH`es, on
+ * {@link PURGE_CHANNEL}, `{"o":<origin>,"s":<service id>}` (no `s`: all services), in the same
+ * script as the generation's `SET`, so a purge Redis acknowledged has been sent to every
+ * subscriber. Every process with a second level subscribes ({@link SharedCache.followPurges}, on
+ * the shared store's subscriber connection) and purges its own first level for that service, or
+ * all of it; its own messages (`o`, random per process) it skips, having purged already. A
+ * process whose subscription was lost (Redis restarted, the connection cut) may have missed
+ * purges: when it subscribes again it drops its whole first level (one log line, the metric
+ * `kea_cache_l1_resyncs_total`). Delivery is at most once and asynchronous: another replica's
+ * first level is purged about when the purge is answered, not before (see docs/architecture.md,
+ * "Shared state (Redis)"). Nothing of this is on a request's path.
+ *
  * Bounded: every call goes through the shared store's client (policy-server/redis.ts: no
  * offline queue, `commandTimeout` = `--redis-timeout-ms`), so a lookup fails at once while
  * Redis is unreachable and after the timeout while it is slow; while the store says it is
@@ -42,6 +54,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { Logger } from '../../lib/log.js';
 import type { SharedStore } from '../redis.js';
 import type { CachedResponse, VaryIndex } from './cache.js';
 import { clientHeaders } from './headers.js';
@@ -56,6 +69,8 @@ export type SharedCacheResult = 'hit' | 'miss' | 'error' | 'store';
 export const ENTRY_PREFIX = 'kea:c:';
 /** The generation key of every service (a purge of the whole cache). */
 export const GENERATION_ALL = 'kea:cg';
+/** The pub/sub channel of purge notifications (a channel, not a key). */
+export const PURGE_CHANNEL = 'kea:c:purge';
 /** The generation key of one service. */
 export function generationKey(serviceId: string): string {
   return `${GENERATION_ALL}:${serviceId}`;
@@ -76,6 +91,31 @@ if ARGV[3] ~= '' and ARGV[3] ~= g then return 0 end
 redis.call('SET', KEYS[1], g .. '\\n' .. ARGV[1], 'PX', ARGV[2])
 return 1
 `;
+
+/**
+ * KEYS: the generation key. ARGV: the new generation, the channel, the message.
+ * Returns the number of subscribers that received the message.
+ */
+const PURGE_SCRIPT = `
+redis.call('SET', KEYS[1], ARGV[1])
+return redis.call('PUBLISH', ARGV[2], ARGV[3])
+`;
+
+type PurgeCommand = (generationKey: string, generation: string, channel: string, message: string) => Promise<number>;
+
+/** What {@link SharedCache.followPurges} purges: the process's first level (datapath/cache.ts `ResponseCache`). */
+export interface FirstLevel {
+  /** Drops one service's entries; returns how many. */
+  purgeService(serviceId: string): number;
+  /** Drops every entry; returns how many. */
+  purgeAll(): number;
+}
+
+/** A purge notification on {@link PURGE_CHANNEL}: the publishing process, the service (none: all). */
+interface PurgeMessage {
+  o: string;
+  s?: string;
+}
 
 type StoreCommand = (entry: string, all: string, svc: string, payload: Buffer, ttlMs: string, expected: string, fresh: string) => Promise<number>;
 
@@ -158,6 +198,9 @@ export class SharedCache {
   private readonly store: SharedStoreLike;
   private readonly client: Redis;
   private readonly storeCommand: StoreCommand;
+  private readonly purgeCommand: PurgeCommand;
+  /** This process's name in its purge messages (random), to skip its own. */
+  private readonly origin = randomBytes(9).toString('base64url');
   readonly maxEntryBytes: number;
   private readonly counter: (result: SharedCacheResult) => void;
 
@@ -170,6 +213,38 @@ export class SharedCache {
     const c = this.client as unknown as Record<string, unknown>;
     if (typeof c.keaCacheStore !== 'function') this.client.defineCommand('keaCacheStore', { numberOfKeys: 3, lua: STORE_SCRIPT });
     this.storeCommand = (c.keaCacheStore as StoreCommand).bind(this.client);
+    if (typeof c.keaCachePurge !== 'function') this.client.defineCommand('keaCachePurge', { numberOfKeys: 1, lua: PURGE_SCRIPT });
+    this.purgeCommand = (c.keaCachePurge as PurgeCommand).bind(this.client);
+  }
+
+  /**
+   * Keeps this process's first level in step with the purges of every other process: subscribes
+   * to {@link PURGE_CHANNEL} (the shared store's subscriber connection) and, per message of
+   * another process, purges `l1` for the service named (or all of it); when the subscription is
+   * re-established after a loss, or is first made while `l1` holds entries, drops all of `l1`
+   * (purges may have been missed), logs one line and calls `resynced`. Call once per server.
+   * @param resynced - counts those drops (metric `kea_cache_l1_resyncs_total`).
+   */
+  followPurges(store: Pick<SharedStore, 'subscribe'>, l1: FirstLevel, log: Logger, resynced?: () => void): void {
+    store.subscribe(PURGE_CHANNEL, {
+      message: (payload) => {
+        let m: Partial<PurgeMessage>;
+        try {
+          m = JSON.parse(payload) as Partial<PurgeMessage>;
+        } catch {
+          return; // not KEA's: ignored
+        }
+        if (typeof m !== 'object' || m === null || m.o === this.origin) return;
+        if (typeof m.s === 'string') l1.purgeService(m.s);
+        else if (m.s === undefined) l1.purgeAll();
+      },
+      subscribed: (resumed) => {
+        const entries = l1.purgeAll();
+        if (!resumed && entries === 0) return;
+        log.warn('cache first level dropped: the purge subscription was (re)established, purges may have been missed', { entries, resumed });
+        resynced?.();
+      },
+    });
   }
 
   /** Whether Redis may be called now (the shared store's `available()`): else the first level only. */
@@ -249,22 +324,25 @@ export class SharedCache {
   }
 
   /**
-   * Invalidates every entry of one service on every replica (one `SET` of its generation key).
+   * Invalidates every entry of one service on every replica (one `SET` of its generation key)
+   * and tells every process to purge it from its first level (`PUBLISH` on
+   * {@link PURGE_CHANNEL}, in the same script).
    * @throws the client's error when Redis did not acknowledge it (the entries may still be
    *   served: the caller says so).
    */
   async purgeService(serviceId: string): Promise<void> {
-    await this.purge(generationKey(serviceId));
+    await this.purge(generationKey(serviceId), serviceId);
   }
 
-  /** Invalidates every entry (one `SET` of `kea:cg`). @throws as {@link SharedCache.purgeService}. */
+  /** Invalidates every entry (one `SET` of `kea:cg`, and the `PUBLISH`). @throws as {@link SharedCache.purgeService}. */
   async purgeAll(): Promise<void> {
     await this.purge(GENERATION_ALL);
   }
 
-  private async purge(key: string): Promise<void> {
+  private async purge(key: string, serviceId?: string): Promise<void> {
+    const message: PurgeMessage = serviceId === undefined ? { o: this.origin } : { o: this.origin, s: serviceId };
     try {
-      await this.client.set(key, freshGeneration());
+      await this.purgeCommand(key, freshGeneration(), PURGE_CHANNEL, JSON.stringify(message));
     } catch (err) {
       this.store.failed('cache-purge', err);
       throw err;
