@@ -71,7 +71,8 @@ maybe('framework sklearn runs locally as MLServer (real process, real model file
       await objects.patch(body, undefined, undefined, FM, true, PatchStrategy.ServerSideApply);
     }
     bridge = await createBridge();
-    pods = await startLocalPods({ kubeconfig: process.env.KUBECONFIG!, bridge, logDir, pollMs: 500 });
+    // Only this test's namespace: the integration API server is shared with other tests' Deployments.
+    pods = await startLocalPods({ kubeconfig: process.env.KUBECONFIG!, bridge, logDir, namespaces: [NS], pollMs: 500 });
   }, 60_000);
 
   afterAll(async () => {

@@ -73,6 +73,8 @@ export interface LocalPodsOptions {
   mlserverVenv?: string;
   /** Where a `file://` model path missing on the host is looked up; default `$KEA_CACHE`. */
   modelRoot?: string;
+  /** Only Deployments and Services in these namespaces (default: every namespace). */
+  namespaces?: string[];
   /** Poll period, ms; default 1000. */
   pollMs?: number;
   log?: (msg: string) => void;
@@ -407,8 +409,9 @@ export async function startLocalPods(opts: LocalPodsOptions): Promise<LocalPods>
   }
 
   async function sync(): Promise<void> {
-    const deps = (await objects.list<V1Deployment & KubernetesObject>('apps/v1', 'Deployment')).items;
-    const svcs = (await objects.list<V1Service & KubernetesObject>('v1', 'Service')).items;
+    const mine = (o: KubernetesObject) => !opts.namespaces || opts.namespaces.includes(o.metadata?.namespace ?? '');
+    const deps = (await objects.list<V1Deployment & KubernetesObject>('apps/v1', 'Deployment')).items.filter(mine);
+    const svcs = (await objects.list<V1Service & KubernetesObject>('v1', 'Service')).items.filter(mine);
     const wanted = new Map<string, { d: V1Deployment; example: string; runtime?: LocalRuntime; synthetic?: boolean }>();
     const images = await imageIndex();
     for (const d of deps) {

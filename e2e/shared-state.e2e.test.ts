@@ -485,8 +485,20 @@ describe('the management API with two replicas', () => {
     const before = await firstOfEach(); // both hold it now (the other from Redis)
     expect(Object.keys(before).sort()).toEqual(['policy-server-1', 'policy-server-2']);
     expect(Object.values(before).every((c) => c.startsWith('HIT'))).toBe(true);
+    const held = await perReplica('kea_policy_cache_entries');
     const purge = await hit(url('/router/cache/default/wine'), { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
     expect(purge.status).toBeLessThan(300);
+    // The other replica applies the purge when its message arrives (asynchronous, pub/sub):
+    // each replica's first level has dropped the entry it held.
+    await until(
+      'the purge applied by both replicas',
+      5000,
+      async () => {
+        const now = await perReplica('kea_policy_cache_entries');
+        return Object.keys(held).every((r) => now[r] < held[r]);
+      },
+      20,
+    );
     const after = await firstOfEach();
     measure('shared.purge', { before, purge: `${purge.status} ${purge.text.slice(0, 200)}`, after });
     // Each replica's first answer after the purge is a miss, or a hit from Redis on what the
