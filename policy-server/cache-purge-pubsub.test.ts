@@ -12,11 +12,9 @@ import { POLICY_API_VERSION, policyOperation as op, type PolicyService } from '.
 import { startRedis, type TestRedis } from '../dev/testing/redis.js';
 import { waitFor } from '../dev/testing/wait.js';
 import { PURGE_CHANNEL } from './datapath/shared-cache.js';
-import { openSharedStore, type SharedStore } from './redis.js';
-import { createPolicyServer, type PolicyServer } from './server.js';
-import { SnapshotStore } from './snapshot/store.js';
 import { startEchoUpstream, type Echo, type EchoUpstream } from './testing/echo-upstream.js';
-import { bearer, configMapsFor, INTERNAL_TOKEN, testAuthenticator } from './testing/fixtures.js';
+import { bearer, INTERNAL_TOKEN } from './testing/fixtures.js';
+import { startReplica, type Replica } from './testing/replica.js';
 import { send, type RawResponse } from './testing/http.js';
 
 const HOST = 'items.shop.kea.internal';
@@ -51,12 +49,6 @@ function shop(): PolicyService {
   };
 }
 
-interface Replica {
-  ps: PolicyServer;
-  shared: SharedStore;
-  url: string;
-}
-
 let redis: TestRedis;
 let upstream: EchoUpstream;
 let a: Replica;
@@ -65,13 +57,7 @@ const logger = createLogger('policy-server', { level: 'error' });
 const ann = bearer('ann', 'reader');
 const admin = bearer('ada', 'admin');
 
-async function replica(): Promise<Replica> {
-  const store = new SnapshotStore({ logger });
-  store.apply(configMapsFor(shop()), 'source');
-  const shared = openSharedStore({ url: redis.url, timeoutMs: 100, log: logger });
-  const ps = createPolicyServer({ store, auth: testAuthenticator(), upstreamUrl: upstream.url, internalToken: INTERNAL_TOKEN, logger, sharedStore: shared });
-  return { ps, shared, url: `http://127.0.0.1:${await ps.listen(0, '127.0.0.1')}` };
-}
+const replica = (): Promise<Replica> => startReplica({ services: [shop()], redisUrl: redis.url, upstreamUrl: upstream.url, timeoutMs: 100, logger });
 
 /** Waits until both replicas use Redis and both are subscribed to the purge channel. */
 async function ready(): Promise<void> {

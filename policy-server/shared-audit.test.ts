@@ -17,22 +17,10 @@ import { createLogger } from '../lib/log.js';
 import { POLICY_API_VERSION, policyOperation as op, type PolicyService } from '../lib/policy/config.js';
 import { startRedis, type TestRedis } from '../dev/testing/redis.js';
 import { waitFor } from '../dev/testing/wait.js';
-import { openSharedStore, type SharedStore } from './redis.js';
-import { createPolicyServer, type PolicyServer } from './server.js';
 import { auditKey, SharedAuditLog, type SharedAuditRecord } from './shared-audit.js';
-import { SnapshotStore } from './snapshot/store.js';
 import { startEchoUpstream, type EchoUpstream } from './testing/echo-upstream.js';
-import {
-  bearer,
-  configMapsFor,
-  INTERNAL_TOKEN,
-  irisService,
-  policyServerArgs,
-  startBackend,
-  testAuthenticator,
-  writeConfigDir,
-  type Backend,
-} from './testing/fixtures.js';
+import { bearer, INTERNAL_TOKEN, irisService, policyServerArgs, startBackend, writeConfigDir, type Backend } from './testing/fixtures.js';
+import { startReplica, type Replica as Base } from './testing/replica.js';
 import { send } from './testing/http.js';
 
 /** Generous: a request that waited for a frozen Redis would take at least this long. */
@@ -69,12 +57,7 @@ function service(ns: string, name: string): PolicyService {
   };
 }
 
-interface Replica {
-  name: string;
-  ps: PolicyServer;
-  shared: SharedStore;
-  url: string;
-}
+type Replica = Base & { name: string };
 
 let redis: TestRedis;
 let upstream: EchoUpstream;
@@ -85,20 +68,15 @@ const reader = bearer('ann', 'reader');
 const admin = bearer('ada', 'admin');
 
 async function replica(name: string): Promise<Replica> {
-  const store = new SnapshotStore({ logger });
-  store.apply(configMapsFor(service('shop', 'items'), service('other', 'things')), 'source');
-  const shared = openSharedStore({ url: redis.url, timeoutMs: TIMEOUT_MS, log: logger });
-  const ps = createPolicyServer({
-    store,
-    auth: testAuthenticator(),
+  const r = await startReplica({
+    services: [service('shop', 'items'), service('other', 'things')],
+    redisUrl: redis.url,
     upstreamUrl: upstream.url,
-    internalToken: INTERNAL_TOKEN,
+    timeoutMs: TIMEOUT_MS,
     logger,
-    sharedStore: shared,
-    auditRingSize: RING,
-    sharedAudit: new SharedAuditLog(shared, { maxRecords: RING, replica: name, maxBuffered: MAX_BUFFERED }),
+    extra: (shared) => ({ auditRingSize: RING, sharedAudit: new SharedAuditLog(shared, { maxRecords: RING, replica: name, maxBuffered: MAX_BUFFERED }) }),
   });
-  return { name, ps, shared, url: `http://127.0.0.1:${await ps.listen(0, '127.0.0.1')}` };
+  return { ...r, name };
 }
 
 const available = (...rs: Replica[]) => waitFor('Redis available to every replica', 10_000, () => rs.every((r) => r.shared.available()), 20);

@@ -11,12 +11,10 @@ import { POLICY_API_VERSION, policyOperation as op, type PolicyService } from '.
 import { startRedis, type TestRedis } from '../dev/testing/redis.js';
 import { waitFor } from '../dev/testing/wait.js';
 import { ENTRY_PREFIX, generationKey, SharedCache } from './datapath/shared-cache.js';
-import { openSharedStore, type SharedStore } from './redis.js';
 import { workerLocalHandlers } from './management.js';
-import { createPolicyServer, type PolicyServer } from './server.js';
-import { SnapshotStore } from './snapshot/store.js';
 import { startEchoUpstream, type Echo, type EchoUpstream } from './testing/echo-upstream.js';
-import { bearer, configMapsFor, INTERNAL_TOKEN, testAuthenticator } from './testing/fixtures.js';
+import { bearer, configMapsFor, INTERNAL_TOKEN } from './testing/fixtures.js';
+import { startReplica, type Replica } from './testing/replica.js';
 import { send, type RawResponse } from './testing/http.js';
 
 const HOST = 'items.shop.kea.internal';
@@ -48,14 +46,6 @@ function shop(configVersion = 'c1'): PolicyService {
   };
 }
 
-/** One replica: its own snapshot store, first level and Redis connection. */
-interface Replica {
-  ps: PolicyServer;
-  store: SnapshotStore;
-  shared: SharedStore;
-  url: string;
-}
-
 let redis: TestRedis;
 let upstream: EchoUpstream;
 let a: Replica;
@@ -64,19 +54,14 @@ const replicas: Replica[] = [];
 const logger = createLogger('policy-server', { level: 'error' });
 
 async function replica(maxEntryBytes?: number): Promise<Replica> {
-  const store = new SnapshotStore({ logger });
-  store.apply(configMapsFor(shop()), 'source');
-  const shared = openSharedStore({ url: redis.url, timeoutMs: TIMEOUT_MS, log: logger });
-  const ps = createPolicyServer({
-    store,
-    auth: testAuthenticator(),
+  const r = await startReplica({
+    services: [shop()],
+    redisUrl: redis.url,
     upstreamUrl: upstream.url,
-    internalToken: INTERNAL_TOKEN,
+    timeoutMs: TIMEOUT_MS,
     logger,
-    sharedStore: shared,
-    ...(maxEntryBytes ? { cache: { maxEntryBytes } } : {}),
+    extra: () => (maxEntryBytes ? { cache: { maxEntryBytes } } : {}),
   });
-  const r = { ps, store, shared, url: `http://127.0.0.1:${await ps.listen(0, '127.0.0.1')}` };
   replicas.push(r);
   return r;
 }
