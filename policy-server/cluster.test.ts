@@ -5,8 +5,7 @@
  * Provider (dev/idp.ts) issuing an admin client-credentials token for the admin endpoints.
  * Workers are told apart by the `pid` of their audit records on stdout.
  */
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,10 +18,9 @@ import { SnapshotStore } from './snapshot/store.js';
 import { irisBody, irisService, INTERNAL_TOKEN, policyServerArgs, startBackend, writeConfigDir, type Backend } from './testing/fixtures.js';
 import { configMapsFor } from './testing/fixtures.js';
 import { send, type RawResponse } from './testing/http.js';
+import { spawnPolicyServer } from './testing/process.js';
 import { waitFor } from '../dev/testing/wait.js';
 
-const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
-const MAIN = join(REPO_ROOT, 'dist/policy-server/main.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('worker count', () => {
@@ -138,31 +136,12 @@ interface Running {
 }
 
 function startMain(args: string[], env: Record<string, string>): Running {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} missing: build first (node_modules/.bin/tsc -p tsconfig.build.json)`);
-  const child = spawn(NODE, [MAIN, ...args], { env: { ...process.env, KEA_LOG_LEVEL: 'info', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-  let buf = '';
-  const recs: Array<Record<string, unknown>> = [];
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        recs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        /* not a record */
-      }
-    }
-  });
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const { child, records: recs, stderr, exited } = spawnPolicyServer(args, env);
   return {
     child,
     url: '',
     records: () => recs,
-    stderr: () => err,
+    stderr,
     exited,
     workerPids: () => {
       const m = new Map<number, number>();

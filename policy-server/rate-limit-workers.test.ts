@@ -6,20 +6,16 @@
  * worker opens its own connection; the limit holds over both; `/metrics` aggregates the
  * store's metrics over the workers.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { REPO_ROOT } from '../dev/controlplane.js';
 import { startRedis, type TestRedis } from '../dev/testing/redis.js';
 import { waitFor } from '../dev/testing/wait.js';
 import { irisService, INTERNAL_TOKEN, policyServerArgs, startBackend, writeConfigDir, type Backend } from './testing/fixtures.js';
 import { send } from './testing/http.js';
-
-const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
-const MAIN = join(REPO_ROOT, 'dist/policy-server/main.js');
+import { spawnPolicyServer } from './testing/process.js';
 
 /** Iris with a limit of 6 per minute on `health`, every caller together. */
 function iris() {
@@ -39,45 +35,25 @@ describe('--workers 2 with --redis-url: one limit over both workers', () => {
   let backend: Backend;
   let dir: string;
   let child: ChildProcessWithoutNullStreams;
-  const records: Array<Record<string, unknown>> = [];
-  let stderr = '';
+  let records: Array<Record<string, unknown>> = [];
+  let stderr = () => '';
 
   beforeAll(async () => {
-    if (!existsSync(MAIN)) throw new Error(`${MAIN} missing: build first (npm run build)`);
     redis = await startRedis({ password: 'workers-pw' });
     backend = await startBackend({ requireToken: INTERNAL_TOKEN, quiet: true });
     dir = await mkdtemp(join(tmpdir(), 'kea-rl-workers-'));
     await writeConfigDir(join(dir, 'cfg'), iris());
-    child = spawn(
-      NODE,
-      [MAIN, '--workers', '2', ...policyServerArgs({ upstreamUrl: backend.url, configDir: join(dir, 'cfg'), stateDir: join(dir, 'state') })],
-      {
-        env: { ...process.env, KEA_LOG_LEVEL: 'info', KEA_REDIS_URL: redis.url, KEA_REDIS_PASSWORD: 'workers-pw', KEA_REDIS_TIMEOUT_MS: '1000' },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    );
-    let buf = '';
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          records.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          /* not a record */
-        }
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    ({ child, records, stderr } = spawnPolicyServer(
+      ['--workers', '2', ...policyServerArgs({ upstreamUrl: backend.url, configDir: join(dir, 'cfg'), stateDir: join(dir, 'state') })],
+      { KEA_REDIS_URL: redis.url, KEA_REDIS_PASSWORD: 'workers-pw', KEA_REDIS_TIMEOUT_MS: '1000' },
+    ));
     await waitFor(
       'both workers listening with Redis available',
       60_000,
       () =>
         (records.filter((r) => r.message === 'worker listening').length === 2 &&
           records.filter((r) => r.message === 'shared store (Redis) available').length === 2) ||
-        (child.exitCode !== null && Promise.reject(new Error(stderr))),
+        (child.exitCode !== null && Promise.reject(new Error(stderr()))),
       25,
     );
   });

@@ -6,12 +6,10 @@
  * compiled server (dist/, build first: `npm run build`) with `--workers 2` and `--redis-url`,
  * whose cluster-wide `/logs` reads Redis too (an admin token from the dev OpenID Provider).
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../dev/controlplane.js';
 import { scriptsClient, startDevIdp, type DevIdp } from '../dev/idp.js';
 import { createLogger } from '../lib/log.js';
 import { POLICY_API_VERSION, policyOperation as op, type PolicyService } from '../lib/policy/config.js';
@@ -22,6 +20,7 @@ import { startEchoUpstream, type EchoUpstream } from './testing/echo-upstream.js
 import { bearer, INTERNAL_TOKEN, irisService, policyServerArgs, startBackend, writeConfigDir, type Backend } from './testing/fixtures.js';
 import { startReplica, type Replica as Base } from './testing/replica.js';
 import { send } from './testing/http.js';
+import { spawnPolicyServer } from './testing/process.js';
 
 /** Generous: a request that waited for a frozen Redis would take at least this long. */
 const TIMEOUT_MS = 250;
@@ -244,55 +243,33 @@ describe('Redis down or slow', () => {
 });
 
 describe('--workers 2 with --redis-url: /logs reads Redis', () => {
-  const MAIN = join(REPO_ROOT, 'dist/policy-server/main.js');
   let wredis: TestRedis;
   let backend: Backend;
   let idp: DevIdp;
   let dir: string;
   let child: ChildProcessWithoutNullStreams;
-  const out: Array<Record<string, unknown>> = [];
-  let stderr = '';
+  let out: Array<Record<string, unknown>> = [];
+  let stderr = () => '';
 
   beforeAll(async () => {
-    if (!existsSync(MAIN)) throw new Error(`${MAIN} missing: build first (npm run build)`);
     wredis = await startRedis();
     backend = await startBackend({ requireToken: INTERNAL_TOKEN, quiet: true });
     idp = await startDevIdp({ clients: [scriptsClient('ops', 'ops-secret', ['admin'])] });
     dir = await mkdtemp(join(tmpdir(), 'kea-shared-audit-'));
     await writeConfigDir(join(dir, 'cfg'), irisService('audit-workers'));
-    child = spawn(
-      join(REPO_ROOT, 'node_modules/.bin/node'),
-      [MAIN, '--workers', '2', ...policyServerArgs({ upstreamUrl: backend.url, configDir: join(dir, 'cfg'), stateDir: join(dir, 'state') })],
-      {
-        env: {
-          ...process.env,
-          KEA_LOG_LEVEL: 'info',
-          KEA_REDIS_URL: wredis.url,
-          KEA_REDIS_TIMEOUT_MS: '1000',
-          KEA_OIDC_ISSUER: idp.issuer,
-          KEA_OIDC_ALLOW_HTTP_ISSUER: 'true',
-          KEA_GATEWAY_URL: 'http://127.0.0.1',
-          KEA_SESSION_SECRETS: 'shared-audit-test-session-secret-0123456789',
-          KEA_COOKIE_SECURE: 'false',
-        },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    );
-    let buf = '';
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          out.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          /* not a record */
-        }
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    ({
+      child,
+      records: out,
+      stderr,
+    } = spawnPolicyServer(['--workers', '2', ...policyServerArgs({ upstreamUrl: backend.url, configDir: join(dir, 'cfg'), stateDir: join(dir, 'state') })], {
+      KEA_REDIS_URL: wredis.url,
+      KEA_REDIS_TIMEOUT_MS: '1000',
+      KEA_OIDC_ISSUER: idp.issuer,
+      KEA_OIDC_ALLOW_HTTP_ISSUER: 'true',
+      KEA_GATEWAY_URL: 'http://127.0.0.1',
+      KEA_SESSION_SECRETS: 'shared-audit-test-session-secret-0123456789',
+      KEA_COOKIE_SECURE: 'false',
+    }));
     await waitFor(
       'both workers listening, with Redis and the configuration',
       60_000,
@@ -300,7 +277,7 @@ describe('--workers 2 with --redis-url: /logs reads Redis', () => {
         (out.filter((r) => r.message === 'worker listening').length === 2 &&
           out.filter((r) => r.message === 'shared store (Redis) available').length === 2 &&
           out.filter((r) => r.message === 'config snapshot swapped' && r.services === 1).length >= 2) ||
-        (child.exitCode !== null && Promise.reject(new Error(stderr))),
+        (child.exitCode !== null && Promise.reject(new Error(stderr()))),
       25,
     );
   }, 90_000);
