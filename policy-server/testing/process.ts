@@ -4,8 +4,11 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { REPO_ROOT } from '../../dev/controlplane.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root: two levels above this source file (policy-server/testing/; used by tests, which run the sources). */
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The built entrypoint. */
 export const POLICY_MAIN = join(REPO_ROOT, 'dist/policy-server/main.js');
